@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, after installing what the tests need and a fresh
+# machine may lack:
+#   - Node.js + npm, for the official Socket.IO JavaScript client the tests drive;
+#   - the npm packages pinned in testkit/js/package-lock.json (socket.io-client, playwright-core);
+#   - Chromium, for the tests that open the pages in a real (headless) browser.
+# Safe to run again: each step is skipped when its tool is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "error: need root to run: $*  (install it yourself, then run this script again)" >&2
+    exit 1
+  fi
+}
+
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "==> installing Node.js and npm"
+  apt_install nodejs npm
+fi
+
+if ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
+  echo "==> installing Chromium (headless browser tests)"
+  apt_install chromium
+fi
+
+if [ ! -f testkit/js/node_modules/.package-lock.json ] ||
+   [ testkit/js/package-lock.json -nt testkit/js/node_modules/.package-lock.json ]; then
+  echo "==> installing the JavaScript test client (npm ci)"
+  (cd testkit/js && npm ci --no-audit --no-fund)
+fi
+
+echo "==> cargo test --workspace"
+cargo test --workspace "$@"

@@ -1,0 +1,214 @@
+//! Step 1: request/response versus a persistent Socket.IO connection.
+//!
+//! HTTP is a conversation in which only the client may speak first: every answer needs a new
+//! request. A Socket.IO connection stays open after the handshake, so the server can push an
+//! event whenever it likes and the client can ask for an acknowledgement without opening
+//! anything new. This crate serves one page that shows both side by side.
+//!
+//! The crate is a library plus a tiny `main.rs`, so that tests (and later steps) can build the
+//! same app and serve it on any listener, `127.0.0.1:0` included.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use tokio::net::TcpListener;
+
+/// How often the server pushes a `tick` to every connected socket.
+pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+// ANCHOR: http_endpoint
+/// State of the plain-HTTP half of the demo: how many requests `/api/time` has answered.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<AtomicU64>);
+
+/// The answer of `GET /api/time`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TimeReply {
+    /// How many times this endpoint has been asked, this request included.
+    pub request_number: u64,
+    /// The server's clock, in milliseconds since the Unix epoch.
+    pub server_time_ms: u64,
+}
+
+/// Each call is a whole HTTP exchange: the browser asks, the server answers, and the
+/// exchange is over. The server has no way to send the next answer unless it is asked again.
+async fn time_now(State(counter): State<RequestCounter>) -> Json<TimeReply> {
+    let request_number = counter.0.fetch_add(1, Ordering::Relaxed) + 1;
+    Json(TimeReply {
+        request_number,
+        server_time_ms: now_ms(),
+    })
+}
+// ANCHOR_END: http_endpoint
+
+// ANCHOR: socket_handlers
+/// The payload of the `tick` event that the server pushes without being asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tick {
+    /// Counts up from 1 for each socket, so the page can show the pushes arriving.
+    pub seq: u64,
+    /// The server's clock, in milliseconds since the Unix epoch.
+    pub server_time_ms: u64,
+}
+
+/// What the client sends with a `ping`: its own clock, so it can measure the round trip.
+#[derive(Debug, Deserialize)]
+struct PingRequest {
+    client_time_ms: f64,
+}
+
+/// What the server acknowledges a `ping` with.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PingAck {
+    /// The client's clock, sent back untouched: the client subtracts it from "now".
+    pub client_time_ms: f64,
+    /// The server's clock when it answered.
+    pub server_time_ms: u64,
+}
+
+/// Runs once per connected socket, like `io.on("connection", socket => ...)` in Node.js.
+async fn on_connect(socket: SocketRef) {
+    tracing::info!(sid = %socket.id, transport = ?socket.transport_type(), "socket connected");
+
+    // An acknowledgement is the answer to one event, sent back over the same connection:
+    // the Socket.IO version of a response, without a new request.
+    socket.on(
+        "ping",
+        async |ack: AckSender, TryData(request): TryData<PingRequest>| {
+            let reply = match request {
+                Ok(request) => serde_json::json!(PingAck {
+                    client_time_ms: request.client_time_ms,
+                    server_time_ms: now_ms(),
+                }),
+                // A wrong payload is the client's mistake: say so instead of staying silent.
+                Err(_) => serde_json::json!({ "error": "expected {\"client_time_ms\": number}" }),
+            };
+            // The client may have sent no ack callback; that is not an error worth logging.
+            ack.send(&reply).ok();
+        },
+    );
+
+    // The server speaks first: nobody asked for these ticks. The task ends by itself when
+    // the socket is gone, because `emit` then fails.
+    tokio::spawn(push_ticks(socket));
+}
+
+async fn push_ticks(socket: SocketRef) {
+    let mut interval = tokio::time::interval(TICK_INTERVAL);
+    let mut seq = 0;
+    loop {
+        interval.tick().await;
+        seq += 1;
+        let tick = Tick {
+            seq,
+            server_time_ms: now_ms(),
+        };
+        if socket.emit("tick", &tick).is_err() {
+            break; // disconnected
+        }
+    }
+}
+// ANCHOR_END: socket_handlers
+
+// ANCHOR: app
+/// Builds the whole application: the page, the HTTP endpoint and the Socket.IO layer.
+pub fn app() -> Router {
+    let (socket_layer, io) = SocketIo::new_layer();
+    io.ns("/", on_connect);
+
+    Router::new()
+        .route("/", get(page))
+        .route("/api/time", get(time_now))
+        .with_state(RequestCounter::default())
+        // Socket.IO lives *beside* the routes, on the same port, as a tower layer: it takes the
+        // requests whose path starts with `/socket.io/` and lets everything else through.
+        .layer(socket_layer)
+}
+// ANCHOR_END: app
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("../static/index.html"))
+}
+
+// ANCHOR: serve
+/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish.
+///
+/// Taking a listener (not a port) is what lets a test bind `127.0.0.1:0`, read the port the
+/// OS picked, and start the real server on it. Every later step serves itself with this.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+// ANCHOR_END: serve
+
+/// Completes on Ctrl-C (and on SIGTERM on Unix), for a graceful shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed we can still be stopped by SIGTERM/SIGKILL.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Reads `PORT` (default 3000) and the address to bind on loopback.
+pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
+    let port = match std::env::var("PORT") {
+        Ok(value) => value
+            .parse::<u16>()
+            .map_err(|_| format!("PORT must be a number from 0 to 65535, got {value:?}"))?,
+        Err(_) => 3000,
+    };
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Installs a `tracing` subscriber that reads `RUST_LOG` (default: `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // `try_init` so calling it twice (e.g. from tests) is harmless.
+    tracing_subscriber::fmt().with_env_filter(filter).try_init().ok();
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+

@@ -1,0 +1,154 @@
+//! Keeps the book honest. mdbook only *logs* an include whose file or anchor is missing and
+//! still exits 0, so a renamed function would silently leave a chapter with an empty listing.
+//! These tests fail instead:
+//! - every chapter linked from `SUMMARY.md` exists;
+//! - every `{{#include path:anchor}}` / `{{#rustdoc_include ...}}` points at an existing file,
+//!   and a named anchor exists in it and holds at least one non-blank line.
+
+use std::path::{Path, PathBuf};
+
+fn book_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../book/src")
+}
+
+fn markdown_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read book/src") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            files.extend(markdown_files(&path));
+        } else if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The `{{#include ...}}` and `{{#rustdoc_include ...}}` directives of a Markdown text,
+/// as their argument (`path:anchor`, `path:10:20`, or `path`).
+fn include_directives(markdown: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = markdown;
+    while let Some(start) = rest.find("{{#") {
+        let after = &rest[start + 3..];
+        let Some(end) = after.find("}}") else { break };
+        let directive = after[..end].trim();
+        for keyword in ["include ", "rustdoc_include "] {
+            if let Some(argument) = directive.strip_prefix(keyword) {
+                found.push(argument.trim().to_owned());
+            }
+        }
+        rest = &after[end..];
+    }
+    found
+}
+
+/// Lines of `source` between `ANCHOR: name` and `ANCHOR_END: name`, without anchor lines.
+fn anchor_body(source: &str, name: &str) -> Option<Vec<String>> {
+    let is_marker = |line: &str, kind: &str| {
+        line.split_once(kind)
+            .is_some_and(|(_, rest)| rest.trim().split_whitespace().next() == Some(name))
+    };
+    let mut lines = source.lines();
+    lines.by_ref().find(|l| is_marker(l, "ANCHOR:"))?;
+    let mut body = Vec::new();
+    for line in lines {
+        if is_marker(line, "ANCHOR_END:") {
+            return Some(body);
+        }
+        if !line.contains("ANCHOR:") && !line.contains("ANCHOR_END:") {
+            body.push(line.to_owned());
+        }
+    }
+    None // opened, never closed
+}
+
+/// Checks one directive argument, relative to the chapter's folder. Returns a problem, if any.
+fn check_include(chapter_dir: &Path, argument: &str) -> Option<String> {
+    let mut parts = argument.splitn(2, ':');
+    let path = parts.next().unwrap_or_default();
+    let selector = parts.next();
+    let file = chapter_dir.join(path);
+    let Ok(source) = std::fs::read_to_string(&file) else {
+        return Some(format!("missing file {path}"));
+    };
+    let Some(selector) = selector else {
+        return None; // the whole file
+    };
+    // Line ranges (`10`, `10:20`, `:20`, `10:`) are numbers; anything else is an anchor name.
+    if selector
+        .split(':')
+        .all(|n| n.is_empty() || n.chars().all(|c| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    match anchor_body(&source, selector) {
+        None => Some(format!("no anchor `{selector}` (or no ANCHOR_END) in {path}")),
+        Some(body) if body.iter().all(|l| l.trim().is_empty()) => {
+            Some(format!("anchor `{selector}` in {path} is empty"))
+        }
+        Some(_) => None,
+    }
+}
+
+#[test]
+fn every_include_resolves_to_a_file_and_a_non_empty_anchor() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for chapter in markdown_files(&book_src()) {
+        let text = std::fs::read_to_string(&chapter).expect("read chapter");
+        let dir = chapter.parent().expect("chapter folder");
+        for argument in include_directives(&text) {
+            checked += 1;
+            if let Some(problem) = check_include(dir, &argument) {
+                problems.push(format!("{}: {{{{#include {argument}}}}}: {problem}", chapter.display()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "broken includes:\n{}", problems.join("\n"));
+    assert!(checked > 0, "the book includes no code at all: is book/src where we think?");
+}
+
+#[test]
+fn every_chapter_in_the_summary_exists() {
+    let summary = std::fs::read_to_string(book_src().join("SUMMARY.md")).expect("SUMMARY.md");
+    let mut missing = Vec::new();
+    let mut chapters = 0;
+    // Links look like `[Title](path.md)`; a draft chapter `[Title]()` has no file by design.
+    for rest in summary.split("](").skip(1) {
+        let Some(end) = rest.find(')') else { continue };
+        let target = &rest[..end];
+        if target.is_empty() {
+            continue;
+        }
+        chapters += 1;
+        if !book_src().join(target).is_file() {
+            missing.push(target.to_owned());
+        }
+    }
+    assert!(missing.is_empty(), "SUMMARY.md links to missing chapters: {missing:?}");
+    assert!(chapters >= 6, "SUMMARY.md lists only {chapters} chapters");
+}
+
+#[test]
+fn the_checker_catches_what_it_should() {
+    // The checks above only mean something if they can fail; prove it on a scratch folder.
+    let dir = std::env::temp_dir().join(format!("book-integrity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::write(
+        dir.join("code.rs"),
+        "// ANCHOR: full\nfn main() {}\n// ANCHOR_END: full\n// ANCHOR: empty\n\n// ANCHOR_END: empty\n",
+    )
+    .expect("write scratch file");
+    assert_eq!(check_include(&dir, "code.rs:full"), None);
+    assert_eq!(check_include(&dir, "code.rs:3:5"), None);
+    assert!(check_include(&dir, "code.rs:nope").is_some());
+    assert!(check_include(&dir, "code.rs:empty").is_some());
+    assert!(check_include(&dir, "gone.rs:full").is_some());
+    assert_eq!(
+        include_directives("a {{#include x.rs:a}} b {{#rustdoc_include y.rs}} {{#title t}}"),
+        vec!["x.rs:a".to_owned(), "y.rs".to_owned()]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
