@@ -1,0 +1,6 @@
+//! The session demo, driven over real HTTP.
+
+mod config;
+mod cookies;
+mod helpers;
+mod persistence;
