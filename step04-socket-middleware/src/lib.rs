@@ -1,6 +1,144 @@
-//! Placeholder: this step is built in the chapter "Only logged-in sockets".
+//! Step 4: only logged-in users may open a socket.
 //!
-//! Until then the crate only says where to look.
+//! This is the `socketAuthMiddleware` of the Node.js walkthrough, done the Rust way:
+//! - [`origin`]: which *pages* may open a socket (the `Origin` allow-list) and CORS for a front
+//!   end on another origin;
+//! - [`socket_auth`]: which *users* may: the connect middleware that reads the handshake's
+//!   session and user, attaches the user to the socket, or refuses with `Unauthorized`;
+//! - [`live_sessions`]: a socket outlives its handshake, so logout and expiry must reach it.
+//!
+//! Everything else is reused: step 2's session layer, step 3's passport module and routes,
+//! step 1's `serve`.
 
-/// The chapter of the book that builds this step.
-pub const CHAPTER: &str = "Only logged-in sockets";
+pub mod live_sessions;
+pub mod origin;
+pub mod socket_auth;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Extension, SocketRef, State};
+use socketioxide::handler::ConnectHandler;
+use step02_sessions::SessionConfig;
+use step03_passport_like_auth::{Passport, User, UserStore, auth_routes, passport_session};
+use tower_sessions::SessionStore;
+
+pub use live_sessions::{disconnect_on_logout, session_room, user_room, watch_session};
+pub use origin::{AllowedOrigins, ForbiddenOrigin, check_origin, cors_layer};
+pub use socket_auth::{SocketSession, Unauthorized, authenticate_socket};
+
+/// Everything about sockets this step lets you configure.
+#[derive(Debug, Clone)]
+pub struct SocketSettings {
+    /// The pages that may open a socket.
+    pub allowed_origins: AllowedOrigins,
+    /// How often a live socket re-checks that its session still exists.
+    pub session_recheck: Duration,
+}
+
+impl SocketSettings {
+    /// The server's own origins (plus `ALLOWED_ORIGINS`) and a 30-second session re-check.
+    pub fn from_env(port: u16) -> Self {
+        SocketSettings {
+            allowed_origins: AllowedOrigins::from_env(port),
+            session_recheck: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the connect handler needs to watch a socket's session.
+#[derive(Debug, Clone)]
+struct SessionWatch {
+    store: Arc<dyn SessionStore>,
+    every: Duration,
+}
+
+// ANCHOR: app
+/// Builds the step-4 app: step 3's login routes and a page, and a Socket.IO server that only
+/// admits logged-in users from allowed pages.
+pub fn app<U, S>(
+    passport: Passport<U>,
+    sessions: &SessionConfig,
+    store: S,
+    settings: SocketSettings,
+) -> Router
+where
+    U: UserStore,
+    S: SessionStore + Clone,
+{
+    let (socket_layer, io) = SocketIo::builder()
+        .with_state(settings.allowed_origins.clone())
+        .with_state(SessionWatch {
+            store: Arc::new(store.clone()),
+            every: settings.session_recheck,
+        })
+        .build_layer();
+
+    // `io.use(...)` of Node.js. With `.with(a).with(b)`, `b` runs first: so the origin is
+    // checked, then the session, and handlers are registered last, only for admitted sockets.
+    io.ns(
+        "/",
+        on_connect
+            .with(register_handlers)
+            .with(authenticate_socket)
+            .with(check_origin),
+    );
+
+    // Logging out over HTTP must also close the sockets opened with that session.
+    let passport = passport.on_logout(disconnect_on_logout(io));
+
+    Router::new()
+        .route("/", get(page))
+        .merge(auth_routes::<U>())
+        .with_state(passport.clone())
+        // Layers wrap what is above them: the last one added runs first on a request.
+        .layer(socket_layer) // innermost: sees the session and the user of the handshake
+        .layer(axum::middleware::from_fn_with_state(
+            passport,
+            passport_session::<U>,
+        ))
+        .layer(sessions.layer(store))
+        .layer(cors_layer(&settings.allowed_origins)) // outermost
+}
+// ANCHOR_END: app
+
+// ANCHOR: register_handlers
+/// The last connect middleware: registers the socket's event handlers.
+///
+/// Why here and not in `on_connect`? socketioxide sends the "connected" packet to the client
+/// *before* it spawns the connect handler. A client that emits in its `connect` callback can
+/// therefore get its event to the server before the handler has been registered, and the
+/// event is dropped. Middlewares run before the "connected" packet, so handlers registered
+/// here are always in place in time.
+async fn register_handlers(socket: SocketRef) -> Result<(), Infallible> {
+    // Every handler can ask for the user the middleware attached: `socket.user`.
+    socket.on(
+        "whoami",
+        async |Extension(user): Extension<User>, ack: AckSender| {
+            ack.send(&user).ok();
+        },
+    );
+    Ok(())
+}
+// ANCHOR_END: register_handlers
+
+// ANCHOR: on_connect
+/// Runs once the socket is admitted: greet the user by name and keep an eye on the session.
+async fn on_connect(
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(watch): State<SessionWatch>,
+) {
+    socket.emit("welcome", &user).ok();
+    watch_session(socket, watch.store, watch.every);
+}
+// ANCHOR_END: on_connect
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("../static/index.html"))
+}

@@ -387,19 +387,17 @@ impl JsSocket {
     }
 }
 
-/// Opens `url` in headless Chromium (through Playwright), waits until each `(selector, text)`
-/// pair shows that text, saves a screenshot to `png`, and returns what the selectors showed.
+/// Runs a browser scenario (see `testkit/js/browser.mjs` for the steps) in headless
+/// Chromium, through Playwright, and returns its report: `{"ok", "read": {...}, "errors"}`.
 ///
-/// Panics with Playwright's message if a condition is not met within 15 s.
-pub async fn browser_check(url: &str, png: &Path, conditions: &[(&str, &str)]) -> Value {
+/// Panics with Playwright's message, and the paths of failure screenshots, if a step fails.
+pub async fn browser_run(steps: Value) -> Value {
     tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .expect("npm install task panicked");
     let output = Command::new("node")
-        .arg(js_dir().join("screenshot.mjs"))
-        .arg(url)
-        .arg(png)
-        .args(conditions.iter().map(|(sel, text)| format!("{sel}={text}")))
+        .arg(js_dir().join("browser.mjs"))
+        .arg(steps.to_string())
         .output()
         .await
         .expect("cannot start `node`");
@@ -411,6 +409,17 @@ pub async fn browser_check(url: &str, png: &Path, conditions: &[(&str, &str)]) -
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    assert_eq!(report["ok"], true, "browser check failed: {report}");
+    assert_eq!(report["ok"], true, "browser scenario failed: {report}");
     report
+}
+
+/// Opens `url`, waits until each `(selector, text)` pair shows that text, and saves a
+/// screenshot to `png`: the shortest browser scenario.
+pub async fn browser_check(url: &str, png: &Path, conditions: &[(&str, &str)]) -> Value {
+    let mut steps = vec![json!({ "goto": url })];
+    for (selector, text) in conditions {
+        steps.push(json!({ "waitText": selector, "text": text }));
+    }
+    steps.push(json!({ "screenshot": png }));
+    browser_run(Value::Array(steps)).await
 }

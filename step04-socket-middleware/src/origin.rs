@@ -1,0 +1,120 @@
+//! Which web pages may open a socket: the `Origin` allow-list.
+//!
+//! A browser attaches the page's cookies to a WebSocket handshake whichever site the page came
+//! from, and the Same-Origin Policy does not stop a page from *opening* a WebSocket to another
+//! origin. Without a check, any page a logged-in user visits could open a socket in their name
+//! and read their chat: cross-site WebSocket hijacking (CSWSH). CORS does not help, because
+//! WebSocket handshakes are not subject to CORS. What the browser does send, and a page cannot
+//! forge, is the `Origin` header: so we check it ourselves.
+
+use http::HeaderValue;
+use http::header::ORIGIN;
+use socketioxide::extract::{SocketRef, State};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+// ANCHOR: allowed_origins
+/// The origins (scheme, host and port, like `http://localhost:3000`) whose pages may connect.
+#[derive(Debug, Clone)]
+pub struct AllowedOrigins(Vec<String>);
+
+impl AllowedOrigins {
+    /// The server's own origins for `port`, plus a comma-separated extra list, typically the
+    /// `ALLOWED_ORIGINS` environment variable. Trailing slashes are dropped, because an
+    /// `Origin` header never has one.
+    pub fn for_port(port: u16, extra: Option<&str>) -> Self {
+        let mut origins = vec![
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ];
+        for origin in extra.unwrap_or_default().split(',') {
+            let origin = origin.trim().trim_end_matches('/');
+            if !origin.is_empty() {
+                origins.push(origin.to_owned());
+            }
+        }
+        AllowedOrigins(origins)
+    }
+
+    /// Reads `ALLOWED_ORIGINS` from the environment, on top of the server's own origins.
+    pub fn from_env(port: u16) -> Self {
+        Self::for_port(port, std::env::var("ALLOWED_ORIGINS").ok().as_deref())
+    }
+
+    /// Whether a page from `origin` may connect. Exact match: `http://localhost:3000` does not
+    /// allow `http://localhost:3000.evil.example`.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0.iter().any(|allowed| allowed == origin)
+    }
+
+    /// The list, for logs and for the CORS layer.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+// ANCHOR_END: allowed_origins
+
+// ANCHOR: check_origin
+/// Why a handshake was refused by [`check_origin`]. The text is what the client's
+/// `connect_error` handler receives as `err.message`.
+#[derive(Debug, thiserror::Error)]
+#[error("Forbidden origin")]
+pub struct ForbiddenOrigin;
+
+/// Connect middleware: refuses a handshake whose `Origin` is not on the allow-list.
+///
+/// No `Origin` header at all passes: browsers always send one on a WebSocket handshake and
+/// on cross-origin requests, so a missing header means a non-browser client (the Node.js
+/// client, a CLI, a test) or a same-origin request. Those still need a valid session: this
+/// check only decides *which pages* may use the user's cookie, not *who* the user is.
+pub async fn check_origin(
+    socket: SocketRef,
+    State(allowed): State<AllowedOrigins>,
+) -> Result<(), ForbiddenOrigin> {
+    let Some(origin) = socket.req_parts().headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    match origin.to_str() {
+        Ok(origin) if allowed.allows(origin) => Ok(()),
+        _ => {
+            tracing::warn!(?origin, sid = %socket.id, "refused a socket from a foreign origin");
+            Err(ForbiddenOrigin)
+        }
+    }
+}
+// ANCHOR_END: check_origin
+
+// ANCHOR: cors
+/// CORS for a front end served from another origin (say a dev server on port 5173): name the
+/// origins exactly and allow credentials, so the browser sends the session cookie on the
+/// long-polling requests and lets the page read the answers. `Access-Control-Allow-Origin: *`
+/// is not allowed together with credentials, and would be wrong here anyway.
+pub fn cors_layer(allowed: &AllowedOrigins) -> CorsLayer {
+    let origins: Vec<HeaderValue> = allowed
+        .as_slice()
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([http::Method::GET, http::Method::POST])
+        .allow_headers([http::header::CONTENT_TYPE])
+}
+// ANCHOR_END: cors
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_origins_and_extra_ones_are_allowed_exactly() {
+        let allowed = AllowedOrigins::for_port(3000, Some(" https://chat.example/ ,,"));
+        assert!(allowed.allows("http://localhost:3000"));
+        assert!(allowed.allows("http://127.0.0.1:3000"));
+        assert!(allowed.allows("https://chat.example"));
+        assert!(!allowed.allows("http://localhost:3001"));
+        assert!(!allowed.allows("http://localhost:3000.evil.example"));
+        assert!(!allowed.allows("null"));
+        assert_eq!(allowed.as_slice().len(), 3);
+    }
+}

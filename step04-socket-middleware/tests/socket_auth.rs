@@ -1,0 +1,397 @@
+//! Step 4 from the outside: real HTTP logins, then the official Socket.IO JavaScript client
+//! trying to connect with, without, and with a broken session.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use step02_sessions::SessionConfig;
+use step03_passport_like_auth::{MemoryUserStore, Passport};
+use step04_socket_middleware::{AllowedOrigins, SocketSettings, app};
+use testkit::{JsClient, JsSocket};
+use tower_sessions::MemoryStore;
+use tower_sessions::cookie::Key;
+
+const PASSWORD: &str = "correct horse battery";
+const TRUSTED_FRONT_END: &str = "http://trusted.example";
+
+struct TestApp {
+    address: SocketAddr,
+    http: reqwest::Client,
+    js: JsClient,
+}
+
+struct Options {
+    max_age: time::Duration,
+    session_recheck: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_age: time::Duration::days(30),
+            session_recheck: Duration::from_secs(30),
+        }
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+async fn spawn_app_with(options: Options) -> TestApp {
+    let passport = Passport::new(MemoryUserStore::default());
+    for name in ["alice", "bob"] {
+        passport
+            .register(name, PASSWORD)
+            .await
+            .expect("register a test user");
+    }
+    let sessions = SessionConfig::with_key(Key::generate()).max_age(options.max_age);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = listener.local_addr().expect("local address");
+    let settings = SocketSettings {
+        allowed_origins: AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END)),
+        session_recheck: options.session_recheck,
+    };
+    let router = app(passport, &sessions, MemoryStore::default(), settings);
+    tokio::spawn(step01_http_vs_socket::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
+    TestApp {
+        address,
+        // No cookie store: each test passes its session cookie explicitly, so it is obvious
+        // which request carries which session.
+        http: reqwest::Client::new(),
+        js: JsClient::start().await,
+    }
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Logs in over HTTP and returns the session cookie, as `name=value`.
+    async fn login(&self, username: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/login"))
+            .json(&json!({ "username": username, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("POST /login");
+        assert_eq!(response.status(), 200, "login as {username}");
+        session_cookie(&response).expect("login sets a session cookie")
+    }
+
+    async fn logout(&self, cookie: &str) -> reqwest::StatusCode {
+        self.http
+            .post(self.url("/logout"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("POST /logout")
+            .status()
+    }
+
+    /// Opens a socket with the official JS client; `extra` is merged into `io(url, opts)`.
+    async fn socket(&self, cookie: Option<&str>, origin: Option<&str>, extra: Value) -> JsSocket {
+        let mut headers = serde_json::Map::new();
+        if let Some(cookie) = cookie {
+            headers.insert("cookie".into(), json!(cookie));
+        }
+        if let Some(origin) = origin {
+            headers.insert("origin".into(), json!(origin));
+        }
+        let mut opts = json!({ "extraHeaders": headers });
+        if let (Some(opts), Some(extra)) = (opts.as_object_mut(), extra.as_object()) {
+            opts.extend(extra.clone());
+        }
+        self.js.connect(&self.url("/"), opts).await
+    }
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    let set_cookie = response.headers().get("set-cookie")?.to_str().ok()?;
+    Some(set_cookie.split(';').next()?.to_owned())
+}
+
+#[tokio::test]
+async fn a_socket_without_a_cookie_is_refused_with_unauthorized() {
+    let app = spawn_app().await;
+    let socket = app.socket(None, None, json!({})).await;
+    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+}
+
+#[tokio::test]
+async fn a_socket_with_a_forged_cookie_is_refused_with_unauthorized() {
+    let app = spawn_app().await;
+    let cookie = app.login("alice").await;
+    // Change one character of the signed value: the signature no longer matches.
+    let mut forged = cookie.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("ASCII cookie");
+    let socket = app.socket(Some(&forged), None, json!({})).await;
+    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+    // A cookie for a session id that was never issued, unsigned, fares no better.
+    let made_up = "id=AAAAAAAAAAAAAAAAAAAAAA";
+    let socket = app.socket(Some(made_up), None, json!({})).await;
+    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+}
+
+#[tokio::test]
+async fn a_socket_with_an_expired_session_is_refused_with_unauthorized() {
+    let app = spawn_app_with(Options {
+        max_age: time::Duration::seconds(1),
+        ..Options::default()
+    })
+    .await;
+    let cookie = app.login("alice").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let socket = app.socket(Some(&cookie), None, json!({})).await;
+    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+}
+
+/// Connects as alice with the given transports and checks that handlers see alice.
+async fn alice_connects_with(transports: Value) -> (String, Option<String>) {
+    let app = spawn_app().await;
+    let cookie = app.login("alice").await;
+    let socket = app
+        .socket(Some(&cookie), None, json!({ "transports": transports }))
+        .await;
+    let transport = socket.expect_connect().await;
+    let welcome = socket.next_named("welcome").await;
+    assert_eq!(welcome.data()["username"], "alice");
+    let me = socket.emit_with_ack("whoami", json!([])).await;
+    assert_eq!(me["username"], "alice");
+    let upgrade = socket
+        .try_next_named("upgrade", Duration::from_secs(2))
+        .await
+        .map(|e| e.raw["transport"].as_str().unwrap_or_default().to_owned());
+    (transport, upgrade)
+}
+
+#[tokio::test]
+async fn a_logged_in_user_connects_over_long_polling_only() {
+    let (transport, upgrade) = alice_connects_with(json!(["polling"])).await;
+    assert_eq!((transport.as_str(), upgrade), ("polling", None));
+}
+
+#[tokio::test]
+async fn a_logged_in_user_connects_over_websocket_only() {
+    let (transport, upgrade) = alice_connects_with(json!(["websocket"])).await;
+    assert_eq!((transport.as_str(), upgrade), ("websocket", None));
+}
+
+#[tokio::test]
+async fn a_logged_in_user_connects_over_polling_then_upgrades() {
+    let (transport, upgrade) = alice_connects_with(json!(["polling", "websocket"])).await;
+    assert_eq!(transport, "polling");
+    assert_eq!(upgrade.as_deref(), Some("websocket"));
+}
+
+#[tokio::test]
+async fn each_socket_sees_its_own_user() {
+    let app = spawn_app().await;
+    let alice = app
+        .socket(Some(&app.login("alice").await), None, json!({}))
+        .await;
+    let bob = app
+        .socket(Some(&app.login("bob").await), None, json!({}))
+        .await;
+    alice.expect_connect().await;
+    bob.expect_connect().await;
+    assert_eq!(
+        alice.emit_with_ack("whoami", json!([])).await["username"],
+        "alice"
+    );
+    assert_eq!(
+        bob.emit_with_ack("whoami", json!([])).await["username"],
+        "bob"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_even_with_a_valid_session() {
+    let app = spawn_app().await;
+    let cookie = app.login("alice").await;
+    for transports in [json!(["websocket"]), json!(["polling"])] {
+        let socket = app
+            .socket(
+                Some(&cookie),
+                Some("http://evil.example"),
+                json!({ "transports": transports }),
+            )
+            .await;
+        assert_eq!(
+            socket.expect_connect_error().await,
+            "Forbidden origin",
+            "{transports}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn allowed_origins_are_accepted() {
+    let app = spawn_app().await;
+    let cookie = app.login("alice").await;
+    let own = format!("http://localhost:{}", app.address.port());
+    for origin in [own.as_str(), TRUSTED_FRONT_END] {
+        let socket = app
+            .socket(
+                Some(&cookie),
+                Some(origin),
+                json!({ "transports": ["websocket"] }),
+            )
+            .await;
+        socket.expect_connect().await;
+    }
+}
+
+#[tokio::test]
+async fn an_allowed_origin_does_not_replace_the_session() {
+    let app = spawn_app().await;
+    let socket = app
+        .socket(
+            None,
+            Some(TRUSTED_FRONT_END),
+            json!({ "transports": ["websocket"] }),
+        )
+        .await;
+    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+}
+
+#[tokio::test]
+async fn logout_over_http_disconnects_the_socket_and_it_cannot_come_back() {
+    let app = spawn_app().await;
+    let cookie = app.login("alice").await;
+    let socket = app.socket(Some(&cookie), None, json!({})).await;
+    socket.expect_connect().await;
+
+    assert_eq!(app.logout(&cookie).await, 204);
+    let disconnect = socket
+        .try_next_named("disconnect", Duration::from_secs(1))
+        .await
+        .expect("the socket is disconnected within a second of the logout");
+    assert_eq!(disconnect.raw["reason"], "io server disconnect");
+
+    // The old cookie now names a destroyed session.
+    let again = app.socket(Some(&cookie), None, json!({})).await;
+    assert_eq!(again.expect_connect_error().await, "Unauthorized");
+}
+
+#[tokio::test]
+async fn logout_leaves_the_sockets_of_other_sessions_alone() {
+    let app = spawn_app().await;
+    let first_tab = app.login("alice").await;
+    let other_browser = app.login("alice").await;
+    let kept = app.socket(Some(&other_browser), None, json!({})).await;
+    let closed = app.socket(Some(&first_tab), None, json!({})).await;
+    kept.expect_connect().await;
+    closed.expect_connect().await;
+
+    assert_eq!(app.logout(&first_tab).await, 204);
+    closed.next_named("disconnect").await;
+    assert!(
+        kept.try_next_named("disconnect", Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        kept.emit_with_ack("whoami", json!([])).await["username"],
+        "alice"
+    );
+}
+
+#[tokio::test]
+async fn a_live_socket_notices_when_its_session_expires() {
+    let app = spawn_app_with(Options {
+        max_age: time::Duration::seconds(1),
+        session_recheck: Duration::from_millis(200),
+    })
+    .await;
+    let cookie = app.login("alice").await;
+    let socket = app.socket(Some(&cookie), None, json!({})).await;
+    socket.expect_connect().await;
+    // Nobody logs out: the session simply runs out in the store.
+    socket.next_named("session ended").await;
+    let disconnect = socket.next_named("disconnect").await;
+    assert_eq!(disconnect.raw["reason"], "io server disconnect");
+}
+
+// A multi-threaded runtime, like the real server's: the race this test is about needs the
+// connect handler and the incoming event to be able to run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_emitted_on_connect_is_lost() {
+    let app = spawn_app().await;
+    let cookie = app.login("alice").await;
+    for transports in [json!(["websocket"]), json!(["polling", "websocket"])] {
+        let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
+        let (acked, failures) = app
+            .js
+            .connect_and_emit_many(&app.url("/"), opts, 200, "whoami", json!([]))
+            .await;
+        assert_eq!(acked, 200, "{transports}: failures: {failures}");
+    }
+}
+
+#[tokio::test]
+async fn cors_names_allowed_origins_with_credentials_and_no_one_else() {
+    let app = spawn_app().await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight(TRUSTED_FRONT_END).await.expect("preflight");
+    let headers = allowed.headers();
+    assert_eq!(headers["access-control-allow-origin"], TRUSTED_FRONT_END);
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+
+    let foreign = preflight("http://evil.example").await.expect("preflight");
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_page_walks_through_refusal_login_and_logout_in_a_real_browser() {
+    let app = spawn_app().await;
+    // `localhost`, not 127.0.0.1: the browser then sends `Origin: http://localhost:PORT`,
+    // one of the server's own origins.
+    let url = format!("http://localhost:{}/", app.address.port());
+    let shots = std::env::temp_dir();
+    let port = app.address.port();
+    let report = testkit::browser_run(json!([
+        { "goto": url },
+        { "click": "#connect" },
+        { "waitText": "#connect-error", "text": "Unauthorized" },
+        { "screenshot": shots.join(format!("step04-{port}-refused.png")) },
+        { "fill": "input[name=password]", "value": PASSWORD },
+        { "click": "#login-form button[type=submit]" },
+        { "waitText": "#me", "text": "alice" },
+        { "click": "#connect" },
+        { "waitText": "#socket-user", "text": "alice" },
+        { "waitText": "#status", "text": "connected" },
+        { "screenshot": shots.join(format!("step04-{port}-connected.png")) },
+        { "click": "#logout" },
+        { "waitText": "#status", "text": "io server disconnect" },
+        { "click": "#connect" },
+        { "waitText": "#connect-error", "text": "Unauthorized" },
+        { "screenshot": shots.join(format!("step04-{port}-after-logout.png")) },
+    ]))
+    .await;
+    assert_eq!(report["errors"], json!([]), "page errors: {report}");
+}
