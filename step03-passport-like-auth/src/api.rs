@@ -1,0 +1,159 @@
+//! The JSON side of the HTTP contract: every error is `{"error": "..."}`, and a body may come
+//! as JSON or as an HTML form.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::passport::{AuthError, RegisterError};
+
+// ANCHOR: api_error
+/// An error answer: a status code and `{"error": message}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    message: Cow<'static, str>,
+}
+
+impl ApiError {
+    /// Any status, any message. The message is shown to the user: keep internals out of it.
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// `401 {"error":"Unauthorized"}`: nobody is logged in.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+    }
+
+    /// `500 {"error":"internal error"}`: our fault. Log the cause before returning this.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    /// The status code this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        // The one place where an internal failure is logged: the user gets a bland 500, the
+        // log gets the cause.
+        tracing::error!(%error, "authentication failed internally");
+        Self::internal()
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::InvalidUsername | RegisterError::WeakPassword => {
+                Self::new(StatusCode::BAD_REQUEST, error.to_string())
+            }
+            RegisterError::Taken => Self::new(StatusCode::CONFLICT, error.to_string()),
+            RegisterError::Internal(error) => error.into(),
+        }
+    }
+}
+
+impl IntoResponse for RegisterError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+// ANCHOR_END: api_error
+
+// ANCHOR: credentials
+/// A username and a password, as sent to `/login` and `/register`.
+#[derive(Deserialize)]
+pub struct Credentials {
+    /// As typed.
+    pub username: String,
+    /// In clear text, over (in production) HTTPS. Never logged.
+    pub password: String,
+}
+
+// Written by hand, not derived: a derived `Debug` would print the password into any log line
+// that prints the credentials.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+// ANCHOR_END: credentials
+
+// ANCHOR: json_or_form
+/// A body extractor that accepts JSON (`fetch`) and urlencoded forms (`<form method=post>`),
+/// like `express.json()` plus `express.urlencoded()`, and rejects anything else with a JSON
+/// error instead of axum's plain-text one.
+#[derive(Debug, Clone)]
+pub struct JsonOrForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOrForm<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            match Form::<T>::from_request(request, state).await {
+                Ok(Form(value)) => Ok(Self(value)),
+                Err(rejection) => Err(bad_body(rejection.status(), rejection.body_text())),
+            }
+        } else {
+            match Json::<T>::from_request(request, state).await {
+                Ok(Json(value)) => Ok(Self(value)),
+                Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Send the body as application/json or application/x-www-form-urlencoded",
+                )),
+                Err(rejection) => Err(bad_body(rejection.status(), rejection.body_text())),
+            }
+        }
+    }
+}
+
+/// axum answers a body it cannot parse with 400 (bad syntax) or 422 (missing or mistyped
+/// field). Our contract says 400 for both; only a body over the size limit keeps its 413.
+fn bad_body(status: StatusCode, message: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, message),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, message),
+    }
+}
+// ANCHOR_END: json_or_form

@@ -1,0 +1,362 @@
+//! Passport's moving parts, each under the name a Passport user knows it by.
+//!
+//! | Passport                      | here                          |
+//! |-------------------------------|-------------------------------|
+//! | `new LocalStrategy(verify)`   | [`Passport::authenticate`]    |
+//! | `serializeUser`               | inside [`Passport::login`]    |
+//! | `deserializeUser`             | [`Passport::deserialize`]     |
+//! | `req.login(user)`             | [`Passport::login`]           |
+//! | `req.logout()`                | [`Passport::logout`]          |
+//!
+//! A `Passport` is cheap to clone and holds no per-request data: the request's data lives in
+//! its [`Session`]. That is why every method takes the session as an argument.
+
+use std::fmt;
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tower_sessions::Session;
+use tower_sessions::session::Id;
+
+use crate::store::{CreateUserError, StoreError, User, UserStore};
+
+/// The session key under which [`Passport::login`] stores the user id. Passport.js keeps it
+/// at `req.session.passport.user`; this is the same idea under a flat key.
+pub const SESSION_USER_ID_KEY: &str = "passport.user";
+
+/// The fewest characters a password may have.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// The allowed length of a username, in characters.
+pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
+
+// ANCHOR: passport
+/// The object handlers use: the strategy, serialize/deserialize, login and logout, over a
+/// user store `U`.
+#[derive(Clone)]
+pub struct Passport<U> {
+    users: U,
+    /// Argon2id with the cost parameters every new hash gets.
+    hasher: Argon2<'static>,
+    /// A hash of a password nobody knows, made with the same parameters. A login for an
+    /// unknown username is checked against it, so that it takes as long as a wrong password.
+    dummy_hash: Arc<str>,
+    logout_hooks: Vec<LogoutHook>,
+}
+
+type LogoutHook = Arc<dyn Fn(&LogoutEvent) + Send + Sync>;
+
+/// What an [`Passport::on_logout`] hook is told about a logout that is about to happen.
+#[derive(Clone, Debug)]
+pub struct LogoutEvent {
+    /// The id of the session being destroyed; `None` if the request had no stored session.
+    pub session_id: Option<Id>,
+    /// Who was logged in on it, if anyone.
+    pub user: Option<User>,
+}
+// ANCHOR_END: passport
+
+// ANCHOR: new
+impl<U: UserStore> Passport<U> {
+    /// A passport with the argon2 crate's default cost (Argon2id, 19 MiB, 2 passes): the
+    /// OWASP-recommended minimum. Hashes once, for the dummy hash, so call it at startup.
+    pub fn new(users: U) -> Self {
+        Self::with_hasher_params(users, Params::default())
+    }
+
+    /// A passport with other Argon2 cost parameters. Tests use tiny ones, because a debug
+    /// build of argon2 is slow; a real server should keep [`Passport::new`]'s defaults.
+    pub fn with_hasher_params(users: U, params: Params) -> Self {
+        let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy_hash = hash_password(&hasher, "not the password of anyone")
+            // Only bad parameters make hashing fail, and `Params` were checked when built.
+            .expect("hashing with validated Argon2 parameters cannot fail");
+        Self {
+            users,
+            hasher,
+            dummy_hash: dummy_hash.into(),
+            logout_hooks: Vec::new(),
+        }
+    }
+
+    /// The user store, for handlers that need more than this module offers.
+    pub fn users(&self) -> &U {
+        &self.users
+    }
+
+    /// Registers a hook that [`Passport::logout`] runs before it destroys the session.
+    /// Step04 uses one to disconnect the sockets that were opened with that session.
+    pub fn on_logout(mut self, hook: impl Fn(&LogoutEvent) + Send + Sync + 'static) -> Self {
+        self.logout_hooks.push(Arc::new(hook));
+        self
+    }
+}
+// ANCHOR_END: new
+
+impl<U: UserStore> Passport<U> {
+    // ANCHOR: authenticate
+    /// The local strategy: `Ok(Some(user))` if the username exists and the password matches
+    /// its hash, `Ok(None)` otherwise. Which of the two was wrong is not said, on purpose.
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>, AuthError> {
+        let (user, hash) = match self.users.find_credentials(username).await? {
+            Some((user, hash)) => (Some(user), hash),
+            // Without this, "no such user" would answer in microseconds and "wrong password"
+            // only after a full Argon2 run: an attacker could tell which usernames exist
+            // just by timing the 401s.
+            None => (None, self.dummy_hash.to_string()),
+        };
+        let matches = self.verify(password, hash).await?;
+        Ok(user.filter(|_| matches))
+    }
+
+    /// Checks `password` against a PHC hash string on tokio's blocking thread pool.
+    async fn verify(&self, password: &str, phc_hash: String) -> Result<bool, AuthError> {
+        let hasher = self.hasher.clone();
+        let password = password.to_owned();
+        // Argon2 is tens of milliseconds of pure CPU, on purpose. On a runtime worker thread
+        // that would freeze every other request and socket scheduled on that thread;
+        // `spawn_blocking` moves it to a thread pool made for such work.
+        let outcome =
+            tokio::task::spawn_blocking(move || verify_password(&hasher, &password, &phc_hash))
+                .await?;
+        Ok(outcome?)
+    }
+
+    async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        let hasher = self.hasher.clone();
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&hasher, &password)).await?;
+        Ok(hash?)
+    }
+    // ANCHOR_END: authenticate
+
+    // ANCHOR: login
+    /// `req.login(user)`: makes `session` belong to `user`.
+    pub async fn login(&self, session: &Session, user: &User) -> Result<(), AuthError> {
+        // Session fixation: if an attacker planted a session id in the victim's browser
+        // before the login, keeping that id would hand the attacker a logged-in session.
+        // A new id makes the old one worthless. (The layer sends the new cookie.)
+        session.cycle_id().await?;
+        // serializeUser: only the id goes into the session. Everything else about the user
+        // is loaded fresh on each request, so a rename or a deletion is seen at once.
+        session.insert(SESSION_USER_ID_KEY, user.id).await?;
+        Ok(())
+    }
+    // ANCHOR_END: login
+
+    // ANCHOR: deserialize
+    /// `deserializeUser`: who is logged in on this session, if anyone.
+    ///
+    /// A session whose user no longer exists is "not logged in" (and forgets the id), not an
+    /// error: deleting an account must not turn its open sessions into 500 pages.
+    pub async fn deserialize(&self, session: &Session) -> Result<Option<User>, AuthError> {
+        let Some(user_id) = session.get::<i64>(SESSION_USER_ID_KEY).await? else {
+            return Ok(None);
+        };
+        match self.users.find_by_id(user_id).await? {
+            Some(user) => Ok(Some(user)),
+            None => {
+                tracing::info!(user_id, "session belongs to a deleted user; logging it out");
+                session.remove::<i64>(SESSION_USER_ID_KEY).await?;
+                Ok(None)
+            }
+        }
+    }
+    // ANCHOR_END: deserialize
+
+    // ANCHOR: logout
+    /// `req.logout()`: runs the [`Passport::on_logout`] hooks, then destroys the session in
+    /// the store. The layer then tells the browser to delete the cookie.
+    pub async fn logout(&self, session: &Session) -> Result<(), AuthError> {
+        // Who is logging out is only news for the hooks; failing to find out must not stop
+        // the logout itself.
+        let user = self.deserialize(session).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not load the user who is logging out");
+            None
+        });
+        // Read after `deserialize`: loading the session drops an id the store does not know.
+        let event = LogoutEvent {
+            session_id: session.id(),
+            user,
+        };
+        for hook in &self.logout_hooks {
+            hook(&event);
+        }
+        // Not just removing the user id: anything else the session held (a cart, a flash
+        // message) was the logged-in user's too.
+        session.flush().await?;
+        Ok(())
+    }
+    // ANCHOR_END: logout
+
+    // ANCHOR: register
+    /// Creates an account: checks the input, hashes the password, stores the user. It does
+    /// not log the user in; the `/register` route does that with [`Passport::login`].
+    pub async fn register(&self, username: &str, password: &str) -> Result<User, RegisterError> {
+        validate_username(username)?;
+        validate_password(password)?;
+        let hash = self.hash(password).await?;
+        match self.users.create(username, &hash).await {
+            Ok(user) => Ok(user),
+            Err(CreateUserError::Taken) => Err(RegisterError::Taken),
+            Err(CreateUserError::Store(error)) => Err(AuthError::from(error).into()),
+        }
+    }
+    // ANCHOR_END: register
+}
+
+// ANCHOR: validation
+fn validate_username(username: &str) -> Result<(), RegisterError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if USERNAME_CHARS.contains(&username.chars().count()) && username.chars().all(allowed) {
+        Ok(())
+    } else {
+        Err(RegisterError::InvalidUsername)
+    }
+}
+
+fn validate_password(password: &str) -> Result<(), RegisterError> {
+    // Characters, not bytes: "pässwörd" is 8 characters but 10 bytes.
+    if password.chars().count() >= MIN_PASSWORD_CHARS {
+        Ok(())
+    } else {
+        Err(RegisterError::WeakPassword)
+    }
+}
+// ANCHOR_END: validation
+
+// ANCHOR: hashing
+/// Hashes `password` with a fresh random salt into a PHC string such as
+/// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. The string carries the algorithm, the cost
+/// and the salt, so verifying needs nothing else, even after the defaults change.
+fn hash_password(hasher: &Argon2<'_>, password: &str) -> Result<String, password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(hasher
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// `Ok(false)` for a wrong password; `Err` only if the stored hash is not a valid PHC string.
+fn verify_password(
+    hasher: &Argon2<'_>,
+    password: &str,
+    phc_hash: &str,
+) -> Result<bool, password_hash::Error> {
+    let parsed = PasswordHash::new(phc_hash)?;
+    // The comparison inside takes the same time however many bytes match.
+    match hasher.verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => Ok(true),
+        Err(password_hash::Error::Password) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+// ANCHOR_END: hashing
+
+impl<U: fmt::Debug> fmt::Debug for Passport<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Hooks are closures and cannot be printed; say how many there are.
+        f.debug_struct("Passport")
+            .field("users", &self.users)
+            .field("hasher", &self.hasher)
+            .field("logout_hooks", &self.logout_hooks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+// ANCHOR: errors
+/// Something failed that is not the user's fault. Every variant becomes the same 500 answer
+/// (see its `IntoResponse` in `routes.rs`); the details go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The user store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session store failed.
+    #[error("session store failed: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    /// A stored password hash could not be parsed or computed.
+    #[error("password hashing failed: {0}")]
+    PasswordHash(#[from] password_hash::Error),
+    /// The blocking task that hashes passwords panicked or was cancelled.
+    #[error("password hashing task failed: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
+}
+
+/// Why [`Passport::register`] did not create an account. The messages are shown to users.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The username breaks the rules: 3 to 32 of `A-Z a-z 0-9 _ -`.
+    #[error("Username must be 3 to 32 characters long and use only letters, digits, _ and -")]
+    InvalidUsername,
+    /// The password is too short.
+    #[error("Password must be at least {} characters long", MIN_PASSWORD_CHARS)]
+    WeakPassword,
+    /// Somebody already has this username.
+    #[error("Username is already taken")]
+    Taken,
+    /// Not the user's fault: see [`AuthError`].
+    #[error(transparent)]
+    Internal(#[from] AuthError),
+}
+// ANCHOR_END: errors
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_documented_rules() {
+        for good in ["abc", "alice", "Bob_the-2nd", &"x".repeat(32)] {
+            assert!(
+                validate_username(good).is_ok(),
+                "{good:?} should be allowed"
+            );
+        }
+        for bad in [
+            "",
+            "ab",
+            &"x".repeat(33),
+            "al ice",
+            "alice!",
+            "élodie",
+            "<b>x</b>",
+        ] {
+            assert!(validate_username(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn password_length_counts_characters_not_bytes() {
+        assert!(validate_password("pässwörd").is_ok()); // 8 characters, 10 bytes
+        assert!(validate_password("1234567").is_err());
+    }
+
+    #[test]
+    fn a_hash_verifies_its_password_and_nothing_else() {
+        let hasher = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 1, 1, None).expect("valid test params"),
+        );
+        let hash = hash_password(&hasher, "correct-horse").expect("hash");
+        assert!(
+            hash.starts_with("$argon2id$v=19$"),
+            "not a PHC string: {hash}"
+        );
+        assert_eq!(
+            verify_password(&hasher, "correct-horse", &hash).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            verify_password(&hasher, "wrong-horse", &hash).ok(),
+            Some(false)
+        );
+        assert!(verify_password(&hasher, "correct-horse", "not a hash").is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! The four JSON routes of the HTTP contract. Step04 and step05 merge [`auth_routes`] into
+//! their own routers unchanged.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tower_sessions::Session;
+
+use crate::api::{ApiError, Credentials, JsonOrForm};
+use crate::middleware::CurrentUser;
+use crate::passport::Passport;
+use crate::store::{User, UserStore};
+
+/// The one message for every failed login, whatever was wrong.
+pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
+
+// ANCHOR: auth_routes
+/// `POST /register`, `POST /login`, `POST /logout` and `GET /me`.
+///
+/// The router still needs its state (`.with_state(passport)`), the [`crate::passport_layer`]
+/// for `/me`, and the session layer around both.
+pub fn auth_routes<U: UserStore>() -> Router<Passport<U>> {
+    Router::new()
+        .route("/register", post(register::<U>))
+        .route("/login", post(login::<U>))
+        .route("/logout", post(logout::<U>))
+        .route("/me", get(me))
+}
+// ANCHOR_END: auth_routes
+
+// ANCHOR: login
+/// `POST /login`: `passport.authenticate('local')` followed by `req.login(user)`.
+async fn login<U: UserStore>(
+    State(passport): State<Passport<U>>,
+    session: Session,
+    JsonOrForm(credentials): JsonOrForm<Credentials>,
+) -> Result<Json<User>, ApiError> {
+    let user = passport
+        .authenticate(&credentials.username, &credentials.password)
+        .await?
+        // Same status, same body for an unknown user and a wrong password: the answer must
+        // not tell an attacker which usernames exist.
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS))?;
+    passport.login(&session, &user).await?;
+    tracing::info!(user.id, user.username, "logged in");
+    Ok(Json(user))
+}
+// ANCHOR_END: login
+
+// ANCHOR: register
+/// `POST /register`: creates the account and logs it in, in one step.
+async fn register<U: UserStore>(
+    State(passport): State<Passport<U>>,
+    session: Session,
+    JsonOrForm(credentials): JsonOrForm<Credentials>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let user = passport
+        .register(&credentials.username, &credentials.password)
+        .await?;
+    passport.login(&session, &user).await?;
+    tracing::info!(user.id, user.username, "registered");
+    Ok((StatusCode::CREATED, Json(user)))
+}
+// ANCHOR_END: register
+
+// ANCHOR: logout_me
+/// `POST /logout`: always 204, even for nobody: after it, nobody is logged in, as asked.
+async fn logout<U: UserStore>(
+    State(passport): State<Passport<U>>,
+    session: Session,
+) -> Result<StatusCode, ApiError> {
+    passport.logout(&session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /me`: the whole handler is "who is this?", and the extractor already answered.
+async fn me(CurrentUser(user): CurrentUser) -> Json<User> {
+    Json(user)
+}
+// ANCHOR_END: logout_me
