@@ -24,6 +24,7 @@ use axum::routing::get;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{Passport, User, UserStore, auth_routes, passport_session};
 use tower_sessions::SessionStore;
@@ -92,11 +93,34 @@ where
     // Logging out over HTTP must also close the sockets opened with that session.
     let passport = passport.on_logout(disconnect_on_logout(io));
 
-    Router::new()
+    let routes = Router::new()
         .route("/", get(page))
         .merge(auth_routes::<U>())
-        .with_state(passport.clone())
-        // Layers wrap what is above them: the last one added runs first on a request.
+        .with_state(passport.clone());
+    with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
+}
+// ANCHOR_END: app
+
+// ANCHOR: layers
+/// Wraps the HTTP routes and the Socket.IO layer in the layers every request goes through,
+/// in the one order that works: the Socket.IO layer innermost, so that its handshake request
+/// has already been given a session (step 2) and a user (step 3).
+///
+/// Step 5 builds its chat with this same function.
+pub fn with_session_layers<U, S>(
+    routes: Router,
+    socket_layer: SocketIoLayer,
+    passport: Passport<U>,
+    sessions: &SessionConfig,
+    store: S,
+    settings: &SocketSettings,
+) -> Router
+where
+    U: UserStore,
+    S: SessionStore + Clone,
+{
+    // Layers wrap what is above them: the last one added runs first on a request.
+    routes
         .layer(socket_layer) // innermost: sees the session and the user of the handshake
         .layer(axum::middleware::from_fn_with_state(
             passport,
@@ -105,7 +129,7 @@ where
         .layer(sessions.layer(store))
         .layer(cors_layer(&settings.allowed_origins)) // outermost
 }
-// ANCHOR_END: app
+// ANCHOR_END: layers
 
 // ANCHOR: register_handlers
 /// The last connect middleware: registers the socket's event handlers.

@@ -8,14 +8,17 @@
 //! forge, is the `Origin` header: so we check it ourselves.
 
 use http::HeaderValue;
-use http::header::ORIGIN;
+use http::header::{HOST, ORIGIN};
 use socketioxide::extract::{SocketRef, State};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 // ANCHOR: allowed_origins
 /// The origins (scheme, host and port, like `http://localhost:3000`) whose pages may connect.
 #[derive(Debug, Clone)]
-pub struct AllowedOrigins(Vec<String>);
+pub struct AllowedOrigins {
+    origins: Vec<String>,
+    same_host: bool,
+}
 
 impl AllowedOrigins {
     /// The server's own origins for `port`, plus a comma-separated extra list, typically the
@@ -32,7 +35,10 @@ impl AllowedOrigins {
                 origins.push(origin.to_owned());
             }
         }
-        AllowedOrigins(origins)
+        AllowedOrigins {
+            origins,
+            same_host: false,
+        }
     }
 
     /// Reads `ALLOWED_ORIGINS` from the environment, on top of the server's own origins.
@@ -40,15 +46,26 @@ impl AllowedOrigins {
         Self::for_port(port, std::env::var("ALLOWED_ORIGINS").ok().as_deref())
     }
 
-    /// Whether a page from `origin` may connect. Exact match: `http://localhost:3000` does not
-    /// allow `http://localhost:3000.evil.example`.
-    pub fn allows(&self, origin: &str) -> bool {
-        self.0.iter().any(|allowed| allowed == origin)
+    /// Also allows pages served by this very server under whatever name the browser used to
+    /// reach it: the `Origin` is `http://` plus the request's own `Host`. For a server listening
+    /// on `0.0.0.0` in a classroom, whose students type an address we cannot know in advance.
+    /// Safe against hijacking: a foreign page's `Origin` is its own host, not ours.
+    pub fn also_same_host(mut self) -> Self {
+        self.same_host = true;
+        self
     }
 
-    /// The list, for logs and for the CORS layer.
+    /// Whether a page from `origin` may connect, on a request that said `Host: host`.
+    /// Exact match: `http://localhost:3000` does not allow `http://localhost:3000.evil.example`.
+    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        self.origins.iter().any(|allowed| allowed == origin)
+            || (self.same_host
+                && host.is_some_and(|host| origin.strip_prefix("http://") == Some(host)))
+    }
+
+    /// The listed origins, for logs and for the CORS layer.
     pub fn as_slice(&self) -> &[String] {
-        &self.0
+        &self.origins
     }
 }
 // ANCHOR_END: allowed_origins
@@ -70,11 +87,13 @@ pub async fn check_origin(
     socket: SocketRef,
     State(allowed): State<AllowedOrigins>,
 ) -> Result<(), ForbiddenOrigin> {
-    let Some(origin) = socket.req_parts().headers.get(ORIGIN) else {
+    let headers = &socket.req_parts().headers;
+    let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
+    let host = headers.get(HOST).and_then(|host| host.to_str().ok());
     match origin.to_str() {
-        Ok(origin) if allowed.allows(origin) => Ok(()),
+        Ok(origin) if allowed.allows(origin, host) => Ok(()),
         _ => {
             tracing::warn!(?origin, sid = %socket.id, "refused a socket from a foreign origin");
             Err(ForbiddenOrigin)
@@ -109,12 +128,24 @@ mod tests {
     #[test]
     fn own_origins_and_extra_ones_are_allowed_exactly() {
         let allowed = AllowedOrigins::for_port(3000, Some(" https://chat.example/ ,,"));
-        assert!(allowed.allows("http://localhost:3000"));
-        assert!(allowed.allows("http://127.0.0.1:3000"));
-        assert!(allowed.allows("https://chat.example"));
-        assert!(!allowed.allows("http://localhost:3001"));
-        assert!(!allowed.allows("http://localhost:3000.evil.example"));
-        assert!(!allowed.allows("null"));
+        assert!(allowed.allows("http://localhost:3000", None));
+        assert!(allowed.allows("http://127.0.0.1:3000", None));
+        assert!(allowed.allows("https://chat.example", None));
+        assert!(!allowed.allows("http://localhost:3001", None));
+        assert!(!allowed.allows("http://localhost:3000.evil.example", None));
+        assert!(!allowed.allows("null", None));
         assert_eq!(allowed.as_slice().len(), 3);
+    }
+
+    #[test]
+    fn same_host_allows_the_name_the_browser_used_for_us_and_nothing_else() {
+        let classroom = AllowedOrigins::for_port(3000, None).also_same_host();
+        let host = Some("192.168.1.20:3000");
+        assert!(classroom.allows("http://192.168.1.20:3000", host));
+        assert!(!classroom.allows("http://evil.example", host));
+        assert!(!classroom.allows("http://192.168.1.20:3000", Some("other:3000")));
+        // Off unless asked for.
+        let local = AllowedOrigins::for_port(3000, None);
+        assert!(!local.allows("http://192.168.1.20:3000", host));
     }
 }

@@ -1,0 +1,410 @@
+//! The chat itself: what happens on each Socket.IO event.
+//!
+//! Every handler here can rely on one thing: step 4's `authenticate_socket` ran first, so the
+//! socket carries the `User` of its session, the `socket.user` of the Node.js walkthrough. No
+//! handler ever reads a user name from a client's payload: a message is always signed by the
+//! session, which is the whole point of authenticating the socket.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use step03_passport_like_auth::User;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore};
+use crate::presence::Presence;
+use crate::rate_limit::RateLimiter;
+use crate::validation::{InputError, parse_chat_message, parse_room};
+
+/// The room every socket is in, and cannot leave.
+pub const GENERAL: &str = "general";
+/// How many rooms (besides `general`) one socket may join: each costs the server memory.
+pub const MAX_ROOMS_PER_SOCKET: usize = 20;
+/// At most this many missed messages are replayed on reconnection; `history` covers the rest.
+pub const CATCH_UP_LIMIT: i64 = 1000;
+
+// ANCHOR: chat_error
+/// Why an event was refused. The text goes back to the client in the acknowledgement,
+/// `{"error": "..."}`, and the connection stays up.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The payload did not have the expected shape.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Sending to, or typing in, a room the socket has not joined.
+    #[error("you have not joined this room")]
+    NotInRoom,
+    /// Too many messages too fast.
+    #[error("rate limited")]
+    RateLimited,
+    /// A socket asked to join more than [`MAX_ROOMS_PER_SOCKET`] rooms.
+    #[error("too many rooms: leave one first")]
+    TooManyRooms,
+    /// `general` is home: everybody is always there.
+    #[error("you cannot leave general")]
+    CannotLeaveGeneral,
+    /// The database failed. Logged in full on the server, never sent to the client.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<sqlx::Error> for ChatError {
+    fn from(error: sqlx::Error) -> Self {
+        tracing::error!(%error, "chat database error");
+        ChatError::Internal
+    }
+}
+// ANCHOR_END: chat_error
+
+/// Everything the chat handlers share. Cheap to clone: every field is a handle.
+#[derive(Debug, Clone)]
+pub struct Chat {
+    /// The messages, in SQLite.
+    pub messages: MessageStore,
+    /// Who is online where.
+    pub presence: Presence,
+    /// How fast each user may send messages.
+    pub limiter: RateLimiter,
+    /// How fast each user may send `typing` (cheap for them, a broadcast for us).
+    typing_limiter: RateLimiter,
+    locks: RoomLocks,
+}
+
+impl Chat {
+    /// A chat over `messages`, with `limiter` for `chat message`.
+    pub fn new(messages: MessageStore, limiter: RateLimiter) -> Self {
+        Chat {
+            messages,
+            presence: Presence::default(),
+            limiter,
+            typing_limiter: RateLimiter::new(5, 2.0),
+            locks: RoomLocks::default(),
+        }
+    }
+
+    /// Drops the rate-limit buckets of users who have gone quiet, now and then, so the
+    /// limiters' tables do not grow with every user who ever sent a message.
+    pub fn spawn_housekeeping(&self) -> tokio::task::JoinHandle<()> {
+        let chat = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let now = std::time::Instant::now();
+                chat.limiter.forget_idle(now);
+                chat.typing_limiter.forget_idle(now);
+            }
+        })
+    }
+}
+
+// ANCHOR: room_locks
+/// One lock per room (well, per one of 64 stripes of rooms), held while a message is stored
+/// and broadcast, and while a socket joins a room and reads its history.
+///
+/// Why: "store, then broadcast" and "join, then read what was stored" must not interleave.
+/// Otherwise a message stored just before a socket joins, but broadcast just after, would reach
+/// that socket twice (history and broadcast), and one stored just after the history was read
+/// but broadcast before the join would never reach it. Under the lock, every message is either
+/// in what the joining socket reads, or broadcast to it, never both and never neither.
+#[derive(Debug, Clone)]
+struct RoomLocks(Arc<[Mutex<()>; 64]>);
+
+impl Default for RoomLocks {
+    fn default() -> Self {
+        RoomLocks(Arc::new(std::array::from_fn(|_| Mutex::new(()))))
+    }
+}
+
+impl RoomLocks {
+    async fn lock(&self, room: &str) -> MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut hasher);
+        let stripe = (hasher.finish() % self.0.len() as u64) as usize;
+        self.0[stripe].lock().await
+    }
+}
+// ANCHOR_END: room_locks
+
+// ANCHOR: register
+/// The last connect middleware: registers every chat event handler before the client is told
+/// it is connected, so no event sent the instant it connects is lost (see chapter 4).
+pub async fn register_chat_handlers(socket: SocketRef) -> Result<(), Infallible> {
+    socket.on("chat message", on_chat_message);
+    socket.on("join", on_join);
+    socket.on("leave", on_leave);
+    socket.on("typing", on_typing);
+    socket.on_disconnect(on_disconnect);
+    Ok(())
+}
+// ANCHOR_END: register
+
+/// What a client may send in the handshake's `auth`: `io({ auth: { serverOffset: 41 } })`,
+/// the id of the last message it saw, so the server can replay what it missed.
+#[derive(Debug, Deserialize)]
+pub struct HandshakeAuth {
+    #[serde(rename = "serverOffset")]
+    server_offset: Option<i64>,
+}
+
+// ANCHOR: on_connect
+/// Runs once the socket is admitted: put it in `general`, send the history, replay what it
+/// missed while disconnected, and tell the room who is online.
+pub async fn on_connect(
+    io: SocketIo,
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(auth): TryData<HandshakeAuth>,
+) {
+    let server_offset = auth.ok().and_then(|auth| auth.server_offset);
+    let replayed = {
+        let _room = chat.locks.lock(GENERAL).await;
+        socket.join(GENERAL);
+        match enter_general(&socket, &chat, server_offset).await {
+            Ok(replayed) => replayed,
+            Err(error) => {
+                tracing::error!(%error, "could not send history");
+                0
+            }
+        }
+    };
+    tracing::info!(user = %user.username, sid = %socket.id, replayed, "joined general");
+    announce_presence(&io, &socket, &chat, &user, GENERAL).await;
+}
+
+/// Sends `history`, then each message after `server_offset` as a `chat message` event, in
+/// order. Returns how many were replayed.
+async fn enter_general(
+    socket: &SocketRef,
+    chat: &Chat,
+    server_offset: Option<i64>,
+) -> Result<usize, ChatError> {
+    let history = chat.messages.recent(GENERAL, HISTORY_LIMIT).await?;
+    socket
+        .emit("history", &json!({ "room": GENERAL, "messages": history }))
+        .ok();
+    let Some(offset) = server_offset else {
+        return Ok(0);
+    };
+    let missed = chat.messages.since(GENERAL, offset, CATCH_UP_LIMIT).await?;
+    for message in &missed {
+        socket.emit("chat message", message).ok();
+    }
+    Ok(missed.len())
+}
+// ANCHOR_END: on_connect
+
+// ANCHOR: chat_message
+/// `chat message`: store the message, then send it to everybody in the room, sender included.
+async fn on_chat_message(
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let reply = match send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await {
+        Ok(message) => json!({ "ok": true, "id": message.id }),
+        Err(error) => json!({ "error": error.to_string() }),
+    };
+    // The acknowledgement is optional for the client; without one, `send` fails harmlessly.
+    ack.send(&reply).ok();
+}
+
+async fn send_message(
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    payload: Value,
+) -> Result<ChatMessage, ChatError> {
+    let outgoing = parse_chat_message(&payload)?;
+    if !has_joined(socket, &outgoing.room) {
+        return Err(ChatError::NotInRoom);
+    }
+    if !chat.limiter.check(user.id) {
+        return Err(ChatError::RateLimited);
+    }
+    let _room = chat.locks.lock(&outgoing.room).await;
+    // The author is the socket's user, from the session. Whatever "user" the payload claimed
+    // was never even parsed.
+    let message = chat
+        .messages
+        .insert(&outgoing.room, user, &outgoing.text)
+        .await?;
+    if let Err(error) = socket
+        .within(outgoing.room.clone())
+        .emit("chat message", &message)
+        .await
+    {
+        // Stored but not delivered live: reconnecting clients still get it by catch-up.
+        tracing::warn!(%error, "could not broadcast a message");
+    }
+    Ok(message)
+}
+// ANCHOR_END: chat_message
+
+/// Whether the socket may speak in `room`. `general` always counts as joined: the socket is
+/// put there by `on_connect`, which may still be running when a fast client sends its first
+/// message (and that message then reaches it through `history`).
+fn has_joined(socket: &SocketRef, room: &str) -> bool {
+    room == GENERAL || socket.rooms().iter().any(|joined| joined == room)
+}
+
+// ANCHOR: join
+/// `join`: enter a room, and get its history in the acknowledgement.
+async fn on_join(
+    io: SocketIo,
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let payload = payload.unwrap_or(Value::Null);
+    let reply = match join_room(&io, &socket, &chat, &user, payload).await {
+        Ok((room, history)) => json!({ "ok": true, "room": room, "history": history }),
+        Err(error) => json!({ "error": error.to_string() }),
+    };
+    ack.send(&reply).ok();
+}
+
+async fn join_room(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    payload: Value,
+) -> Result<(String, Vec<ChatMessage>), ChatError> {
+    let room = parse_room(&payload)?;
+    let joined = chat_rooms(socket);
+    if !joined.contains(&room) && joined.len() > MAX_ROOMS_PER_SOCKET {
+        return Err(ChatError::TooManyRooms);
+    }
+    let history = {
+        let _room = chat.locks.lock(&room).await;
+        socket.join(room.clone());
+        chat.messages.recent(&room, HISTORY_LIMIT).await?
+    };
+    announce_presence(io, socket, chat, user, &room).await;
+    Ok((room, history))
+}
+// ANCHOR_END: join
+
+/// The chat rooms a socket is in: its rooms minus the `session:` and `user:` rooms of step 4,
+/// which a client can never name (room names have no `:`).
+fn chat_rooms(socket: &SocketRef) -> Vec<String> {
+    socket
+        .rooms()
+        .into_iter()
+        .map(|room| room.to_string())
+        .filter(|room| !room.contains(':'))
+        .collect()
+}
+
+/// `leave`: the opposite of `join`. Leaving a room one is not in is not an error.
+async fn on_leave(
+    io: SocketIo,
+    socket: SocketRef,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let result = parse_room(&payload.unwrap_or(Value::Null))
+        .map_err(ChatError::from)
+        .and_then(|room| {
+            if room == GENERAL {
+                Err(ChatError::CannotLeaveGeneral)
+            } else {
+                Ok(room)
+            }
+        });
+    let reply = match result {
+        Ok(room) => {
+            socket.leave(room.clone());
+            if chat.presence.leave(socket.id, &room) {
+                broadcast_presence(&io, &chat, &room).await;
+            }
+            json!({ "ok": true })
+        }
+        Err(error) => json!({ "error": error.to_string() }),
+    };
+    ack.send(&reply).ok();
+}
+
+// ANCHOR: typing
+/// `typing`: tell the *others* in the room. Fire-and-forget, but rate-limited, because one
+/// cheap event from a client costs a broadcast to everyone in the room.
+async fn on_typing(
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let payload = payload.unwrap_or(Value::Null);
+    let result = parse_room(&payload["room"]).map_err(ChatError::from);
+    let result = result.and_then(|room| {
+        if !has_joined(&socket, &room) {
+            Err(ChatError::NotInRoom)
+        } else if !chat.typing_limiter.check(user.id) {
+            Err(ChatError::RateLimited)
+        } else {
+            Ok(room)
+        }
+    });
+    match result {
+        Ok(room) => {
+            let event = json!({ "room": room, "user": user });
+            // `to` (unlike `within`) leaves the sender out: you know you are typing.
+            socket.to(room).emit("typing", &event).await.ok();
+            ack.send(&json!({ "ok": true })).ok();
+        }
+        Err(error) => {
+            ack.send(&json!({ "error": error.to_string() })).ok();
+        }
+    }
+}
+// ANCHOR_END: typing
+
+/// A socket went away: if it was its user's last socket in a room, the room is told.
+async fn on_disconnect(io: SocketIo, socket: SocketRef, State(chat): State<Chat>) {
+    for room in chat.presence.disconnect(socket.id) {
+        broadcast_presence(&io, &chat, &room).await;
+    }
+}
+
+// ANCHOR: presence
+/// Counts the socket in `room`. Everybody in the room hears about a change of users; the
+/// socket itself always gets the list, even when its user was already there in another tab.
+async fn announce_presence(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    room: &str,
+) {
+    if chat.presence.join(socket.id, user, room) {
+        broadcast_presence(io, chat, room).await;
+    } else {
+        socket.emit("presence", &presence_event(chat, room)).ok();
+    }
+}
+
+async fn broadcast_presence(io: &SocketIo, chat: &Chat, room: &str) {
+    let event = presence_event(chat, room);
+    if let Err(error) = io.within(room.to_owned()).emit("presence", &event).await {
+        tracing::warn!(%error, "could not broadcast presence");
+    }
+}
+
+fn presence_event(chat: &Chat, room: &str) -> Value {
+    json!({ "room": room, "users": chat.presence.users_in(room) })
+}
+// ANCHOR_END: presence

@@ -1,0 +1,129 @@
+//! The chat's settings, from the environment (and a `.env` file, loaded by `main`).
+//!
+//! | Variable | Default | Meaning |
+//! | --- | --- | --- |
+//! | `PORT` | `3000` | the port to listen on |
+//! | `HOST` | `127.0.0.1` | the address to listen on; `0.0.0.0` serves a classroom network |
+//! | `DATABASE_URL` | `sqlite://data/chat.db` | users, messages and sessions |
+//! | `SESSION_SECRET` | generated, with a warning | ≥ 64 bytes that sign the session cookie |
+//! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
+//! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use step02_sessions::{SessionConfig, SessionConfigError};
+use step03_passport_like_auth::argon2;
+use step04_socket_middleware::{AllowedOrigins, SocketSettings};
+
+use crate::rate_limit::RateLimiter;
+
+/// The database the chat uses when `DATABASE_URL` is not set: a file, created on first run.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chat.db";
+
+/// Everything [`crate::build`] needs.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// Where users, messages and sessions are stored.
+    pub database_url: String,
+    /// The session cookie: key, lifetime, attributes (step 2).
+    pub sessions: SessionConfig,
+    /// Allowed origins and how often live sockets re-check their session (step 4).
+    pub sockets: SocketSettings,
+    /// How fast one user may send messages.
+    pub rate_limit: RateLimiter,
+    /// The cost of password hashing (step 3). Keep the default outside tests.
+    pub hashing: argon2::Params,
+}
+
+/// A setting that could not be understood. Startup stops with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `PORT` is not a port number.
+    #[error("PORT must be a number from 0 to 65535, got {0:?}")]
+    Port(String),
+    /// `HOST` is not an IP address.
+    #[error("HOST must be an IP address such as 127.0.0.1 or 0.0.0.0, got {0:?}")]
+    Host(String),
+    /// A session setting (step 2's checks).
+    #[error(transparent)]
+    Sessions(#[from] SessionConfigError),
+}
+
+/// The address to listen on, from `HOST` and `PORT`.
+pub fn listen_addr_from_env() -> Result<SocketAddr, ConfigError> {
+    let port = match std::env::var("PORT") {
+        Ok(port) => port.parse().map_err(|_| ConfigError::Port(port))?,
+        Err(_) => 3000,
+    };
+    let host = match std::env::var("HOST") {
+        Ok(host) => host.parse().map_err(|_| ConfigError::Host(host))?,
+        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    Ok(SocketAddr::new(host, port))
+}
+
+impl ChatConfig {
+    /// Reads the environment, for a server that listens on `addr` (the port may be the one the
+    /// OS picked).
+    pub fn from_env(addr: SocketAddr) -> Result<Self, ConfigError> {
+        Ok(ChatConfig {
+            database_url: std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
+            sessions: SessionConfig::from_env()?,
+            sockets: SocketSettings {
+                allowed_origins: allowed_origins(addr, std::env::var("ALLOWED_ORIGINS").ok()),
+                session_recheck: Duration::from_secs(30),
+            },
+            rate_limit: RateLimiter::default(),
+            hashing: argon2::Params::default(),
+        })
+    }
+}
+
+// ANCHOR: allowed_origins
+/// The server's own origins, plus `extra`, plus whatever the listening address adds: a
+/// specific LAN address is an origin of its own; `0.0.0.0` (every address) means we cannot list
+/// the names students will type, so pages are allowed whose origin is the host they asked for.
+pub fn allowed_origins(addr: SocketAddr, extra: Option<String>) -> AllowedOrigins {
+    let origins = AllowedOrigins::for_port(addr.port(), extra.as_deref());
+    match addr.ip() {
+        ip if ip.is_unspecified() => origins.also_same_host(),
+        ip if ip.is_loopback() => origins,
+        ip => {
+            let own = format!("http://{}", SocketAddr::new(ip, addr.port()));
+            let extra = [extra.unwrap_or_default(), own].join(",");
+            AllowedOrigins::for_port(addr.port(), Some(&extra))
+        }
+    }
+}
+// ANCHOR_END: allowed_origins
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lan_address_is_an_allowed_origin_of_its_own() {
+        let origins = allowed_origins("192.168.1.20:3000".parse().expect("addr"), None);
+        assert!(origins.allows("http://192.168.1.20:3000", None));
+        assert!(origins.allows("http://localhost:3000", None));
+        assert!(!origins.allows("http://192.168.1.21:3000", None));
+    }
+
+    #[test]
+    fn every_address_allows_the_host_the_browser_asked_for() {
+        let origins = allowed_origins("0.0.0.0:3000".parse().expect("addr"), None);
+        let host = Some("10.0.0.5:3000");
+        assert!(origins.allows("http://10.0.0.5:3000", host));
+        assert!(!origins.allows("http://evil.example", host));
+    }
+
+    #[test]
+    fn loopback_allows_only_its_own_origins_and_the_extra_ones() {
+        let addr = "127.0.0.1:3000".parse().expect("addr");
+        let origins = allowed_origins(addr, Some("http://localhost:5173".into()));
+        assert!(origins.allows("http://localhost:5173", None));
+        assert!(!origins.allows("http://10.0.0.5:3000", Some("10.0.0.5:3000")));
+    }
+}

@@ -1,0 +1,185 @@
+//! Who is online in which room.
+//!
+//! A user may have several sockets (three tabs, a phone and a laptop), and each socket may be
+//! in several rooms. The presence list shows *users*, once each, so we count sockets per user
+//! per room and only report a change when a count goes from 0 to 1 or from 1 to 0.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use socketioxide::socket::Sid;
+use step03_passport_like_auth::User;
+
+/// The online users of every room. Cheap to clone: clones share one table.
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    inner: Arc<Mutex<Table>>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// room → user id → (user, how many of their sockets are in the room)
+    rooms: HashMap<String, BTreeMap<i64, (User, usize)>>,
+    /// socket → the rooms it is counted in, so a disconnect can undo all of them
+    sockets: HashMap<Sid, (User, HashSet<String>)>,
+}
+
+// ANCHOR: presence
+impl Presence {
+    /// Counts `socket` (of `user`) in `room`. Returns whether the room's set of users changed.
+    pub fn join(&self, socket: Sid, user: &User, room: &str) -> bool {
+        let mut table = self.lock();
+        let (_, rooms) = table
+            .sockets
+            .entry(socket)
+            .or_insert_with(|| (user.clone(), HashSet::new()));
+        if !rooms.insert(room.to_owned()) {
+            return false; // this socket is already counted in this room
+        }
+        let users = table.rooms.entry(room.to_owned()).or_default();
+        let (_, count) = users.entry(user.id).or_insert_with(|| (user.clone(), 0));
+        *count += 1;
+        *count == 1
+    }
+
+    /// Stops counting `socket` in `room`. Returns whether the room's set of users changed.
+    pub fn leave(&self, socket: Sid, room: &str) -> bool {
+        let mut table = self.lock();
+        let Some((user, rooms)) = table.sockets.get_mut(&socket) else {
+            return false;
+        };
+        if !rooms.remove(room) {
+            return false;
+        }
+        let user_id = user.id;
+        table.uncount(room, user_id)
+    }
+
+    /// Forgets `socket` everywhere. Returns the rooms whose set of users changed.
+    pub fn disconnect(&self, socket: Sid) -> Vec<String> {
+        let mut table = self.lock();
+        let Some((user, rooms)) = table.sockets.remove(&socket) else {
+            return Vec::new();
+        };
+        let mut changed: Vec<String> = rooms
+            .into_iter()
+            .filter(|room| table.uncount(room, user.id))
+            .collect();
+        changed.sort();
+        changed
+    }
+
+    /// The users online in `room`, each once, ordered by id.
+    pub fn users_in(&self, room: &str) -> Vec<User> {
+        self.lock()
+            .rooms
+            .get(room)
+            .map(|users| users.values().map(|(user, _)| user.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+// ANCHOR_END: presence
+
+impl Presence {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // Nothing in here panics half-way through a change, so a poisoned table is still sound.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Table {
+    /// One socket of `user_id` fewer in `room`; true if that was the last one.
+    fn uncount(&mut self, room: &str, user_id: i64) -> bool {
+        let Some(users) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let gone = match users.get_mut(&user_id) {
+            Some((_, count)) => {
+                *count -= 1;
+                *count == 0
+            }
+            None => false,
+        };
+        if gone {
+            users.remove(&user_id);
+            if users.is_empty() {
+                self.rooms.remove(room); // empty rooms must not pile up
+            }
+        }
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: i64, name: &str) -> User {
+        User {
+            id,
+            username: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_user_with_three_tabs_counts_once() {
+        let presence = Presence::default();
+        let alice = user(1, "alice");
+        let tabs = [Sid::new(), Sid::new(), Sid::new()];
+        assert!(presence.join(tabs[0], &alice, "general"));
+        assert!(!presence.join(tabs[1], &alice, "general"));
+        assert!(!presence.join(tabs[2], &alice, "general"));
+        assert_eq!(presence.users_in("general"), vec![alice.clone()]);
+
+        assert!(presence.disconnect(tabs[0]).is_empty());
+        assert!(presence.disconnect(tabs[1]).is_empty());
+        assert_eq!(presence.disconnect(tabs[2]), vec!["general".to_owned()]);
+        assert!(presence.users_in("general").is_empty());
+    }
+
+    #[test]
+    fn leaving_one_room_keeps_the_others() {
+        let presence = Presence::default();
+        let bob = user(2, "bob");
+        let socket = Sid::new();
+        presence.join(socket, &bob, "general");
+        presence.join(socket, &bob, "rust");
+        assert!(presence.leave(socket, "rust"));
+        assert!(
+            !presence.leave(socket, "rust"),
+            "leaving twice changes nothing"
+        );
+        assert_eq!(presence.users_in("general"), vec![bob]);
+        assert!(presence.users_in("rust").is_empty());
+    }
+
+    #[test]
+    fn joining_the_same_room_twice_counts_once() {
+        let presence = Presence::default();
+        let carol = user(3, "carol");
+        let socket = Sid::new();
+        assert!(presence.join(socket, &carol, "general"));
+        assert!(!presence.join(socket, &carol, "general"));
+        assert_eq!(presence.disconnect(socket), vec!["general".to_owned()]);
+    }
+
+    #[test]
+    fn users_are_listed_by_id() {
+        let presence = Presence::default();
+        presence.join(Sid::new(), &user(9, "zed"), "general");
+        presence.join(Sid::new(), &user(4, "amy"), "general");
+        let names: Vec<_> = presence
+            .users_in("general")
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        assert_eq!(names, ["amy", "zed"]);
+    }
+
+    #[test]
+    fn unknown_sockets_change_nothing() {
+        let presence = Presence::default();
+        assert!(!presence.leave(Sid::new(), "general"));
+        assert!(presence.disconnect(Sid::new()).is_empty());
+    }
+}

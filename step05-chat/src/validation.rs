@@ -1,0 +1,295 @@
+//! Turning what a client sent into values the server can trust.
+//!
+//! A Socket.IO event carries whatever JSON the other end chose to send: any browser console can
+//! emit `socket.emit("chat message", {user: {id: 1}, text: 12})`. So handlers take the payload
+//! as a plain [`serde_json::Value`] and pass it through these functions, which either return
+//! checked values or an [`InputError`] whose message is fit to send back in the ack. Nothing
+//! here panics, whatever the input.
+
+use serde_json::Value;
+
+/// The room a message goes to when the client does not say.
+pub const DEFAULT_ROOM: &str = "general";
+/// The longest room name, in characters.
+pub const MAX_ROOM_CHARS: usize = 32;
+/// The longest message, in characters (not bytes: "héllo" is 5).
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// Why a client's payload was refused. The `Display` text is what the client is told, in the
+/// ack `{"error": "..."}`: short, lowercase, and saying what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// The payload was neither an object nor a string (a number, an array, `null`...).
+    #[error("expected {{\"room\", \"text\"}} or a string")]
+    NotAMessage,
+    /// The room was not a string of allowed characters of the allowed length.
+    #[error("room must be 1 to {} of a-z, 0-9, _ and -", MAX_ROOM_CHARS)]
+    InvalidRoom,
+    /// The object had no `text`, or it was not a string.
+    #[error("text must be a string")]
+    TextNotAString,
+    /// The text was empty (after trimming) or too long.
+    #[error("text must be 1 to {} characters", MAX_TEXT_CHARS)]
+    TextLength,
+}
+
+/// A message a client wants to send, checked: `room` is a valid room name and `text` is
+/// trimmed and of allowed length. Who sends it is not here: the server knows that already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingText {
+    /// The room to send to.
+    pub room: String,
+    /// The trimmed text.
+    pub text: String,
+}
+
+/// A room name: a JSON string of 1 to 32 characters, each `a-z`, `0-9`, `_` or `-`.
+///
+/// Room names end up in Socket.IO room ids, the database and the page, so a small alphabet
+/// means none of those has to worry about escaping or look-alike names.
+pub fn parse_room(value: &Value) -> Result<String, InputError> {
+    let room = value.as_str().ok_or(InputError::InvalidRoom)?;
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    // All allowed characters are ASCII, so here bytes and characters count the same.
+    if room.is_empty() || room.len() > MAX_ROOM_CHARS || !room.chars().all(allowed) {
+        return Err(InputError::InvalidRoom);
+    }
+    Ok(room.to_owned())
+}
+
+// ANCHOR: parse_chat_message
+/// A chat message from a client: either `{"room": "...", "text": "..."}` or just `"text"`
+/// (which goes to the `general` room).
+///
+/// Every other field is ignored, on purpose: a client that sends `"user": {"id": 1}` does not
+/// get to speak as user 1, because the sender is never read from the payload.
+pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
+    let (room, text) = match value {
+        Value::String(text) => (DEFAULT_ROOM.to_owned(), text.as_str()),
+        Value::Object(fields) => {
+            let room = match fields.get("room") {
+                Some(room) => parse_room(room)?,
+                None => DEFAULT_ROOM.to_owned(),
+            };
+            let text = fields
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or(InputError::TextNotAString)?;
+            (room, text)
+        }
+        _ => return Err(InputError::NotAMessage),
+    };
+    Ok(OutgoingText {
+        room,
+        text: parse_text(text)?,
+    })
+}
+
+/// Trims the text, then checks its length in characters: `len()` counts bytes, and would let
+/// an English speaker write four times as much as someone writing in emoji.
+fn parse_text(text: &str) -> Result<String, InputError> {
+    let text = text.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > MAX_TEXT_CHARS {
+        return Err(InputError::TextLength);
+    }
+    Ok(text.to_owned())
+}
+// ANCHOR_END: parse_chat_message
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn outgoing(room: &str, text: &str) -> OutgoingText {
+        OutgoingText {
+            room: room.to_owned(),
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn accepts_an_object_with_room_and_text() {
+        let parsed = parse_chat_message(&json!({"room": "rust", "text": "hello"}));
+
+        assert_eq!(parsed, Ok(outgoing("rust", "hello")));
+    }
+
+    #[test]
+    fn a_bare_string_goes_to_the_general_room() {
+        assert_eq!(
+            parse_chat_message(&json!("hello")),
+            Ok(outgoing("general", "hello"))
+        );
+    }
+
+    #[test]
+    fn an_object_without_a_room_goes_to_the_general_room() {
+        assert_eq!(
+            parse_chat_message(&json!({"text": "hello"})),
+            Ok(outgoing("general", "hello"))
+        );
+    }
+
+    #[test]
+    fn a_forged_user_and_other_extra_fields_are_ignored() {
+        let forged = json!({
+            "room": "general",
+            "text": "I am the admin",
+            "user": {"id": 1, "username": "admin"},
+            "id": 1,
+            "ts": 0,
+        });
+
+        assert_eq!(
+            parse_chat_message(&forged),
+            Ok(outgoing("general", "I am the admin"))
+        );
+    }
+
+    #[test]
+    fn text_is_trimmed() {
+        assert_eq!(
+            parse_chat_message(&json!("  \n hello there \t ")),
+            Ok(outgoing("general", "hello there"))
+        );
+    }
+
+    #[test]
+    fn empty_or_blank_text_is_refused() {
+        for payload in [json!(""), json!("   \n\t"), json!({"text": ""})] {
+            assert_eq!(
+                parse_chat_message(&payload),
+                Err(InputError::TextLength),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_length_is_counted_in_characters_not_bytes() {
+        // 1000 four-byte characters: 4000 bytes, but within the limit.
+        let emoji = "🦀".repeat(MAX_TEXT_CHARS);
+        assert_eq!(
+            parse_chat_message(&json!(emoji)).map(|m| m.text),
+            Ok(emoji.clone())
+        );
+
+        let too_long = "a".repeat(MAX_TEXT_CHARS + 1);
+        assert_eq!(
+            parse_chat_message(&json!(too_long)),
+            Err(InputError::TextLength)
+        );
+    }
+
+    #[test]
+    fn the_length_limit_applies_after_trimming() {
+        let padded = format!("   {}   ", "a".repeat(MAX_TEXT_CHARS));
+
+        assert!(parse_chat_message(&json!(padded)).is_ok());
+    }
+
+    #[test]
+    fn text_of_the_wrong_type_or_missing_is_refused() {
+        for payload in [
+            json!({"room": "general"}),
+            json!({"text": 42}),
+            json!({"text": null}),
+            json!({"text": ["hello"]}),
+            json!({"text": {"nested": "hello"}}),
+        ] {
+            assert_eq!(
+                parse_chat_message(&payload),
+                Err(InputError::TextNotAString),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn payloads_that_are_neither_object_nor_string_are_refused() {
+        for payload in [json!(null), json!(42), json!(true), json!(["room", "text"])] {
+            assert_eq!(
+                parse_chat_message(&payload),
+                Err(InputError::NotAMessage),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_room_in_a_message_is_refused() {
+        let parsed = parse_chat_message(&json!({"room": "General!", "text": "hello"}));
+
+        assert_eq!(parsed, Err(InputError::InvalidRoom));
+    }
+
+    #[test]
+    fn accepts_room_names_of_the_allowed_alphabet_and_length() {
+        let longest = "a".repeat(MAX_ROOM_CHARS);
+        for room in [
+            "general",
+            "a",
+            "rust-2024",
+            "off_topic",
+            "0",
+            longest.as_str(),
+        ] {
+            assert_eq!(parse_room(&json!(room)), Ok(room.to_owned()));
+        }
+    }
+
+    #[test]
+    fn refuses_room_names_outside_the_alphabet_or_length() {
+        let too_long = "a".repeat(MAX_ROOM_CHARS + 1);
+        for room in [
+            "",
+            too_long.as_str(),
+            "General",
+            "with space",
+            "dots.are.out",
+            "café",
+            "../etc",
+            " general",
+        ] {
+            assert_eq!(
+                parse_room(&json!(room)),
+                Err(InputError::InvalidRoom),
+                "{room:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_a_room_that_is_not_a_string() {
+        for room in [
+            json!(null),
+            json!(1),
+            json!(["general"]),
+            json!({"name": "general"}),
+        ] {
+            assert_eq!(parse_room(&room), Err(InputError::InvalidRoom), "{room}");
+        }
+    }
+
+    #[test]
+    fn error_messages_are_the_ones_clients_are_told() {
+        assert_eq!(
+            InputError::NotAMessage.to_string(),
+            r#"expected {"room", "text"} or a string"#
+        );
+        assert_eq!(
+            InputError::InvalidRoom.to_string(),
+            "room must be 1 to 32 of a-z, 0-9, _ and -"
+        );
+        assert_eq!(
+            InputError::TextNotAString.to_string(),
+            "text must be a string"
+        );
+        assert_eq!(
+            InputError::TextLength.to_string(),
+            "text must be 1 to 1000 characters"
+        );
+    }
+}
