@@ -48,7 +48,7 @@ fn include_directives(markdown: &str) -> Vec<String> {
 fn anchor_body(source: &str, name: &str) -> Option<Vec<String>> {
     let is_marker = |line: &str, kind: &str| {
         line.split_once(kind)
-            .is_some_and(|(_, rest)| rest.trim().split_whitespace().next() == Some(name))
+            .is_some_and(|(_, rest)| rest.split_whitespace().next() == Some(name))
     };
     let mut lines = source.lines();
     lines.by_ref().find(|l| is_marker(l, "ANCHOR:"))?;
@@ -84,7 +84,9 @@ fn check_include(chapter_dir: &Path, argument: &str) -> Option<String> {
         return None;
     }
     match anchor_body(&source, selector) {
-        None => Some(format!("no anchor `{selector}` (or no ANCHOR_END) in {path}")),
+        None => Some(format!(
+            "no anchor `{selector}` (or no ANCHOR_END) in {path}"
+        )),
         Some(body) if body.iter().all(|l| l.trim().is_empty()) => {
             Some(format!("anchor `{selector}` in {path} is empty"))
         }
@@ -102,12 +104,22 @@ fn every_include_resolves_to_a_file_and_a_non_empty_anchor() {
         for argument in include_directives(&text) {
             checked += 1;
             if let Some(problem) = check_include(dir, &argument) {
-                problems.push(format!("{}: {{{{#include {argument}}}}}: {problem}", chapter.display()));
+                problems.push(format!(
+                    "{}: {{{{#include {argument}}}}}: {problem}",
+                    chapter.display()
+                ));
             }
         }
     }
-    assert!(problems.is_empty(), "broken includes:\n{}", problems.join("\n"));
-    assert!(checked > 0, "the book includes no code at all: is book/src where we think?");
+    assert!(
+        problems.is_empty(),
+        "broken includes:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        checked > 0,
+        "the book includes no code at all: is book/src where we think?"
+    );
 }
 
 #[test]
@@ -127,7 +139,10 @@ fn every_chapter_in_the_summary_exists() {
             missing.push(target.to_owned());
         }
     }
-    assert!(missing.is_empty(), "SUMMARY.md links to missing chapters: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "SUMMARY.md links to missing chapters: {missing:?}"
+    );
     assert!(chapters >= 6, "SUMMARY.md lists only {chapters} chapters");
 }
 

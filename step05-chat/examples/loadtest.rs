@@ -1,0 +1,174 @@
+//! A load test of the chat, with the official Socket.IO client on the other end.
+//!
+//! ```console
+//! cargo run --release -p step05-chat --example loadtest -- --users 50 --sockets 500 --messages 200
+//! ```
+//!
+//! It starts the real chat in this process (on a free loopback port, over a temporary SQLite
+//! file), registers `--users` accounts over HTTP, then runs `testkit/js/loadtest.mjs`, which
+//! opens `--sockets` sockets spread over those users and sends `--messages` messages to
+//! `general`. Every socket receives every message, so deliveries = sockets × messages.
+//!
+//! Printed: connects/s, deliveries/s, the latency from send to each delivery (p50, p99), and
+//! the server's memory per socket (the growth of this process's RSS while the sockets were
+//! opened, divided by their number). The rate limit is lifted for the run: it measures the
+//! server, not the limiter.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use step02_sessions::SessionConfig;
+use step03_passport_like_auth::argon2;
+use step04_socket_middleware::SocketSettings;
+use step05_chat::ChatConfig;
+use step05_chat::rate_limit::RateLimiter;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tower_sessions::cookie::Key;
+
+struct Args {
+    users: usize,
+    sockets: usize,
+    messages: usize,
+    transport: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        users: 20,
+        sockets: 200,
+        messages: 100,
+        transport: "websocket".into(),
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(flag) = words.next() {
+        let value = words
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{flag} takes a whole number, got {value:?}"))
+        };
+        match flag.as_str() {
+            "--users" => args.users = number()?.max(1),
+            "--sockets" => args.sockets = number()?.max(1),
+            "--messages" => args.messages = number()?,
+            "--transport" => args.transport = value.clone(),
+            _ => {
+                return Err(format!(
+                    "unknown flag {flag}: use --users, --sockets, --messages, --transport"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// This process's resident memory, in KiB, from /proc (Linux only).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let database = tempfile::tempdir()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let config = ChatConfig {
+        database_url: format!("sqlite://{}", database.path().join("load.db").display()),
+        sessions: SessionConfig::with_key(Key::generate()),
+        sockets: SocketSettings {
+            allowed_origins: step05_chat::config::allowed_origins(address, None),
+            session_recheck: Duration::from_secs(30),
+        },
+        rate_limit: RateLimiter::new(u32::MAX, 1e9),
+        hashing: argon2::Params::new(8, 1, 1, None)?,
+    };
+    let chat = step05_chat::build(config).await?;
+    tokio::spawn(step01_http_vs_socket::serve(
+        listener,
+        chat.router,
+        std::future::pending(),
+    ));
+
+    let http = reqwest::Client::new();
+    let mut cookies = Vec::new();
+    for n in 0..args.users {
+        let response = http
+            .post(format!("http://{address}/register"))
+            .json(&json!({ "username": format!("load{n}"), "password": "load-test-password" }))
+            .send()
+            .await?;
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or("register did not set a cookie")?
+            .to_owned();
+        cookies.push(cookie);
+    }
+
+    testkit::ensure_node_modules();
+    let rss_before = rss_kib();
+    let plan = json!({
+        "url": format!("http://{address}/"), "cookies": cookies,
+        "sockets": args.sockets, "messages": args.messages, "transports": [args.transport],
+    });
+    let mut child = tokio::process::Command::new("node")
+        .arg(testkit::js_dir().join("loadtest.mjs"))
+        .arg(plan.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut rss_connected = None;
+    let mut report = None;
+    while let Some(line) = lines.next_line().await? {
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            eprintln!("{line}");
+            continue;
+        };
+        match event["phase"].as_str() {
+            Some("connected") => rss_connected = rss_kib(),
+            Some("done") => report = Some(event),
+            _ => eprintln!("{line}"),
+        }
+    }
+    child.wait().await?;
+    let report = report.ok_or("the client script ended without a report")?;
+
+    let per_socket_kib = match (rss_before, rss_connected) {
+        (Some(before), Some(after)) => {
+            format!(
+                "{:.1}",
+                after.saturating_sub(before) as f64 / args.sockets as f64
+            )
+        }
+        _ => "n/a".into(),
+    };
+    let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "users {} | sockets {} ({}) | messages {}",
+        args.users, args.sockets, args.transport, args.messages
+    );
+    println!(
+        "connects/s {:.0} | deliveries {}/{} ({}) | deliveries/s {:.0}",
+        number("connects_per_sec"),
+        report["deliveries"],
+        report["expected_deliveries"],
+        report["outcome"].as_str().unwrap_or("?"),
+        number("deliveries_per_sec"),
+    );
+    println!(
+        "latency p50 {:.1} ms | p99 {:.1} ms | refused sends {} | server RSS per socket {per_socket_kib} KiB",
+        number("latency_ms_p50"),
+        number("latency_ms_p99"),
+        report["refused"],
+    );
+    Ok(())
+}
