@@ -201,7 +201,10 @@ pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // `try_init` so calling it twice (e.g. from tests) is harmless.
-    tracing_subscriber::fmt().with_env_filter(filter).try_init().ok();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .try_init()
+        .ok();
 }
 
 /// Milliseconds since the Unix epoch.
@@ -211,4 +214,3 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
-

@@ -50,7 +50,10 @@ async fn page_loads_the_pinned_socket_io_client() {
     let response = reqwest::get(app.url("/")).await.expect("request");
     assert_eq!(response.status(), 200);
     let html = response.text().await.expect("body");
-    assert!(html.contains(testkit::SOCKET_IO_CDN_URL), "CDN script tag missing");
+    assert!(
+        html.contains(testkit::SOCKET_IO_CDN_URL),
+        "CDN script tag missing"
+    );
     assert!(html.contains(testkit::SOCKET_IO_SRI), "SRI hash missing");
 }
 

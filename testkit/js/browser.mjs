@@ -8,7 +8,7 @@
 // their own cookies. Steps:
 //   {goto: URL}                     {fill: SELECTOR, value: TEXT}     {click: SELECTOR}
 //   {press: SELECTOR, key: KEY}     {waitText: SELECTOR, text: TEXT}  {read: SELECTOR, as: LABEL}
-//   {waitGone: SELECTOR}            {screenshot: PATH}
+//   {waitGone: SELECTOR}            {screenshot: PATH}                {viewport: {width, height}}
 // It prints one JSON line: {ok, read: {LABEL: text}, errors: [page errors]} or {ok:false, error}.
 //
 // The browser has no Internet here, so requests for the pinned Socket.IO client on its CDN
@@ -62,6 +62,7 @@ try {
     } else if (step.waitGone) await p.locator(step.waitGone).first().waitFor({ state: "detached" });
     else if (step.read) read[step.as ?? step.read] = await p.locator(step.read).first().innerText();
     else if (step.screenshot) await p.screenshot({ path: step.screenshot, fullPage: true });
+    else if (step.viewport) await p.setViewportSize(step.viewport);
     else throw new Error(`unknown step ${JSON.stringify(step)}`);
   }
   console.log(JSON.stringify({ ok: true, read, errors }));

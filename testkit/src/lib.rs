@@ -116,7 +116,10 @@ pub struct Event {
 impl Event {
     /// The arguments of a server event (`socket.emit("x", a, b)` gives `[a, b]`).
     pub fn args(&self) -> &[Value] {
-        self.raw["args"].as_array().map(Vec::as_slice).unwrap_or(&[])
+        self.raw["args"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The first argument of a server event, or `null`.
@@ -157,7 +160,9 @@ impl JsClient {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("cannot start `node`: is Node.js installed? (bash scripts/test.sh installs it)");
+            .expect(
+                "cannot start `node`: is Node.js installed? (bash scripts/test.sh installs it)",
+            );
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let inner = Arc::new(Inner {
@@ -272,7 +277,9 @@ impl Inner {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking test thread poisons the lock; the data is still fine for the others.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One socket of the official JS client, seen from a Rust test.
