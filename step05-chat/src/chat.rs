@@ -210,10 +210,16 @@ async fn on_chat_message(
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
-    let reply = match send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await {
-        Ok(message) => json!({ "ok": true, "id": message.id }),
-        Err(error) => json!({ "error": error.to_string() }),
-    };
+    let sent = send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
+    answer(
+        ack,
+        sent.map(|message| json!({ "ok": true, "id": message.id })),
+    );
+}
+
+/// Acknowledges with `ok` as it is, or with `{"error": "..."}`.
+fn answer(ack: AckSender, result: Result<Value, ChatError>) {
+    let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
     // The acknowledgement is optional for the client; without one, `send` fails harmlessly.
     ack.send(&reply).ok();
 }
@@ -267,12 +273,11 @@ async fn on_join(
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
-    let payload = payload.unwrap_or(Value::Null);
-    let reply = match join_room(&io, &socket, &chat, &user, payload).await {
-        Ok((room, history)) => json!({ "ok": true, "room": room, "history": history }),
-        Err(error) => json!({ "error": error.to_string() }),
-    };
-    ack.send(&reply).ok();
+    let joined = join_room(&io, &socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
+    answer(
+        ack,
+        joined.map(|(room, history)| json!({ "ok": true, "room": room, "history": history })),
+    );
 }
 
 async fn join_room(
@@ -316,26 +321,27 @@ async fn on_leave(
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
-    let result = parse_room(&payload.unwrap_or(Value::Null))
-        .map_err(ChatError::from)
-        .and_then(|room| {
-            if room == GENERAL {
-                Err(ChatError::CannotLeaveGeneral)
-            } else {
-                Ok(room)
-            }
-        });
-    let reply = match result {
-        Ok(room) => {
-            socket.leave(room.clone());
-            if chat.presence.leave(socket.id, &room) {
-                broadcast_presence(&io, &chat, &room).await;
-            }
-            json!({ "ok": true })
-        }
-        Err(error) => json!({ "error": error.to_string() }),
-    };
-    ack.send(&reply).ok();
+    answer(
+        ack,
+        leave_room(&io, &socket, &chat, payload.unwrap_or(Value::Null)).await,
+    );
+}
+
+async fn leave_room(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    payload: Value,
+) -> Result<Value, ChatError> {
+    let room = parse_room(&payload)?;
+    if room == GENERAL {
+        return Err(ChatError::CannotLeaveGeneral);
+    }
+    socket.leave(room.clone());
+    if chat.presence.leave(socket.id, &room) {
+        broadcast_presence(io, chat, &room).await;
+    }
+    Ok(json!({ "ok": true }))
 }
 
 // ANCHOR: typing
@@ -348,28 +354,29 @@ async fn on_typing(
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
-    let payload = payload.unwrap_or(Value::Null);
-    let result = parse_room(&payload["room"]).map_err(ChatError::from);
-    let result = result.and_then(|room| {
-        if !has_joined(&socket, &room) {
-            Err(ChatError::NotInRoom)
-        } else if !chat.typing_limiter.check(user.id) {
-            Err(ChatError::RateLimited)
-        } else {
-            Ok(room)
-        }
-    });
-    match result {
-        Ok(room) => {
-            let event = json!({ "room": room, "user": user });
-            // `to` (unlike `within`) leaves the sender out: you know you are typing.
-            socket.to(room).emit("typing", &event).await.ok();
-            ack.send(&json!({ "ok": true })).ok();
-        }
-        Err(error) => {
-            ack.send(&json!({ "error": error.to_string() })).ok();
-        }
+    answer(
+        ack,
+        tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await,
+    );
+}
+
+async fn tell_typing(
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    payload: Value,
+) -> Result<Value, ChatError> {
+    let room = parse_room(&payload["room"])?;
+    if !has_joined(socket, &room) {
+        return Err(ChatError::NotInRoom);
     }
+    if !chat.typing_limiter.check(user.id) {
+        return Err(ChatError::RateLimited);
+    }
+    let event = json!({ "room": room, "user": user });
+    // `to` (unlike `within`) leaves the sender out: you know you are typing.
+    socket.to(room).emit("typing", &event).await.ok();
+    Ok(json!({ "ok": true }))
 }
 // ANCHOR_END: typing
 
