@@ -1,0 +1,133 @@
+//! The chat page, used the way people use it: two browsers, two accounts, one conversation.
+//!
+//! Every scenario runs in headless Chromium through `testkit::browser_run`; each `page` name is
+//! its own browser context, so "alice" and "bob" have their own session cookies exactly like
+//! two people on two computers. Screenshots land in the temp directory, named after the port,
+//! for a human to look at when something seems off.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{PASSWORD, spawn_app};
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+/// `localhost`, not 127.0.0.1: the browser then sends `Origin: http://localhost:PORT`, one of the
+/// server's own origins.
+fn page_url(app: &support::TestApp) -> String {
+    format!("http://localhost:{}/", app.address.port())
+}
+
+/// The steps for `who` to open the page and create an account named after themselves.
+fn register(url: &str, who: &str) -> Vec<Value> {
+    vec![
+        json!({ "page": who, "goto": url }),
+        json!({ "page": who, "fill": "#username", "value": who }),
+        json!({ "page": who, "fill": "#password", "value": PASSWORD }),
+        json!({ "page": who, "click": "#register-button" }),
+        json!({ "page": who, "waitText": "#me", "text": who }),
+        json!({ "page": who, "waitText": "#status", "text": "connected" }),
+    ]
+}
+
+fn screenshot(name: &str, port: u16) -> String {
+    std::env::temp_dir()
+        .join(format!("step05-{port}-{name}.png"))
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn two_people_chat_see_each_other_and_markup_stays_text() {
+    let app = spawn_app().await;
+    let url = page_url(&app);
+    let port = app.address.port();
+
+    let mut steps = vec![
+        // A wrong password shows the server's own words, and the chat stays hidden.
+        json!({ "page": "alice", "goto": url }),
+        json!({ "page": "alice", "fill": "#username", "value": "alice" }),
+        json!({ "page": "alice", "fill": "#password", "value": PASSWORD }),
+        json!({ "page": "alice", "click": "#login-button" }),
+        json!({ "page": "alice", "waitText": "#auth-error", "text": "Invalid username or password" }),
+        json!({ "page": "alice", "screenshot": screenshot("login-error", port) }),
+    ];
+    steps.extend(register(&url, "alice"));
+    steps.extend(register(&url, "bob"));
+    steps.extend([
+        // Presence: each sees the other online in "general".
+        json!({ "page": "alice", "waitText": "#presence li", "text": "bob" }),
+        json!({ "page": "bob", "waitText": "#presence li", "text": "alice" }),
+        // Typing is announced to the others before the message is sent.
+        json!({ "page": "alice", "fill": "#message-input", "value": "hello bob" }),
+        json!({ "page": "bob", "waitText": "#typing", "text": "alice is typing" }),
+        json!({ "page": "alice", "press": "#message-input", "key": "Enter" }),
+        json!({ "page": "bob", "waitText": "#messages li.message:not(.own) .text", "text": "hello bob" }),
+        json!({ "page": "alice", "waitText": "#messages li.message.own .text", "text": "hello bob" }),
+        // Markup in a message is shown as the characters typed, never run.
+        json!({ "page": "alice", "fill": "#message-input", "value": XSS }),
+        json!({ "page": "alice", "click": "#send-button" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "onerror" }),
+        json!({ "page": "bob", "waitGone": "#messages img" }),
+        json!({ "page": "bob", "read": "#messages li.message:last-child .text", "as": "xss" }),
+        json!({ "page": "bob", "read": "#messages li.message:last-child .author", "as": "author" }),
+        json!({ "page": "bob", "screenshot": screenshot("chat-desktop", port) }),
+        json!({ "page": "bob", "viewport": { "width": 360, "height": 740 } }),
+        json!({ "page": "bob", "screenshot": screenshot("chat-phone", port) }),
+        // A reload keeps bob logged in (the session cookie) and brings the history back.
+        json!({ "page": "bob", "goto": url }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "hello bob" }),
+        // Logging out returns alice to the form; bob sees her leave.
+        json!({ "page": "alice", "click": "#logout-button" }),
+        json!({ "page": "alice", "waitText": "#login-button", "text": "Log in" }),
+        json!({ "page": "bob", "waitGone": "#presence li:has-text(\"alice\")" }),
+        json!({ "page": "alice", "screenshot": screenshot("logged-out", port) }),
+    ]);
+
+    let report = testkit::browser_run(Value::Array(steps)).await;
+
+    assert_eq!(report["read"]["xss"], XSS, "{report}");
+    assert_eq!(report["read"]["author"], "alice", "{report}");
+    assert_eq!(report["errors"], json!([]), "page errors: {report}");
+}
+
+#[tokio::test]
+async fn a_message_in_a_room_reaches_only_those_who_joined_it() {
+    let app = spawn_app().await;
+    let url = page_url(&app);
+    let port = app.address.port();
+
+    let mut steps = register(&url, "alice");
+    steps.extend(register(&url, "bob"));
+    steps.extend([
+        json!({ "page": "alice", "fill": "#join-input", "value": "rust" }),
+        json!({ "page": "alice", "click": "#join-button" }),
+        json!({ "page": "alice", "waitText": "#rooms li[data-room=rust]", "text": "rust" }),
+        json!({ "page": "alice", "fill": "#message-input", "value": "only for rustaceans" }),
+        json!({ "page": "alice", "press": "#message-input", "key": "Enter" }),
+        json!({ "page": "alice", "waitText": "#messages li.message .text", "text": "only for rustaceans" }),
+        // bob is still only in "general": nothing arrived there.
+        json!({ "page": "bob", "fill": "#message-input", "value": "anyone?" }),
+        json!({ "page": "bob", "press": "#message-input", "key": "Enter" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "anyone?" }),
+        json!({ "page": "bob", "read": "#messages", "as": "bob general" }),
+        // Joining shows the room's history, and the room's presence.
+        json!({ "page": "bob", "fill": "#join-input", "value": "rust" }),
+        json!({ "page": "bob", "press": "#join-input", "key": "Enter" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "only for rustaceans" }),
+        json!({ "page": "bob", "waitText": "#presence li", "text": "alice" }),
+        json!({ "page": "alice", "waitText": "#presence li", "text": "bob" }),
+        json!({ "page": "alice", "screenshot": screenshot("room", port) }),
+        // Leaving goes back to "general", where bob's own message still is.
+        json!({ "page": "bob", "click": "#rooms li[data-room=rust] .leave" }),
+        json!({ "page": "bob", "waitGone": "#rooms li[data-room=rust]" }),
+        json!({ "page": "bob", "waitText": "#messages li.message.own .text", "text": "anyone?" }),
+        json!({ "page": "alice", "waitGone": "#presence li:has-text(\"bob\")" }),
+    ]);
+
+    let report = testkit::browser_run(Value::Array(steps)).await;
+
+    let general = report["read"]["bob general"].as_str().unwrap_or_default();
+    assert!(!general.contains("rustaceans"), "{report}");
+    assert_eq!(report["errors"], json!([]), "page errors: {report}");
+}
