@@ -7,7 +7,8 @@
 //! It starts the real chat in this process (on a free loopback port, over a temporary SQLite
 //! file), registers `--users` accounts over HTTP, then runs `testkit/js/loadtest.mjs`, which
 //! opens `--sockets` sockets spread over those users and sends `--messages` messages to
-//! `general`. Every socket receives every message, so deliveries = sockets × messages.
+//! `general` (all at once, or `--rate` per second). Every socket receives every message, so
+//! deliveries = sockets × messages.
 //!
 //! Printed: connects/s, deliveries/s, the latency from send to each delivery (p50, p99), and
 //! the server's memory per socket (the growth of this process's RSS while the sockets were
@@ -29,6 +30,7 @@ struct Args {
     users: usize,
     sockets: usize,
     messages: usize,
+    rate: usize,
     transport: String,
 }
 
@@ -37,6 +39,7 @@ fn parse_args() -> Result<Args, String> {
         users: 20,
         sockets: 200,
         messages: 100,
+        rate: 0,
         transport: "websocket".into(),
     };
     let mut words = std::env::args().skip(1);
@@ -53,10 +56,11 @@ fn parse_args() -> Result<Args, String> {
             "--users" => args.users = number()?.max(1),
             "--sockets" => args.sockets = number()?.max(1),
             "--messages" => args.messages = number()?,
+            "--rate" => args.rate = number()?,
             "--transport" => args.transport = value.clone(),
             _ => {
                 return Err(format!(
-                    "unknown flag {flag}: use --users, --sockets, --messages, --transport"
+                    "unknown flag {flag}: use --users, --sockets, --messages, --rate, --transport"
                 ));
             }
         }
@@ -117,6 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = json!({
         "url": format!("http://{address}/"), "cookies": cookies,
         "sockets": args.sockets, "messages": args.messages, "transports": [args.transport],
+        "rate": args.rate,
     });
     let mut child = tokio::process::Command::new("node")
         .arg(testkit::js_dir().join("loadtest.mjs"))
@@ -152,8 +157,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => "n/a".into(),
     };
     let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
+    let pace = match args.rate {
+        0 => "all at once".to_owned(),
+        rate => format!("{rate}/s"),
+    };
     println!(
-        "users {} | sockets {} ({}) | messages {}",
+        "users {} | sockets {} ({}) | messages {} ({pace})",
         args.users, args.sockets, args.transport, args.messages
     );
     println!(

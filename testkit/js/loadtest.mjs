@@ -6,8 +6,10 @@
 // Prints JSON lines: {"phase":"connected", ...} once every socket is in, then a final report.
 import { io } from "socket.io-client";
 
-const { url, cookies, sockets: socketCount, messages: messageCount, transports } =
+const { url, cookies, sockets: socketCount, messages: messageCount, transports, rate } =
   JSON.parse(process.argv[2]);
+// Messages per second; 0 sends them all at once (then latency includes queueing behind the burst).
+const gapMs = rate > 0 ? 1000 / rate : 0;
 const now = () => performance.now();
 const percentile = (sorted, p) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
@@ -50,6 +52,7 @@ await new Promise((resolve) => setTimeout(resolve, 1000)); // let the server set
 firstSend = now();
 const acks = [];
 for (let n = 0; n < messageCount; n++) {
+  if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
   const text = `load ${n} ${Math.random()}`;
   sent.set(text, now());
   acks.push(sockets[n % sockets.length].timeout(30000).emitWithAck("chat message", { room: "general", text }));
