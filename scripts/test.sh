@@ -3,7 +3,8 @@
 # machine may lack:
 #   - Node.js + npm, for the official Socket.IO JavaScript client the tests drive;
 #   - the npm packages pinned in testkit/js/package-lock.json (socket.io-client, playwright-core);
-#   - Chromium, for the tests that open the pages in a real (headless) browser.
+#   - Chromium, for the tests that open the pages in a real (headless) browser;
+#   - redis-server, for the scaling tests (each test starts its own on a free loopback port).
 # Safe to run again: each step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,11 @@ fi
 if ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
   echo "==> installing Chromium (headless browser tests)"
   apt_install chromium
+fi
+
+if ! command -v redis-server >/dev/null; then
+  echo "==> installing redis-server (scaling tests)"
+  apt_install redis-server
 fi
 
 if [ ! -f testkit/js/node_modules/.package-lock.json ] ||

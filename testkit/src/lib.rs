@@ -430,3 +430,66 @@ pub async fn browser_check(url: &str, png: &Path, conditions: &[(&str, &str)]) -
     steps.push(json!({ "screenshot": png }));
     browser_run(Value::Array(steps)).await
 }
+
+/// A throw-away `redis-server` on a free loopback port, for the scaling tests; killed when
+/// dropped. Nothing is saved to disk.
+#[derive(Debug)]
+pub struct RedisServer {
+    /// `redis://127.0.0.1:PORT`
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` (installed by `scripts/test.sh`) and waits until it answers.
+    pub async fn start() -> Self {
+        // Ask the OS for a free port, then hand it to Redis. (Another process could take it in
+        // between; on a test machine that is rare enough, and the start would fail loudly.)
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("find a free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("cannot start `redis-server`: run `bash scripts/test.sh`, which installs it");
+        let server = RedisServer {
+            url: format!("redis://127.0.0.1:{port}"),
+            child,
+        };
+        for _ in 0..100 {
+            if redis_answers(port).await {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {port} did not answer PING within 5 s");
+    }
+
+    /// Stops the server at once, as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends `PING` in Redis's wire protocol and checks for `+PONG`.
+async fn redis_answers(port: u16) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if stream.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    matches!(stream.read_exact(&mut reply).await, Ok(_) if &reply == b"+PONG\r\n")
+}
