@@ -224,7 +224,7 @@ fn answer(ack: AckSender, result: Result<Value, ChatError>) {
     ack.send(&reply).ok();
 }
 
-async fn send_message(
+pub(crate) async fn send_message(
     socket: &SocketRef,
     chat: &Chat,
     user: &User,

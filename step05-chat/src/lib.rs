@@ -22,14 +22,18 @@ pub mod rate_limit;
 pub mod users;
 pub mod validation;
 
+#[cfg(feature = "solutions")]
+pub mod solutions;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{Extension, SocketRef, State};
-use socketioxide::handler::ConnectHandler;
+use socketioxide::handler::{ConnectHandler, ConnectMiddleware};
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{Passport, User, auth_routes};
 use step04_socket_middleware::{
@@ -64,6 +68,19 @@ struct SessionWatch {
 // ANCHOR: build
 /// Opens (or creates) the database and builds the whole chat server.
 pub async fn build(config: ChatConfig) -> Result<ChatServer, sqlx::Error> {
+    build_with_handlers(config, chat::register_chat_handlers).await
+}
+
+/// [`build`], with `register_handlers` as the connect middleware that registers the event
+/// handlers. The chat passes its own; the exercises' reference solutions pass theirs.
+pub(crate) async fn build_with_handlers<H, T>(
+    config: ChatConfig,
+    register_handlers: H,
+) -> Result<ChatServer, sqlx::Error>
+where
+    H: ConnectMiddleware<LocalAdapter, T>,
+    T: Send + Sync + 'static,
+{
     let pool = db::open_database(&config.database_url).await?;
     let session_store = db::session_store(&pool);
     step02_sessions::spawn_expired_session_cleanup(session_store.clone());
@@ -79,17 +96,24 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, sqlx::Error> {
         session_store,
         config.sockets,
         chat,
+        register_handlers,
     ))
 }
 
 /// Puts the pieces together: step 4's middlewares and layers around the chat's handlers.
-fn assemble<S: SessionStore + Clone>(
+fn assemble<S, H, T>(
     passport: Passport<SqliteUserStore>,
     sessions: &SessionConfig,
     session_store: S,
     sockets: SocketSettings,
     chat: Chat,
-) -> ChatServer {
+    register_handlers: H,
+) -> ChatServer
+where
+    S: SessionStore + Clone,
+    H: ConnectMiddleware<LocalAdapter, T>,
+    T: Send + Sync + 'static,
+{
     let (socket_layer, io) = SocketIo::builder()
         .with_state(sockets.allowed_origins.clone())
         .with_state(chat)
@@ -103,7 +127,7 @@ fn assemble<S: SessionStore + Clone>(
     io.ns(
         "/",
         on_connect
-            .with(chat::register_chat_handlers)
+            .with(register_handlers)
             .with(authenticate_socket)
             .with(check_origin),
     );

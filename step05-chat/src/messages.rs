@@ -69,7 +69,7 @@ impl From<MessageRow> for ChatMessage {
 /// Cloning is cheap (the pool is a handle), so every socket handler can hold one.
 #[derive(Clone, Debug)]
 pub struct MessageStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 // ANCHOR: message_store

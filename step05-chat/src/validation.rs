@@ -87,7 +87,7 @@ pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
 
 /// Trims the text, then checks its length in characters: `len()` counts bytes, and would let
 /// an English speaker write four times as much as someone writing in emoji.
-fn parse_text(text: &str) -> Result<String, InputError> {
+pub(crate) fn parse_text(text: &str) -> Result<String, InputError> {
     let text = text.trim();
     let chars = text.chars().count();
     if chars == 0 || chars > MAX_TEXT_CHARS {

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::argon2;
 use step04_socket_middleware::SocketSettings;
-use step05_chat::ChatConfig;
 use step05_chat::rate_limit::RateLimiter;
+use step05_chat::{ChatConfig, ChatServer};
 use testkit::{JsClient, JsSocket};
 use tokio::sync::oneshot;
 use tower_sessions::cookie::Key;
@@ -45,6 +45,16 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
+    spawn_app_built_by(step05_chat::build, options).await
+}
+
+/// [`spawn_app_with`], with the server built by `build` instead of `step05_chat::build`: the
+/// exercise checks pass the `build` under test (the student's, or the reference solutions').
+pub async fn spawn_app_built_by<F, Fut>(build: F, options: Options) -> TestApp
+where
+    F: FnOnce(ChatConfig) -> Fut,
+    Fut: Future<Output = Result<ChatServer, sqlx::Error>>,
+{
     let database = options
         .database
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
@@ -53,19 +63,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .await
         .expect("bind a free port");
     let address = listener.local_addr().expect("local address");
-    let (burst, per_second) = options.rate_limit.unwrap_or((20, 5.0));
-    let config = ChatConfig {
-        database_url: database_url(&database),
-        sessions: SessionConfig::with_key(key.clone()),
-        sockets: SocketSettings {
-            allowed_origins: step05_chat::config::allowed_origins(address, None),
-            session_recheck: Duration::from_secs(30),
-        },
-        rate_limit: RateLimiter::new(burst, per_second),
-        // Cheap hashing: the tests are about the chat, not about Argon2's cost.
-        hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
-    };
-    let chat = step05_chat::build(config).await.expect("build the chat");
+    let config = test_config(
+        address,
+        &database,
+        &key,
+        options.rate_limit.unwrap_or((20, 5.0)),
+    );
+    let chat = build(config).await.expect("build the chat");
     let (stop, stopped) = oneshot::channel::<()>();
     let io = chat.io.clone();
     let server = tokio::spawn(async move {
@@ -85,6 +89,27 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         key,
         stop: Some(stop),
         server,
+    }
+}
+
+/// The settings of every test server: listening on `address`, over the database in
+/// `database`, signing cookies with `key`, with a rate limit of (burst, per second).
+pub fn test_config(
+    address: SocketAddr,
+    database: &tempfile::TempDir,
+    key: &Key,
+    (burst, per_second): (u32, f64),
+) -> ChatConfig {
+    ChatConfig {
+        database_url: database_url(database),
+        sessions: SessionConfig::with_key(key.clone()),
+        sockets: SocketSettings {
+            allowed_origins: step05_chat::config::allowed_origins(address, None),
+            session_recheck: Duration::from_secs(30),
+        },
+        rate_limit: RateLimiter::new(burst, per_second),
+        // Cheap hashing: the tests are about the chat, not about Argon2's cost.
+        hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
     }
 }
 
@@ -152,6 +177,21 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), 200, "login {username}");
         session_cookie(&response).expect("login sets a session cookie")
+    }
+
+    /// The id of the user logged in with `cookie`, from `GET /me`.
+    pub async fn user_id(&self, cookie: &str) -> i64 {
+        let me: Value = self
+            .http
+            .get(self.url("/me"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("GET /me")
+            .json()
+            .await
+            .expect("a JSON body");
+        me["id"].as_i64().expect("GET /me answers with an id")
     }
 
     /// Opens a socket with the session `cookie`; `extra` is merged into `io(url, opts)`.
