@@ -23,6 +23,9 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use tokio::net::TcpListener;
 
+#[cfg(feature = "solutions")]
+pub mod solutions;
+
 /// How often the server pushes a `tick` to every connected socket.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -80,27 +83,26 @@ pub struct PingAck {
 async fn on_connect(socket: SocketRef) {
     tracing::info!(sid = %socket.id, transport = ?socket.transport_type(), "socket connected");
 
-    // An acknowledgement is the answer to one event, sent back over the same connection:
-    // the Socket.IO version of a response, without a new request.
-    socket.on(
-        "ping",
-        async |ack: AckSender, TryData(request): TryData<PingRequest>| {
-            let reply = match request {
-                Ok(request) => serde_json::json!(PingAck {
-                    client_time_ms: request.client_time_ms,
-                    server_time_ms: now_ms(),
-                }),
-                // A wrong payload is the client's mistake: say so instead of staying silent.
-                Err(_) => serde_json::json!({ "error": "expected {\"client_time_ms\": number}" }),
-            };
-            // The client may have sent no ack callback; that is not an error worth logging.
-            ack.send(&reply).ok();
-        },
-    );
+    socket.on("ping", answer_ping);
 
     // The server speaks first: nobody asked for these ticks. The task ends by itself when
     // the socket is gone, because `emit` then fails.
     tokio::spawn(push_ticks(socket));
+}
+
+/// The `ping` handler. An acknowledgement is the answer to one event, sent back over the same
+/// connection: the Socket.IO version of a response, without a new request.
+async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
+    let reply = match request {
+        Ok(request) => serde_json::json!(PingAck {
+            client_time_ms: request.client_time_ms,
+            server_time_ms: now_ms(),
+        }),
+        // A wrong payload is the client's mistake: say so instead of staying silent.
+        Err(_) => serde_json::json!({ "error": "expected {\"client_time_ms\": number}" }),
+    };
+    // The client may have sent no ack callback; that is not an error worth logging.
+    ack.send(&reply).ok();
 }
 
 async fn push_ticks(socket: SocketRef) {

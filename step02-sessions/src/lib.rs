@@ -31,6 +31,9 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
 pub use tower_sessions::MemoryStore;
 pub use tower_sessions_sqlx_store::SqliteStore;
 
+#[cfg(feature = "solutions")]
+pub mod solutions;
+
 /// The name of the session cookie. express-session calls it `connect.sid`; a name that does not
 /// advertise the framework tells an attacker a little less.
 pub const SESSION_COOKIE_NAME: &str = "id";
@@ -314,6 +317,20 @@ pub struct CookieAttributes {
 }
 // ANCHOR_END: session_view
 
+impl CookieAttributes {
+    /// The attributes `config` gives the session cookie.
+    pub fn from_config(config: &SessionConfig) -> Self {
+        Self {
+            name: config.cookie_name.to_owned(),
+            max_age_seconds: config.max_age.whole_seconds(),
+            http_only: config.http_only,
+            same_site: config.same_site.to_string(),
+            secure: config.secure,
+            signed: true,
+        }
+    }
+}
+
 // ANCHOR: handlers
 /// `GET /api/session`: only reads, so a first-time visitor gets no cookie.
 async fn show_session(
@@ -376,20 +393,13 @@ impl IntoResponse for SessionError {
 // ANCHOR: app
 /// Builds the demo: the page and its three JSON endpoints, behind the session layer.
 pub fn app<S: SessionStore + Clone>(config: &SessionConfig, store: S) -> Router {
-    let cookie = CookieAttributes {
-        name: config.cookie_name.to_owned(),
-        max_age_seconds: config.max_age.whole_seconds(),
-        http_only: config.http_only,
-        same_site: config.same_site.to_string(),
-        secure: config.secure,
-        signed: true,
-    };
     Router::new()
         .route("/", get(page))
         .route("/api/session", get(show_session))
         .route("/api/visit", post(count_visit))
         .route("/api/clear", post(clear_session))
-        .with_state(cookie)
+        // The page shows the cookie's attributes: every handler may ask for them.
+        .with_state(CookieAttributes::from_config(config))
         // The `app.use(session(...))` moment: every route added above gets a `Session`.
         .layer(config.layer(store))
 }

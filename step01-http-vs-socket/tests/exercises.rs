@@ -1,0 +1,147 @@
+//! The self-checks of the chapter's exercises, one per exercise. They are `#[ignore]`d so that
+//! `cargo test` stays green on the starter code; run one with
+//! `cargo test -p step01-http-vs-socket --test exercises ex1 -- --ignored`.
+//! Each fails on the code as shipped and passes once the exercise is done.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use step01_http_vs_socket::serve;
+use testkit::{DEFAULT_WAIT, JsClient, JsSocket};
+
+// The reference solutions (`--features solutions`, used by CI) or your code.
+#[cfg(not(feature = "solutions"))]
+use step01_http_vs_socket as under_test;
+#[cfg(feature = "solutions")]
+use step01_http_vs_socket::solutions as under_test;
+
+/// Starts the app under test on a port the OS picked and returns its base URL.
+async fn spawn_app() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address: SocketAddr = listener.local_addr().expect("local address");
+    tokio::spawn(serve(listener, under_test::app(), std::future::pending()));
+    format!("http://{address}/")
+}
+
+/// Connects one socket of the official client and waits until it is connected.
+async fn connect(client: &JsClient, url: &str) -> JsSocket {
+    let socket = client.connect(url, json!({})).await;
+    socket.expect_connect().await;
+    socket
+}
+
+#[tokio::test]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex1_faster_ticks() {
+    let url = spawn_app().await;
+    let client = JsClient::start().await;
+    let socket = connect(&client, &url).await;
+
+    // Each tick carries the server's clock, so delays on the way to the client do not count.
+    let mut stamps = Vec::new();
+    for _ in 0..6 {
+        let tick = socket.next_named("tick").await;
+        let stamp = tick.data()["server_time_ms"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("a tick without server_time_ms: {}", tick.raw));
+        stamps.push(stamp);
+    }
+    // The first tick comes at once, whatever the interval: measure the four gaps after it.
+    let average = (stamps[5] - stamps[1]) / 4;
+
+    assert!(
+        average < 800,
+        "ticks come every {average} ms; the exercise asks for one every 500 ms"
+    );
+    assert!(
+        average >= 200,
+        "ticks come every {average} ms, much faster than 500 ms: is the `.await` after \
+         `interval.tick()` still there?"
+    );
+}
+
+/// Waits (up to 15 s, several `server-stats` periods) for a `server-stats` event that counts
+/// `expected` sockets, and panics with what arrived instead.
+async fn wait_for_stats(socket: &JsSocket, expected: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(event) = socket.try_next_named("server-stats", left).await else {
+            panic!(
+                "no `server-stats` event with {{\"sockets\": {expected}}} within 15 s; \
+                 received: {seen:?}"
+            );
+        };
+        if event.data()["sockets"] == json!(expected) {
+            return;
+        }
+        seen.push(event.data().clone());
+    }
+}
+
+#[tokio::test]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex2_second_pushed_event() {
+    let url = spawn_app().await;
+    let client = JsClient::start().await;
+    let alice = connect(&client, &url).await;
+    let bob = connect(&client, &url).await;
+
+    // Nobody asks: the server pushes the count to everybody, and it counts both sockets.
+    wait_for_stats(&alice, 2).await;
+    wait_for_stats(&bob, 2).await;
+
+    // The count follows the connections.
+    bob.close().await;
+    wait_for_stats(&alice, 1).await;
+}
+
+#[tokio::test]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex3_stop_ticks() {
+    let url = spawn_app().await;
+    let client = JsClient::start().await;
+    let alice = connect(&client, &url).await;
+    let bob = connect(&client, &url).await;
+    alice.next_named("tick").await;
+
+    // Without a `stop-ticks` handler, this waits 10 s and fails with "no acknowledgement".
+    let ack: Value = alice.emit_with_ack("stop-ticks", json!([])).await;
+    assert_eq!(ack, json!({ "stopped": true }), "the acknowledgement");
+
+    // A tick that was already on its way when the ack was sent may still arrive: let it come,
+    // forget it, then listen for a while.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while alice
+        .try_next_named("tick", Duration::from_millis(100))
+        .await
+        .is_some()
+    {}
+    let late = alice.try_next_named("tick", Duration::from_secs(3)).await;
+    assert!(
+        late.is_none(),
+        "alice still gets ticks 2 s after `stop-ticks` was acknowledged: {:?}",
+        late.map(|tick| tick.raw)
+    );
+
+    // Alice is still connected: only the ticks stopped.
+    let pong = alice
+        .emit_with_ack("ping", json!([{ "client_time_ms": 1.0 }]))
+        .await;
+    assert_eq!(pong["client_time_ms"], 1.0, "ping after stop-ticks: {pong}");
+
+    // Only alice asked: bob's ticks go on.
+    while bob
+        .try_next_named("tick", Duration::from_millis(100))
+        .await
+        .is_some()
+    {}
+    assert!(
+        bob.try_next_named("tick", DEFAULT_WAIT).await.is_some(),
+        "bob's ticks stopped too, but only alice sent `stop-ticks`"
+    );
+}
