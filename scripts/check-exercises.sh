@@ -5,7 +5,8 @@
 # A check that passes on the starter is a bug in the check.
 #
 # Convention: a step crate with exercises has tests/exercises.rs, whose tests are all
-# `#[ignore]`d (so `cargo test` stays green), and a `solutions` feature.
+# `#[ignore]`d (so `cargo test` stays green), and a `solutions` feature. Any other
+# tests/*exercises.rs (an appendix's, say tests/token_exercises.rs) is checked the same way.
 #
 #   bash scripts/check-exercises.sh                 # every step
 #   bash scripts/check-exercises.sh step01-http-vs-socket
@@ -15,30 +16,41 @@ cd "$(dirname "$0")/.."
 crates=("$@")
 if [ ${#crates[@]} -eq 0 ]; then
   for dir in step*/; do
-    [ -f "$dir/tests/exercises.rs" ] && crates+=("${dir%/}")
+    compgen -G "$dir/tests/*exercises.rs" >/dev/null && crates+=("${dir%/}")
   done
 fi
 
 failures=0
 passed=0
+# One check file at a time: "crate target", e.g. "step04-socket-middleware token_exercises".
+files=()
 for crate in "${crates[@]}"; do
+  found=0
+  for file in "$crate"/tests/*exercises.rs; do
+    [ -f "$file" ] && files+=("$crate $(basename "$file" .rs)") && found=1
+  done
+  [ "$found" -eq 1 ] || { echo "FAIL $crate: no tests/*exercises.rs"; failures=$((failures + 1)); }
+done
+for file in "${files[@]}"; do
+  read -r crate target <<<"$file"
   # Build both variants once, quietly, so the per-test runs below only run.
-  cargo test -q -p "$crate" --test exercises --no-run 2>/dev/null ||
-    { echo "FAIL $crate: the exercise checks do not compile on the starter"; failures=$((failures + 1)); continue; }
-  cargo test -q -p "$crate" --test exercises --features solutions --no-run 2>/dev/null ||
-    { echo "FAIL $crate: the exercise checks do not compile with the solutions"; failures=$((failures + 1)); continue; }
-  tests=$(cargo test -q -p "$crate" --test exercises -- --ignored --list 2>/dev/null |
+  cargo test -q -p "$crate" --test "$target" --no-run 2>/dev/null ||
+    { echo "FAIL $crate: the exercise checks of tests/$target.rs do not compile on the starter"; failures=$((failures + 1)); continue; }
+  cargo test -q -p "$crate" --test "$target" --features solutions --no-run 2>/dev/null ||
+    { echo "FAIL $crate: the exercise checks of tests/$target.rs do not compile with the solutions"; failures=$((failures + 1)); continue; }
+  tests=$(cargo test -q -p "$crate" --test "$target" -- --ignored --list 2>/dev/null |
     sed -n 's/: test$//p')
   if [ -z "$tests" ]; then
-    echo "FAIL $crate: tests/exercises.rs has no checks"; failures=$((failures + 1)); continue
+    echo "FAIL $crate: tests/$target.rs has no checks"; failures=$((failures + 1)); continue
   fi
   for test in $tests; do
-    if cargo test -q -p "$crate" --test exercises -- --ignored --exact "$test" >/dev/null 2>&1; then
+    log="/tmp/exercise-$crate-$target-$test.log"
+    if cargo test -q -p "$crate" --test "$target" -- --ignored --exact "$test" >/dev/null 2>&1; then
       echo "FAIL $crate::$test passes on the starter: it does not check the task"
       failures=$((failures + 1))
-    elif ! cargo test -q -p "$crate" --test exercises --features solutions -- --ignored --exact "$test" \
-        >"/tmp/exercise-$crate-$test.log" 2>&1; then
-      echo "FAIL $crate::$test fails with the reference solution (log: /tmp/exercise-$crate-$test.log)"
+    elif ! cargo test -q -p "$crate" --test "$target" --features solutions -- --ignored --exact "$test" \
+        >"$log" 2>&1; then
+      echo "FAIL $crate::$test fails with the reference solution (log: $log)"
       failures=$((failures + 1))
     else
       echo "ok   $crate::$test (fails on the starter, passes with the solution)"

@@ -6,6 +6,8 @@
 //! - [`socket_auth`]: which *users* may: the connect middleware that reads the handshake's
 //!   session and user, attaches the user to the socket, or refuses with `Unauthorized`;
 //! - [`live_sessions`]: a socket outlives its handshake, so logout and expiry must reach it.
+//! - [`token_auth`] (Appendix B): the same admission with a signed token in the handshake's
+//!   `auth` payload instead of the cookie, and [`token_app`] to try it.
 //!
 //! Everything else is reused: step 2's session layer, step 3's passport module and routes,
 //! step 1's `serve`.
@@ -13,6 +15,12 @@
 pub mod live_sessions;
 pub mod origin;
 pub mod socket_auth;
+
+#[cfg(feature = "solutions")]
+pub mod solutions;
+pub mod token_auth;
+#[cfg(feature = "solutions")]
+pub mod token_solutions;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,6 +40,14 @@ use tower_sessions::SessionStore;
 pub use live_sessions::{disconnect_on_logout, session_room, user_room, watch_session};
 pub use origin::{AllowedOrigins, ForbiddenOrigin, check_origin, cors_layer};
 pub use socket_auth::{SocketSession, Unauthorized, authenticate_socket};
+pub use token_auth::{
+    Claims, IssuedToken, TokenAuth, TokenConfig, TokenError, authenticate_token, issue_token,
+    token_app,
+};
+
+/// How often a live socket re-reads its session from the store, unless told otherwise: the
+/// longest a socket can outlive a session that ended without a logout (see `live_sessions`).
+pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
 
 /// Everything about sockets this step lets you configure.
 #[derive(Debug, Clone)]
@@ -43,11 +59,11 @@ pub struct SocketSettings {
 }
 
 impl SocketSettings {
-    /// The server's own origins (plus `ALLOWED_ORIGINS`) and a 30-second session re-check.
+    /// The server's own origins (plus `ALLOWED_ORIGINS`) and a [`SESSION_RECHECK`] re-check.
     pub fn from_env(port: u16) -> Self {
         SocketSettings {
             allowed_origins: AllowedOrigins::from_env(port),
-            session_recheck: Duration::from_secs(30),
+            session_recheck: SESSION_RECHECK,
         }
     }
 }
