@@ -6,7 +6,7 @@
 //! - [`socket_auth`]: which *users* may: the connect middleware that reads the handshake's
 //!   session and user, attaches the user to the socket, or refuses with `Unauthorized`;
 //! - [`live_sessions`]: a socket outlives its handshake, so logout and expiry must reach it.
-//! - [`token_auth`] (Appendix B): the same admission with a signed token in the handshake's
+//! - [`token_auth`] (chapter "JWT vs session"): the same admission with a signed token in the handshake's
 //!   `auth` payload instead of the cookie, and [`token_app`] to try it.
 //!
 //! Everything else is reused: step 2's session layer, step 3's passport module and routes,

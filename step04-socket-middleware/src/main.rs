@@ -22,9 +22,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = SocketSettings::from_env(port);
     tracing::info!(origins = ?settings.allowed_origins.as_slice(), "allowed origins");
 
-    // `cargo run -p step04-socket-middleware -- --token`: sockets by token (Appendix B).
+    // `cargo run -p step04-socket-middleware -- --token`: sockets by token (chapter "JWT vs session").
     let router = if std::env::args().any(|arg| arg == "--token") {
-        println!("sockets need a token from POST /token (Appendix B)");
+        println!("sockets need a token from POST /token (chapter "JWT vs session")");
         let tokens = TokenConfig::from_env()?;
         token_app(passport, &sessions, store, settings, tokens)
     } else {

@@ -1,4 +1,4 @@
-//! Appendix B: the same admission rule, with a signed token instead of the session cookie.
+//! Chapter "JWT vs session": the same admission rule, with a signed token instead of the session cookie.
 //!
 //! [`crate::socket_auth`] admits a socket because its handshake carried the session cookie,
 //! which the browser attaches by itself. This module admits a socket because its handshake

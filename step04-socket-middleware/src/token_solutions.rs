@@ -1,4 +1,4 @@
-//! Reference solutions of the exercises of Appendix B (JWT vs session). Compiled only with
+//! Reference solutions of the exercises of the chapter "JWT vs session". Compiled only with
 //! `--features solutions`; CI uses them to prove each exercise check passes once the task is
 //! done.
 //!
