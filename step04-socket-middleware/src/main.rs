@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // `cargo run -p step04-socket-middleware -- --token`: sockets by token (chapter "JWT vs session").
     let router = if std::env::args().any(|arg| arg == "--token") {
-        println!("sockets need a token from POST /token (chapter "JWT vs session")");
+        println!("sockets need a token from POST /token (chapter \"JWT vs session\")");
         let tokens = TokenConfig::from_env()?;
         token_app(passport, &sessions, store, settings, tokens)
     } else {

@@ -1,4 +1,4 @@
-//! Appendix B from the outside: log in over HTTP, ask `POST /token` for a token, and open
+//! The "JWT vs session" chapter from the outside: log in over HTTP, ask `POST /token` for a token, and open
 //! sockets with the official Socket.IO JavaScript client, with good tokens and with every kind
 //! of bad one. Bad tokens are built here by hand, with the server's secret or without it, the
 //! way an attacker (or a buggy client) would.

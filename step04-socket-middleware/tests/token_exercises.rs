@@ -1,4 +1,4 @@
-//! The self-checks of Appendix B's exercises (JWT vs session). Each one fails on the code as
+//! The self-checks of the exercises of the "JWT vs session" chapter. Each one fails on the code as
 //! shipped and passes once the exercise is done:
 //!
 //! ```console
