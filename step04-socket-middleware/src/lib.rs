@@ -32,6 +32,7 @@ use axum::routing::get;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{Passport, User, UserStore, auth_routes, passport_session};
@@ -123,9 +124,9 @@ where
 /// has already been given a session (step 2) and a user (step 3).
 ///
 /// Step 5 builds its chat with this same function.
-pub fn with_session_layers<U, S>(
+pub fn with_session_layers<U, S, A>(
     routes: Router,
-    socket_layer: SocketIoLayer,
+    socket_layer: SocketIoLayer<A>,
     passport: Passport<U>,
     sessions: &SessionConfig,
     store: S,
@@ -134,6 +135,7 @@ pub fn with_session_layers<U, S>(
 where
     U: UserStore,
     S: SessionStore + Clone,
+    A: Adapter,
 {
     // Layers wrap what is above them: the last one added runs first on a request.
     routes

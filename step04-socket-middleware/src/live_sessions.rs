@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use step03_passport_like_auth::LogoutEvent;
 use tower_sessions::SessionStore;
@@ -37,7 +38,9 @@ pub fn user_room(user_id: i64) -> String {
 /// A logout hook for step 3's `Passport::on_logout`: disconnects every socket that was opened
 /// with the session being destroyed. The client sees `disconnect` with the reason
 /// `io server disconnect`, and does not reconnect by itself after that reason.
-pub fn disconnect_on_logout(io: SocketIo) -> impl Fn(&LogoutEvent) + Send + Sync + 'static {
+pub fn disconnect_on_logout<A: Adapter>(
+    io: SocketIo<A>,
+) -> impl Fn(&LogoutEvent) + Send + Sync + 'static {
     move |event: &LogoutEvent| {
         let Some(session_id) = event.session_id else {
             return; // no session, so no socket can have been opened with it
@@ -55,7 +58,11 @@ pub fn disconnect_on_logout(io: SocketIo) -> impl Fn(&LogoutEvent) + Send + Sync
 // ANCHOR: watch_session
 /// Re-reads the socket's session from the store every `every`, and disconnects the socket
 /// once the session is gone (expired, destroyed, or deleted behind our back).
-pub fn watch_session(socket: SocketRef, store: Arc<dyn SessionStore>, every: Duration) {
+pub fn watch_session<A: Adapter>(
+    socket: SocketRef<A>,
+    store: Arc<dyn SessionStore>,
+    every: Duration,
+) {
     let Some(SocketSession(session_id)) = socket.extensions.get::<SocketSession>() else {
         return; // not an authenticated socket: nothing to watch
     };

@@ -9,6 +9,7 @@
 
 use http::HeaderValue;
 use http::header::{HOST, ORIGIN};
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -83,8 +84,8 @@ pub struct ForbiddenOrigin;
 /// on cross-origin requests, so a missing header means a non-browser client (the Node.js
 /// client, a CLI, a test) or a same-origin request. Those still need a valid session: this
 /// check only decides *which pages* may use the user's cookie, not *who* the user is.
-pub async fn check_origin(
-    socket: SocketRef,
+pub async fn check_origin<A: Adapter>(
+    socket: SocketRef<A>,
     State(allowed): State<AllowedOrigins>,
 ) -> Result<(), ForbiddenOrigin> {
     let headers = &socket.req_parts().headers;

@@ -6,6 +6,7 @@
 //! middleware, so by the time the handshake request reaches socketioxide, its session has been
 //! loaded and its user deserialized. The connect middleware only reads the result.
 
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{MaybeHttpExtension, SocketRef};
 use step03_passport_like_auth::{CurrentUser, User};
 use tower_sessions::Session;
@@ -35,8 +36,8 @@ pub struct SocketSession(pub Id);
 /// On success the user is stored in the socket's extensions: that is `socket.user` of the
 /// walkthrough, and every later handler reads it with `Extension<User>`. The socket also joins
 /// one room for its session and one for its user, which is how logout finds it again.
-pub async fn authenticate_socket(
-    socket: SocketRef,
+pub async fn authenticate_socket<A: Adapter>(
+    socket: SocketRef<A>,
     MaybeHttpExtension(user): MaybeHttpExtension<CurrentUser>,
     MaybeHttpExtension(session): MaybeHttpExtension<Session>,
 ) -> Result<(), Unauthorized> {

@@ -90,6 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         rate_limit: RateLimiter::new(u32::MAX, 1e9),
         hashing: argon2::Params::new(8, 1, 1, None)?,
+        redis_url: None,
     };
     let chat = step05_chat::build(config).await?;
     tokio::spawn(step01_http_vs_socket::serve(

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
 use tokio::sync::{Mutex, MutexGuard};
@@ -135,12 +136,12 @@ impl RoomLocks {
 // ANCHOR: register
 /// The last connect middleware: registers every chat event handler before the client is told
 /// it is connected, so no event sent the instant it connects is lost (see chapter 4).
-pub async fn register_chat_handlers(socket: SocketRef) -> Result<(), Infallible> {
-    socket.on("chat message", on_chat_message);
-    socket.on("join", on_join);
-    socket.on("leave", on_leave);
-    socket.on("typing", on_typing);
-    socket.on_disconnect(on_disconnect);
+pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+    socket.on("chat message", on_chat_message::<A>);
+    socket.on("join", on_join::<A>);
+    socket.on("leave", on_leave::<A>);
+    socket.on("typing", on_typing::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
 // ANCHOR_END: register
@@ -156,9 +157,9 @@ pub struct HandshakeAuth {
 // ANCHOR: on_connect
 /// Runs once the socket is admitted: put it in `general`, send the history, replay what it
 /// missed while disconnected, and tell the room who is online.
-pub async fn on_connect(
-    io: SocketIo,
-    socket: SocketRef,
+pub async fn on_connect<A: Adapter>(
+    io: SocketIo<A>,
+    socket: SocketRef<A>,
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
     TryData(auth): TryData<HandshakeAuth>,
@@ -181,8 +182,8 @@ pub async fn on_connect(
 
 /// Sends `history`, then each message after `server_offset` as a `chat message` event, in
 /// order. Returns how many were replayed.
-async fn enter_general(
-    socket: &SocketRef,
+async fn enter_general<A: Adapter>(
+    socket: &SocketRef<A>,
     chat: &Chat,
     server_offset: Option<i64>,
 ) -> Result<usize, ChatError> {
@@ -203,12 +204,12 @@ async fn enter_general(
 
 // ANCHOR: chat_message
 /// `chat message`: store the message, then send it to everybody in the room, sender included.
-async fn on_chat_message(
-    socket: SocketRef,
+async fn on_chat_message<A: Adapter>(
+    socket: SocketRef<A>,
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
 ) {
     let sent = send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
     answer(
@@ -218,14 +219,14 @@ async fn on_chat_message(
 }
 
 /// Acknowledges with `ok` as it is, or with `{"error": "..."}`.
-fn answer(ack: AckSender, result: Result<Value, ChatError>) {
+fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
     let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
     // The acknowledgement is optional for the client; without one, `send` fails harmlessly.
     ack.send(&reply).ok();
 }
 
-pub(crate) async fn send_message(
-    socket: &SocketRef,
+pub(crate) async fn send_message<A: Adapter>(
+    socket: &SocketRef<A>,
     chat: &Chat,
     user: &User,
     payload: Value,
@@ -259,19 +260,19 @@ pub(crate) async fn send_message(
 /// Whether the socket may speak in `room`. `general` always counts as joined: the socket is
 /// put there by `on_connect`, which may still be running when a fast client sends its first
 /// message (and that message then reaches it through `history`).
-fn has_joined(socket: &SocketRef, room: &str) -> bool {
+fn has_joined<A: Adapter>(socket: &SocketRef<A>, room: &str) -> bool {
     room == GENERAL || socket.rooms().iter().any(|joined| joined == room)
 }
 
 // ANCHOR: join
 /// `join`: enter a room, and get its history in the acknowledgement.
-async fn on_join(
-    io: SocketIo,
-    socket: SocketRef,
+async fn on_join<A: Adapter>(
+    io: SocketIo<A>,
+    socket: SocketRef<A>,
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
 ) {
     let joined = join_room(&io, &socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
     answer(
@@ -280,9 +281,9 @@ async fn on_join(
     );
 }
 
-async fn join_room(
-    io: &SocketIo,
-    socket: &SocketRef,
+async fn join_room<A: Adapter>(
+    io: &SocketIo<A>,
+    socket: &SocketRef<A>,
     chat: &Chat,
     user: &User,
     payload: Value,
@@ -304,7 +305,7 @@ async fn join_room(
 
 /// The chat rooms a socket is in: its rooms minus the `session:` and `user:` rooms of step 4,
 /// which a client can never name (room names have no `:`).
-fn chat_rooms(socket: &SocketRef) -> Vec<String> {
+fn chat_rooms<A: Adapter>(socket: &SocketRef<A>) -> Vec<String> {
     socket
         .rooms()
         .into_iter()
@@ -314,12 +315,12 @@ fn chat_rooms(socket: &SocketRef) -> Vec<String> {
 }
 
 /// `leave`: the opposite of `join`. Leaving a room one is not in is not an error.
-async fn on_leave(
-    io: SocketIo,
-    socket: SocketRef,
+async fn on_leave<A: Adapter>(
+    io: SocketIo<A>,
+    socket: SocketRef<A>,
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
 ) {
     answer(
         ack,
@@ -327,9 +328,9 @@ async fn on_leave(
     );
 }
 
-async fn leave_room(
-    io: &SocketIo,
-    socket: &SocketRef,
+async fn leave_room<A: Adapter>(
+    io: &SocketIo<A>,
+    socket: &SocketRef<A>,
     chat: &Chat,
     payload: Value,
 ) -> Result<Value, ChatError> {
@@ -347,12 +348,12 @@ async fn leave_room(
 // ANCHOR: typing
 /// `typing`: tell the *others* in the room. Fire-and-forget, but rate-limited, because one
 /// cheap event from a client costs a broadcast to everyone in the room.
-async fn on_typing(
-    socket: SocketRef,
+async fn on_typing<A: Adapter>(
+    socket: SocketRef<A>,
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
 ) {
     answer(
         ack,
@@ -360,8 +361,8 @@ async fn on_typing(
     );
 }
 
-async fn tell_typing(
-    socket: &SocketRef,
+async fn tell_typing<A: Adapter>(
+    socket: &SocketRef<A>,
     chat: &Chat,
     user: &User,
     payload: Value,
@@ -381,7 +382,11 @@ async fn tell_typing(
 // ANCHOR_END: typing
 
 /// A socket went away: if it was its user's last socket in a room, the room is told.
-async fn on_disconnect(io: SocketIo, socket: SocketRef, State(chat): State<Chat>) {
+async fn on_disconnect<A: Adapter>(
+    io: SocketIo<A>,
+    socket: SocketRef<A>,
+    State(chat): State<Chat>,
+) {
     for room in chat.presence.disconnect(socket.id) {
         broadcast_presence(&io, &chat, &room).await;
     }
@@ -390,9 +395,9 @@ async fn on_disconnect(io: SocketIo, socket: SocketRef, State(chat): State<Chat>
 // ANCHOR: presence
 /// Counts the socket in `room`. Everybody in the room hears about a change of users; the
 /// socket itself always gets the list, even when its user was already there in another tab.
-async fn announce_presence(
-    io: &SocketIo,
-    socket: &SocketRef,
+async fn announce_presence<A: Adapter>(
+    io: &SocketIo<A>,
+    socket: &SocketRef<A>,
     chat: &Chat,
     user: &User,
     room: &str,
@@ -404,7 +409,7 @@ async fn announce_presence(
     }
 }
 
-async fn broadcast_presence(io: &SocketIo, chat: &Chat, room: &str) {
+async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
     let event = presence_event(chat, room);
     if let Err(error) = io.within(room.to_owned()).emit("presence", &event).await {
         tracing::warn!(%error, "could not broadcast presence");

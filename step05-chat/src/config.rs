@@ -8,6 +8,7 @@
 //! | `SESSION_SECRET` | generated, with a warning | ≥ 64 bytes that sign the session cookie |
 //! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
 //! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
+//! | `REDIS_URL` | none | `redis://host:6379`: run as one node of a cluster |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -34,6 +35,9 @@ pub struct ChatConfig {
     pub rate_limit: RateLimiter,
     /// The cost of password hashing (step 3). Keep the default outside tests.
     pub hashing: argon2::Params,
+    /// With a Redis URL, this server is one node of a cluster (sessions and broadcasts go
+    /// through Redis); without, a single process.
+    pub redis_url: Option<String>,
 }
 
 /// A setting that could not be understood. Startup stops with this message.
@@ -77,6 +81,9 @@ impl ChatConfig {
             },
             rate_limit: RateLimiter::default(),
             hashing: argon2::Params::default(),
+            redis_url: std::env::var("REDIS_URL")
+                .ok()
+                .filter(|url| !url.is_empty()),
         })
     }
 }

@@ -12,8 +12,10 @@
 //! - [`presence`]: who is online in which room.
 //! - [`chat`]: the Socket.IO event handlers.
 //! - [`config`]: settings from the environment.
+//! - [`cluster`]: with `REDIS_URL`, one node of several (chapter "Scaling out with Redis").
 
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod messages;
@@ -31,9 +33,10 @@ use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 use socketioxide::SocketIo;
-use socketioxide::adapter::LocalAdapter;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{Extension, SocketRef, State};
 use socketioxide::handler::{ConnectHandler, ConnectMiddleware};
+use socketioxide_core::adapter::DefinedAdapter;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{Passport, User, auth_routes};
 use step04_socket_middleware::{
@@ -55,7 +58,38 @@ pub struct ChatServer {
     /// Everything, HTTP and Socket.IO, as one axum router.
     pub router: Router,
     /// The `io` object, as in Node.js.
-    pub io: SocketIo,
+    pub io: ChatIo,
+}
+
+/// The `io` handle of a single server, or of one node of a cluster (their adapters differ,
+/// and so do their types).
+#[derive(Debug, Clone)]
+pub enum ChatIo {
+    /// One process, rooms in memory.
+    Local(SocketIo<LocalAdapter>),
+    /// One node of several, rooms shared through Redis.
+    Cluster(SocketIo<cluster::ClusterAdapter>),
+}
+
+impl ChatIo {
+    /// Closes every socket of this server (for a graceful shutdown).
+    pub async fn close(&self) {
+        match self {
+            ChatIo::Local(io) => io.close().await,
+            ChatIo::Cluster(io) => io.close().await,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The SQLite database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// `REDIS_URL` was set, but Redis could not be reached or set up.
+    #[error("redis: {0}")]
+    Redis(String),
 }
 
 /// What the connect handler needs to keep an eye on a socket's session (see step 4).
@@ -66,9 +100,13 @@ struct SessionWatch {
 }
 
 // ANCHOR: build
-/// Opens (or creates) the database and builds the whole chat server.
-pub async fn build(config: ChatConfig) -> Result<ChatServer, sqlx::Error> {
-    build_with_handlers(config, chat::register_chat_handlers).await
+/// Opens (or creates) the database and builds the whole chat server: a single process, or,
+/// with `REDIS_URL`, one node of a cluster.
+pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
+    match config.redis_url.clone() {
+        None => Ok(build_with_handlers(config, chat::register_chat_handlers).await?),
+        Some(redis_url) => cluster::build(config, &redis_url).await,
+    }
 }
 
 /// [`build`], with `register_handlers` as the connect middleware that registers the event
@@ -90,41 +128,59 @@ where
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit);
     chat.spawn_housekeeping();
 
-    Ok(assemble(
+    let (socket_layer, io) = socket_io_builder(&config.sockets, chat, &session_store).build_layer();
+    // A local adapter is ready at once: there is nothing to wait for.
+    let (router, ()) = assemble(
         passport,
         &config.sessions,
         session_store,
-        config.sockets,
-        chat,
+        &config.sockets,
+        (socket_layer, io.clone()),
         register_handlers,
-    ))
+    );
+    Ok(ChatServer {
+        router,
+        io: ChatIo::Local(io),
+    })
 }
 
-/// Puts the pieces together: step 4's middlewares and layers around the chat's handlers.
-fn assemble<S, H, T>(
-    passport: Passport<SqliteUserStore>,
-    sessions: &SessionConfig,
-    session_store: S,
-    sockets: SocketSettings,
+/// The Socket.IO server's settings and shared state, before an adapter is chosen.
+pub(crate) fn socket_io_builder<S: SessionStore + Clone>(
+    sockets: &SocketSettings,
     chat: Chat,
-    register_handlers: H,
-) -> ChatServer
-where
-    S: SessionStore + Clone,
-    H: ConnectMiddleware<LocalAdapter, T>,
-    T: Send + Sync + 'static,
-{
-    let (socket_layer, io) = SocketIo::builder()
+    session_store: &S,
+) -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
         .with_state(sockets.allowed_origins.clone())
         .with_state(chat)
         .with_state(SessionWatch {
             store: Arc::new(session_store.clone()),
             every: sockets.session_recheck,
         })
-        .build_layer();
+}
 
+/// Puts the pieces together: step 4's middlewares and layers around the chat's handlers.
+///
+/// Generic over the adapter `A`: the same code serves one process (`LocalAdapter`) and a node
+/// of a cluster (the Redis adapter). Returns the router; the namespace's adapter is started by
+/// the caller, because only a remote adapter needs to wait for that.
+pub(crate) fn assemble<S, H, T, A>(
+    passport: Passport<SqliteUserStore>,
+    sessions: &SessionConfig,
+    session_store: S,
+    sockets: &SocketSettings,
+    (socket_layer, io): (socketioxide::layer::SocketIoLayer<A>, SocketIo<A>),
+    register_handlers: H,
+) -> (Router, A::InitRes)
+where
+    S: SessionStore + Clone,
+    H: ConnectMiddleware<A, T>,
+    T: Send + Sync + 'static,
+    // `DefinedAdapter` marks a concrete adapter type (local, Redis...), which `io.ns` requires.
+    A: Adapter + DefinedAdapter,
+{
     // Origin first, then the session's user, then the chat's handlers: chapter 4's chain.
-    io.ns(
+    let adapter_ready = io.ns(
         "/",
         on_connect
             .with(register_handlers)
@@ -143,16 +199,16 @@ where
         passport,
         sessions,
         session_store,
-        &sockets,
+        sockets,
     );
-    ChatServer { router, io }
+    (router, adapter_ready)
 }
 // ANCHOR_END: build
 
 /// The connect handler: the chat's own welcome, then step 4's session watch.
-async fn on_connect(
-    io: SocketIo,
-    socket: SocketRef,
+async fn on_connect<A: Adapter>(
+    io: SocketIo<A>,
+    socket: SocketRef<A>,
     user: Extension<User>,
     chat: State<Chat>,
     auth: socketioxide::extract::TryData<chat::HandshakeAuth>,

@@ -38,6 +38,8 @@ pub struct Options {
     pub key: Option<Key>,
     /// Override the rate limit (burst, per second).
     pub rate_limit: Option<(u32, f64)>,
+    /// Run as a node of the cluster behind this Redis.
+    pub redis_url: Option<String>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -50,10 +52,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 
 /// [`spawn_app_with`], with the server built by `build` instead of `step05_chat::build`: the
 /// exercise checks pass the `build` under test (the student's, or the reference solutions').
-pub async fn spawn_app_built_by<F, Fut>(build: F, options: Options) -> TestApp
+pub async fn spawn_app_built_by<F, Fut, E>(build: F, options: Options) -> TestApp
 where
     F: FnOnce(ChatConfig) -> Fut,
-    Fut: Future<Output = Result<ChatServer, sqlx::Error>>,
+    Fut: Future<Output = Result<ChatServer, E>>,
+    E: std::fmt::Debug,
 {
     let database = options
         .database
@@ -63,12 +66,13 @@ where
         .await
         .expect("bind a free port");
     let address = listener.local_addr().expect("local address");
-    let config = test_config(
+    let mut config = test_config(
         address,
         &database,
         &key,
         options.rate_limit.unwrap_or((20, 5.0)),
     );
+    config.redis_url = options.redis_url.clone();
     let chat = build(config).await.expect("build the chat");
     let (stop, stopped) = oneshot::channel::<()>();
     let io = chat.io.clone();
@@ -110,6 +114,7 @@ pub fn test_config(
         rate_limit: RateLimiter::new(burst, per_second),
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
         hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
+        redis_url: None,
     }
 }
 
@@ -137,6 +142,7 @@ impl TestApp {
             database: Some(self.database.clone()),
             key: Some(self.key.clone()),
             rate_limit: None,
+            redis_url: None,
         }
     }
 

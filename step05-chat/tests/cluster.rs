@@ -1,0 +1,151 @@
+//! Two chat nodes behind one Redis and one database (chapter "Scaling out with Redis"): what
+//! happens on one node must be seen on the other.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Options, TestApp, say, spawn_app_with};
+use testkit::RedisServer;
+use tower_sessions::cookie::Key;
+
+/// Two nodes sharing a Redis server, a database file and a cookie key, as a cluster's nodes
+/// share `REDIS_URL`, `DATABASE_URL` and `SESSION_SECRET`.
+struct Cluster {
+    a: TestApp,
+    b: TestApp,
+    _redis: RedisServer,
+}
+
+async fn spawn_cluster() -> Cluster {
+    let redis = RedisServer::start().await;
+    let database = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let key = Key::generate();
+    let node = || Options {
+        database: Some(database.clone()),
+        key: Some(key.clone()),
+        redis_url: Some(redis.url.clone()),
+        ..Options::default()
+    };
+    let a = spawn_app_with(node()).await;
+    let b = spawn_app_with(node()).await;
+    Cluster {
+        a,
+        b,
+        _redis: redis,
+    }
+}
+
+#[tokio::test]
+async fn a_message_sent_through_node_a_reaches_a_client_on_node_b() {
+    let cluster = spawn_cluster().await;
+    let (alice, _) = cluster
+        .a
+        .connected(&cluster.a.register("alice").await)
+        .await;
+    let (bob, _) = cluster.b.connected(&cluster.b.register("bob").await).await;
+
+    let ack = say(&alice, json!("hello from node A")).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    for socket in [&alice, &bob] {
+        let message = socket.next_named("chat message").await.data().clone();
+        assert_eq!(message["text"], "hello from node A");
+        assert_eq!(message["user"]["username"], "alice");
+    }
+}
+
+#[tokio::test]
+async fn a_login_on_node_a_is_valid_on_node_b() {
+    let cluster = spawn_cluster().await;
+    let cookie = cluster.a.register("alice").await;
+
+    let me = cluster
+        .b
+        .http
+        .get(cluster.b.url("/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("GET /me on node B");
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<Value>().await.expect("JSON")["username"], "alice");
+
+    let (socket, _) = cluster.b.connected(&cookie).await;
+    let ack = say(&socket, json!("connected to B with A's cookie")).await;
+    assert_eq!(ack["ok"], true);
+}
+
+#[tokio::test]
+async fn logout_on_node_a_disconnects_the_socket_on_node_b() {
+    let cluster = spawn_cluster().await;
+    let cookie = cluster.a.register("alice").await;
+    let (on_b, _) = cluster.b.connected(&cookie).await;
+
+    let response = cluster
+        .a
+        .post_json("/logout", Some(&cookie), json!({}))
+        .await;
+    assert_eq!(response.status(), 204);
+    let disconnect = on_b
+        .try_next_named("disconnect", Duration::from_secs(2))
+        .await
+        .expect("node B's socket is disconnected by a logout on node A");
+    assert_eq!(disconnect.raw["reason"], "io server disconnect");
+
+    let again = cluster.b.socket(Some(&cookie), json!({})).await;
+    assert_eq!(again.expect_connect_error().await, "Unauthorized");
+}
+
+#[tokio::test]
+async fn when_node_a_goes_away_no_message_is_lost_and_node_b_keeps_serving() {
+    let cluster = spawn_cluster().await;
+    let alice_cookie = cluster.a.register("alice").await;
+    let (alice_on_a, _) = cluster.a.connected(&alice_cookie).await;
+    let (bob_on_b, _) = cluster.b.connected(&cluster.b.register("bob").await).await;
+    for n in 1..=3 {
+        assert_eq!(
+            say(&alice_on_a, json!(format!("via A {n}"))).await["ok"],
+            true
+        );
+    }
+    for _ in 1..=3 {
+        bob_on_b.next_named("chat message").await;
+    }
+
+    let Cluster { a, b, _redis } = cluster;
+    a.stop().await; // node A is gone; its sockets with it
+
+    // Alice comes back through node B, with the same cookie: her session is in Redis.
+    let (alice_on_b, history) = b.connected(&alice_cookie).await;
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["via A 1", "via A 2", "via A 3"]);
+    assert_eq!(say(&alice_on_b, json!("via B now")).await["ok"], true);
+    let message = bob_on_b.next_named("chat message").await.data().clone();
+    assert_eq!(message["text"], "via B now");
+}
+
+#[tokio::test]
+async fn a_node_whose_redis_is_down_refuses_to_start() {
+    // A URL nobody listens on: the node must say so at start-up, not fail later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let database = tempfile::tempdir().expect("temp dir");
+    let listener_addr = "127.0.0.1:0".parse().expect("addr");
+    let mut config = support::test_config(listener_addr, &database, &Key::generate(), (20, 5.0));
+    config.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+    let outcome = tokio::time::timeout(Duration::from_secs(20), step05_chat::build(config)).await;
+    match outcome {
+        Ok(Err(error)) => assert!(error.to_string().starts_with("redis"), "{error}"),
+        Ok(Ok(_)) => panic!("a node started without its Redis"),
+        Err(_) => panic!("start-up hung instead of failing"),
+    }
+}
