@@ -245,17 +245,31 @@ pub(crate) async fn send_message<A: Adapter>(
         .messages
         .insert(&outgoing.room, user, &outgoing.text)
         .await?;
-    if let Err(error) = socket
+    // If this fails, the message is stored but not delivered live: clients still get it from
+    // `history` and by catch-up when they reconnect.
+    let emit = socket
         .within(outgoing.room.clone())
-        .emit("chat message", &message)
-        .await
-    {
-        // Stored but not delivered live: reconnecting clients still get it by catch-up.
-        tracing::warn!(%error, "could not broadcast a message");
-    }
+        .emit("chat message", &message);
+    broadcast("a message", emit).await;
     Ok(message)
 }
 // ANCHOR_END: chat_message
+
+// ANCHOR: broadcast
+/// How long a broadcast may take. In one process it is instant; in a cluster it goes through
+/// Redis, and while Redis is unreachable it would wait (and hold the room's lock) for ever.
+pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a failure is logged,
+/// never sent to the client whose event caused it.
+async fn broadcast<E: std::fmt::Display>(what: &str, emit: impl Future<Output = Result<(), E>>) {
+    match tokio::time::timeout(BROADCAST_DEADLINE, emit).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not broadcast {what}"),
+        Err(_) => tracing::warn!("gave up broadcasting {what} after {BROADCAST_DEADLINE:?}"),
+    }
+}
+// ANCHOR_END: broadcast
 
 /// Whether the socket may speak in `room`. `general` always counts as joined: the socket is
 /// put there by `on_connect`, which may still be running when a fast client sends its first
@@ -376,7 +390,7 @@ async fn tell_typing<A: Adapter>(
     }
     let event = json!({ "room": room, "user": user });
     // `to` (unlike `within`) leaves the sender out: you know you are typing.
-    socket.to(room).emit("typing", &event).await.ok();
+    broadcast("typing", socket.to(room).emit("typing", &event)).await;
     Ok(json!({ "ok": true }))
 }
 // ANCHOR_END: typing
@@ -411,9 +425,11 @@ async fn announce_presence<A: Adapter>(
 
 async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
     let event = presence_event(chat, room);
-    if let Err(error) = io.within(room.to_owned()).emit("presence", &event).await {
-        tracing::warn!(%error, "could not broadcast presence");
-    }
+    broadcast(
+        "presence",
+        io.within(room.to_owned()).emit("presence", &event),
+    )
+    .await;
 }
 
 fn presence_event(chat: &Chat, room: &str) -> Value {

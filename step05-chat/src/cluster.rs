@@ -12,11 +12,20 @@
 //! Everything else is the single-process chat, generic over the adapter, unchanged.
 
 use socketioxide::adapter::Emitter;
-use socketioxide_redis::{FredAdapter, RedisAdapterCtr};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use socketioxide_redis::drivers::fred::{FredDriver, FredError};
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use std::time::Duration;
 use step03_passport_like_auth::Passport;
 use tower_sessions_redis_store::RedisStore;
+
+use tower_sessions_redis_store::fred::clients::SubscriberClient;
+use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterface};
 use tower_sessions_redis_store::fred::prelude::{
-    Builder, ClientLike, Config, Pool, ReconnectPolicy,
+    Builder, ClientLike, Config, PerformanceConfig, Pool, ReconnectPolicy,
 };
 use tower_sessions_redis_store::fred::types::RespVersion;
 
@@ -25,7 +34,87 @@ use crate::users::SqliteUserStore;
 use crate::{BuildError, Chat, ChatConfig, ChatIo, ChatServer, assemble, chat, db};
 
 /// The Socket.IO adapter of a cluster node: socketioxide's Redis adapter, over `fred`.
-pub type ClusterAdapter = FredAdapter<Emitter>;
+pub type ClusterAdapter = CustomRedisAdapter<Emitter, ResubscribingDriver>;
+
+// ANCHOR: resubscribing_driver
+/// socketioxide-redis's `fred` driver, plus one thing it lacks: after Redis restarts, the
+/// connection comes back by itself but its pub/sub subscriptions do not, and without them this
+/// node would silently stop hearing the other nodes' broadcasts. This wrapper remembers every
+/// channel the adapter subscribes to and subscribes again on each reconnection.
+#[derive(Clone)]
+pub struct ResubscribingDriver {
+    inner: FredDriver,
+    client: SubscriberClient,
+    channels: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl ResubscribingDriver {
+    async fn new(client: SubscriberClient) -> Result<Self, FredError> {
+        let driver = ResubscribingDriver {
+            inner: FredDriver::new(client.clone()).await?,
+            client,
+            channels: Arc::default(),
+        };
+        let (client, channels) = (driver.client.clone(), driver.channels.clone());
+        driver.client.on_reconnect(move |_server| {
+            let (client, channels) = (client.clone(), channels.clone());
+            async move {
+                let channels: Vec<String> = lock(&channels).iter().cloned().collect();
+                tracing::warn!(
+                    count = channels.len(),
+                    "reconnected to Redis: subscribing again"
+                );
+                for channel in channels {
+                    // `ssubscribe` because the fred driver uses sharded pub/sub.
+                    if let Err(error) = client.ssubscribe(channel.as_str()).await {
+                        tracing::error!(%error, channel, "could not subscribe again");
+                    }
+                }
+                Ok(())
+            }
+        });
+        Ok(driver)
+    }
+}
+
+impl Driver for ResubscribingDriver {
+    type Error = FredError;
+
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), FredError> {
+        self.inner.publish(chan, val).await
+    }
+
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, FredError> {
+        lock(&self.channels).insert(chan.clone());
+        self.inner.subscribe(chan, size).await
+    }
+
+    async fn unsubscribe(&self, chan: String) -> Result<(), FredError> {
+        lock(&self.channels).remove(&chan);
+        self.inner.unsubscribe(chan).await
+    }
+
+    async fn num_serv(&self, chan: &str) -> Result<u16, FredError> {
+        self.inner.num_serv(chan).await
+    }
+}
+// ANCHOR_END: resubscribing_driver
+
+impl std::fmt::Debug for ResubscribingDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResubscribingDriver")
+            .field("channels", &lock(&self.channels).len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn redis_error(error: impl std::fmt::Display) -> BuildError {
     BuildError::Redis(error.to_string())
@@ -42,8 +131,20 @@ pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatSer
 
     // Sessions in Redis: any node can load a session that another node created. Redis
     // expires them by itself (the store sets a TTL), so no clean-up task is needed.
-    let sessions_client =
-        Pool::new(redis_config.clone(), None, None, Some(reconnect()), 2).map_err(redis_error)?;
+    // While Redis is unreachable, a session read fails after 2 s (an error page) rather than
+    // leaving the request hanging until Redis is back.
+    let sessions_performance = PerformanceConfig {
+        default_command_timeout: Duration::from_secs(2),
+        ..PerformanceConfig::default()
+    };
+    let sessions_client = Pool::new(
+        redis_config.clone(),
+        Some(sessions_performance),
+        None,
+        Some(reconnect()),
+        2,
+    )
+    .map_err(redis_error)?;
     sessions_client.init().await.map_err(redis_error)?;
     let session_store = RedisStore::new(sessions_client);
 
@@ -54,9 +155,10 @@ pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatSer
         .set_policy(reconnect())
         .build_subscriber_client()
         .map_err(redis_error)?;
-    let adapter = RedisAdapterCtr::new_with_fred(subscriber)
+    let driver = ResubscribingDriver::new(subscriber)
         .await
         .map_err(redis_error)?;
+    let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
 
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit);

@@ -38,7 +38,7 @@ async fn spawn_cluster() -> Cluster {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_through_node_a_reaches_a_client_on_node_b() {
     let cluster = spawn_cluster().await;
     let (alice, _) = cluster
@@ -56,7 +56,7 @@ async fn a_message_sent_through_node_a_reaches_a_client_on_node_b() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_node_a_is_valid_on_node_b() {
     let cluster = spawn_cluster().await;
     let cookie = cluster.a.register("alice").await;
@@ -77,7 +77,7 @@ async fn a_login_on_node_a_is_valid_on_node_b() {
     assert_eq!(ack["ok"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_on_node_a_disconnects_the_socket_on_node_b() {
     let cluster = spawn_cluster().await;
     let cookie = cluster.a.register("alice").await;
@@ -98,7 +98,7 @@ async fn logout_on_node_a_disconnects_the_socket_on_node_b() {
     assert_eq!(again.expect_connect_error().await, "Unauthorized");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_node_a_goes_away_no_message_is_lost_and_node_b_keeps_serving() {
     let cluster = spawn_cluster().await;
     let alice_cookie = cluster.a.register("alice").await;
@@ -131,7 +131,7 @@ async fn when_node_a_goes_away_no_message_is_lost_and_node_b_keeps_serving() {
     assert_eq!(message["text"], "via B now");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_redis_is_down_refuses_to_start() {
     // A URL nobody listens on: the node must say so at start-up, not fail later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -148,4 +148,62 @@ async fn a_node_whose_redis_is_down_refuses_to_start() {
         Ok(Ok(_)) => panic!("a node started without its Redis"),
         Err(_) => panic!("start-up hung instead of failing"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_the_cluster_and_a_restart_heals_it() {
+    let mut cluster = spawn_cluster().await;
+    let cookie = cluster.a.register("alice").await;
+    let (alice, _) = cluster.a.connected(&cookie).await;
+    let (bob, _) = cluster.b.connected(&cluster.b.register("bob").await).await;
+
+    cluster._redis.kill();
+    // A message is still stored and acknowledged: the broadcast gives up after its deadline
+    // instead of holding the sender (and the room) until Redis is back.
+    let started = std::time::Instant::now();
+    let ack = say(&alice, json!("during the outage")).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Sessions live in Redis: a login cannot be saved, and fails instead of hanging.
+    let login = cluster
+        .a
+        .post_json(
+            "/login",
+            None,
+            json!({ "username": "alice", "password": support::PASSWORD }),
+        )
+        .await;
+    assert_eq!(login.status(), 500);
+
+    // Redis comes back (empty). Broadcasts between the nodes resume by themselves.
+    cluster._redis.restart().await;
+    let mut delivered = false;
+    for attempt in 0..20 {
+        say(&alice, json!(format!("after the restart {attempt}"))).await;
+        if let Some(event) = bob
+            .try_next_named("chat message", Duration::from_secs(1))
+            .await
+        {
+            assert!(event.data()["text"].is_string());
+            delivered = true;
+            break;
+        }
+    }
+    assert!(
+        delivered,
+        "node B never heard from node A again after Redis restarted"
+    );
+    // The stored messages were never in danger: they are in the database.
+    let (_, history) = cluster.b.connected(&cluster.b.login("bob").await).await;
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(texts.contains(&"during the outage"), "{texts:?}");
 }

@@ -449,30 +449,12 @@ impl RedisServer {
             .and_then(|listener| listener.local_addr())
             .expect("find a free port")
             .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("cannot start `redis-server`: run `bash scripts/test.sh`, which installs it");
         let server = RedisServer {
             url: format!("redis://127.0.0.1:{port}"),
-            child,
+            child: spawn_redis(port),
         };
-        for _ in 0..100 {
-            if redis_answers(port).await {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on port {port} did not answer PING within 5 s");
+        wait_for_redis(port).await;
+        server
     }
 
     /// Stops the server at once, as a crash would.
@@ -480,12 +462,44 @@ impl RedisServer {
         self.child.kill().ok();
         self.child.wait().ok();
     }
+
+    /// Starts the server again on the same port (empty: nothing was saved), as after a crash.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("the URL ends with the port");
+        self.child = spawn_redis(port);
+        wait_for_redis(port).await;
+    }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn spawn_redis(port: u16) -> std::process::Child {
+    std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cannot start `redis-server`: run `bash scripts/test.sh`, which installs it")
+}
+
+async fn wait_for_redis(port: u16) {
+    for _ in 0..100 {
+        if redis_answers(port).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server on port {port} did not answer PING within 5 s");
 }
 
 /// Sends `PING` in Redis's wire protocol and checks for `+PONG`.
