@@ -486,7 +486,14 @@ impl Drop for RedisServer {
 fn spawn_redis(port: u16) -> std::process::Child {
     std::process::Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("cannot start `redis-server`: run `bash scripts/test.sh`, which installs it")
