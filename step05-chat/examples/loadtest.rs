@@ -14,7 +14,18 @@
 //! the server's memory per socket (the growth of this process's RSS while the sockets were
 //! opened, divided by their number). The rate limit is lifted for the run: it measures the
 //! server, not the limiter.
+//!
+//! With `--cluster`, it starts a throw-away `redis-server` and two chat nodes in this process,
+//! sharing the SQLite file, the cookie key and `REDIS_URL` (chapter "Scaling out with Redis").
+//! The users register on node A; the sockets alternate between the nodes, and so do the
+//! senders, so every message crosses Redis to reach half of its recipients. The RSS figure is
+//! then both nodes' memory (one process) per socket; Redis's own memory is not in it.
+//!
+//! ```console
+//! cargo run --release -p step05-chat --example loadtest -- --cluster --users 50 --sockets 500 --messages 200
+//! ```
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -32,6 +43,8 @@ struct Args {
     messages: usize,
     rate: usize,
     transport: String,
+    /// Two nodes behind one Redis instead of one process.
+    cluster: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,9 +54,14 @@ fn parse_args() -> Result<Args, String> {
         messages: 100,
         rate: 0,
         transport: "websocket".into(),
+        cluster: false,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
+        if flag == "--cluster" {
+            args.cluster = true; // the one flag without a value
+            continue;
+        }
         let value = words
             .next()
             .ok_or_else(|| format!("{flag} needs a value"))?;
@@ -60,7 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--transport" => args.transport = value.clone(),
             _ => {
                 return Err(format!(
-                    "unknown flag {flag}: use --users, --sockets, --messages, --rate, --transport"
+                    "unknown flag {flag}: use --users, --sockets, --messages, --rate, --transport, --cluster"
                 ));
             }
         }
@@ -75,22 +93,25 @@ fn rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
-    let database = tempfile::tempdir()?;
+/// Starts one chat server (a node of a cluster if `redis_url` is set) on a free loopback port,
+/// over the database in `database`, signing cookies with `key`. Returns its address.
+async fn start_node(
+    database: &tempfile::TempDir,
+    key: &Key,
+    redis_url: Option<String>,
+) -> Result<SocketAddr, Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let config = ChatConfig {
         database_url: format!("sqlite://{}", database.path().join("load.db").display()),
-        sessions: SessionConfig::with_key(Key::generate()),
+        sessions: SessionConfig::with_key(key.clone()),
         sockets: SocketSettings {
             allowed_origins: step05_chat::config::allowed_origins(address, None),
             session_recheck: Duration::from_secs(30),
         },
         rate_limit: RateLimiter::new(u32::MAX, 1e9),
         hashing: argon2::Params::new(8, 1, 1, None)?,
-        redis_url: None,
+        redis_url,
     };
     let chat = step05_chat::build(config).await?;
     tokio::spawn(step01_http_vs_socket::serve(
@@ -98,6 +119,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         chat.router,
         std::future::pending(),
     ));
+    Ok(address)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let database = tempfile::tempdir()?;
+    let key = Key::generate();
+    // Kept until the end of `main`: dropping it stops Redis.
+    let redis = if args.cluster {
+        Some(testkit::RedisServer::start().await)
+    } else {
+        None
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..if args.cluster { 2 } else { 1 } {
+        let redis_url = redis.as_ref().map(|redis| redis.url.clone());
+        nodes.push(start_node(&database, &key, redis_url).await?);
+    }
+    // Accounts are in the shared database and sessions in Redis: a cookie from node A is
+    // good on node B.
+    let address = nodes[0];
 
     let http = reqwest::Client::new();
     let mut cookies = Vec::new();
@@ -119,11 +162,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     testkit::ensure_node_modules();
     let rss_before = rss_kib();
-    let plan = json!({
+    let mut plan = json!({
         "url": format!("http://{address}/"), "cookies": cookies,
         "sockets": args.sockets, "messages": args.messages, "transports": [args.transport],
         "rate": args.rate,
     });
+    if args.cluster {
+        // Socket i connects to node i % 2, and message n is sent by socket n.
+        let urls: Vec<String> = nodes.iter().map(|node| format!("http://{node}/")).collect();
+        plan["urls"] = json!(urls);
+    }
     let mut child = tokio::process::Command::new("node")
         .arg(testkit::js_dir().join("loadtest.mjs"))
         .arg(plan.to_string())
@@ -162,8 +210,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         0 => "all at once".to_owned(),
         rate => format!("{rate}/s"),
     };
+    let (setup, rss_of) = if args.cluster {
+        (
+            " | 2 nodes + Redis, sockets and senders alternate",
+            "both nodes' RSS (one process)",
+        )
+    } else {
+        ("", "server RSS")
+    };
     println!(
-        "users {} | sockets {} ({}) | messages {} ({pace})",
+        "users {} | sockets {} ({}) | messages {} ({pace}){setup}",
         args.users, args.sockets, args.transport, args.messages
     );
     println!(
@@ -175,7 +231,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         number("deliveries_per_sec"),
     );
     println!(
-        "latency p50 {:.1} ms | p99 {:.1} ms | refused sends {} | server RSS per socket {per_socket_kib} KiB",
+        "latency p50 {:.1} ms | p99 {:.1} ms | refused sends {} | {rss_of} per socket {per_socket_kib} KiB",
         number("latency_ms_p50"),
         number("latency_ms_p99"),
         report["refused"],

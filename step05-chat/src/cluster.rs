@@ -49,7 +49,7 @@ pub struct ResubscribingDriver {
 }
 
 impl ResubscribingDriver {
-    async fn new(client: SubscriberClient) -> Result<Self, FredError> {
+    pub(crate) async fn new(client: SubscriberClient) -> Result<Self, FredError> {
         let driver = ResubscribingDriver {
             inner: FredDriver::new(client.clone()).await?,
             client,

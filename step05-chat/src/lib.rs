@@ -25,9 +25,12 @@ pub mod users;
 pub mod validation;
 
 #[cfg(feature = "solutions")]
+pub mod cluster_solutions;
+#[cfg(feature = "solutions")]
 pub mod solutions;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::response::Html;
@@ -76,7 +79,18 @@ impl ChatIo {
     pub async fn close(&self) {
         match self {
             ChatIo::Local(io) => io.close().await,
-            ChatIo::Cluster(io) => io.close().await,
+            // A cluster node tells the others through Redis; with Redis down that would wait
+            // until Redis is back, and the node could not be stopped. Give it 5 s.
+            ChatIo::Cluster(io) => {
+                if tokio::time::timeout(Duration::from_secs(5), io.close())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "closing the sockets through Redis took too long: stopping anyway"
+                    );
+                }
+            }
         }
     }
 }

@@ -30,8 +30,8 @@ pub struct RateLimiter {
     // A std (not tokio) mutex: it is held for a few arithmetic operations and never across an
     // `.await`, so no task can sit on it while others wait.
     buckets: Arc<Mutex<HashMap<i64, Bucket>>>,
-    burst: f64,
-    per_second: f64,
+    pub(crate) burst: f64,
+    pub(crate) per_second: f64,
 }
 
 impl Default for RateLimiter {

@@ -207,3 +207,21 @@ async fn a_redis_outage_degrades_the_cluster_and_a_restart_heals_it() {
         .collect();
     assert!(texts.contains(&"during the outage"), "{texts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_can_be_stopped_while_redis_is_down() {
+    let mut cluster = spawn_cluster().await;
+    let (_alice, _) = cluster
+        .a
+        .connected(&cluster.a.register("alice").await)
+        .await;
+    cluster._redis.kill();
+    // Long enough for the node's Redis client to notice and start reconnecting: from then on,
+    // commands wait for Redis instead of failing at once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let Cluster { a, b: _b, _redis } = cluster;
+    // `stop` fails the test if the node has not stopped within 10 s.
+    let started = std::time::Instant::now();
+    a.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -3,11 +3,16 @@
 //
 //   node loadtest.mjs '{"url": "...", "cookies": ["id=..."], "sockets": 200, "messages": 500}'
 //
+// With "urls": ["http://node-a/", "http://node-b/"] instead of "url", socket i connects to
+// urls[i % urls.length] (the nodes of a cluster), and message n is sent by socket n, so the
+// senders alternate between the nodes too.
+//
 // Prints JSON lines: {"phase":"connected", ...} once every socket is in, then a final report.
 import { io } from "socket.io-client";
 
-const { url, cookies, sockets: socketCount, messages: messageCount, transports, rate } =
+const { url, urls: nodeUrls, cookies, sockets: socketCount, messages: messageCount, transports, rate } =
   JSON.parse(process.argv[2]);
+const urls = nodeUrls ?? [url];
 // Messages per second; 0 sends them all at once (then latency includes queueing behind the burst).
 const gapMs = rate > 0 ? 1000 / rate : 0;
 const now = () => performance.now();
@@ -26,7 +31,7 @@ const done = new Promise((resolve) => (allDelivered = resolve));
 const connectStart = now();
 const sockets = await Promise.all(
   Array.from({ length: socketCount }, (_, i) => new Promise((resolve, reject) => {
-    const socket = io(url, {
+    const socket = io(urls[i % urls.length], {
       forceNew: true,
       reconnection: false,
       transports: transports ?? ["websocket"],
@@ -67,6 +72,7 @@ const deliverySecs = (lastDelivery - firstSend) / 1000;
 console.log(JSON.stringify({
   phase: "done",
   outcome,
+  nodes: urls.length,
   sockets: socketCount,
   messages: messageCount,
   refused,

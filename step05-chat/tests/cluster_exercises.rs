@@ -1,0 +1,192 @@
+//! The checks of the exercises of the chapter "Scaling out with Redis", one per exercise. Each
+//! fails on the code as shipped and passes once the exercise is done:
+//!
+//! ```console
+//! cargo test -p step05-chat --test cluster_exercises ex1 -- --ignored
+//! ```
+//!
+//! They are `#[ignore]`d so that `cargo test` stays green on unsolved code. Each starts its
+//! own `redis-server` (installed by `scripts/test.sh`).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+// The reference solutions (`--features solutions`, used by CI) or your code.
+#[cfg(not(feature = "solutions"))]
+use step05_chat as under_test;
+#[cfg(feature = "solutions")]
+use step05_chat::cluster_solutions as under_test;
+use support::{Options, TestApp, say};
+use testkit::{DEFAULT_WAIT, JsSocket, RedisServer};
+use tower_sessions::cookie::Key;
+
+/// The chat as `under_test::build` builds it, on a free port.
+async fn spawn_app(options: Options) -> TestApp {
+    support::spawn_app_built_by(under_test::build, options).await
+}
+
+/// `GET /health`: the status and the JSON body (`null` if it is not JSON). A request that
+/// takes more than 5 s fails the check: a load balancer would have given up on it.
+async fn health(app: &TestApp) -> (u16, Value) {
+    let response = app
+        .http
+        .get(app.url("/health"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("GET /health answers within 5 s");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Asks `GET /health` every 200 ms until it answers `expected`, for up to `wait`.
+async fn wait_for_health(app: &TestApp, expected: (u16, Value), wait: Duration, why: &str) {
+    let started = Instant::now();
+    loop {
+        let got = health(app).await;
+        if got == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < wait,
+            "{why}: GET /health should answer {expected:?} within {wait:?}, still {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex1_health_endpoint() {
+    let single = spawn_app(Options::default()).await;
+    assert_eq!(
+        health(&single).await,
+        (200, json!({ "redis": "not used" })),
+        "a single process (no REDIS_URL)"
+    );
+    // The chat itself still works beside the new route.
+    single.connected(&single.register("alice").await).await;
+
+    let mut redis = RedisServer::start().await;
+    let node = spawn_app(Options {
+        redis_url: Some(redis.url.clone()),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        health(&node).await,
+        (200, json!({ "redis": "ok" })),
+        "a node whose Redis is up"
+    );
+    node.connected(&node.register("alice").await).await;
+
+    redis.kill();
+    let down = (503, json!({ "redis": "down" }));
+    wait_for_health(&node, down, Duration::from_secs(10), "Redis was killed").await;
+
+    redis.restart().await;
+    let ok = (200, json!({ "redis": "ok" }));
+    // fred retries with a back-off of up to 5 s: give it a few attempts.
+    wait_for_health(&node, ok, Duration::from_secs(20), "Redis is back").await;
+}
+
+/// Two nodes sharing a Redis server, a database file and a cookie key, as in tests/cluster.rs;
+/// `rate_limit` as in `Options`.
+struct Cluster {
+    a: TestApp,
+    b: TestApp,
+    _redis: RedisServer,
+}
+
+async fn spawn_cluster(rate_limit: Option<(u32, f64)>) -> Cluster {
+    let redis = RedisServer::start().await;
+    let database = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let key = Key::generate();
+    let node = || Options {
+        database: Some(database.clone()),
+        key: Some(key.clone()),
+        redis_url: Some(redis.url.clone()),
+        rate_limit,
+    };
+    let a = spawn_app(node()).await;
+    let b = spawn_app(node()).await;
+    Cluster {
+        a,
+        b,
+        _redis: redis,
+    }
+}
+
+/// Asks `online` through `socket`.
+async fn online(socket: &JsSocket) -> Value {
+    socket.emit_with_ack("online", json!([])).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex2_online_across_nodes() {
+    let Cluster { a, b, _redis } = spawn_cluster(None).await;
+    // Alice has a tab on each node; bob is on node B.
+    let alice = a.register("alice").await;
+    let (alice_on_a, _) = a.connected(&alice).await;
+    let (_alice_on_b, _) = b.connected(&alice).await;
+    let (bob_on_b, _) = b.connected(&b.register("bob").await).await;
+
+    let everyone = json!({ "sockets": 3, "users": 2 });
+    assert_eq!(online(&alice_on_a).await, everyone, "asked on node A");
+    assert_eq!(online(&bob_on_b).await, everyone, "asked on node B");
+
+    // Bob leaves; node A hears of it (the server sees the disconnect a moment later).
+    bob_on_b.close().await;
+    let without_bob = json!({ "sockets": 2, "users": 1 });
+    let started = Instant::now();
+    loop {
+        let got = online(&alice_on_a).await;
+        if got == without_bob {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEFAULT_WAIT,
+            "after bob left, node A should answer {without_bob}, still {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex3_shared_rate_limit() {
+    // A limit of 5 messages and (almost) no refill, one token every 100 s, so the count does
+    // not depend on how fast this machine is.
+    let Cluster { a, b, _redis } = spawn_cluster(Some((5, 0.01))).await;
+
+    // Alice has a tab on each node, and sends from both in turn.
+    let alice = a.register("alice").await;
+    let (on_a, _) = a.connected(&alice).await;
+    let (on_b, _) = b.connected(&alice).await;
+    let mut accepted = Vec::new();
+    for n in 1..=6 {
+        for (node, socket) in [("A", &on_a), ("B", &on_b)] {
+            let ack = say(socket, json!(format!("{n} via {node}"))).await;
+            if ack["ok"] == true {
+                accepted.push(format!("{n} via {node}"));
+            } else {
+                assert_eq!(ack, json!({ "error": "rate limited" }), "{n} via {node}");
+            }
+        }
+    }
+    assert_eq!(
+        accepted.len(),
+        5,
+        "alice's limit is 5 messages whichever nodes she sends them through; \
+         accepted: {accepted:?}"
+    );
+
+    // The limit is per user: bob, on node B, has his own.
+    let (bob, _) = b.connected(&b.register("bob").await).await;
+    let ack = say(&bob, json!("bob is not alice")).await;
+    assert_eq!(ack["ok"], true, "bob's first message: {ack}");
+}
