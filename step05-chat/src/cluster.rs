@@ -49,7 +49,7 @@ pub struct ResubscribingDriver {
 }
 
 impl ResubscribingDriver {
-    pub(crate) async fn new(client: SubscriberClient) -> Result<Self, FredError> {
+    async fn new(client: SubscriberClient) -> Result<Self, FredError> {
         let driver = ResubscribingDriver {
             inner: FredDriver::new(client.clone()).await?,
             client,
@@ -116,7 +116,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn redis_error(error: impl std::fmt::Display) -> BuildError {
+pub(crate) fn redis_error(error: impl std::fmt::Display) -> BuildError {
     BuildError::Redis(error.to_string())
 }
 
@@ -124,48 +124,15 @@ fn redis_error(error: impl std::fmt::Display) -> BuildError {
 /// Builds one node of a cluster whose nodes share `redis_url` and `config.database_url`.
 pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatServer, BuildError> {
     let pool = db::open_database(&config.database_url).await?;
-    let redis_config = Config::from_url(redis_url).map_err(redis_error)?;
-    // Start-up fails at once if Redis is not there (fred's `fail_fast`), but once running,
-    // a lost connection is retried for ever, backing off up to 5 s between attempts.
-    let reconnect = || ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
-
-    // Sessions in Redis: any node can load a session that another node created. Redis
-    // expires them by itself (the store sets a TTL), so no clean-up task is needed.
-    // While Redis is unreachable, a session read fails after 2 s (an error page) rather than
-    // leaving the request hanging until Redis is back.
-    let sessions_performance = PerformanceConfig {
-        default_command_timeout: Duration::from_secs(2),
-        ..PerformanceConfig::default()
-    };
-    let sessions_client = Pool::new(
-        redis_config.clone(),
-        Some(sessions_performance),
-        None,
-        Some(reconnect()),
-        2,
-    )
-    .map_err(redis_error)?;
-    sessions_client.init().await.map_err(redis_error)?;
-    let session_store = RedisStore::new(sessions_client);
-
-    // The adapter needs a connection of its own, in subscriber mode, speaking RESP3.
-    let mut subscriber_config = redis_config;
-    subscriber_config.version = RespVersion::RESP3;
-    let subscriber = Builder::from_config(subscriber_config)
-        .set_policy(reconnect())
-        .build_subscriber_client()
-        .map_err(redis_error)?;
-    let driver = ResubscribingDriver::new(subscriber)
-        .await
-        .map_err(redis_error)?;
-    let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
+    let redis = connect(redis_url).await?;
+    let session_store = RedisStore::new(redis.sessions);
 
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit);
     chat.spawn_housekeeping();
 
     let (socket_layer, io) = crate::socket_io_builder(&config.sockets, chat, &session_store)
-        .with_adapter::<ClusterAdapter>(adapter)
+        .with_adapter::<ClusterAdapter>(redis.adapter)
         .build_layer();
     let (router, adapter_ready) = assemble(
         passport,
@@ -181,5 +148,52 @@ pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatSer
         router,
         io: ChatIo::Cluster(io),
     })
+}
+
+/// A node's two uses of Redis.
+pub(crate) struct RedisParts {
+    /// A pool for the session store (and anything else that reads and writes keys).
+    pub(crate) sessions: Pool,
+    /// What the Socket.IO adapter needs: a subscriber connection, wrapped in our driver.
+    pub(crate) adapter: RedisAdapterCtr<ResubscribingDriver>,
+}
+
+/// Connects to Redis for sessions and for the adapter.
+pub(crate) async fn connect(redis_url: &str) -> Result<RedisParts, BuildError> {
+    let redis_config = Config::from_url(redis_url).map_err(redis_error)?;
+    // Start-up fails at once if Redis is not there (fred's `fail_fast`), but once running,
+    // a lost connection is retried for ever, backing off up to 5 s between attempts.
+    let reconnect = || ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
+
+    // Sessions in Redis: any node can load a session that another node created. Redis
+    // expires them by itself (the store sets a TTL), so no clean-up task is needed.
+    // While Redis is unreachable, a session read fails after 2 s (an error page) rather than
+    // leaving the request hanging until Redis is back.
+    let sessions_performance = PerformanceConfig {
+        default_command_timeout: Duration::from_secs(2),
+        ..PerformanceConfig::default()
+    };
+    let sessions = Pool::new(
+        redis_config.clone(),
+        Some(sessions_performance),
+        None,
+        Some(reconnect()),
+        2,
+    )
+    .map_err(redis_error)?;
+    sessions.init().await.map_err(redis_error)?;
+
+    // The adapter needs a connection of its own, in subscriber mode, speaking RESP3.
+    let mut subscriber_config = redis_config;
+    subscriber_config.version = RespVersion::RESP3;
+    let subscriber = Builder::from_config(subscriber_config)
+        .set_policy(reconnect())
+        .build_subscriber_client()
+        .map_err(redis_error)?;
+    let driver = ResubscribingDriver::new(subscriber)
+        .await
+        .map_err(redis_error)?;
+    let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
+    Ok(RedisParts { sessions, adapter })
 }
 // ANCHOR_END: build

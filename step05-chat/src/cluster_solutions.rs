@@ -19,17 +19,14 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
-use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use step03_passport_like_auth::{Passport, User};
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::interfaces::{ClientLike, KeysInterface};
-use tower_sessions_redis_store::fred::prelude::{
-    Builder, Config, Error as RedisError, PerformanceConfig, Pool, ReconnectPolicy,
-};
-use tower_sessions_redis_store::fred::types::{ExpireOptions, RespVersion};
+use tower_sessions_redis_store::fred::prelude::{Error as RedisError, Pool};
+use tower_sessions_redis_store::fred::types::ExpireOptions;
 
 use crate::chat::{self, Chat, ChatError, send_message};
-use crate::cluster::{ClusterAdapter, ResubscribingDriver};
+use crate::cluster::{self, ClusterAdapter, redis_error};
 use crate::messages::MessageStore;
 use crate::rate_limit::RateLimiter;
 use crate::users::SqliteUserStore;
@@ -217,41 +214,13 @@ async fn register_node_handlers(socket: SocketRef<ClusterAdapter>) -> Result<(),
     Ok(())
 }
 
-fn redis_error(error: impl std::fmt::Display) -> BuildError {
-    BuildError::Redis(error.to_string())
-}
-
-/// `cluster::build`, line for line, with the exercises' additions marked: the sessions' Redis
-/// pool also serves `/health` and the shared limit.
+/// `cluster::build`, with the exercises' additions marked: the sessions' Redis pool also
+/// serves `/health` and the shared limit.
 async fn build_node(config: ChatConfig, redis_url: &str) -> Result<ChatServer, BuildError> {
     let pool = db::open_database(&config.database_url).await?;
-    let redis_config = Config::from_url(redis_url).map_err(redis_error)?;
-    let reconnect = || ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
-    let sessions_performance = PerformanceConfig {
-        default_command_timeout: Duration::from_secs(2),
-        ..PerformanceConfig::default()
-    };
-    let sessions_client = Pool::new(
-        redis_config.clone(),
-        Some(sessions_performance),
-        None,
-        Some(reconnect()),
-        2,
-    )
-    .map_err(redis_error)?;
-    sessions_client.init().await.map_err(redis_error)?;
+    let redis = cluster::connect(redis_url).await?;
+    let sessions_client = redis.sessions;
     let session_store = RedisStore::new(sessions_client.clone());
-
-    let mut subscriber_config = redis_config;
-    subscriber_config.version = RespVersion::RESP3;
-    let subscriber = Builder::from_config(subscriber_config)
-        .set_policy(reconnect())
-        .build_subscriber_client()
-        .map_err(redis_error)?;
-    let driver = ResubscribingDriver::new(subscriber)
-        .await
-        .map_err(redis_error)?;
-    let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
 
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
     // Exercise 3: the shared limit, with the node's own limiter's settings.
@@ -261,7 +230,7 @@ async fn build_node(config: ChatConfig, redis_url: &str) -> Result<ChatServer, B
 
     let (socket_layer, io) = crate::socket_io_builder(&config.sockets, chat, &session_store)
         .with_state(shared_limit)
-        .with_adapter::<ClusterAdapter>(adapter)
+        .with_adapter::<ClusterAdapter>(redis.adapter)
         .build_layer();
     let (router, adapter_ready) = assemble(
         passport,
