@@ -3,131 +3,27 @@
 //! of bad one. Bad tokens are built here by hand, with the server's secret or without it, the
 //! way an attacker (or a buggy client) would.
 
-use std::net::SocketAddr;
+mod token_support;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
-use step02_sessions::SessionConfig;
-use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::token_auth::{TOKEN_AUDIENCE, TOKEN_ISSUER};
-use step04_socket_middleware::{AllowedOrigins, Claims, SocketSettings, TokenConfig, token_app};
-use testkit::{JsClient, JsSocket};
-use tower_sessions::MemoryStore;
-use tower_sessions::cookie::Key;
+use step04_socket_middleware::{Claims, TokenConfig, token_app};
+use token_support::{TestApp, spawn_token_app};
 
-const PASSWORD: &str = "correct horse battery";
 /// The server's secret in these tests, so that a test can sign what the server would not.
 const SECRET: &[u8] = b"the test server's token secret, 32+ bytes";
-
-struct TestApp {
-    address: SocketAddr,
-    http: reqwest::Client,
-    js: JsClient,
-    users: MemoryUserStore,
-}
 
 async fn spawn_app() -> TestApp {
     spawn_app_with(TokenConfig::new(SECRET).expect("a long enough secret")).await
 }
 
 async fn spawn_app_with(tokens: TokenConfig) -> TestApp {
-    let users = MemoryUserStore::default();
-    let passport = Passport::new(users.clone());
-    for name in ["alice", "bob"] {
-        passport
-            .register(name, PASSWORD)
-            .await
-            .expect("register a test user");
-    }
-    let sessions = SessionConfig::with_key(Key::generate());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), None),
-        session_recheck: Duration::from_secs(30),
-    };
-    let router = token_app(
-        passport,
-        &sessions,
-        MemoryStore::default(),
-        settings,
-        tokens,
-    );
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
-    TestApp {
-        address,
-        http: reqwest::Client::new(),
-        js: JsClient::start().await,
-        users,
-    }
-}
-
-impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Logs in over HTTP and returns the session cookie, as `name=value`.
-    async fn login(&self, username: &str) -> String {
-        let response = self
-            .http
-            .post(self.url("/login"))
-            .json(&json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .expect("POST /login");
-        assert_eq!(response.status(), 200, "login as {username}");
-        let set_cookie = response.headers()["set-cookie"].to_str().expect("ASCII");
-        set_cookie.split(';').next().expect("name=value").to_owned()
-    }
-
-    async fn logout(&self, cookie: &str) -> reqwest::StatusCode {
-        self.http
-            .post(self.url("/logout"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .expect("POST /logout")
-            .status()
-    }
-
-    /// `POST /token`, with the session cookie if there is one.
-    async fn post_token(&self, cookie: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.post(self.url("/token"));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        request.send().await.expect("POST /token")
-    }
-
-    /// Logs in as `username` and returns a token from `POST /token`.
-    async fn token_for(&self, username: &str) -> String {
-        let cookie = self.login(username).await;
-        let response = self.post_token(Some(&cookie)).await;
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.expect("a JSON body");
-        body["token"].as_str().expect("a token").to_owned()
-    }
-
-    /// Opens a socket with the official JS client; `opts` go to `io(url, opts)`.
-    async fn socket(&self, opts: Value) -> JsSocket {
-        self.js.connect(&self.url("/"), opts).await
-    }
-
-    /// `io(url, { auth: { token } })`, over WebSocket only.
-    async fn socket_with_token(&self, token: &str) -> JsSocket {
-        self.socket(json!({ "auth": { "token": token }, "transports": ["websocket"] }))
-            .await
-    }
+    spawn_token_app(token_app, tokens).await
 }
 
 fn now() -> u64 {

@@ -7,16 +7,13 @@
 //!
 //! They build the app with `token_app`, so that is the function your changes must reach.
 
-use std::net::SocketAddr;
+mod token_support;
+
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use step02_sessions::SessionConfig;
-use step03_passport_like_auth::{MemoryUserStore, Passport};
-use step04_socket_middleware::{AllowedOrigins, SocketSettings, TokenConfig};
-use testkit::{JsClient, JsSocket};
-use tower_sessions::MemoryStore;
-use tower_sessions::cookie::Key;
+use serde_json::json;
+use step04_socket_middleware::TokenConfig;
+use token_support::{TestApp, spawn_token_app};
 
 // The reference solutions (`--features solutions`, used by CI) or your code.
 #[cfg(not(feature = "solutions"))]
@@ -24,86 +21,14 @@ use step04_socket_middleware::token_auth as under_test;
 #[cfg(feature = "solutions")]
 use step04_socket_middleware::token_solutions as under_test;
 
-const PASSWORD: &str = "correct horse battery";
 const SECRET: &[u8] = b"the exercise checks' secret, 32+ bytes";
 
-struct TestApp {
-    address: SocketAddr,
-    http: reqwest::Client,
-    js: JsClient,
-}
-
 async fn spawn_app(tokens: TokenConfig) -> TestApp {
-    let passport = Passport::new(MemoryUserStore::default());
-    passport
-        .register("alice", PASSWORD)
-        .await
-        .expect("register alice");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), None),
-        session_recheck: Duration::from_secs(30),
-    };
-    let sessions = SessionConfig::with_key(Key::generate());
-    let router = under_test::token_app(
-        passport,
-        &sessions,
-        MemoryStore::default(),
-        settings,
-        tokens,
-    );
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
-    TestApp {
-        address,
-        http: reqwest::Client::new(),
-        js: JsClient::start().await,
-    }
+    spawn_token_app(under_test::token_app, tokens).await
 }
 
 fn five_minute_tokens() -> TokenConfig {
     TokenConfig::new(SECRET).expect("a long enough secret")
-}
-
-impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Logs alice in; returns her session cookie and a token from `POST /token`.
-    async fn login_and_get_token(&self) -> (String, String) {
-        let response = self
-            .http
-            .post(self.url("/login"))
-            .json(&json!({ "username": "alice", "password": PASSWORD }))
-            .send()
-            .await
-            .expect("POST /login");
-        assert_eq!(response.status(), 200);
-        let set_cookie = response.headers()["set-cookie"].to_str().expect("ASCII");
-        let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
-        let response = self
-            .http
-            .post(self.url("/token"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .expect("POST /token");
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.expect("a JSON body");
-        let token = body["token"].as_str().expect("a token").to_owned();
-        (cookie, token)
-    }
-
-    async fn socket(&self, opts: Value) -> JsSocket {
-        self.js.connect(&self.url("/"), opts).await
-    }
 }
 
 #[tokio::test]
@@ -111,7 +36,7 @@ impl TestApp {
 async fn ex1_close_at_expiry() {
     // A two-second token, so the check is quick.
     let app = spawn_app(five_minute_tokens().with_lifetime(Duration::from_secs(2))).await;
-    let (_, token) = app.login_and_get_token().await;
+    let (_, token) = app.login_and_get_token("alice").await;
     let socket = app.socket(json!({ "auth": { "token": token } })).await;
     socket.expect_connect().await;
     // Waits up to 10 s: the token is dead after at most 3.
@@ -124,7 +49,7 @@ async fn ex1_close_at_expiry() {
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex2_revoke_on_logout() {
     let app = spawn_app(five_minute_tokens()).await;
-    let (cookie, token) = app.login_and_get_token().await;
+    let (cookie, token) = app.login_and_get_token("alice").await;
     let open = app.socket(json!({ "auth": { "token": token } })).await;
     open.expect_connect().await;
 
@@ -147,7 +72,7 @@ async fn ex2_revoke_on_logout() {
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex3_bearer_header() {
     let app = spawn_app(five_minute_tokens()).await;
-    let (_, token) = app.login_and_get_token().await;
+    let (_, token) = app.login_and_get_token("alice").await;
     // What a Node.js client can do and a browser's WebSocket cannot: set a header.
     for transports in [json!(["polling"]), json!(["websocket"])] {
         let socket = app
