@@ -15,19 +15,26 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Semaphore;
 
-use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore};
+use crate::delivery::{self, Sent};
+use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
 use crate::presence::Presence;
 use crate::rate_limit::RateLimiter;
+use crate::sequencer::{Enter, Fanout, RoomContext, Sequencers};
 use crate::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.
 pub const GENERAL: &str = "general";
 /// How many rooms (besides `general`) one socket may join: each costs the server memory.
 pub const MAX_ROOMS_PER_SOCKET: usize = 20;
-/// At most this many missed messages are replayed on reconnection; `history` covers the rest.
+/// At most this many missed messages are replayed on reconnection, the newest ones; a client
+/// that missed more is told so (`"truncated": true` in its `history`).
 pub const CATCH_UP_LIMIT: i64 = 1000;
+/// How many sockets may read their history and catch-up from the database at once. Each read
+/// is up to 1,050 rows; a flood of reconnections must not take every connection of the pool
+/// from the messages being stored.
+const CONCURRENT_CATCH_UPS: usize = 4;
 
 // ANCHOR: chat_error
 /// Why an event was refused. The text goes back to the client in the acknowledgement,
@@ -73,7 +80,11 @@ pub struct Chat {
     pub limiter: RateLimiter,
     /// How fast each user may send `typing` (cheap for them, a broadcast for us).
     typing_limiter: RateLimiter,
-    locks: RoomLocks,
+    /// Each room's order: store, broadcast, acknowledge (see `sequencer`).
+    sequencers: Sequencers,
+    catch_ups: Arc<Semaphore>,
+    /// In a cluster, broadcasts go through the adapter to the other nodes.
+    through_adapter: bool,
 }
 
 impl Chat {
@@ -84,8 +95,17 @@ impl Chat {
             presence: Presence::default(),
             limiter,
             typing_limiter: RateLimiter::new(5, 2.0),
-            locks: RoomLocks::default(),
+            sequencers: Sequencers::default(),
+            catch_ups: Arc::new(Semaphore::new(CONCURRENT_CATCH_UPS)),
+            through_adapter: false,
         }
+    }
+
+    /// The chat of one node of a cluster: messages are broadcast through the Socket.IO
+    /// adapter, which forwards them to the other nodes (chapter "Scaling out with Redis").
+    pub fn in_cluster(mut self) -> Self {
+        self.through_adapter = true;
+        self
     }
 
     /// Drops the rate-limit buckets of users who have gone quiet, now and then, so the
@@ -102,36 +122,45 @@ impl Chat {
             }
         })
     }
+
+    /// What a room's sequencer needs, reaching the room through `socket`'s namespace.
+    fn room_context<A: Adapter>(&self, socket: &SocketRef<A>) -> RoomContext {
+        RoomContext {
+            store: self.messages.clone(),
+            fanout: fanout(socket.clone(), self.through_adapter),
+        }
+    }
 }
 
-// ANCHOR: room_locks
-/// One lock per room (well, per one of 64 stripes of rooms), held while a message is stored
-/// and broadcast, and while a socket joins a room and reads its history.
+// ANCHOR: fanout
+/// How a room's new messages reach its sockets: each socket gets each message through
+/// [`delivery::send`], so a socket that cannot keep up is resynchronised, never skipped.
 ///
-/// Why: "store, then broadcast" and "join, then read what was stored" must not interleave.
-/// Otherwise a message stored just before a socket joins, but broadcast just after, would reach
-/// that socket twice (history and broadcast), and one stored just after the history was read
-/// but broadcast before the join would never reach it. Under the lock, every message is either
-/// in what the joining socket reads, or broadcast to it, never both and never neither.
-#[derive(Debug, Clone)]
-struct RoomLocks(Arc<[Mutex<()>; 64]>);
-
-impl Default for RoomLocks {
-    fn default() -> Self {
-        RoomLocks(Arc::new(std::array::from_fn(|_| Mutex::new(()))))
-    }
+/// (A broadcast, `io.within(room).emit(..)`, would serialise each message once rather than
+/// once per socket, but it skips a full socket in silence. In a cluster it is the only way to
+/// reach the other nodes' sockets, so there it is used, with that limit.)
+fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
+    Arc::new(move |room: String, batch: Arc<[ChatMessage]>| {
+        let socket = socket.clone();
+        Box::pin(async move {
+            if through_adapter {
+                for message in batch.iter() {
+                    let emit = socket.within(room.clone()).emit("chat message", message);
+                    broadcast("a message", emit).await;
+                }
+                return;
+            }
+            for member in socket.within(room).sockets() {
+                for message in batch.iter() {
+                    if delivery::send(&member, "chat message", message) == Sent::Dropped {
+                        break; // gone, or resynchronising: it catches up on reconnection
+                    }
+                }
+            }
+        })
+    })
 }
-
-impl RoomLocks {
-    async fn lock(&self, room: &str) -> MutexGuard<'_, ()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        room.hash(&mut hasher);
-        let stripe = (hasher.finish() % self.0.len() as u64) as usize;
-        self.0[stripe].lock().await
-    }
-}
-// ANCHOR_END: room_locks
+// ANCHOR_END: fanout
 
 // ANCHOR: register
 /// The last connect middleware: registers every chat event handler before the client is told
@@ -165,15 +194,11 @@ pub async fn on_connect<A: Adapter>(
     TryData(auth): TryData<HandshakeAuth>,
 ) {
     let server_offset = auth.ok().and_then(|auth| auth.server_offset);
-    let replayed = {
-        let _room = chat.locks.lock(GENERAL).await;
-        socket.join(GENERAL);
-        match enter_general(&socket, &chat, server_offset).await {
-            Ok(replayed) => replayed,
-            Err(error) => {
-                tracing::error!(%error, "could not send history");
-                0
-            }
+    let replayed = match enter_general(&socket, &chat, server_offset).await {
+        Ok(replayed) => replayed,
+        Err(error) => {
+            tracing::error!(%error, "could not send history");
+            0
         }
     };
     tracing::info!(user = %user.username, sid = %socket.id, replayed, "joined general");
@@ -181,24 +206,55 @@ pub async fn on_connect<A: Adapter>(
 }
 
 /// Sends `history`, then each message after `server_offset` as a `chat message` event, in
-/// order. Returns how many were replayed.
+/// order, then puts the socket in `general`. Returns how many were replayed.
+///
+/// The database reads happen outside the room's sequencer, so the room does not wait for
+/// them; the sequencer only fills the gap (what was broadcast during the reads) and adds the
+/// socket to the room, in one step.
 async fn enter_general<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
     server_offset: Option<i64>,
 ) -> Result<usize, ChatError> {
-    let history = chat.messages.recent(GENERAL, HISTORY_LIMIT).await?;
-    socket
-        .emit("history", &json!({ "room": GENERAL, "messages": history }))
-        .ok();
-    let Some(offset) = server_offset else {
-        return Ok(0);
+    let room = chat.room_context(socket);
+    let upto = chat.sequencers.watermark(GENERAL, &room).await?;
+    let (history, missed) = {
+        let _turn = chat.catch_ups.acquire().await;
+        if !socket.connected() {
+            return Ok(0); // gone while waiting: nothing to read for
+        }
+        let store = &chat.messages;
+        // The window the client shows ends where it left off; the rest is replayed.
+        let shown = server_offset.unwrap_or(upto).min(upto);
+        let history = store.newest(GENERAL, 0, shown, HISTORY_LIMIT).await?;
+        let missed = match server_offset {
+            Some(offset) => store.newest(GENERAL, offset, upto, CATCH_UP_LIMIT).await?,
+            None => Default::default(),
+        };
+        (history.messages, missed)
     };
-    let missed = chat.messages.since(GENERAL, offset, CATCH_UP_LIMIT).await?;
-    for message in &missed {
-        socket.emit("chat message", message).ok();
+    let history = json!({
+        "room": GENERAL, "messages": history, "truncated": missed.truncated,
+    });
+    if delivery::send(socket, "history", &history) == Sent::Dropped {
+        return Ok(0);
     }
-    Ok(missed.len())
+    for message in &missed.messages {
+        if delivery::send(socket, "chat message", message) == Sent::Dropped {
+            return Ok(0);
+        }
+    }
+    let entering = socket.clone();
+    let enter: Enter = Box::new(move |since_read: &[ChatMessage]| {
+        for message in since_read {
+            if delivery::send(&entering, "chat message", message) == Sent::Dropped {
+                return;
+            }
+        }
+        entering.join(GENERAL);
+    });
+    chat.sequencers.enter(GENERAL, &room, upto, enter).await?;
+    Ok(missed.messages.len())
 }
 // ANCHOR_END: on_connect
 
@@ -222,6 +278,8 @@ async fn on_chat_message<A: Adapter>(
 fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
     let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
     // The acknowledgement is optional for the client; without one, `send` fails harmlessly.
+    // If the socket's queue is full the client times out and sends again, and the retry is
+    // answered from the database (see `Stored::Again`).
     ack.send(&reply).ok();
 }
 
@@ -238,20 +296,15 @@ pub(crate) async fn send_message<A: Adapter>(
     if !chat.limiter.check(user.id) {
         return Err(ChatError::RateLimited);
     }
-    let _room = chat.locks.lock(&outgoing.room).await;
     // The author is the socket's user, from the session. Whatever "user" the payload claimed
     // was never even parsed.
-    let message = chat
-        .messages
-        .insert(&outgoing.room, user, &outgoing.text)
-        .await?;
-    // If this fails, the message is stored but not delivered live: clients still get it from
-    // `history` and by catch-up when they reconnect.
-    let emit = socket
-        .within(outgoing.room.clone())
-        .emit("chat message", &message);
-    broadcast("a message", emit).await;
-    Ok(message)
+    let message = NewMessage {
+        user: user.clone(),
+        text: outgoing.text,
+        client_offset: outgoing.client_offset,
+    };
+    let room = chat.room_context(socket);
+    chat.sequencers.send(&outgoing.room, &room, message).await
 }
 // ANCHOR_END: chat_message
 
@@ -288,32 +341,58 @@ async fn on_join<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let joined = join_room(&io, &socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
-    answer(
-        ack,
-        joined.map(|(room, history)| json!({ "ok": true, "room": room, "history": history })),
-    );
+    let room = match room_to_join(&socket, &payload.unwrap_or(Value::Null)) {
+        Ok(room) => room,
+        Err(error) => return answer(ack, Err(error)),
+    };
+    let context = chat.room_context(&socket);
+    let read = async {
+        let upto = chat.sequencers.watermark(&room, &context).await?;
+        let _turn = chat.catch_ups.acquire().await;
+        let history = chat.messages.newest(&room, 0, upto, HISTORY_LIMIT).await?;
+        Ok((upto, history.messages))
+    };
+    let (upto, history) = match read.await {
+        Ok(read) => read,
+        Err(error) => return answer(ack, Err(error)),
+    };
+    // The acknowledgement carries the history, so it is sent from inside the sequencer, with
+    // what was broadcast since the read appended, right before the socket joins the room:
+    // nothing is missed, nothing comes twice, and nothing arrives before the history.
+    let enter = enter_with_history(socket.clone(), room.clone(), history, ack);
+    if let Err(error) = chat.sequencers.enter(&room, &context, upto, enter).await {
+        tracing::error!(%error, %room, "could not join");
+        return;
+    }
+    announce_presence(&io, &socket, &chat, &user, &room).await;
 }
 
-async fn join_room<A: Adapter>(
-    io: &SocketIo<A>,
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    user: &User,
-    payload: Value,
-) -> Result<(String, Vec<ChatMessage>), ChatError> {
-    let room = parse_room(&payload)?;
+/// The room a `join` payload names, if this socket may join it.
+fn room_to_join<A: Adapter>(socket: &SocketRef<A>, payload: &Value) -> Result<String, ChatError> {
+    let room = parse_room(payload)?;
     let joined = chat_rooms(socket);
     if !joined.contains(&room) && joined.len() > MAX_ROOMS_PER_SOCKET {
         return Err(ChatError::TooManyRooms);
     }
-    let history = {
-        let _room = chat.locks.lock(&room).await;
-        socket.join(room.clone());
-        chat.messages.recent(&room, HISTORY_LIMIT).await?
-    };
-    announce_presence(io, socket, chat, user, &room).await;
-    Ok((room, history))
+    Ok(room)
+}
+
+/// What a joining socket does inside the sequencer: acknowledge with the history (plus the
+/// messages broadcast since it was read, keeping the newest [`HISTORY_LIMIT`]), then join.
+fn enter_with_history<A: Adapter>(
+    socket: SocketRef<A>,
+    room: String,
+    mut history: Vec<ChatMessage>,
+    ack: AckSender<A>,
+) -> Enter {
+    Box::new(move |since_read: &[ChatMessage]| {
+        history.extend_from_slice(since_read);
+        let keep_from = history.len().saturating_sub(HISTORY_LIMIT as usize);
+        let reply = json!({ "ok": true, "room": room, "history": &history[keep_from..] });
+        if ack.send(&reply).is_ok() && socket.connected() {
+            socket.join(room);
+        }
+    })
 }
 // ANCHOR_END: join
 
@@ -409,6 +488,10 @@ async fn on_disconnect<A: Adapter>(
 // ANCHOR: presence
 /// Counts the socket in `room`. Everybody in the room hears about a change of users; the
 /// socket itself always gets the list, even when its user was already there in another tab.
+///
+/// A socket that closed while it was being set up has already run `on_disconnect`; counting
+/// it now would leave a ghost online for ever. `Presence::join` checks `connected()` under
+/// the same lock `on_disconnect` takes, so one of the two always sees the other.
 async fn announce_presence<A: Adapter>(
     io: &SocketIo<A>,
     socket: &SocketRef<A>,
@@ -416,20 +499,28 @@ async fn announce_presence<A: Adapter>(
     user: &User,
     room: &str,
 ) {
-    if chat.presence.join(socket.id, user, room) {
+    if chat
+        .presence
+        .join(socket.id, user, room, || socket.connected())
+    {
         broadcast_presence(io, chat, room).await;
-    } else {
-        socket.emit("presence", &presence_event(chat, room)).ok();
+    } else if socket.connected() {
+        delivery::send(socket, "presence", &presence_event(chat, room));
     }
 }
 
 async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
     let event = presence_event(chat, room);
-    broadcast(
-        "presence",
-        io.within(room.to_owned()).emit("presence", &event),
-    )
-    .await;
+    if chat.through_adapter {
+        let emit = io.within(room.to_owned()).emit("presence", &event);
+        broadcast("presence", emit).await;
+        return;
+    }
+    // The list is state the page shows: a socket too slow for it is resynchronised (and
+    // gets a fresh list when it reconnects), never left showing a stale one.
+    for member in io.within(room.to_owned()).sockets() {
+        delivery::send(&member, "presence", &event);
+    }
 }
 
 fn presence_event(chat: &Chat, room: &str) -> Value {

@@ -128,12 +128,13 @@ pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatSer
     let session_store = RedisStore::new(redis.sessions);
 
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit);
+    let chat = Chat::new(MessageStore::new(pool), config.rate_limit).in_cluster();
     chat.spawn_housekeeping();
 
-    let (socket_layer, io) = crate::socket_io_builder(&config.sockets, chat, &session_store)
-        .with_adapter::<ClusterAdapter>(redis.adapter)
-        .build_layer();
+    let (socket_layer, io) =
+        crate::socket_io_builder(&config.sockets, config.socket_buffer, chat, &session_store)
+            .with_adapter::<ClusterAdapter>(redis.adapter)
+            .build_layer();
     let (router, adapter_ready) = assemble(
         passport,
         &config.sessions,

@@ -225,13 +225,14 @@ async fn build_node(config: ChatConfig, redis_url: &str) -> Result<ChatServer, B
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
     // Exercise 3: the shared limit, with the node's own limiter's settings.
     let shared_limit = SharedRateLimit::new(sessions_client.clone(), &config.rate_limit);
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit);
+    let chat = Chat::new(MessageStore::new(pool), config.rate_limit).in_cluster();
     chat.spawn_housekeeping();
 
-    let (socket_layer, io) = crate::socket_io_builder(&config.sockets, chat, &session_store)
-        .with_state(shared_limit)
-        .with_adapter::<ClusterAdapter>(redis.adapter)
-        .build_layer();
+    let (socket_layer, io) =
+        crate::socket_io_builder(&config.sockets, config.socket_buffer, chat, &session_store)
+            .with_state(shared_limit)
+            .with_adapter::<ClusterAdapter>(redis.adapter)
+            .build_layer();
     let (router, adapter_ready) = assemble(
         passport,
         &config.sessions,

@@ -9,6 +9,7 @@
 //! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
 //! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
 //! | `REDIS_URL` | none | `redis://host:6379`: run as one node of a cluster |
+//! | `SOCKET_BUFFER` | `2048` | packets that may wait for one slow socket before it is resynchronised |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct ChatConfig {
     pub rate_limit: RateLimiter,
     /// The cost of password hashing (step 3). Keep the default outside tests.
     pub hashing: argon2::Params,
+    /// How many packets may wait in one socket's queue (see [`crate::delivery`]).
+    pub socket_buffer: usize,
     /// With a Redis URL, this server is one node of a cluster (sessions and broadcasts go
     /// through Redis); without, a single process.
     pub redis_url: Option<String>,
@@ -49,6 +52,9 @@ pub enum ConfigError {
     /// `HOST` is not an IP address.
     #[error("HOST must be an IP address such as 127.0.0.1 or 0.0.0.0, got {0:?}")]
     Host(String),
+    /// `SOCKET_BUFFER` is not a positive number.
+    #[error("SOCKET_BUFFER must be a number of packets from 1 up, got {0:?}")]
+    SocketBuffer(String),
     /// A session setting (step 2's checks).
     #[error(transparent)]
     Sessions(#[from] SessionConfigError),
@@ -81,6 +87,13 @@ impl ChatConfig {
             },
             rate_limit: RateLimiter::default(),
             hashing: argon2::Params::default(),
+            socket_buffer: match std::env::var("SOCKET_BUFFER") {
+                Ok(value) => match value.parse() {
+                    Ok(packets) if packets > 0 => packets,
+                    _ => return Err(ConfigError::SocketBuffer(value)),
+                },
+                Err(_) => crate::delivery::DEFAULT_SOCKET_BUFFER,
+            },
             redis_url: std::env::var("REDIS_URL")
                 .ok()
                 .filter(|url| !url.is_empty()),

@@ -10,6 +10,8 @@
 //! - [`validation`]: turning a client's JSON into checked values.
 //! - [`rate_limit`]: a per-user limit on how fast messages may be sent.
 //! - [`presence`]: who is online in which room.
+//! - [`sequencer`]: each room's messages stored, broadcast and acknowledged in order.
+//! - [`delivery`]: sending to a socket that may be too slow, without losing anything.
 //! - [`chat`]: the Socket.IO event handlers.
 //! - [`config`]: settings from the environment.
 //! - [`cluster`]: with `REDIS_URL`, one node of several (chapter "Scaling out with Redis").
@@ -18,9 +20,11 @@ pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod messages;
 pub mod presence;
 pub mod rate_limit;
+pub mod sequencer;
 pub mod users;
 pub mod validation;
 
@@ -142,7 +146,9 @@ where
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit);
     chat.spawn_housekeeping();
 
-    let (socket_layer, io) = socket_io_builder(&config.sockets, chat, &session_store).build_layer();
+    let (socket_layer, io) =
+        socket_io_builder(&config.sockets, config.socket_buffer, chat, &session_store)
+            .build_layer();
     // A local adapter is ready at once: there is nothing to wait for.
     let (router, ()) = assemble(
         passport,
@@ -161,10 +167,12 @@ where
 /// The Socket.IO server's settings and shared state, before an adapter is chosen.
 pub(crate) fn socket_io_builder<S: SessionStore + Clone>(
     sockets: &SocketSettings,
+    socket_buffer: usize,
     chat: Chat,
     session_store: &S,
 ) -> socketioxide::SocketIoBuilder {
     SocketIo::builder()
+        .max_buffer_size(socket_buffer)
         .with_state(sockets.allowed_origins.clone())
         .with_state(chat)
         .with_state(SessionWatch {

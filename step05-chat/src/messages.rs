@@ -64,6 +64,46 @@ impl From<MessageRow> for ChatMessage {
     }
 }
 
+/// A message on its way into the table: checked text, the sender from the session, and the
+/// sender's own id for it, if the client gave one (see [`Stored::Again`]).
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// The author, from the socket's session.
+    pub user: User,
+    /// Checked text.
+    pub text: String,
+    /// The client's id for this message: the same id sent twice is stored once.
+    pub client_offset: Option<String>,
+}
+
+/// What [`MessageStore::insert_batch`] did with one message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stored {
+    /// Stored now: broadcast it.
+    New(ChatMessage),
+    /// Stored before, under the same `(user, client_offset)`: a client retrying a message it
+    /// got no acknowledgement for. Acknowledge it again; do not broadcast it again.
+    Again(ChatMessage),
+}
+
+impl Stored {
+    /// The message, however it got stored.
+    pub fn message(&self) -> &ChatMessage {
+        match self {
+            Stored::New(message) | Stored::Again(message) => message,
+        }
+    }
+}
+
+/// Some messages of a room, oldest first, and whether older ones were left out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    /// The messages, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// True if the room has older messages in the asked range than `messages` holds.
+    pub truncated: bool,
+}
+
 /// The `messages` table.
 ///
 /// Cloning is cheap (the pool is a handle), so every socket handler can hold one.
@@ -80,7 +120,8 @@ impl MessageStore {
     }
 
     /// Stores a message from `user` and returns it as it should be broadcast, with the id and
-    /// timestamp the database gave it.
+    /// timestamp the database gave it. (The chat itself stores messages in batches, through
+    /// [`Self::insert_batch`]; this is the one-message form.)
     ///
     /// `text` and `room` must already be validated; `user` must exist (the foreign key refuses
     /// a message from a deleted user).
@@ -90,45 +131,113 @@ impl MessageStore {
         user: &User,
         text: &str,
     ) -> Result<ChatMessage, sqlx::Error> {
-        let ts = now_millis();
-        let done =
-            sqlx::query("INSERT INTO messages (room, user_id, text, ts) VALUES (?, ?, ?, ?)")
-                .bind(room)
-                .bind(user.id)
-                .bind(text)
-                .bind(ts)
-                .execute(&self.pool)
-                .await?;
-        Ok(ChatMessage {
-            id: done.last_insert_rowid(),
-            room: room.to_owned(),
+        let new = NewMessage {
             user: user.clone(),
             text: text.to_owned(),
-            ts,
-        })
+            client_offset: None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let stored = insert_one(&mut tx, room, &new).await?;
+        tx.commit().await?;
+        Ok(stored.message().clone())
+    }
+
+    // ANCHOR: insert_batch
+    /// Stores `batch` (all for `room`, in order) in ONE transaction: one commit, one wait for
+    /// the disk, however many messages. Returns, for each, the stored message, or the one
+    /// stored earlier with the same `(user, client_offset)`.
+    ///
+    /// If the transaction fails (say one sender was deleted meanwhile), each message is
+    /// stored on its own instead, so one bad message does not sink the others.
+    pub async fn insert_batch(
+        &self,
+        room: &str,
+        batch: &[NewMessage],
+    ) -> Vec<Result<Stored, sqlx::Error>> {
+        match self.insert_all(room, batch).await {
+            Ok(stored) => stored.into_iter().map(Ok).collect(),
+            Err(_) if batch.len() > 1 => {
+                let mut one_by_one = Vec::with_capacity(batch.len());
+                for new in batch {
+                    one_by_one.push(self.insert_all(room, std::slice::from_ref(new)).await);
+                }
+                let first = |stored: Vec<Stored>| stored.into_iter().next();
+                one_by_one
+                    .into_iter()
+                    .map(|r| r.and_then(|s| first(s).ok_or(sqlx::Error::RowNotFound)))
+                    .collect()
+            }
+            Err(error) => vec![Err(error)],
+        }
+    }
+
+    async fn insert_all(
+        &self,
+        room: &str,
+        batch: &[NewMessage],
+    ) -> Result<Vec<Stored>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut stored = Vec::with_capacity(batch.len());
+        for new in batch {
+            stored.push(insert_one(&mut tx, room, new).await?);
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+    // ANCHOR_END: insert_batch
+
+    /// The id of the newest message of `room`, or 0 if it has none.
+    pub async fn last_id(&self, room: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages WHERE room = ?")
+            .bind(room)
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// The `limit` newest messages of `room`, oldest first: the order a chat window shows them.
     pub async fn recent(&self, room: &str, limit: i64) -> Result<Vec<ChatMessage>, sqlx::Error> {
+        Ok(self.newest(room, 0, i64::MAX, limit).await?.messages)
+    }
+
+    /// The `limit` newest messages of `room` with an id in `after+1 ..= upto`, oldest first,
+    /// and whether there were more (older ones, left out).
+    ///
+    /// With `after = 0` this is a room's history as of message `upto`; with `after` = the last
+    /// id a client saw, it is what that client missed (see `chat::enter_general`).
+    pub async fn newest(
+        &self,
+        room: &str,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Page, sqlx::Error> {
+        let limit = sql_limit(limit);
         // "The newest N" needs a descending scan; the reader wants them ascending. Asking SQL
-        // for the newest and reversing N rows here is simpler than a nested query.
+        // for the newest N + 1 (the extra one only says "there is more") and reversing here is
+        // simpler than a nested query.
         let mut rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
              FROM messages m JOIN users u ON u.id = m.user_id
-             WHERE m.room = ?
+             WHERE m.room = ? AND m.id > ? AND m.id <= ?
              ORDER BY m.id DESC
              LIMIT ?",
         )
         .bind(room)
-        .bind(sql_limit(limit))
+        .bind(after)
+        .bind(upto)
+        .bind(limit.saturating_add(1))
         .fetch_all(&self.pool)
         .await?;
+        let truncated = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
         rows.reverse();
-        Ok(rows.into_iter().map(ChatMessage::from).collect())
+        Ok(Page {
+            messages: rows.into_iter().map(ChatMessage::from).collect(),
+            truncated,
+        })
     }
 
-    /// Up to `limit` messages of `room` sent after message `after_id`, oldest first: what a
-    /// client that reconnects having last seen `after_id` has missed.
+    /// Up to `limit` messages of `room` sent after message `after_id`, oldest first.
     ///
     /// If more than `limit` were missed, the client gets the oldest `limit` and can ask again
     /// from the last id it received.
@@ -154,6 +263,46 @@ impl MessageStore {
     }
 }
 // ANCHOR_END: message_store
+
+/// Inserts one message inside `tx`. A `(user, client_offset)` already in the table is not an
+/// error: the earlier message is returned as [`Stored::Again`].
+async fn insert_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    room: &str,
+    new: &NewMessage,
+) -> Result<Stored, sqlx::Error> {
+    let ts = now_millis();
+    let done = sqlx::query(
+        "INSERT INTO messages (room, user_id, text, ts, client_offset) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (user_id, client_offset) DO NOTHING",
+    )
+    .bind(room)
+    .bind(new.user.id)
+    .bind(&new.text)
+    .bind(ts)
+    .bind(&new.client_offset)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(Stored::New(ChatMessage {
+            id: done.last_insert_rowid(),
+            room: room.to_owned(),
+            user: new.user.clone(),
+            text: new.text.clone(),
+            ts,
+        }));
+    }
+    let earlier: MessageRow = sqlx::query_as(
+        "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
+         FROM messages m JOIN users u ON u.id = m.user_id
+         WHERE m.user_id = ? AND m.client_offset = ?",
+    )
+    .bind(new.user.id)
+    .bind(&new.client_offset)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Stored::Again(earlier.into()))
+}
 
 /// SQLite reads a negative `LIMIT` as "no limit at all"; a caller asking for -1 messages means
 /// none, not the whole table.

@@ -26,9 +26,21 @@ struct Table {
 
 // ANCHOR: presence
 impl Presence {
-    /// Counts `socket` (of `user`) in `room`. Returns whether the room's set of users changed.
-    pub fn join(&self, socket: Sid, user: &User, room: &str) -> bool {
+    /// Counts `socket` (of `user`) in `room`, if `still_connected()` says the socket is still
+    /// there, asked under the table's lock: [`Self::disconnect`] takes the same lock, so a
+    /// socket is either counted and later uncounted, or never counted. Returns whether the
+    /// room's set of users changed.
+    pub fn join(
+        &self,
+        socket: Sid,
+        user: &User,
+        room: &str,
+        still_connected: impl FnOnce() -> bool,
+    ) -> bool {
         let mut table = self.lock();
+        if !still_connected() {
+            return false;
+        }
         let (_, rooms) = table
             .sockets
             .entry(socket)
@@ -126,9 +138,9 @@ mod tests {
         let presence = Presence::default();
         let alice = user(1, "alice");
         let tabs = [Sid::new(), Sid::new(), Sid::new()];
-        assert!(presence.join(tabs[0], &alice, "general"));
-        assert!(!presence.join(tabs[1], &alice, "general"));
-        assert!(!presence.join(tabs[2], &alice, "general"));
+        assert!(presence.join(tabs[0], &alice, "general", || true));
+        assert!(!presence.join(tabs[1], &alice, "general", || true));
+        assert!(!presence.join(tabs[2], &alice, "general", || true));
         assert_eq!(presence.users_in("general"), vec![alice.clone()]);
 
         assert!(presence.disconnect(tabs[0]).is_empty());
@@ -142,8 +154,8 @@ mod tests {
         let presence = Presence::default();
         let bob = user(2, "bob");
         let socket = Sid::new();
-        presence.join(socket, &bob, "general");
-        presence.join(socket, &bob, "rust");
+        presence.join(socket, &bob, "general", || true);
+        presence.join(socket, &bob, "rust", || true);
         assert!(presence.leave(socket, "rust"));
         assert!(
             !presence.leave(socket, "rust"),
@@ -158,22 +170,32 @@ mod tests {
         let presence = Presence::default();
         let carol = user(3, "carol");
         let socket = Sid::new();
-        assert!(presence.join(socket, &carol, "general"));
-        assert!(!presence.join(socket, &carol, "general"));
+        assert!(presence.join(socket, &carol, "general", || true));
+        assert!(!presence.join(socket, &carol, "general", || true));
         assert_eq!(presence.disconnect(socket), vec!["general".to_owned()]);
     }
 
     #[test]
     fn users_are_listed_by_id() {
         let presence = Presence::default();
-        presence.join(Sid::new(), &user(9, "zed"), "general");
-        presence.join(Sid::new(), &user(4, "amy"), "general");
+        presence.join(Sid::new(), &user(9, "zed"), "general", || true);
+        presence.join(Sid::new(), &user(4, "amy"), "general", || true);
         let names: Vec<_> = presence
             .users_in("general")
             .into_iter()
             .map(|u| u.username)
             .collect();
         assert_eq!(names, ["amy", "zed"]);
+    }
+
+    #[test]
+    fn a_socket_that_is_already_gone_is_never_counted() {
+        let presence = Presence::default();
+        let socket = Sid::new();
+        // `on_disconnect` ran first (it found nothing to undo), then the connect path got here.
+        assert!(presence.disconnect(socket).is_empty());
+        assert!(!presence.join(socket, &user(5, "ghost"), "general", || false));
+        assert!(presence.users_in("general").is_empty());
     }
 
     #[test]

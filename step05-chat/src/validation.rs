@@ -14,6 +14,8 @@ pub const DEFAULT_ROOM: &str = "general";
 pub const MAX_ROOM_CHARS: usize = 32;
 /// The longest message, in characters (not bytes: "héllo" is 5).
 pub const MAX_TEXT_CHARS: usize = 1000;
+/// The longest `clientOffset`: a UUID with a counter fits with room to spare.
+pub const MAX_CLIENT_OFFSET_CHARS: usize = 64;
 
 /// Why a client's payload was refused. The `Display` text is what the client is told, in the
 /// ack `{"error": "..."}`: short, lowercase, and saying what would have been accepted.
@@ -25,6 +27,12 @@ pub enum InputError {
     /// The room was not a string of allowed characters of the allowed length.
     #[error("room must be 1 to {} of a-z, 0-9, _ and -", MAX_ROOM_CHARS)]
     InvalidRoom,
+    /// `clientOffset` was there but not a string of 1 to 64 printable ASCII characters.
+    #[error(
+        "clientOffset must be 1 to {} printable ASCII characters",
+        MAX_CLIENT_OFFSET_CHARS
+    )]
+    InvalidClientOffset,
     /// The object had no `text`, or it was not a string.
     #[error("text must be a string")]
     TextNotAString,
@@ -41,6 +49,9 @@ pub struct OutgoingText {
     pub room: String,
     /// The trimmed text.
     pub text: String,
+    /// The client's own id for this message, if it sent one: sent again (a retry after a lost
+    /// acknowledgement), the message is stored once.
+    pub client_offset: Option<String>,
 }
 
 /// A room name: a JSON string of 1 to 32 characters, each `a-z`, `0-9`, `_` or `-`.
@@ -64,8 +75,8 @@ pub fn parse_room(value: &Value) -> Result<String, InputError> {
 /// Every other field is ignored, on purpose: a client that sends `"user": {"id": 1}` does not
 /// get to speak as user 1, because the sender is never read from the payload.
 pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
-    let (room, text) = match value {
-        Value::String(text) => (DEFAULT_ROOM.to_owned(), text.as_str()),
+    let (room, text, client_offset) = match value {
+        Value::String(text) => (DEFAULT_ROOM.to_owned(), text.as_str(), None),
         Value::Object(fields) => {
             let room = match fields.get("room") {
                 Some(room) => parse_room(room)?,
@@ -75,14 +86,31 @@ pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
                 .get("text")
                 .and_then(Value::as_str)
                 .ok_or(InputError::TextNotAString)?;
-            (room, text)
+            let client_offset = match fields.get("clientOffset") {
+                None | Some(Value::Null) => None,
+                Some(offset) => Some(parse_client_offset(offset)?),
+            };
+            (room, text, client_offset)
         }
         _ => return Err(InputError::NotAMessage),
     };
     Ok(OutgoingText {
         room,
         text: parse_text(text)?,
+        client_offset,
     })
+}
+
+/// A client's id for its message: 1 to 64 printable ASCII characters. It is only ever compared,
+/// never shown, but it is stored, so it is kept short and plain.
+fn parse_client_offset(value: &Value) -> Result<String, InputError> {
+    let offset = value.as_str().ok_or(InputError::InvalidClientOffset)?;
+    let printable = |c: char| c.is_ascii_graphic();
+    if offset.is_empty() || offset.len() > MAX_CLIENT_OFFSET_CHARS || !offset.chars().all(printable)
+    {
+        return Err(InputError::InvalidClientOffset);
+    }
+    Ok(offset.to_owned())
 }
 
 /// Trims the text, then checks its length in characters: `len()` counts bytes, and would let
@@ -106,6 +134,20 @@ mod tests {
         OutgoingText {
             room: room.to_owned(),
             text: text.to_owned(),
+            client_offset: None,
+        }
+    }
+
+    #[test]
+    fn a_client_offset_is_kept_when_it_is_short_printable_ascii() {
+        let parsed = parse_chat_message(&json!({"text": "hi", "clientOffset": "tab1-7"}));
+        assert_eq!(
+            parsed.map(|message| message.client_offset),
+            Ok(Some("tab1-7".to_owned()))
+        );
+        for bad in [json!(""), json!(7), json!("a b"), json!("x".repeat(65))] {
+            let parsed = parse_chat_message(&json!({"text": "hi", "clientOffset": bad}));
+            assert_eq!(parsed, Err(InputError::InvalidClientOffset), "{bad}");
         }
     }
 

@@ -13,6 +13,17 @@
 //   {op:"connect_and_emit_many", id, url, opts, count, event, args, timeoutMs}
 //                                         open `count` sockets, each emitting `event` the
 //                                         instant it connects; reply with how many acked
+//   {op:"connect_and_close_many", id, url, opts, count}
+//                                         open `count` sockets, each closed the instant it
+//                                         connects; reply once every one has connected or failed
+//   {op:"emit_many", id, name, event, argsList, timeoutMs}
+//                                         emit `event` once per entry of argsList, all at once
+//                                         (pipelined); reply with the acks, in order
+//   {op:"freeze", id, ms}                 block this whole Node process for `ms` (it reads
+//                                         nothing meanwhile: a client that stopped reading)
+// A `connect` whose opts hold `resync: true` behaves like the chat page: its handshake `auth`
+// carries `serverOffset`, the id of the newest `chat message` it received, and when the server
+// sends `resync` and then disconnects it, it connects again (to catch up).
 // Events: {event:"connect"|"connect_error"|"disconnect"|"upgrade"|<server event>, name, ...}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -58,13 +69,35 @@ function connectOptions(opts) {
   return { reconnection: false, forceNew: true, ...opts };
 }
 
+// The chat page's delivery logic (step05-chat/static/index.html), for `resync: true` sockets.
+function followResync(name, socket) {
+  let lastId = null;
+  let resyncing = false;
+  socket.auth = (send) => send(lastId === null ? {} : { serverOffset: lastId });
+  socket.on("chat message", (message) => {
+    if (typeof message?.id === "number" && (lastId === null || message.id > lastId)) {
+      lastId = message.id;
+    }
+  });
+  socket.on("resync", () => (resyncing = true));
+  socket.on("disconnect", (reason) => {
+    if (resyncing && reason === "io server disconnect") {
+      resyncing = false;
+      send({ name, event: "resyncing", serverOffset: lastId });
+      socket.connect();
+    }
+  });
+}
+
 async function handle(command) {
   const { op, id } = command;
   switch (op) {
     case "connect": {
-      const socket = io(command.url, connectOptions(command.opts));
+      const { resync, ...opts } = command.opts ?? {};
+      const socket = io(command.url, connectOptions(opts));
       sockets.set(command.name, socket);
       watch(command.name, socket);
+      if (resync) followResync(command.name, socket);
       reply(id, { ok: true });
       break;
     }
@@ -122,6 +155,46 @@ async function handle(command) {
       const acked = acks.filter((a) => Array.isArray(a)).length;
       const failures = acks.filter((a) => !Array.isArray(a)).slice(0, 5);
       reply(id, { ok: true, acked, failures });
+      break;
+    }
+    case "connect_and_close_many": {
+      const outcomes = await Promise.all(
+        Array.from({ length: command.count }, () => {
+          const socket = io(command.url, connectOptions(command.opts));
+          return new Promise((resolve) => {
+            socket.on("connect", () => {
+              socket.disconnect();
+              resolve("closed");
+            });
+            socket.on("connect_error", (err) => resolve(`connect_error: ${err.message}`));
+          });
+        }),
+      );
+      const closed = outcomes.filter((o) => o === "closed").length;
+      reply(id, { ok: true, closed, failures: outcomes.filter((o) => o !== "closed").slice(0, 5) });
+      break;
+    }
+    case "emit_many": {
+      const socket = sockets.get(command.name);
+      if (!socket) return reply(id, { error: `no socket named ${command.name}` });
+      const timeoutMs = command.timeoutMs ?? 10000;
+      const acks = await Promise.all(
+        command.argsList.map((args) =>
+          socket
+            .timeout(timeoutMs)
+            .emitWithAck(command.event, ...args)
+            .catch((err) => ({ error: `no acknowledgement: ${err.message}` })),
+        ),
+      );
+      reply(id, { ok: true, acks });
+      break;
+    }
+    case "freeze": {
+      const until = Date.now() + command.ms;
+      while (Date.now() < until) {
+        // Busy on purpose: nothing else in this process runs, not even the socket's reads.
+      }
+      reply(id, { ok: true });
       break;
     }
     default:

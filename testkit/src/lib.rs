@@ -224,6 +224,24 @@ impl JsClient {
         (acked, reply["failures"].clone())
     }
 
+    /// Opens `count` sockets that each disconnect the instant they connect (a tab opened and
+    /// closed at once), and returns how many did connect (and then closed).
+    pub async fn connect_and_close_many(&self, url: &str, opts: Value, count: usize) -> usize {
+        let reply = self
+            .request(json!({
+                "op": "connect_and_close_many", "url": url, "opts": opts, "count": count,
+            }))
+            .await;
+        reply["closed"].as_u64().unwrap_or(0) as usize
+    }
+
+    /// Blocks this client's Node.js process for `duration`: its sockets read nothing, send
+    /// nothing, answer no ping, like a frozen tab. Returns when the process runs again.
+    pub async fn freeze(&self, duration: Duration) {
+        self.request(json!({"op": "freeze", "ms": duration.as_millis() as u64}))
+            .await;
+    }
+
     async fn request(&self, mut command: Value) -> Value {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         command["id"] = json!(id);
@@ -384,6 +402,20 @@ impl JsSocket {
             }))
             .await;
         reply["ack"].clone()
+    }
+
+    /// Emits `event` once for each entry of `args_list` (each a JSON array of arguments), all
+    /// at once without waiting for acknowledgements in between, and returns the
+    /// acknowledgements' first arguments in order (`{"error": ...}` for one that never came).
+    pub async fn emit_many(&self, event: &str, args_list: Vec<Value>) -> Vec<Value> {
+        let reply = self
+            .client
+            .request(json!({
+                "op": "emit_many", "name": self.name, "event": event, "argsList": args_list,
+                "timeoutMs": DEFAULT_WAIT.as_millis() as u64,
+            }))
+            .await;
+        reply["acks"].as_array().cloned().unwrap_or_default()
     }
 
     /// Disconnects the socket from the client side.

@@ -40,6 +40,8 @@ pub struct Options {
     pub rate_limit: Option<(u32, f64)>,
     /// Run as a node of the cluster behind this Redis.
     pub redis_url: Option<String>,
+    /// Override the packets one socket's queue holds (`SOCKET_BUFFER`).
+    pub socket_buffer: Option<usize>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -73,6 +75,9 @@ where
         options.rate_limit.unwrap_or((20, 5.0)),
     );
     config.redis_url = options.redis_url.clone();
+    if let Some(packets) = options.socket_buffer {
+        config.socket_buffer = packets;
+    }
     let chat = build(config).await.expect("build the chat");
     let (stop, stopped) = oneshot::channel::<()>();
     let io = chat.io.clone();
@@ -114,6 +119,7 @@ pub fn test_config(
         rate_limit: RateLimiter::new(burst, per_second),
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
         hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
+        socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         redis_url: None,
     }
 }
@@ -143,6 +149,7 @@ impl TestApp {
             key: Some(self.key.clone()),
             rate_limit: None,
             redis_url: None,
+            socket_buffer: None,
         }
     }
 

@@ -1,0 +1,216 @@
+//! Chapter 5's delivery promises, tried where they break: long absences, clients that stop
+//! reading, retried sends, and tabs that close as fast as they open. Every client here is the
+//! official Socket.IO JavaScript client.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Options, TestApp, assert_silent, say, spawn_app_with};
+use testkit::{JsClient, JsSocket};
+
+/// A chat without rate limits: these tests send faster than a person may.
+async fn unlimited(socket_buffer: Option<usize>) -> TestApp {
+    spawn_app_with(Options {
+        rate_limit: Some((u32::MAX, 1e9)),
+        socket_buffer,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Sends `count` messages to `general` from `socket`, in chunks of pipelined emits (a chunk
+/// is sent without waiting for acknowledgements), and returns their ids in order.
+async fn send_many(socket: &JsSocket, label: &str, count: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(count);
+    let texts: Vec<String> = (0..count).map(|n| format!("{label} {n}")).collect();
+    for chunk in texts.chunks(100) {
+        let args = chunk.iter().map(|text| json!([text])).collect();
+        for ack in socket.emit_many("chat message", args).await {
+            ids.push(
+                ack["id"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("not stored: {ack}")),
+            );
+        }
+    }
+    ids
+}
+
+/// Reads `count` `chat message` events from `socket` and returns their ids, in arrival order.
+async fn receive_ids(socket: &JsSocket, count: usize, wait: Duration) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        let Some(event) = socket.try_next_named("chat message", wait).await else {
+            panic!(
+                "got {} of {count} messages, then nothing for {wait:?}",
+                ids.len()
+            );
+        };
+        ids.push(event.data()["id"].as_i64().expect("a message id"));
+    }
+    ids
+}
+
+fn message_ids(history: &Value) -> Vec<i64> {
+    history["messages"]
+        .as_array()
+        .expect("history.messages is an array")
+        .iter()
+        .map(|message| message["id"].as_i64().expect("id"))
+        .collect()
+}
+
+// ---------------------------------------------------------------- catch-up
+
+/// Alice is away while `missed` messages are sent to `general`; she comes back over
+/// `transport` with the id of the last message she saw.
+async fn catch_up(missed: usize, transport: &str) {
+    let app = unlimited(None).await;
+    let alice = app.register("alice").await;
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    let last_seen = say(&bob, json!("before you left")).await["id"]
+        .as_i64()
+        .expect("id");
+
+    let sent = send_many(&bob, "while you were away", missed).await;
+
+    let auth = json!({ "transports": [transport], "auth": { "serverOffset": last_seen } });
+    let (alice, history) = app.connected_with(&alice, auth).await;
+    // The history is what she had already seen; the rest is replayed after it.
+    assert!(message_ids(&history).iter().all(|&id| id <= last_seen));
+    let replayed = sent.len().min(1000);
+    assert_eq!(history["truncated"], missed > 1000, "truncated flag");
+    let got = receive_ids(&alice, replayed, Duration::from_secs(10)).await;
+    assert_eq!(got, sent[sent.len() - replayed..], "the newest, in order");
+    assert_silent(&alice, "chat message").await; // and each once
+}
+
+#[tokio::test]
+async fn away_for_300_messages_over_websocket_gets_all_300_once_in_order() {
+    catch_up(300, "websocket").await;
+}
+
+#[tokio::test]
+async fn away_for_300_messages_over_polling_gets_all_300_once_in_order() {
+    catch_up(300, "polling").await;
+}
+
+#[tokio::test]
+async fn away_for_1500_messages_over_websocket_gets_the_newest_1000_and_is_told() {
+    catch_up(1500, "websocket").await;
+}
+
+#[tokio::test]
+async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told() {
+    catch_up(1500, "polling").await;
+}
+
+// ---------------------------------------------------------------- slow consumers
+
+#[tokio::test]
+async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
+    // A small queue, so that 500 messages overflow it while the client is frozen.
+    let app = unlimited(Some(100)).await;
+    let carol = app.register("carol").await;
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    // Carol's client runs in a Node.js process of its own, which the test freezes; over
+    // long-polling, a frozen client asks for nothing, so the server's queue for her fills up.
+    let frozen_tab = JsClient::start().await;
+    let opts = json!({
+        "extraHeaders": { "cookie": carol }, "transports": ["polling"], "resync": true,
+    });
+    let carol = frozen_tab.connect(&app.url("/"), opts).await;
+    carol.expect_connect().await;
+    carol.next_named("history").await;
+
+    let (_, sent) = tokio::join!(
+        frozen_tab.freeze(Duration::from_secs(3)),
+        send_many(&bob, "while frozen", 500)
+    );
+
+    let got = receive_ids(&carol, sent.len(), Duration::from_secs(15)).await;
+    assert_eq!(got, sent, "every message, in order");
+    assert_silent(&carol, "chat message").await;
+    // And it took the resync path: the server did not pretend the queue was endless.
+    assert!(
+        carol
+            .try_next_named("resyncing", Duration::from_millis(10))
+            .await
+            .is_some(),
+        "the server should have resynchronised the frozen client"
+    );
+}
+
+// ---------------------------------------------------------------- retried sends
+
+#[tokio::test]
+async fn a_message_sent_again_with_the_same_client_offset_is_stored_and_broadcast_once() {
+    let app = unlimited(None).await;
+    let alice_cookie = app.register("alice").await;
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    let (alice, _) = app.connected(&alice_cookie).await;
+    let message = json!({ "text": "only once", "clientOffset": "tab-1f3a-1" });
+
+    let first = say(&alice, message.clone()).await;
+    let again = say(&alice, message.clone()).await;
+    alice.close().await;
+    let (alice, _) = app.connected(&alice_cookie).await;
+    let after_reconnect = say(&alice, message.clone()).await;
+
+    assert_eq!(first["ok"], true);
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(after_reconnect["id"], first["id"]);
+    // Broadcast once: Bob got it once.
+    assert_eq!(
+        bob.next_named("chat message").await.data()["id"],
+        first["id"]
+    );
+    assert_silent(&bob, "chat message").await;
+    // Stored once: a newcomer's history has it once.
+    let (_, history) = app.connected(&app.register("dave").await).await;
+    let copies = message_ids(&history)
+        .iter()
+        .filter(|id| json!(id) == first["id"])
+        .count();
+    assert_eq!(copies, 1);
+    // The same offset from another user is another message.
+    let bobs = say(&bob, message).await;
+    assert_ne!(bobs["id"], first["id"]);
+}
+
+// ---------------------------------------------------------------- presence
+
+#[tokio::test]
+async fn tabs_closed_as_they_open_during_a_flood_leave_no_ghost() {
+    let app = unlimited(None).await;
+    let ghost = app.register("ghost").await;
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    let alice = app.register("alice").await;
+    let tab = json!({ "extraHeaders": { "cookie": ghost }, "transports": ["websocket"] });
+
+    let url = app.url("/");
+    for round in 1..=3 {
+        let (opened, _) = tokio::join!(
+            app.js.connect_and_close_many(&url, tab.clone(), 400),
+            send_many(&bob, "flood", 300)
+        );
+        assert!(opened > 0, "round {round}: no tab connected at all");
+        // Let the server finish what those sockets started.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (observer, _) = app.connected(&alice).await;
+        let presence = observer.next_named("presence").await;
+        let names: Vec<&str> = presence.data()["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .filter_map(|user| user["username"].as_str())
+            .collect();
+        assert!(
+            !names.contains(&"ghost"),
+            "round {round}: ghost shown online after {opened} closed tabs: {names:?}"
+        );
+        observer.close().await;
+    }
+}
