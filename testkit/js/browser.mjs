@@ -9,6 +9,8 @@
 //   {goto: URL}                     {fill: SELECTOR, value: TEXT}     {click: SELECTOR}
 //   {press: SELECTOR, key: KEY}     {waitText: SELECTOR, text: TEXT}  {read: SELECTOR, as: LABEL}
 //   {waitGone: SELECTOR}            {screenshot: PATH}                {viewport: {width, height}}
+//   {offline: true|false}           the page's browser context loses (or gets back) its network
+//   {sleep: MS}                     {evaluate: JS}: runs JS in the page (e.g. to drop a connection)
 // It prints one JSON line: {ok, read: {LABEL: text}, errors: [page errors]} or {ok:false, error}.
 //
 // The browser has no Internet here, so requests for the pinned Socket.IO client on its CDN
@@ -63,6 +65,9 @@ try {
     else if (step.read) read[step.as ?? step.read] = await p.locator(step.read).first().innerText();
     else if (step.screenshot) await p.screenshot({ path: step.screenshot, fullPage: true });
     else if (step.viewport) await p.setViewportSize(step.viewport);
+    else if (step.offline !== undefined) await p.context().setOffline(step.offline);
+    else if (step.sleep) await p.waitForTimeout(step.sleep);
+    else if (step.evaluate) await p.evaluate(step.evaluate);
     else throw new Error(`unknown step ${JSON.stringify(step)}`);
   }
   console.log(JSON.stringify({ ok: true, read, errors }));
