@@ -112,6 +112,7 @@ async fn start_node(
         rate_limit: RateLimiter::new(u32::MAX, 1e9),
         hashing: argon2::Params::new(8, 1, 1, None)?,
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
+        limits: step05_chat::limits::ChatLimits::off(),
         redis_url,
     };
     let chat = step05_chat::build(config).await?;

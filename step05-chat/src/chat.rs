@@ -5,8 +5,9 @@
 //! handler ever reads a user name from a client's payload: a message is always signed by the
 //! session, which is the whole point of authenticating the socket.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,6 +19,7 @@ use step03_passport_like_auth::User;
 use tokio::sync::Semaphore;
 
 use crate::delivery::{self, Sent};
+use crate::limits::{ChatLimits, Quotas, UNLIMITED_RATE};
 use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
 use crate::presence::Presence;
 use crate::rate_limit::RateLimiter;
@@ -26,15 +28,16 @@ use crate::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.
 pub const GENERAL: &str = "general";
-/// How many rooms (besides `general`) one socket may join: each costs the server memory.
-pub const MAX_ROOMS_PER_SOCKET: usize = 20;
+/// How long presence changes in a room are gathered before the room is told: ten tabs
+/// opening at once, or a script joining and leaving, make one `presence` event, not ten.
+const PRESENCE_EVERY: Duration = Duration::from_millis(100);
 /// At most this many missed messages are replayed on reconnection, the newest ones; a client
 /// that missed more is told so (`"truncated": true` in its `history`).
 pub const CATCH_UP_LIMIT: i64 = 1000;
 /// How many sockets may read their history and catch-up from the database at once. Each read
 /// is up to 1,050 rows; a flood of reconnections must not take every connection of the pool
 /// from the messages being stored.
-const CONCURRENT_CATCH_UPS: usize = 4;
+const CONCURRENT_CATCH_UPS: usize = 2;
 
 // ANCHOR: chat_error
 /// Why an event was refused. The text goes back to the client in the acknowledgement,
@@ -50,12 +53,15 @@ pub enum ChatError {
     /// Too many messages too fast.
     #[error("rate limited")]
     RateLimited,
-    /// A socket asked to join more than [`MAX_ROOMS_PER_SOCKET`] rooms.
+    /// A socket asked to join more rooms than `MAX_ROOMS_PER_SOCKET`.
     #[error("too many rooms: leave one first")]
     TooManyRooms,
     /// `general` is home: everybody is always there.
     #[error("you cannot leave general")]
     CannotLeaveGeneral,
+    /// The user has `MAX_SOCKETS_PER_USER` sockets connected already (a `connect_error`).
+    #[error("too many connections: close another tab first")]
+    TooManySockets,
     /// The database failed. Logged in full on the server, never sent to the client.
     #[error("internal error")]
     Internal,
@@ -85,6 +91,17 @@ pub struct Chat {
     catch_ups: Arc<Semaphore>,
     /// In a cluster, broadcasts go through the adapter to the other nodes.
     through_adapter: bool,
+    limits: ChatLimits,
+    /// Sockets per user, rooms per socket.
+    quotas: Quotas,
+    /// Messages per second in one room, from everyone together.
+    room_limiter: RateLimiter<String>,
+    /// Joins and leaves per user.
+    room_changes: RateLimiter,
+    /// Refused events per user, before the socket that keeps trying is disconnected.
+    refusals: RateLimiter,
+    /// Rooms whose presence change is about to be announced.
+    presence_due: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Chat {
@@ -98,8 +115,56 @@ impl Chat {
             sequencers: Sequencers::default(),
             catch_ups: Arc::new(Semaphore::new(CONCURRENT_CATCH_UPS)),
             through_adapter: false,
+            limits: ChatLimits::default(),
+            quotas: Quotas::default(),
+            // Set from the limits by `with_limits`, just below.
+            room_limiter: RateLimiter::new(0, 0.0),
+            room_changes: RateLimiter::default(),
+            refusals: RateLimiter::default(),
+            presence_due: Arc::default(),
         }
+        .with_limits(ChatLimits::default())
     }
+
+    // ANCHOR: with_limits
+    /// The same chat with `limits` (see [`crate::limits`]).
+    pub fn with_limits(mut self, limits: ChatLimits) -> Self {
+        let room_burst = (limits.room_messages_per_second * 2.0).min(f64::from(u32::MAX));
+        self.room_limiter = RateLimiter::new(room_burst as u32, limits.room_messages_per_second);
+        let changes_burst = (limits.room_changes_per_second * 5.0).min(f64::from(u32::MAX));
+        self.room_changes = RateLimiter::new(changes_burst as u32, limits.room_changes_per_second);
+        let refusals = limits.refusals_per_10s;
+        self.refusals = RateLimiter::new(refusals, f64::from(refusals) / 10.0);
+        if !limits.enabled {
+            self.limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
+            self.typing_limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
+        }
+        self.limits = limits;
+        self
+    }
+    // ANCHOR_END: with_limits
+
+    // ANCHOR: limited
+    /// `Ok` if `allowed`; otherwise `RateLimited`, counted against `user_id`. A person who is
+    /// refused now and then stays connected; a socket that keeps sending far past its limit
+    /// (more than `refusals_per_10s`) is disconnected: answering it costs more than it is
+    /// worth.
+    fn limited<A: Adapter>(
+        &self,
+        allowed: bool,
+        socket: &SocketRef<A>,
+        user_id: i64,
+    ) -> Result<(), ChatError> {
+        if allowed {
+            return Ok(());
+        }
+        if !self.refusals.check(user_id) {
+            tracing::warn!(user_id, sid = %socket.id, "too many refused events: disconnecting");
+            socket.clone().disconnect().ok();
+        }
+        Err(ChatError::RateLimited)
+    }
+    // ANCHOR_END: limited
 
     /// The chat of one node of a cluster: messages are broadcast through the Socket.IO
     /// adapter, which forwards them to the other nodes (chapter "Scaling out with Redis").
@@ -119,6 +184,9 @@ impl Chat {
                 let now = std::time::Instant::now();
                 chat.limiter.forget_idle(now);
                 chat.typing_limiter.forget_idle(now);
+                chat.room_limiter.forget_idle(now);
+                chat.room_changes.forget_idle(now);
+                chat.refusals.forget_idle(now);
             }
         })
     }
@@ -174,6 +242,26 @@ pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<
     Ok(())
 }
 // ANCHOR_END: register
+
+// ANCHOR: admit_socket
+/// A connect middleware: at most `MAX_SOCKETS_PER_USER` sockets per user. The refused client
+/// gets a `connect_error` whose message says why.
+pub async fn admit_socket<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+) -> Result<(), ChatError> {
+    if chat
+        .quotas
+        .admit(user.id, socket.id, chat.limits.sockets_per_user)
+    {
+        Ok(())
+    } else {
+        tracing::info!(user = %user.username, "refused a socket: too many");
+        Err(ChatError::TooManySockets)
+    }
+}
+// ANCHOR_END: admit_socket
 
 /// What a client may send in the handshake's `auth`: `io({ auth: { serverOffset: 41 } })`,
 /// the id of the last message it saw, so the server can replay what it missed.
@@ -293,9 +381,8 @@ pub(crate) async fn send_message<A: Adapter>(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    if !chat.limiter.check(user.id) {
-        return Err(ChatError::RateLimited);
-    }
+    let allowed = chat.limiter.check(user.id) && chat.room_limiter.check(outgoing.room.clone());
+    chat.limited(allowed, socket, user.id)?;
     // The author is the socket's user, from the session. Whatever "user" the payload claimed
     // was never even parsed.
     let message = NewMessage {
@@ -341,7 +428,7 @@ async fn on_join<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let room = match room_to_join(&socket, &payload.unwrap_or(Value::Null)) {
+    let room = match room_to_join(&socket, &chat, &user, &payload.unwrap_or(Value::Null)) {
         Ok(room) => room,
         Err(error) => return answer(ack, Err(error)),
     };
@@ -354,7 +441,10 @@ async fn on_join<A: Adapter>(
     };
     let (upto, history) = match read.await {
         Ok(read) => read,
-        Err(error) => return answer(ack, Err(error)),
+        Err(error) => {
+            chat.quotas.give_back_room(socket.id, &room);
+            return answer(ack, Err(error));
+        }
     };
     // The acknowledgement carries the history, so it is sent from inside the sequencer, with
     // what was broadcast since the read appended, right before the socket joins the room:
@@ -367,11 +457,21 @@ async fn on_join<A: Adapter>(
     announce_presence(&io, &socket, &chat, &user, &room).await;
 }
 
-/// The room a `join` payload names, if this socket may join it.
-fn room_to_join<A: Adapter>(socket: &SocketRef<A>, payload: &Value) -> Result<String, ChatError> {
+/// The room a `join` payload names, if this socket may join it; its place among the
+/// socket's rooms is taken at once, in the same step as the check.
+fn room_to_join<A: Adapter>(
+    socket: &SocketRef<A>,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<String, ChatError> {
     let room = parse_room(payload)?;
-    let joined = chat_rooms(socket);
-    if !joined.contains(&room) && joined.len() > MAX_ROOMS_PER_SOCKET {
+    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
+    if room != GENERAL
+        && !chat
+            .quotas
+            .take_room(socket.id, &room, chat.limits.rooms_per_socket)
+    {
         return Err(ChatError::TooManyRooms);
     }
     Ok(room)
@@ -396,42 +496,33 @@ fn enter_with_history<A: Adapter>(
 }
 // ANCHOR_END: join
 
-/// The chat rooms a socket is in: its rooms minus the `session:` and `user:` rooms of step 4,
-/// which a client can never name (room names have no `:`).
-fn chat_rooms<A: Adapter>(socket: &SocketRef<A>) -> Vec<String> {
-    socket
-        .rooms()
-        .into_iter()
-        .map(|room| room.to_string())
-        .filter(|room| !room.contains(':'))
-        .collect()
-}
-
 /// `leave`: the opposite of `join`. Leaving a room one is not in is not an error.
 async fn on_leave<A: Adapter>(
     io: SocketIo<A>,
     socket: SocketRef<A>,
+    Extension(user): Extension<User>,
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    answer(
-        ack,
-        leave_room(&io, &socket, &chat, payload.unwrap_or(Value::Null)).await,
-    );
+    let payload = payload.unwrap_or(Value::Null);
+    answer(ack, leave_room(&io, &socket, &chat, &user, payload).await);
 }
 
 async fn leave_room<A: Adapter>(
     io: &SocketIo<A>,
     socket: &SocketRef<A>,
     chat: &Chat,
+    user: &User,
     payload: Value,
 ) -> Result<Value, ChatError> {
     let room = parse_room(&payload)?;
     if room == GENERAL {
         return Err(ChatError::CannotLeaveGeneral);
     }
+    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
     socket.leave(room.clone());
+    chat.quotas.give_back_room(socket.id, &room);
     if chat.presence.leave(socket.id, &room) {
         broadcast_presence(io, chat, &room).await;
     }
@@ -464,9 +555,7 @@ async fn tell_typing<A: Adapter>(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    if !chat.typing_limiter.check(user.id) {
-        return Err(ChatError::RateLimited);
-    }
+    chat.limited(chat.typing_limiter.check(user.id), socket, user.id)?;
     let event = json!({ "room": room, "user": user });
     // `to` (unlike `within`) leaves the sender out: you know you are typing.
     broadcast("typing", socket.to(room).emit("typing", &event)).await;
@@ -480,6 +569,7 @@ async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     State(chat): State<Chat>,
 ) {
+    chat.quotas.release(socket.id);
     for room in chat.presence.disconnect(socket.id) {
         broadcast_presence(&io, &chat, &room).await;
     }
@@ -510,17 +600,33 @@ async fn announce_presence<A: Adapter>(
 }
 
 async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
-    let event = presence_event(chat, room);
     if chat.through_adapter {
+        let event = presence_event(chat, room);
         let emit = io.within(room.to_owned()).emit("presence", &event);
         broadcast("presence", emit).await;
         return;
     }
-    // The list is state the page shows: a socket too slow for it is resynchronised (and
-    // gets a fresh list when it reconnects), never left showing a stale one.
-    for member in io.within(room.to_owned()).sockets() {
-        delivery::send(&member, "presence", &event);
+    // Gathered: the first change schedules the announcement, later ones join it.
+    let newly_due = lock(&chat.presence_due).insert(room.to_owned());
+    if !newly_due {
+        return;
     }
+    let (io, chat, room) = (io.clone(), chat.clone(), room.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(PRESENCE_EVERY).await;
+        lock(&chat.presence_due).remove(&room);
+        let event = presence_event(&chat, &room);
+        // The list is state the page shows: a socket too slow for it is resynchronised
+        // (and gets a fresh list when it reconnects), never left showing a stale one.
+        for member in io.within(room).sockets() {
+            delivery::send(&member, "presence", &event);
+        }
+    });
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks, so a poisoned one is still sound.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn presence_event(chat: &Chat, room: &str) -> Value {

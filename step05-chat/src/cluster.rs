@@ -128,7 +128,9 @@ pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatSer
     let session_store = RedisStore::new(redis.sessions);
 
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit).in_cluster();
+    let chat = Chat::new(MessageStore::new(pool), config.rate_limit)
+        .with_limits(config.limits)
+        .in_cluster();
     chat.spawn_housekeeping();
 
     let (socket_layer, io) =

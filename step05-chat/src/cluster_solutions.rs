@@ -225,7 +225,9 @@ async fn build_node(config: ChatConfig, redis_url: &str) -> Result<ChatServer, B
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
     // Exercise 3: the shared limit, with the node's own limiter's settings.
     let shared_limit = SharedRateLimit::new(sessions_client.clone(), &config.rate_limit);
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit).in_cluster();
+    let chat = Chat::new(MessageStore::new(pool), config.rate_limit)
+        .with_limits(config.limits)
+        .in_cluster();
     chat.spawn_housekeeping();
 
     let (socket_layer, io) =

@@ -10,6 +10,10 @@
 //! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
 //! | `REDIS_URL` | none | `redis://host:6379`: run as one node of a cluster |
 //! | `SOCKET_BUFFER` | `2048` | packets that may wait for one slow socket before it is resynchronised |
+//! | `RATE_LIMITS` | `on` | `off` lifts every limit below and the message rate limit (load tests) |
+//! | `MAX_SOCKETS_PER_USER` | `20` | tabs and devices one user may have connected at once |
+//! | `MAX_ROOMS_PER_SOCKET` | `20` | rooms one socket may be in, besides `general` |
+//! | `ROOM_MESSAGES_PER_SECOND` | `30` | messages one room accepts per second from everyone together |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -18,6 +22,7 @@ use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::argon2;
 use step04_socket_middleware::{AllowedOrigins, SocketSettings};
 
+use crate::limits::{ChatLimits, UNLIMITED_RATE};
 use crate::rate_limit::RateLimiter;
 
 /// The database the chat uses when `DATABASE_URL` is not set: a file, created on first run.
@@ -36,6 +41,8 @@ pub struct ChatConfig {
     pub rate_limit: RateLimiter,
     /// The cost of password hashing (step 3). Keep the default outside tests.
     pub hashing: argon2::Params,
+    /// Sockets per user, rooms per socket, messages per room (see [`crate::limits`]).
+    pub limits: ChatLimits,
     /// How many packets may wait in one socket's queue (see [`crate::delivery`]).
     pub socket_buffer: usize,
     /// With a Redis URL, this server is one node of a cluster (sessions and broadcasts go
@@ -55,6 +62,9 @@ pub enum ConfigError {
     /// `SOCKET_BUFFER` is not a positive number.
     #[error("SOCKET_BUFFER must be a number of packets from 1 up, got {0:?}")]
     SocketBuffer(String),
+    /// A limit that is not a positive number, or `RATE_LIMITS` neither `on` nor `off`.
+    #[error("{0} must be {1}, got {2:?}")]
+    Limit(&'static str, &'static str, String),
     /// A session setting (step 2's checks).
     #[error(transparent)]
     Sessions(#[from] SessionConfigError),
@@ -86,6 +96,7 @@ impl ChatConfig {
                 session_recheck: Duration::from_secs(30),
             },
             rate_limit: RateLimiter::default(),
+            limits: limits_from_env()?,
             hashing: argon2::Params::default(),
             socket_buffer: match std::env::var("SOCKET_BUFFER") {
                 Ok(value) => match value.parse() {
@@ -99,6 +110,38 @@ impl ChatConfig {
                 .filter(|url| !url.is_empty()),
         })
     }
+}
+
+/// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`, `MAX_ROOMS_PER_SOCKET` and
+/// `ROOM_MESSAGES_PER_SECOND`.
+pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
+    match std::env::var("RATE_LIMITS").as_deref() {
+        Ok("off") => {
+            tracing::warn!("RATE_LIMITS=off: every rate limit and per-user cap is OFF");
+            return Ok(ChatLimits::off());
+        }
+        Ok("on") | Err(_) => {}
+        Ok(other) => return Err(ConfigError::Limit("RATE_LIMITS", "on or off", other.into())),
+    }
+    let defaults = ChatLimits::default();
+    let number = |name: &'static str, default: f64| match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) => match value.parse::<f64>() {
+            Ok(n) if n > 0.0 && n < UNLIMITED_RATE => Ok(n),
+            _ => Err(ConfigError::Limit(name, "a positive number", value)),
+        },
+    };
+    Ok(ChatLimits {
+        sockets_per_user: number("MAX_SOCKETS_PER_USER", defaults.sockets_per_user as f64)?
+            as usize,
+        rooms_per_socket: number("MAX_ROOMS_PER_SOCKET", defaults.rooms_per_socket as f64)?
+            as usize,
+        room_messages_per_second: number(
+            "ROOM_MESSAGES_PER_SECOND",
+            defaults.room_messages_per_second,
+        )?,
+        ..defaults
+    })
 }
 
 // ANCHOR: allowed_origins

@@ -9,6 +9,7 @@
 //! - [`messages`]: the chat message as clients see it, and its history.
 //! - [`validation`]: turning a client's JSON into checked values.
 //! - [`rate_limit`]: a per-user limit on how fast messages may be sent.
+//! - [`limits`]: how much one user, one socket and one room may ask of the server.
 //! - [`presence`]: who is online in which room.
 //! - [`sequencer`]: each room's messages stored, broadcast and acknowledged in order.
 //! - [`delivery`]: sending to a socket that may be too slow, without losing anything.
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod limits;
 pub mod messages;
 pub mod presence;
 pub mod rate_limit;
@@ -143,7 +145,7 @@ where
 
     // Step 3's passport module, unchanged, over users in SQLite instead of in memory.
     let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit);
+    let chat = Chat::new(MessageStore::new(pool), config.rate_limit).with_limits(config.limits);
     chat.spawn_housekeeping();
 
     let (socket_layer, io) =
@@ -206,6 +208,7 @@ where
         "/",
         on_connect
             .with(register_handlers)
+            .with(chat::admit_socket)
             .with(authenticate_socket)
             .with(check_origin),
     );

@@ -110,13 +110,21 @@ pub struct Page {
 #[derive(Clone, Debug)]
 pub struct MessageStore {
     pub(crate) pool: SqlitePool,
+    /// One connection of its own for storing messages. SQLite takes one writer at a time
+    /// anyway, and a writer with its own connection never queues behind readers (a flood of
+    /// reconnections reading their history) for a connection from the pool.
+    writer: SqlitePool,
 }
 
 // ANCHOR: message_store
 impl MessageStore {
     /// A store over a pool from [`crate::db::open_database`], which has created the table.
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        let options = pool.connect_options().as_ref().clone();
+        let writer = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        Self { pool, writer }
     }
 
     /// Stores a message from `user` and returns it as it should be broadcast, with the id and
@@ -136,7 +144,7 @@ impl MessageStore {
             text: text.to_owned(),
             client_offset: None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let stored = insert_one(&mut tx, room, &new).await?;
         tx.commit().await?;
         Ok(stored.message().clone())
@@ -176,7 +184,7 @@ impl MessageStore {
         room: &str,
         batch: &[NewMessage],
     ) -> Result<Vec<Stored>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut stored = Vec::with_capacity(batch.len());
         for new in batch {
             stored.push(insert_one(&mut tx, room, new).await?);

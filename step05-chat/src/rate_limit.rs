@@ -9,6 +9,7 @@
 //! The limit is per user, not per socket, so opening ten tabs does not buy ten times the rate.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -21,15 +22,15 @@ struct Bucket {
     updated: Instant,
 }
 
-/// Token buckets for every user who sent something recently.
+/// Token buckets for every user (or other key: a room's name) that sent something recently.
 ///
 /// Cloning is cheap and every clone shares the same buckets, so one limiter can be handed to
 /// every socket handler.
 #[derive(Clone, Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = i64> {
     // A std (not tokio) mutex: it is held for a few arithmetic operations and never across an
     // `.await`, so no task can sit on it while others wait.
-    buckets: Arc<Mutex<HashMap<i64, Bucket>>>,
+    buckets: Arc<Mutex<HashMap<K, Bucket>>>,
     pub(crate) burst: f64,
     pub(crate) per_second: f64,
 }
@@ -41,7 +42,7 @@ impl Default for RateLimiter {
     }
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
     /// A limiter that lets each user send `burst` messages at once, then `per_second` more
     /// every second. A `per_second` that is not positive (or NaN) means the tokens never come
     /// back.
@@ -55,14 +56,14 @@ impl RateLimiter {
     }
 
     /// Whether `user_id` may send a message now; if so, the message's token is taken.
-    pub fn check(&self, user_id: i64) -> bool {
+    pub fn check(&self, user_id: K) -> bool {
         self.check_at(user_id, Instant::now())
     }
 
     // ANCHOR: check
     /// [`Self::check`] with the clock passed in, so tests can move time forward without
     /// sleeping.
-    fn check_at(&self, user_id: i64, now: Instant) -> bool {
+    fn check_at(&self, user_id: K, now: Instant) -> bool {
         let mut buckets = self.lock();
         // A user we have not seen (or have forgotten) starts with a full bucket.
         let bucket = buckets.entry(user_id).or_insert(Bucket {
@@ -104,7 +105,7 @@ impl RateLimiter {
 
     // Only a panic while holding the lock poisons it, and nothing above can panic half-way
     // through updating a bucket, so the data is still sound: keep using it.
-    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Bucket>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Bucket>> {
         self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -14,6 +14,8 @@ pub const DEFAULT_ROOM: &str = "general";
 pub const MAX_ROOM_CHARS: usize = 32;
 /// The longest message, in characters (not bytes: "héllo" is 5).
 pub const MAX_TEXT_CHARS: usize = 1000;
+/// The most combining marks (accents) allowed on one character.
+pub const MAX_COMBINING_MARKS: usize = 4;
 /// The longest `clientOffset`: a UUID with a counter fits with room to spare.
 pub const MAX_CLIENT_OFFSET_CHARS: usize = 64;
 
@@ -39,6 +41,13 @@ pub enum InputError {
     /// The text was empty (after trimming) or too long.
     #[error("text must be 1 to {} characters", MAX_TEXT_CHARS)]
     TextLength,
+    /// The text had control characters (other than new lines): NUL, ESC, ...
+    #[error("text must not contain control characters")]
+    ControlCharacters,
+    /// The text had nothing a reader could see: only spaces, zero-width characters or
+    /// combining marks, or a pile of combining marks on one letter.
+    #[error("text must contain something visible")]
+    NothingVisible,
 }
 
 /// A message a client wants to send, checked: `room` is a valid room name and `text` is
@@ -115,15 +124,69 @@ fn parse_client_offset(value: &Value) -> Result<String, InputError> {
 
 /// Trims the text, then checks its length in characters: `len()` counts bytes, and would let
 /// an English speaker write four times as much as someone writing in emoji.
+///
+/// Then what a reader will see: control characters (a NUL, a terminal's ESC) are refused, new
+/// lines aside; bidirectional overrides, which can make "txt.exe" display as "exe.txt", are
+/// removed; and a text must have at least one visible character, with at most
+/// [`MAX_COMBINING_MARKS`] combining marks on any one of them (no "Zalgo" text towering over
+/// the lines around it).
 pub(crate) fn parse_text(text: &str) -> Result<String, InputError> {
+    let text: String = text.chars().filter(|&c| !is_bidi_control(c)).collect();
     let text = text.trim();
     let chars = text.chars().count();
     if chars == 0 || chars > MAX_TEXT_CHARS {
         return Err(InputError::TextLength);
     }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(InputError::ControlCharacters);
+    }
+    let mut visible = false;
+    let mut marks_in_a_row = 0;
+    for c in text.chars() {
+        if is_combining_mark(c) {
+            marks_in_a_row += 1;
+            if marks_in_a_row > MAX_COMBINING_MARKS {
+                return Err(InputError::NothingVisible);
+            }
+        } else {
+            marks_in_a_row = 0;
+            visible |= !c.is_whitespace() && !is_invisible(c);
+        }
+    }
+    if !visible {
+        return Err(InputError::NothingVisible);
+    }
     Ok(text.to_owned())
 }
 // ANCHOR_END: parse_chat_message
+
+/// The characters that reorder text (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that take no room on screen: zero-width spaces and joiners, the word joiner,
+/// the byte-order mark, the left-to-right and right-to-left marks.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}'
+    )
+}
+
+/// Combining marks, the blocks that hold nearly all of them: accents drawn on the character
+/// before them. (A full answer needs Unicode's tables; these blocks cover what abuse uses.)
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{0483}'..='\u{0489}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
+}
 
 #[cfg(test)]
 mod tests {
@@ -136,6 +199,40 @@ mod tests {
             text: text.to_owned(),
             client_offset: None,
         }
+    }
+
+    #[test]
+    fn text_a_reader_cannot_see_or_that_hides_control_characters_is_refused() {
+        let refused = [
+            (
+                "\u{200B}\u{200B}\u{200D}".to_owned(),
+                InputError::NothingVisible,
+            ),
+            ("\u{0301}".repeat(999), InputError::NothingVisible),
+            (
+                format!("Z{}", "\u{0301}".repeat(5)),
+                InputError::NothingVisible,
+            ),
+            ("nul\u{0}here".to_owned(), InputError::ControlCharacters),
+            ("esc\u{1b}[31mred".to_owned(), InputError::ControlCharacters),
+        ];
+        for (text, error) in refused {
+            assert_eq!(parse_text(&text), Err(error), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn new_lines_accents_and_emoji_are_fine_and_bidi_overrides_are_removed() {
+        assert_eq!(parse_text("two\nlines"), Ok("two\nlines".to_owned()));
+        assert_eq!(
+            parse_text("cafe\u{0301} 👋"),
+            Ok("cafe\u{0301} 👋".to_owned())
+        );
+        assert_eq!(
+            parse_text("invoice\u{202E}fdp.exe"),
+            Ok("invoicefdp.exe".to_owned())
+        );
+        assert_eq!(parse_text("\u{202E}"), Err(InputError::TextLength));
     }
 
     #[test]

@@ -110,6 +110,7 @@ async fn spawn_cluster(rate_limit: Option<(u32, f64)>) -> Cluster {
         key: Some(key.clone()),
         redis_url: Some(redis.url.clone()),
         rate_limit,
+        ..Options::default()
     };
     let a = spawn_app(node()).await;
     let b = spawn_app(node()).await;

@@ -14,6 +14,7 @@ use testkit::{JsClient, JsSocket};
 async fn unlimited(socket_buffer: Option<usize>) -> TestApp {
     spawn_app_with(Options {
         rate_limit: Some((u32::MAX, 1e9)),
+        limits: Some(step05_chat::limits::ChatLimits::off()),
         socket_buffer,
         ..Default::default()
     })

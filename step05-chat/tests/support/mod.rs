@@ -42,6 +42,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Override the packets one socket's queue holds (`SOCKET_BUFFER`).
     pub socket_buffer: Option<usize>,
+    /// Override the limits (sockets per user, rooms, messages per room).
+    pub limits: Option<step05_chat::limits::ChatLimits>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -77,6 +79,9 @@ where
     config.redis_url = options.redis_url.clone();
     if let Some(packets) = options.socket_buffer {
         config.socket_buffer = packets;
+    }
+    if let Some(limits) = options.limits.clone() {
+        config.limits = limits;
     }
     let chat = build(config).await.expect("build the chat");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -120,6 +125,7 @@ pub fn test_config(
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
         hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
+        limits: step05_chat::limits::ChatLimits::default(),
         redis_url: None,
     }
 }
@@ -150,6 +156,7 @@ impl TestApp {
             rate_limit: None,
             redis_url: None,
             socket_buffer: None,
+            limits: None,
         }
     }
 

@@ -1,0 +1,186 @@
+//! The chat's abuse limits (chapter 5, "Limits"), each tried the way a script would break it,
+//! and the classroom that must never notice them.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use step05_chat::limits::ChatLimits;
+use support::{Options, say, spawn_app, spawn_app_with};
+
+/// A tab of `cookie`'s user, over websocket.
+fn tab(cookie: &str) -> Value {
+    json!({ "extraHeaders": { "cookie": cookie }, "transports": ["websocket"] })
+}
+
+#[tokio::test]
+async fn the_21st_socket_of_a_user_is_refused_with_a_reason_and_others_are_not() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut tabs = Vec::new();
+    for _ in 0..20 {
+        let socket = app.socket(Some(&alice), json!({})).await;
+        socket.expect_connect().await;
+        tabs.push(socket);
+    }
+
+    let one_too_many = app.socket(Some(&alice), json!({})).await;
+    assert_eq!(
+        one_too_many.expect_connect_error().await,
+        "too many connections: close another tab first"
+    );
+    // Bob is not affected; and a closed tab gives its place back.
+    let (_bob, _) = app.connected(&app.register("bob").await).await;
+    tabs.pop().expect("a tab").close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = app.socket(Some(&alice), json!({})).await;
+    again.expect_connect().await;
+}
+
+#[tokio::test]
+async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms() {
+    let app = spawn_app_with(Options {
+        limits: Some(ChatLimits {
+            room_changes_per_second: 1e6, // this test is about the room count alone
+            ..ChatLimits::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (alice, _) = app.connected(&app.register("alice").await).await;
+
+    let joins = (0..500).map(|n| json!([format!("room-{n}")])).collect();
+    let acks = alice.emit_many("join", joins).await;
+
+    let joined = acks.iter().filter(|ack| ack["ok"] == true).count();
+    let refused = acks
+        .iter()
+        .filter(|ack| ack["error"] == "too many rooms: leave one first")
+        .count();
+    assert_eq!((joined, refused), (20, 480), "{acks:?}");
+}
+
+#[tokio::test]
+async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_off() {
+    let app = spawn_app().await;
+    let bystander = app.register("bystander").await;
+    let (bystander, _) = app.connected(&bystander).await;
+    assert_eq!(
+        bystander.emit_with_ack("join", json!(["rust"])).await["ok"],
+        true
+    );
+    let (flooder, _) = app.connected(&app.register("flooder").await).await;
+
+    let started = Instant::now();
+    let flood: Vec<Value> = (0..500).flat_map(|_| [json!(["rust"])]).collect();
+    let (joins, leaves) = tokio::join!(
+        flooder.emit_many("join", flood.clone()),
+        flooder.emit_many("leave", flood)
+    );
+
+    // Each of the flood's changes would be a presence event to every bystander; they get a
+    // handful, because joins and leaves are rate-limited and presence is gathered.
+    let mut events = 0;
+    while bystander
+        .try_next_named("presence", Duration::from_millis(500))
+        .await
+        .is_some()
+    {
+        events += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let accepted = joins
+        .iter()
+        .chain(&leaves)
+        .filter(|a| a["ok"] == true)
+        .count();
+    assert!(accepted <= 30, "accepted {accepted} of 1000 room changes");
+    assert!(
+        (events as f64) <= 12.0 * seconds + 5.0,
+        "{events} presence events in {seconds:.1} s"
+    );
+    // Far past its limit, the flooding socket is disconnected.
+    flooder.next_named("disconnect").await;
+}
+
+#[tokio::test]
+async fn a_thousand_reconnections_from_offset_zero_do_not_hold_up_anybody_s_messages() {
+    let app = spawn_app_with(Options {
+        limits: Some(ChatLimits::off()),
+        rate_limit: Some((u32::MAX, 1e9)),
+        ..Default::default()
+    })
+    .await;
+    let (alice, _) = app.connected(&app.register("alice").await).await;
+    // A long history: each reconnection below reads 50 + 1,000 messages.
+    for chunk in 0..11 {
+        let texts = (0..100)
+            .map(|n| json!([format!("old {chunk}-{n}")]))
+            .collect();
+        alice.emit_many("chat message", texts).await;
+    }
+    let mallory = app.register("mallory").await;
+    let reconnecting = json!({
+        "extraHeaders": { "cookie": mallory }, "transports": ["websocket"],
+        "auth": { "serverOffset": 0 },
+    });
+
+    let url = app.url("/");
+    let flood = async {
+        let mut connected = 0;
+        for _ in 0..20 {
+            connected += app
+                .js
+                .connect_and_close_many(&url, reconnecting.clone(), 50)
+                .await;
+        }
+        connected
+    };
+    let chatting = async {
+        let mut slowest = Duration::ZERO;
+        for n in 0..40 {
+            let sent = Instant::now();
+            assert_eq!(
+                say(&alice, json!(format!("still here {n}"))).await["ok"],
+                true
+            );
+            slowest = slowest.max(sent.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slowest
+    };
+    let (connected, slowest) = tokio::join!(flood, chatting);
+
+    assert!(
+        connected >= 900,
+        "only {connected} of 1000 reconnections got in"
+    );
+    assert!(slowest < Duration::from_secs(1), "an ack took {slowest:?}");
+}
+
+/// 40 students behind one school router: every request comes from one address.
+#[tokio::test]
+async fn a_class_of_40_registers_logs_in_and_chats_without_a_single_refusal() {
+    let app = spawn_app().await;
+    let mut students = Vec::new();
+    for n in 0..40 {
+        let name = format!("student{n}");
+        app.register(&name).await;
+        let cookie = app.login(&name).await; // a second device, say
+        let (socket, _) = app.connected(&cookie).await;
+        students.push(socket);
+    }
+
+    // "Everybody say hello", all at once; then again, a little later.
+    for round in 0..2 {
+        let sends = students
+            .iter()
+            .enumerate()
+            .map(|(n, socket)| say(socket, json!(format!("hello from {n}, round {round}"))));
+        let acks = futures_util::future::join_all(sends).await;
+        let refused: Vec<&Value> = acks.iter().filter(|ack| ack["ok"] != true).collect();
+        assert!(refused.is_empty(), "round {round}: {refused:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
