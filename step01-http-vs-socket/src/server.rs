@@ -102,11 +102,13 @@ impl ServeLimits {
 }
 
 // ANCHOR: serve
-/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Serves `app` on `listener` until `shutdown` completes, then lets open
+/// requests finish.
 ///
-/// Taking a listener (not a port) is what lets a test bind `127.0.0.1:0`, read the port the
-/// OS picked, and start the real server on it. Every later step serves itself with this.
-/// The limits come from the environment ([`ServeLimits::from_env`]); a bad value is an
+/// Taking a listener (not a port) is what lets a test bind `127.0.0.1:0`,
+/// read the port the OS picked, and start the real server on it. Every
+/// later step serves itself with this. The limits come from the
+/// environment ([`ServeLimits::from_env`]); a bad value is an
 /// `InvalidInput` error before anything is served.
 pub async fn serve(
     listener: TcpListener,
@@ -114,7 +116,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = ServeLimits::from_env()
-        .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     serve_with(listener, app, shutdown, limits).await
 }
 // ANCHOR_END: serve
@@ -133,7 +135,8 @@ pub async fn serve_with(
             limits.request_timeout,
         ))
         .layer(axum::middleware::from_fn(security_headers));
-    let slots = Arc::new(Semaphore::new(connection_cap(limits.max_connections)));
+    let cap = connection_cap(limits.max_connections);
+    let slots = Arc::new(Semaphore::new(cap));
     let stopping = stop_signal(shutdown);
     // Each connection task holds a clone of `open`; `closed()` waits for
     // the last one to be dropped.
@@ -147,9 +150,9 @@ pub async fn serve_with(
             continue;
         };
         let timeout = limits.header_read_timeout;
-        let (app, stopping, open) = (app.clone(), stopping.clone(), open.clone());
+        let (app, stop, open) = (app.clone(), stopping.clone(), open.clone());
         tokio::spawn(async move {
-            serve_connection(connection, remote, app, timeout, stopping).await;
+            serve_connection(connection, remote, app, timeout, stop).await;
             drop(open);
         });
     }
