@@ -100,9 +100,9 @@ pub enum SessionConfigError {
     },
     /// `SESSION_SECRET` is long enough but obviously not random.
     #[error(
-        "SESSION_SECRET uses only {distinct} different characters: it was typed, not \
-         generated, and can be guessed; generate one with `openssl rand -hex 64` and put \
-         it in .env"
+        "SESSION_SECRET is made of too few different characters ({distinct}, at least \
+         {MIN_DISTINCT_CHARS} needed): it was typed, not generated, and can be guessed; \
+         generate one with `openssl rand -hex 64` and put it in .env"
     )]
     SecretTooWeak {
         /// How many different characters it uses.
@@ -218,15 +218,16 @@ impl SessionConfig {
 /// `openssl rand -hex 64` are 64 random bytes. Other text is taken as it
 /// is. Then HKDF (`Key::derive_from`) stretches the whole secret into the
 /// key's 64 bytes, so a change anywhere in it gives another key.
+/// Spaces around it (a stray one in `.env`) are not part of it.
 pub fn key_from_secret(secret: &str) -> Result<Key, SessionConfigError> {
-    let too_short = || SessionConfigError::SecretTooShort {
-        len: secret.chars().count(),
-    };
+    let secret = secret.trim();
+    let len = secret.chars().count();
+    let too_short = SessionConfigError::SecretTooShort { len };
     let material = match hex::decode(secret) {
         Ok(bytes) if bytes.len() >= MIN_SECRET_BYTES => bytes,
-        Ok(_) => return Err(too_short()),
-        Err(_) if secret.chars().count() >= MIN_SECRET_CHARS => secret.as_bytes().to_vec(),
-        Err(_) => return Err(too_short()),
+        Ok(_) => return Err(too_short),
+        Err(_) if len >= MIN_SECRET_CHARS => secret.as_bytes().to_vec(),
+        Err(_) => return Err(too_short),
     };
     let distinct = secret.chars().collect::<HashSet<_>>().len();
     if distinct < MIN_DISTINCT_CHARS {

@@ -82,6 +82,8 @@ fn a_hex_secret_is_decoded_before_the_key_is_derived() {
     assert_eq!(key(HEX_SECRET), Key::derive_from(&bytes));
     // Upper or lower case, the same bytes, the same key.
     assert_eq!(key(&HEX_SECRET.to_uppercase()), key(HEX_SECRET));
+    // A stray space or newline in `.env` does not turn hex into text.
+    assert_eq!(key(&format!(" {HEX_SECRET}\n")), key(HEX_SECRET));
 }
 
 #[test]
