@@ -6,9 +6,10 @@
 //! anything new. This crate serves one page that shows both side by side.
 //!
 //! The crate is a library plus a tiny `main.rs`, so that tests (and later steps) can build the
-//! same app and serve it on any listener, `127.0.0.1:0` included.
+//! same app and serve it on any listener, `127.0.0.1:0` included. Its [`serve`] is what every
+//! step serves itself with, with the timeouts, the connection cap and the security headers a
+//! public server needs (modules `server` and `security_headers`).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +22,15 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
-use tokio::net::TcpListener;
 
 #[cfg(feature = "solutions")]
 pub mod solutions;
+
+mod security_headers;
+mod server;
+
+pub use security_headers::{NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, page_policy, security_headers};
+pub use server::{RESERVED_FILES, ServeLimits, cap_for_file_limit, serve, serve_with};
 
 /// How often the server pushes a `tick` to every connected socket.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
@@ -141,25 +147,6 @@ pub fn app() -> Router {
 async fn page() -> Html<&'static str> {
     Html(include_str!("../static/index.html"))
 }
-
-// ANCHOR: serve
-/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish.
-///
-/// Taking a listener (not a port) is what lets a test bind `127.0.0.1:0`, read the port the
-/// OS picked, and start the real server on it. Every later step serves itself with this.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
-// ANCHOR_END: serve
 
 /// Completes on Ctrl-C (and on SIGTERM on Unix), for a graceful shutdown.
 pub async fn shutdown_signal() {

@@ -12,6 +12,7 @@
 //! Later steps build on this crate: they keep the same `SessionConfig` and store and put the
 //! logged-in user into the session.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -42,9 +43,17 @@ pub const SESSION_COOKIE_NAME: &str = "id";
 /// `30 * 24 * 60 * 60 * 1000` milliseconds.
 pub const DEFAULT_MAX_AGE: Duration = Duration::days(30);
 
-/// The shortest `SESSION_SECRET` accepted, in bytes. The cookie crate's [`Key`] is 64 bytes:
-/// the first 32 sign cookies, the other 32 would encrypt them (private cookies, unused here).
-pub const MIN_SECRET_LEN: usize = 64;
+/// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the HMAC-SHA256 key
+/// that signs the cookie. That is 64 hex digits; `openssl rand -hex 64` prints 128.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The fewest characters of a `SESSION_SECRET` that is not hex: 43 characters of base64 carry
+/// 32 bytes (`openssl rand -base64 32` prints 44).
+pub const MIN_SECRET_CHARS: usize = 43;
+
+/// The fewest different characters a `SESSION_SECRET` must use. Random hex uses all 16 digits;
+/// `kkkk…` or `abab…` was typed by a person, however long it is.
+pub const MIN_DISTINCT_CHARS: usize = 8;
 
 // ANCHOR: config
 /// Everything the session layer needs to know, one field per option of the walkthrough's
@@ -81,12 +90,23 @@ pub struct SessionConfig {
 pub enum SessionConfigError {
     /// `SESSION_SECRET` is set but too short to be a signing key.
     #[error(
-        "SESSION_SECRET is {len} bytes long but must be at least {MIN_SECRET_LEN}; \
-         generate one with `openssl rand -hex 64` and put it in .env"
+        "SESSION_SECRET is {len} characters long but must be at least 64 hex digits \
+         or {MIN_SECRET_CHARS} characters of other text; generate one with \
+         `openssl rand -hex 64` and put it in .env"
     )]
     SecretTooShort {
-        /// The length that was found, in bytes.
+        /// The length that was found, in characters.
         len: usize,
+    },
+    /// `SESSION_SECRET` is long enough but obviously not random.
+    #[error(
+        "SESSION_SECRET is made of too few different characters ({distinct}, at least \
+         {MIN_DISTINCT_CHARS} needed): it was typed, not generated, and can be guessed; \
+         generate one with `openssl rand -hex 64` and put it in .env"
+    )]
+    SecretTooWeak {
+        /// How many different characters it uses.
+        distinct: usize,
     },
     /// `SESSION_SECRET` is set but is not UTF-8 text.
     #[error("SESSION_SECRET is not valid UTF-8; use a hex string: `openssl rand -hex 64`")]
@@ -140,14 +160,13 @@ impl SessionConfig {
         cookie_secure: Option<&str>,
     ) -> Result<Self, SessionConfigError> {
         let key = match session_secret.filter(|secret| !secret.is_empty()) {
-            Some(secret) => Key::try_from(secret.as_bytes())
-                .map_err(|_| SessionConfigError::SecretTooShort { len: secret.len() })?,
+            Some(secret) => key_from_secret(secret)?,
             None => {
                 tracing::warn!(
                     "SESSION_SECRET is not set: using a random key for this run only. \
                      Every session cookie becomes invalid when the server restarts. \
-                     Set SESSION_SECRET (at least {MIN_SECRET_LEN} bytes, e.g. \
-                     `openssl rand -hex 64`) in .env to keep sessions across restarts."
+                     Set SESSION_SECRET (e.g. `openssl rand -hex 64`) in .env \
+                     to keep sessions across restarts."
                 );
                 Key::generate()
             }
@@ -191,6 +210,32 @@ impl SessionConfig {
     }
     // ANCHOR_END: layer
 }
+
+// ANCHOR: key_from_secret
+/// Turns `SESSION_SECRET` into the cookie key, using every byte of it.
+///
+/// A hex secret is decoded first: the 128 characters of
+/// `openssl rand -hex 64` are 64 random bytes. Other text is taken as it
+/// is. Then HKDF (`Key::derive_from`) stretches the whole secret into the
+/// key's 64 bytes, so a change anywhere in it gives another key.
+/// Spaces around it (a stray one in `.env`) are not part of it.
+pub fn key_from_secret(secret: &str) -> Result<Key, SessionConfigError> {
+    let secret = secret.trim();
+    let len = secret.chars().count();
+    let too_short = SessionConfigError::SecretTooShort { len };
+    let material = match hex::decode(secret) {
+        Ok(bytes) if bytes.len() >= MIN_SECRET_BYTES => bytes,
+        Ok(_) => return Err(too_short),
+        Err(_) if len >= MIN_SECRET_CHARS => secret.as_bytes().to_vec(),
+        Err(_) => return Err(too_short),
+    };
+    let distinct = secret.chars().collect::<HashSet<_>>().len();
+    if distinct < MIN_DISTINCT_CHARS {
+        return Err(SessionConfigError::SecretTooWeak { distinct });
+    }
+    Ok(Key::derive_from(&material))
+}
+// ANCHOR_END: key_from_secret
 
 // ANCHOR: sqlite_store
 /// Opens (creating the file and its directory if needed) the SQLite database at

@@ -1,0 +1,395 @@
+//! Serving an app on a listener, with the limits a public server needs.
+//!
+//! `axum::serve` is a one-liner, and a browser would never notice what it lacks: timeouts and a
+//! cap on connections. A script would. It can open connections and say nothing, send its
+//! headers one byte at a time, or never finish a body; each costs a file descriptor and memory
+//! for as long as it likes, until the process runs out of files and stops answering everyone.
+//! So this module drives hyper, the HTTP library under axum, itself: it is the same accept loop
+//! as `axum::serve`, plus a slot per connection and the timers hyper already has.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::security_headers::security_headers;
+
+// ANCHOR: limits
+/// The limits [`serve_with`] applies, each read from an environment variable by
+/// [`ServeLimits::from_env`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// `MAX_CONNECTIONS`: open connections, WebSockets included.
+    /// Over it, new ones wait in the kernel's queue until one closes.
+    pub max_connections: usize,
+    /// `HEADER_READ_TIMEOUT_SECS`: how long a connection may take to
+    /// send a request's headers, counted from the moment it is waiting
+    /// for one. So it also closes idle keep-alive connections.
+    pub header_read_timeout: Duration,
+    /// `REQUEST_TIMEOUT_SECS`: how long the app may take to answer,
+    /// reading the body included. A WebSocket is not a request: once
+    /// upgraded, no timeout here applies to it.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            // A classroom needs a few hundred; the 10,000-socket benchmark
+            // needs 10,000 and some. Each one is an open file: see
+            // `connection_cap`.
+            max_connections: 16_384,
+            header_read_timeout: Duration::from_secs(10),
+            // Above Engine.IO's 25 s ping interval, which is how long
+            // socketioxide may hold a long-polling GET open.
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+// ANCHOR_END: limits
+
+impl ServeLimits {
+    /// Reads `MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_SECS` and `REQUEST_TIMEOUT_SECS`; an unset
+    /// variable keeps its default.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`ServeLimits::from_env`] with the variables looked up by `var`, so that it can be tested
+    /// without changing the process's environment.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let defaults = Self::default();
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match var(name).as_deref().map(str::trim) {
+                None | Some("") => Ok(default),
+                Some(value) => value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|number| *number > 0)
+                    .ok_or_else(|| format!("{name} must be a whole number above 0, got {value:?}")),
+            }
+        };
+        let max_connections = number("MAX_CONNECTIONS", defaults.max_connections as u64)?;
+        Ok(Self {
+            max_connections: usize::try_from(max_connections)
+                .map_err(|_| format!("MAX_CONNECTIONS is too large: {max_connections}"))?,
+            header_read_timeout: Duration::from_secs(number(
+                "HEADER_READ_TIMEOUT_SECS",
+                defaults.header_read_timeout.as_secs(),
+            )?),
+            request_timeout: Duration::from_secs(number(
+                "REQUEST_TIMEOUT_SECS",
+                defaults.request_timeout.as_secs(),
+            )?),
+        })
+    }
+}
+
+// ANCHOR: serve
+/// Serves `app` on `listener` until `shutdown` completes, then lets open
+/// requests finish.
+///
+/// Taking a listener (not a port) is what lets a test bind `127.0.0.1:0`,
+/// read the port the OS picked, and start the real server on it. Every
+/// later step serves itself with this. The limits come from the
+/// environment ([`ServeLimits::from_env`]); a bad value is an
+/// `InvalidInput` error before anything is served.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let limits = ServeLimits::from_env()
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    serve_with(listener, app, shutdown, limits).await
+}
+// ANCHOR_END: serve
+
+// ANCHOR: serve_with
+/// [`serve`] with the limits given rather than read from the environment.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ServeLimits,
+) -> io::Result<()> {
+    let app = app
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(security_headers));
+    let cap = connection_cap(limits.max_connections);
+    let slots = Arc::new(Semaphore::new(cap));
+    let stopping = stop_signal(shutdown);
+    // Each connection task holds a clone of `open`; `closed()` waits for
+    // the last one to be dropped.
+    let (open_tx, open) = watch::channel(());
+    loop {
+        let accepted = tokio::select! {
+            () = stopped(stopping.clone()) => break,
+            accepted = next_connection(&listener, &slots) => accepted,
+        };
+        let Some((connection, remote)) = accepted else {
+            continue;
+        };
+        let timeout = limits.header_read_timeout;
+        let (app, stop, open) = (app.clone(), stopping.clone(), open.clone());
+        tokio::spawn(async move {
+            serve_connection(connection, remote, app, timeout, stop).await;
+            drop(open);
+        });
+    }
+    drop((listener, open));
+    open_tx.closed().await;
+    Ok(())
+}
+// ANCHOR_END: serve_with
+
+// ANCHOR: accept
+/// Waits for a free slot, *then* accepts. Over the cap, new connections
+/// wait in the kernel's listen queue, costing this process nothing,
+/// and are served in turn as slots free up.
+async fn next_connection(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> Option<(Connection, SocketAddr)> {
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, remote)) => Some((
+            Connection {
+                stream,
+                _slot: slot,
+            },
+            remote,
+        )),
+        Err(error) => {
+            tracing::warn!(%error, "accepting a connection failed");
+            // Out of file descriptors, say: do not spin on the error.
+            if !is_one_connection_failing(&error) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            None
+        }
+    }
+}
+// ANCHOR_END: accept
+
+/// An error about one connection (the client gave up during the handshake), as opposed to the
+/// listener's (no file descriptors left).
+fn is_one_connection_failing(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// File descriptors kept for everything that is not a client connection: the listener, the
+/// SQLite files and their journals, Redis, standard output, the runtime's own.
+pub const RESERVED_FILES: u64 = 128;
+
+/// How many connections the server can really hold: `wanted`, unless the process's limit on
+/// open files is too low. Past that limit, `accept` fails with "Too many open files", and so
+/// does every other file the server opens, SQLite's included: everybody's requests fail, not
+/// only the newcomer's. So the soft limit is raised as far as the hard one allows (as Go's
+/// runtime does at start), and the cap lowered to fit under it.
+fn connection_cap(wanted: usize) -> usize {
+    let needed = wanted as u64 + RESERVED_FILES;
+    match rlimit::increase_nofile_limit(needed) {
+        Ok(file_limit) => {
+            let cap = cap_for_file_limit(wanted, file_limit);
+            if cap < wanted {
+                tracing::warn!(
+                    "MAX_CONNECTIONS is {wanted} but this process may open only \
+                     {file_limit} files: serving at most {cap} connections at once. \
+                     Raise the limit (`ulimit -n`, or LimitNOFILE= in systemd) for more."
+                );
+            }
+            cap
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not read the open-file limit; trusting MAX_CONNECTIONS");
+            wanted
+        }
+    }
+}
+
+/// `wanted`, or fewer if `file_limit` open files cannot hold them and [`RESERVED_FILES`].
+pub fn cap_for_file_limit(wanted: usize, file_limit: u64) -> usize {
+    let room = file_limit.saturating_sub(RESERVED_FILES).max(1);
+    wanted.min(usize::try_from(room).unwrap_or(usize::MAX))
+}
+
+/// A watch channel that turns `true` when `shutdown` completes. The future runs in its own
+/// task, so that it makes progress even while the accept loop is waiting.
+fn stop_signal(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+    let (stop_tx, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    });
+    stopping
+}
+
+/// Completes once the shutdown signal has fired (or its task is gone).
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    stopping.wait_for(|stop| *stop).await.ok();
+}
+
+// ANCHOR: connection
+/// Serves one connection over HTTP/1.1 until it closes. On shutdown,
+/// it finishes the request in progress, then closes.
+async fn serve_connection(
+    connection: Connection,
+    remote: SocketAddr,
+    app: Router,
+    header_read_timeout: Duration,
+    stopping: watch::Receiver<bool>,
+) {
+    // What `into_make_service_with_connect_info` did: handlers may ask
+    // for `ConnectInfo<SocketAddr>`, the client's address.
+    let app = app.map_request(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        request
+    });
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_headers(MAX_HEADERS);
+    let io = TokioIo::new(connection);
+    let service = TowerToHyperService::new(app);
+    // `with_upgrades`: a WebSocket handshake hands the connection over
+    // to socketioxide, which from then on owns it, and its slot.
+    let mut served = pin!(http.serve_connection(io, service).with_upgrades());
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        () = stopped(stopping) => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(error) = result {
+        // A header timeout, a client that went away: routine, not alarming.
+        tracing::debug!(%error, %remote, "connection closed with an error");
+    }
+}
+// ANCHOR_END: connection
+
+/// Headers per request, the same cap as Node's default (`server.maxHeadersCount`).
+const MAX_HEADERS: usize = 100;
+
+/// An accepted TCP connection and the slot it holds under `MAX_CONNECTIONS`. The slot is given
+/// back when the connection is dropped: for a WebSocket, that is when socketioxide closes it,
+/// long after hyper has handed it over. Releasing the slot when hyper is done instead would
+/// let WebSockets pile up beyond the cap.
+struct Connection {
+    stream: TcpStream,
+    /// Held, never read: dropping it frees the slot.
+    _slot: OwnedSemaphorePermit,
+}
+
+// Reading and writing go straight to the TCP stream.
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_room_for_the_files_that_are_not_connections() {
+        assert_eq!(cap_for_file_limit(16_384, 1_048_576), 16_384);
+        assert_eq!(
+            cap_for_file_limit(16_384, 1_024),
+            1_024 - RESERVED_FILES as usize
+        );
+        // Even a silly limit leaves one connection, not none.
+        assert_eq!(cap_for_file_limit(16_384, 10), 1);
+    }
+
+    #[test]
+    fn unset_variables_keep_the_defaults() {
+        assert_eq!(ServeLimits::from_vars(|_| None), Ok(ServeLimits::default()));
+    }
+
+    #[test]
+    fn each_variable_is_read_and_a_bad_value_is_named() {
+        let limits = ServeLimits::from_vars(|name| match name {
+            "MAX_CONNECTIONS" => Some("500".into()),
+            "HEADER_READ_TIMEOUT_SECS" => Some(" 5 ".into()),
+            "REQUEST_TIMEOUT_SECS" => Some("30".into()),
+            _ => None,
+        });
+        assert_eq!(
+            limits,
+            Ok(ServeLimits {
+                max_connections: 500,
+                header_read_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(30),
+            })
+        );
+        for bad in ["0", "-1", "ten", "1.5"] {
+            let error = ServeLimits::from_vars(|name| {
+                (name == "HEADER_READ_TIMEOUT_SECS").then(|| bad.to_owned())
+            })
+            .expect_err("refused");
+            assert!(error.contains("HEADER_READ_TIMEOUT_SECS"), "{error}");
+            assert!(error.contains(bad), "{error}");
+        }
+    }
+}
