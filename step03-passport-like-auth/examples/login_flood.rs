@@ -87,7 +87,10 @@ async fn legitimate_login(url: String) -> (Duration, usize, StatusCode) {
     let started = Instant::now();
     for attempt in 1..=20 {
         let (status, retry_after) = login(&client, &url, "alice", "correct-horse").await;
-        let busy = [StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS];
+        let busy = [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+        ];
         if !busy.contains(&status) {
             return (started.elapsed(), attempt, status);
         }

@@ -155,16 +155,22 @@ impl Pool {
 
     // A poisoned lock only means a hash panicked; the list of workspaces is still a list.
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Workspace>> {
-        self.workspaces.lock().unwrap_or_else(PoisonError::into_inner)
+        self.workspaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-// ANCHOR: hashing
 impl Workspace {
+    // ANCHOR: hashing
     /// Hashes `password` with a fresh random salt into a PHC string such as
     /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. The string carries the algorithm, the
     /// cost and the salt, so verifying needs nothing else, even after the defaults change.
-    fn hash(&mut self, hasher: &Argon2<'_>, password: &str) -> Result<String, password_hash::Error> {
+    fn hash(
+        &mut self,
+        hasher: &Argon2<'_>,
+        password: &str,
+    ) -> Result<String, password_hash::Error> {
         let salt = SaltString::generate(&mut OsRng);
         let params = hasher.params();
         let length = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
@@ -197,6 +203,8 @@ impl Workspace {
         Ok(computed == expected)
     }
 
+    // ANCHOR_END: hashing
+
     /// Argon2 into this workspace's blocks, grown once to the size the cost asks for.
     fn compute(
         &mut self,
@@ -213,11 +221,15 @@ impl Workspace {
         }
         let blocks = &mut self.blocks[..needed];
         Output::init_with(length, |out| {
-            Ok(hasher.hash_password_into_with_memory(password.as_bytes(), salt, out, &mut *blocks)?)
+            Ok(hasher.hash_password_into_with_memory(
+                password.as_bytes(),
+                salt,
+                out,
+                &mut *blocks,
+            )?)
         })
     }
 }
-// ANCHOR_END: hashing
 
 impl std::fmt::Debug for HashPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -34,13 +34,13 @@ use tower_sessions::{SessionManagerLayer, SessionStore};
 pub use api::{ApiError, Credentials, JsonOrForm};
 /// The argon2 crate, for [`Passport::with_hasher_params`]'s `argon2::Params`.
 pub use argon2;
-pub use middleware::{
-    CurrentUser, LOGIN_PATH, MaybeUser, passport_layer, passport_session, require_login,
-};
 pub use hashing::HashPool;
 pub use limits::{
     AuthLimits, AuthThrottle, ClientAddress, LimitsError, client_address,
     rate_limits_enabled_from_env,
+};
+pub use middleware::{
+    CurrentUser, LOGIN_PATH, MaybeUser, passport_layer, passport_session, require_login,
 };
 pub use passport::{AuthError, LogoutEvent, Passport, RegisterError, canonical_username};
 pub use routes::{INVALID_CREDENTIALS, auth_routes};

@@ -15,6 +15,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -81,8 +82,16 @@ pub struct LimitsError {
 /// Whether `RATE_LIMITS` leaves the throttles on (anything but `off`, `false` or `0`).
 /// Step04 and step05 ask the same question for their own limits.
 pub fn rate_limits_enabled_from_env() -> bool {
-    let value = std::env::var("RATE_LIMITS").unwrap_or_default();
-    !matches!(value.trim().to_ascii_lowercase().as_str(), "off" | "false" | "0")
+    switch_is_on(&std::env::var("RATE_LIMITS").unwrap_or_default())
+}
+
+/// Anything but `off`, `false` or `0` (any case) leaves a switch on: a typo must not turn
+/// the protection off.
+fn switch_is_on(value: &str) -> bool {
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "off" | "false" | "0"
+    )
 }
 
 impl AuthLimits {
@@ -181,6 +190,7 @@ pub fn client_address(
         .and_then(|last| last.trim().parse().ok())
         .unwrap_or(peer)
 }
+// ANCHOR_END: client_address
 
 /// The client's address as an extractor, for handlers whose state is a [`Passport`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,7 +212,6 @@ impl<U: UserStore> FromRequestParts<Passport<U>> for ClientAddress {
         Ok(Self(client_address(peer, &parts.headers, trusted)))
     }
 }
-// ANCHOR_END: client_address
 
 /// The key an address is counted under. One IPv6 customer usually gets a whole /64, so
 /// counting each of its addresses apart would hand out billions of budgets.
@@ -228,17 +237,13 @@ pub struct AuthThrottle {
     /// failures, and that limiter cannot forget a single key.
     failures_by_username: DashMap<String, DefaultDirectRateLimiter>,
     failure_quota: Quota,
+    /// How many keys there may be before [`AuthThrottle::tidy`] walks them.
+    tidy_above: AtomicUsize,
 }
 
 impl AuthThrottle {
     /// Counters for `limits`, all empty.
     pub fn new(limits: AuthLimits) -> Self {
-        let per = |count: u32, period: Duration| {
-            let count = NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN);
-            Quota::with_period(period / count.get())
-                .unwrap_or_else(|| Quota::per_second(count))
-                .allow_burst(count)
-        };
         Self {
             logins_by_address: DefaultKeyedRateLimiter::dashmap(per(
                 limits.login_per_address_per_minute,
@@ -249,6 +254,7 @@ impl AuthThrottle {
                 Duration::from_secs(3600),
             )),
             failures_by_username: DashMap::new(),
+            tidy_above: AtomicUsize::new(TIDY_AT_LEAST),
             failure_quota: per(
                 limits.login_failures_per_username,
                 limits.login_failure_delay * limits.login_failures_per_username.max(1),
@@ -279,7 +285,7 @@ impl AuthThrottle {
         self.logins_by_address
             .check_key(&address_key(address))
             .map_err(|wait| too_many(wait.wait_time_from(clock.now())))?;
-        self.forget_stale_usernames();
+        self.tidy();
         let failures = self
             .failures_by_username
             .entry(username_key(username))
@@ -299,6 +305,7 @@ impl AuthThrottle {
         if !self.limits.enabled {
             return Ok(());
         }
+        self.tidy();
         let clock = self.registrations_by_address.clock();
         self.registrations_by_address
             .check_key(&address_key(address))
@@ -308,22 +315,34 @@ impl AuthThrottle {
 // ANCHOR_END: login_throttle
 
 impl AuthThrottle {
-    /// Keeps memory bounded against a flood of made-up usernames: past a size, drops the
-    /// usernames with nothing counted against them any more, and governor's own idle keys.
-    fn forget_stale_usernames(&self) {
-        const TIDY_ABOVE: usize = 10_000;
-        if self.failures_by_username.len() > TIDY_ABOVE {
-            self.failures_by_username.retain(|_, failures| {
-                // A full budget means nothing is remembered: the key can go. (`check_n` of the
-                // whole burst only succeeds then, and it is dropped with the entry anyway.)
-                let burst = self.failure_quota.burst_size();
-                !matches!(failures.check_n(burst), Ok(Ok(())))
-            });
-            self.logins_by_address.retain_recent();
-            self.registrations_by_address.retain_recent();
+    /// Keeps memory bounded against a flood of made-up usernames or addresses: past a size,
+    /// forgets the keys with nothing counted against them any more. The size to tidy at
+    /// doubles with what is left, so a map full of live keys is not walked on every login.
+    fn tidy(&self) {
+        let size = self.failures_by_username.len()
+            + self.logins_by_address.len()
+            + self.registrations_by_address.len();
+        if size <= self.tidy_above.load(Ordering::Relaxed) {
+            return;
         }
+        let burst = self.failure_quota.burst_size();
+        self.failures_by_username.retain(|_, failures| {
+            // Only a full budget lets the whole burst through, and then the key is dropped
+            // anyway: nothing was remembered about it.
+            !matches!(failures.check_n(burst), Ok(Ok(())))
+        });
+        self.logins_by_address.retain_recent();
+        self.registrations_by_address.retain_recent();
+        let left = self.failures_by_username.len()
+            + self.logins_by_address.len()
+            + self.registrations_by_address.len();
+        self.tidy_above
+            .store(TIDY_AT_LEAST.max(2 * left), Ordering::Relaxed);
     }
 }
+
+/// Below this many keys, the throttles never tidy up (a few hundred kilobytes).
+const TIDY_AT_LEAST: usize = 10_000;
 
 /// Usernames are counted by their canonical form, cut short: `Alice` and `alice` share a
 /// budget, and a megabyte-long made-up name costs no more memory than a real one.
@@ -332,6 +351,15 @@ fn username_key(username: &str) -> String {
         .chars()
         .take(64)
         .collect()
+}
+
+/// A budget of `count` tries that refills completely in `period`, one try at a time
+/// (`Quota::per_minute(60)` is `per(60, 1 minute)`).
+fn per(count: u32, period: Duration) -> Quota {
+    let count = NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period / count.get())
+        .unwrap_or_else(|| Quota::per_second(count))
+        .allow_burst(count)
 }
 
 /// `429` with `Retry-After` in whole seconds, rounded up.
@@ -382,7 +410,10 @@ mod tests {
         assert_eq!(address_key(a), address_key(b));
         assert_ne!(address_key(a), address_key(other));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
-        assert_eq!(address_key(mapped), "192.0.2.1".parse::<IpAddr>().expect("ip"));
+        assert_eq!(
+            address_key(mapped),
+            "192.0.2.1".parse::<IpAddr>().expect("ip")
+        );
     }
 
     #[test]
@@ -394,12 +425,46 @@ mod tests {
         }
         let refused = throttle.login_attempt(address, "alice").expect_err("6th");
         assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
-        assert!(throttle.login_attempt(address, "bob").is_ok(), "per username");
+        assert!(
+            throttle.login_attempt(address, "bob").is_ok(),
+            "per username"
+        );
         throttle.login_succeeded("bob");
         for _ in 0..20 {
             assert!(throttle.login_attempt(address, "bob").is_ok());
             throttle.login_succeeded("BOB");
         }
+    }
+
+    #[test]
+    fn only_an_explicit_off_turns_the_limits_off() {
+        for off in ["off", "OFF", " false ", "0"] {
+            assert!(!switch_is_on(off), "{off:?}");
+        }
+        for on in ["", "on", "true", "of", "yes"] {
+            assert!(switch_is_on(on), "{on:?}");
+        }
+    }
+
+    #[test]
+    fn a_flood_of_made_up_usernames_is_forgotten_once_their_budget_is_back() {
+        let limits = AuthLimits {
+            login_per_address_per_minute: 1_000_000,
+            login_failure_delay: Duration::from_millis(1),
+            ..AuthLimits::default()
+        };
+        let throttle = AuthThrottle::new(limits);
+        let address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for n in 0..TIDY_AT_LEAST {
+            assert!(
+                throttle
+                    .login_attempt(address, &format!("made-up{n}"))
+                    .is_ok()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(throttle.login_attempt(address, "one-more").is_ok());
+        assert!(throttle.failures_by_username.len() < 10, "tidied");
     }
 
     #[test]

@@ -91,6 +91,22 @@ impl<U: UserStore> Passport<U> {
         }
     }
 
+    /// The user store, for handlers that need more than this module offers.
+    pub fn users(&self) -> &U {
+        &self.users
+    }
+
+    /// Registers a hook that [`Passport::logout`] runs before it destroys the session.
+    /// Step04 uses one to disconnect the sockets that were opened with that session.
+    pub fn on_logout(mut self, hook: impl Fn(&LogoutEvent) + Send + Sync + 'static) -> Self {
+        self.logout_hooks.push(Arc::new(hook));
+        self
+    }
+}
+// ANCHOR_END: new
+
+// ANCHOR: with_limits
+impl<U: UserStore> Passport<U> {
     /// The same passport with other throttles and Argon2 bounds, typically
     /// `AuthLimits::from_env()?`. Call it before the server starts: the counters start empty.
     pub fn with_limits(mut self, limits: AuthLimits) -> Self {
@@ -113,20 +129,8 @@ impl<U: UserStore> Passport<U> {
     pub fn hash_pool(&self) -> &HashPool {
         &self.hashes
     }
-
-    /// The user store, for handlers that need more than this module offers.
-    pub fn users(&self) -> &U {
-        &self.users
-    }
-
-    /// Registers a hook that [`Passport::logout`] runs before it destroys the session.
-    /// Step04 uses one to disconnect the sockets that were opened with that session.
-    pub fn on_logout(mut self, hook: impl Fn(&LogoutEvent) + Send + Sync + 'static) -> Self {
-        self.logout_hooks.push(Arc::new(hook));
-        self
-    }
 }
-// ANCHOR_END: new
+// ANCHOR_END: with_limits
 
 impl<U: UserStore> Passport<U> {
     // ANCHOR: authenticate
@@ -348,7 +352,10 @@ mod tests {
             "al\u{200b}ice",
         ] {
             let canonical = canonical_username(bad);
-            assert!(validate_username(&canonical).is_err(), "{bad:?} should be refused");
+            assert!(
+                validate_username(&canonical).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -112,7 +112,11 @@ async fn a_classroom_behind_one_address_never_sees_a_429() {
     // Ten of them mistype their password once, then everybody logs in.
     for student in &students[..10] {
         let response = app.login(&Client::new(), student, "typo typo").await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "typo {student}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "typo {student}"
+        );
     }
     for student in &students {
         let response = app.login(&Client::new(), student, "long enough").await;
@@ -142,7 +146,10 @@ async fn sixty_registrations_from_one_address_get_429s() {
             _ => refused.push(response),
         }
     }
-    assert_eq!(created, AuthLimits::default().registrations_per_address_per_hour);
+    assert_eq!(
+        created,
+        AuthLimits::default().registrations_per_address_per_hour
+    );
     assert_eq!(refused.len(), 10);
     for response in refused {
         assert_too_many(response, "registration").await;
@@ -250,7 +257,11 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     // Without one, the header is the client's own claim and changes nothing.
     let app = spawn_app(cheap_params(), AuthLimits::default()).await;
     for n in 0..50 {
-        let from = if n % 2 == 0 { "203.0.113.1" } else { "203.0.113.2" };
+        let from = if n % 2 == 0 {
+            "203.0.113.1"
+        } else {
+            "203.0.113.2"
+        };
         assert_eq!(register_from(&app, from, n).await, StatusCode::CREATED);
     }
     let status = register_from(&app, "203.0.113.3", 50).await;
@@ -272,29 +283,31 @@ async fn two_hundred_concurrent_logins_never_run_more_hashes_than_workers() {
     let params = Params::new(8 * 1024, 1, 1, None).expect("valid Argon2 parameters");
     let app = Arc::new(spawn_app(params, limits).await);
 
-    let logins: Vec<_> = (0..200).map(|n| {
-        let app = Arc::clone(&app);
-        tokio::spawn(async move {
-            let (username, password) = match n % 4 {
-                0 => ("alice".to_owned(), DEMO_PASSWORD),
-                1 => ("alice".to_owned(), "wrong-password"),
-                _ => (format!("nobody{n}"), "whatever-pw"),
-            };
-            let response = Client::new()
-                .post(format!("http://{}/login", app.address))
-                .header("x-forwarded-for", format!("198.51.100.{}", n % 250))
-                .json(&json!({ "username": username, "password": password }))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .expect("answered within 10 s");
-            let status = response.status();
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                assert_eq!(response.headers()[RETRY_AFTER], "1");
-            }
-            status
+    let logins: Vec<_> = (0..200)
+        .map(|n| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                let (username, password) = match n % 4 {
+                    0 => ("alice".to_owned(), DEMO_PASSWORD),
+                    1 => ("alice".to_owned(), "wrong-password"),
+                    _ => (format!("nobody{n}"), "whatever-pw"),
+                };
+                let response = Client::new()
+                    .post(format!("http://{}/login", app.address))
+                    .header("x-forwarded-for", format!("198.51.100.{}", n % 250))
+                    .json(&json!({ "username": username, "password": password }))
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .expect("answered within 10 s");
+                let status = response.status();
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    assert_eq!(response.headers()[RETRY_AFTER], "1");
+                }
+                status
+            })
         })
-    }).collect();
+        .collect();
     let mut statuses = Vec::new();
     for login in logins {
         statuses.push(login.await.expect("login task"));
@@ -338,7 +351,12 @@ async fn a_login_on_a_logged_in_session_logs_the_old_session_out_first() {
     let logouts = app.logouts.lock().expect("lock").clone();
     let event = logouts
         .iter()
-        .find(|event| event.user.as_ref().is_some_and(|user| user.username == "bob"))
+        .find(|event| {
+            event
+                .user
+                .as_ref()
+                .is_some_and(|user| user.username == "bob")
+        })
         .expect("the hooks heard about bob's session");
     let old_id = event.session_id.expect("the old session id");
     assert!(
