@@ -20,6 +20,8 @@ use crate::passport::{AuthError, RegisterError};
 pub struct ApiError {
     status: StatusCode,
     message: Cow<'static, str>,
+    /// Seconds to wait, sent as `Retry-After` with a 429 or a 503.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -28,7 +30,24 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to wait `seconds` before trying again.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// `503` + `Retry-After: 1`: the server is too busy right now (see
+    /// [`AuthError::Busy`]).
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy: please try again in a moment",
+        )
+        .with_retry_after(1)
     }
 
     /// `401 {"error":"Unauthorized"}`: nobody is logged in.
@@ -45,17 +64,32 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(serde_json::json!({ "error": self.message }));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
+        if matches!(error, AuthError::Busy) {
+            // Not a failure: the server protects itself. Nothing to log per request.
+            return Self::busy();
+        }
         // The one place where an internal failure is logged: the user gets a bland 500, the
         // log gets the cause.
         tracing::error!(%error, "authentication failed internally");

@@ -7,12 +7,16 @@
 //!
 //! - [`store`]: the users, behind the [`UserStore`] trait (memory here, SQLite in step05).
 //! - [`passport`]: the local strategy (Argon2 passwords), login, logout, deserialize.
+//! - [`hashing`]: Argon2, a few hashes at a time, in reused memory.
+//! - [`limits`]: the throttles on `/login` and `/register`, and `RATE_LIMITS`.
 //! - [`middleware`]: `passport.session()` and the `req.user` extractors.
 //! - [`routes`]: `/register`, `/login`, `/logout`, `/me`.
 //!
 //! [`app`] puts them together with a login page and a page only logged-in users may see.
 
 pub mod api;
+pub mod hashing;
+pub mod limits;
 pub mod middleware;
 pub mod passport;
 pub mod routes;
@@ -30,10 +34,15 @@ use tower_sessions::{SessionManagerLayer, SessionStore};
 pub use api::{ApiError, Credentials, JsonOrForm};
 /// The argon2 crate, for [`Passport::with_hasher_params`]'s `argon2::Params`.
 pub use argon2;
+pub use hashing::HashPool;
+pub use limits::{
+    AuthLimits, AuthThrottle, ClientAddress, LimitsError, client_address,
+    rate_limits_enabled_from_env,
+};
 pub use middleware::{
     CurrentUser, LOGIN_PATH, MaybeUser, passport_layer, passport_session, require_login,
 };
-pub use passport::{AuthError, LogoutEvent, Passport, RegisterError};
+pub use passport::{AuthError, LogoutEvent, Passport, RegisterError, canonical_username};
 pub use routes::{INVALID_CREDENTIALS, auth_routes};
 pub use store::{CreateUserError, MemoryUserStore, StoreError, User, UserStore};
 

@@ -14,12 +14,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::Params;
+use argon2::password_hash;
 use tower_sessions::Session;
 use tower_sessions::session::Id;
+use unicode_normalization::UnicodeNormalization;
 
+use crate::hashing::HashPool;
+use crate::limits::{AuthLimits, AuthThrottle};
 use crate::store::{CreateUserError, StoreError, User, UserStore};
 
 /// The session key under which [`Passport::login`] stores the user id. Passport.js keeps it
@@ -38,11 +40,13 @@ pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
 #[derive(Clone)]
 pub struct Passport<U> {
     users: U,
-    /// Argon2id with the cost parameters every new hash gets.
-    hasher: Argon2<'static>,
+    /// Argon2id with the cost every new hash gets, a few hashes at a time.
+    hashes: HashPool,
     /// A hash of a password nobody knows, made with the same parameters. A login for an
     /// unknown username is checked against it, so that it takes as long as a wrong password.
     dummy_hash: Arc<str>,
+    /// How many logins and registrations a client may try (see [`crate::limits`]).
+    throttle: Arc<AuthThrottle>,
     logout_hooks: Vec<LogoutHook>,
 }
 
@@ -68,15 +72,21 @@ impl<U: UserStore> Passport<U> {
 
     /// A passport with other Argon2 cost parameters. Tests use tiny ones, because a debug
     /// build of argon2 is slow; a real server should keep [`Passport::new`]'s defaults.
+    ///
+    /// Both start with [`AuthLimits::default`]; a binary passes the environment's settings to
+    /// [`Passport::with_limits`].
     pub fn with_hasher_params(users: U, params: Params) -> Self {
-        let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy_hash = hash_password(&hasher, "not the password of anyone")
+        let limits = AuthLimits::default();
+        let hashes = HashPool::new(params, limits.hash_workers, limits.hash_queue);
+        let dummy_hash = hashes
+            .hash_now("not the password of anyone")
             // Only bad parameters make hashing fail, and `Params` were checked when built.
             .expect("hashing with validated Argon2 parameters cannot fail");
         Self {
             users,
-            hasher,
+            hashes,
             dummy_hash: dummy_hash.into(),
+            throttle: Arc::new(AuthThrottle::new(limits)),
             logout_hooks: Vec::new(),
         }
     }
@@ -95,6 +105,33 @@ impl<U: UserStore> Passport<U> {
 }
 // ANCHOR_END: new
 
+// ANCHOR: with_limits
+impl<U: UserStore> Passport<U> {
+    /// The same passport with other throttles and Argon2 bounds, typically
+    /// `AuthLimits::from_env()?`. Call it before the server starts: the counters start empty.
+    pub fn with_limits(mut self, limits: AuthLimits) -> Self {
+        self.hashes = self.hashes.resized(limits.hash_workers, limits.hash_queue);
+        self.throttle = Arc::new(AuthThrottle::new(limits));
+        self
+    }
+
+    /// The throttles' counters, for the routes.
+    pub fn throttle(&self) -> &AuthThrottle {
+        &self.throttle
+    }
+
+    /// The settings of the throttles and the Argon2 bound.
+    pub fn limits(&self) -> &AuthLimits {
+        self.throttle.limits()
+    }
+
+    /// The pool that runs Argon2, to see how busy it has been.
+    pub fn hash_pool(&self) -> &HashPool {
+        &self.hashes
+    }
+}
+// ANCHOR_END: with_limits
+
 impl<U: UserStore> Passport<U> {
     // ANCHOR: authenticate
     /// The local strategy: `Ok(Some(user))` if the username exists and the password matches
@@ -104,41 +141,35 @@ impl<U: UserStore> Passport<U> {
         username: &str,
         password: &str,
     ) -> Result<Option<User>, AuthError> {
-        let (user, hash) = match self.users.find_credentials(username).await? {
+        let username = canonical_username(username);
+        let (user, hash) = match self.users.find_credentials(&username).await? {
             Some((user, hash)) => (Some(user), hash),
             // Without this, "no such user" would answer in microseconds and "wrong password"
             // only after a full Argon2 run: an attacker could tell which usernames exist
             // just by timing the 401s.
             None => (None, self.dummy_hash.to_string()),
         };
-        let matches = self.verify(password, hash).await?;
+        // Argon2 is tens of milliseconds of pure CPU, on purpose. The pool runs it on
+        // tokio's blocking threads (`spawn_blocking`), never on a runtime worker thread,
+        // where it would freeze every other request and socket scheduled there.
+        let matches = self.hashes.verify(password, &hash).await?;
         Ok(user.filter(|_| matches))
-    }
-
-    /// Checks `password` against a PHC hash string on tokio's blocking thread pool.
-    async fn verify(&self, password: &str, phc_hash: String) -> Result<bool, AuthError> {
-        let hasher = self.hasher.clone();
-        let password = password.to_owned();
-        // Argon2 is tens of milliseconds of pure CPU, on purpose. On a runtime worker thread
-        // that would freeze every other request and socket scheduled on that thread;
-        // `spawn_blocking` moves it to a thread pool made for such work.
-        let outcome =
-            tokio::task::spawn_blocking(move || verify_password(&hasher, &password, &phc_hash))
-                .await?;
-        Ok(outcome?)
-    }
-
-    async fn hash(&self, password: &str) -> Result<String, AuthError> {
-        let hasher = self.hasher.clone();
-        let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&hasher, &password)).await?;
-        Ok(hash?)
     }
     // ANCHOR_END: authenticate
 
     // ANCHOR: login
     /// `req.login(user)`: makes `session` belong to `user`.
     pub async fn login(&self, session: &Session, user: &User) -> Result<(), AuthError> {
+        // Whoever was logged in on this session before is logged out everywhere first:
+        // step04's hook closes the sockets opened with the old id, which is about to vanish.
+        let before = self.deserialize(session).await?;
+        // Read after `deserialize`: loading the session drops an id the store does not know.
+        if let Some(old_id) = session.id() {
+            self.run_logout_hooks(&LogoutEvent {
+                session_id: Some(old_id),
+                user: before,
+            });
+        }
         // Session fixation: if an attacker planted a session id in the victim's browser
         // before the login, keeping that id would hand the attacker a logged-in session.
         // A new id makes the old one worthless. (The layer sends the new cookie.)
@@ -181,13 +212,10 @@ impl<U: UserStore> Passport<U> {
             None
         });
         // Read after `deserialize`: loading the session drops an id the store does not know.
-        let event = LogoutEvent {
+        self.run_logout_hooks(&LogoutEvent {
             session_id: session.id(),
             user,
-        };
-        for hook in &self.logout_hooks {
-            hook(&event);
-        }
+        });
         // Not just removing the user id: anything else the session held (a cart, a flash
         // message) was the logged-in user's too.
         session.flush().await?;
@@ -195,14 +223,23 @@ impl<U: UserStore> Passport<U> {
     }
     // ANCHOR_END: logout
 
+    fn run_logout_hooks(&self, event: &LogoutEvent) {
+        for hook in &self.logout_hooks {
+            hook(event);
+        }
+    }
+
     // ANCHOR: register
     /// Creates an account: checks the input, hashes the password, stores the user. It does
     /// not log the user in; the `/register` route does that with [`Passport::login`].
     pub async fn register(&self, username: &str, password: &str) -> Result<User, RegisterError> {
-        validate_username(username)?;
+        // The canonical form is what is stored, shown and compared: `ALICE` and the
+        // fullwidth `ａｌｉｃｅ` are both `alice`, and so taken if she exists.
+        let username = canonical_username(username);
+        validate_username(&username)?;
         validate_password(password)?;
-        let hash = self.hash(password).await?;
-        match self.users.create(username, &hash).await {
+        let hash = self.hashes.hash(password).await?;
+        match self.users.create(&username, &hash).await {
             Ok(user) => Ok(user),
             Err(CreateUserError::Taken) => Err(RegisterError::Taken),
             Err(CreateUserError::Store(error)) => Err(AuthError::from(error).into()),
@@ -212,8 +249,16 @@ impl<U: UserStore> Passport<U> {
 }
 
 // ANCHOR: validation
+/// The one form of a username: Unicode NFKC (`ﬁ` → `fi`, fullwidth `ａ` → `a`), then
+/// lower case. Registration stores it, login looks it up, the throttles count by it.
+pub fn canonical_username(username: &str) -> String {
+    username.nfkc().collect::<String>().to_ascii_lowercase()
+}
+
+/// After [`canonical_username`]: 3 to 32 of `a-z 0-9 _ -`. ASCII only, so no Cyrillic `а`
+/// can pass for a Latin `a`; lower case only, so no `I` can pass for an `l`.
 fn validate_username(username: &str) -> Result<(), RegisterError> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
     if USERNAME_CHARS.contains(&username.chars().count()) && username.chars().all(allowed) {
         Ok(())
     } else {
@@ -231,39 +276,13 @@ fn validate_password(password: &str) -> Result<(), RegisterError> {
 }
 // ANCHOR_END: validation
 
-// ANCHOR: hashing
-/// Hashes `password` with a fresh random salt into a PHC string such as
-/// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. The string carries the algorithm, the cost
-/// and the salt, so verifying needs nothing else, even after the defaults change.
-fn hash_password(hasher: &Argon2<'_>, password: &str) -> Result<String, password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    Ok(hasher
-        .hash_password(password.as_bytes(), &salt)?
-        .to_string())
-}
-
-/// `Ok(false)` for a wrong password; `Err` only if the stored hash is not a valid PHC string.
-fn verify_password(
-    hasher: &Argon2<'_>,
-    password: &str,
-    phc_hash: &str,
-) -> Result<bool, password_hash::Error> {
-    let parsed = PasswordHash::new(phc_hash)?;
-    // The comparison inside takes the same time however many bytes match.
-    match hasher.verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(password_hash::Error::Password) => Ok(false),
-        Err(other) => Err(other),
-    }
-}
-// ANCHOR_END: hashing
-
 impl<U: fmt::Debug> fmt::Debug for Passport<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Hooks are closures and cannot be printed; say how many there are.
         f.debug_struct("Passport")
             .field("users", &self.users)
-            .field("hasher", &self.hasher)
+            .field("hashes", &self.hashes)
+            .field("throttle", &self.throttle)
             .field("logout_hooks", &self.logout_hooks.len())
             .finish_non_exhaustive()
     }
@@ -286,12 +305,15 @@ pub enum AuthError {
     /// The blocking task that hashes passwords panicked or was cancelled.
     #[error("password hashing task failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
+    /// Too many passwords are being checked already: try again in a second (a `503`).
+    #[error("too many password checks at once")]
+    Busy,
 }
 
 /// Why [`Passport::register`] did not create an account. The messages are shown to users.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    /// The username breaks the rules: 3 to 32 of `A-Z a-z 0-9 _ -`.
+    /// The username breaks the rules: 3 to 32 of `a-z 0-9 _ -` (after NFKC and lower case).
     #[error("Username must be 3 to 32 characters long and use only letters, digits, _ and -")]
     InvalidUsername,
     /// The password is too short.
@@ -312,9 +334,9 @@ mod tests {
 
     #[test]
     fn usernames_follow_the_documented_rules() {
-        for good in ["abc", "alice", "Bob_the-2nd", &"x".repeat(32)] {
+        for good in ["abc", "alice", "Bob_the-2nd", "ａｌｉｃｅ", &"x".repeat(32)] {
             assert!(
-                validate_username(good).is_ok(),
+                validate_username(&canonical_username(good)).is_ok(),
                 "{good:?} should be allowed"
             );
         }
@@ -326,37 +348,28 @@ mod tests {
             "alice!",
             "élodie",
             "<b>x</b>",
+            "\u{430}lice", // a Cyrillic а
+            "al\u{200b}ice",
         ] {
-            assert!(validate_username(bad).is_err(), "{bad:?} should be refused");
+            let canonical = canonical_username(bad);
+            assert!(
+                validate_username(&canonical).is_err(),
+                "{bad:?} should be refused"
+            );
         }
+    }
+
+    #[test]
+    fn usernames_that_look_alike_have_one_canonical_form() {
+        assert_eq!(canonical_username("ALICE"), "alice");
+        assert_eq!(canonical_username("ａｌｉｃｅ"), "alice");
+        // `aIice` (capital i) is no longer confusable once shown in lower case: `aiice`.
+        assert_eq!(canonical_username("aIice"), "aiice");
     }
 
     #[test]
     fn password_length_counts_characters_not_bytes() {
         assert!(validate_password("pässwörd").is_ok()); // 8 characters, 10 bytes
         assert!(validate_password("1234567").is_err());
-    }
-
-    #[test]
-    fn a_hash_verifies_its_password_and_nothing_else() {
-        let hasher = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(8, 1, 1, None).expect("valid test params"),
-        );
-        let hash = hash_password(&hasher, "correct-horse").expect("hash");
-        assert!(
-            hash.starts_with("$argon2id$v=19$"),
-            "not a PHC string: {hash}"
-        );
-        assert_eq!(
-            verify_password(&hasher, "correct-horse", &hash).ok(),
-            Some(true)
-        );
-        assert_eq!(
-            verify_password(&hasher, "wrong-horse", &hash).ok(),
-            Some(false)
-        );
-        assert!(verify_password(&hasher, "correct-horse", "not a hash").is_err());
     }
 }

@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use tower_sessions::Session;
 
 use crate::api::{ApiError, Credentials, JsonOrForm};
+use crate::limits::ClientAddress;
 use crate::middleware::CurrentUser;
 use crate::passport::Passport;
 use crate::store::{User, UserStore};
@@ -30,18 +31,25 @@ pub fn auth_routes<U: UserStore>() -> Router<Passport<U>> {
 // ANCHOR_END: auth_routes
 
 // ANCHOR: login
-/// `POST /login`: `passport.authenticate('local')` followed by `req.login(user)`.
+/// `POST /login`: `passport.authenticate('local')` followed by `req.login(user)`, behind
+/// the throttles.
 async fn login<U: UserStore>(
     State(passport): State<Passport<U>>,
+    ClientAddress(address): ClientAddress,
     session: Session,
     JsonOrForm(credentials): JsonOrForm<Credentials>,
 ) -> Result<Json<User>, ApiError> {
+    let Credentials { username, password } = &credentials;
+    // Before the password is checked: a throttled guess costs no Argon2 run. Unknown
+    // usernames are counted like real ones, so a 429 does not tell which names exist.
+    passport.throttle().login_attempt(address, username)?;
     let user = passport
-        .authenticate(&credentials.username, &credentials.password)
+        .authenticate(username, password)
         .await?
         // Same status, same body for an unknown user and a wrong password: the answer must
         // not tell an attacker which usernames exist.
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS))?;
+    passport.throttle().login_succeeded(username);
     passport.login(&session, &user).await?;
     tracing::info!(user.id, user.username, "logged in");
     Ok(Json(user))
@@ -52,9 +60,11 @@ async fn login<U: UserStore>(
 /// `POST /register`: creates the account and logs it in, in one step.
 async fn register<U: UserStore>(
     State(passport): State<Passport<U>>,
+    ClientAddress(address): ClientAddress,
     session: Session,
     JsonOrForm(credentials): JsonOrForm<Credentials>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
+    passport.throttle().registration_attempt(address)?;
     let user = passport
         .register(&credentials.username, &credentials.password)
         .await?;
