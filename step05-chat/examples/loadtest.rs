@@ -108,6 +108,7 @@ async fn start_node(
         sockets: SocketSettings {
             allowed_origins: step05_chat::config::allowed_origins(address, None),
             session_recheck: Duration::from_secs(30),
+            limits: Default::default(),
         },
         rate_limit: RateLimiter::new(u32::MAX, 1e9),
         hashing: argon2::Params::new(8, 1, 1, None)?,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::argon2;
-use step04_socket_middleware::{AllowedOrigins, SocketSettings};
+use step04_socket_middleware::{AllowedOrigins, LimitsError, SocketLimits, SocketSettings};
 
 use crate::rate_limit::RateLimiter;
 
@@ -52,6 +52,9 @@ pub enum ConfigError {
     /// A session setting (step 2's checks).
     #[error(transparent)]
     Sessions(#[from] SessionConfigError),
+    /// A Socket.IO size or time limit (step 4's checks).
+    #[error(transparent)]
+    SocketLimits(#[from] LimitsError),
 }
 
 /// The address to listen on, from `HOST` and `PORT`.
@@ -78,6 +81,7 @@ impl ChatConfig {
             sockets: SocketSettings {
                 allowed_origins: allowed_origins(addr, std::env::var("ALLOWED_ORIGINS").ok()),
                 session_recheck: Duration::from_secs(30),
+                limits: SocketLimits::from_env()?,
             },
             rate_limit: RateLimiter::default(),
             hashing: argon2::Params::default(),

@@ -164,7 +164,10 @@ pub(crate) fn socket_io_builder<S: SessionStore + Clone>(
     chat: Chat,
     session_store: &S,
 ) -> socketioxide::SocketIoBuilder {
-    SocketIo::builder()
+    // Step 4's size and time limits: 16 KiB messages, no binary, a 10 s connect timeout.
+    sockets
+        .limits
+        .apply(SocketIo::builder())
         .with_state(sockets.allowed_origins.clone())
         .with_state(chat)
         .with_state(SessionWatch {

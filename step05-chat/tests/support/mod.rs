@@ -110,6 +110,7 @@ pub fn test_config(
         sockets: SocketSettings {
             allowed_origins: step05_chat::config::allowed_origins(address, None),
             session_recheck: Duration::from_secs(30),
+            limits: Default::default(),
         },
         rate_limit: RateLimiter::new(burst, per_second),
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
