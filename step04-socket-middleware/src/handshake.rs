@@ -46,7 +46,8 @@ pub fn opens_a_connection(request: &Request) -> bool {
 /// HTTP middleware, inside `passport_session`: answers a new Socket.IO connection without a
 /// logged-in user with `401 {"error":"Unauthorized"}`, before socketioxide allocates anything.
 ///
-/// Node.js: `new Server(httpServer, { allowRequest: (req, callback) => ... })`.
+/// Node.js: an `io.engine.use(onlyForHandshake(...))` middleware that answers
+/// `res.writeHead(401)`, as in Socket.IO's Passport example.
 pub async fn require_login_to_connect(request: Request, next: Next) -> Response {
     if opens_a_connection(&request) && request.extensions().get::<CurrentUser>().is_none() {
         tracing::info!("refused a socket handshake without a logged-in session");
