@@ -23,14 +23,15 @@ use tower_sessions::Session;
 pub const SOCKET_IO_PATH: &str = "/socket.io";
 
 // ANCHOR: engine_io_request
-/// Whether a request is for the Socket.IO layer: `/socket.io` or anything under it.
+/// Whether a request is for the Socket.IO layer: `/socket.io` or anything under
+/// it.
 pub fn is_socket_io(path: &str) -> bool {
     path.strip_prefix(SOCKET_IO_PATH)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Whether a Socket.IO request opens a *new* connection: it has no `sid=` in its query,
-/// read the way engineioxide reads it.
+/// Whether a Socket.IO request opens a *new* connection: it has no `sid=` in
+/// its query, read the way engineioxide reads it.
 pub fn opens_a_connection(request: &Request) -> bool {
     is_socket_io(request.uri().path())
         && !request
@@ -43,27 +44,30 @@ pub fn opens_a_connection(request: &Request) -> bool {
 // ANCHOR_END: engine_io_request
 
 // ANCHOR: require_login_to_connect
-/// HTTP middleware, inside `passport_session`: answers a new Socket.IO connection without a
-/// logged-in user with `401 {"error":"Unauthorized"}`, before socketioxide allocates anything.
+/// HTTP middleware, inside `passport_session`: answers a new Socket.IO
+/// connection without a logged-in user with `401 {"error":"Unauthorized"}`,
+/// before socketioxide allocates anything.
 ///
 /// Node.js: an `io.engine.use(onlyForHandshake(...))` middleware that answers
 /// `res.writeHead(401)`, as in Socket.IO's Passport example.
-pub async fn require_login_to_connect(request: Request, next: Next) -> Response {
-    if opens_a_connection(&request) && request.extensions().get::<CurrentUser>().is_none() {
-        tracing::info!("refused a socket handshake without a logged-in session");
+pub async fn require_login_to_connect(req: Request, next: Next) -> Response {
+    let logged_in = req.extensions().get::<CurrentUser>().is_some();
+    if opens_a_connection(&req) && !logged_in {
+        tracing::info!("refused a handshake without a logged-in session");
         return ApiError::unauthorized().into_response();
     }
-    next.run(request).await
+    next.run(req).await
 }
 // ANCHOR_END: require_login_to_connect
 
 // ANCHOR: identify_user
-/// Step 3's `passport_session`, except for requests of an admitted Socket.IO connection.
+/// Step 3's `passport_session`, except for requests of an admitted Socket.IO
+/// connection.
 ///
-/// A long-polling client sends a request every few seconds, and every message it sends is
-/// one more. Their user was settled at the handshake, so loading the session and the user
-/// again would be two lookups per message for nothing. (Socket.IO calls this option
-/// `onlyForHandshake`.)
+/// A long-polling client sends a request every few seconds, and every message
+/// it sends is one more. Their user was settled at the handshake, so loading
+/// the session and the user again would be two lookups per message for nothing.
+/// (Socket.IO calls this option `onlyForHandshake`.)
 pub async fn identify_user<U: UserStore>(
     passport: State<Passport<U>>,
     session: Session,
@@ -71,7 +75,8 @@ pub async fn identify_user<U: UserStore>(
     next: Next,
 ) -> Response {
     if is_socket_io(request.uri().path()) && !opens_a_connection(&request) {
-        return next.run(request).await; // tower-sessions reads the store only when asked
+        // No session read: tower-sessions reads the store only when asked.
+        return next.run(request).await;
     }
     passport_session(passport, session, request, next).await
 }

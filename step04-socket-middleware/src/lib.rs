@@ -81,10 +81,11 @@ impl SocketSettings {
 }
 
 // ANCHOR: stores
-/// Where step 4 keeps its users and its sessions: both in memory, so that they live and die
-/// together. A session names a user by id; if sessions outlived users (sessions in a file,
-/// users in memory), a restart would hand an old cookie to whoever registers next and gets
-/// the same id. Step 5 keeps both in one SQLite file instead, which survives restarts.
+/// Where step 4 keeps its users and its sessions: both in memory, so that they
+/// live and die together. A session names a user by id; if sessions outlived
+/// users (sessions in a file, users in memory), a restart would hand an old
+/// cookie to whoever registers next and gets the same id. Step 5 keeps both in
+/// one SQLite file instead, which survives restarts.
 pub fn in_memory_stores() -> (Passport<MemoryUserStore>, MemoryStore) {
     (
         Passport::new(MemoryUserStore::default()),
@@ -145,9 +146,10 @@ where
 // ANCHOR_END: app
 
 // ANCHOR: layers
-/// Wraps the HTTP routes and the Socket.IO layer in the layers every request goes through,
-/// in the one order that works: the Socket.IO layer innermost, so that its handshake request
-/// has already been given a session (step 2) and a user (step 3).
+/// Wraps the HTTP routes and the Socket.IO layer in the layers every request
+/// goes through, in the one order that works: the Socket.IO layer innermost, so
+/// that its handshake request has already been given a session (step 2) and a
+/// user (step 3).
 ///
 /// Step 5 builds its chat with this same function.
 pub fn with_session_layers<U, S, A>(
@@ -163,18 +165,19 @@ where
     S: SessionStore + Clone,
     A: Adapter,
 {
-    // Layers wrap what is above them: the last one added runs first on a request.
+    // Layers wrap what is above them: the last one added runs first on a
+    // request.
     let routes = routes
-        .layer(socket_layer) // innermost: sees the session and the user of the handshake
-        .layer(from_fn(require_login_to_connect)); // no user, no connection: 401
+        .layer(socket_layer) // innermost: sees the session and the user
+        .layer(from_fn(require_login_to_connect)); // no user: 401
     around_sockets(routes, passport, sessions, store, settings)
 }
 // ANCHOR_END: layers
 
 // ANCHOR: around_sockets
-/// The layers outside the Socket.IO layer, for the cookie app and the token app alike: CORS,
-/// then the `Origin` check of requests that could change something or open a socket, then
-/// the session, then the user.
+/// The layers outside the Socket.IO layer, for the cookie app and the token app
+/// alike: CORS, then the `Origin` check of requests that could change something
+/// or open a socket, then the session, then the user.
 pub fn around_sockets<U, S>(
     routes: Router,
     passport: Passport<U>,

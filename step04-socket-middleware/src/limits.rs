@@ -12,15 +12,17 @@ use socketioxide::adapter::Adapter;
 use socketioxide::{ParserConfig, SocketIoBuilder};
 
 // ANCHOR: limit_defaults
-/// The largest Socket.IO message a client may send, unless `SOCKET_MAX_MESSAGE_BYTES` says
-/// otherwise. A chat message is at most 1,000 characters: 4,000 bytes of UTF-8 in the worst
-/// case, 6,000 if every character arrives JSON-escaped (`\u00e9`), plus the event name and
-/// the room. 16 KiB leaves room for that and nothing like the 64 MiB socketioxide allows.
+/// The largest Socket.IO message a client may send, unless
+/// `SOCKET_MAX_MESSAGE_BYTES` says otherwise. A chat message is at most 1,000
+/// characters: 4,000 bytes of UTF-8 in the worst case, 6,000 if every character
+/// arrives JSON-escaped (`\u00e9`), plus the event name and the room. 16 KiB
+/// leaves room for that and nothing like the 64 MiB socketioxide allows.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// How long a new connection may take to send its Socket.IO `CONNECT`, unless
-/// `SOCKET_CONNECT_TIMEOUT_SECS` says otherwise. The official client sends it at once; a
-/// connection that has not done so after 10 s is either broken or an attacker's.
+/// `SOCKET_CONNECT_TIMEOUT_SECS` says otherwise. The official client sends it
+/// at once; a connection that has not done so after 10 s is either broken or an
+/// attacker's.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 // ANCHOR_END: limit_defaults
 
@@ -46,10 +48,14 @@ impl Default for SocketLimits {
 // ANCHOR: apply_limits
 impl SocketLimits {
     /// Applies the limits to a Socket.IO server under construction.
-    pub fn apply<A: Adapter>(&self, builder: SocketIoBuilder<A>) -> SocketIoBuilder<A> {
+    pub fn apply<A>(&self, builder: SocketIoBuilder<A>) -> SocketIoBuilder<A>
+    where
+        A: Adapter,
+    {
         let bytes = self.max_message_bytes;
-        // The chat sends text only. A binary attachment is refused the moment a packet
-        // announces one, so no half-received packet is ever kept waiting for the rest.
+        // The chat sends text only. A binary attachment is refused the moment a
+        // packet announces one, so no half-received packet is ever kept waiting
+        // for the rest.
         let no_binary = ParserConfig::common()
             .max_incoming_binaries(0)
             .max_incoming_binary_buf_size(0);
@@ -70,10 +76,14 @@ impl SocketLimits {
         let defaults = SocketLimits::default();
         let connect_secs = defaults.connect_timeout.as_secs() as usize;
         Ok(SocketLimits {
-            max_message_bytes: positive_env("SOCKET_MAX_MESSAGE_BYTES", defaults.max_message_bytes)?,
-            connect_timeout: Duration::from_secs(
-                positive_env("SOCKET_CONNECT_TIMEOUT_SECS", connect_secs)? as u64,
-            ),
+            max_message_bytes: positive_env(
+                "SOCKET_MAX_MESSAGE_BYTES",
+                defaults.max_message_bytes,
+            )?,
+            connect_timeout: Duration::from_secs(positive_env(
+                "SOCKET_CONNECT_TIMEOUT_SECS",
+                connect_secs,
+            )? as u64),
         })
     }
 }

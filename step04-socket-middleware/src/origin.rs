@@ -109,15 +109,18 @@ pub async fn check_origin<A: Adapter>(
 }
 // ANCHOR_END: check_origin
 
+/// Over HTTP, the same refusal is `403 {"error":"Forbidden origin"}`.
+impl IntoResponse for ForbiddenOrigin {
+    fn into_response(self) -> Response {
+        ApiError::new(StatusCode::FORBIDDEN, self.to_string()).into_response()
+    }
+}
+
 // ANCHOR: check_request_origin
-/// HTTP middleware: refuses, with `403 {"error":"Forbidden origin"}`, a request from a page
-/// that is not on the allow-list, when it could change something (any method but `GET`,
-/// `HEAD` and `OPTIONS`) or open a socket (anything under `/socket.io`).
-///
-/// This is what stops *login CSRF*: a page on another site posting a form to `/login` with
-/// the attacker's password, so that the victim's browser ends up logged in as the attacker.
-/// The session cookie does not help there (the victim has none yet), `SameSite` does not
-/// either (a form from `localhost:4000` is same-site), but the `Origin` header does.
+/// HTTP middleware: refuses, with `403 {"error":"Forbidden origin"}`, a request
+/// from a page that is not on the allow-list, if it could change something
+/// (any method but `GET`, `HEAD`, `OPTIONS`) or open a socket. This is what
+/// stops *login CSRF*: another site posting a form to `/login`.
 pub async fn check_request_origin(
     HttpState(allowed): HttpState<AllowedOrigins>,
     request: Request,
@@ -132,17 +135,17 @@ pub async fn check_request_origin(
     }
     if !sent_by_allowed_page(&allowed, request.headers()) {
         let origin = request.headers().get(ORIGIN);
-        tracing::warn!(?origin, path = %request.uri().path(), "refused a foreign origin");
-        return ApiError::new(StatusCode::FORBIDDEN, ForbiddenOrigin.to_string()).into_response();
+        let path = request.uri().path();
+        tracing::warn!(?origin, %path, "refused a foreign origin");
+        return ForbiddenOrigin.into_response(); // 403
     }
     next.run(request).await
 }
 
-/// Whether the request comes from one of our pages, or from no page at all.
-///
-/// Browsers send `Origin` on every `POST` and on every WebSocket handshake, so a missing one
-/// means curl, a script or the Node.js client: they carry no victim's cookie, and still need
-/// a password or a session. `Sec-Fetch-Site` covers an old browser that omits `Origin`.
+/// Whether the request comes from one of our pages, or from no page at all:
+/// browsers send `Origin` on every `POST` and WebSocket handshake, so without
+/// one it is curl or a script, with no victim's cookie. `Sec-Fetch-Site`
+/// covers an old browser that omits `Origin`.
 fn sent_by_allowed_page(allowed: &AllowedOrigins, headers: &HeaderMap) -> bool {
     let host = headers.get(HOST).and_then(|host| host.to_str().ok());
     match headers.get(ORIGIN) {

@@ -21,8 +21,8 @@ use tower_sessions::SessionStore;
 
 use crate::token_auth::load_token_user;
 use crate::{
-    Claims, SocketSettings, around_sockets, TokenAuth, TokenConfig, TokenError, check_origin, issue_token, page,
-    register_handlers, user_room,
+    Claims, SocketSettings, TokenAuth, TokenConfig, TokenError, around_sockets, check_origin,
+    issue_token, page, register_handlers, user_room,
 };
 
 // ANCHOR: close-at-expiry

@@ -23,10 +23,10 @@ use step04_socket_middleware::{AllowedOrigins, SocketSettings, app, in_memory_st
 use testkit::{JsClient, JsSocket};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
+use tower_sessions::MemoryStore;
 use tower_sessions::cookie::Key;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
-use tower_sessions::MemoryStore;
 
 const PASSWORD: &str = "correct horse battery";
 const EVIL: &str = "http://evil.example";
@@ -85,7 +85,12 @@ impl TestApp {
     }
 
     /// Posts a login *form*, as an HTML `<form>` on any site can, from `origin` if given.
-    async fn post_form(&self, path: &str, username: &str, origin: Option<&str>) -> reqwest::Response {
+    async fn post_form(
+        &self,
+        path: &str,
+        username: &str,
+        origin: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(self.url(path))
@@ -198,7 +203,9 @@ async fn ten_thousand_anonymous_handshakes_are_refused_and_cost_no_memory() {
 
     // Meanwhile, a logged-in user connects as ever.
     let js = JsClient::start().await;
-    let socket = app.socket(&js, &cookie, json!(["polling", "websocket"])).await;
+    let socket = app
+        .socket(&js, &cookie, json!(["polling", "websocket"]))
+        .await;
     socket.expect_connect().await;
 }
 
@@ -254,10 +261,12 @@ async fn a_message_over_the_limit_closes_the_connection_and_is_never_buffered() 
 }
 
 /// A raw Engine.IO WebSocket, to send what the official client never would.
-type RawSocket =
-    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+type RawSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn raw_websocket(app: &TestApp, cookie: Option<&str>) -> Result<RawSocket, tungstenite::Error> {
+async fn raw_websocket(
+    app: &TestApp,
+    cookie: Option<&str>,
+) -> Result<RawSocket, tungstenite::Error> {
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
     let mut request = url.into_client_request()?;
     if let Some(cookie) = cookie {
@@ -307,8 +316,15 @@ async fn a_binary_event_closes_the_connection() {
     let mut socket = raw_websocket(&app, Some(&cookie))
         .await
         .expect("a logged-in upgrade");
-    assert!(next_text(&mut socket).await.is_some_and(|open| open.starts_with('0')));
-    socket.send(Message::text("40")).await.expect("send CONNECT");
+    assert!(
+        next_text(&mut socket)
+            .await
+            .is_some_and(|open| open.starts_with('0'))
+    );
+    socket
+        .send(Message::text("40"))
+        .await
+        .expect("send CONNECT");
     let connected = next_text(&mut socket).await.expect("CONNECT answered");
     assert!(connected.starts_with("40{"), "{connected}");
     // A text event first: answered, so the connection itself is fine.
@@ -326,7 +342,10 @@ async fn a_binary_event_closes_the_connection() {
     socket.send(Message::text(binary)).await.expect("send");
     socket.send(Message::binary(vec![0u8; 1024])).await.ok();
     while let Some(text) = next_text(&mut socket).await {
-        assert!(!text.starts_with("43"), "a binary event was answered: {text}");
+        assert!(
+            !text.starts_with("43"),
+            "a binary event was answered: {text}"
+        );
     }
 }
 

@@ -188,8 +188,18 @@ async fn without_the_http_check_the_connect_middleware_still_says_unauthorized()
     io.ns("/", admitted.with(authenticate_socket).with(check_origin));
     let routes = axum::Router::new().layer(socket_layer);
     let sessions = SessionConfig::with_key(Key::generate());
-    let router = around_sockets(routes, passport, &sessions, MemoryStore::default(), &settings);
-    tokio::spawn(step01_http_vs_socket::serve(listener, router, std::future::pending()));
+    let router = around_sockets(
+        routes,
+        passport,
+        &sessions,
+        MemoryStore::default(),
+        &settings,
+    );
+    tokio::spawn(step01_http_vs_socket::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
     let js = JsClient::start().await;
     let socket = js.connect(&format!("http://{address}/"), json!({})).await;
     assert_eq!(socket.expect_connect_error().await, "Unauthorized");

@@ -9,6 +9,8 @@
 //! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
 //! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
 //! | `REDIS_URL` | none | `redis://host:6379`: run as one node of a cluster |
+//! | `SOCKET_MAX_MESSAGE_BYTES` | `16384` | the largest Socket.IO message a client may send (step 4) |
+//! | `SOCKET_CONNECT_TIMEOUT_SECS` | `10` | how long a new connection may take to `CONNECT` (step 4) |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
