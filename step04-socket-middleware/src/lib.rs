@@ -6,12 +6,16 @@
 //! - [`socket_auth`]: which *users* may: the connect middleware that reads the handshake's
 //!   session and user, attaches the user to the socket, or refuses with `Unauthorized`;
 //! - [`live_sessions`]: a socket outlives its handshake, so logout and expiry must reach it.
+//! - [`handshake`]: the same "logged in?" question asked over HTTP, before socketioxide
+//!   allocates a connection, and [`limits`]: how big and how slow a client may be.
 //! - [`token_auth`] (chapter "JWT vs session"): the same admission with a signed token in the handshake's
 //!   `auth` payload instead of the cookie, and [`token_app`] to try it.
 //!
 //! Everything else is reused: step 2's session layer, step 3's passport module and routes,
 //! step 1's `serve`.
 
+pub mod handshake;
+pub mod limits;
 pub mod live_sessions;
 pub mod origin;
 pub mod socket_auth;
@@ -27,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::Html;
 use axum::routing::get;
 use socketioxide::SocketIo;
@@ -35,11 +40,13 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use step02_sessions::SessionConfig;
-use step03_passport_like_auth::{Passport, User, UserStore, auth_routes, passport_session};
-use tower_sessions::SessionStore;
+use step03_passport_like_auth::{MemoryUserStore, Passport, User, UserStore, auth_routes};
+use tower_sessions::{MemoryStore, SessionStore};
 
+pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
+pub use limits::{LimitsError, SocketLimits};
 pub use live_sessions::{disconnect_on_logout, session_room, user_room, watch_session};
-pub use origin::{AllowedOrigins, ForbiddenOrigin, check_origin, cors_layer};
+pub use origin::{AllowedOrigins, ForbiddenOrigin, check_origin, check_request_origin, cors_layer};
 pub use socket_auth::{SocketSession, Unauthorized, authenticate_socket};
 pub use token_auth::{
     Claims, IssuedToken, TokenAuth, TokenConfig, TokenError, authenticate_token, issue_token,
@@ -57,17 +64,35 @@ pub struct SocketSettings {
     pub allowed_origins: AllowedOrigins,
     /// How often a live socket re-checks that its session still exists.
     pub session_recheck: Duration,
+    /// How big and how slow a client may be.
+    pub limits: SocketLimits,
 }
 
 impl SocketSettings {
-    /// The server's own origins (plus `ALLOWED_ORIGINS`) and a [`SESSION_RECHECK`] re-check.
-    pub fn from_env(port: u16) -> Self {
-        SocketSettings {
+    /// The server's own origins (plus `ALLOWED_ORIGINS`), a [`SESSION_RECHECK`] re-check and
+    /// the limits of `SOCKET_MAX_MESSAGE_BYTES` and `SOCKET_CONNECT_TIMEOUT_SECS`.
+    pub fn from_env(port: u16) -> Result<Self, LimitsError> {
+        Ok(SocketSettings {
             allowed_origins: AllowedOrigins::from_env(port),
             session_recheck: SESSION_RECHECK,
-        }
+            limits: SocketLimits::from_env()?,
+        })
     }
 }
+
+// ANCHOR: stores
+/// Where step 4 keeps its users and its sessions: both in memory, so that they
+/// live and die together. A session names a user by id; if sessions outlived
+/// users (sessions in a file, users in memory), a restart would hand an old
+/// cookie to whoever registers next and gets the same id. Step 5 keeps both in
+/// one SQLite file instead, which survives restarts.
+pub fn in_memory_stores() -> (Passport<MemoryUserStore>, MemoryStore) {
+    (
+        Passport::new(MemoryUserStore::default()),
+        MemoryStore::default(),
+    )
+}
+// ANCHOR_END: stores
 
 /// What the connect handler needs to watch a socket's session.
 #[derive(Debug, Clone)]
@@ -89,7 +114,9 @@ where
     U: UserStore,
     S: SessionStore + Clone,
 {
-    let (socket_layer, io) = SocketIo::builder()
+    let (socket_layer, io) = settings
+        .limits
+        .apply(SocketIo::builder())
         .with_state(settings.allowed_origins.clone())
         .with_state(SessionWatch {
             store: Arc::new(store.clone()),
@@ -119,9 +146,10 @@ where
 // ANCHOR_END: app
 
 // ANCHOR: layers
-/// Wraps the HTTP routes and the Socket.IO layer in the layers every request goes through,
-/// in the one order that works: the Socket.IO layer innermost, so that its handshake request
-/// has already been given a session (step 2) and a user (step 3).
+/// Wraps the HTTP routes and the Socket.IO layer in the layers every request
+/// goes through, in the one order that works: the Socket.IO layer innermost, so
+/// that its handshake request has already been given a session (step 2) and a
+/// user (step 3).
 ///
 /// Step 5 builds its chat with this same function.
 pub fn with_session_layers<U, S, A>(
@@ -137,17 +165,38 @@ where
     S: SessionStore + Clone,
     A: Adapter,
 {
-    // Layers wrap what is above them: the last one added runs first on a request.
-    routes
-        .layer(socket_layer) // innermost: sees the session and the user of the handshake
-        .layer(axum::middleware::from_fn_with_state(
-            passport,
-            passport_session::<U>,
-        ))
-        .layer(sessions.layer(store))
-        .layer(cors_layer(&settings.allowed_origins)) // outermost
+    // Layers wrap what is above them: the last one added runs first on a
+    // request.
+    let routes = routes
+        .layer(socket_layer) // innermost: sees the session and the user
+        .layer(from_fn(require_login_to_connect)); // no user: 401
+    around_sockets(routes, passport, sessions, store, settings)
 }
 // ANCHOR_END: layers
+
+// ANCHOR: around_sockets
+/// The layers outside the Socket.IO layer, for the cookie app and the token app
+/// alike: CORS, then the `Origin` check of requests that could change something
+/// or open a socket, then the session, then the user.
+pub fn around_sockets<U, S>(
+    routes: Router,
+    passport: Passport<U>,
+    sessions: &SessionConfig,
+    store: S,
+    settings: &SocketSettings,
+) -> Router
+where
+    U: UserStore,
+    S: SessionStore + Clone,
+{
+    let origins = settings.allowed_origins.clone();
+    routes
+        .layer(from_fn_with_state(passport, identify_user::<U>))
+        .layer(sessions.layer(store))
+        .layer(from_fn_with_state(origins, check_request_origin)) // 403
+        .layer(cors_layer(&settings.allowed_origins)) // outermost
+}
+// ANCHOR_END: around_sockets
 
 // ANCHOR: register_handlers
 /// The last connect middleware: registers the socket's event handlers.

@@ -7,11 +7,17 @@
 //! WebSocket handshakes are not subject to CORS. What the browser does send, and a page cannot
 //! forge, is the `Origin` header: so we check it ourselves.
 
-use http::HeaderValue;
+use axum::extract::{Request, State as HttpState};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use http::header::{HOST, ORIGIN};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
+use step03_passport_like_auth::ApiError;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::handshake::is_socket_io;
 
 // ANCHOR: allowed_origins
 /// The origins (scheme, host and port, like `http://localhost:3000`) whose pages may connect.
@@ -102,6 +108,56 @@ pub async fn check_origin<A: Adapter>(
     }
 }
 // ANCHOR_END: check_origin
+
+/// Over HTTP, the same refusal is `403 {"error":"Forbidden origin"}`.
+impl IntoResponse for ForbiddenOrigin {
+    fn into_response(self) -> Response {
+        ApiError::new(StatusCode::FORBIDDEN, self.to_string()).into_response()
+    }
+}
+
+// ANCHOR: check_request_origin
+/// HTTP middleware: refuses, with `403 {"error":"Forbidden origin"}`, a request
+/// from a page that is not on the allow-list, if it could change something
+/// (any method but `GET`, `HEAD`, `OPTIONS`) or open a socket. This is what
+/// stops *login CSRF*: another site posting a form to `/login`.
+pub async fn check_request_origin(
+    HttpState(allowed): HttpState<AllowedOrigins>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method();
+    let reads_only = method == http::Method::GET
+        || method == http::Method::HEAD
+        || method == http::Method::OPTIONS;
+    if reads_only && !is_socket_io(request.uri().path()) {
+        return next.run(request).await;
+    }
+    if !sent_by_allowed_page(&allowed, request.headers()) {
+        let origin = request.headers().get(ORIGIN);
+        let path = request.uri().path();
+        tracing::warn!(?origin, %path, "refused a foreign origin");
+        return ForbiddenOrigin.into_response(); // 403
+    }
+    next.run(request).await
+}
+
+/// Whether the request comes from one of our pages, or from no page at all:
+/// browsers send `Origin` on every `POST` and WebSocket handshake, so without
+/// one it is curl or a script, with no victim's cookie. `Sec-Fetch-Site`
+/// covers an old browser that omits `Origin`.
+fn sent_by_allowed_page(allowed: &AllowedOrigins, headers: &HeaderMap) -> bool {
+    let host = headers.get(HOST).and_then(|host| host.to_str().ok());
+    match headers.get(ORIGIN) {
+        Some(origin) => origin
+            .to_str()
+            .is_ok_and(|origin| allowed.allows(origin, host)),
+        None => headers
+            .get("sec-fetch-site")
+            .is_none_or(|site| site == "same-origin" || site == "none"),
+    }
+}
+// ANCHOR_END: check_request_origin
 
 // ANCHOR: cors
 /// CORS for a front end served from another origin (say a dev server on port 5173): name the

@@ -131,7 +131,9 @@ where
     U: UserStore,
     S: SessionStore + Clone,
 {
-    let (socket_layer, io) = SocketIo::builder()
+    let (socket_layer, io) = settings
+        .limits
+        .apply(SocketIo::builder())
         .with_state(settings.allowed_origins.clone())
         .with_state(SessionWatch {
             store: Arc::new(store.clone()),

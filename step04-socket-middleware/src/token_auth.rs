@@ -36,7 +36,7 @@ use tower_sessions::SessionStore;
 
 use crate::live_sessions::user_room;
 use crate::origin::check_origin;
-use crate::{SocketSettings, page, register_handlers, with_session_layers};
+use crate::{SocketSettings, around_sockets, page, register_handlers};
 
 // ANCHOR: constants
 /// How long a token opens sockets. Short, because nothing can take a token back (see
@@ -388,7 +388,9 @@ where
     U: UserStore,
     S: SessionStore + Clone,
 {
-    let (socket_layer, io) = SocketIo::builder()
+    let (socket_layer, io) = settings
+        .limits
+        .apply(SocketIo::builder())
         .with_state(settings.allowed_origins.clone())
         .with_state(tokens.clone())
         .with_state(passport.users().clone())
@@ -414,7 +416,15 @@ where
                 .with_state(tokens),
         );
     // The HTTP side still runs on sessions: `/login` sets the cookie, `/token` reads it.
-    with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
+    // No `require_login_to_connect`: the token arrives in the CONNECT packet, after the
+    // handshake, so over HTTP only the origin can be checked.
+    around_sockets(
+        routes.layer(socket_layer),
+        passport,
+        sessions,
+        store,
+        &settings,
+    )
 }
 
 /// Greets the user, as `on_connect` does; there is no session to watch.

@@ -21,8 +21,8 @@ use tower_sessions::SessionStore;
 
 use crate::token_auth::load_token_user;
 use crate::{
-    Claims, SocketSettings, TokenAuth, TokenConfig, TokenError, check_origin, issue_token, page,
-    register_handlers, user_room, with_session_layers,
+    Claims, SocketSettings, TokenAuth, TokenConfig, TokenError, around_sockets, check_origin,
+    issue_token, page, register_handlers, user_room,
 };
 
 // ANCHOR: close-at-expiry
@@ -158,7 +158,9 @@ where
     S: SessionStore + Clone,
 {
     let logged_out = LoggedOutAt::default();
-    let (socket_layer, io) = SocketIo::builder()
+    let (socket_layer, io) = settings
+        .limits
+        .apply(SocketIo::builder())
         .with_state(settings.allowed_origins.clone())
         .with_state(tokens.clone())
         .with_state(passport.users().clone())
@@ -182,6 +184,14 @@ where
                 .route("/token", post(issue_token))
                 .with_state(tokens),
         );
-    with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
+    // No `require_login_to_connect`: the token arrives in the CONNECT packet, after the
+    // handshake, so over HTTP only the origin can be checked.
+    around_sockets(
+        routes.layer(socket_layer),
+        passport,
+        sessions,
+        store,
+        &settings,
+    )
 }
 // ANCHOR_END: token_app

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
-use step04_socket_middleware::{AllowedOrigins, SocketSettings, app};
+use step04_socket_middleware::{
+    AllowedOrigins, SocketSettings, app, around_sockets, authenticate_socket, check_origin,
+};
 use testkit::{JsClient, JsSocket};
 use tower_sessions::MemoryStore;
 use tower_sessions::cookie::Key;
@@ -55,6 +57,7 @@ async fn spawn_app_with(options: Options) -> TestApp {
     let settings = SocketSettings {
         allowed_origins: AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END)),
         session_recheck: options.session_recheck,
+        limits: Default::default(),
     };
     let router = app(passport, &sessions, MemoryStore::default(), settings);
     tokio::spawn(step01_http_vs_socket::serve(
@@ -116,20 +119,94 @@ impl TestApp {
     }
 }
 
+/// What the official client says when the HTTP layer refuses its handshake: a transport
+/// error. The server's reason is in the body of the `401`/`403`, see [`handshake_refusal`].
+const REFUSED_OVER_POLLING: &str = "xhr poll error";
+const REFUSED_OVER_WEBSOCKET: &str = "websocket error";
+
+impl TestApp {
+    /// The answer to an Engine.IO handshake (`GET /socket.io/?EIO=4&transport=polling`) with
+    /// these headers: its status and its JSON body.
+    async fn handshake_refusal(&self, cookie: Option<&str>, origin: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .get(self.url("/socket.io/?EIO=4&transport=polling"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.expect("GET /socket.io/");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
 fn session_cookie(response: &reqwest::Response) -> Option<String> {
     let set_cookie = response.headers().get("set-cookie")?.to_str().ok()?;
     Some(set_cookie.split(';').next()?.to_owned())
 }
 
 #[tokio::test]
-async fn a_socket_without_a_cookie_is_refused_with_unauthorized() {
+async fn a_socket_without_a_cookie_is_refused_before_the_handshake() {
     let app = spawn_app().await;
-    let socket = app.socket(None, None, json!({})).await;
+    for (transports, message) in [
+        (json!(["polling"]), REFUSED_OVER_POLLING),
+        (json!(["websocket"]), REFUSED_OVER_WEBSOCKET),
+    ] {
+        let socket = app
+            .socket(None, None, json!({ "transports": transports }))
+            .await;
+        assert_eq!(socket.expect_connect_error().await, message);
+    }
+    let unauthorized = (401, json!({ "error": "Unauthorized" }));
+    assert_eq!(app.handshake_refusal(None, None).await, unauthorized);
+}
+
+async fn admitted(_socket: socketioxide::extract::SocketRef) {}
+
+/// The connect middleware is the second line of defence. Behind layers *without*
+/// `require_login_to_connect` (as if someone forgot it, or put it in the wrong place), an
+/// anonymous socket still gets `connect_error` with the server's own words.
+#[tokio::test]
+async fn without_the_http_check_the_connect_middleware_still_says_unauthorized() {
+    use socketioxide::handler::ConnectHandler;
+    let passport = Passport::new(MemoryUserStore::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = listener.local_addr().expect("local address");
+    let settings = SocketSettings {
+        allowed_origins: AllowedOrigins::for_port(address.port(), None),
+        session_recheck: Duration::from_secs(30),
+        limits: Default::default(),
+    };
+    let (socket_layer, io) = socketioxide::SocketIo::builder()
+        .with_state(settings.allowed_origins.clone())
+        .build_layer();
+    io.ns("/", admitted.with(authenticate_socket).with(check_origin));
+    let routes = axum::Router::new().layer(socket_layer);
+    let sessions = SessionConfig::with_key(Key::generate());
+    let router = around_sockets(
+        routes,
+        passport,
+        &sessions,
+        MemoryStore::default(),
+        &settings,
+    );
+    tokio::spawn(step01_http_vs_socket::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
+    let js = JsClient::start().await;
+    let socket = js.connect(&format!("http://{address}/"), json!({})).await;
     assert_eq!(socket.expect_connect_error().await, "Unauthorized");
 }
 
 #[tokio::test]
-async fn a_socket_with_a_forged_cookie_is_refused_with_unauthorized() {
+async fn a_socket_with_a_forged_cookie_is_refused_before_the_handshake() {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
     // Change one character of the signed value: the signature no longer matches.
@@ -138,15 +215,17 @@ async fn a_socket_with_a_forged_cookie_is_refused_with_unauthorized() {
     forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).expect("ASCII cookie");
     let socket = app.socket(Some(&forged), None, json!({})).await;
-    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+    assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_POLLING);
+    assert_eq!(app.handshake_refusal(Some(&forged), None).await.0, 401);
     // A cookie for a session id that was never issued, unsigned, fares no better.
     let made_up = "id=AAAAAAAAAAAAAAAAAAAAAA";
     let socket = app.socket(Some(made_up), None, json!({})).await;
-    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+    assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_POLLING);
+    assert_eq!(app.handshake_refusal(Some(made_up), None).await.0, 401);
 }
 
 #[tokio::test]
-async fn a_socket_with_an_expired_session_is_refused_with_unauthorized() {
+async fn a_socket_with_an_expired_session_is_refused_before_the_handshake() {
     let app = spawn_app_with(Options {
         max_age: time::Duration::seconds(1),
         ..Options::default()
@@ -155,7 +234,8 @@ async fn a_socket_with_an_expired_session_is_refused_with_unauthorized() {
     let cookie = app.login("alice").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let socket = app.socket(Some(&cookie), None, json!({})).await;
-    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+    assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_POLLING);
+    assert_eq!(app.handshake_refusal(Some(&cookie), None).await.0, 401);
 }
 
 /// Connects as alice with the given transports and checks that handlers see alice.
@@ -221,7 +301,10 @@ async fn each_socket_sees_its_own_user() {
 async fn a_foreign_origin_is_refused_even_with_a_valid_session() {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
-    for transports in [json!(["websocket"]), json!(["polling"])] {
+    for (transports, message) in [
+        (json!(["websocket"]), REFUSED_OVER_WEBSOCKET),
+        (json!(["polling"]), REFUSED_OVER_POLLING),
+    ] {
         let socket = app
             .socket(
                 Some(&cookie),
@@ -229,12 +312,12 @@ async fn a_foreign_origin_is_refused_even_with_a_valid_session() {
                 json!({ "transports": transports }),
             )
             .await;
-        assert_eq!(
-            socket.expect_connect_error().await,
-            "Forbidden origin",
-            "{transports}"
-        );
+        assert_eq!(socket.expect_connect_error().await, message);
     }
+    let refusal = app
+        .handshake_refusal(Some(&cookie), Some("http://evil.example"))
+        .await;
+    assert_eq!(refusal, (403, json!({ "error": "Forbidden origin" })));
 }
 
 #[tokio::test]
@@ -264,7 +347,9 @@ async fn an_allowed_origin_does_not_replace_the_session() {
             json!({ "transports": ["websocket"] }),
         )
         .await;
-    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+    assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_WEBSOCKET);
+    let refusal = app.handshake_refusal(None, Some(TRUSTED_FRONT_END)).await;
+    assert_eq!(refusal.0, 401);
 }
 
 #[tokio::test]
@@ -283,7 +368,8 @@ async fn logout_over_http_disconnects_the_socket_and_it_cannot_come_back() {
 
     // The old cookie now names a destroyed session.
     let again = app.socket(Some(&cookie), None, json!({})).await;
-    assert_eq!(again.expect_connect_error().await, "Unauthorized");
+    assert_eq!(again.expect_connect_error().await, REFUSED_OVER_POLLING);
+    assert_eq!(app.handshake_refusal(Some(&cookie), None).await.0, 401);
 }
 
 #[tokio::test]
@@ -312,10 +398,17 @@ async fn logout_leaves_the_sockets_of_other_sessions_alone() {
 #[tokio::test]
 async fn a_live_socket_notices_when_its_session_expires() {
     let app = spawn_app_with(Options {
-        max_age: time::Duration::seconds(1),
+        max_age: time::Duration::seconds(3),
         session_recheck: Duration::from_millis(200),
     })
     .await;
+    // The session's clock starts at the login, so the handshake must follow it quickly. The
+    // Node.js bridge starts in the background and can take seconds on a busy machine: let
+    // it answer once (a refused socket) before logging in.
+    app.socket(None, None, json!({}))
+        .await
+        .expect_connect_error()
+        .await;
     let cookie = app.login("alice").await;
     let socket = app.socket(Some(&cookie), None, json!({})).await;
     socket.expect_connect().await;

@@ -143,6 +143,33 @@ async fn post_token_without_a_session_is_401() {
     assert_eq!(body, json!({ "error": "Unauthorized" }));
 }
 
+/// `POST /token` changes nothing, but its answer is a credential: a page on another site
+/// must not even get the request through (it could not read the answer, thanks to CORS, but
+/// the Origin check refuses it before any token is signed).
+#[tokio::test]
+async fn post_token_from_a_foreign_page_is_403_and_from_our_page_200() {
+    let app = spawn_app().await;
+    let cookie = app.login("alice").await;
+    let own = format!("http://localhost:{}", app.address.port());
+    for (origin, status) in [("http://evil.example", 403), (own.as_str(), 200)] {
+        let response = app
+            .http
+            .post(app.url("/token"))
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .send()
+            .await
+            .expect("POST /token");
+        assert_eq!(response.status(), status, "{origin}");
+        let body: Value = response.json().await.expect("a JSON body");
+        if status == 403 {
+            assert_eq!(body, json!({ "error": "Forbidden origin" }));
+        } else {
+            assert!(body["token"].is_string(), "{body}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_socket_without_a_token_is_refused_with_unauthorized() {
     let app = spawn_app().await;

@@ -108,11 +108,13 @@ async fn start_node(
         sockets: SocketSettings {
             allowed_origins: step05_chat::config::allowed_origins(address, None),
             session_recheck: Duration::from_secs(30),
+            limits: Default::default(),
         },
         rate_limit: RateLimiter::new(u32::MAX, 1e9),
         hashing: argon2::Params::new(8, 1, 1, None)?,
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         limits: step05_chat::limits::ChatLimits::off(),
+        auth_limits: step03_passport_like_auth::AuthLimits::disabled(),
         redis_url,
     };
     let chat = step05_chat::build(config).await?;

@@ -127,7 +127,8 @@ pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatSer
     let redis = connect(redis_url).await?;
     let session_store = RedisStore::new(redis.sessions);
 
-    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
+    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing)
+        .with_limits(config.auth_limits);
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit)
         .with_limits(config.limits)
         .in_cluster();

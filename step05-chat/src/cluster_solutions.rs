@@ -222,7 +222,8 @@ async fn build_node(config: ChatConfig, redis_url: &str) -> Result<ChatServer, B
     let sessions_client = redis.sessions;
     let session_store = RedisStore::new(sessions_client.clone());
 
-    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
+    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing)
+        .with_limits(config.auth_limits);
     // Exercise 3: the shared limit, with the node's own limiter's settings.
     let shared_limit = SharedRateLimit::new(sessions_client.clone(), &config.rate_limit);
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit)

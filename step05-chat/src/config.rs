@@ -14,16 +14,19 @@
 //! | `MAX_SOCKETS_PER_USER` | `20` | tabs and devices one user may have connected at once |
 //! | `MAX_ROOMS_PER_SOCKET` | `20` | rooms one socket may be in, besides `general` |
 //! | `ROOM_MESSAGES_PER_SECOND` | `30` | messages one room accepts per second from everyone together |
+//! | `SOCKET_MAX_MESSAGE_BYTES` | `16384` | the largest Socket.IO message a client may send (step 4) |
+//! | `SOCKET_CONNECT_TIMEOUT_SECS` | `10` | how long a new connection may take to `CONNECT` (step 4) |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::argon2;
-use step04_socket_middleware::{AllowedOrigins, SocketSettings};
+use step04_socket_middleware::{AllowedOrigins, LimitsError, SocketLimits, SocketSettings};
 
 use crate::limits::{ChatLimits, UNLIMITED_RATE};
 use crate::rate_limit::RateLimiter;
+use step03_passport_like_auth::{AuthLimits, rate_limits_enabled_from_env};
 
 /// The database the chat uses when `DATABASE_URL` is not set: a file, created on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chat.db";
@@ -43,6 +46,8 @@ pub struct ChatConfig {
     pub hashing: argon2::Params,
     /// Sockets per user, rooms per socket, messages per room (see [`crate::limits`]).
     pub limits: ChatLimits,
+    /// The throttles on `/login` and `/register`, and the Argon2 bound (step 3).
+    pub auth_limits: AuthLimits,
     /// How many packets may wait in one socket's queue (see [`crate::delivery`]).
     pub socket_buffer: usize,
     /// With a Redis URL, this server is one node of a cluster (sessions and broadcasts go
@@ -62,12 +67,18 @@ pub enum ConfigError {
     /// `SOCKET_BUFFER` is not a positive number.
     #[error("SOCKET_BUFFER must be a number of packets from 1 up, got {0:?}")]
     SocketBuffer(String),
-    /// A limit that is not a positive number, or `RATE_LIMITS` neither `on` nor `off`.
+    /// A step 3 throttle setting that could not be read.
+    #[error(transparent)]
+    AuthLimits(#[from] step03_passport_like_auth::LimitsError),
+    /// A limit that is not a positive number.
     #[error("{0} must be {1}, got {2:?}")]
     Limit(&'static str, &'static str, String),
     /// A session setting (step 2's checks).
     #[error(transparent)]
     Sessions(#[from] SessionConfigError),
+    /// A Socket.IO size or time limit (step 4's checks).
+    #[error(transparent)]
+    SocketLimits(#[from] LimitsError),
 }
 
 /// The address to listen on, from `HOST` and `PORT`.
@@ -94,9 +105,11 @@ impl ChatConfig {
             sockets: SocketSettings {
                 allowed_origins: allowed_origins(addr, std::env::var("ALLOWED_ORIGINS").ok()),
                 session_recheck: Duration::from_secs(30),
+                limits: SocketLimits::from_env()?,
             },
             rate_limit: RateLimiter::default(),
             limits: limits_from_env()?,
+            auth_limits: AuthLimits::from_env()?,
             hashing: argon2::Params::default(),
             socket_buffer: match std::env::var("SOCKET_BUFFER") {
                 Ok(value) => match value.parse() {
@@ -115,13 +128,10 @@ impl ChatConfig {
 /// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`, `MAX_ROOMS_PER_SOCKET` and
 /// `ROOM_MESSAGES_PER_SECOND`.
 pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
-    match std::env::var("RATE_LIMITS").as_deref() {
-        Ok("off") => {
-            tracing::warn!("RATE_LIMITS=off: every rate limit and per-user cap is OFF");
-            return Ok(ChatLimits::off());
-        }
-        Ok("on") | Err(_) => {}
-        Ok(other) => return Err(ConfigError::Limit("RATE_LIMITS", "on or off", other.into())),
+    // Step 3 reads the same switch for its throttles.
+    if !rate_limits_enabled_from_env() {
+        tracing::warn!("RATE_LIMITS=off: every chat limit and per-user cap is OFF");
+        return Ok(ChatLimits::off());
     }
     let defaults = ChatLimits::default();
     let number = |name: &'static str, default: f64| match std::env::var(name) {

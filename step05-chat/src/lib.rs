@@ -144,7 +144,8 @@ where
     step02_sessions::spawn_expired_session_cleanup(session_store.clone());
 
     // Step 3's passport module, unchanged, over users in SQLite instead of in memory.
-    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing);
+    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing)
+        .with_limits(config.auth_limits);
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit).with_limits(config.limits);
     chat.spawn_housekeeping();
 
@@ -173,7 +174,10 @@ pub(crate) fn socket_io_builder<S: SessionStore + Clone>(
     chat: Chat,
     session_store: &S,
 ) -> socketioxide::SocketIoBuilder {
-    SocketIo::builder()
+    // Step 4's size and time limits: 16 KiB messages, no binary, a 10 s connect timeout.
+    sockets
+        .limits
+        .apply(SocketIo::builder())
         .max_buffer_size(socket_buffer)
         .with_state(sockets.allowed_origins.clone())
         .with_state(chat)

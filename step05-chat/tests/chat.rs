@@ -120,7 +120,16 @@ async fn the_page_is_served_with_the_pinned_socket_io_client() {
 async fn a_socket_without_a_session_gets_unauthorized() {
     let app = spawn_app().await;
     let socket = app.socket(None, json!({})).await;
-    assert_eq!(socket.expect_connect_error().await, "Unauthorized");
+    // Refused over HTTP, before a connection exists (step 4): the client reports a
+    // transport error, the reason is the 401's body.
+    assert_eq!(socket.expect_connect_error().await, "xhr poll error");
+    let handshake = app
+        .http
+        .get(app.url("/socket.io/?EIO=4&transport=polling"))
+        .send()
+        .await
+        .expect("GET /socket.io/");
+    assert_eq!(handshake.status(), 401);
 }
 
 #[tokio::test]
@@ -134,7 +143,8 @@ async fn a_foreign_origin_is_refused_and_an_own_one_accepted() {
                     "extraHeaders": { "cookie": cookie, "origin": "http://evil.example" } }),
         )
         .await;
-    assert_eq!(foreign.expect_connect_error().await, "Forbidden origin");
+    // Refused over HTTP with a 403 (step 4): a transport error for the client.
+    assert_eq!(foreign.expect_connect_error().await, "websocket error");
     let own = format!("http://localhost:{}", app.address.port());
     let allowed = app
         .socket(
@@ -500,7 +510,7 @@ async fn logout_disconnects_every_socket_of_that_session() {
         assert_eq!(event.raw["reason"], "io server disconnect");
     }
     let again = app.socket(Some(&cookie), json!({})).await;
-    assert_eq!(again.expect_connect_error().await, "Unauthorized");
+    assert_eq!(again.expect_connect_error().await, "xhr poll error"); // a 401 handshake
 }
 
 // ---------------------------------------------------------------- restart

@@ -9,11 +9,6 @@ use serde_json::{Value, json};
 use step05_chat::limits::ChatLimits;
 use support::{Options, say, spawn_app, spawn_app_with};
 
-/// A tab of `cookie`'s user, over websocket.
-fn tab(cookie: &str) -> Value {
-    json!({ "extraHeaders": { "cookie": cookie }, "transports": ["websocket"] })
-}
-
 #[tokio::test]
 async fn the_21st_socket_of_a_user_is_refused_with_a_reason_and_others_are_not() {
     let app = spawn_app().await;
@@ -183,4 +178,30 @@ async fn a_class_of_40_registers_logs_in_and_chats_without_a_single_refusal() {
         assert!(refused.is_empty(), "round {round}: {refused:?}");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+#[tokio::test]
+async fn logging_in_again_in_the_same_browser_closes_the_old_session_s_sockets_at_once() {
+    let app = spawn_app().await;
+    let old_cookie = app.register("alice").await;
+    let (old_tab, _) = app.connected(&old_cookie).await;
+
+    // The same browser logs in again (as anyone): it sends the cookie it has.
+    let response = app
+        .http
+        .post(app.url("/login"))
+        .header("cookie", &old_cookie)
+        .json(&json!({ "username": "alice", "password": support::PASSWORD }))
+        .send()
+        .await
+        .expect("POST /login");
+    assert_eq!(response.status(), 200);
+
+    let closed = old_tab
+        .try_next_named("disconnect", Duration::from_secs(1))
+        .await;
+    assert!(
+        closed.is_some(),
+        "the old session's socket is still open after 1 s"
+    );
 }

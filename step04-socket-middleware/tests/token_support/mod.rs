@@ -51,6 +51,7 @@ pub async fn spawn_token_app(build: TokenAppBuilder, tokens: TokenConfig) -> Tes
     let settings = SocketSettings {
         allowed_origins: AllowedOrigins::for_port(address.port(), None),
         session_recheck: Duration::from_secs(30),
+        limits: Default::default(),
     };
     let sessions = SessionConfig::with_key(Key::generate());
     let router = build(

@@ -120,12 +120,14 @@ pub fn test_config(
         sockets: SocketSettings {
             allowed_origins: step05_chat::config::allowed_origins(address, None),
             session_recheck: Duration::from_secs(30),
+            limits: Default::default(),
         },
         rate_limit: RateLimiter::new(burst, per_second),
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
         hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         limits: step05_chat::limits::ChatLimits::default(),
+        auth_limits: step03_passport_like_auth::AuthLimits::default(),
         redis_url: None,
     }
 }
