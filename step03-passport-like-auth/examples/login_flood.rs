@@ -4,7 +4,7 @@
 //! from `/proc/<pid>/status`):
 //!
 //! ```console
-//! cargo build --release -p step03-passport-like-auth --bin step03-passport-like-auth --example login_flood
+//! cargo build --release -p step03-passport-like-auth --bins --example login_flood
 //! RATE_LIMITS=off PORT=3003 target/release/step03-passport-like-auth &
 //! target/release/examples/login_flood --url http://127.0.0.1:3003 --pid $! --logins 200
 //! ```
