@@ -1,8 +1,7 @@
 //! Load testing the chat: a Rust load generator, and a "floor" to measure it against.
 //!
 //! ```console
-//! cargo build --release -p step05-chat -p bench
-//! target/release/loadgen --targets floor,step05
+//! cargo run --release -p bench --bin loadgen -- --targets floor,step05
 //! ```
 //!
 //! - [`floor`]: the chat's Socket.IO events on a bare socketioxide server (no auth, no

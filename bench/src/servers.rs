@@ -131,3 +131,32 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// Builds step 5's chat next to this executable, if it is missing and this process was started
+/// by `cargo run` (which sets `CARGO`): `cargo run -p bench` builds only this package's
+/// binaries.
+pub fn build_step05_if_missing() -> Result<(), String> {
+    if sibling_binary("step05-chat").is_ok() {
+        return Ok(());
+    }
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return sibling_binary("step05-chat").map(drop);
+    };
+    let me = std::env::current_exe().map_err(|error| format!("where am I? {error}"))?;
+    let release = me
+        .parent()
+        .is_some_and(|dir| dir.ends_with("release"));
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "-p", "step05-chat"]);
+    if release {
+        build.arg("--release");
+    }
+    eprintln!("building step05-chat: {build:?}");
+    let status = build
+        .status()
+        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    if !status.success() {
+        return Err(format!("building step05-chat failed ({status})"));
+    }
+    sibling_binary("step05-chat").map(drop)
+}

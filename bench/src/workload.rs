@@ -510,10 +510,12 @@ async fn run_socket(
     drop(connected);
 
     let mut phase = shared.phase.clone();
+    // A copy, refreshed only when the phase changes: reading the channel on every frame would
+    // make every socket task touch the same lock 200,000 times a second.
+    let mut now = *phase.borrow_and_update();
     let mut next_number = 0;
     let mut complete = false;
     loop {
-        let now = *phase.borrow_and_update();
         let next_send = match (now, plan.sender) {
             (Phase::Stop, _) => break,
             (Phase::Sending(start), Some(sender)) if next_number < workload.messages => {
@@ -534,12 +536,14 @@ async fn run_socket(
                 let text = format!("{sender} {next_number} {}", shared.epoch.elapsed().as_micros());
                 next_number += 1;
                 inbox.stats.sent += 1;
+                // The ack id only has to be unique on this socket.
                 connection.send_chat_message(next_number as u64, ROOM, &text).await
             }
             changed = phase.changed() => {
                 if changed.is_err() {
                     break;
                 }
+                now = *phase.borrow_and_update();
                 Ok(())
             }
         };

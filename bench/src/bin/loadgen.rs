@@ -2,11 +2,14 @@
 //! cluster), one after the other, each server in its own process.
 //!
 //! ```console
-//! cargo build --release -p step05-chat -p bench
-//! target/release/loadgen                                   # 1,000 sockets, 200 messages/s
-//! target/release/loadgen --users 500 --senders 50 --rate 0.2 --messages 10   # 10,000 sockets, 10 messages/s
-//! target/release/loadgen --targets floor,step05,cluster
+//! cargo run --release -p bench --bin loadgen     # 1,000 sockets, 200 messages/s
+//! cargo run --release -p bench --bin loadgen -- --users 500 --senders 50 --rate 0.2 --messages 10
+//! cargo run --release -p bench --bin loadgen -- --targets floor,step05,cluster
 //! ```
+//!
+//! The second line is the 10,000-socket case: 500 users × 20 tabs, 50 of them sending one
+//! message every 5 s, 10 messages/s in all. Run from `cargo run`, a missing `step05-chat`
+//! binary is built first.
 
 use std::time::Duration;
 
@@ -176,6 +179,9 @@ fn check_open_files(workload: &Workload) -> Result<(), String> {
 }
 
 fn check_binaries(targets: &[String]) -> Result<(), String> {
+    if targets.iter().any(|target| target != "floor") {
+        servers::build_step05_if_missing()?;
+    }
     for target in targets {
         let binary = if target == "floor" { "floor" } else { "step05-chat" };
         servers::sibling_binary(binary)?;
