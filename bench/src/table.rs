@@ -5,8 +5,8 @@ use crate::Report;
 /// The table's header and separator lines.
 pub fn header() -> String {
     [
-        "| Target | Sockets | Connects/s | Delivered live | After catch-up | Dup. | Out of order | p50 ms | p99 ms | max ms | Disconnects | KiB/socket | CPU s per M deliveries |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Target | Sockets | Connects/s | Delivered live | After catch-up | Dup. | Out of order | p50 ms | p99 ms | max ms | Disconnects | KiB/socket | CPU s per M deliveries | loadgen CPU s per M |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     .join("\n")
 }
@@ -14,7 +14,7 @@ pub fn header() -> String {
 /// One row.
 pub fn row(report: &Report) -> String {
     format!(
-        "| {} | {} | {:.0} | {:.3} % | {:.3} % | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+        "| {} | {} | {:.0} | {:.3} % | {:.3} % | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
         report.target,
         report.sockets,
         report.connects_per_sec,
@@ -28,6 +28,7 @@ pub fn row(report: &Report) -> String {
         report.disconnects,
         optional(report.rss_kib_per_socket),
         optional(report.cpu_secs_per_million),
+        optional(report.loadgen_cpu_secs_per_million),
     )
 }
 

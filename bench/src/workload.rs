@@ -190,6 +190,9 @@ pub struct Report {
     pub rss_kib_per_socket: Option<f64>,
     /// Server CPU time (user + system) over sending and draining, per million deliveries.
     pub cpu_secs_per_million: Option<f64>,
+    /// The same for this process, the load generator (with an in-process server, both): if it
+    /// nears the number of cores × the run's seconds per million, the client is the bottleneck.
+    pub loadgen_cpu_secs_per_million: Option<f64>,
     /// Seconds from the first send to the end of the drain.
     pub messaging_secs: f64,
 }
@@ -203,13 +206,13 @@ enum Phase {
     Stop,
 }
 
-/// What every socket task shares.
+/// What every socket task shares. (Not the phase: each task has its own channel for that, so
+/// that 10,000 tasks waiting for it do not queue on one lock.)
 #[derive(Debug)]
 struct Shared {
     workload: Workload,
     /// The clock of the message texts' time stamps.
     epoch: Instant,
-    phase: watch::Receiver<Phase>,
     /// Sockets that have received every message.
     complete: AtomicUsize,
     all_complete: Notify,
@@ -231,11 +234,9 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     let measured = |figure: Option<f64>| figure.filter(|_| !pids.is_empty());
     let rss_before = procfs::rss_kib(pids);
 
-    let (set_phase, phase) = watch::channel(Phase::Connecting);
     let shared = Arc::new(Shared {
         workload: workload.clone(),
         epoch: Instant::now(),
-        phase,
         complete: AtomicUsize::new(0),
         all_complete: Notify::new(),
         connects: Semaphore::new(CONNECTS_IN_FLIGHT),
@@ -244,12 +245,16 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     // Phase 2: connect.
     let (connected, mut connect_results) = mpsc::unbounded_channel();
     let mut tasks = Vec::with_capacity(workload.sockets());
+    let mut phases = Vec::with_capacity(workload.sockets());
     for user in 0..workload.users {
         for tab in 0..workload.tabs {
+            let (set_phase, phase) = watch::channel(Phase::Connecting);
+            phases.push(set_phase);
             let plan = SocketPlan {
                 node: target.nodes[(user + tab) % target.nodes.len()],
                 cookie: cookies[user].clone(),
                 sender: (tab == 0 && user < workload.senders).then_some(user),
+                phase,
             };
             tasks.push(tokio::spawn(run_socket(
                 plan,
@@ -273,8 +278,9 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
 
     // Phases 3 and 4: send, then drain.
     let cpu_before = procfs::cpu_seconds(pids);
+    let own_cpu_before = procfs::cpu_seconds(&[std::process::id()]);
     let start = Instant::now() + Duration::from_millis(100);
-    set_phase.send(Phase::Sending(start)).ok();
+    set_phase(&phases, Phase::Sending(start));
     let last_send = start + workload.send_offset(workload.senders, workload.messages - 1);
     let deadline = last_send + workload.drain;
     let live_sockets = workload.sockets() - connect_failures;
@@ -289,7 +295,8 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     }
     let messaging_secs = start.elapsed().as_secs_f64();
     let cpu_after = procfs::cpu_seconds(pids);
-    set_phase.send(Phase::Stop).ok();
+    let own_cpu_after = procfs::cpu_seconds(&[std::process::id()]);
+    set_phase(&phases, Phase::Stop);
 
     let mut totals = SocketStats::default();
     for task in tasks {
@@ -328,8 +335,18 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         cpu_secs_per_million: measured(cpu_before.zip(cpu_after).map(|(before, after)| {
             (after - before) / (delivered.max(1) as f64 / 1e6)
         })),
+        loadgen_cpu_secs_per_million: own_cpu_before.zip(own_cpu_after).map(
+            |(before, after)| (after - before) / (delivered.max(1) as f64 / 1e6),
+        ),
         messaging_secs,
     })
+}
+
+/// Tells every socket task the run's new phase.
+fn set_phase(phases: &[watch::Sender<Phase>], phase: Phase) {
+    for socket in phases {
+        socket.send(phase).ok();
+    }
 }
 
 /// The value below which `fraction` of the sorted `values` lie (0 if there are none).
@@ -380,12 +397,14 @@ async fn register(http: &reqwest::Client, url: &str, username: String) -> Result
     Ok(cookie.to_owned())
 }
 
-/// Which node a socket connects to, as whom, and whether it sends (as sender number `n`).
+/// Which node a socket connects to, as whom, whether it sends (as sender number `n`), and
+/// where it hears of the run's phases.
 #[derive(Debug)]
 struct SocketPlan {
     node: SocketAddr,
     cookie: Option<String>,
     sender: Option<usize>,
+    phase: watch::Receiver<Phase>,
 }
 
 /// What one socket counted; added up over all sockets for the report.
@@ -509,21 +528,30 @@ async fn run_socket(
     };
     drop(connected);
 
-    let mut phase = shared.phase.clone();
-    // A copy, refreshed only when the phase changes: reading the channel on every frame would
-    // make every socket task touch the same lock 200,000 times a second.
-    let mut now = *phase.borrow_and_update();
+    let mut phase = plan.phase.clone();
+    // The next message to send and when: nothing until the sending starts, and only for the
+    // first tab of a sender. One timer, moved along, rather than a new one per frame.
     let mut next_number = 0;
+    let mut next_send: Option<Instant> = None;
+    let send_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(send_timer);
     let mut complete = false;
     loop {
-        let next_send = match (now, plan.sender) {
-            (Phase::Stop, _) => break,
-            (Phase::Sending(start), Some(sender)) if next_number < workload.messages => {
-                Some(start + workload.send_offset(sender, next_number))
-            }
-            _ => None,
-        };
+        // `biased`: poll in this order, so a socket busy receiving never polls the phase.
         let outcome = tokio::select! {
+            biased;
+            () = &mut send_timer, if next_send.is_some() => {
+                let sender = plan.sender.unwrap_or_default();
+                let text = format!("{sender} {next_number} {}", shared.epoch.elapsed().as_micros());
+                next_number += 1;
+                inbox.stats.sent += 1;
+                next_send = schedule(workload, &phase, plan.sender, next_number);
+                if let Some(at) = next_send {
+                    send_timer.as_mut().reset(at.into());
+                }
+                // The ack id only has to be unique on this socket.
+                connection.send_chat_message(next_number as u64, ROOM, &text).await
+            }
             packet = connection.next() => match packet {
                 Ok(packet) => {
                     handle(&mut inbox, workload, &shared.epoch, packet);
@@ -531,19 +559,14 @@ async fn run_socket(
                 }
                 Err(error) => Err(error),
             },
-            () = sleep_until(next_send) => {
-                let sender = plan.sender.unwrap_or_default();
-                let text = format!("{sender} {next_number} {}", shared.epoch.elapsed().as_micros());
-                next_number += 1;
-                inbox.stats.sent += 1;
-                // The ack id only has to be unique on this socket.
-                connection.send_chat_message(next_number as u64, ROOM, &text).await
-            }
             changed = phase.changed() => {
-                if changed.is_err() {
+                if changed.is_err() || *phase.borrow_and_update() == Phase::Stop {
                     break;
                 }
-                now = *phase.borrow_and_update();
+                next_send = schedule(workload, &phase, plan.sender, next_number);
+                if let Some(at) = next_send {
+                    send_timer.as_mut().reset(at.into());
+                }
                 Ok(())
             }
         };
@@ -563,6 +586,22 @@ async fn run_socket(
     }
     connection.close().await;
     inbox.stats
+}
+
+/// When to send message `number`, if this socket sends, the sending has started and there is
+/// one left to send.
+fn schedule(
+    workload: &Workload,
+    phase: &watch::Receiver<Phase>,
+    sender: Option<usize>,
+    number: usize,
+) -> Option<Instant> {
+    match (*phase.borrow(), sender) {
+        (Phase::Sending(start), Some(sender)) if number < workload.messages => {
+            Some(start + workload.send_offset(sender, number))
+        }
+        _ => None,
+    }
 }
 
 async fn connect(plan: &SocketPlan, server_offset: Option<i64>) -> Result<Connection, ClientError> {
@@ -601,14 +640,6 @@ fn handle(inbox: &mut Inbox, workload: &Workload, epoch: &Instant, packet: Packe
         }
         Packet::Ack { ok: true, .. } => inbox.stats.acked += 1,
         Packet::Ack { ok: false, .. } => inbox.stats.refused += 1,
-    }
-}
-
-/// Sleeps until `at`, or for ever if there is nothing to wait for.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -99,6 +99,7 @@ fn assert_complete(report: &Report, workload: &Workload) {
     // The server runs in this process: its memory and CPU are not measured apart.
     assert_eq!(report.rss_kib_per_socket, None);
     assert_eq!(report.cpu_secs_per_million, None);
+    assert!(report.loadgen_cpu_secs_per_million.is_some());
 }
 
 #[tokio::test]
