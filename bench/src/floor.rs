@@ -86,7 +86,11 @@ async fn on_chat_message(
         "text": message.text,
         "ts": step01_http_vs_socket::now_ms(),
     });
-    if let Err(error) = socket.within(message.room).emit("chat message", &event).await {
+    if let Err(error) = socket
+        .within(message.room)
+        .emit("chat message", &event)
+        .await
+    {
         tracing::warn!(%error, "could not broadcast a message");
     }
     drop(last_id);

@@ -80,7 +80,11 @@ pub async fn start_step05(
 /// Runs `command` with `PORT` set to a free port, and waits until that port accepts.
 async fn start(mut command: Command) -> Result<ServerProcess, String> {
     let port = free_port().map_err(|error| format!("no free port: {error}"))?;
-    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
     let mut child = command
         .env("PORT", port.to_string())
         .stdin(Stdio::null())
@@ -98,7 +102,9 @@ async fn start(mut command: Command) -> Result<ServerProcess, String> {
             return Err(format!("{program} exited with {status} before listening"));
         }
         if started.elapsed() > STARTUP_TIMEOUT {
-            return Err(format!("{program} did not listen on {addr} within {STARTUP_TIMEOUT:?}"));
+            return Err(format!(
+                "{program} did not listen on {addr} within {STARTUP_TIMEOUT:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -115,7 +121,9 @@ impl ServerProcess {
 /// A port the OS says is free. (Another process could take it before the server binds it; on
 /// a test machine that is rare, and the start then fails with a clear message.)
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// The binary `name` next to the running executable, or an error that says how to build it.
@@ -143,11 +151,11 @@ pub fn build_step05_if_missing() -> Result<(), String> {
         return sibling_binary("step05-chat").map(drop);
     };
     let me = std::env::current_exe().map_err(|error| format!("where am I? {error}"))?;
-    let release = me
-        .parent()
-        .is_some_and(|dir| dir.ends_with("release"));
+    let release = me.parent().is_some_and(|dir| dir.ends_with("release"));
     let mut build = std::process::Command::new(cargo);
-    build.args(["build", "-p", "step05-chat"]);
+    // Both packages, as in the README: built alone, step05-chat's dependencies would get other
+    // features, and everything would be compiled again.
+    build.args(["build", "-p", "step05-chat", "-p", "bench"]);
     if release {
         build.arg("--release");
     }

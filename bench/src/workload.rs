@@ -246,13 +246,13 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     let (connected, mut connect_results) = mpsc::unbounded_channel();
     let mut tasks = Vec::with_capacity(workload.sockets());
     let mut phases = Vec::with_capacity(workload.sockets());
-    for user in 0..workload.users {
+    for (user, cookie) in cookies.iter().enumerate() {
         for tab in 0..workload.tabs {
             let (set_phase, phase) = watch::channel(Phase::Connecting);
             phases.push(set_phase);
             let plan = SocketPlan {
                 node: target.nodes[(user + tab) % target.nodes.len()],
-                cookie: cookies[user].clone(),
+                cookie: cookie.clone(),
                 sender: (tab == 0 && user < workload.senders).then_some(user),
                 phase,
             };
@@ -332,12 +332,14 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         rss_kib_per_socket: measured(rss_before.zip(rss_connected).map(|(before, after)| {
             after.saturating_sub(before) as f64 / workload.sockets().max(1) as f64
         })),
-        cpu_secs_per_million: measured(cpu_before.zip(cpu_after).map(|(before, after)| {
-            (after - before) / (delivered.max(1) as f64 / 1e6)
-        })),
-        loadgen_cpu_secs_per_million: own_cpu_before.zip(own_cpu_after).map(
-            |(before, after)| (after - before) / (delivered.max(1) as f64 / 1e6),
+        cpu_secs_per_million: measured(
+            cpu_before
+                .zip(cpu_after)
+                .map(|(before, after)| (after - before) / (delivered.max(1) as f64 / 1e6)),
         ),
+        loadgen_cpu_secs_per_million: own_cpu_before
+            .zip(own_cpu_after)
+            .map(|(before, after)| (after - before) / (delivered.max(1) as f64 / 1e6)),
         messaging_secs,
     })
 }

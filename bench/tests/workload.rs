@@ -142,7 +142,9 @@ async fn sockets_dropped_by_step05_catch_up_on_what_they_missed() {
     let report = bench::run(&workload, &target("step05", addr, true))
         .await
         .expect("run");
-    drop_everyone.await.expect("the server dropped every socket");
+    drop_everyone
+        .await
+        .expect("the server dropped every socket");
 
     assert_eq!(report.disconnects, sockets);
     assert_eq!(report.messages_sent, workload.total_messages());
@@ -150,7 +152,10 @@ async fn sockets_dropped_by_step05_catch_up_on_what_they_missed() {
         report.delivered_live < report.expected_deliveries,
         "some messages were sent while the sockets were away: {report:?}"
     );
-    assert_eq!(report.delivered_total, report.expected_deliveries, "{report:?}");
+    assert_eq!(
+        report.delivered_total, report.expected_deliveries,
+        "{report:?}"
+    );
     assert_eq!((report.duplicates, report.out_of_order), (0, 0));
 }
 

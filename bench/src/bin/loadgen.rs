@@ -183,10 +183,21 @@ fn check_binaries(targets: &[String]) -> Result<(), String> {
         servers::build_step05_if_missing()?;
     }
     for target in targets {
-        let binary = if target == "floor" { "floor" } else { "step05-chat" };
+        let binary = if target == "floor" {
+            "floor"
+        } else {
+            "step05-chat"
+        };
         servers::sibling_binary(binary)?;
-        if target == "cluster" && std::process::Command::new("redis-server").arg("--version").output().is_err() {
-            return Err("the cluster target needs `redis-server` (bash scripts/test.sh installs it)".into());
+        if target == "cluster"
+            && std::process::Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_err()
+        {
+            return Err(
+                "the cluster target needs `redis-server` (bash scripts/test.sh installs it)".into(),
+            );
         }
     }
     Ok(())
