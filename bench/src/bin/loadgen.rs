@@ -1,0 +1,204 @@
+//! `loadgen`: the same workload against the floor and step 5 (and optionally a two-node
+//! cluster), one after the other, each server in its own process.
+//!
+//! ```console
+//! cargo run --release -p bench --bin loadgen     # 1,000 sockets, 200 messages/s
+//! cargo run --release -p bench --bin loadgen -- --users 500 --senders 50 --rate 0.2 --messages 10
+//! cargo run --release -p bench --bin loadgen -- --targets floor,step05,cluster
+//! ```
+//!
+//! The second line is the 10,000-socket case: 500 users × 20 tabs, 50 of them sending one
+//! message every 5 s, 10 messages/s in all. Run from `cargo run`, a missing `step05-chat`
+//! binary is built first.
+
+use std::time::Duration;
+
+use bench::servers::{self, ChatSetup, ServerProcess};
+use bench::{Report, Target, Workload, procfs, table};
+
+const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,cluster]";
+
+/// Open files the load generator needs beyond one per socket (stdio, HTTP, the runtime...).
+const SPARE_FILES: u64 = 256;
+
+#[derive(Debug)]
+struct Args {
+    workload: Workload,
+    targets: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut workload = Workload::default();
+    let mut senders = None;
+    let mut targets = vec!["floor".to_owned(), "step05".to_owned()];
+    let mut words = std::env::args().skip(1);
+    while let Some(flag) = words.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_owned());
+        }
+        let value = words
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let whole = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{flag} takes a whole number, got {value:?}"))
+        };
+        let decimal = || {
+            value
+                .parse::<f64>()
+                .map_err(|_| format!("{flag} takes a number, got {value:?}"))
+        };
+        match flag.as_str() {
+            "--users" => workload.users = whole()?,
+            "--tabs" => workload.tabs = whole()?,
+            "--senders" => senders = Some(whole()?),
+            "--messages" => workload.messages = whole()?,
+            "--rate" => workload.rate = decimal()?,
+            "--drain" => workload.drain = Duration::from_secs_f64(decimal()?.max(0.0)),
+            "--targets" => targets = value.split(',').map(str::to_owned).collect(),
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    // Every user sends unless told otherwise.
+    workload.senders = senders.unwrap_or(workload.users);
+    workload.validate()?;
+    if let Some(unknown) = targets
+        .iter()
+        .find(|target| !["floor", "step05", "cluster"].contains(&target.as_str()))
+    {
+        return Err(format!(
+            "unknown target {unknown:?}: use floor, step05, cluster"
+        ));
+    }
+    Ok(Args { workload, targets })
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    check_open_files(&args.workload)?;
+    check_binaries(&args.targets)?;
+
+    let command_line: Vec<String> = std::env::args().collect();
+    let workload = &args.workload;
+    println!("command: {}", command_line.join(" "));
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        procfs::cpu_model().unwrap_or_else(|| "unknown CPU".into())
+    );
+    println!(
+        "workload: {} users × {} tabs = {} sockets in `general`; {} senders × {} messages at {}/s each ({:.0} messages/s, {:.0} deliveries/s)",
+        workload.users,
+        workload.tabs,
+        workload.sockets(),
+        workload.senders,
+        workload.messages,
+        workload.rate,
+        workload.senders as f64 * workload.rate,
+        workload.senders as f64 * workload.rate * workload.sockets() as f64,
+    );
+
+    let mut reports = Vec::new();
+    for target in &args.targets {
+        eprintln!("running {target}...");
+        let report = measure(target, workload).await?;
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|error| error.to_string())?
+        );
+        reports.push(report);
+    }
+
+    println!();
+    println!("{}", table::header());
+    for report in &reports {
+        println!("{}", table::row(report));
+    }
+    if let Some(floor) = reports.iter().find(|report| report.target == "floor") {
+        println!();
+        for report in reports.iter().filter(|report| report.target != "floor") {
+            println!("{}", table::versus_floor(report, floor));
+        }
+    }
+    Ok(())
+}
+
+/// Starts `target`'s server(s), runs the workload, stops them.
+async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
+    let setup = ChatSetup::new().map_err(|error| format!("temporary folder: {error}"))?;
+    // Kept until the end of the run: dropping it stops Redis.
+    let mut redis = None;
+    let processes: Vec<ServerProcess> = match target {
+        "floor" => vec![servers::start_floor().await?],
+        "step05" => vec![servers::start_step05(&setup, None).await?],
+        _ => {
+            let server = redis.insert(testkit::RedisServer::start().await);
+            let node_a = servers::start_step05(&setup, Some(&server.url)).await?;
+            let node_b = servers::start_step05(&setup, Some(&server.url)).await?;
+            vec![node_a, node_b]
+        }
+    };
+    let report = bench::run(
+        workload,
+        &Target {
+            name: target.to_owned(),
+            nodes: processes.iter().map(|process| process.addr).collect(),
+            login: target != "floor",
+            pids: processes.iter().map(|process| process.pid).collect(),
+        },
+    )
+    .await
+    .map_err(|error| format!("{target}: {error}"));
+    for process in processes {
+        process.kill().await;
+    }
+    drop(redis);
+    report
+}
+
+/// One file per socket: stop now, with the fix, rather than fail half-way.
+fn check_open_files(workload: &Workload) -> Result<(), String> {
+    let needed = workload.sockets() as u64 + SPARE_FILES;
+    match procfs::open_files_limit() {
+        Some(limit) if limit < needed => Err(format!(
+            "{} sockets need about {needed} open files, but the limit is {limit}: \
+             run `ulimit -n {needed}` in this shell first",
+            workload.sockets()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_binaries(targets: &[String]) -> Result<(), String> {
+    if targets.iter().any(|target| target != "floor") {
+        servers::build_step05_if_missing()?;
+    }
+    for target in targets {
+        let binary = if target == "floor" {
+            "floor"
+        } else {
+            "step05-chat"
+        };
+        servers::sibling_binary(binary)?;
+        if target == "cluster"
+            && std::process::Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_err()
+        {
+            return Err(
+                "the cluster target needs `redis-server` (bash scripts/test.sh installs it)".into(),
+            );
+        }
+    }
+    Ok(())
+}

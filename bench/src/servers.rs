@@ -1,0 +1,170 @@
+//! The servers under test, each started as a process of its own, so that the memory and CPU
+//! time read from `/proc` are the server's alone and not the load generator's.
+//!
+//! The binaries are looked for next to the running executable (`target/release/` when the
+//! load generator runs from there), where `cargo build --release -p step05-chat -p bench` puts
+//! them.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+/// How long a server may take to accept connections after it was started.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server process on a loopback port; killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its process id, for `/proc`.
+    pub pid: u32,
+    child: Child,
+}
+
+/// What the step-5 chat needs besides its port, shared by the nodes of a cluster.
+#[derive(Debug)]
+pub struct ChatSetup {
+    /// Holds `chat.db`; removed when dropped.
+    pub data: tempfile::TempDir,
+    /// `SESSION_SECRET`: 64 random bytes, hex.
+    pub session_secret: String,
+}
+
+impl ChatSetup {
+    /// A fresh database folder and a fresh random secret.
+    pub fn new() -> std::io::Result<Self> {
+        use rand::RngCore;
+        let mut secret = [0u8; 64];
+        rand::thread_rng().fill_bytes(&mut secret);
+        Ok(ChatSetup {
+            data: tempfile::tempdir()?,
+            session_secret: secret.iter().map(|byte| format!("{byte:02x}")).collect(),
+        })
+    }
+}
+
+/// Starts the floor (the `floor` binary next to this executable).
+pub async fn start_floor() -> Result<ServerProcess, String> {
+    let mut command = Command::new(sibling_binary("floor")?);
+    command.env("RUST_LOG", "warn");
+    start(command).await
+}
+
+/// Starts step 5's chat (`step05-chat` next to this executable) over `setup`'s database, with
+/// every throttle off; with `redis_url`, as one node of a cluster.
+pub async fn start_step05(
+    setup: &ChatSetup,
+    redis_url: Option<&str>,
+) -> Result<ServerProcess, String> {
+    let database = setup.data.path().join("chat.db");
+    let mut command = Command::new(sibling_binary("step05-chat")?);
+    command
+        .env("DATABASE_URL", format!("sqlite://{}", database.display()))
+        .env("SESSION_SECRET", &setup.session_secret)
+        .env("RATE_LIMITS", "off")
+        .env("RUST_LOG", "warn")
+        .env("HOST", "127.0.0.1")
+        // The chat loads `.env` from the directory it runs in: run it where there is none.
+        .current_dir(setup.data.path());
+    match redis_url {
+        Some(url) => command.env("REDIS_URL", url),
+        None => command.env_remove("REDIS_URL"),
+    };
+    start(command).await
+}
+
+/// Runs `command` with `PORT` set to a free port, and waits until that port accepts.
+async fn start(mut command: Command) -> Result<ServerProcess, String> {
+    let port = free_port().map_err(|error| format!("no free port: {error}"))?;
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let mut child = command
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| format!("cannot start {program}: {error}"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| format!("{program} exited at once"))?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{program} exited with {status} before listening"));
+        }
+        if started.elapsed() > STARTUP_TIMEOUT {
+            return Err(format!(
+                "{program} did not listen on {addr} within {STARTUP_TIMEOUT:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(ServerProcess { addr, pid, child })
+}
+
+impl ServerProcess {
+    /// Stops the server at once.
+    pub async fn kill(mut self) {
+        self.child.kill().await.ok();
+    }
+}
+
+/// A port the OS says is free. (Another process could take it before the server binds it; on
+/// a test machine that is rare, and the start then fails with a clear message.)
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The binary `name` next to the running executable, or an error that says how to build it.
+pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|error| format!("where am I? {error}"))?;
+    let path = me.parent().unwrap_or(Path::new(".")).join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: build it first with `cargo build --release -p step05-chat -p bench`",
+            path.display()
+        ))
+    }
+}
+
+/// Builds step 5's chat next to this executable, if it is missing and this process was started
+/// by `cargo run` (which sets `CARGO`): `cargo run -p bench` builds only this package's
+/// binaries.
+pub fn build_step05_if_missing() -> Result<(), String> {
+    if sibling_binary("step05-chat").is_ok() {
+        return Ok(());
+    }
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return sibling_binary("step05-chat").map(drop);
+    };
+    let me = std::env::current_exe().map_err(|error| format!("where am I? {error}"))?;
+    let release = me.parent().is_some_and(|dir| dir.ends_with("release"));
+    let mut build = std::process::Command::new(cargo);
+    // Both packages, as in the README: built alone, step05-chat's dependencies would get other
+    // features, and everything would be compiled again.
+    build.args(["build", "-p", "step05-chat", "-p", "bench"]);
+    if release {
+        build.arg("--release");
+    }
+    eprintln!("building step05-chat: {build:?}");
+    let status = build
+        .status()
+        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    if !status.success() {
+        return Err(format!("building step05-chat failed ({status})"));
+    }
+    sibling_binary("step05-chat").map(drop)
+}

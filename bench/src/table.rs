@@ -1,0 +1,52 @@
+//! The reports as a Markdown table, and each target against the floor.
+
+use crate::Report;
+
+/// The table's header and separator lines.
+pub fn header() -> String {
+    [
+        "| Target | Sockets | Connects/s | Delivered live | After catch-up | Dup. | Out of order | p50 ms | p99 ms | max ms | Disconnects | KiB/socket | CPU s per M deliveries | loadgen CPU s per M |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    .join("\n")
+}
+
+/// One row.
+pub fn row(report: &Report) -> String {
+    format!(
+        "| {} | {} | {:.0} | {:.3} % | {:.3} % | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
+        report.target,
+        report.sockets,
+        report.connects_per_sec,
+        report.delivered_live_pct,
+        report.delivered_total_pct,
+        report.duplicates,
+        report.out_of_order,
+        report.latency_ms_p50,
+        report.latency_ms_p99,
+        report.latency_ms_max,
+        report.disconnects,
+        optional(report.rss_kib_per_socket),
+        optional(report.cpu_secs_per_million),
+        optional(report.loadgen_cpu_secs_per_million),
+    )
+}
+
+/// `report` against `floor`, as the targets put it: p99 and CPU as multiples of the
+/// floor's (targets: ≤ 2× and ≤ 1.5×).
+pub fn versus_floor(report: &Report, floor: &Report) -> String {
+    let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+        (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
+        _ => "n/a".to_owned(),
+    };
+    format!(
+        "{} vs floor: p99 {} (target ≤ 2×), CPU per delivery {} (target ≤ 1.5×)",
+        report.target,
+        ratio(Some(report.latency_ms_p99), Some(floor.latency_ms_p99)),
+        ratio(report.cpu_secs_per_million, floor.cpu_secs_per_million),
+    )
+}
+
+fn optional(figure: Option<f64>) -> String {
+    figure.map_or_else(|| "n/a".to_owned(), |figure| format!("{figure:.2}"))
+}
