@@ -296,6 +296,9 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     let messaging_secs = start.elapsed().as_secs_f64();
     let cpu_after = procfs::cpu_seconds(pids);
     let own_cpu_after = procfs::cpu_seconds(&[std::process::id()]);
+    // A server may acknowledge a message just after delivering it (step05 broadcasts, then
+    // acknowledges): give the last acknowledgements a moment before counting them.
+    tokio::time::sleep(Duration::from_millis(250)).await;
     set_phase(&phases, Phase::Stop);
 
     let mut totals = SocketStats::default();
