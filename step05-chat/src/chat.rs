@@ -191,6 +191,18 @@ impl Chat {
         })
     }
 
+    /// The id up to which `room`'s messages have been broadcast (see `Sequencers::watermark`).
+    ///
+    /// In a cluster, other nodes store and broadcast too, and this node's sequencer does not
+    /// see their messages: the database's newest id is the best answer there, and "exactly
+    /// once on entering" holds per node only (chapter "Scaling out with Redis").
+    async fn watermark(&self, room: &str, context: &RoomContext) -> Result<i64, ChatError> {
+        if self.through_adapter {
+            return Ok(self.messages.last_id(room).await?);
+        }
+        self.sequencers.watermark(room, context).await
+    }
+
     /// What a room's sequencer needs, reaching the room through `socket`'s namespace.
     fn room_context<A: Adapter>(&self, socket: &SocketRef<A>) -> RoomContext {
         RoomContext {
@@ -305,7 +317,7 @@ async fn enter_general<A: Adapter>(
     server_offset: Option<i64>,
 ) -> Result<usize, ChatError> {
     let room = chat.room_context(socket);
-    let upto = chat.sequencers.watermark(GENERAL, &room).await?;
+    let upto = chat.watermark(GENERAL, &room).await?;
     let (history, missed) = {
         let _turn = chat.catch_ups.acquire().await;
         if !socket.connected() {
@@ -434,7 +446,7 @@ async fn on_join<A: Adapter>(
     };
     let context = chat.room_context(&socket);
     let read = async {
-        let upto = chat.sequencers.watermark(&room, &context).await?;
+        let upto = chat.watermark(&room, &context).await?;
         let _turn = chat.catch_ups.acquire().await;
         let history = chat.messages.newest(&room, 0, upto, HISTORY_LIMIT).await?;
         Ok((upto, history.messages))
