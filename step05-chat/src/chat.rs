@@ -588,8 +588,8 @@ async fn on_disconnect<A: Adapter>(
 }
 
 // ANCHOR: presence
-/// Counts the socket in `room`. Everybody in the room hears about a change of users; the
-/// socket itself always gets the list, even when its user was already there in another tab.
+/// Counts the socket in `room` and sends it the room's list. The others hear of a change of
+/// users (a user's first socket in, or last socket out) as a `presence change`.
 ///
 /// A socket that closed while it was being set up has already run `on_disconnect`; counting
 /// it now would leave a ghost online for ever. `Presence::join` checks `connected()` under
@@ -601,18 +601,23 @@ async fn announce_presence<A: Adapter>(
     user: &User,
     room: &str,
 ) {
-    if chat
+    let came = chat
         .presence
-        .join(socket.id, user, room, || socket.connected())
-    {
-        broadcast_presence(io, chat, room).await;
-    } else if socket.connected() {
+        .join(socket.id, user, room, || socket.connected());
+    if socket.connected() {
         delivery::send(socket, "presence", &presence_event(chat, room));
+    }
+    if came {
+        broadcast_presence(io, chat, room).await;
     }
 }
 
+/// Tells `room` that its users changed. The changes of the next [`PRESENCE_EVERY`] are
+/// gathered into one `presence change` (who came, who went), sent to each socket.
 async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
     if chat.through_adapter {
+        // Several nodes: each knows only its own sockets, so it sends its whole list.
+        chat.presence.take_change(room);
         let event = presence_event(chat, room);
         let emit = io.within(room.to_owned()).emit("presence", &event);
         broadcast("presence", emit).await;
@@ -627,11 +632,13 @@ async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &st
     tokio::spawn(async move {
         tokio::time::sleep(PRESENCE_EVERY).await;
         lock(&chat.presence_due).remove(&room);
-        let event = presence_event(&chat, &room);
-        // The list is state the page shows: a socket too slow for it is resynchronised
+        let Some(change) = chat.presence.take_change(&room) else {
+            return;
+        };
+        // The list is state the page shows: a socket too slow for a change is resynchronised
         // (and gets a fresh list when it reconnects), never left showing a stale one.
         for member in io.within(room).sockets() {
-            delivery::send(&member, "presence", &event);
+            delivery::send(&member, "presence change", &change);
         }
     });
 }

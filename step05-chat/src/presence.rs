@@ -3,12 +3,27 @@
 //! A user may have several sockets (three tabs, a phone and a laptop), and each socket may be
 //! in several rooms. The presence list shows *users*, once each, so we count sockets per user
 //! per room and only report a change when a count goes from 0 to 1 or from 1 to 0.
+//!
+//! A socket entering a room gets the room's whole list once; after that it hears only the
+//! changes ([`PresenceChange`]). In a room of 500 users and 10,000 sockets, sending the whole
+//! list on every change would be 10,000 copies of a 20 KB list each time someone comes or goes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use serde::Serialize;
 use socketioxide::socket::Sid;
 use step03_passport_like_auth::User;
+
+/// The users who came and went in a room since the last change was taken, each named once,
+/// with what happened to them *last*: someone who came and went again is in `left`. Applied
+/// to any list at least as new as the previous change, it gives the room as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceChange {
+    pub room: String,
+    pub joined: Vec<User>,
+    pub left: Vec<User>,
+}
 
 /// The online users of every room. Cheap to clone: clones share one table.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +37,8 @@ struct Table {
     rooms: HashMap<String, BTreeMap<i64, (User, usize)>>,
     /// socket → the rooms it is counted in, so a disconnect can undo all of them
     sockets: HashMap<Sid, (User, HashSet<String>)>,
+    /// room → user id → (user, online?) for the changes not yet taken
+    changes: HashMap<String, BTreeMap<i64, (User, bool)>>,
 }
 
 // ANCHOR: presence
@@ -51,7 +68,11 @@ impl Presence {
         let users = table.rooms.entry(room.to_owned()).or_default();
         let (_, count) = users.entry(user.id).or_insert_with(|| (user.clone(), 0));
         *count += 1;
-        *count == 1
+        let came = *count == 1;
+        if came {
+            table.note(room, user, true);
+        }
+        came
     }
 
     /// Stops counting `socket` in `room`. Returns whether the room's set of users changed.
@@ -79,6 +100,17 @@ impl Presence {
             .collect();
         changed.sort();
         changed
+    }
+
+    /// Takes the changes of `room` since the last call, if there are any.
+    pub fn take_change(&self, room: &str) -> Option<PresenceChange> {
+        let changes = self.lock().changes.remove(room)?;
+        let (joined, left) = changes.into_values().partition::<Vec<_>, _>(|(_, on)| *on);
+        Some(PresenceChange {
+            room: room.to_owned(),
+            joined: joined.into_iter().map(|(user, _)| user).collect(),
+            left: left.into_iter().map(|(user, _)| user).collect(),
+        })
     }
 
     /// The users online in `room`, each once, ordered by id.
@@ -113,12 +145,20 @@ impl Table {
             None => false,
         };
         if gone {
-            users.remove(&user_id);
-            if users.is_empty() {
+            if let Some((user, _)) = users.remove(&user_id) {
+                self.note(room, &user, false);
+            }
+            if self.rooms.get(room).is_some_and(BTreeMap::is_empty) {
                 self.rooms.remove(room); // empty rooms must not pile up
             }
         }
         gone
+    }
+
+    /// Remembers that `user` came (`online`) or went in `room`, until the change is taken.
+    fn note(&mut self, room: &str, user: &User, online: bool) {
+        let changes = self.changes.entry(room.to_owned()).or_default();
+        changes.insert(user.id, (user.clone(), online));
     }
 }
 
@@ -196,6 +236,51 @@ mod tests {
         assert!(presence.disconnect(socket).is_empty());
         assert!(!presence.join(socket, &user(5, "ghost"), "general", || false));
         assert!(presence.users_in("general").is_empty());
+    }
+
+    #[test]
+    fn a_change_names_each_user_once_with_what_happened_last() {
+        let presence = Presence::default();
+        let (amy, bob) = (user(1, "amy"), user(2, "bob"));
+        let (tab, other_tab, bobs) = (Sid::new(), Sid::new(), Sid::new());
+        presence.join(tab, &amy, "general", || true);
+        assert_eq!(
+            presence.take_change("general"),
+            Some(PresenceChange {
+                room: "general".into(),
+                joined: vec![amy.clone()],
+                left: vec![]
+            })
+        );
+        assert_eq!(presence.take_change("general"), None, "taken once");
+
+        // Bob comes and goes again; Amy's second tab changes nothing; Amy then leaves.
+        presence.join(bobs, &bob, "general", || true);
+        presence.join(other_tab, &amy, "general", || true);
+        presence.disconnect(bobs);
+        presence.disconnect(tab);
+        presence.disconnect(other_tab);
+        let change = presence.take_change("general").expect("a change");
+        assert!(change.joined.is_empty());
+        assert_eq!(change.left, vec![amy, bob]);
+    }
+
+    #[test]
+    fn a_change_applied_to_a_newer_list_gives_the_room_as_it_is() {
+        let presence = Presence::default();
+        let (amy, bob) = (user(1, "amy"), user(2, "bob"));
+        let bobs = Sid::new();
+        presence.join(Sid::new(), &amy, "general", || true);
+        presence.take_change("general");
+        // A socket enters between two changes: its list shows Bob, who then goes.
+        presence.join(bobs, &bob, "general", || true);
+        let mut seen: Vec<User> = presence.users_in("general");
+        presence.disconnect(bobs);
+        let change = presence.take_change("general").expect("a change");
+        seen.retain(|u| !change.left.contains(u));
+        let newcomers: Vec<User> = change.joined.into_iter().filter(|u| !seen.contains(u)).collect();
+        seen.extend(newcomers);
+        assert_eq!(seen, presence.users_in("general"));
     }
 
     #[test]

@@ -359,6 +359,11 @@ fn names(presence: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The usernames under `key` ("joined" or "left") of a `presence change`.
+fn changed(change: &Value, key: &str) -> Vec<String> {
+    names(&json!({ "users": change[key] }))
+}
+
 #[tokio::test]
 async fn presence_lists_each_online_user_once() {
     let app = spawn_app().await;
@@ -366,15 +371,27 @@ async fn presence_lists_each_online_user_once() {
     let (alice, _) = app.connected(&alice_cookie).await;
     assert_eq!(names(alice.next_named("presence").await.data()), ["alice"]);
 
+    // Bob gets the whole list; Alice, already in, only hears who came.
     let (bob, _) = app.connected(&app.register("bob").await).await;
-    assert_eq!(
-        names(alice.next_named("presence").await.data()),
-        ["alice", "bob"]
-    );
     assert_eq!(
         names(bob.next_named("presence").await.data()),
         ["alice", "bob"]
     );
+    // Everyone in the room then hears that Bob came, Bob too (harmless: he is on his list).
+    // Alice's own arrival may be gathered into the same change, named just as harmlessly.
+    for socket in [&alice, &bob] {
+        loop {
+            let change = socket.next_named("presence change").await;
+            assert_eq!(change.data()["room"], "general");
+            assert_eq!(changed(change.data(), "left"), Vec::<String>::new());
+            let joined = changed(change.data(), "joined");
+            if joined.contains(&"bob".to_owned()) {
+                break;
+            }
+            assert_eq!(joined, ["alice"], "only Alice's own arrival may come first");
+        }
+    }
+    assert_silent(&alice, "presence").await;
 
     // A second tab of alice: she is listed once, and the room hears of no change.
     let (second_tab, _) = app.connected(&alice_cookie).await;
@@ -382,13 +399,15 @@ async fn presence_lists_each_online_user_once() {
         names(second_tab.next_named("presence").await.data()),
         ["alice", "bob"]
     );
-    assert_silent(&bob, "presence").await;
+    assert_silent(&bob, "presence change").await;
 
     // Closing one of her tabs changes nothing; closing both does.
     alice.close().await;
-    assert_silent(&bob, "presence").await;
+    assert_silent(&bob, "presence change").await;
     second_tab.close().await;
-    assert_eq!(names(bob.next_named("presence").await.data()), ["bob"]);
+    let change = bob.next_named("presence change").await;
+    assert_eq!(changed(change.data(), "left"), ["alice"]);
+    assert_eq!(changed(change.data(), "joined"), Vec::<String>::new());
 }
 
 #[tokio::test]

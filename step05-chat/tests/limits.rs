@@ -78,7 +78,7 @@ async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_o
     // handful, because joins and leaves are rate-limited and presence is gathered.
     let mut events = 0;
     while bystander
-        .try_next_named("presence", Duration::from_millis(500))
+        .try_next_named("presence change", Duration::from_millis(500))
         .await
         .is_some()
     {
