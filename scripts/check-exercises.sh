@@ -7,15 +7,17 @@
 # Convention: a step crate with exercises has tests/exercises.rs, whose tests are all
 # `#[ignore]`d (so `cargo test` stays green), and a `solutions` feature. Any other
 # tests/*exercises.rs (an appendix's, say tests/token_exercises.rs) is checked the same way.
+# The crates of the chapters beyond the chat (scaling-with-redis/, ...) follow the same
+# convention and are checked too.
 #
-#   bash scripts/check-exercises.sh                 # every step
+#   bash scripts/check-exercises.sh                 # every crate with exercises
 #   bash scripts/check-exercises.sh step01-http-vs-socket
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 crates=("$@")
 if [ ${#crates[@]} -eq 0 ]; then
-  for dir in step*/; do
+  for dir in */; do
     compgen -G "$dir/tests/*exercises.rs" >/dev/null && crates+=("${dir%/}")
   done
 fi

@@ -2,8 +2,8 @@
 //! time read from `/proc` are the server's alone and not the load generator's.
 //!
 //! The binaries are looked for next to the running executable (`target/release/` when the
-//! load generator runs from there), where `cargo build --release -p step05-chat -p bench` puts
-//! them.
+//! load generator runs from there), where `cargo build --release -p step05-chat
+//! -p scaling-with-redis -p bench` puts them.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -55,13 +55,17 @@ pub async fn start_floor() -> Result<ServerProcess, String> {
 }
 
 /// Starts step 5's chat (`step05-chat` next to this executable) over `setup`'s database, with
-/// every throttle off; with `redis_url`, as one node of a cluster.
+/// every throttle off; with `redis_url`, one node of a cluster instead (`scaling-with-redis`).
 pub async fn start_step05(
     setup: &ChatSetup,
     redis_url: Option<&str>,
 ) -> Result<ServerProcess, String> {
     let database = setup.data.path().join("chat.db");
-    let mut command = Command::new(sibling_binary("step05-chat")?);
+    let binary = match redis_url {
+        Some(_) => "scaling-with-redis",
+        None => "step05-chat",
+    };
+    let mut command = Command::new(sibling_binary(binary)?);
     command
         .env("DATABASE_URL", format!("sqlite://{}", database.display()))
         .env("SESSION_SECRET", &setup.session_secret)
@@ -134,37 +138,48 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} is missing: build it first with `cargo build --release -p step05-chat -p bench`",
+            "{} is missing: build it first with \
+             `cargo build --release -p step05-chat -p scaling-with-redis -p bench`",
             path.display()
         ))
     }
 }
 
-/// Builds step 5's chat next to this executable, if it is missing and this process was started
-/// by `cargo run` (which sets `CARGO`): `cargo run -p bench` builds only this package's
-/// binaries.
+/// Builds step 5's chat and the cluster node next to this executable, if one is missing and
+/// this process was started by `cargo run` (which sets `CARGO`): `cargo run -p bench` builds
+/// only this package's binaries.
 pub fn build_step05_if_missing() -> Result<(), String> {
-    if sibling_binary("step05-chat").is_ok() {
+    const BINARIES: [&str; 2] = ["step05-chat", "scaling-with-redis"];
+    let all_there = || BINARIES.iter().try_for_each(|name| sibling_binary(name).map(drop));
+    if all_there().is_ok() {
         return Ok(());
     }
     let Some(cargo) = std::env::var_os("CARGO") else {
-        return sibling_binary("step05-chat").map(drop);
+        return all_there();
     };
     let me = std::env::current_exe().map_err(|error| format!("where am I? {error}"))?;
     let release = me.parent().is_some_and(|dir| dir.ends_with("release"));
     let mut build = std::process::Command::new(cargo);
-    // Both packages, as in the README: built alone, step05-chat's dependencies would get other
-    // features, and everything would be compiled again.
-    build.args(["build", "-p", "step05-chat", "-p", "bench"]);
+    // All three packages, as in the README: built alone, a package's dependencies would get
+    // other features, and everything would be compiled again.
+    build.args([
+        "build",
+        "-p",
+        "step05-chat",
+        "-p",
+        "scaling-with-redis",
+        "-p",
+        "bench",
+    ]);
     if release {
         build.arg("--release");
     }
-    eprintln!("building step05-chat: {build:?}");
+    eprintln!("building the chat: {build:?}");
     let status = build
         .status()
         .map_err(|error| format!("cannot run cargo: {error}"))?;
     if !status.success() {
-        return Err(format!("building step05-chat failed ({status})"));
+        return Err(format!("building the chat failed ({status})"));
     }
-    sibling_binary("step05-chat").map(drop)
+    all_there()
 }

@@ -12,7 +12,7 @@ use step02_sessions::SessionConfig;
 use step03_passport_like_auth::argon2;
 use step04_socket_middleware::SocketSettings;
 use step05_chat::rate_limit::RateLimiter;
-use step05_chat::{ChatConfig, ChatIo};
+use step05_chat::ChatConfig;
 use tower_sessions::cookie::Key;
 
 /// 3 users × 3 tabs, each user sends 5 messages at 10/s.
@@ -66,12 +66,9 @@ async fn spawn_step05() -> (SocketAddr, SocketIo<LocalAdapter>, tempfile::TempDi
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         limits: step05_chat::limits::ChatLimits::off(),
         auth_limits: step03_passport_like_auth::AuthLimits::disabled(),
-        redis_url: None,
     };
     let chat = step05_chat::build(config).await.expect("build the chat");
-    let ChatIo::Local(io) = chat.io else {
-        panic!("no REDIS_URL, so a single process");
-    };
+    let io = chat.io;
     tokio::spawn(step01_http_vs_socket::serve(
         listener,
         chat.router,

@@ -89,7 +89,7 @@ pub struct Chat {
     /// Each room's order: store, broadcast, acknowledge (see `sequencer`).
     sequencers: Sequencers,
     catch_ups: Arc<Semaphore>,
-    /// In a cluster, broadcasts go through the adapter to the other nodes.
+    /// Whether new messages go out as one broadcast through the adapter (see `fanout`).
     through_adapter: bool,
     limits: ChatLimits,
     /// Sockets per user, rooms per socket.
@@ -166,9 +166,11 @@ impl Chat {
     }
     // ANCHOR_END: limited
 
-    /// The chat of one node of a cluster: messages are broadcast through the Socket.IO
-    /// adapter, which forwards them to the other nodes (chapter "Scaling out with Redis").
-    pub fn in_cluster(mut self) -> Self {
+    /// The same chat, broadcasting each new message once through the Socket.IO adapter
+    /// rather than sending it to each local socket, and taking the database's newest id as a
+    /// room's watermark. For an adapter that reaches sockets this process does not hold
+    /// (chapter "Scaling out with Redis").
+    pub fn broadcast_through_adapter(mut self) -> Self {
         self.through_adapter = true;
         self
     }
@@ -193,9 +195,10 @@ impl Chat {
 
     /// The id up to which `room`'s messages have been broadcast (see `Sequencers::watermark`).
     ///
-    /// In a cluster, other nodes store and broadcast too, and this node's sequencer does not
-    /// see their messages: the database's newest id is the best answer there, and "exactly
-    /// once on entering" holds per node only (chapter "Scaling out with Redis").
+    /// Through the adapter, other processes may store and broadcast too, and this one's
+    /// sequencer does not see their messages: the database's newest id is the best answer
+    /// there, and "exactly once on entering" holds per process only (chapter "Scaling out
+    /// with Redis").
     async fn watermark(&self, room: &str, context: &RoomContext) -> Result<i64, ChatError> {
         if self.through_adapter {
             return Ok(self.messages.last_id(room).await?);
@@ -217,8 +220,9 @@ impl Chat {
 /// [`delivery::send`], so a socket that cannot keep up is resynchronised, never skipped.
 ///
 /// (A broadcast, `io.within(room).emit(..)`, would serialise each message once rather than
-/// once per socket, but it skips a full socket in silence. In a cluster it is the only way to
-/// reach the other nodes' sockets, so there it is used, with that limit.)
+/// once per socket, but it skips a full socket in silence. It is the only way to reach the
+/// sockets of other processes, so `broadcast_through_adapter` uses it, with that limit:
+/// chapter "Scaling out with Redis".)
 fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
     Arc::new(move |room: String, batch: Arc<[ChatMessage]>| {
         let socket = socket.clone();
@@ -245,6 +249,12 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
 // ANCHOR: register
 /// The last connect middleware: registers every chat event handler before the client is told
 /// it is connected, so no event sent the instant it connects is lost (see chapter 4).
+///
+/// Why `<A: Adapter>`, here and on every handler: `A` is the Socket.IO *adapter*, the part
+/// that knows which sockets are in which room. This crate only uses the default one,
+/// `LocalAdapter` (`SocketRef` without `<A>` means `SocketRef<LocalAdapter>`). The handlers
+/// are generic only so that the chapter "Scaling out with Redis" can reuse them unchanged
+/// with its Redis adapter. Read `SocketRef<A>` as "a socket".
 pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
     socket.on("chat message", on_chat_message::<A>);
     socket.on("join", on_join::<A>);
@@ -383,7 +393,9 @@ fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
     ack.send(&reply).ok();
 }
 
-pub(crate) async fn send_message<A: Adapter>(
+/// `chat message` without its acknowledgement: checks, limits, stores and broadcasts one
+/// message from `user`.
+pub async fn send_message<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
     user: &User,
@@ -408,8 +420,9 @@ pub(crate) async fn send_message<A: Adapter>(
 // ANCHOR_END: chat_message
 
 // ANCHOR: broadcast
-/// How long a broadcast may take. In one process it is instant; in a cluster it goes through
-/// Redis, and while Redis is unreachable it would wait (and hold the room's lock) for ever.
+/// How long a broadcast may take. In one process it is instant; through a remote adapter
+/// (chapter "Scaling out with Redis") it may wait, and hold the room's lock, for as long as
+/// the adapter's server is unreachable.
 pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a failure is logged,
@@ -616,7 +629,7 @@ async fn announce_presence<A: Adapter>(
 /// gathered into one `presence change` (who came, who went), sent to each socket.
 async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
     if chat.through_adapter {
-        // Several nodes: each knows only its own sockets, so it sends its whole list.
+        // Several processes: each knows only its own sockets, so it sends its whole list.
         chat.presence.take_change(room);
         let event = presence_event(chat, room);
         let emit = io.within(room.to_owned()).emit("presence", &event);

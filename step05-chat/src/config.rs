@@ -8,7 +8,6 @@
 //! | `SESSION_SECRET` | generated, with a warning | ≥ 64 bytes that sign the session cookie |
 //! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
 //! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
-//! | `REDIS_URL` | none | `redis://host:6379`: run as one node of a cluster |
 //! | `SOCKET_BUFFER` | `2048` | packets that may wait for one slow socket before it is resynchronised |
 //! | `RATE_LIMITS` | `on` | `off` lifts every limit below and the message rate limit (load tests) |
 //! | `MAX_SOCKETS_PER_USER` | `20` | tabs and devices one user may have connected at once |
@@ -50,9 +49,6 @@ pub struct ChatConfig {
     pub auth_limits: AuthLimits,
     /// How many packets may wait in one socket's queue (see [`crate::delivery`]).
     pub socket_buffer: usize,
-    /// With a Redis URL, this server is one node of a cluster (sessions and broadcasts go
-    /// through Redis); without, a single process.
-    pub redis_url: Option<String>,
 }
 
 /// A setting that could not be understood. Startup stops with this message.
@@ -118,9 +114,6 @@ impl ChatConfig {
                 },
                 Err(_) => crate::delivery::DEFAULT_SOCKET_BUFFER,
             },
-            redis_url: std::env::var("REDIS_URL")
-                .ok()
-                .filter(|url| !url.is_empty()),
         })
     }
 }

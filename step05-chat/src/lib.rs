@@ -15,10 +15,10 @@
 //! - [`delivery`]: sending to a socket that may be too slow, without losing anything.
 //! - [`chat`]: the Socket.IO event handlers.
 //! - [`config`]: settings from the environment.
-//! - [`cluster`]: with `REDIS_URL`, one node of several (chapter "Scaling out with Redis").
+//!
+//! The crate `scaling-with-redis` (its own chapter) runs this chat as one node of several.
 
 pub mod chat;
-pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod delivery;
@@ -31,22 +31,19 @@ pub mod users;
 pub mod validation;
 
 #[cfg(feature = "solutions")]
-pub mod cluster_solutions;
-#[cfg(feature = "solutions")]
 pub mod solutions;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 use socketioxide::SocketIo;
-use socketioxide::adapter::{Adapter, LocalAdapter};
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State};
-use socketioxide::handler::{ConnectHandler, ConnectMiddleware};
-use socketioxide_core::adapter::DefinedAdapter;
-use step02_sessions::SessionConfig;
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use sqlx::SqlitePool;
 use step03_passport_like_auth::{Passport, User, auth_routes};
 use step04_socket_middleware::{
     SocketSettings, authenticate_socket, check_origin, disconnect_on_logout, watch_session,
@@ -54,7 +51,7 @@ use step04_socket_middleware::{
 };
 use tower_sessions::SessionStore;
 
-pub use chat::Chat;
+pub use chat::{Chat, admit_socket, register_chat_handlers};
 pub use config::ChatConfig;
 
 use crate::messages::MessageStore;
@@ -67,38 +64,7 @@ pub struct ChatServer {
     /// Everything, HTTP and Socket.IO, as one axum router.
     pub router: Router,
     /// The `io` object, as in Node.js.
-    pub io: ChatIo,
-}
-
-/// The `io` handle of a single server, or of one node of a cluster (their adapters differ,
-/// and so do their types).
-#[derive(Debug, Clone)]
-pub enum ChatIo {
-    /// One process, rooms in memory.
-    Local(SocketIo<LocalAdapter>),
-    /// One node of several, rooms shared through Redis.
-    Cluster(SocketIo<cluster::ClusterAdapter>),
-}
-
-impl ChatIo {
-    /// Closes every socket of this server (for a graceful shutdown).
-    pub async fn close(&self) {
-        match self {
-            ChatIo::Local(io) => io.close().await,
-            // A cluster node tells the others through Redis; with Redis down that would wait
-            // until Redis is back, and the node could not be stopped. Give it 5 s.
-            ChatIo::Cluster(io) => {
-                if tokio::time::timeout(Duration::from_secs(5), io.close())
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!(
-                        "closing the sockets through Redis took too long: stopping anyway"
-                    );
-                }
-            }
-        }
-    }
+    pub io: SocketIo,
 }
 
 /// Why the server could not start.
@@ -107,78 +73,75 @@ pub enum BuildError {
     /// The SQLite database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// `REDIS_URL` was set, but Redis could not be reached or set up.
-    #[error("redis: {0}")]
-    Redis(String),
 }
 
 /// What the connect handler needs to keep an eye on a socket's session (see step 4).
 #[derive(Debug, Clone)]
-struct SessionWatch {
+pub struct SessionWatch {
     store: Arc<dyn SessionStore>,
     every: std::time::Duration,
 }
 
 // ANCHOR: build
-/// Opens (or creates) the database and builds the whole chat server: a single process, or,
-/// with `REDIS_URL`, one node of a cluster.
+/// Opens (or creates) the database and builds the whole chat server.
 pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
-    match config.redis_url.clone() {
-        None => Ok(build_with_handlers(config, chat::register_chat_handlers).await?),
-        Some(redis_url) => cluster::build(config, &redis_url).await,
-    }
+    let server = build_server(config).await?;
+    // Origin first, then the session's user, then the chat: chapter 4's chain.
+    server.io.ns(
+        "/",
+        on_connect
+            .with(register_chat_handlers)
+            .with(admit_socket)
+            .with(authenticate_socket)
+            .with(check_origin),
+    );
+    Ok(server)
 }
 
-/// [`build`], with `register_handlers` as the connect middleware that registers the event
-/// handlers. The chat passes its own; the exercises' reference solutions pass theirs.
-pub(crate) async fn build_with_handlers<H, T>(
-    config: ChatConfig,
-    register_handlers: H,
-) -> Result<ChatServer, sqlx::Error>
-where
-    H: ConnectMiddleware<LocalAdapter, T>,
-    T: Send + Sync + 'static,
-{
+/// The server without its namespace (`build` adds it): the database, the sessions in it,
+/// step 3's routes, the Socket.IO layer, the page.
+pub async fn build_server(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let pool = db::open_database(&config.database_url).await?;
     let session_store = db::session_store(&pool);
     step02_sessions::spawn_expired_session_cleanup(session_store.clone());
-
-    // Step 3's passport module, unchanged, over users in SQLite instead of in memory.
-    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing)
-        .with_limits(config.auth_limits);
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit).with_limits(config.limits);
+    let (passport, chat) = passport_and_chat(&config, pool);
     chat.spawn_housekeeping();
 
     let (socket_layer, io) =
-        socket_io_builder(&config.sockets, config.socket_buffer, chat, &session_store)
-            .build_layer();
-    // A local adapter is ready at once: there is nothing to wait for.
-    let (router, ()) = assemble(
-        passport,
-        &config.sessions,
-        session_store,
-        &config.sockets,
-        (socket_layer, io.clone()),
-        register_handlers,
-    );
-    Ok(ChatServer {
-        router,
-        io: ChatIo::Local(io),
-    })
+        socket_io_builder(&config, chat, &session_store).build_layer();
+    let router =
+        router(passport, &config, session_store, socket_layer, io.clone());
+    Ok(ChatServer { router, io })
+}
+// ANCHOR_END: build
+
+/// Step 3's passport module, unchanged, over users in SQLite instead of in memory; and the
+/// chat's shared state, over the messages in the same database.
+pub fn passport_and_chat(
+    config: &ChatConfig,
+    pool: SqlitePool,
+) -> (Passport<SqliteUserStore>, Chat) {
+    let users = SqliteUserStore::new(pool.clone());
+    let passport = Passport::with_hasher_params(users, config.hashing)
+        .with_limits(config.auth_limits.clone());
+    let chat = Chat::new(MessageStore::new(pool), config.rate_limit.clone())
+        .with_limits(config.limits.clone());
+    (passport, chat)
 }
 
-/// The Socket.IO server's settings and shared state, before an adapter is chosen.
-pub(crate) fn socket_io_builder<S: SessionStore + Clone>(
-    sockets: &SocketSettings,
-    socket_buffer: usize,
+/// The Socket.IO server's settings and shared state: step 4's size and time limits (16 KiB
+/// messages, no binary, a 10 s connect timeout), the allowed origins, the chat, and what the
+/// session watch needs.
+pub fn socket_io_builder<S: SessionStore + Clone>(
+    config: &ChatConfig,
     chat: Chat,
     session_store: &S,
 ) -> socketioxide::SocketIoBuilder {
-    // Step 4's size and time limits: 16 KiB messages, no binary, a 10 s connect timeout.
+    let sockets: &SocketSettings = &config.sockets;
     sockets
         .limits
         .apply(SocketIo::builder())
-        .max_buffer_size(socket_buffer)
+        .max_buffer_size(config.socket_buffer)
         .with_state(sockets.allowed_origins.clone())
         .with_state(chat)
         .with_state(SessionWatch {
@@ -187,55 +150,39 @@ pub(crate) fn socket_io_builder<S: SessionStore + Clone>(
         })
 }
 
-/// Puts the pieces together: step 4's middlewares and layers around the chat's handlers.
+/// The HTTP side: the page and step 3's routes, inside step 4's layers around the Socket.IO
+/// layer. A logout disconnects that session's sockets.
 ///
-/// Generic over the adapter `A`: the same code serves one process (`LocalAdapter`) and a node
-/// of a cluster (the Redis adapter). Returns the router; the namespace's adapter is started by
-/// the caller, because only a remote adapter needs to wait for that.
-pub(crate) fn assemble<S, H, T, A>(
+/// Generic over the adapter `A` for the reason given at [`register_chat_handlers`].
+pub fn router<S, A>(
     passport: Passport<SqliteUserStore>,
-    sessions: &SessionConfig,
+    config: &ChatConfig,
     session_store: S,
-    sockets: &SocketSettings,
-    (socket_layer, io): (socketioxide::layer::SocketIoLayer<A>, SocketIo<A>),
-    register_handlers: H,
-) -> (Router, A::InitRes)
+    socket_layer: SocketIoLayer<A>,
+    io: SocketIo<A>,
+) -> Router
 where
     S: SessionStore + Clone,
-    H: ConnectMiddleware<A, T>,
-    T: Send + Sync + 'static,
-    // `DefinedAdapter` marks a concrete adapter type (local, Redis...), which `io.ns` requires.
-    A: Adapter + DefinedAdapter,
+    A: Adapter,
 {
-    // Origin first, then the session's user, then the chat's handlers: chapter 4's chain.
-    let adapter_ready = io.ns(
-        "/",
-        on_connect
-            .with(register_handlers)
-            .with(chat::admit_socket)
-            .with(authenticate_socket)
-            .with(check_origin),
-    );
-
-    let passport = passport.on_logout(disconnect_on_logout(io.clone()));
+    let passport = passport.on_logout(disconnect_on_logout(io));
     let routes = Router::new()
         .route("/", get(page))
         .merge(auth_routes::<SqliteUserStore>())
         .with_state(passport.clone());
-    let router = with_session_layers(
+    with_session_layers(
         routes,
         socket_layer,
         passport,
-        sessions,
+        &config.sessions,
         session_store,
-        sockets,
-    );
-    (router, adapter_ready)
+        &config.sockets,
+    )
 }
-// ANCHOR_END: build
 
-/// The connect handler: the chat's own welcome, then step 4's session watch.
-async fn on_connect<A: Adapter>(
+/// The connect handler: the chat's own welcome, then step 4's session watch. (Generic over
+/// the adapter: see [`register_chat_handlers`].)
+pub async fn on_connect<A: Adapter>(
     io: SocketIo<A>,
     socket: SocketRef<A>,
     user: Extension<User>,

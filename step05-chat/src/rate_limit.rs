@@ -31,8 +31,8 @@ pub struct RateLimiter<K = i64> {
     // A std (not tokio) mutex: it is held for a few arithmetic operations and never across an
     // `.await`, so no task can sit on it while others wait.
     buckets: Arc<Mutex<HashMap<K, Bucket>>>,
-    pub(crate) burst: f64,
-    pub(crate) per_second: f64,
+    burst: f64,
+    per_second: f64,
 }
 
 impl Default for RateLimiter {
@@ -53,6 +53,16 @@ impl<K: Hash + Eq> RateLimiter<K> {
             // `f64::max` ignores NaN, so NaN becomes 0 here too.
             per_second: per_second.max(0.0),
         }
+    }
+
+    /// How many messages may be sent at once.
+    pub fn burst(&self) -> f64 {
+        self.burst
+    }
+
+    /// How many tokens come back each second.
+    pub fn per_second(&self) -> f64 {
+        self.per_second
     }
 
     /// Whether `user_id` may send a message now; if so, the message's token is taken.

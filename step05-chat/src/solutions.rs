@@ -18,11 +18,22 @@ use crate::chat::{self, Chat, ChatError, send_message};
 use crate::messages::{ChatMessage, MessageStore};
 use crate::users::SqliteUserStore;
 use crate::validation::{InputError, parse_chat_message, parse_text};
-use crate::{ChatConfig, ChatServer};
+use crate::{BuildError, ChatConfig, ChatServer, admit_socket, on_connect};
+use socketioxide::handler::ConnectHandler;
+use step04_socket_middleware::{authenticate_socket, check_origin};
 
 /// The chat with every exercise done: the crate's `build`, with [`register_chat_handlers`].
-pub async fn build(config: ChatConfig) -> Result<ChatServer, sqlx::Error> {
-    crate::build_with_handlers(config, register_chat_handlers).await
+pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
+    let server = crate::build_server(config).await?;
+    server.io.ns(
+        "/",
+        on_connect
+            .with(register_chat_handlers) // the exercises' handlers
+            .with(admit_socket)
+            .with(authenticate_socket)
+            .with(check_origin),
+    );
+    Ok(server)
 }
 
 /// The crate's handlers, then the exercises' events.

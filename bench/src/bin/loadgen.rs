@@ -183,10 +183,10 @@ fn check_binaries(targets: &[String]) -> Result<(), String> {
         servers::build_step05_if_missing()?;
     }
     for target in targets {
-        let binary = if target == "floor" {
-            "floor"
-        } else {
-            "step05-chat"
+        let binary = match target.as_str() {
+            "floor" => "floor",
+            "cluster" => "scaling-with-redis",
+            _ => "step05-chat",
         };
         servers::sibling_binary(binary)?;
         if target == "cluster"

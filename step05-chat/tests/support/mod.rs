@@ -38,8 +38,6 @@ pub struct Options {
     pub key: Option<Key>,
     /// Override the rate limit (burst, per second).
     pub rate_limit: Option<(u32, f64)>,
-    /// Run as a node of the cluster behind this Redis.
-    pub redis_url: Option<String>,
     /// Override the packets one socket's queue holds (`SOCKET_BUFFER`).
     pub socket_buffer: Option<usize>,
     /// Override the limits (sockets per user, rooms, messages per room).
@@ -62,6 +60,22 @@ where
     Fut: Future<Output = Result<ChatServer, E>>,
     E: std::fmt::Debug,
 {
+    let build = |config| async {
+        let chat = build(config).await.expect("build the chat");
+        let io = chat.io.clone();
+        (chat.router, async move { io.close().await })
+    };
+    spawn_server(build, options).await
+}
+
+/// The lowest level: `build` returns the router to serve and what to do on shutdown (close
+/// the sockets). Another crate's tests (`scaling-with-redis`) start their servers with it.
+pub async fn spawn_server<F, Fut, C>(build: F, options: Options) -> TestApp
+where
+    F: FnOnce(ChatConfig) -> Fut,
+    Fut: Future<Output = (axum::Router, C)>,
+    C: Future<Output = ()> + Send + 'static,
+{
     let database = options
         .database
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
@@ -76,22 +90,20 @@ where
         &key,
         options.rate_limit.unwrap_or((20, 5.0)),
     );
-    config.redis_url = options.redis_url.clone();
     if let Some(packets) = options.socket_buffer {
         config.socket_buffer = packets;
     }
     if let Some(limits) = options.limits.clone() {
         config.limits = limits;
     }
-    let chat = build(config).await.expect("build the chat");
+    let (router, close) = build(config).await;
     let (stop, stopped) = oneshot::channel::<()>();
-    let io = chat.io.clone();
     let server = tokio::spawn(async move {
         let shutdown = async move {
             stopped.await.ok();
-            io.close().await;
+            close.await;
         };
-        step01_http_vs_socket::serve(listener, chat.router, shutdown)
+        step01_http_vs_socket::serve(listener, router, shutdown)
             .await
             .expect("server failed");
     });
@@ -128,7 +140,6 @@ pub fn test_config(
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         limits: step05_chat::limits::ChatLimits::default(),
         auth_limits: step03_passport_like_auth::AuthLimits::default(),
-        redis_url: None,
     }
 }
 
@@ -156,7 +167,6 @@ impl TestApp {
             database: Some(self.database.clone()),
             key: Some(self.key.clone()),
             rate_limit: None,
-            redis_url: None,
             socket_buffer: None,
             limits: None,
         }

@@ -1,15 +1,29 @@
 //! Two chat nodes behind one Redis and one database (chapter "Scaling out with Redis"): what
 //! happens on one node must be seen on the other.
 
+// Step 5's test support, reused as it is: this crate's nodes are step 5's chat.
+#[path = "../../step05-chat/tests/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Options, TestApp, say, spawn_app_with};
+use support::{Options, TestApp, say};
 use testkit::RedisServer;
 use tower_sessions::cookie::Key;
+
+/// A node of the cluster behind `redis_url`, on a free port.
+async fn spawn_node(redis_url: &str, options: Options) -> TestApp {
+    let build = |config| async move {
+        let node = scaling_with_redis::build(config, redis_url)
+            .await
+            .expect("build the node");
+        let close = scaling_with_redis::close_sockets(node.io.clone());
+        (node.router, close)
+    };
+    support::spawn_server(build, options).await
+}
 
 /// Two nodes sharing a Redis server, a database file and a cookie key, as a cluster's nodes
 /// share `REDIS_URL`, `DATABASE_URL` and `SESSION_SECRET`.
@@ -26,11 +40,10 @@ async fn spawn_cluster() -> Cluster {
     let node = || Options {
         database: Some(database.clone()),
         key: Some(key.clone()),
-        redis_url: Some(redis.url.clone()),
         ..Options::default()
     };
-    let a = spawn_app_with(node()).await;
-    let b = spawn_app_with(node()).await;
+    let a = spawn_node(&redis.url, node()).await;
+    let b = spawn_node(&redis.url, node()).await;
     Cluster {
         a,
         b,
@@ -140,9 +153,10 @@ async fn a_node_whose_redis_is_down_refuses_to_start() {
         .port();
     let database = tempfile::tempdir().expect("temp dir");
     let listener_addr = "127.0.0.1:0".parse().expect("addr");
-    let mut config = support::test_config(listener_addr, &database, &Key::generate(), (20, 5.0));
-    config.redis_url = Some(format!("redis://127.0.0.1:{port}"));
-    let outcome = tokio::time::timeout(Duration::from_secs(20), step05_chat::build(config)).await;
+    let config = support::test_config(listener_addr, &database, &Key::generate(), (20, 5.0));
+    let url = format!("redis://127.0.0.1:{port}");
+    let build = scaling_with_redis::build(config, &url);
+    let outcome = tokio::time::timeout(Duration::from_secs(20), build).await;
     match outcome {
         Ok(Err(error)) => assert!(error.to_string().starts_with("redis"), "{error}"),
         Ok(Ok(_)) => panic!("a node started without its Redis"),

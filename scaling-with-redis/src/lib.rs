@@ -1,4 +1,5 @@
-//! One node of a cluster: what changes when `REDIS_URL` is set.
+//! One node of a cluster: the chat of step 5, with what must be shared between its nodes
+//! moved to Redis (chapter "Scaling out with Redis").
 //!
 //! A single chat process keeps three things in its own memory that every node must share
 //! once there are several:
@@ -9,29 +10,35 @@
 //!   every room change and every remote disconnect to the other nodes through Redis pub/sub;
 //! - **the messages and accounts** already live in the database, which every node opens.
 //!
-//! Everything else is the single-process chat, generic over the adapter, unchanged.
+//! Everything else is step 5's chat, reused from its library: its handlers are generic over
+//! the adapter for this crate's sake.
 
-use socketioxide::adapter::Emitter;
+#[cfg(feature = "solutions")]
+pub mod solutions;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use axum::Router;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Emitter;
+use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
-use std::time::Duration;
-use step03_passport_like_auth::Passport;
+use step04_socket_middleware::{authenticate_socket, check_origin};
+use step05_chat::{
+    BuildError, ChatConfig, admit_socket, db, on_connect, passport_and_chat,
+    register_chat_handlers, router, socket_io_builder,
+};
 use tower_sessions_redis_store::RedisStore;
-
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
 use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterface};
 use tower_sessions_redis_store::fred::prelude::{
     Builder, ClientLike, Config, PerformanceConfig, Pool, ReconnectPolicy,
 };
 use tower_sessions_redis_store::fred::types::RespVersion;
-
-use crate::messages::MessageStore;
-use crate::users::SqliteUserStore;
-use crate::{BuildError, Chat, ChatConfig, ChatIo, ChatServer, assemble, chat, db};
 
 /// The Socket.IO adapter of a cluster node: socketioxide's Redis adapter, over `fred`.
 pub type ClusterAdapter = CustomRedisAdapter<Emitter, ResubscribingDriver>;
@@ -116,54 +123,95 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub(crate) fn redis_error(error: impl std::fmt::Display) -> BuildError {
-    BuildError::Redis(error.to_string())
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// What stops step 5 from starting (the database).
+    #[error(transparent)]
+    Chat(#[from] BuildError),
+    /// Redis could not be reached or set up.
+    #[error("redis: {0}")]
+    Redis(String),
+}
+
+fn redis_error(error: impl std::fmt::Display) -> NodeError {
+    NodeError::Redis(error.to_string())
+}
+
+/// A built node: the router to serve, and its `io`, to close its sockets on shutdown.
+#[derive(Debug)]
+pub struct Node {
+    /// Everything, HTTP and Socket.IO, as one axum router.
+    pub router: Router,
+    /// The `io` object, over the Redis adapter.
+    pub io: SocketIo<ClusterAdapter>,
 }
 
 // ANCHOR: build
 /// Builds one node of a cluster whose nodes share `redis_url` and `config.database_url`.
-pub(crate) async fn build(config: ChatConfig, redis_url: &str) -> Result<ChatServer, BuildError> {
-    let pool = db::open_database(&config.database_url).await?;
-    let redis = connect(redis_url).await?;
-    let session_store = RedisStore::new(redis.sessions);
-
-    let passport = Passport::with_hasher_params(SqliteUserStore::new(pool.clone()), config.hashing)
-        .with_limits(config.auth_limits);
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit)
-        .with_limits(config.limits)
-        .in_cluster();
-    chat.spawn_housekeeping();
-
-    let (socket_layer, io) =
-        crate::socket_io_builder(&config.sockets, config.socket_buffer, chat, &session_store)
-            .with_adapter::<ClusterAdapter>(redis.adapter)
-            .build_layer();
-    let (router, adapter_ready) = assemble(
-        passport,
-        &config.sessions,
-        session_store,
-        &config.sockets,
-        (socket_layer, io.clone()),
-        chat::register_chat_handlers,
+pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeError> {
+    let node = build_server(config, connect(redis_url).await?).await?;
+    // Step 5's chain, now over the Redis adapter: the same handlers.
+    let adapter_ready = node.io.ns(
+        "/",
+        on_connect
+            .with(register_chat_handlers)
+            .with(admit_socket)
+            .with(authenticate_socket)
+            .with(check_origin),
     );
     // A remote adapter subscribes to its Redis channels before the node may accept sockets.
     adapter_ready.await.map_err(redis_error)?;
-    Ok(ChatServer {
-        router,
-        io: ChatIo::Cluster(io),
-    })
+    Ok(node)
 }
 
+/// The node without its namespace (`build` adds it): step 5's server, with the sessions and
+/// the Socket.IO adapter in Redis, and every new message broadcast through the adapter.
+pub async fn build_server(config: ChatConfig, redis: RedisParts) -> Result<Node, NodeError> {
+    let pool = db::open_database(&config.database_url)
+        .await
+        .map_err(BuildError::from)?;
+    let session_store = RedisStore::new(redis.sessions);
+    let (passport, chat) = passport_and_chat(&config, pool);
+    let chat = chat.broadcast_through_adapter();
+    chat.spawn_housekeeping();
+
+    let (socket_layer, io) = socket_io_builder(&config, chat, &session_store)
+        .with_adapter::<ClusterAdapter>(redis.adapter)
+        .build_layer();
+    let router = router(passport, &config, session_store, socket_layer, io.clone());
+    Ok(Node { router, io })
+}
+
+/// Closes every socket of this node (for a graceful shutdown). The node tells the others
+/// through Redis; with Redis down that would wait until Redis is back, and the node could not
+/// be stopped. It gets 5 s.
+pub async fn close_sockets(io: SocketIo<ClusterAdapter>) {
+    if tokio::time::timeout(Duration::from_secs(5), io.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("closing the sockets through Redis took too long: stopping anyway");
+    }
+}
+
+// ANCHOR: connect
 /// A node's two uses of Redis.
-pub(crate) struct RedisParts {
+pub struct RedisParts {
     /// A pool for the session store (and anything else that reads and writes keys).
-    pub(crate) sessions: Pool,
+    pub sessions: Pool,
     /// What the Socket.IO adapter needs: a subscriber connection, wrapped in our driver.
-    pub(crate) adapter: RedisAdapterCtr<ResubscribingDriver>,
+    pub adapter: RedisAdapterCtr<ResubscribingDriver>,
+}
+
+impl std::fmt::Debug for RedisParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisParts").finish_non_exhaustive()
+    }
 }
 
 /// Connects to Redis for sessions and for the adapter.
-pub(crate) async fn connect(redis_url: &str) -> Result<RedisParts, BuildError> {
+pub async fn connect(redis_url: &str) -> Result<RedisParts, NodeError> {
     let redis_config = Config::from_url(redis_url).map_err(redis_error)?;
     // Start-up fails at once if Redis is not there (fred's `fail_fast`), but once running,
     // a lost connection is retried for ever, backing off up to 5 s between attempts.
@@ -200,4 +248,4 @@ pub(crate) async fn connect(redis_url: &str) -> Result<RedisParts, BuildError> {
     let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
     Ok(RedisParts { sessions, adapter })
 }
-// ANCHOR_END: build
+// ANCHOR_END: connect

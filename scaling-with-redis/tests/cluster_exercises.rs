@@ -2,12 +2,14 @@
 //! fails on the code as shipped and passes once the exercise is done:
 //!
 //! ```console
-//! cargo test -p step05-chat --test cluster_exercises ex1 -- --ignored
+//! cargo test -p scaling-with-redis --test cluster_exercises ex1 -- --ignored
 //! ```
 //!
 //! They are `#[ignore]`d so that `cargo test` stays green on unsolved code. Each starts its
 //! own `redis-server` (installed by `scripts/test.sh`).
 
+// Step 5's test support, reused as it is.
+#[path = "../../step05-chat/tests/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
@@ -16,16 +18,23 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 // The reference solutions (`--features solutions`, used by CI) or your code.
 #[cfg(not(feature = "solutions"))]
-use step05_chat as under_test;
+use scaling_with_redis as under_test;
 #[cfg(feature = "solutions")]
-use step05_chat::cluster_solutions as under_test;
+use scaling_with_redis::solutions as under_test;
 use support::{Options, TestApp, say};
 use testkit::{DEFAULT_WAIT, JsSocket, RedisServer};
 use tower_sessions::cookie::Key;
 
-/// The chat as `under_test::build` builds it, on a free port.
-async fn spawn_app(options: Options) -> TestApp {
-    support::spawn_app_built_by(under_test::build, options).await
+/// A node as `under_test::build` builds it, behind `redis_url`, on a free port.
+async fn spawn_node(redis_url: &str, options: Options) -> TestApp {
+    let build = |config| async move {
+        let node = under_test::build(config, redis_url)
+            .await
+            .expect("build the node");
+        let close = scaling_with_redis::close_sockets(node.io.clone());
+        (node.router, close)
+    };
+    support::spawn_server(build, options).await
 }
 
 /// `GET /health`: the status and the JSON body (`null` if it is not JSON). A request that
@@ -61,21 +70,8 @@ async fn wait_for_health(app: &TestApp, expected: (u16, Value), wait: Duration, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex1_health_endpoint() {
-    let single = spawn_app(Options::default()).await;
-    assert_eq!(
-        health(&single).await,
-        (200, json!({ "redis": "not used" })),
-        "a single process (no REDIS_URL)"
-    );
-    // The chat itself still works beside the new route.
-    single.connected(&single.register("alice").await).await;
-
     let mut redis = RedisServer::start().await;
-    let node = spawn_app(Options {
-        redis_url: Some(redis.url.clone()),
-        ..Options::default()
-    })
-    .await;
+    let node = spawn_node(&redis.url, Options::default()).await;
     assert_eq!(
         health(&node).await,
         (200, json!({ "redis": "ok" })),
@@ -108,12 +104,11 @@ async fn spawn_cluster(rate_limit: Option<(u32, f64)>) -> Cluster {
     let node = || Options {
         database: Some(database.clone()),
         key: Some(key.clone()),
-        redis_url: Some(redis.url.clone()),
         rate_limit,
         ..Options::default()
     };
-    let a = spawn_app(node()).await;
-    let b = spawn_app(node()).await;
+    let a = spawn_node(&redis.url, node()).await;
+    let b = spawn_node(&redis.url, node()).await;
     Cluster {
         a,
         b,
