@@ -150,7 +150,11 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
 /// only this package's binaries.
 pub fn build_step05_if_missing() -> Result<(), String> {
     const BINARIES: [&str; 2] = ["step05-chat", "scaling-with-redis"];
-    let all_there = || BINARIES.iter().try_for_each(|name| sibling_binary(name).map(drop));
+    let all_there = || {
+        BINARIES
+            .iter()
+            .try_for_each(|name| sibling_binary(name).map(drop))
+    };
     if all_there().is_ok() {
         return Ok(());
     }

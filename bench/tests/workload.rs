@@ -11,8 +11,8 @@ use socketioxide::adapter::LocalAdapter;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::argon2;
 use step04_socket_middleware::SocketSettings;
-use step05_chat::rate_limit::RateLimiter;
 use step05_chat::ChatConfig;
+use step05_chat::rate_limit::RateLimiter;
 use tower_sessions::cookie::Key;
 
 /// 3 users × 3 tabs, each user sends 5 messages at 10/s.

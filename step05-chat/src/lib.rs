@@ -85,7 +85,7 @@ pub struct SessionWatch {
 // ANCHOR: build
 /// Opens (or creates) the database and builds the whole chat server.
 pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
-    let server = build_server(config).await?;
+    let server = build_base(config).await?;
     // Origin first, then the session's user, then the chat: chapter 4's chain.
     server.io.ns(
         "/",
@@ -98,19 +98,18 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     Ok(server)
 }
 
-/// The server without its namespace (`build` adds it): the database, the sessions in it,
-/// step 3's routes, the Socket.IO layer, the page.
-pub async fn build_server(config: ChatConfig) -> Result<ChatServer, BuildError> {
+/// The server without its namespace, which `build` adds: the database
+/// and the sessions in it, step 3's routes, the Socket.IO layer, the page.
+pub async fn build_base(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let pool = db::open_database(&config.database_url).await?;
-    let session_store = db::session_store(&pool);
-    step02_sessions::spawn_expired_session_cleanup(session_store.clone());
+    let sessions = db::session_store(&pool);
+    step02_sessions::spawn_expired_session_cleanup(sessions.clone());
     let (passport, chat) = passport_and_chat(&config, pool);
     chat.spawn_housekeeping();
 
-    let (socket_layer, io) =
-        socket_io_builder(&config, chat, &session_store).build_layer();
-    let router =
-        router(passport, &config, session_store, socket_layer, io.clone());
+    let builder = socket_io_builder(&config, chat, &sessions);
+    let (socket_layer, io) = builder.build_layer();
+    let router = router(passport, &config, sessions, socket_layer, io.clone());
     Ok(ChatServer { router, io })
 }
 // ANCHOR_END: build
@@ -122,7 +121,7 @@ pub fn passport_and_chat(
     pool: SqlitePool,
 ) -> (Passport<SqliteUserStore>, Chat) {
     let users = SqliteUserStore::new(pool.clone());
-    let passport = Passport::with_hasher_params(users, config.hashing)
+    let passport = Passport::with_hasher_params(users, config.hashing.clone())
         .with_limits(config.auth_limits.clone());
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit.clone())
         .with_limits(config.limits.clone());

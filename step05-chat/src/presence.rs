@@ -278,7 +278,11 @@ mod tests {
         presence.disconnect(bobs);
         let change = presence.take_change("general").expect("a change");
         seen.retain(|u| !change.left.contains(u));
-        let newcomers: Vec<User> = change.joined.into_iter().filter(|u| !seen.contains(u)).collect();
+        let newcomers: Vec<User> = change
+            .joined
+            .into_iter()
+            .filter(|u| !seen.contains(u))
+            .collect();
         seen.extend(newcomers);
         assert_eq!(seen, presence.users_in("general"));
     }

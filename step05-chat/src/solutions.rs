@@ -24,7 +24,7 @@ use step04_socket_middleware::{authenticate_socket, check_origin};
 
 /// The chat with every exercise done: the crate's `build`, with [`register_chat_handlers`].
 pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
-    let server = crate::build_server(config).await?;
+    let server = crate::build_base(config).await?;
     server.io.ns(
         "/",
         on_connect
