@@ -20,6 +20,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::broadcast::error::RecvError;
+
 use axum::Router;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
@@ -47,7 +49,7 @@ pub type ClusterAdapter = CustomRedisAdapter<Emitter, ResubscribingDriver>;
 /// socketioxide-redis's `fred` driver, plus one thing it lacks: after Redis restarts, the
 /// connection comes back by itself but its pub/sub subscriptions do not, and without them this
 /// node would silently stop hearing the other nodes' broadcasts. This wrapper remembers every
-/// channel the adapter subscribes to and subscribes again on each reconnection.
+/// channel the adapter subscribes to and subscribes again after each reconnection.
 #[derive(Clone)]
 pub struct ResubscribingDriver {
     inner: FredDriver,
@@ -63,24 +65,41 @@ impl ResubscribingDriver {
             channels: Arc::default(),
         };
         let (client, channels) = (driver.client.clone(), driver.channels.clone());
-        driver.client.on_reconnect(move |_server| {
-            let (client, channels) = (client.clone(), channels.clone());
-            async move {
-                let channels: Vec<String> = lock(&channels).iter().cloned().collect();
-                tracing::warn!(
-                    count = channels.len(),
-                    "reconnected to Redis: subscribing again"
-                );
-                for channel in channels {
-                    // `ssubscribe` because the fred driver uses sharded pub/sub.
-                    if let Err(error) = client.ssubscribe(channel.as_str()).await {
-                        tracing::error!(%error, channel, "could not subscribe again");
-                    }
-                }
-                Ok(())
-            }
-        });
+        tokio::spawn(resubscribe_after_reconnections(client, channels));
         Ok(driver)
+    }
+}
+
+/// Subscribes to every remembered channel again after each reconnection, until Redis has
+/// accepted them all. (Not fred's `on_reconnect`: its listener stops for good when it falls
+/// behind, and a subscription that failed once would never be tried again.)
+async fn resubscribe_after_reconnections(
+    client: SubscriberClient,
+    channels: Arc<Mutex<BTreeSet<String>>>,
+) {
+    let mut reconnections = client.reconnect_rx();
+    loop {
+        match reconnections.recv().await {
+            // Fallen behind a few reconnections: one pass covers them all.
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return, // the client is gone
+        }
+        let wanted: Vec<String> = lock(&channels).iter().cloned().collect();
+        tracing::warn!(
+            count = wanted.len(),
+            "reconnected to Redis: subscribing again"
+        );
+        'pass: for channel in &wanted {
+            // `ssubscribe` because the fred driver uses sharded pub/sub. A failure is tried
+            // again until it works, or until the connection is lost again (the next pass).
+            while let Err(error) = client.ssubscribe(channel.as_str()).await {
+                tracing::error!(%error, channel, "could not subscribe again: retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if !reconnections.is_empty() {
+                    break 'pass;
+                }
+            }
+        }
     }
 }
 
@@ -214,8 +233,10 @@ impl std::fmt::Debug for RedisParts {
 pub async fn connect(redis_url: &str) -> Result<RedisParts, NodeError> {
     let redis_config = Config::from_url(redis_url).map_err(redis_error)?;
     // Start-up fails at once if Redis is not there (fred's `fail_fast`), but once running,
-    // a lost connection is retried for ever, backing off up to 5 s between attempts.
-    let reconnect = || ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
+    // a lost connection is retried for ever, backing off up to 1 s between attempts: a node
+    // is back at most a second after Redis is (with fred's default of 5 s, a node could stay
+    // deaf for seconds after a long outage ended).
+    let reconnect = || ReconnectPolicy::new_exponential(0, 100, 1_000, 2);
 
     // Sessions in Redis: any node can load a session that another node created. Redis
     // expires them by itself (the store sets a TTL), so no clean-up task is needed.

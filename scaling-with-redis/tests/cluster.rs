@@ -203,6 +203,10 @@ async fn a_redis_outage_degrades_the_cluster_and_a_restart_heals_it() {
             .await
         {
             assert!(event.data()["text"].is_string());
+            eprintln!(
+                "DEBUG delivered at attempt {attempt}: {}",
+                event.data()["text"]
+            );
             delivered = true;
             break;
         }

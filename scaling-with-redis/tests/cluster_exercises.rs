@@ -85,7 +85,7 @@ async fn ex1_health_endpoint() {
 
     redis.restart().await;
     let ok = (200, json!({ "redis": "ok" }));
-    // fred retries with a back-off of up to 5 s: give it a few attempts.
+    // fred retries every second at most: give it a few attempts.
     wait_for_health(&node, ok, Duration::from_secs(20), "Redis is back").await;
 }
 
