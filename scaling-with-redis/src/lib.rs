@@ -201,6 +201,7 @@ pub async fn build_server(config: ChatConfig, redis: RedisParts) -> Result<Node,
     let router = router(passport, &config, session_store, socket_layer, io.clone());
     Ok(Node { router, io })
 }
+// ANCHOR_END: build
 
 /// Closes every socket of this node (for a graceful shutdown). The node tells the others
 /// through Redis; with Redis down that would wait until Redis is back, and the node could not

@@ -247,14 +247,16 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
 // ANCHOR_END: fanout
 
 // ANCHOR: register
-/// The last connect middleware: registers every chat event handler before the client is told
-/// it is connected, so no event sent the instant it connects is lost (see chapter 4).
+/// The last connect middleware: registers every chat event handler before
+/// the client is told it is connected, so no event sent the instant it
+/// connects is lost (see chapter 4).
 ///
-/// Why `<A: Adapter>`, here and on every handler: `A` is the Socket.IO *adapter*, the part
-/// that knows which sockets are in which room. This crate only uses the default one,
-/// `LocalAdapter` (`SocketRef` without `<A>` means `SocketRef<LocalAdapter>`). The handlers
-/// are generic only so that the chapter "Scaling out with Redis" can reuse them unchanged
-/// with its Redis adapter. Read `SocketRef<A>` as "a socket".
+/// Why `<A: Adapter>`, here and on every handler: `A` is the Socket.IO
+/// *adapter*, the part that knows which sockets are in which room. This
+/// crate only uses the default one, `LocalAdapter` (`SocketRef` without
+/// `<A>` means `SocketRef<LocalAdapter>`). The handlers are generic only so
+/// that the chapter "Scaling out with Redis" can reuse them unchanged with
+/// its Redis adapter. Read `SocketRef<A>` as "a socket".
 pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
     socket.on("chat message", on_chat_message::<A>);
     socket.on("join", on_join::<A>);
