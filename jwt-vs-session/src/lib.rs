@@ -160,17 +160,13 @@ pub async fn load_token_user<U: UserStore>(
 /// session watch: a token is not tied to a session, so logging out neither
 /// closes the sockets it opened nor stops it from opening new ones until it
 /// expires. That is what "stateless" costs.
-pub fn token_app<U, S>(
+pub fn token_app<U: UserStore>(
     passport: Passport<U>,
     sessions: &SessionConfig,
-    store: S,
+    store: impl SessionStore + Clone,
     settings: SocketSettings,
     tokens: TokenConfig,
-) -> Router
-where
-    U: UserStore,
-    S: SessionStore + Clone,
-{
+) -> Router {
     let (socket_layer, io) = settings
         .socket_io() // step 4's limits, and the origins `check_origin` reads
         .with_state(tokens.clone())

@@ -59,14 +59,7 @@ async fn ex2_revoke_on_logout() {
     let open = app.socket(json!({ "auth": { "token": token } })).await;
     open.expect_connect().await;
 
-    let logout = app
-        .http
-        .post(app.url("/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("POST /logout");
-    assert_eq!(logout.status(), 204);
+    assert_eq!(app.logout(&cookie).await, 204);
 
     let disconnect = open.next_named("disconnect").await;
     assert_eq!(disconnect.raw["reason"], "io server disconnect");

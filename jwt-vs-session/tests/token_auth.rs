@@ -104,16 +104,11 @@ async fn each_token_socket_sees_its_own_user() {
     let app = spawn_app().await;
     let alice = app.socket_with_token(&app.token_for("alice").await).await;
     let bob = app.socket_with_token(&app.token_for("bob").await).await;
-    alice.expect_connect().await;
-    bob.expect_connect().await;
-    assert_eq!(
-        alice.emit_with_ack("whoami", json!([])).await["username"],
-        "alice"
-    );
-    assert_eq!(
-        bob.emit_with_ack("whoami", json!([])).await["username"],
-        "bob"
-    );
+    for (socket, name) in [(&alice, "alice"), (&bob, "bob")] {
+        socket.expect_connect().await;
+        let me = socket.emit_with_ack("whoami", json!([])).await;
+        assert_eq!(me["username"], name);
+    }
 }
 
 #[tokio::test]

@@ -65,14 +65,22 @@ pub struct SocketSettings {
 }
 
 impl SocketSettings {
+    /// `allowed_origins`, with the default [`SESSION_RECHECK`] and limits.
+    pub fn new(allowed_origins: AllowedOrigins) -> Self {
+        SocketSettings {
+            allowed_origins,
+            session_recheck: SESSION_RECHECK,
+            limits: SocketLimits::default(),
+        }
+    }
+
     /// The server's own origins (plus `ALLOWED_ORIGINS`), a [`SESSION_RECHECK`] re-check and
     /// the limits of `SOCKET_MAX_MESSAGE_BYTES` and `SOCKET_CONNECT_TIMEOUT_SECS`.
     /// Logs what it read.
     pub fn from_env(port: u16) -> Result<Self, LimitsError> {
         let settings = SocketSettings {
-            allowed_origins: AllowedOrigins::from_env(port),
-            session_recheck: SESSION_RECHECK,
             limits: SocketLimits::from_env()?,
+            ..SocketSettings::new(AllowedOrigins::from_env(port))
         };
         tracing::info!(origins = ?settings.allowed_origins.as_slice(), "allowed origins");
         tracing::info!(limits = ?settings.limits, "socket limits");

@@ -49,17 +49,13 @@ pub async fn authenticate_token<U: UserStore>(
 // ANCHOR_END: bearer_header
 
 /// The starter's `token_app`, with this file's `authenticate_token`.
-pub fn token_app<U, S>(
+pub fn token_app<U: UserStore>(
     passport: Passport<U>,
     sessions: &SessionConfig,
-    store: S,
+    store: impl SessionStore + Clone,
     settings: SocketSettings,
     tokens: TokenConfig,
-) -> Router
-where
-    U: UserStore,
-    S: SessionStore + Clone,
-{
+) -> Router {
     let (socket_layer, io) = settings
         .socket_io()
         .with_state(tokens.clone())

@@ -40,17 +40,13 @@ async fn greet_until_expiry(
 // ANCHOR_END: close_at_expiry
 
 /// The starter's `token_app`, with `greet_until_expiry` in place of `greet`.
-pub fn token_app<U, S>(
+pub fn token_app<U: UserStore>(
     passport: Passport<U>,
     sessions: &SessionConfig,
-    store: S,
+    store: impl SessionStore + Clone,
     settings: SocketSettings,
     tokens: TokenConfig,
-) -> Router
-where
-    U: UserStore,
-    S: SessionStore + Clone,
-{
+) -> Router {
     let (socket_layer, io) = settings
         .socket_io()
         .with_state(tokens.clone())

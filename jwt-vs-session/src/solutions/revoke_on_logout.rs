@@ -107,17 +107,13 @@ pub async fn authenticate_token<U: UserStore>(
 // ANCHOR: token_app
 /// The starter's `token_app`, with the table of logouts shared by the new
 /// middleware and the new logout hook.
-pub fn token_app<U, S>(
+pub fn token_app<U: UserStore>(
     passport: Passport<U>,
     sessions: &SessionConfig,
-    store: S,
+    store: impl SessionStore + Clone,
     settings: SocketSettings,
     tokens: TokenConfig,
-) -> Router
-where
-    U: UserStore,
-    S: SessionStore + Clone,
-{
+) -> Router {
     let logged_out = LoggedOutAt::default();
     let (socket_layer, io) = settings
         .socket_io()

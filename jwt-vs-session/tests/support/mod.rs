@@ -4,11 +4,11 @@
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
 use jwt_vs_session::TokenConfig;
 use serde_json::{Value, json};
+use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::{AllowedOrigins, SocketSettings};
@@ -50,32 +50,21 @@ pub async fn spawn_token_app(
             .await
             .expect("register a test user");
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), None),
-        session_recheck: Duration::from_secs(30),
-        limits: Default::default(),
-    };
-    let sessions = SessionConfig::with_key(Key::generate());
-    let router = build(
-        passport,
-        &sessions,
-        MemoryStore::default(),
-        settings,
-        tokens,
-    );
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let address = testkit::spawn_server(|listener, address| {
+        let origins = AllowedOrigins::for_port(address.port(), None);
+        let sessions = SessionConfig::with_key(Key::generate());
+        let store = MemoryStore::default();
+        let settings = SocketSettings::new(origins);
+        let router = build(passport, &sessions, store, settings, tokens);
+        serve(listener, router, std::future::pending())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let js = JsClient::start().await;
     TestApp {
         address,
-        http: reqwest::Client::new(),
-        js: JsClient::start().await,
+        http,
+        js,
         users,
     }
 }
@@ -87,27 +76,11 @@ impl TestApp {
 
     /// Logs in over HTTP and returns the session cookie, as `name=value`.
     pub async fn login(&self, username: &str) -> String {
-        let response = self
-            .http
-            .post(self.url("/login"))
-            .json(&json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .expect("POST /login");
-        assert_eq!(response.status(), 200, "login as {username}");
-        let set_cookie =
-            response.headers()["set-cookie"].to_str().expect("ASCII");
-        set_cookie.split(';').next().expect("name=value").to_owned()
+        testkit::login(&self.http, &self.url(""), username, PASSWORD).await
     }
 
     pub async fn logout(&self, cookie: &str) -> reqwest::StatusCode {
-        self.http
-            .post(self.url("/logout"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .expect("POST /logout")
-            .status()
+        testkit::logout(&self.http, &self.url(""), cookie).await
     }
 
     /// `POST /token`, with the session cookie if there is one.
