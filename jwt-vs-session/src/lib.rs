@@ -29,6 +29,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use step02_sessions::SessionConfig;
@@ -113,12 +114,21 @@ pub async fn authenticate_token<U: UserStore>(
     };
     let claims = tokens.verify(&token).inspect_err(|error| {
         // The reason, never the token: a log line must not be a credential.
-        tracing::info!(sid = %socket.id, %error, "refused a bad token");
+        tracing::info!(
+            sid = %socket.id,
+            %error,
+            "refused a socket with a bad token"
+        );
     })?;
     let user = load_token_user(&users, &claims).await?;
-    tracing::info!(sid = %socket.id, user = %user.username, "token accepted");
+    tracing::info!(
+        sid = %socket.id,
+        user = %user.username,
+        "socket authenticated by token"
+    );
     socket.join(user_room(user.id));
-    socket.extensions.insert::<User>(user); // socket.user = user, as before
+    // socket.user = user, as with the cookie
+    socket.extensions.insert::<User>(user);
     socket.extensions.insert(claims);
     Ok(())
 }
@@ -168,7 +178,9 @@ pub fn token_app<U: UserStore>(
     tokens: TokenConfig,
 ) -> Router {
     let (socket_layer, io) = settings
-        .socket_io() // step 4's limits, and the origins `check_origin` reads
+        .limits
+        .apply(SocketIo::builder()) // step 4's limits
+        .with_state(settings.allowed_origins.clone()) // for `check_origin`
         .with_state(tokens.clone())
         .with_state(passport.users().clone())
         .build_layer();
@@ -200,8 +212,7 @@ pub fn token_routes<U: UserStore>(
     http_routes(passport).route("/token", issue)
 }
 
-/// Greets the user, as step 4's `on_connect` does; there is no session to
-/// watch.
+/// Greets the user, as step 4's `on_connect` does (with no session to watch).
 async fn greet(socket: SocketRef, Extension(user): Extension<User>) {
     socket.emit("welcome", &user).ok();
 }

@@ -21,9 +21,8 @@ use serde::{Deserialize, Serialize};
 use step03_passport_like_auth::User;
 
 // ANCHOR: constants
-/// How long a token opens sockets. Short, because nothing can take a token back
-/// (see [`crate::token_app`]): five minutes is how long a stolen one stays
-/// useful.
+/// How long a token opens sockets. Short, because nothing can take a token
+/// back (see [`crate::token_app`]): it is how long a stolen one stays useful.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// The shortest secret accepted, in bytes. An HS256 key must be at least as
@@ -63,8 +62,7 @@ pub struct Claims {
 // ANCHOR_END: claims
 
 // ANCHOR: config
-/// The keys and rules for socket tokens. Cheap to clone; its `Debug` shows no
-/// key.
+/// The keys and rules of socket tokens. Cheap to clone; `Debug` shows no key.
 #[derive(Clone)]
 pub struct TokenConfig {
     encoding: EncodingKey,
@@ -74,7 +72,7 @@ pub struct TokenConfig {
 }
 
 impl TokenConfig {
-    /// Tokens signed and checked with `secret` (HMAC-SHA256), valid for
+    /// Tokens signed and checked with `secret` (HMAC-SHA256), which live
     /// [`TOKEN_LIFETIME`].
     pub fn new(secret: &[u8]) -> Result<Self, TokenSecretError> {
         if secret.len() < MIN_TOKEN_SECRET_LEN {
@@ -98,7 +96,10 @@ impl TokenConfig {
             lifetime: TOKEN_LIFETIME,
         })
     }
+}
+// ANCHOR_END: config
 
+impl TokenConfig {
     /// The same keys, with tokens that live `lifetime` (whole seconds; tests
     /// use a few).
     pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
@@ -111,7 +112,6 @@ impl TokenConfig {
         self.lifetime
     }
 }
-// ANCHOR_END: config
 
 impl fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -149,6 +149,9 @@ impl TokenConfig {
     }
 }
 
+// ANCHOR_END: from_env
+
+// ANCHOR: secret_error
 /// Why a token secret was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenSecretError {
@@ -169,16 +172,15 @@ pub enum TokenSecretError {
     )]
     NotUtf8,
 }
-// ANCHOR_END: from_env
+// ANCHOR_END: secret_error
 
 // ANCHOR: token_error
 /// Why a socket with a token was refused. As with `Unauthorized`, the `Display`
 /// text is what the client's `connect_error` handler gets as `err.message`.
 ///
 /// Telling "expired" apart matters to a well-behaved client: it fetches a new
-/// token and reconnects. The other reasons help whoever is debugging; an
-/// attacker learns nothing from them that they did not know when they built the
-/// token.
+/// token and reconnects. The other reasons help whoever is debugging; they
+/// tell an attacker nothing they did not know when they built the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// No token in the handshake's `auth` payload.
@@ -187,12 +189,10 @@ pub enum TokenError {
     /// Not a JWT, or a JWT without the claims we require.
     #[error("Invalid token: malformed")]
     Malformed,
-    /// Signed (or "signed") with another algorithm than HS256, including
-    /// `none`.
+    /// Signed (or "signed") with another algorithm than HS256, `none` too.
     #[error("Invalid token: algorithm not allowed")]
     AlgorithmNotAllowed,
-    /// The signature does not match: another secret, or a changed header or
-    /// payload.
+    /// The signature does not match: another secret, or a changed token.
     #[error("Invalid token: bad signature")]
     BadSignature,
     /// Past its `exp`.
@@ -266,16 +266,17 @@ impl TokenConfig {
             ErrorKind::ExpiredSignature => TokenError::Expired,
             ErrorKind::InvalidAudience => TokenError::WrongAudience,
             ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
-            // Not three parts, bad base64, bad JSON, a missing or mistyped
-            // claim.
+            // Not three parts, bad base64 or JSON, a missing or mistyped claim.
             _ => TokenError::Malformed,
         })?;
         Ok(data.claims)
     }
 }
 
-/// The `alg` of a token's header, if the token starts with a readable JWT
-/// header.
+// ANCHOR_END: verify
+
+// ANCHOR: header_algorithm
+/// The `alg` of a token's header, if it starts with a readable JWT header.
 fn header_algorithm(token: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct AlgOnly {
@@ -287,7 +288,7 @@ fn header_algorithm(token: &str) -> Option<String> {
         .ok()
         .map(|header| header.alg)
 }
-// ANCHOR_END: verify
+// ANCHOR_END: header_algorithm
 
 #[cfg(test)]
 mod tests {

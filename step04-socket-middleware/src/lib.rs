@@ -32,11 +32,11 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::Html;
 use axum::routing::get;
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::{SocketIo, SocketIoBuilder};
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{
     AuthLimits, MemoryUserStore, Passport, User, UserStore, auth_routes, seed_demo_users,
@@ -86,14 +86,6 @@ impl SocketSettings {
         tracing::info!(limits = ?settings.limits, "socket limits");
         Ok(settings)
     }
-
-    /// A Socket.IO server under construction, with these limits, and the
-    /// allowed origins as the state that `check_origin` reads.
-    pub fn socket_io(&self) -> SocketIoBuilder {
-        self.limits
-            .apply(SocketIo::builder())
-            .with_state(self.allowed_origins.clone())
-    }
 }
 
 // ANCHOR: stores
@@ -141,7 +133,9 @@ where
     S: SessionStore + Clone,
 {
     let (socket_layer, io) = settings
-        .socket_io() // the limits, and the origins for `check_origin`
+        .limits
+        .apply(SocketIo::builder())
+        .with_state(settings.allowed_origins.clone())
         .with_state(SessionWatch {
             store: Arc::new(store.clone()),
             every: settings.session_recheck,

@@ -131,7 +131,9 @@ where
     S: SessionStore + Clone,
 {
     let (socket_layer, io) = settings
-        .socket_io()
+        .limits
+        .apply(SocketIo::builder())
+        .with_state(settings.allowed_origins.clone())
         .with_state(SessionWatch {
             store: Arc::new(store.clone()),
             every: settings.session_recheck,

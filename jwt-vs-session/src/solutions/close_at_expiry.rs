@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use step02_sessions::SessionConfig;
@@ -48,7 +49,9 @@ pub fn token_app<U: UserStore>(
     tokens: TokenConfig,
 ) -> Router {
     let (socket_layer, io) = settings
-        .socket_io()
+        .limits
+        .apply(SocketIo::builder())
+        .with_state(settings.allowed_origins.clone())
         .with_state(tokens.clone())
         .with_state(passport.users().clone())
         .build_layer();

@@ -116,7 +116,9 @@ pub fn token_app<U: UserStore>(
 ) -> Router {
     let logged_out = LoggedOutAt::default();
     let (socket_layer, io) = settings
-        .socket_io()
+        .limits
+        .apply(SocketIo::builder())
+        .with_state(settings.allowed_origins.clone())
         .with_state(tokens.clone())
         .with_state(passport.users().clone())
         .with_state(logged_out.clone()) // new

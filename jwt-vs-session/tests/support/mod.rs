@@ -92,8 +92,8 @@ impl TestApp {
         request.send().await.expect("POST /token")
     }
 
-    /// Logs in as `username`; returns the session cookie and a token from `POST
-    /// /token`.
+    /// Logs in as `username`; returns the session cookie and a token from
+    /// `POST /token`.
     pub async fn login_and_get_token(
         &self,
         username: &str,
@@ -111,8 +111,7 @@ impl TestApp {
         self.login_and_get_token(username).await.1
     }
 
-    /// Opens a socket with the official JS client; `opts` go to `io(url,
-    /// opts)`.
+    /// Opens a socket with the official JS client, with `io(url, opts)`.
     pub async fn socket(&self, opts: Value) -> JsSocket {
         self.js.connect(&self.url("/"), opts).await
     }
