@@ -4,11 +4,10 @@
 #   - with the reference solutions compiled in (`--features solutions`), it PASSES.
 # A check that passes on the starter is a bug in the check.
 #
-# Convention: a step crate with exercises has tests/exercises.rs, whose tests are all
-# `#[ignore]`d (so `cargo test` stays green), and a `solutions` feature. Any other
-# tests/*exercises.rs (an appendix's, say tests/token_exercises.rs) is checked the same way.
-# The crates of the chapters beyond the chat (scaling-with-redis/, ...) follow the same
-# convention and are checked too.
+# Convention: a crate with exercises (a step, or a chapter beyond the chat such as
+# jwt-vs-session) has tests/exercises.rs, whose tests are all `#[ignore]`d (so
+# `cargo test` stays green), and a `solutions` feature. Any other tests/*exercises.rs
+# (say scaling-with-redis/tests/cluster_exercises.rs) is checked the same way.
 #
 #   bash scripts/check-exercises.sh                 # every crate with exercises
 #   bash scripts/check-exercises.sh step01-http-vs-socket
@@ -24,7 +23,7 @@ fi
 
 failures=0
 passed=0
-# One check file at a time: "crate target", e.g. "step04-socket-middleware token_exercises".
+# One check file at a time: "crate target", e.g. "jwt-vs-session exercises".
 files=()
 for crate in "${crates[@]}"; do
   found=0

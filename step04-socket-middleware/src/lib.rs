@@ -8,11 +8,11 @@
 //! - [`live_sessions`]: a socket outlives its handshake, so logout and expiry must reach it.
 //! - [`handshake`]: the same "logged in?" question asked over HTTP, before socketioxide
 //!   allocates a connection, and [`limits`]: how big and how slow a client may be.
-//! - [`token_auth`] (chapter "JWT vs session"): the same admission with a signed token in the handshake's
-//!   `auth` payload instead of the cookie, and [`token_app`] to try it.
 //!
 //! Everything else is reused: step 2's session layer, step 3's passport module and routes,
-//! step 1's `serve`.
+//! step 1's `serve`. (The chapter "JWT vs session" and its crate, `jwt-vs-session`, admit
+//! sockets by a signed token instead, with [`http_routes`], [`register_handlers`] and
+//! [`around_sockets`] from here.)
 
 pub mod handshake;
 pub mod limits;
@@ -22,11 +22,9 @@ pub mod socket_auth;
 
 #[cfg(feature = "solutions")]
 pub mod solutions;
-pub mod token_auth;
-#[cfg(feature = "solutions")]
-pub mod token_solutions;
 
 use std::convert::Infallible;
+use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +38,9 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use step02_sessions::SessionConfig;
-use step03_passport_like_auth::{MemoryUserStore, Passport, User, UserStore, auth_routes};
+use step03_passport_like_auth::{
+    AuthLimits, MemoryUserStore, Passport, User, UserStore, auth_routes, seed_demo_users,
+};
 use tower_sessions::{MemoryStore, SessionStore};
 
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
@@ -48,10 +48,6 @@ pub use limits::{LimitsError, SocketLimits};
 pub use live_sessions::{disconnect_on_logout, session_room, user_room, watch_session};
 pub use origin::{AllowedOrigins, ForbiddenOrigin, check_origin, check_request_origin, cors_layer};
 pub use socket_auth::{SocketSession, Unauthorized, authenticate_socket};
-pub use token_auth::{
-    Claims, IssuedToken, TokenAuth, TokenConfig, TokenError, authenticate_token, issue_token,
-    token_app,
-};
 
 /// How often a live socket re-reads its session from the store, unless told otherwise: the
 /// longest a socket can outlive a session that ended without a logout (see `live_sessions`).
@@ -69,14 +65,26 @@ pub struct SocketSettings {
 }
 
 impl SocketSettings {
+    /// `allowed_origins`, with the default [`SESSION_RECHECK`] and limits.
+    pub fn new(allowed_origins: AllowedOrigins) -> Self {
+        SocketSettings {
+            allowed_origins,
+            session_recheck: SESSION_RECHECK,
+            limits: SocketLimits::default(),
+        }
+    }
+
     /// The server's own origins (plus `ALLOWED_ORIGINS`), a [`SESSION_RECHECK`] re-check and
     /// the limits of `SOCKET_MAX_MESSAGE_BYTES` and `SOCKET_CONNECT_TIMEOUT_SECS`.
+    /// Logs what it read.
     pub fn from_env(port: u16) -> Result<Self, LimitsError> {
-        Ok(SocketSettings {
-            allowed_origins: AllowedOrigins::from_env(port),
-            session_recheck: SESSION_RECHECK,
+        let settings = SocketSettings {
             limits: SocketLimits::from_env()?,
-        })
+            ..SocketSettings::new(AllowedOrigins::from_env(port))
+        };
+        tracing::info!(origins = ?settings.allowed_origins.as_slice(), "allowed origins");
+        tracing::info!(limits = ?settings.limits, "socket limits");
+        Ok(settings)
     }
 }
 
@@ -93,6 +101,16 @@ pub fn in_memory_stores() -> (Passport<MemoryUserStore>, MemoryStore) {
     )
 }
 // ANCHOR_END: stores
+
+/// The stores `cargo run` starts with: [`in_memory_stores`], with step 3's
+/// throttles and Argon2 bound read from the environment (`RATE_LIMITS`,
+/// `LOGIN_ATTEMPTS_PER_ADDRESS`...) and the demo users alice and bob.
+pub async fn demo_stores() -> Result<(Passport<MemoryUserStore>, MemoryStore), Box<dyn Error>> {
+    let (passport, store) = in_memory_stores();
+    let passport = passport.with_limits(AuthLimits::from_env()?);
+    seed_demo_users(&passport).await?;
+    Ok((passport, store))
+}
 
 /// What the connect handler needs to watch a socket's session.
 #[derive(Debug, Clone)]
@@ -137,13 +155,19 @@ where
     // Logging out over HTTP must also close the sockets opened with that session.
     let passport = passport.on_logout(disconnect_on_logout(io));
 
-    let routes = Router::new()
-        .route("/", get(page))
-        .merge(auth_routes::<U>())
-        .with_state(passport.clone());
+    let routes = http_routes(passport.clone());
     with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
 }
 // ANCHOR_END: app
+
+/// The HTTP side of step 4: the page at `/`, and step 3's `/register`, `/login`,
+/// `/logout` and `/me`.
+pub fn http_routes<U: UserStore>(passport: Passport<U>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .merge(auth_routes::<U>())
+        .with_state(passport)
+}
 
 // ANCHOR: layers
 /// Wraps the HTTP routes and the Socket.IO layer in the layers every request
@@ -175,9 +199,10 @@ where
 // ANCHOR_END: layers
 
 // ANCHOR: around_sockets
-/// The layers outside the Socket.IO layer, for the cookie app and the token app
-/// alike: CORS, then the `Origin` check of requests that could change something
-/// or open a socket, then the session, then the user.
+/// The layers outside the Socket.IO layer: CORS, then the `Origin` check of
+/// requests that could change something or open a socket, then the session,
+/// then the user. An app that admits sockets by something else than the session
+/// (the chapter "JWT vs session") wraps its routes in these alone.
 pub fn around_sockets<U, S>(
     routes: Router,
     passport: Passport<U>,
@@ -199,14 +224,16 @@ where
 // ANCHOR_END: around_sockets
 
 // ANCHOR: register_handlers
-/// The last connect middleware: registers the socket's event handlers.
+/// The last connect middleware: registers the socket's event handlers. Public,
+/// because they work whatever middleware admitted the socket, as long as it left
+/// a `User` in the socket's extensions.
 ///
 /// Why here and not in `on_connect`? socketioxide sends the "connected" packet to the client
 /// *before* it spawns the connect handler. A client that emits in its `connect` callback can
 /// therefore get its event to the server before the handler has been registered, and the
 /// event is dropped. Middlewares run before the "connected" packet, so handlers registered
 /// here are always in place in time.
-async fn register_handlers(socket: SocketRef) -> Result<(), Infallible> {
+pub async fn register_handlers(socket: SocketRef) -> Result<(), Infallible> {
     // Every handler can ask for the user the middleware attached: `socket.user`.
     socket.on(
         "whoami",

@@ -13,17 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use serde::Serialize;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
 use step02_sessions::SessionConfig;
-use step03_passport_like_auth::{Passport, User, UserStore, auth_routes};
+use step03_passport_like_auth::{Passport, User, UserStore};
 use tower_sessions::SessionStore;
 
 pub use crate::*;
-use crate::{SessionWatch, on_connect, page};
+use crate::{SessionWatch, on_connect};
 
 // ANCHOR: recheck_interval
 /// How often a live socket re-reads its session from the store. (In `src/lib.rs`: the one
@@ -101,7 +100,7 @@ async fn session_still_alive(socket: &SocketRef, store: &Arc<dyn SessionStore>) 
 // ANCHOR: whoami
 /// The crate's `register_handlers`, with a `whoami` that checks the session first
 /// (exercise 4) and counts the user's tabs (exercise 3).
-async fn register_handlers(socket: SocketRef) -> Result<(), Infallible> {
+pub async fn register_handlers(socket: SocketRef) -> Result<(), Infallible> {
     socket.on(
         "whoami",
         async |socket: SocketRef,
@@ -154,9 +153,6 @@ where
     // ANCHOR_END: banned_chain
 
     let passport = passport.on_logout(disconnect_on_logout(io));
-    let routes = Router::new()
-        .route("/", get(page))
-        .merge(auth_routes::<U>())
-        .with_state(passport.clone());
+    let routes = http_routes(passport.clone());
     with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
 }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::{AllowedOrigins, SocketSettings};
@@ -43,21 +44,17 @@ async fn spawn_app(max_age: time::Duration, session_recheck: Duration) -> TestAp
     }
     let sessions = SessionConfig::with_key(Key::generate()).max_age(max_age);
     let store = MemoryStore::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), None),
-        session_recheck,
-        limits: Default::default(),
-    };
-    let router = under_test::app(passport, &sessions, store.clone(), settings);
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let app_store = store.clone();
+    let address = testkit::spawn_server(|listener, address| {
+        let origins = AllowedOrigins::for_port(address.port(), None);
+        let settings = SocketSettings {
+            session_recheck,
+            ..SocketSettings::new(origins)
+        };
+        let router = under_test::app(passport, &sessions, app_store, settings);
+        serve(listener, router, std::future::pending())
+    })
+    .await;
     TestApp {
         address,
         store,
@@ -74,22 +71,8 @@ async fn spawn_default_app() -> TestApp {
 impl TestApp {
     /// Logs in over HTTP and returns the session cookie, as `id=...`.
     async fn login(&self, username: &str) -> String {
-        let response = self
-            .http
-            .post(format!("http://{}/login", self.address))
-            .json(&json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .expect("POST /login");
-        assert_eq!(response.status(), 200, "login as {username}");
-        let set_cookie = response.headers()["set-cookie"]
-            .to_str()
-            .expect("an ASCII cookie");
-        set_cookie
-            .split(';')
-            .next()
-            .expect("a cookie value")
-            .to_owned()
+        let base_url = format!("http://{}", self.address);
+        testkit::login(&self.http, &base_url, username, PASSWORD).await
     }
 
     /// Opens a socket with the official JS client, with this cookie (or none).

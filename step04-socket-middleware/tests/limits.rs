@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::{AllowedOrigins, SocketSettings, app, in_memory_stores};
-use testkit::{JsClient, JsSocket};
+use testkit::{JsClient, JsSocket, session_cookie};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tower_sessions::MemoryStore;
@@ -44,22 +45,13 @@ async fn spawn_app_with<S>(passport: Passport<MemoryUserStore>, store: S, key: &
 where
     S: SessionStore + Clone,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), None),
-        session_recheck: Duration::from_secs(30),
-        limits: Default::default(),
-    };
     let sessions = SessionConfig::with_key(key.clone());
-    let router = app(passport, &sessions, store, settings);
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let address = testkit::spawn_server(|listener, address| {
+        let settings = SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
+        let router = app(passport, &sessions, store, settings);
+        serve(listener, router, std::future::pending())
+    })
+    .await;
     TestApp {
         address,
         http: reqwest::Client::new(),
@@ -124,11 +116,6 @@ impl TestApp {
         let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
         js.connect(&self.url("/"), opts).await
     }
-}
-
-fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    let set_cookie = response.headers().get("set-cookie")?.to_str().ok()?;
-    Some(set_cookie.split(';').next()?.to_owned())
 }
 
 /// This process's resident memory, in bytes (Linux).

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::{
@@ -50,21 +51,16 @@ async fn spawn_app_with(options: Options) -> TestApp {
             .expect("register a test user");
     }
     let sessions = SessionConfig::with_key(Key::generate()).max_age(options.max_age);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END)),
-        session_recheck: options.session_recheck,
-        limits: Default::default(),
-    };
-    let router = app(passport, &sessions, MemoryStore::default(), settings);
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let address = testkit::spawn_server(|listener, address| {
+        let origins = AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END));
+        let settings = SocketSettings {
+            session_recheck: options.session_recheck,
+            ..SocketSettings::new(origins)
+        };
+        let router = app(passport, &sessions, MemoryStore::default(), settings);
+        serve(listener, router, std::future::pending())
+    })
+    .await;
     TestApp {
         address,
         // No cookie store: each test passes its session cookie explicitly, so it is obvious
@@ -81,25 +77,11 @@ impl TestApp {
 
     /// Logs in over HTTP and returns the session cookie, as `name=value`.
     async fn login(&self, username: &str) -> String {
-        let response = self
-            .http
-            .post(self.url("/login"))
-            .json(&json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .expect("POST /login");
-        assert_eq!(response.status(), 200, "login as {username}");
-        session_cookie(&response).expect("login sets a session cookie")
+        testkit::login(&self.http, &self.url(""), username, PASSWORD).await
     }
 
     async fn logout(&self, cookie: &str) -> reqwest::StatusCode {
-        self.http
-            .post(self.url("/logout"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .expect("POST /logout")
-            .status()
+        testkit::logout(&self.http, &self.url(""), cookie).await
     }
 
     /// Opens a socket with the official JS client; `extra` is merged into `io(url, opts)`.
@@ -143,11 +125,6 @@ impl TestApp {
     }
 }
 
-fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    let set_cookie = response.headers().get("set-cookie")?.to_str().ok()?;
-    Some(set_cookie.split(';').next()?.to_owned())
-}
-
 #[tokio::test]
 async fn a_socket_without_a_cookie_is_refused_before_the_handshake() {
     let app = spawn_app().await;
@@ -173,33 +150,19 @@ async fn admitted(_socket: socketioxide::extract::SocketRef) {}
 async fn without_the_http_check_the_connect_middleware_still_says_unauthorized() {
     use socketioxide::handler::ConnectHandler;
     let passport = Passport::new(MemoryUserStore::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), None),
-        session_recheck: Duration::from_secs(30),
-        limits: Default::default(),
-    };
-    let (socket_layer, io) = socketioxide::SocketIo::builder()
-        .with_state(settings.allowed_origins.clone())
-        .build_layer();
-    io.ns("/", admitted.with(authenticate_socket).with(check_origin));
-    let routes = axum::Router::new().layer(socket_layer);
     let sessions = SessionConfig::with_key(Key::generate());
-    let router = around_sockets(
-        routes,
-        passport,
-        &sessions,
-        MemoryStore::default(),
-        &settings,
-    );
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let address = testkit::spawn_server(|listener, address| {
+        let settings = SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
+        let (socket_layer, io) = socketioxide::SocketIo::builder()
+            .with_state(settings.allowed_origins.clone())
+            .build_layer();
+        io.ns("/", admitted.with(authenticate_socket).with(check_origin));
+        let routes = axum::Router::new().layer(socket_layer);
+        let store = MemoryStore::default();
+        let router = around_sockets(routes, passport, &sessions, store, &settings);
+        serve(listener, router, std::future::pending())
+    })
+    .await;
     let js = JsClient::start().await;
     let socket = js.connect(&format!("http://{address}/"), json!({})).await;
     assert_eq!(socket.expect_connect_error().await, "Unauthorized");

@@ -18,7 +18,7 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
 use tokio::sync::Semaphore;
 
-use crate::delivery::{self, Sent};
+use crate::delivery::{self, Encoded, Sent};
 use crate::limits::{ChatLimits, Quotas, UNLIMITED_RATE};
 use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
 use crate::presence::Presence;
@@ -234,8 +234,9 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
                 }
                 return;
             }
+            let encoded: Vec<Encoded> = batch.iter().filter_map(encode).collect();
             for member in socket.within(room).sockets() {
-                for message in batch.iter() {
+                for message in &encoded {
                     if delivery::send(&member, "chat message", message) == Sent::Dropped {
                         break; // gone, or resynchronising: it catches up on reconnection
                     }
@@ -245,6 +246,14 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
     })
 }
 // ANCHOR_END: fanout
+
+/// A message as JSON, once for the whole room. (Serialising a `ChatMessage` cannot fail: no
+/// maps with non-string keys, no floats that JSON cannot hold.)
+fn encode(message: &ChatMessage) -> Option<Encoded> {
+    Encoded::new(message)
+        .inspect_err(|error| tracing::error!(%error, id = message.id, "cannot encode"))
+        .ok()
+}
 
 // ANCHOR: register
 /// The last connect middleware: registers every chat event handler before
@@ -652,6 +661,9 @@ async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &st
         };
         // The list is state the page shows: a socket too slow for a change is resynchronised
         // (and gets a fresh list when it reconnects), never left showing a stale one.
+        let Ok(change) = Encoded::new(&change) else {
+            return; // users and room names always serialise
+        };
         for member in io.within(room).sockets() {
             delivery::send(&member, "presence change", &change);
         }

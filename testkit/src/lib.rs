@@ -104,6 +104,60 @@ pub fn ensure_node_modules() {
     });
 }
 
+/// Starts a server for a test on a free port of `127.0.0.1` and returns its address.
+///
+/// `start` gets the bound listener and its address, because an app often needs its own port
+/// before it exists (its allowed origins name it), and returns the server future, e.g.
+/// `serve(listener, router, std::future::pending())`. It runs in the background for the rest
+/// of the test.
+pub async fn spawn_server<F, S>(start: F) -> std::net::SocketAddr
+where
+    F: FnOnce(tokio::net::TcpListener, std::net::SocketAddr) -> S,
+    S: Future + Send + 'static,
+    S::Output: Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(start(listener, address));
+    address
+}
+
+/// Logs `username` in over HTTP, as the pages do (`POST {base_url}/login` with a JSON body),
+/// and returns the session cookie. Panics unless the server answers `200` with a cookie.
+pub async fn login(
+    http: &reqwest::Client,
+    base_url: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    let response = http
+        .post(format!("{base_url}/login"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .expect("POST /login");
+    assert_eq!(response.status(), 200, "login as {username}");
+    session_cookie(&response).expect("login sets a session cookie")
+}
+
+/// Logs out the session of `cookie` (`POST {base_url}/logout`) and returns the status.
+pub async fn logout(http: &reqwest::Client, base_url: &str, cookie: &str) -> reqwest::StatusCode {
+    http.post(format!("{base_url}/logout"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("POST /logout")
+        .status()
+}
+
+/// The cookie a response sets, as `name=value`: what a `Cookie` header sends back.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    let set_cookie = response.headers().get("set-cookie")?.to_str().ok()?;
+    Some(set_cookie.split(';').next()?.to_owned())
+}
+
 /// One event received by a socket of the bridge, as the JS client saw it.
 #[derive(Debug, Clone)]
 pub struct Event {

@@ -1,23 +1,25 @@
-//! One `spawn_token_app` for the token tests and the token exercise checks: the chapter
-//! "JWT vs session"'s app on a free port, alice and bob registered, an HTTP client and the
-//! official Socket.IO client at hand.
+//! One `spawn_token_app` for the token tests and the token exercise checks: the
+//! chapter "JWT vs session"'s app on a free port, alice and bob registered, an
+//! HTTP client and the official Socket.IO client at hand.
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
+use jwt_vs_session::TokenConfig;
 use serde_json::{Value, json};
+use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
-use step04_socket_middleware::{AllowedOrigins, SocketSettings, TokenConfig};
+use step04_socket_middleware::{AllowedOrigins, SocketSettings};
 use testkit::{JsClient, JsSocket};
 use tower_sessions::MemoryStore;
 use tower_sessions::cookie::Key;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// `token_app` (or the reference solutions' version of it), with the test's types.
+/// `token_app` (or the reference solutions' version of it), with the test's
+/// types.
 pub type TokenAppBuilder = fn(
     Passport<MemoryUserStore>,
     &SessionConfig,
@@ -34,8 +36,12 @@ pub struct TestApp {
     pub users: MemoryUserStore,
 }
 
-/// Starts the app that `build` makes, with `tokens`, and alice and bob registered.
-pub async fn spawn_token_app(build: TokenAppBuilder, tokens: TokenConfig) -> TestApp {
+/// Starts the app that `build` makes, with `tokens`, and alice and bob
+/// registered.
+pub async fn spawn_token_app(
+    build: TokenAppBuilder,
+    tokens: TokenConfig,
+) -> TestApp {
     let users = MemoryUserStore::default();
     let passport = Passport::new(users.clone());
     for name in ["alice", "bob"] {
@@ -44,32 +50,21 @@ pub async fn spawn_token_app(build: TokenAppBuilder, tokens: TokenConfig) -> Tes
             .await
             .expect("register a test user");
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    let settings = SocketSettings {
-        allowed_origins: AllowedOrigins::for_port(address.port(), None),
-        session_recheck: Duration::from_secs(30),
-        limits: Default::default(),
-    };
-    let sessions = SessionConfig::with_key(Key::generate());
-    let router = build(
-        passport,
-        &sessions,
-        MemoryStore::default(),
-        settings,
-        tokens,
-    );
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let address = testkit::spawn_server(|listener, address| {
+        let origins = AllowedOrigins::for_port(address.port(), None);
+        let sessions = SessionConfig::with_key(Key::generate());
+        let store = MemoryStore::default();
+        let settings = SocketSettings::new(origins);
+        let router = build(passport, &sessions, store, settings, tokens);
+        serve(listener, router, std::future::pending())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let js = JsClient::start().await;
     TestApp {
         address,
-        http: reqwest::Client::new(),
-        js: JsClient::start().await,
+        http,
+        js,
         users,
     }
 }
@@ -81,26 +76,11 @@ impl TestApp {
 
     /// Logs in over HTTP and returns the session cookie, as `name=value`.
     pub async fn login(&self, username: &str) -> String {
-        let response = self
-            .http
-            .post(self.url("/login"))
-            .json(&json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .expect("POST /login");
-        assert_eq!(response.status(), 200, "login as {username}");
-        let set_cookie = response.headers()["set-cookie"].to_str().expect("ASCII");
-        set_cookie.split(';').next().expect("name=value").to_owned()
+        testkit::login(&self.http, &self.url(""), username, PASSWORD).await
     }
 
     pub async fn logout(&self, cookie: &str) -> reqwest::StatusCode {
-        self.http
-            .post(self.url("/logout"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .expect("POST /logout")
-            .status()
+        testkit::logout(&self.http, &self.url(""), cookie).await
     }
 
     /// `POST /token`, with the session cookie if there is one.
@@ -112,8 +92,12 @@ impl TestApp {
         request.send().await.expect("POST /token")
     }
 
-    /// Logs in as `username`; returns the session cookie and a token from `POST /token`.
-    pub async fn login_and_get_token(&self, username: &str) -> (String, String) {
+    /// Logs in as `username`; returns the session cookie and a token from
+    /// `POST /token`.
+    pub async fn login_and_get_token(
+        &self,
+        username: &str,
+    ) -> (String, String) {
         let cookie = self.login(username).await;
         let response = self.post_token(Some(&cookie)).await;
         assert_eq!(response.status(), 200);
@@ -127,14 +111,16 @@ impl TestApp {
         self.login_and_get_token(username).await.1
     }
 
-    /// Opens a socket with the official JS client; `opts` go to `io(url, opts)`.
+    /// Opens a socket with the official JS client, with `io(url, opts)`.
     pub async fn socket(&self, opts: Value) -> JsSocket {
         self.js.connect(&self.url("/"), opts).await
     }
 
     /// `io(url, { auth: { token } })`, over WebSocket only.
     pub async fn socket_with_token(&self, token: &str) -> JsSocket {
-        self.socket(json!({ "auth": { "token": token }, "transports": ["websocket"] }))
-            .await
+        self.socket(
+            json!({ "auth": { "token": token }, "transports": ["websocket"] }),
+        )
+        .await
     }
 }

@@ -1,31 +1,36 @@
-//! The self-checks of the exercises of the "JWT vs session" chapter. Each one fails on the code as
-//! shipped and passes once the exercise is done:
+//! The self-checks of the exercises of the "JWT vs session" chapter. Each one
+//! fails on the code as shipped and passes once the exercise is done:
 //!
 //! ```console
-//! cargo test -p step04-socket-middleware --test token_exercises ex1 -- --ignored
+//! cargo test -p jwt-vs-session --test exercises ex1 -- --ignored
 //! ```
 //!
-//! They build the app with `token_app`, so that is the function your changes must reach.
+//! They build the app with `token_app`, so that is the function your changes
+//! must reach.
 
-mod token_support;
+mod support;
 
 use std::time::Duration;
 
+use jwt_vs_session::TokenConfig;
 use serde_json::json;
-use step04_socket_middleware::TokenConfig;
-use token_support::{TestApp, spawn_token_app};
+use support::spawn_token_app;
 
-// The reference solutions (`--features solutions`, used by CI) or your code.
-#[cfg(not(feature = "solutions"))]
-use step04_socket_middleware::token_auth as under_test;
-#[cfg(feature = "solutions")]
-use step04_socket_middleware::token_solutions as under_test;
+/// The app each check starts: your `token_app`, or (`--features solutions`, as
+/// CI does) the reference solution of that exercise.
+mod under_test {
+    #[cfg(feature = "solutions")]
+    pub use jwt_vs_session::solutions::{
+        bearer_header::token_app as ex3, close_at_expiry::token_app as ex1,
+        revoke_on_logout::token_app as ex2,
+    };
+    #[cfg(not(feature = "solutions"))]
+    pub use jwt_vs_session::{
+        token_app as ex1, token_app as ex2, token_app as ex3,
+    };
+}
 
 const SECRET: &[u8] = b"the exercise checks' secret, 32+ bytes";
-
-async fn spawn_app(tokens: TokenConfig) -> TestApp {
-    spawn_token_app(under_test::token_app, tokens).await
-}
 
 fn five_minute_tokens() -> TokenConfig {
     TokenConfig::new(SECRET).expect("a long enough secret")
@@ -35,7 +40,8 @@ fn five_minute_tokens() -> TokenConfig {
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex1_close_at_expiry() {
     // A two-second token, so the check is quick.
-    let app = spawn_app(five_minute_tokens().with_lifetime(Duration::from_secs(2))).await;
+    let tokens = five_minute_tokens().with_lifetime(Duration::from_secs(2));
+    let app = spawn_token_app(under_test::ex1, tokens).await;
     let (_, token) = app.login_and_get_token("alice").await;
     let socket = app.socket(json!({ "auth": { "token": token } })).await;
     socket.expect_connect().await;
@@ -48,19 +54,12 @@ async fn ex1_close_at_expiry() {
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex2_revoke_on_logout() {
-    let app = spawn_app(five_minute_tokens()).await;
+    let app = spawn_token_app(under_test::ex2, five_minute_tokens()).await;
     let (cookie, token) = app.login_and_get_token("alice").await;
     let open = app.socket(json!({ "auth": { "token": token } })).await;
     open.expect_connect().await;
 
-    let logout = app
-        .http
-        .post(app.url("/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("POST /logout");
-    assert_eq!(logout.status(), 204);
+    assert_eq!(app.logout(&cookie).await, 204);
 
     let disconnect = open.next_named("disconnect").await;
     assert_eq!(disconnect.raw["reason"], "io server disconnect");
@@ -71,9 +70,10 @@ async fn ex2_revoke_on_logout() {
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex3_bearer_header() {
-    let app = spawn_app(five_minute_tokens()).await;
+    let app = spawn_token_app(under_test::ex3, five_minute_tokens()).await;
     let (_, token) = app.login_and_get_token("alice").await;
-    // What a Node.js client can do and a browser's WebSocket cannot: set a header.
+    // What a Node.js client can do and a browser's WebSocket cannot: set a
+    // header.
     for transports in [json!(["polling"]), json!(["websocket"])] {
         let socket = app
             .socket(json!({

@@ -1,25 +1,29 @@
-//! The "JWT vs session" chapter from the outside: log in over HTTP, ask `POST /token` for a token, and open
-//! sockets with the official Socket.IO JavaScript client, with good tokens and with every kind
-//! of bad one. Bad tokens are built here by hand, with the server's secret or without it, the
-//! way an attacker (or a buggy client) would.
+//! The "JWT vs session" chapter from the outside: log in over HTTP, ask `POST
+//! /token` for a token, and open sockets with the official Socket.IO JavaScript
+//! client, with good tokens and with every kind of bad one. Bad tokens are
+//! built here by hand, with the server's secret or without it, the way an
+//! attacker (or a buggy client) would.
 
-mod token_support;
+mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jwt_vs_session::{
+    Claims, TOKEN_AUDIENCE, TOKEN_ISSUER, TokenConfig, token_app,
+};
 use serde_json::{Value, json};
-use step04_socket_middleware::token_auth::{TOKEN_AUDIENCE, TOKEN_ISSUER};
-use step04_socket_middleware::{Claims, TokenConfig, token_app};
-use token_support::{TestApp, spawn_token_app};
+use support::{TestApp, spawn_token_app};
 
-/// The server's secret in these tests, so that a test can sign what the server would not.
+/// The server's secret in these tests, so that a test can sign what the server
+/// would not.
 const SECRET: &[u8] = b"the test server's token secret, 32+ bytes";
 
 async fn spawn_app() -> TestApp {
-    spawn_app_with(TokenConfig::new(SECRET).expect("a long enough secret")).await
+    spawn_app_with(TokenConfig::new(SECRET).expect("a long enough secret"))
+        .await
 }
 
 async fn spawn_app_with(tokens: TokenConfig) -> TestApp {
@@ -33,7 +37,8 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// Claims as the server would write them for user 1 (alice), valid for five minutes.
+/// Claims as the server would write them for user 1 (alice), valid for five
+/// minutes.
 fn claims_for_alice() -> Claims {
     Claims {
         sub: "1".into(),
@@ -63,7 +68,8 @@ async fn refusal(app: &TestApp, token: &str) -> String {
         .await
 }
 
-/// Connects as alice with a token over the given transports; checks that handlers see alice.
+/// Connects as alice with a token over the given transports; checks that
+/// handlers see alice.
 async fn alice_connects_with_a_token_over(transports: Value) -> String {
     let app = spawn_app().await;
     let token = app.token_for("alice").await;
@@ -82,7 +88,8 @@ async fn alice_connects_with_a_token_over(transports: Value) -> String {
 
 #[tokio::test]
 async fn a_token_from_post_token_connects_over_websocket_only() {
-    let transport = alice_connects_with_a_token_over(json!(["websocket"])).await;
+    let transport =
+        alice_connects_with_a_token_over(json!(["websocket"])).await;
     assert_eq!(transport, "websocket");
 }
 
@@ -97,16 +104,11 @@ async fn each_token_socket_sees_its_own_user() {
     let app = spawn_app().await;
     let alice = app.socket_with_token(&app.token_for("alice").await).await;
     let bob = app.socket_with_token(&app.token_for("bob").await).await;
-    alice.expect_connect().await;
-    bob.expect_connect().await;
-    assert_eq!(
-        alice.emit_with_ack("whoami", json!([])).await["username"],
-        "alice"
-    );
-    assert_eq!(
-        bob.emit_with_ack("whoami", json!([])).await["username"],
-        "bob"
-    );
+    for (socket, name) in [(&alice, "alice"), (&bob, "bob")] {
+        socket.expect_connect().await;
+        let me = socket.emit_with_ack("whoami", json!([])).await;
+        assert_eq!(me["username"], name);
+    }
 }
 
 #[tokio::test]
@@ -125,10 +127,13 @@ async fn post_token_issues_a_five_minute_hs256_token_for_the_session_user() {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_audience(&[TOKEN_AUDIENCE]);
     validation.set_issuer(&[TOKEN_ISSUER]);
-    let claims =
-        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(SECRET), &validation)
-            .expect("signed with the server's secret")
-            .claims;
+    let claims = jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(SECRET),
+        &validation,
+    )
+    .expect("signed with the server's secret")
+    .claims;
     assert_eq!((claims.sub.as_str(), claims.name.as_str()), ("1", "alice"));
     assert_eq!(claims.exp - claims.iat, 300);
     assert!(claims.iat.abs_diff(now()) <= 5, "iat is now: {claims:?}");
@@ -143,15 +148,17 @@ async fn post_token_without_a_session_is_401() {
     assert_eq!(body, json!({ "error": "Unauthorized" }));
 }
 
-/// `POST /token` changes nothing, but its answer is a credential: a page on another site
-/// must not even get the request through (it could not read the answer, thanks to CORS, but
-/// the Origin check refuses it before any token is signed).
+/// `POST /token` changes nothing, but its answer is a credential: a page on
+/// another site must not even get the request through (it could not read the
+/// answer, thanks to CORS, but the Origin check refuses it before any token is
+/// signed).
 #[tokio::test]
 async fn post_token_from_a_foreign_page_is_403_and_from_our_page_200() {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
     let own = format!("http://localhost:{}", app.address.port());
-    for (origin, status) in [("http://evil.example", 403), (own.as_str(), 200)] {
+    for (origin, status) in [("http://evil.example", 403), (own.as_str(), 200)]
+    {
         let response = app
             .http
             .post(app.url("/token"))
@@ -173,7 +180,8 @@ async fn post_token_from_a_foreign_page_is_403_and_from_our_page_200() {
 #[tokio::test]
 async fn a_socket_without_a_token_is_refused_with_unauthorized() {
     let app = spawn_app().await;
-    // No `auth` at all, an empty one, and a `null` token (what `localStorage.getItem` gives).
+    // No `auth` at all, an empty one, and a `null` token (what
+    // `localStorage.getItem` gives).
     for opts in [
         json!({}),
         json!({ "auth": {} }),
@@ -245,8 +253,10 @@ async fn a_token_signed_with_another_secret_is_refused() {
 async fn an_unsigned_alg_none_token_is_refused() {
     let app = spawn_app().await;
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-    let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims_for_alice()).expect("JSON"));
-    // The classic attack: no signature at all, and a header that says none is needed.
+    let claims = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims_for_alice()).expect("JSON"));
+    // The classic attack: no signature at all, and a header that says none is
+    // needed.
     let unsigned = format!("{header}.{claims}.");
     assert_eq!(
         refusal(&app, &unsigned).await,
@@ -255,7 +265,8 @@ async fn an_unsigned_alg_none_token_is_refused() {
 }
 
 #[tokio::test]
-async fn a_token_with_another_algorithm_is_refused_even_with_the_right_secret() {
+async fn a_token_with_another_algorithm_is_refused_even_with_the_right_secret()
+{
     let app = spawn_app().await;
     let hs512 = jsonwebtoken::encode(
         &Header::new(Algorithm::HS512),
@@ -300,7 +311,8 @@ async fn the_token_of_a_deleted_user_is_refused_at_once() {
 
 #[tokio::test]
 async fn a_token_outlives_logout_but_not_its_expiry() {
-    // Four seconds: enough to log out and connect on a slow machine, short enough to wait out.
+    // Four seconds: enough to log out and connect on a slow machine, short
+    // enough to wait out.
     let tokens = TokenConfig::new(SECRET)
         .expect("a long enough secret")
         .with_lifetime(Duration::from_secs(4));
@@ -315,8 +327,9 @@ async fn a_token_outlives_logout_but_not_its_expiry() {
     assert_eq!(app.logout(&cookie).await, 204);
     // The session is gone: no new token for that cookie...
     assert_eq!(app.post_token(Some(&cookie)).await.status(), 401);
-    // ...but the token already handed out still opens sockets, and the open one stays. This
-    // is the revocation trade-off: nothing ties the token to the session that asked for it.
+    // ...but the token already handed out still opens sockets, and the open one
+    // stays. This is the revocation trade-off: nothing ties the token to the
+    // session that asked for it.
     let after_logout = app.socket_with_token(&token).await;
     after_logout.expect_connect().await;
     assert_eq!(
@@ -332,8 +345,11 @@ async fn a_token_outlives_logout_but_not_its_expiry() {
     );
 
     // Only time ends it: wait until the second after `exp` (leeway is zero).
-    // Anyone can read a token's claims without the secret: signed is not encrypted.
-    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(&token).expect("a JWT");
+    // Anyone can read a token's claims without the secret: signed is not
+    // encrypted.
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(&token)
+            .expect("a JWT");
     let expired_at = UNIX_EPOCH + Duration::from_secs(claims.exp + 1);
     if let Ok(wait) = expired_at.duration_since(SystemTime::now()) {
         tokio::time::sleep(wait + Duration::from_millis(100)).await;
