@@ -70,7 +70,8 @@ pub async fn start_step05(
         .env("DATABASE_URL", format!("sqlite://{}", database.display()))
         .env("SESSION_SECRET", &setup.session_secret)
         .env("RATE_LIMITS", "off")
-        .env("RUST_LOG", "warn")
+        // `SERVER_RUST_LOG=step05_chat=info loadgen ...` shows the server's log (on stderr).
+        .env("RUST_LOG", server_log_filter())
         .env("HOST", "127.0.0.1")
         // The chat loads `.env` from the directory it runs in: run it where there is none.
         .current_dir(setup.data.path());
@@ -79,6 +80,11 @@ pub async fn start_step05(
         None => command.env_remove("REDIS_URL"),
     };
     start(command).await
+}
+
+/// The chat's log filter: warnings only, unless `SERVER_RUST_LOG` says otherwise.
+fn server_log_filter() -> String {
+    std::env::var("SERVER_RUST_LOG").unwrap_or_else(|_| "warn".to_owned())
 }
 
 /// Runs `command` with `PORT` set to a free port, and waits until that port accepts.
