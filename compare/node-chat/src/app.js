@@ -29,6 +29,7 @@ import { AuthThrottle } from "./auth-limits.js";
 import { authRoutes } from "./auth-routes.js";
 import { Chat, admitSocket, onConnect } from "./chat.js";
 import { openDatabase } from "./db.js";
+import { Delivery } from "./delivery.js";
 import { HashPool } from "./hashing.js";
 import { MessageStore } from "./messages.js";
 import { createPassport } from "./passport.js";
@@ -58,12 +59,6 @@ export function build(config, httpServer) {
     authLimits.hashQueue,
   );
   const passport = createPassport(users, hashes);
-  const chat = new Chat({
-    messages: new MessageStore(db),
-    rateLimit: config.rateLimit,
-    limits: config.limits,
-    socketBuffer: config.socketBuffer,
-  });
   const sessions = session({
     name: config.sessions.cookieName,
     secret: config.sessions.secret,
@@ -98,6 +93,12 @@ export function build(config, httpServer) {
     connectTimeout: config.sockets.connectTimeoutMs,
   });
   const onLogout = auth.disconnectOnLogout(io);
+  const chat = new Chat({
+    messages: new MessageStore(db),
+    rateLimit: config.rateLimit,
+    limits: config.limits,
+    delivery: new Delivery(io, config.socketBuffer),
+  });
 
   app.set("trust proxy", authLimits.trustedProxies);
   app.use(securityHeaders());
@@ -137,7 +138,7 @@ export function build(config, httpServer) {
   io.use(admitSocket(chat));
   io.on("connection", (socket) => {
     auth.watchSession(socket, store, config.sessions.recheckMs);
-    onConnect(io, chat, socket);
+    onConnect(chat, socket);
   });
   // ANCHOR_END: socket_chain
 

@@ -11,7 +11,6 @@
 // 5's per-room sequencer task exists to guarantee, the event loop gives here.
 // The price is that each of those steps holds up every other socket.
 
-import { deliver, send } from "./delivery.js";
 import { Quotas, UNLIMITED_RATE } from "./limits.js";
 import { log } from "./log.js";
 import { HISTORY_LIMIT } from "./messages.js";
@@ -41,14 +40,15 @@ const INTERNAL = "internal error";
 
 /** Everything the handlers share. */
 export class Chat {
-  constructor({ messages, rateLimit, limits, socketBuffer }) {
+  constructor({ messages, rateLimit, limits, delivery }) {
     const unlimited = () => new RateLimiter(2 ** 32 - 1, UNLIMITED_RATE);
     this.messages = messages;
     this.limits = limits;
-    this.socketBuffer = socketBuffer;
+    this.delivery = delivery;
     this.presence = new Presence();
     this.quotas = new Quotas();
     this.presenceDue = new Set(); // rooms about to be told who is there
+    this.catchUps = new OneAtATime();
     const [burst, perSecond] = rateLimit;
     this.limiter = limits.enabled
       ? new RateLimiter(burst, perSecond)
@@ -116,35 +116,71 @@ export function admitSocket(chat) {
 
 // ANCHOR: on_connect
 /** The `connection` handler: the events, then general, then presence. */
-export function onConnect(io, chat, socket) {
+export function onConnect(chat, socket) {
   const { user } = socket.data;
   socket.on("chat message", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    ack(answer(() => sendMessage(io, chat, socket, user, payload)));
+    ack(answer(() => sendMessage(chat, socket, user, payload)));
   });
   socket.on("join", (...args) => {
     const [payload, ack] = payloadAndAck(args);
     const reply = answer(() => joinRoom(chat, socket, user, payload));
     ack(reply);
-    if (reply.ok) announcePresence(io, chat, socket, user, reply.room);
+    if (reply.ok) announcePresence(chat, socket, user, reply.room);
   });
   socket.on("leave", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    ack(answer(() => leaveRoom(io, chat, socket, user, payload)));
+    ack(answer(() => leaveRoom(chat, socket, user, payload)));
   });
   socket.on("typing", (...args) => {
     const [payload, ack] = payloadAndAck(args);
     ack(answer(() => tellTyping(chat, socket, user, payload)));
   });
-  socket.on("disconnect", () => onDisconnect(io, chat, socket));
+  socket.on("disconnect", () => onDisconnect(chat, socket));
 
   const offset = socket.handshake.auth?.serverOffset;
   const serverOffset = Number.isSafeInteger(offset) ? offset : null;
-  const replayed = enterGeneral(chat, socket, serverOffset);
-  log.info(`${user.username} joined general (${replayed} replayed)`);
-  announcePresence(io, chat, socket, user, GENERAL);
+  // Each catch-up waits its turn: a thousand reconnections at once must not
+  // hold up everybody else's messages (step 5's CONCURRENT_CATCH_UPS).
+  chat.catchUps.push(() => {
+    if (!socket.connected) return; // gone while waiting: nothing to send
+    const replayed = enterGeneral(chat, socket, serverOffset);
+    log.info(`${user.username} joined general (${replayed} replayed)`);
+    announcePresence(chat, socket, user, GENERAL);
+  });
 }
 // ANCHOR_END: on_connect
+
+/**
+ * Runs jobs one at a time, a turn of the event loop apart, so that the
+ * events that arrived meanwhile (other people's messages) are handled in
+ * between. A job itself runs to its end without a pause.
+ */
+class OneAtATime {
+  waiting = [];
+  running = false;
+
+  push(job) {
+    this.waiting.push(job);
+    if (this.running) return;
+    this.running = true;
+    setImmediate(() => this.next());
+  }
+
+  next() {
+    const job = this.waiting.shift();
+    if (job === undefined) {
+      this.running = false;
+      return;
+    }
+    try {
+      job();
+    } catch (error) {
+      log.error("could not send the history:", error);
+    }
+    setImmediate(() => this.next());
+  }
+}
 
 /** `(payload, ack)` of an event: the ack is optional for the client. */
 function payloadAndAck(args) {
@@ -173,7 +209,7 @@ function answer(handle) {
  * one arrives exactly once, in the replay or live.
  */
 function enterGeneral(chat, socket, serverOffset) {
-  const { messages, socketBuffer } = chat;
+  const { messages, delivery } = chat;
   const upto = messages.lastId(GENERAL);
   // The window the client shows ends where it left off; the rest is replayed.
   const shown = Math.min(serverOffset ?? upto, upto);
@@ -187,9 +223,9 @@ function enterGeneral(chat, socket, serverOffset) {
     messages: history.messages,
     truncated: missed.truncated,
   };
-  if (!send(socket, "history", event, socketBuffer)) return 0;
+  if (!delivery.toSocket(socket, "history", event)) return 0;
   for (const message of missed.messages) {
-    if (!send(socket, "chat message", message, socketBuffer)) return 0;
+    if (!delivery.toSocket(socket, "chat message", message)) return 0;
   }
   socket.join(GENERAL);
   return missed.messages.length;
@@ -198,7 +234,7 @@ function enterGeneral(chat, socket, serverOffset) {
 
 // ANCHOR: chat_message
 /** `chat message`: store it, send it to the room (sender included), ack. */
-function sendMessage(io, chat, socket, user, payload) {
+function sendMessage(chat, socket, user, payload) {
   const outgoing = parseChatMessage(payload);
   if (!hasJoined(socket, outgoing.room)) throw new ChatError(NOT_IN_ROOM);
   const allowed =
@@ -213,9 +249,7 @@ function sendMessage(io, chat, socket, user, payload) {
     outgoing.clientOffset,
   );
   // A retry of a stored message is acknowledged again, not sent again.
-  if (fresh) {
-    deliver(io, message.room, "chat message", message, chat.socketBuffer);
-  }
+  if (fresh) chat.delivery.toRoom(message.room, "chat message", message);
   return { ok: true, id: message.id };
 }
 // ANCHOR_END: chat_message
@@ -240,13 +274,13 @@ function joinRoom(chat, socket, user, payload) {
 }
 
 /** `leave`: leaving a room one is not in is not an error. */
-function leaveRoom(io, chat, socket, user, payload) {
+function leaveRoom(chat, socket, user, payload) {
   const room = parseRoom(payload);
   if (room === GENERAL) throw new ChatError(CANNOT_LEAVE_GENERAL);
   chat.limited(chat.roomChanges.check(user.id), socket, user.id);
   socket.leave(room);
   chat.quotas.giveBackRoom(socket.id, room);
-  if (chat.presence.leave(socket.id, room)) broadcastPresence(io, chat, room);
+  if (chat.presence.leave(socket.id, room)) broadcastPresence(chat, room);
   return { ok: true };
 }
 
@@ -261,10 +295,10 @@ function tellTyping(chat, socket, user, payload) {
 }
 
 /** A socket went away: rooms that lost their user's last socket are told. */
-function onDisconnect(io, chat, socket) {
+function onDisconnect(chat, socket) {
   chat.quotas.release(socket.id);
   for (const room of chat.presence.disconnect(socket.id)) {
-    broadcastPresence(io, chat, room);
+    broadcastPresence(chat, room);
   }
 }
 
@@ -272,23 +306,22 @@ function onDisconnect(io, chat, socket) {
  * Counts the socket in `room`: everybody there hears of a change of users;
  * the socket itself always gets the list.
  */
-function announcePresence(io, chat, socket, user, room) {
+function announcePresence(chat, socket, user, room) {
   if (!socket.connected) return; // closed while being set up: no ghost
   if (chat.presence.join(socket.id, user, room)) {
-    broadcastPresence(io, chat, room);
+    broadcastPresence(chat, room);
   } else {
-    send(socket, "presence", presenceEvent(chat, room), chat.socketBuffer);
+    chat.delivery.toSocket(socket, "presence", presenceEvent(chat, room));
   }
 }
 
 /** Gathered: the first change schedules the announcement, later ones join. */
-function broadcastPresence(io, chat, room) {
+function broadcastPresence(chat, room) {
   if (chat.presenceDue.has(room)) return;
   chat.presenceDue.add(room);
   setTimeout(() => {
     chat.presenceDue.delete(room);
-    const event = presenceEvent(chat, room);
-    deliver(io, room, "presence", event, chat.socketBuffer);
+    chat.delivery.toRoom(room, "presence", presenceEvent(chat, room));
   }, PRESENCE_EVERY_MS);
 }
 
