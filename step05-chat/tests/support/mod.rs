@@ -4,7 +4,10 @@
 //! `CHAT_SERVER=node` runs the same tests against step 5's Node.js twin
 //! (`compare/node-chat`, chapter "Rust and Node side by side"): `spawn_app_with` then starts
 //! `node compare/node-chat/server.js` as a process, on a free loopback port, over a fresh
-//! database, with the settings of [`Options`] passed as environment variables.
+//! database, with the settings of [`Options`] passed as environment variables. The contract
+//! (`chat.rs`, `delivery.rs`, `limits.rs`, `browser.rs`) runs against both; the exercise checks
+//! (`spawn_app_built_by`) and the cluster tests (`Options::redis_url`, which the twin refuses)
+//! test Rust code and stay Rust-only.
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 use std::net::SocketAddr;
@@ -94,6 +97,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 
 /// [`spawn_app_with`], with the server built by `build` instead of `step05_chat::build`: the
 /// exercise checks pass the `build` under test (the student's, or the reference solutions').
+///
+/// Always Rust, in this process, whatever `CHAT_SERVER` says: what it tests is Rust code.
 pub async fn spawn_app_built_by<F, Fut, E>(build: F, options: Options) -> TestApp
 where
     F: FnOnce(ChatConfig) -> Fut,
