@@ -4,7 +4,11 @@
 // The npm stores for SQLite either bring a second SQLite driver along
 // (connect-sqlite3 uses `sqlite3`) or a GPL licence (better-sqlite3-session-
 // store), so the twin implements express-session's documented Store
-// interface itself: get, set, destroy, touch. A session is a JSON row.
+// interface itself: get, set, destroy. A session is a JSON row.
+//
+// No `touch`: express-session would call it on every request that brings an
+// unchanged session (every handshake), a write each time. Without it, as in
+// step 5, a session lives 30 days from the last time it was saved.
 
 import session from "express-session";
 
@@ -28,7 +32,6 @@ export class SqliteSessionStore extends session.Store {
          ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess,
                                          expires = excluded.expires`,
       ),
-      touch: db.prepare("UPDATE sessions SET expires = ? WHERE sid = ?"),
       destroy: db.prepare("DELETE FROM sessions WHERE sid = ?"),
       expired: db.prepare("DELETE FROM sessions WHERE expires <= ?"),
     };
@@ -47,13 +50,6 @@ export class SqliteSessionStore extends session.Store {
     this.run(callback, () => {
       const json = JSON.stringify(sess);
       this.statements.set.run(sid, json, expiresAt(sess));
-    });
-  }
-
-  /** Keeps an unchanged session alive: its expiry moves, nothing else. */
-  touch(sid, sess, callback) {
-    this.run(callback, () => {
-      this.statements.touch.run(expiresAt(sess), sid);
     });
   }
 
