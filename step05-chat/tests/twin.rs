@@ -26,7 +26,10 @@ async fn the_node_twin_answers_every_step_exactly_as_step05_does() {
 
     let (rust_transcript, node_transcript) = tokio::join!(play(&rust), play(&node));
 
-    assert!(rust_transcript.len() > 60, "the scenario recorded too little");
+    assert!(
+        rust_transcript.len() > 60,
+        "the scenario recorded too little"
+    );
     for (n, (ours, theirs)) in rust_transcript.iter().zip(&node_transcript).enumerate() {
         assert_eq!(
             ours,
@@ -65,14 +68,20 @@ impl Transcript {
         let cookie = support::session_cookie(&response).unwrap_or_default();
         let text = response.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        let body = if exact { normalize(&body) } else { shape(&body) };
-        self.0.push(json!({ "http": step, "status": status, "body": body }));
+        let body = if exact {
+            normalize(&body)
+        } else {
+            shape(&body)
+        };
+        self.0
+            .push(json!({ "http": step, "status": status, "body": body }));
         cookie
     }
 
     /// Records an acknowledgement.
     fn ack(&mut self, step: &str, ack: Value) {
-        self.0.push(json!({ "ack": step, "value": normalize(&ack) }));
+        self.0
+            .push(json!({ "ack": step, "value": normalize(&ack) }));
     }
 
     /// Records every event `socket` received since the last call, until it is quiet.
@@ -83,10 +92,16 @@ impl Transcript {
                 "upgrade" => continue,
                 "connect" => json!({ "socket": who, "event": "connect" }),
                 "connect_error" | "disconnect" => {
-                    let detail = &event.raw[if event.name == "disconnect" { "reason" } else { "message" }];
+                    let detail = &event.raw[if event.name == "disconnect" {
+                        "reason"
+                    } else {
+                        "message"
+                    }];
                     json!({ "socket": who, "event": event.name, "detail": detail })
                 }
-                _ => json!({ "socket": who, "event": event.name, "args": normalize(&event.raw["args"]) }),
+                _ => {
+                    json!({ "socket": who, "event": event.name, "args": normalize(&event.raw["args"]) })
+                }
             };
             self.0.push(entry);
         }
@@ -144,12 +159,17 @@ async fn play(app: &TestApp) -> Vec<Value> {
     for (step, body) in [
         ("a taken name", credentials("ALICE")),
         ("a short name", credentials("al")),
-        ("a short password", json!({ "username": "carol", "password": "short" })),
+        (
+            "a short password",
+            json!({ "username": "carol", "password": "short" }),
+        ),
     ] {
         let response = app.post_json("/register", None, body).await;
         log.http(step, response, true).await;
     }
-    let missing = app.post_json("/register", None, json!({ "username": "carol" })).await;
+    let missing = app
+        .post_json("/register", None, json!({ "username": "carol" }))
+        .await;
     log.http("no password", missing, false).await;
     let not_json = app
         .http
@@ -170,7 +190,8 @@ async fn play(app: &TestApp) -> Vec<Value> {
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie);
         }
-        log.http(step, request.send().await.expect("GET /me"), true).await;
+        log.http(step, request.send().await.expect("GET /me"), true)
+            .await;
     }
     let handshake = app
         .http
@@ -214,8 +235,14 @@ async fn play(app: &TestApp) -> Vec<Value> {
         ("a control character", json!("bell\u{7}")),
         ("nothing visible", json!("\u{200B}\u{200B}")),
         ("a bad room", json!({ "room": "Nope!", "text": "x" })),
-        ("a room not joined", json!({ "room": "elsewhere", "text": "x" })),
-        ("a bad clientOffset", json!({ "text": "x", "clientOffset": "" })),
+        (
+            "a room not joined",
+            json!({ "room": "elsewhere", "text": "x" }),
+        ),
+        (
+            "a bad clientOffset",
+            json!({ "text": "x", "clientOffset": "" }),
+        ),
         ("text not a string", json!({ "text": 5 })),
     ] {
         log.ack(step, say(payload).await);
@@ -227,15 +254,27 @@ async fn play(app: &TestApp) -> Vec<Value> {
     log.events("bob", &b).await;
 
     // ---- rooms, typing
-    log.ack("alice joins rust", a.emit_with_ack("join", json!(["rust"])).await);
-    log.ack("a bad room name", a.emit_with_ack("join", json!(["UPPER"])).await);
-    log.ack("a room that is a number", a.emit_with_ack("join", json!([7])).await);
+    log.ack(
+        "alice joins rust",
+        a.emit_with_ack("join", json!(["rust"])).await,
+    );
+    log.ack(
+        "a bad room name",
+        a.emit_with_ack("join", json!(["UPPER"])).await,
+    );
+    log.ack(
+        "a room that is a number",
+        a.emit_with_ack("join", json!([7])).await,
+    );
     log.events("alice", &a).await;
     let ferris = json!({ "room": "rust", "text": "ferris" });
     log.ack("alice in rust", say(ferris).await);
     let refused = b.emit_with_ack("chat message", json!([{ "room": "rust", "text": "hi" }]));
     log.ack("bob, not in rust", refused.await);
-    log.ack("bob joins rust", b.emit_with_ack("join", json!(["rust"])).await);
+    log.ack(
+        "bob joins rust",
+        b.emit_with_ack("join", json!(["rust"])).await,
+    );
     log.events("alice", &a).await;
     log.events("bob", &b).await;
     let typing = a.emit_with_ack("typing", json!([{ "room": "general" }]));
@@ -244,8 +283,14 @@ async fn play(app: &TestApp) -> Vec<Value> {
     log.ack("alice types elsewhere", typing.await);
     log.events("alice", &a).await;
     log.events("bob", &b).await;
-    log.ack("alice leaves rust", a.emit_with_ack("leave", json!(["rust"])).await);
-    log.ack("alice leaves general", a.emit_with_ack("leave", json!(["general"])).await);
+    log.ack(
+        "alice leaves rust",
+        a.emit_with_ack("leave", json!(["rust"])).await,
+    );
+    log.ack(
+        "alice leaves general",
+        a.emit_with_ack("leave", json!(["general"])).await,
+    );
     a.emit("no such event", json!([{ "x": 1 }])).await;
     log.ack("after an unknown event", say(json!("still here")).await);
     log.events("alice", &a).await;

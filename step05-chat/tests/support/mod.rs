@@ -188,7 +188,9 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    let mut child = command.spawn().expect("cannot start `node`: is Node.js installed?");
+    let mut child = command
+        .spawn()
+        .expect("cannot start `node`: is Node.js installed?");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let started = tokio::time::timeout(Duration::from_secs(30), async {
@@ -308,7 +310,10 @@ impl TestApp {
                 // SIGTERM, as a service manager would: the twin closes its sockets and exits.
                 let pid = child.id().expect("the twin is running").to_string();
                 let signal = Command::new("kill").args(["-TERM", &pid]).status().await;
-                assert!(signal.is_ok_and(|status| status.success()), "kill -TERM {pid}");
+                assert!(
+                    signal.is_ok_and(|status| status.success()),
+                    "kill -TERM {pid}"
+                );
                 let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
                     .await
                     .expect("the twin stops within 10 s")
