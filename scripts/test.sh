@@ -45,3 +45,17 @@ fi
 
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"
+
+# Step 5's Node.js twin (compare/node-chat, chapter "Rust and Node side by side"): the same
+# contract tests against it (the browser ones too: it serves step 5's page), and the test that
+# plays one scenario against both servers and compares every answer
+# (step05-chat/tests/twin.rs, ignored by a plain `cargo test`).
+twin=compare/node-chat
+if [ ! -f "$twin/node_modules/.package-lock.json" ] ||
+   [ "$twin/package-lock.json" -nt "$twin/node_modules/.package-lock.json" ]; then
+  echo "==> installing the Node twin's packages (npm ci; compiles better-sqlite3)"
+  (cd "$twin" && npm ci --no-audit --no-fund)
+fi
+echo "==> the step 5 contract against the Node twin (CHAT_SERVER=node)"
+CHAT_SERVER=node cargo test -p step05-chat --test chat --test delivery --test limits \
+  --test browser --test twin -- --include-ignored

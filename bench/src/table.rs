@@ -5,8 +5,8 @@ use crate::Report;
 /// The table's header and separator lines.
 pub fn header() -> String {
     [
-        "| Target | Sockets | Connects/s | Delivered live | After catch-up | Dup. | Out of order | p50 ms | p99 ms | max ms | Disconnects | KiB/socket | CPU s per M deliveries | loadgen CPU s per M |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Target | Sockets | Connects/s | Delivered live | After catch-up | Dup. | Out of order | p50 ms | p99 ms | max ms | Disconnects | KiB/socket | CPU s per M deliveries | loadgen CPU s per M | Cold start ms | Idle MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     .join("\n")
 }
@@ -14,7 +14,7 @@ pub fn header() -> String {
 /// One row.
 pub fn row(report: &Report) -> String {
     format!(
-        "| {} | {} | {:.0} | {:.3} % | {:.3} % | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
+        "| {} | {} | {:.0} | {:.3} % | {:.3} % | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
         report.target,
         report.sockets,
         report.connects_per_sec,
@@ -29,6 +29,8 @@ pub fn row(report: &Report) -> String {
         optional(report.rss_kib_per_socket),
         optional(report.cpu_secs_per_million),
         optional(report.loadgen_cpu_secs_per_million),
+        optional(report.cold_start_ms),
+        optional(report.idle_rss_mib),
     )
 }
 
@@ -44,6 +46,25 @@ pub fn versus_floor(report: &Report, floor: &Report) -> String {
         report.target,
         ratio(Some(report.latency_ms_p99), Some(floor.latency_ms_p99)),
         ratio(report.cpu_secs_per_million, floor.cpu_secs_per_million),
+    )
+}
+
+/// `report` against `other` (step 5 against its Node twin): each figure as a multiple of the
+/// other's, so below 1× means `report` needs less.
+pub fn versus(report: &Report, other: &Report) -> String {
+    let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+        (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
+        _ => "n/a".to_owned(),
+    };
+    format!(
+        "{} vs {}: p99 {}, CPU per delivery {}, memory per socket {}, cold start {}, idle memory {}",
+        report.target,
+        other.target,
+        ratio(Some(report.latency_ms_p99), Some(other.latency_ms_p99)),
+        ratio(report.cpu_secs_per_million, other.cpu_secs_per_million),
+        ratio(report.rss_kib_per_socket, other.rss_kib_per_socket),
+        ratio(report.cold_start_ms, other.cold_start_ms),
+        ratio(report.idle_rss_mib, other.idle_rss_mib),
     )
 }
 

@@ -195,6 +195,12 @@ pub struct Report {
     pub loadgen_cpu_secs_per_million: Option<f64>,
     /// Seconds from the first send to the end of the drain.
     pub messaging_secs: f64,
+    /// Milliseconds from starting the server process to its first accepted socket (with a
+    /// login, one account registered first); set by the caller, which started the process.
+    pub cold_start_ms: Option<f64>,
+    /// The server's resident memory after that first socket closed, before the workload,
+    /// in MiB; set by the caller.
+    pub idle_rss_mib: Option<f64>,
 }
 
 /// The phase of the run, as the socket tasks see it.
@@ -344,7 +350,29 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
             .zip(own_cpu_after)
             .map(|(before, after)| (after - before) / (delivered.max(1) as f64 / 1e6)),
         messaging_secs,
+        cold_start_ms: None,
+        idle_rss_mib: None,
     })
+}
+
+/// Opens one socket to `node`, registering an account first if the target has logins, and
+/// closes it: the end of a cold start (see [`Report::cold_start_ms`]).
+pub async fn first_socket(node: SocketAddr, login: bool) -> Result<(), RunError> {
+    let cookie = if login {
+        let http = reqwest::Client::new();
+        let url = format!("http://{node}/register");
+        Some(register(&http, &url, "coldstart".to_owned()).await?)
+    } else {
+        None
+    };
+    let connection = Connection::connect(node, cookie.as_deref(), None)
+        .await
+        .map_err(|error| RunError::Register {
+            username: "coldstart".to_owned(),
+            reason: format!("its socket: {error}"),
+        })?;
+    connection.close().await;
+    Ok(())
 }
 
 /// Tells every socket task the run's new phase.

@@ -332,6 +332,7 @@ pub async fn on_connect<A: Adapter>(
 /// The database reads happen outside the room's sequencer, so the room does not wait for
 /// them; the sequencer only fills the gap (what was broadcast during the reads) and adds the
 /// socket to the room, in one step.
+// ANCHOR: catch_up_read
 async fn enter_general<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
@@ -354,6 +355,8 @@ async fn enter_general<A: Adapter>(
         };
         (history.messages, missed)
     };
+    // ANCHOR_END: catch_up_read
+    // ANCHOR: catch_up_send
     let history = json!({
         "room": GENERAL, "messages": history, "truncated": missed.truncated,
     });
@@ -377,6 +380,7 @@ async fn enter_general<A: Adapter>(
     chat.sequencers.enter(GENERAL, &room, upto, enter).await?;
     Ok(missed.messages.len())
 }
+// ANCHOR_END: catch_up_send
 // ANCHOR_END: on_connect
 
 // ANCHOR: chat_message
@@ -404,6 +408,7 @@ fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
     ack.send(&reply).ok();
 }
 
+// ANCHOR: send_message
 /// `chat message` without its acknowledgement: checks, limits, stores and broadcasts one
 /// message from `user`.
 pub async fn send_message<A: Adapter>(
@@ -428,6 +433,7 @@ pub async fn send_message<A: Adapter>(
     let room = chat.room_context(socket);
     chat.sequencers.send(&outgoing.room, &room, message).await
 }
+// ANCHOR_END: send_message
 // ANCHOR_END: chat_message
 
 // ANCHOR: broadcast

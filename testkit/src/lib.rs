@@ -392,6 +392,17 @@ impl JsSocket {
         }
     }
 
+    /// Every event received so far and then until none comes for `quiet`, in the order they
+    /// arrived (including those kept aside while an earlier call waited for another name).
+    pub async fn drain(&self, quiet: Duration) -> Vec<Event> {
+        let mut events: Vec<Event> = lock(&self.seen).drain(..).collect();
+        let mut inbox = self.inbox.lock().await;
+        while let Ok(Some(event)) = tokio::time::timeout(quiet, inbox.recv()).await {
+            events.push(event);
+        }
+        events
+    }
+
     /// Waits for the outcome of the handshake: `Ok(transport)` on `connect`,
     /// `Err(message)` on `connect_error`.
     pub async fn connect_outcome(&self) -> Result<String, String> {

@@ -1,11 +1,15 @@
-//! `loadgen`: the same workload against the floor and step 5 (and optionally a two-node
-//! cluster), one after the other, each server in its own process.
+//! `loadgen`: the same workload against the floor and step 5 (and optionally step 5's Node.js
+//! twin, or a two-node cluster), one after the other, each server in its own process.
 //!
 //! ```console
 //! cargo run --release -p bench --bin loadgen     # 1,000 sockets, 200 messages/s
 //! cargo run --release -p bench --bin loadgen -- --users 500 --senders 50 --rate 0.2 --messages 10
+//! cargo run --release -p bench --bin loadgen -- --targets floor,step05,node
 //! cargo run --release -p bench --bin loadgen -- --targets floor,step05,cluster
 //! ```
+//!
+//! Before the workload, each server's cold start (process start to its first accepted socket)
+//! and its memory at idle are measured.
 //!
 //! The second line is the 10,000-socket case: 500 users × 20 tabs, 50 of them sending one
 //! message every 5 s, 10 messages/s in all. Run from `cargo run`, a missing `step05-chat`
@@ -16,7 +20,14 @@ use std::time::Duration;
 use bench::servers::{self, ChatSetup, ServerProcess};
 use bench::{Report, Target, Workload, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,cluster]";
+const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,node,cluster]";
+
+/// Every target this load generator knows.
+const TARGETS: [&str; 4] = ["floor", "step05", "node", "cluster"];
+
+/// How long a server is left alone after its first socket closed, before its memory at idle
+/// is read.
+const IDLE_SETTLE: Duration = Duration::from_secs(1);
 
 /// Open files the load generator needs beyond one per socket (stdio, HTTP, the runtime...).
 const SPARE_FILES: u64 = 256;
@@ -65,10 +76,11 @@ fn parse_args() -> Result<Args, String> {
     workload.validate()?;
     if let Some(unknown) = targets
         .iter()
-        .find(|target| !["floor", "step05", "cluster"].contains(&target.as_str()))
+        .find(|target| !TARGETS.contains(&target.as_str()))
     {
         return Err(format!(
-            "unknown target {unknown:?}: use floor, step05, cluster"
+            "unknown target {unknown:?}: use {}",
+            TARGETS.join(", ")
         ));
     }
     Ok(Args { workload, targets })
@@ -129,6 +141,10 @@ async fn run() -> Result<(), String> {
             println!("{}", table::versus_floor(report, floor));
         }
     }
+    let named = |name: &str| reports.iter().find(|report| report.target == name);
+    if let (Some(step05), Some(node)) = (named("step05"), named("node")) {
+        println!("{}", table::versus(step05, node));
+    }
     Ok(())
 }
 
@@ -140,6 +156,7 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
     let processes: Vec<ServerProcess> = match target {
         "floor" => vec![servers::start_floor().await?],
         "step05" => vec![servers::start_step05(&setup, None).await?],
+        "node" => vec![servers::start_node(&setup).await?],
         _ => {
             let server = redis.insert(testkit::RedisServer::start().await);
             let node_a = servers::start_step05(&setup, Some(&server.url)).await?;
@@ -147,16 +164,36 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
             vec![node_a, node_b]
         }
     };
+    let login = target != "floor";
+    let pids: Vec<u32> = processes.iter().map(|process| process.pid).collect();
+    // One process: its cold start and its memory at idle. (Not for a cluster's two.)
+    let mut cold = None;
+    if let [process] = processes.as_slice() {
+        bench::workload::first_socket(process.addr, login)
+            .await
+            .map_err(|error| format!("{target}: cold start: {error}"))?;
+        let cold_start_ms = process.started.elapsed().as_secs_f64() * 1000.0;
+        tokio::time::sleep(IDLE_SETTLE).await;
+        let idle_mib = procfs::rss_kib(&pids).map(|kib| kib as f64 / 1024.0);
+        cold = Some((cold_start_ms, idle_mib));
+    }
     let report = bench::run(
         workload,
         &Target {
             name: target.to_owned(),
             nodes: processes.iter().map(|process| process.addr).collect(),
-            login: target != "floor",
-            pids: processes.iter().map(|process| process.pid).collect(),
+            login,
+            pids,
         },
     )
     .await
+    .map(|mut report| {
+        if let Some((cold_start_ms, idle_mib)) = cold {
+            report.cold_start_ms = Some(cold_start_ms);
+            report.idle_rss_mib = idle_mib;
+        }
+        report
+    })
     .map_err(|error| format!("{target}: {error}"));
     for process in processes {
         process.kill().await;
@@ -179,13 +216,20 @@ fn check_open_files(workload: &Workload) -> Result<(), String> {
 }
 
 fn check_binaries(targets: &[String]) -> Result<(), String> {
-    if targets.iter().any(|target| target != "floor") {
+    if targets
+        .iter()
+        .any(|target| target == "step05" || target == "cluster")
+    {
         servers::build_step05_if_missing()?;
     }
     for target in targets {
         let binary = match target.as_str() {
             "floor" => "floor",
             "cluster" => "scaling-with-redis",
+            "node" => {
+                servers::check_node_chat()?;
+                continue;
+            }
             _ => "step05-chat",
         };
         servers::sibling_binary(binary)?;

@@ -1,9 +1,18 @@
 //! One `spawn_app` for every step-5 test: the real chat on a free port, over a fresh SQLite
 //! file, with the official Socket.IO client and an HTTP client at hand.
+//!
+//! `CHAT_SERVER=node` runs the same tests against step 5's Node.js twin
+//! (`compare/node-chat`, chapter "Rust and Node side by side"): `spawn_app_with` then starts
+//! `node compare/node-chat/server.js` as a process, on a free loopback port, over a fresh
+//! database, with the settings of [`Options`] passed as environment variables. The contract
+//! (`chat.rs`, `delivery.rs`, `limits.rs`, `browser.rs`) runs against both; the exercise checks
+//! (`spawn_app_built_by`) and the cluster tests (crate `scaling-with-redis`, which the twin lacks)
+//! test Rust code and stay Rust-only.
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +23,8 @@ use step04_socket_middleware::SocketSettings;
 use step05_chat::rate_limit::RateLimiter;
 use step05_chat::{ChatConfig, ChatServer};
 use testkit::{JsClient, JsSocket};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tower_sessions::cookie::Key;
 
@@ -25,8 +36,34 @@ pub struct TestApp {
     pub js: JsClient,
     pub database: Arc<tempfile::TempDir>,
     pub key: Key,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
+    server: Server,
+}
+
+/// The server under test: step 5 in this process, or the Node twin in its own.
+enum Server {
+    InProcess {
+        stop: Option<oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<()>,
+    },
+    Node(Child),
+}
+
+/// Which implementation of the contract the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// step05-chat, built in this process (the default).
+    Rust,
+    /// `compare/node-chat`, started with `node`.
+    Node,
+}
+
+/// `CHAT_SERVER`: unset or `rust` for step 5, `node` for its twin.
+pub fn implementation() -> Implementation {
+    match std::env::var("CHAT_SERVER").as_deref() {
+        Err(_) | Ok("" | "rust") => Implementation::Rust,
+        Ok("node") => Implementation::Node,
+        Ok(other) => panic!("CHAT_SERVER must be `rust` or `node`, not {other:?}"),
+    }
 }
 
 /// How to start the server; `Default` is a fresh database and a fresh key.
@@ -48,12 +85,18 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
+/// The chat with `options`: step 5 in this process, or with `CHAT_SERVER=node` the Node twin.
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    spawn_app_built_by(step05_chat::build, options).await
+    match implementation() {
+        Implementation::Rust => spawn_app_built_by(step05_chat::build, options).await,
+        Implementation::Node => spawn_node_app(options).await,
+    }
 }
 
 /// [`spawn_app_with`], with the server built by `build` instead of `step05_chat::build`: the
 /// exercise checks pass the `build` under test (the student's, or the reference solutions').
+///
+/// Always Rust, in this process, whatever `CHAT_SERVER` says: what it tests is Rust code.
 pub async fn spawn_app_built_by<F, Fut, E>(build: F, options: Options) -> TestApp
 where
     F: FnOnce(ChatConfig) -> Fut,
@@ -98,7 +141,7 @@ where
     }
     let (router, close) = build(config).await;
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let shutdown = async move {
             stopped.await.ok();
             close.await;
@@ -113,9 +156,113 @@ where
         js: JsClient::start().await,
         database,
         key,
-        stop: Some(stop),
-        server,
+        server: Server::InProcess {
+            stop: Some(stop),
+            task,
+        },
     }
+}
+
+/// The twin's folder, `compare/node-chat`.
+pub fn node_chat_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../compare/node-chat")
+}
+
+/// Starts `node compare/node-chat/server.js` on a free loopback port (`PORT=0`; the port is
+/// read from the line it prints), over `options`' database, with `options`' key as its
+/// `SESSION_SECRET`.
+pub async fn spawn_node_app(options: Options) -> TestApp {
+    let dir = node_chat_dir();
+    assert!(
+        dir.join("node_modules/.package-lock.json").exists(),
+        "the Node twin is not installed: run `npm ci` in {} (bash scripts/test.sh does it)",
+        dir.display()
+    );
+    let database = options
+        .database
+        .clone()
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+    let key = options.key.clone().unwrap_or_else(Key::generate);
+    let mut command = Command::new("node");
+    command
+        .arg(dir.join("server.js"))
+        // Only what this test sets: nothing leaks in from the developer's shell, and the
+        // folder it runs in has no `.env`.
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(node_env(&options, database_url(&database), &key))
+        .current_dir(database.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .expect("cannot start `node`: is Node.js installed?");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let started = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read the twin's output") {
+            if let Some(url) = line.strip_prefix("The chat is running: open http://") {
+                return url.trim_end_matches('/').parse::<SocketAddr>().ok();
+            }
+        }
+        None
+    })
+    .await;
+    let Ok(Some(address)) = started else {
+        panic!("the Node twin did not start (its error, if any, is above)");
+    };
+    // Keep reading, so that a full pipe never blocks the server.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        js: JsClient::start().await,
+        database,
+        key,
+        server: Server::Node(child),
+    }
+}
+
+/// The twin's environment for `options`: step 5's variables where step 5 has one, and
+/// `NODE_CHAT_TEST_SETTINGS` for what these tests set in-process in `ChatConfig` (the message
+/// rate, the pace of joins and leaves, cheap password hashing).
+///
+/// One difference: `ChatLimits::off()` becomes `RATE_LIMITS=off`, which also lifts the login
+/// throttles that the in-process server keeps. No test with the limits off counts logins.
+fn node_env(options: &Options, database_url: String, key: &Key) -> Vec<(&'static str, String)> {
+    let secret: String = key.master().iter().map(|b| format!("{b:02x}")).collect();
+    let (burst, per_second) = options.rate_limit.unwrap_or((20, 5.0));
+    let mut test = json!({
+        "messageRate": [burst, per_second],
+        // Cheap hashing, as in `test_config`.
+        "hashing": { "memoryCost": 8, "timeCost": 1, "parallelism": 1 },
+    });
+    let mut env = vec![
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("DATABASE_URL", database_url),
+        ("SESSION_SECRET", secret),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    if let Some(packets) = options.socket_buffer {
+        env.push(("SOCKET_BUFFER", packets.to_string()));
+    }
+    match &options.limits {
+        Some(limits) if !limits.enabled => env.push(("RATE_LIMITS", "off".to_owned())),
+        Some(limits) => {
+            env.push(("MAX_SOCKETS_PER_USER", limits.sockets_per_user.to_string()));
+            env.push(("MAX_ROOMS_PER_SOCKET", limits.rooms_per_socket.to_string()));
+            let per_room = limits.room_messages_per_second.to_string();
+            env.push(("ROOM_MESSAGES_PER_SECOND", per_room));
+            test["roomChangesPerSecond"] = json!(limits.room_changes_per_second);
+            test["refusalsPer10s"] = json!(limits.refusals_per_10s);
+        }
+        None => {}
+    }
+    env.push(("NODE_CHAT_TEST_SETTINGS", test.to_string()));
+    env
 }
 
 /// The settings of every test server: listening on `address`, over the database in
@@ -156,13 +303,31 @@ impl TestApp {
     /// Stops the server (sockets closed, requests finished) and hands back what a restart
     /// needs: the same database folder and the same key.
     pub async fn stop(mut self) -> Options {
-        if let Some(stop) = self.stop.take() {
-            stop.send(()).ok();
+        match &mut self.server {
+            Server::InProcess { stop, task } => {
+                if let Some(stop) = stop.take() {
+                    stop.send(()).ok();
+                }
+                tokio::time::timeout(Duration::from_secs(10), task)
+                    .await
+                    .expect("the server stops within 10 s")
+                    .expect("the server task ended cleanly");
+            }
+            Server::Node(child) => {
+                // SIGTERM, as a service manager would: the twin closes its sockets and exits.
+                let pid = child.id().expect("the twin is running").to_string();
+                let signal = Command::new("kill").args(["-TERM", &pid]).status().await;
+                assert!(
+                    signal.is_ok_and(|status| status.success()),
+                    "kill -TERM {pid}"
+                );
+                let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+                    .await
+                    .expect("the twin stops within 10 s")
+                    .expect("wait for the twin");
+                assert!(exit.success(), "the twin exited with {exit}");
+            }
         }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.server)
-            .await
-            .expect("the server stops within 10 s")
-            .expect("the server task ended cleanly");
         Options {
             database: Some(self.database.clone()),
             key: Some(self.key.clone()),

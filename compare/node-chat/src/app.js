@@ -1,0 +1,155 @@
+// The whole chat server: database, stores, Passport, Express routes and
+// Socket.IO, put together. (step05-chat/src/lib.rs, and the layers of step
+// 4's lib.rs)
+//
+// File by file, the twin of each Rust module:
+//   config.js            step05 config.rs (+ steps 2-4's settings)
+//   db.js, users.js      step05 db.rs, users.rs
+//   session-store.js     tower-sessions-sqlx-store
+//   passport.js          step03 passport.rs
+//   hashing.js           step03 hashing.rs
+//   auth-limits.js       step03 limits.rs
+//   auth-routes.js       step03 routes.rs; api.js: step03 api.rs
+//   socket-auth.js       step04 origin.rs, handshake.rs, socket_auth.rs,
+//                        live_sessions.rs
+//   security-headers.js  step01 security_headers.rs
+//   messages.js, validation.js, rate-limit.js, limits.js, presence.js,
+//   delivery.js, chat.js step05's modules of the same names
+// step05's sequencer.rs has no twin: see chat.js.
+
+import { readFileSync } from "node:fs";
+
+import cors from "cors";
+import express from "express";
+import session from "express-session";
+import { Server } from "socket.io";
+
+import { jsonErrors } from "./api.js";
+import { AuthThrottle } from "./auth-limits.js";
+import { authRoutes } from "./auth-routes.js";
+import { Chat, admitSocket, onConnect } from "./chat.js";
+import { openDatabase } from "./db.js";
+import { Delivery } from "./delivery.js";
+import { HashPool } from "./hashing.js";
+import { MessageStore } from "./messages.js";
+import { createPassport } from "./passport.js";
+import { pagePolicy, securityHeaders } from "./security-headers.js";
+import { SqliteSessionStore } from "./session-store.js";
+import * as auth from "./socket-auth.js";
+import { UserStore } from "./users.js";
+
+/** step 5's page, read from step 5: both servers serve the very same file. */
+const PAGE = readFileSync(
+  new URL("../../../step05-chat/static/index.html", import.meta.url),
+  "utf8",
+);
+
+/**
+ * Builds the chat on `httpServer` (listening already) and returns its
+ * Socket.IO server and a `close()` for a graceful shutdown.
+ */
+export function build(config, httpServer) {
+  const db = openDatabase(config.databaseUrl);
+  const store = new SqliteSessionStore(db);
+  const users = new UserStore(db);
+  const { authLimits } = config;
+  const hashes = new HashPool(
+    config.hashing,
+    authLimits.hashWorkers,
+    authLimits.hashQueue,
+  );
+  const passport = createPassport(users, hashes);
+  const sessions = session({
+    name: config.sessions.cookieName,
+    secret: config.sessions.secret,
+    store,
+    resave: false, // save only what a handler changed
+    saveUninitialized: false, // no cookie for a visitor nobody wrote to
+    cookie: {
+      httpOnly: true,
+      sameSite: "lax",
+      secure: config.sessions.secure,
+      maxAge: config.sessions.maxAgeMs,
+    },
+  });
+  const origins = config.allowedOrigins;
+  // CORS for a front end on another origin: named exactly, with cookies.
+  const corsOptions = {
+    origin: origins.origins,
+    credentials: true,
+    methods: ["GET", "POST"],
+    allowedHeaders: ["content-type"],
+  };
+
+  // The app first: Socket.IO takes over the server's "request" listeners,
+  // answers /socket.io/ itself and hands every other request to them.
+  const app = express();
+  httpServer.on("request", app);
+  const io = new Server(httpServer, {
+    cors: corsOptions,
+    // step 4's limits: the largest message a client may send, and how long
+    // a new connection may take to send its CONNECT.
+    maxHttpBufferSize: config.sockets.maxMessageBytes,
+    connectTimeout: config.sockets.connectTimeoutMs,
+  });
+  const onLogout = auth.disconnectOnLogout(io);
+  const chat = new Chat({
+    messages: new MessageStore(db),
+    rateLimit: config.rateLimit,
+    limits: config.limits,
+    delivery: new Delivery(io, config.socketBuffer),
+  });
+
+  app.set("trust proxy", authLimits.trustedProxies);
+  app.use(securityHeaders());
+  app.use(cors(corsOptions));
+  app.use(auth.checkRequestOrigin(origins)); // 403
+  app.use(sessions);
+  app.use(passport.initialize());
+  app.use(passport.session());
+  app.get("/", (req, res) => {
+    res.set("Content-Security-Policy", pagePolicy(PAGE));
+    res.type("html").send(PAGE);
+  });
+  app.use(
+    authRoutes({
+      users,
+      hashes,
+      passport,
+      throttle: new AuthThrottle(authLimits),
+      onLogout,
+      cookieName: config.sessions.cookieName,
+    }),
+  );
+  app.use((req, res) => res.status(404).end());
+  app.use(jsonErrors);
+
+  // ANCHOR: socket_chain
+  // The Engine.IO requests: the same headers and Origin rule as the routes,
+  // then session, user and the 401, on the handshake only (Socket.IO's
+  // Passport example). Then `io.use()`: Origin, `socket.user`, the quota.
+  io.engine.use(securityHeaders());
+  io.engine.use(auth.checkRequestOrigin(origins));
+  io.engine.use(auth.onlyForHandshake(sessions));
+  io.engine.use(auth.onlyForHandshake(passport.session()));
+  io.engine.use(auth.onlyForHandshake(auth.requireLoginToConnect));
+  io.use(auth.checkOrigin(origins));
+  io.use(auth.authenticateSocket);
+  io.use(admitSocket(chat));
+  io.on("connection", (socket) => {
+    auth.watchSession(socket, store, config.sessions.recheckMs);
+    onConnect(chat, socket);
+  });
+  // ANCHOR_END: socket_chain
+
+  return {
+    io,
+    /** Closes every socket, then the server and the database. */
+    async close() {
+      await io.close();
+      chat.close();
+      store.close();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,329 @@
+// The chat itself: what happens on each Socket.IO event.
+// (step05-chat/src/chat.rs)
+//
+// Every handler can rely on one thing: `authenticateSocket` ran first, so
+// `socket.data.user` is the user of the session, the `socket.user` of the
+// Node.js walkthrough. No handler ever reads a user from a client's payload.
+//
+// Node runs one handler at a time, and better-sqlite3 answers before the
+// handler goes on. So "store, then broadcast, then acknowledge" and "read the
+// history, then join the room" each happen with nothing in between: what step
+// 5's per-room sequencer task exists to guarantee, the event loop gives here.
+// The price is that each of those steps holds up every other socket.
+
+import { Quotas, UNLIMITED_RATE } from "./limits.js";
+import { log } from "./log.js";
+import { HISTORY_LIMIT } from "./messages.js";
+import { Presence } from "./presence.js";
+import { RateLimiter, nowSeconds } from "./rate-limit.js";
+import { InputError, parseChatMessage, parseRoom } from "./validation.js";
+
+/** The room every socket is in, and cannot leave. */
+export const GENERAL = "general";
+/** At most this many missed messages are replayed on reconnection. */
+export const CATCH_UP_LIMIT = 1000;
+/** Presence changes in a room are gathered this long, then told once. */
+const PRESENCE_EVERY_MS = 100;
+
+// ANCHOR: chat_error
+/** Why an event was refused: the text goes back in the ack, `{error}`. */
+export class ChatError extends Error {}
+
+const NOT_IN_ROOM = "you have not joined this room";
+const RATE_LIMITED = "rate limited";
+const TOO_MANY_ROOMS = "too many rooms: leave one first";
+const CANNOT_LEAVE_GENERAL = "you cannot leave general";
+const TOO_MANY_SOCKETS = "too many connections: close another tab first";
+/** Logged in full on the server, never sent to the client. */
+const INTERNAL = "internal error";
+// ANCHOR_END: chat_error
+
+/** Everything the handlers share. */
+export class Chat {
+  constructor({ messages, rateLimit, limits, delivery }) {
+    const unlimited = () => new RateLimiter(2 ** 32 - 1, UNLIMITED_RATE);
+    this.messages = messages;
+    this.limits = limits;
+    this.delivery = delivery;
+    this.presence = new Presence();
+    this.quotas = new Quotas();
+    this.presenceDue = new Set(); // rooms about to be told who is there
+    this.catchUps = new OneAtATime();
+    const [burst, perSecond] = rateLimit;
+    this.limiter = limits.enabled
+      ? new RateLimiter(burst, perSecond)
+      : unlimited();
+    this.typingLimiter = limits.enabled ? new RateLimiter(5, 2) : unlimited();
+    const roomRate = limits.roomMessagesPerSecond;
+    this.roomLimiter = new RateLimiter(roomRate * 2, roomRate);
+    const changes = limits.roomChangesPerSecond;
+    this.roomChanges = new RateLimiter(changes * 5, changes);
+    const refusals = limits.refusalsPer10s;
+    this.refusals = new RateLimiter(refusals, refusals / 10);
+    // Buckets of users gone quiet are dropped now and then.
+    this.housekeeping = setInterval(() => this.forgetIdle(), 60_000);
+    this.housekeeping.unref();
+  }
+
+  /**
+   * Nothing if `allowed`; otherwise `rate limited`, counted against the
+   * user. A socket that keeps sending far past its limit is disconnected:
+   * answering it costs more than it is worth.
+   */
+  limited(allowed, socket, userId) {
+    if (allowed) return;
+    if (!this.refusals.check(userId)) {
+      log.warn(`too many refused events from ${userId}: disconnecting`);
+      socket.disconnect();
+    }
+    throw new ChatError(RATE_LIMITED);
+  }
+
+  forgetIdle() {
+    const now = nowSeconds();
+    for (const limiter of [
+      this.limiter,
+      this.typingLimiter,
+      this.roomLimiter,
+      this.roomChanges,
+      this.refusals,
+    ]) {
+      limiter.forgetIdle(now);
+    }
+  }
+
+  close() {
+    clearInterval(this.housekeeping);
+  }
+}
+
+// ANCHOR: admit_socket
+/** `io.use()`: at most `MAX_SOCKETS_PER_USER` sockets per user. */
+export function admitSocket(chat) {
+  return (socket, next) => {
+    const { user } = socket.data;
+    const max = chat.limits.socketsPerUser;
+    if (!chat.quotas.admit(user.id, socket.id, max)) {
+      log.info(`refused a socket of ${user.username}: too many`);
+      return next(new ChatError(TOO_MANY_SOCKETS));
+    }
+    // A client gone before its CONNECT completes never fires "disconnect".
+    socket.conn.once("close", () => chat.quotas.release(socket.id));
+    next();
+  };
+}
+// ANCHOR_END: admit_socket
+
+// ANCHOR: on_connect
+/** The `connection` handler: the events, then general, then presence. */
+export function onConnect(chat, socket) {
+  const { user } = socket.data;
+  socket.on("chat message", (...args) => {
+    const [payload, ack] = payloadAndAck(args);
+    ack(answer(() => sendMessage(chat, socket, user, payload)));
+  });
+  socket.on("join", (...args) => {
+    const [payload, ack] = payloadAndAck(args);
+    const reply = answer(() => joinRoom(chat, socket, user, payload));
+    ack(reply);
+    if (reply.ok) announcePresence(chat, socket, user, reply.room);
+  });
+  socket.on("leave", (...args) => {
+    const [payload, ack] = payloadAndAck(args);
+    ack(answer(() => leaveRoom(chat, socket, user, payload)));
+  });
+  socket.on("typing", (...args) => {
+    const [payload, ack] = payloadAndAck(args);
+    ack(answer(() => tellTyping(chat, socket, user, payload)));
+  });
+  socket.on("disconnect", () => onDisconnect(chat, socket));
+
+  const offset = socket.handshake.auth?.serverOffset;
+  const serverOffset = Number.isSafeInteger(offset) ? offset : null;
+  // Each catch-up waits its turn: a thousand reconnections at once must not
+  // hold up everybody else's messages (step 5's CONCURRENT_CATCH_UPS).
+  chat.catchUps.push(() => {
+    if (!socket.connected) return; // gone while waiting: nothing to send
+    const replayed = enterGeneral(chat, socket, serverOffset);
+    log.info(`${user.username} joined general (${replayed} replayed)`);
+    announcePresence(chat, socket, user, GENERAL);
+  });
+}
+// ANCHOR_END: on_connect
+
+/**
+ * Runs jobs one at a time, a turn of the event loop apart, so that the
+ * events that arrived meanwhile (other people's messages) are handled in
+ * between. A job itself runs to its end without a pause.
+ */
+class OneAtATime {
+  waiting = [];
+  running = false;
+
+  push(job) {
+    this.waiting.push(job);
+    if (this.running) return;
+    this.running = true;
+    setImmediate(() => this.next());
+  }
+
+  next() {
+    const job = this.waiting.shift();
+    if (job === undefined) {
+      this.running = false;
+      return;
+    }
+    try {
+      job();
+    } catch (error) {
+      log.error("could not send the history:", error);
+    }
+    setImmediate(() => this.next());
+  }
+}
+
+/** `(payload, ack)` of an event: the ack is optional for the client. */
+function payloadAndAck(args) {
+  const ack = typeof args.at(-1) === "function" ? args.pop() : () => {};
+  return [args.length > 0 ? args[0] : null, ack];
+}
+
+/** The handler's answer, or `{error}`; unexpected errors are logged. */
+function answer(handle) {
+  try {
+    return handle();
+  } catch (error) {
+    if (error instanceof ChatError || error instanceof InputError) {
+      return { error: error.message };
+    }
+    log.error("chat handler failed:", error);
+    return { error: INTERNAL };
+  }
+}
+
+// ANCHOR: catch_up
+/**
+ * Sends `history`, then each message after `serverOffset` as a `chat
+ * message`, in order, then puts the socket in general. One synchronous
+ * run: no message can be stored between the reads and the join, so each
+ * one arrives exactly once, in the replay or live.
+ */
+function enterGeneral(chat, socket, serverOffset) {
+  const { messages, delivery } = chat;
+  const upto = messages.lastId(GENERAL);
+  // The window the client shows ends where it left off; the rest is replayed.
+  const shown = Math.min(serverOffset ?? upto, upto);
+  const history = messages.newest(GENERAL, 0, shown, HISTORY_LIMIT);
+  const missed =
+    serverOffset === null
+      ? { messages: [], truncated: false }
+      : messages.newest(GENERAL, serverOffset, upto, CATCH_UP_LIMIT);
+  const event = {
+    room: GENERAL,
+    messages: history.messages,
+    truncated: missed.truncated,
+  };
+  if (!delivery.toSocket(socket, "history", event)) return 0;
+  for (const message of missed.messages) {
+    if (!delivery.toSocket(socket, "chat message", message)) return 0;
+  }
+  socket.join(GENERAL);
+  return missed.messages.length;
+}
+// ANCHOR_END: catch_up
+
+// ANCHOR: chat_message
+/** `chat message`: store it, send it to the room (sender included), ack. */
+function sendMessage(chat, socket, user, payload) {
+  const outgoing = parseChatMessage(payload);
+  if (!hasJoined(socket, outgoing.room)) throw new ChatError(NOT_IN_ROOM);
+  const allowed =
+    chat.limiter.check(user.id) && chat.roomLimiter.check(outgoing.room);
+  chat.limited(allowed, socket, user.id);
+  // The author is the socket's user, from the session. Whatever "user" the
+  // payload claimed was never even read.
+  const { fresh, message } = chat.messages.insert(
+    outgoing.room,
+    user,
+    outgoing.text,
+    outgoing.clientOffset,
+  );
+  // A retry of a stored message is acknowledged again, not sent again.
+  if (fresh) chat.delivery.toRoom(message.room, "chat message", message);
+  return { ok: true, id: message.id };
+}
+// ANCHOR_END: chat_message
+
+/** `general` always counts as joined: everyone is put there on connect. */
+function hasJoined(socket, room) {
+  return room === GENERAL || socket.rooms.has(room);
+}
+
+/** `join`: the room's history comes back in the acknowledgement. */
+function joinRoom(chat, socket, user, payload) {
+  const room = parseRoom(payload);
+  chat.limited(chat.roomChanges.check(user.id), socket, user.id);
+  const max = chat.limits.roomsPerSocket;
+  if (room !== GENERAL && !chat.quotas.takeRoom(socket.id, room, max)) {
+    throw new ChatError(TOO_MANY_ROOMS);
+  }
+  const upto = chat.messages.lastId(room);
+  const history = chat.messages.newest(room, 0, upto, HISTORY_LIMIT);
+  socket.join(room);
+  return { ok: true, room, history: history.messages };
+}
+
+/** `leave`: leaving a room one is not in is not an error. */
+function leaveRoom(chat, socket, user, payload) {
+  const room = parseRoom(payload);
+  if (room === GENERAL) throw new ChatError(CANNOT_LEAVE_GENERAL);
+  chat.limited(chat.roomChanges.check(user.id), socket, user.id);
+  socket.leave(room);
+  chat.quotas.giveBackRoom(socket.id, room);
+  if (chat.presence.leave(socket.id, room)) broadcastPresence(chat, room);
+  return { ok: true };
+}
+
+/** `typing`: tell the *others* in the room; rate-limited, it is a broadcast. */
+function tellTyping(chat, socket, user, payload) {
+  const room = parseRoom(payload?.room);
+  if (!hasJoined(socket, room)) throw new ChatError(NOT_IN_ROOM);
+  chat.limited(chat.typingLimiter.check(user.id), socket, user.id);
+  // `socket.to` (unlike `io.to`) leaves the sender out.
+  socket.to(room).emit("typing", { room, user });
+  return { ok: true };
+}
+
+/** A socket went away: rooms that lost their user's last socket are told. */
+function onDisconnect(chat, socket) {
+  chat.quotas.release(socket.id);
+  for (const room of chat.presence.disconnect(socket.id)) {
+    broadcastPresence(chat, room);
+  }
+}
+
+/**
+ * Counts the socket in `room` and sends it the room's list; the others hear
+ * of a change of users as a `presence change`.
+ */
+function announcePresence(chat, socket, user, room) {
+  if (!socket.connected) return; // closed while being set up: no ghost
+  const came = chat.presence.join(socket.id, user, room);
+  chat.delivery.toSocket(socket, "presence", presenceEvent(chat, room));
+  if (came) broadcastPresence(chat, room);
+}
+
+/** Gathered: the first change schedules the announcement, later ones join. */
+function broadcastPresence(chat, room) {
+  if (chat.presenceDue.has(room)) return;
+  chat.presenceDue.add(room);
+  setTimeout(() => {
+    chat.presenceDue.delete(room);
+    const change = chat.presence.takeChange(room);
+    if (change) chat.delivery.toRoom(room, "presence change", change);
+  }, PRESENCE_EVERY_MS);
+}
+
+function presenceEvent(chat, room) {
+  return { room, users: chat.presence.usersIn(room) };
+}

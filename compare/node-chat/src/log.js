@@ -1,0 +1,27 @@
+// A logger with levels, read from RUST_LOG so that one `.env` configures both
+// servers: `error`, `warn`, `info` (the default) or `debug`. Only the level
+// is read; RUST_LOG's per-module filters mean nothing to Node.
+
+const LEVELS = ["error", "warn", "info", "debug"];
+
+function levelFromEnv(value = "") {
+  const words = value.toLowerCase().split(/[,=\s]+/);
+  const named = words.filter((word) => LEVELS.includes(word));
+  const level = named.at(-1) ?? "info";
+  return LEVELS.indexOf(level);
+}
+
+const threshold = levelFromEnv(process.env.RUST_LOG);
+
+function at(level, write) {
+  return LEVELS.indexOf(level) <= threshold
+    ? (...args) => write(new Date().toISOString(), level.toUpperCase(), ...args)
+    : () => {};
+}
+
+export const log = {
+  error: at("error", console.error),
+  warn: at("warn", console.error),
+  info: at("info", console.error),
+  debug: at("debug", console.error),
+};
