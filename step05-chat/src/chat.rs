@@ -219,10 +219,10 @@ impl Chat {
 /// How a room's new messages reach its sockets: each socket gets each message through
 /// [`delivery::send`], so a socket that cannot keep up is resynchronised, never skipped.
 ///
-/// (A broadcast, `io.within(room).emit(..)`, would serialise each message once rather than
-/// once per socket, but it skips a full socket in silence. It is the only way to reach the
-/// sockets of other processes, so `broadcast_through_adapter` uses it, with that limit:
-/// chapter "Scaling out with Redis".)
+/// Each message is serialised once for the whole room ([`Encoded`]), as a broadcast would.
+/// (A broadcast, `io.within(room).emit(..)`, skips a full socket in silence. It is the only
+/// way to reach the sockets of other processes, so `broadcast_through_adapter` uses it, with
+/// that limit: chapter "Scaling out with Redis".)
 fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
     Arc::new(move |room: String, batch: Arc<[ChatMessage]>| {
         let socket = socket.clone();
