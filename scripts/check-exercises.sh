@@ -35,10 +35,14 @@ done
 for file in "${files[@]}"; do
   read -r crate target <<<"$file"
   # Build both variants once, quietly, so the per-test runs below only run.
-  cargo test -q -p "$crate" --test "$target" --no-run 2>/dev/null ||
-    { echo "FAIL $crate: the exercise checks of tests/$target.rs do not compile on the starter"; failures=$((failures + 1)); continue; }
-  cargo test -q -p "$crate" --test "$target" --features solutions --no-run 2>/dev/null ||
-    { echo "FAIL $crate: the exercise checks of tests/$target.rs do not compile with the solutions"; failures=$((failures + 1)); continue; }
+  # On failure, show why: the last lines of the compiler's output (a type error, a full disk).
+  build_log="/tmp/exercise-build-$crate-$target.log"
+  cargo test -q -p "$crate" --test "$target" --no-run >"$build_log" 2>&1 ||
+    { echo "FAIL $crate: the exercise checks of tests/$target.rs do not compile on the starter"
+      tail -n 30 "$build_log"; failures=$((failures + 1)); continue; }
+  cargo test -q -p "$crate" --test "$target" --features solutions --no-run >"$build_log" 2>&1 ||
+    { echo "FAIL $crate: the exercise checks of tests/$target.rs do not compile with the solutions"
+      tail -n 30 "$build_log"; failures=$((failures + 1)); continue; }
   tests=$(cargo test -q -p "$crate" --test "$target" -- --ignored --list 2>/dev/null |
     sed -n 's/: test$//p')
   if [ -z "$tests" ]; then
