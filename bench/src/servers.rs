@@ -85,6 +85,15 @@ pub async fn start_step05(
     start(command).await
 }
 
+/// Where a server's standard output (the Rust servers' log) goes: nowhere, unless
+/// `SERVER_RUST_LOG` asks for the log, then to this process's standard error.
+fn server_log_output() -> Stdio {
+    match std::env::var_os("SERVER_RUST_LOG") {
+        Some(_) => Stdio::from(std::io::stderr()),
+        None => Stdio::null(),
+    }
+}
+
 /// The chat's log filter: warnings only, unless `SERVER_RUST_LOG` says otherwise.
 fn server_log_filter() -> String {
     std::env::var("SERVER_RUST_LOG").unwrap_or_else(|_| "warn".to_owned())
@@ -141,7 +150,7 @@ async fn start(mut command: Command) -> Result<ServerProcess, String> {
     let mut child = command
         .env("PORT", port.to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(server_log_output())
         .kill_on_drop(true)
         .spawn()
         .map_err(|error| format!("cannot start {program}: {error}"))?;

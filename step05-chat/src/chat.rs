@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -23,7 +23,7 @@ use crate::limits::{ChatLimits, Quotas, UNLIMITED_RATE};
 use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
 use crate::presence::Presence;
 use crate::rate_limit::RateLimiter;
-use crate::sequencer::{Enter, Fanout, RoomContext, Sequencers};
+use crate::sequencer::{Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers};
 use crate::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.
@@ -329,9 +329,11 @@ pub async fn on_connect<A: Adapter>(
 /// Sends `history`, then each message after `server_offset` as a `chat message` event, in
 /// order, then puts the socket in `general`. Returns how many were replayed.
 ///
-/// The database reads happen outside the room's sequencer, so the room does not wait for
-/// them; the sequencer only fills the gap (what was broadcast during the reads) and adds the
-/// socket to the room, in one step.
+/// Usually all of it comes from the memory of the room's sequencer, in one step: a new
+/// socket gets the newest messages, serialised once for every socket that connects before
+/// the next message. A socket that was away longer than the sequencer remembers reads the
+/// database instead, outside the sequencer, so the room does not wait for it; the sequencer
+/// then fills the gap (what was broadcast during the reads) and adds the socket to the room.
 // ANCHOR: catch_up_read
 async fn enter_general<A: Adapter>(
     socket: &SocketRef<A>,
@@ -339,6 +341,19 @@ async fn enter_general<A: Adapter>(
     server_offset: Option<i64>,
 ) -> Result<usize, ChatError> {
     let room = chat.room_context(socket);
+    // Through an adapter, other processes store messages this one's sequencer never sees:
+    // only the database knows them all.
+    if !chat.through_adapter {
+        let entering = socket.clone();
+        let enter: EnterWith = Box::new(move |catchup| send_catchup(&entering, catchup));
+        let sequencers = &chat.sequencers;
+        if let Some(replayed) = sequencers
+            .enter_from_memory(GENERAL, &room, server_offset, enter)
+            .await?
+        {
+            return Ok(replayed);
+        }
+    }
     let upto = chat.watermark(GENERAL, &room).await?;
     let (history, missed) = {
         let _turn = chat.catch_ups.acquire().await;
@@ -379,6 +394,34 @@ async fn enter_general<A: Adapter>(
     });
     chat.sequencers.enter(GENERAL, &room, upto, enter).await?;
     Ok(missed.messages.len())
+}
+
+/// Sends a catch-up from the sequencer's memory (`history`, then the missed messages), then
+/// puts the socket in `general`. Returns how many missed messages it sent.
+fn send_catchup<A: Adapter>(socket: &SocketRef<A>, catchup: Catchup<'_>) -> usize {
+    let history = HistoryEvent {
+        room: GENERAL,
+        messages: catchup.history,
+        truncated: catchup.truncated,
+    };
+    if delivery::send(socket, "history", &history) == Sent::Dropped {
+        return 0;
+    }
+    for message in catchup.missed {
+        if delivery::send(socket, "chat message", message) == Sent::Dropped {
+            return 0;
+        }
+    }
+    socket.join(GENERAL);
+    catchup.missed.len()
+}
+
+/// The `history` event: `{"room": "general", "messages": [...], "truncated": false}`.
+#[derive(Serialize)]
+struct HistoryEvent<'a> {
+    room: &'a str,
+    messages: History<'a>,
+    truncated: bool,
 }
 // ANCHOR_END: catch_up_send
 // ANCHOR_END: on_connect
@@ -475,28 +518,83 @@ async fn on_join<A: Adapter>(
         Err(error) => return answer(ack, Err(error)),
     };
     let context = chat.room_context(&socket);
+    let entered = if chat.through_adapter {
+        join_from_database(&socket, &chat, &room, &context, ack).await
+    } else {
+        // The acknowledgement carries the history, so it is sent from inside the sequencer,
+        // right before the socket joins the room: nothing is missed, nothing comes twice,
+        // and nothing arrives before the history. A new entry is always served from memory.
+        let enter = acknowledge_with_history(socket.clone(), room.clone(), ack);
+        let sequencers = &chat.sequencers;
+        match sequencers
+            .enter_from_memory(&room, &context, None, enter)
+            .await
+        {
+            Ok(entered) => entered.ok_or(ChatError::Internal),
+            Err(error) => Err(error),
+        }
+        .map(drop)
+    };
+    if let Err(error) = entered {
+        tracing::error!(%error, %room, "could not join");
+        chat.quotas.give_back_room(socket.id, &room);
+        return;
+    }
+    announce_presence(&io, &socket, &chat, &user, &room).await;
+}
+
+/// `join` through an adapter (chapter "Scaling out with Redis"): the history is read from the
+/// database, outside the room's sequencer, which then adds what was broadcast since the read.
+async fn join_from_database<A: Adapter>(
+    socket: &SocketRef<A>,
+    chat: &Chat,
+    room: &str,
+    context: &RoomContext,
+    ack: AckSender<A>,
+) -> Result<(), ChatError> {
     let read = async {
-        let upto = chat.watermark(&room, &context).await?;
+        let upto = chat.watermark(room, context).await?;
         let _turn = chat.catch_ups.acquire().await;
-        let history = chat.messages.newest(&room, 0, upto, HISTORY_LIMIT).await?;
+        let history = chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
         Ok((upto, history.messages))
     };
     let (upto, history) = match read.await {
         Ok(read) => read,
         Err(error) => {
-            chat.quotas.give_back_room(socket.id, &room);
-            return answer(ack, Err(error));
+            answer(ack, Err(error));
+            return Err(ChatError::Internal);
         }
     };
-    // The acknowledgement carries the history, so it is sent from inside the sequencer, with
-    // what was broadcast since the read appended, right before the socket joins the room:
-    // nothing is missed, nothing comes twice, and nothing arrives before the history.
-    let enter = enter_with_history(socket.clone(), room.clone(), history, ack);
-    if let Err(error) = chat.sequencers.enter(&room, &context, upto, enter).await {
-        tracing::error!(%error, %room, "could not join");
-        return;
-    }
-    announce_presence(&io, &socket, &chat, &user, &room).await;
+    let enter = enter_with_history(socket.clone(), room.to_owned(), history, ack);
+    chat.sequencers.enter(room, context, upto, enter).await
+}
+
+/// What a joining socket does inside the sequencer when memory holds its history:
+/// acknowledge with it, then join.
+fn acknowledge_with_history<A: Adapter>(
+    socket: SocketRef<A>,
+    room: String,
+    ack: AckSender<A>,
+) -> EnterWith {
+    Box::new(move |catchup: Catchup<'_>| {
+        let reply = JoinReply {
+            ok: true,
+            room: &room,
+            history: catchup.history,
+        };
+        if ack.send(&reply).is_ok() && socket.connected() {
+            socket.join(room);
+        }
+        0
+    })
+}
+
+/// A `join`'s acknowledgement: `{"ok": true, "room": "rust", "history": [...]}`.
+#[derive(Serialize)]
+struct JoinReply<'a> {
+    ok: bool,
+    room: &'a str,
+    history: History<'a>,
 }
 
 /// The room a `join` payload names, if this socket may join it; its place among the
@@ -635,7 +733,12 @@ async fn announce_presence<A: Adapter>(
         .presence
         .join(socket.id, user, room, || socket.connected());
     if socket.connected() {
-        delivery::send(socket, "presence", &presence_event(chat, room));
+        match chat.presence.list(room) {
+            Ok(list) => {
+                delivery::send(socket, "presence", &*list);
+            }
+            Err(error) => tracing::error!(%error, "cannot encode the presence list"),
+        }
     }
     if came {
         broadcast_presence(io, chat, room).await;

@@ -14,21 +14,28 @@
 //! - [`Sequencers::send`]: a message to store. The task takes every message waiting in its
 //!   channel, stores them in ONE transaction, broadcasts them in id order, then acknowledges
 //!   each sender. Under load, batches grow and the cost of a commit is shared (group commit).
-//! - [`Sequencers::watermark`] and [`Sequencers::enter`]: how a socket enters the room without
-//!   the room waiting for its database reads (see [`Sequencers::enter`]).
+//! - [`Sequencers::enter_from_memory`]: a socket enters the room with its history and what it
+//!   missed taken from the task's memory of the room's newest messages. Ten thousand sockets
+//!   connecting at once read nothing from the database, and each new history is serialised
+//!   once for all of them.
+//! - [`Sequencers::watermark`] and [`Sequencers::enter`]: how a socket that was away longer
+//!   than the task remembers enters the room without the room waiting for its database reads.
 //!
 //! It is the Rust version of a pattern Node servers get from their single thread: one place
 //! where a room's events happen one at a time. Here that place is a task, and nothing else
 //! has to wait for it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chat::ChatError;
-use crate::messages::{ChatMessage, MessageStore, NewMessage, Stored};
+use crate::chat::{CATCH_UP_LIMIT, ChatError};
+use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored};
 
 /// How a sequencer hands a batch of newly stored messages to the room's sockets. The chat
 /// builds it from its `io` (see `chat::fanout`); tests can pass anything.
@@ -41,10 +48,37 @@ pub type Delivering = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 /// messages stored since its database read, it sends them and joins the Socket.IO room.
 pub type Enter = Box<dyn FnOnce(&[ChatMessage]) + Send>;
 
+/// What a socket entering a room runs inside the sequencer when the room's memory holds all
+/// it is owed: it sends the [`Catchup`], joins the Socket.IO room, and says how many missed
+/// messages it replayed.
+pub type EnterWith = Box<dyn FnOnce(Catchup<'_>) -> usize + Send>;
+
+/// What a socket entering a room is owed, from the room's memory.
+#[derive(Debug)]
+pub struct Catchup<'a> {
+    /// What the client's window shows: the newest messages (at most [`HISTORY_LIMIT`]) up to
+    /// where it left off, or up to now for a new client. Oldest first.
+    pub history: History<'a>,
+    /// The messages after where it left off, oldest first: at most [`CATCH_UP_LIMIT`].
+    pub missed: &'a [ChatMessage],
+    /// Whether it missed more than `missed` holds (older ones were left out).
+    pub truncated: bool,
+}
+
+/// A history: as messages, or, for the room's newest (which every new socket gets), as the
+/// JSON array serialised once for all of them. Both serialise to the same JSON.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum History<'a> {
+    Messages(&'a [ChatMessage]),
+    Encoded(&'a RawValue),
+}
+
 /// The most messages stored in one transaction.
 const MAX_BATCH: usize = 512;
-/// How many recently stored messages a sequencer keeps, to fill the gap between a joining
-/// socket's database read and its entry into the room.
+/// How many of the newest messages a sequencer keeps in memory (it reads them when it
+/// starts): enough for every new socket's history and for the catch-up of one that was away
+/// for up to this many messages, without reading the database.
 const RECENT: usize = 1024;
 /// A room quiet for this long stops its task (the next command starts a new one).
 const IDLE: Duration = Duration::from_secs(30);
@@ -80,6 +114,11 @@ enum Control {
         seen: i64,
         enter: Enter,
         reply: oneshot::Sender<()>,
+    },
+    EnterFromMemory {
+        offset: Option<i64>,
+        enter: EnterWith,
+        reply: oneshot::Sender<Option<usize>>,
     },
 }
 
@@ -126,6 +165,30 @@ impl Sequencers {
             Command::Control(Control::Watermark { reply }),
         )?;
         watermark.await.map_err(|_| ChatError::Internal)
+    }
+
+    /// Runs `enter` inside the room's task with what a socket that last saw message `offset`
+    /// (`None`: a new socket) is owed, if the task's memory holds all of it; returns how many
+    /// missed messages `enter` replayed, or `None` (and `enter` is not run) if the socket was
+    /// away longer than the task remembers: read the database, then [`Self::enter`].
+    ///
+    /// A new socket (`offset` `None`) is always served from memory: the task keeps at least
+    /// the room's newest [`HISTORY_LIMIT`] messages.
+    pub async fn enter_from_memory(
+        &self,
+        room: &str,
+        context: &RoomContext,
+        offset: Option<i64>,
+        enter: EnterWith,
+    ) -> Result<Option<usize>, ChatError> {
+        let (reply, entered) = oneshot::channel();
+        let control = Control::EnterFromMemory {
+            offset,
+            enter,
+            reply,
+        };
+        self.command(room, context, Command::Control(control))?;
+        entered.await.map_err(|_| ChatError::Internal)
     }
 
     /// Runs `enter` inside the room's task with the messages broadcast after `seen` (the
@@ -197,11 +260,13 @@ struct Room {
     context: RoomContext,
     /// Every message of the room up to this id has been broadcast.
     broadcast_upto: i64,
-    /// The latest broadcast messages, oldest first; together with `recent_from`, what lets a
-    /// joining socket catch up from memory.
-    recent: VecDeque<ChatMessage>,
-    /// Every message of the room with an id above this one is in `recent`.
+    /// The newest messages, oldest first: at least the newest [`RECENT`] (or all of them).
+    recent: Vec<ChatMessage>,
+    /// Every message of the room with an id above this one is in `recent` (0: all of them).
     recent_from: i64,
+    /// The newest [`HISTORY_LIMIT`] messages as JSON, serialised on the first entry that
+    /// needs them, forgotten when a message comes.
+    newest_history: Option<Box<RawValue>>,
 }
 
 // ANCHOR: run
@@ -213,20 +278,26 @@ async fn run(
     context: RoomContext,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let broadcast_upto = match context.store.last_id(&name).await {
-        Ok(id) => id,
+    let newest = match context
+        .store
+        .newest(&name, 0, i64::MAX, RECENT as i64)
+        .await
+    {
+        Ok(newest) => newest,
         Err(error) => {
-            tracing::error!(%error, room = %name, "cannot read the room's last message");
+            tracing::error!(%error, room = %name, "cannot read the room's newest messages");
             sequencers.lock().remove(&name);
             return; // dropping the commands tells their senders "internal error"
         }
     };
+    let oldest_kept = newest.messages.first().map_or(0, |message| message.id);
     let mut room = Room {
         name,
         context,
-        broadcast_upto,
-        recent: VecDeque::new(),
-        recent_from: broadcast_upto,
+        broadcast_upto: newest.messages.last().map_or(0, |message| message.id),
+        recent_from: if newest.truncated { oldest_kept - 1 } else { 0 },
+        recent: newest.messages,
+        newest_history: None,
     };
     let mut batch = Vec::new();
     loop {
@@ -287,11 +358,13 @@ impl Room {
     // ANCHOR_END: store_and_broadcast
 
     fn remember(&mut self, messages: &[ChatMessage]) {
+        self.newest_history = None;
         self.recent.extend(messages.iter().cloned());
-        while self.recent.len() > RECENT {
-            if let Some(forgotten) = self.recent.pop_front() {
-                self.recent_from = forgotten.id;
-            }
+        // Forget in chunks, so that most messages cost no move of the others.
+        if self.recent.len() >= 2 * RECENT {
+            let forget = self.recent.len() - RECENT;
+            self.recent_from = self.recent[forget - 1].id;
+            self.recent.drain(..forget);
         }
     }
 
@@ -305,7 +378,37 @@ impl Room {
                 enter(&missed);
                 reply.send(()).ok();
             }
+            Control::EnterFromMemory {
+                offset,
+                enter,
+                reply,
+            } => {
+                let replayed = self.catchup(offset).map(enter);
+                reply.send(replayed).ok();
+            }
         }
+    }
+
+    /// What a socket that last saw `offset` is owed, if memory holds it all.
+    fn catchup(&mut self, offset: Option<i64>) -> Option<Catchup<'_>> {
+        let window = window(&self.recent, self.recent_from, self.broadcast_upto, offset)?;
+        let history = if window.history.end == self.recent.len() {
+            if self.newest_history.is_none() {
+                let newest = &self.recent[window.history.clone()];
+                self.newest_history = serde_json::value::to_raw_value(newest).ok();
+            }
+            match &self.newest_history {
+                Some(encoded) => History::Encoded(encoded),
+                None => History::Messages(&self.recent[window.history]),
+            }
+        } else {
+            History::Messages(&self.recent[window.history])
+        };
+        Some(Catchup {
+            history,
+            missed: &self.recent[window.missed],
+            truncated: window.truncated,
+        })
     }
 
     /// The room's messages broadcast after `seen`, oldest first: from memory, or, if more
@@ -314,7 +417,7 @@ impl Room {
     async fn broadcast_since(&self, seen: i64) -> Vec<ChatMessage> {
         if seen >= self.recent_from {
             let start = self.recent.partition_point(|message| message.id <= seen);
-            return self.recent.range(start..).cloned().collect();
+            return self.recent[start..].to_vec();
         }
         let store = &self.context.store;
         match store
@@ -328,5 +431,143 @@ impl Room {
                 Vec::new()
             }
         }
+    }
+}
+
+/// Where, in `recent` (the room's newest messages, oldest first, holding every message above
+/// `recent_from`; `upto` is the newest), the history and the missed messages of a socket that
+/// last saw `offset` lie; `None` if part of them is older than `recent` holds.
+struct Window {
+    history: Range<usize>,
+    missed: Range<usize>,
+    truncated: bool,
+}
+
+fn window(
+    recent: &[ChatMessage],
+    recent_from: i64,
+    upto: i64,
+    offset: Option<i64>,
+) -> Option<Window> {
+    // The client's window ends where it left off (ids from the future count as "now").
+    let shown = offset.unwrap_or(upto).min(upto);
+    if shown < recent_from {
+        return None; // it missed messages that memory no longer holds
+    }
+    let split = recent.partition_point(|message| message.id <= shown);
+    let history = split.saturating_sub(HISTORY_LIMIT as usize)..split;
+    if history.len() < HISTORY_LIMIT as usize && recent_from != 0 {
+        return None; // its window reaches back before memory
+    }
+    let limit = CATCH_UP_LIMIT as usize;
+    let missed_count = recent.len() - split;
+    let missed = (split + missed_count.saturating_sub(limit))..recent.len();
+    Some(Window {
+        history,
+        missed,
+        truncated: missed_count > limit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use step03_passport_like_auth::User;
+
+    /// Messages with the given ids, oldest first.
+    fn messages(ids: impl IntoIterator<Item = i64>) -> Vec<ChatMessage> {
+        let user = User {
+            id: 1,
+            username: "alice".into(),
+        };
+        ids.into_iter()
+            .map(|id| ChatMessage {
+                id,
+                room: "general".into(),
+                user: user.clone(),
+                text: format!("message {id}"),
+                ts: id,
+            })
+            .collect()
+    }
+
+    fn ids(recent: &[ChatMessage], range: Range<usize>) -> Vec<i64> {
+        recent[range].iter().map(|message| message.id).collect()
+    }
+
+    #[test]
+    fn a_new_socket_gets_the_newest_as_history_and_nothing_missed() {
+        let recent = messages(1..=80);
+        let window = window(&recent, 0, 80, None).expect("all in memory");
+        assert_eq!(ids(&recent, window.history), (31..=80).collect::<Vec<_>>());
+        assert!(window.missed.is_empty());
+        assert!(!window.truncated);
+    }
+
+    #[test]
+    fn a_room_with_few_messages_gives_them_all() {
+        let recent = messages(1..=3);
+        let window = window(&recent, 0, 3, None).expect("all in memory");
+        assert_eq!(ids(&recent, window.history), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_returning_socket_gets_its_window_and_then_what_it_missed() {
+        // Ids of other rooms leave gaps: 10, 20, ..., 1000.
+        let recent = messages((1..=100).map(|n| n * 10));
+        let window = window(&recent, 0, 1000, Some(605)).expect("all in memory");
+        assert_eq!(
+            ids(&recent, window.history),
+            (11..=60).map(|n| n * 10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ids(&recent, window.missed),
+            (61..=100).map(|n| n * 10).collect::<Vec<_>>()
+        );
+        assert!(!window.truncated);
+    }
+
+    #[test]
+    fn more_missed_than_the_catch_up_limit_is_cut_and_says_so() {
+        let recent = messages(1..=1200);
+        let window = window(&recent, 0, 1200, Some(100)).expect("all in memory");
+        assert_eq!(
+            ids(&recent, window.missed),
+            (201..=1200).collect::<Vec<_>>()
+        );
+        assert!(window.truncated);
+    }
+
+    #[test]
+    fn an_offset_older_than_memory_needs_the_database() {
+        // Memory holds 501..=1500; the messages up to 500 are only in the database.
+        let recent = messages(501..=1500);
+        assert!(window(&recent, 500, 1500, Some(499)).is_none());
+        // Its window (50 before the offset) would reach back before 501.
+        assert!(window(&recent, 500, 1500, Some(520)).is_none());
+        let window = window(&recent, 500, 1500, Some(600)).expect("in memory");
+        assert_eq!(
+            ids(&recent, window.history),
+            (551..=600).collect::<Vec<_>>()
+        );
+        assert_eq!(window.missed.len(), 900);
+    }
+
+    #[test]
+    fn an_offset_from_the_future_counts_as_now() {
+        let recent = messages(1..=10);
+        let window = window(&recent, 0, 10, Some(99)).expect("all in memory");
+        assert_eq!(ids(&recent, window.history), (1..=10).collect::<Vec<_>>());
+        assert!(window.missed.is_empty());
+    }
+
+    #[test]
+    fn the_newest_history_serialises_as_the_messages_do() {
+        let recent = messages(1..=3);
+        let encoded = serde_json::value::to_raw_value(&recent[..]).expect("serialises");
+        assert_eq!(
+            serde_json::to_string(&History::Encoded(&encoded)).expect("serialises"),
+            serde_json::to_string(&History::Messages(&recent)).expect("serialises"),
+        );
     }
 }
