@@ -752,8 +752,11 @@ async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &st
         // Several processes: each knows only its own sockets, so it sends its whole list.
         chat.presence.take_change(room);
         let event = presence_event(chat, room);
-        let emit = io.within(room.to_owned()).emit("presence", &event);
-        broadcast("presence", emit).await;
+        // `io.of("/")`, not `io.within(..)`, which panics once the server has closed.
+        if let Some(namespace) = io.of("/") {
+            let emit = namespace.within(room.to_owned()).emit("presence", &event);
+            broadcast("presence", emit).await;
+        }
         return;
     }
     // Gathered: the first change schedules the announcement, later ones join it.
@@ -773,7 +776,12 @@ async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &st
         let Ok(change) = Encoded::new(&change) else {
             return; // users and room names always serialise
         };
-        for member in io.within(room).sockets() {
+        // Shutting down, the namespace is gone: nobody is left to tell. (`io.within(..)` would
+        // panic here.)
+        let Some(namespace) = io.of("/") else {
+            return;
+        };
+        for member in namespace.within(room).sockets() {
             delivery::send(&member, "presence change", &change);
         }
     });
