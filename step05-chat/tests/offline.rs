@@ -59,7 +59,7 @@ async fn without_internet_the_default_page_cannot_load_the_client_and_says_so() 
     let url = format!("http://localhost:{}/", app.address.port());
     let report = testkit::browser_run_without_internet(json!([
         { "goto": url },
-        { "waitText": "#status", "text": "could not be loaded" },
+        { "waitText": "#auth-error", "text": "could not be loaded" },
     ]))
     .await;
     assert_eq!(
