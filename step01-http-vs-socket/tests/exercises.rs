@@ -39,7 +39,9 @@ async fn connect(client: &JsClient, url: &str) -> JsSocket {
 fn spawn_app_on_its_own_thread() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let address = listener.local_addr().expect("local address");
-    listener.set_nonblocking(true).expect("a non-blocking listener");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -67,7 +69,11 @@ async fn ex1_faster_ticks() {
              there? Without it the loop never waits, and nothing else runs on its thread."
         )
     };
-    if socket.try_next_named("connect", DEFAULT_WAIT).await.is_none() {
+    if socket
+        .try_next_named("connect", DEFAULT_WAIT)
+        .await
+        .is_none()
+    {
         panic!("{}", frozen("not even connected"));
     }
 
@@ -75,7 +81,10 @@ async fn ex1_faster_ticks() {
     let mut stamps = Vec::new();
     for _ in 0..6 {
         let Some(tick) = socket.try_next_named("tick", DEFAULT_WAIT).await else {
-            panic!("{}", frozen(&format!("no tick after {} of them", stamps.len())));
+            panic!(
+                "{}",
+                frozen(&format!("no tick after {} of them", stamps.len()))
+            );
         };
         let stamp = tick.data()["server_time_ms"]
             .as_u64()
