@@ -96,8 +96,8 @@ async fn on_connect(socket: SocketRef) {
 
     socket.on("ping", answer_ping);
 
-    // The server speaks first: nobody asked for these ticks. The task ends by itself once
-    // the socket is closed (see `push_ticks`).
+    // The server speaks first: nobody asked for these ticks. The task
+    // ends by itself once the socket is closed (see `push_ticks`).
     tokio::spawn(push_ticks(socket));
 }
 
@@ -130,9 +130,10 @@ async fn push_ticks(socket: SocketRef) {
             Ok(()) => {}
             // The tab is gone: so is this task.
             Err(SendError::Socket(SocketError::Closed)) => break,
-            // Still connected, but its queue is full (a frozen tab, a slow network):
-            // this tick is lost, the next one is tried. A clock can skip a beat.
-            Err(error) => tracing::debug!(sid = %socket.id, %error, "tick dropped"),
+            // Still connected, but its queue is full (a frozen tab, a slow
+            // network): this tick is lost, the next one is tried. A clock
+            // can skip a beat.
+            Err(error) => tracing::debug!(%error, "tick dropped"),
         }
     }
 }

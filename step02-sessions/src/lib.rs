@@ -28,7 +28,7 @@ use time::Duration;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
 use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore, session};
 
 pub use tower_sessions::MemoryStore;
 pub use tower_sessions_sqlx_store::SqliteStore;
@@ -225,7 +225,7 @@ pub const RENEWALS_PER_MAX_AGE: i32 = 30;
 /// Renews `session` now: writes the time into it, so the layer saves it
 /// (pushing its expiry `max_age` into the future) and sends the cookie
 /// again. A login calls it; [`touch`] calls it when a renewal is due.
-pub async fn renew(session: &Session) -> Result<(), tower_sessions::session::Error> {
+pub async fn renew(session: &Session) -> Result<(), session::Error> {
     session.insert(RENEWED_AT_KEY, now_ms()).await
 }
 
@@ -236,7 +236,7 @@ pub async fn renew(session: &Session) -> Result<(), tower_sessions::session::Err
 ///
 /// The session is usually loaded already (the caller read it), so the
 /// check itself costs no store access.
-pub async fn touch(session: &Session) -> Result<bool, tower_sessions::session::Error> {
+pub async fn touch(session: &Session) -> Result<bool, session::Error> {
     let Some(Expiry::OnInactivity(max_age)) = session.expiry() else {
         return Ok(false); // a fixed deadline, or a browser-session cookie
     };

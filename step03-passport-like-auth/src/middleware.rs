@@ -61,8 +61,8 @@ pub async fn passport_session<U: UserStore>(
     };
     request.extensions_mut().insert(PassportSessionRan);
     if let Some(user) = user {
-        // A logged-in user is active: keep the session alive (renewed at most once a
-        // day, chapter 2's `touch`; the session is loaded already, so this reads nothing).
+        // A logged-in user is active: keep the session alive (chapter 2's
+        // `touch`: at most once a day; it reads nothing, the session is loaded).
         if let Err(error) = touch(&session).await {
             return AuthError::from(error).into_response();
         }
