@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace, after installing what the tests need and a fresh
-# machine may lack:
+# Runs every test of the workspace (or of the packages given with -p), after installing what
+# the tests need and a fresh machine may lack:
 #   - Node.js + npm, for the official Socket.IO JavaScript client the tests drive;
 #   - the npm packages pinned in testkit/js/package-lock.json (socket.io-client, playwright-core);
 #   - Chromium, for the tests that open the pages in a real (headless) browser;
@@ -43,8 +43,22 @@ if [ ! -f testkit/js/node_modules/.package-lock.json ] ||
   (cd testkit/js && npm ci --no-audit --no-fund)
 fi
 
-echo "==> cargo test --workspace"
-cargo test --workspace "$@"
+# Arguments go to `cargo test`. A package selection (`-p step01-http-vs-socket`, or
+# `--package ...`) replaces `--workspace`, so that only those packages are tested; arguments
+# after `--` are the test binaries' own and are not looked at.
+scope=(--workspace)
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    -p | -p* | --package | --package=*) scope=() ;;
+  esac
+done
+echo "==> cargo test${scope[*]+ ${scope[*]}} $*"
+# (`${scope[@]+...}`: an empty array is an error under `set -u` in the bash of macOS.)
+cargo test ${scope[@]+"${scope[@]}"} "$@"
+
+# With a package selection, that is all.
+[ ${#scope[@]} -gt 0 ] || exit 0
 
 # Step 5's Node.js twin (compare/node-chat, chapter "Rust and Node side by side"): the same
 # contract tests against it (the browser ones too: it serves step 5's page), and the test that

@@ -8,7 +8,8 @@
 //! The crate is a library plus a tiny `main.rs`, so that tests (and later steps) can build the
 //! same app and serve it on any listener, `127.0.0.1:0` included. Its [`serve`] is what every
 //! step serves itself with, with the timeouts, the connection cap and the security headers a
-//! public server needs (modules `server` and `security_headers`).
+//! public server needs (modules `server` and `security_headers`), and, for a classroom
+//! without Internet, the Socket.IO client served locally (module `socket_io_client`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,17 +21,21 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::{SendError, SocketError, SocketIo};
 
 #[cfg(feature = "solutions")]
 pub mod solutions;
 
 mod security_headers;
 mod server;
+mod socket_io_client;
 
 pub use security_headers::{NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, page_policy, security_headers};
 pub use server::{RESERVED_FILES, ServeLimits, cap_for_file_limit, serve, serve_with};
+pub use socket_io_client::{
+    LOCAL_CLIENT_PATH, NPM_CLIENT_FILE, SOCKET_IO_CLIENT_SRI, SocketIoClient,
+};
 
 /// How often the server pushes a `tick` to every connected socket.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,8 +96,8 @@ async fn on_connect(socket: SocketRef) {
 
     socket.on("ping", answer_ping);
 
-    // The server speaks first: nobody asked for these ticks. The task ends by itself when
-    // the socket is gone, because `emit` then fails.
+    // The server speaks first: nobody asked for these ticks. The task
+    // ends by itself once the socket is closed (see `push_ticks`).
     tokio::spawn(push_ticks(socket));
 }
 
@@ -121,8 +126,14 @@ async fn push_ticks(socket: SocketRef) {
             seq,
             server_time_ms: now_ms(),
         };
-        if socket.emit("tick", &tick).is_err() {
-            break; // disconnected
+        match socket.emit("tick", &tick) {
+            Ok(()) => {}
+            // The tab is gone: so is this task.
+            Err(SendError::Socket(SocketError::Closed)) => break,
+            // Still connected, but its queue is full (a frozen tab, a slow
+            // network): this tick is lost, the next one is tried. A clock
+            // can skip a beat.
+            Err(error) => tracing::debug!(%error, "tick dropped"),
         }
     }
 }
@@ -148,6 +159,7 @@ async fn page() -> Html<&'static str> {
     Html(include_str!("../static/index.html"))
 }
 
+// ANCHOR: shutdown_signal
 /// Completes on Ctrl-C (and on SIGTERM on Unix), for a graceful shutdown.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -173,6 +185,7 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+// ANCHOR_END: shutdown_signal
 
 /// Reads `PORT` (default 3000) and the address to bind on loopback.
 pub fn listen_addr_from_env() -> Result<SocketAddr, String> {

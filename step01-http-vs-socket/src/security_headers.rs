@@ -20,6 +20,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 
+use crate::socket_io_client::LOCAL_CLIENT_PATH;
+
 /// The pinned Socket.IO client the pages load from its CDN, with Subresource Integrity. The
 /// policy allows this one file and no other script from elsewhere.
 pub const SOCKET_IO_CLIENT_URL: &str = "https://cdn.socket.io/4.8.3/socket.io.min.js";
@@ -28,7 +30,7 @@ pub const SOCKET_IO_CLIENT_URL: &str = "https://cdn.socket.io/4.8.3/socket.io.mi
 pub const NON_PAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// The largest page whose inline code is hashed. The book's pages are about 30 kB.
-const MAX_PAGE_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 // ANCHOR: fixed_headers
 /// The headers that are the same on every response.
@@ -65,7 +67,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-fn is_html(response: &Response) -> bool {
+pub(crate) fn is_html(response: &Response) -> bool {
     response
         .headers()
         .get(CONTENT_TYPE)
@@ -95,9 +97,10 @@ fn with_policy(mut response: Response, policy: &str) -> Response {
 }
 
 // ANCHOR: page_policy
-/// The Content-Security-Policy of `page`: the pinned Socket.IO client and
-/// the page's own inline `<script>`s and `<style>`s, named by their
-/// SHA-256 hash; connections to this origin only (WebSockets included).
+/// The Content-Security-Policy of `page`: the pinned Socket.IO client (on
+/// its CDN, or on this server in local mode) and the page's own inline
+/// `<script>`s and `<style>`s, named by their SHA-256 hash; connections
+/// to this origin only (WebSockets included).
 ///
 /// Hashing the page as it is served trusts the page: right for pages
 /// compiled into the binary, as all of this book's are. A page that
@@ -106,9 +109,15 @@ fn with_policy(mut response: Response, policy: &str) -> Response {
 pub fn page_policy(page: &str) -> String {
     let scripts = hash_sources(inline_blocks(page, "script"));
     let styles = hash_sources(inline_blocks(page, "style"));
+    let local = format!("src=\"{LOCAL_CLIENT_PATH}\"");
+    let client = if page.contains(&local) {
+        "'self'"
+    } else {
+        SOCKET_IO_CLIENT_URL
+    };
     [
         "default-src 'self'".to_owned(),
-        format!("script-src {SOCKET_IO_CLIENT_URL}{scripts}"),
+        format!("script-src {client}{scripts}"),
         format!("style-src 'self'{styles}"),
         "img-src 'self' data:".to_owned(),
         "connect-src 'self'".to_owned(),

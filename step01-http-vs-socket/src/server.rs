@@ -29,6 +29,7 @@ use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::security_headers::security_headers;
+use crate::socket_io_client::{LOCAL_CLIENT_PATH, SocketIoClient};
 
 // ANCHOR: limits
 /// The limits [`serve_with`] applies, each read from an environment variable by
@@ -107,17 +108,21 @@ impl ServeLimits {
 ///
 /// Taking a listener (not a port) is what lets a test bind `127.0.0.1:0`,
 /// read the port the OS picked, and start the real server on it. Every
-/// later step serves itself with this. The limits come from the
-/// environment ([`ServeLimits::from_env`]); a bad value is an
-/// `InvalidInput` error before anything is served.
+/// later step serves itself with this. The limits, and where the pages
+/// get the Socket.IO client, come from the environment; a bad value is
+/// an `InvalidInput` error before anything is served.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let limits = ServeLimits::from_env()
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-    serve_with(listener, app, shutdown, limits).await
+    let invalid = |error| io::Error::new(io::ErrorKind::InvalidInput, error);
+    let limits = ServeLimits::from_env().map_err(invalid)?;
+    let client = SocketIoClient::from_env().map_err(invalid)?;
+    if client.is_local() {
+        tracing::info!("serving the Socket.IO client at {LOCAL_CLIENT_PATH}");
+    }
+    serve_with(listener, client.apply(app), shutdown, limits).await
 }
 // ANCHOR_END: serve
 

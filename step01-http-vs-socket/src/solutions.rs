@@ -12,8 +12,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::{SendError, SocketError, SocketIo};
 
 use crate::{RequestCounter, Tick, answer_ping, now_ms, page, time_now};
 
@@ -54,8 +54,10 @@ async fn push_ticks(socket: SocketRef, stopped: Arc<AtomicBool>) {
             seq,
             server_time_ms: now_ms(),
         };
-        if socket.emit("tick", &tick).is_err() {
-            break; // disconnected
+        match socket.emit("tick", &tick) {
+            Ok(()) => {}
+            Err(SendError::Socket(SocketError::Closed)) => break, // the tab is gone
+            Err(_) => {} // a full queue: this tick is lost, the next one is tried
         }
     }
 }

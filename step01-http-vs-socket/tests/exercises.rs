@@ -33,17 +33,59 @@ async fn connect(client: &JsClient, url: &str) -> JsSocket {
     socket
 }
 
+/// [`spawn_app`], but on a runtime and a thread of its own. A tick loop that lost its
+/// `.await` never gives its thread back; sharing the check's thread, it would freeze the
+/// check instead of failing it.
+fn spawn_app_on_its_own_thread() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let address = listener.local_addr().expect("local address");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the server");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            serve(listener, under_test::app(), std::future::pending())
+                .await
+                .ok();
+        });
+    });
+    format!("http://{address}/")
+}
+
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex1_faster_ticks() {
-    let url = spawn_app().await;
+    let url = spawn_app_on_its_own_thread();
     let client = JsClient::start().await;
-    let socket = connect(&client, &url).await;
+    let socket = client.connect(&url, json!({})).await;
+    let frozen = |what: &str| {
+        format!(
+            "{what} within {DEFAULT_WAIT:?}: is the `.await` after `interval.tick()` still \
+             there? Without it the loop never waits, and nothing else runs on its thread."
+        )
+    };
+    if socket
+        .try_next_named("connect", DEFAULT_WAIT)
+        .await
+        .is_none()
+    {
+        panic!("{}", frozen("not even connected"));
+    }
 
     // Each tick carries the server's clock, so delays on the way to the client do not count.
     let mut stamps = Vec::new();
     for _ in 0..6 {
-        let tick = socket.next_named("tick").await;
+        let Some(tick) = socket.try_next_named("tick", DEFAULT_WAIT).await else {
+            panic!(
+                "{}",
+                frozen(&format!("no tick after {} of them", stamps.len()))
+            );
+        };
         let stamp = tick.data()["server_time_ms"]
             .as_u64()
             .unwrap_or_else(|| panic!("a tick without server_time_ms: {}", tick.raw));

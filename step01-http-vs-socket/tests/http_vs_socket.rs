@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use step01_http_vs_socket::{TimeReply, app, serve};
+use step01_http_vs_socket::{LOCAL_CLIENT_PATH, SocketIoClient, TimeReply, app, serve};
 use testkit::JsClient;
 
 /// The server under test, on a port the OS picked.
@@ -19,12 +19,24 @@ impl TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn(app()).await
+}
+
+async fn spawn(app: axum::Router) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
     let address = listener.local_addr().expect("local address");
-    tokio::spawn(serve(listener, app(), std::future::pending()));
+    tokio::spawn(serve(listener, app, std::future::pending()));
     TestApp { address }
+}
+
+/// The app in the offline classroom mode, `SOCKET_IO_CLIENT=local`: the Socket.IO client
+/// served by the server itself, from the npm package the tests install.
+async fn spawn_app_serving_the_client() -> TestApp {
+    let client = SocketIoClient::local(&testkit::socket_io_browser_bundle())
+        .expect("the npm package holds the pinned client");
+    spawn(client.apply(app())).await
 }
 
 #[tokio::test]
@@ -150,4 +162,65 @@ async fn the_page_shows_pushed_ticks_and_the_websocket_transport() {
     )
     .await;
     assert_eq!(report["errors"], json!([]), "page errors: {report}");
+}
+
+#[tokio::test]
+async fn in_local_mode_the_page_loads_the_client_from_this_server() {
+    let app = spawn_app_serving_the_client().await;
+    let page = reqwest::get(app.url("/")).await.expect("request");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ASCII policy")
+        .to_owned();
+    let html = page.text().await.expect("body");
+    assert!(
+        html.contains(&format!("src=\"{LOCAL_CLIENT_PATH}\"")),
+        "{html}"
+    );
+    assert!(!html.contains(testkit::SOCKET_IO_CDN_URL), "still the CDN");
+    // The same bytes, so the same integrity hash still applies.
+    assert!(html.contains(testkit::SOCKET_IO_SRI), "SRI hash missing");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("cdn.socket.io"), "{policy}");
+
+    let file = reqwest::get(app.url(LOCAL_CLIENT_PATH))
+        .await
+        .expect("request");
+    assert_eq!(file.status(), 200);
+    assert_eq!(
+        file.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let bytes = file.bytes().await.expect("body");
+    let npm = std::fs::read(testkit::socket_io_browser_bundle()).expect("npm file");
+    assert!(bytes == npm, "not the npm package's file");
+}
+
+#[tokio::test]
+async fn in_local_mode_the_page_works_with_no_internet_at_all() {
+    let app = spawn_app_serving_the_client().await;
+    let report = testkit::browser_run_without_internet(json!([
+        { "goto": app.url("/") },
+        { "waitText": "#transport", "text": "websocket" },
+        { "waitText": "#ticks", "text": "3" },
+    ]))
+    .await;
+    assert_eq!(report["errors"], json!([]), "page errors: {report}");
+    assert_eq!(report["blocked"], json!([]), "asked the Internet: {report}");
+}
+
+#[tokio::test]
+async fn with_no_internet_the_cdn_page_says_the_client_could_not_be_loaded() {
+    // The control: the default page, the same blocked network.
+    let app = spawn_app().await;
+    let report = testkit::browser_run_without_internet(json!([
+        { "goto": app.url("/") },
+        { "waitText": "#status", "text": "could not be loaded" },
+    ]))
+    .await;
+    assert_eq!(
+        report["blocked"],
+        json!([testkit::SOCKET_IO_CDN_URL]),
+        "{report}"
+    );
 }

@@ -23,11 +23,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use step01_http_vs_socket::now_ms;
 use time::Duration;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
 use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore, session};
 
 pub use tower_sessions::MemoryStore;
 pub use tower_sessions_sqlx_store::SqliteStore;
@@ -39,8 +40,8 @@ pub mod solutions;
 /// advertise the framework tells an attacker a little less.
 pub const SESSION_COOKIE_NAME: &str = "id";
 
-/// How long a session lives without being written to: the walkthrough's
-/// `30 * 24 * 60 * 60 * 1000` milliseconds.
+/// How long a session lives after it was last saved: the walkthrough's
+/// `30 * 24 * 60 * 60 * 1000` milliseconds. A read does not save it; see [`touch`].
 pub const DEFAULT_MAX_AGE: Duration = Duration::days(30);
 
 /// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the HMAC-SHA256 key
@@ -69,7 +70,8 @@ pub struct SessionConfig {
     pub always_save: bool,
     // `saveUninitialized` has no field: tower-sessions never stores a session nobody wrote to
     // and never sends a cookie for it. That is express-session's `saveUninitialized: false`.
-    /// `cookie.maxAge`: how long the session lives after it was last written.
+    /// `cookie.maxAge`: how long the session lives after it was last saved.
+    /// Only a change saves it (or [`touch`], at most once a day).
     pub max_age: Duration,
     /// `cookie.secure`: the browser sends the cookie back over HTTPS only. Keep it `false` for
     /// plain http, where a browser may refuse a `Secure` cookie; then every request looks like
@@ -121,8 +123,8 @@ pub enum SessionConfigError {
 
 impl SessionConfig {
     // ANCHOR: with_key
-    /// The defaults this book uses: 30 days of inactivity, `HttpOnly`, `SameSite=Lax`, and
-    /// `Secure` off so that the cookie works on `http://127.0.0.1`.
+    /// The defaults this book uses: 30 days after the last save, `HttpOnly`, `SameSite=Lax`,
+    /// and `Secure` off so that the cookie works on `http://127.0.0.1`.
     pub fn with_key(key: Key) -> Self {
         Self {
             key,
@@ -210,6 +212,46 @@ impl SessionConfig {
     }
     // ANCHOR_END: layer
 }
+
+// ANCHOR: touch
+/// The session key holding when the session was last renewed, in Unix
+/// milliseconds. Only a session that carries it is renewed by [`touch`].
+pub const RENEWED_AT_KEY: &str = "renewed_at";
+
+/// How many times [`touch`] may renew a session within one `max_age`:
+/// a 30-day session is renewed at most once a day.
+pub const RENEWALS_PER_MAX_AGE: i32 = 30;
+
+/// Renews `session` now: writes the time into it, so the layer saves it
+/// (pushing its expiry `max_age` into the future) and sends the cookie
+/// again. A login calls it; [`touch`] calls it when a renewal is due.
+pub async fn renew(session: &Session) -> Result<(), session::Error> {
+    session.insert(RENEWED_AT_KEY, now_ms()).await
+}
+
+/// express-session's `touch()`, rationed: call it on a request that shows
+/// the visitor is active. It renews a session that was renewed before
+/// (see [`renew`]), once `max_age / 30` has passed since then, and does
+/// nothing otherwise: no store write, no cookie. Returns whether it renewed.
+///
+/// The session is usually loaded already (the caller read it), so the
+/// check itself costs no store access.
+pub async fn touch(session: &Session) -> Result<bool, session::Error> {
+    let Some(Expiry::OnInactivity(max_age)) = session.expiry() else {
+        return Ok(false); // a fixed deadline, or a browser-session cookie
+    };
+    let Some(renewed_at) = session.get::<u64>(RENEWED_AT_KEY).await? else {
+        return Ok(false); // never renewed: not a session that asked for it
+    };
+    let every = (max_age / RENEWALS_PER_MAX_AGE).whole_milliseconds();
+    let since = i128::from(now_ms()) - i128::from(renewed_at);
+    if since < every {
+        return Ok(false);
+    }
+    renew(session).await?;
+    Ok(true)
+}
+// ANCHOR_END: touch
 
 // ANCHOR: key_from_secret
 /// Turns `SESSION_SECRET` into the cookie key, using every byte of it.

@@ -14,11 +14,12 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::Route;
+use step02_sessions::touch;
 use tower::{Layer, Service};
 use tower_sessions::Session;
 
 use crate::api::ApiError;
-use crate::passport::Passport;
+use crate::passport::{AuthError, Passport};
 use crate::store::{User, UserStore};
 
 /// Where [`require_login`] sends visitors who are not logged in.
@@ -42,7 +43,8 @@ struct PassportSessionRan;
 
 // ANCHOR: passport_session
 /// The `passport.session()` middleware: deserializes the user once per request and, if there
-/// is one, inserts [`CurrentUser`] into the request extensions.
+/// is one, renews the session when due ([`touch`]) and inserts [`CurrentUser`] into the
+/// request extensions.
 ///
 /// Install it *inside* the session layer (it needs the [`Session`]), with
 /// [`passport_layer`] or `axum::middleware::from_fn_with_state(passport, passport_session::<U>)`.
@@ -59,6 +61,11 @@ pub async fn passport_session<U: UserStore>(
     };
     request.extensions_mut().insert(PassportSessionRan);
     if let Some(user) = user {
+        // A logged-in user is active: keep the session alive (chapter 2's
+        // `touch`: at most once a day; it reads nothing, the session is loaded).
+        if let Err(error) = touch(&session).await {
+            return AuthError::from(error).into_response();
+        }
         request.extensions_mut().insert(CurrentUser(user));
     }
     next.run(request).await

@@ -177,6 +177,8 @@ impl<U: UserStore> Passport<U> {
         // serializeUser: only the id goes into the session. Everything else about the user
         // is loaded fresh on each request, so a rename or a deletion is seen at once.
         session.insert(SESSION_USER_ID_KEY, user.id).await?;
+        // From now on, activity keeps the session alive (`passport_session` touches it).
+        step02_sessions::renew(session).await?;
         Ok(())
     }
     // ANCHOR_END: login

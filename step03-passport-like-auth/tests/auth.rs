@@ -529,3 +529,48 @@ fn credentials_never_print_the_password() {
     assert!(printed.contains("alice"));
     assert!(!printed.contains("s3cret-horse"), "{printed}");
 }
+
+#[tokio::test]
+async fn an_active_user_stays_logged_in_past_max_age_and_an_idle_one_does_not() {
+    use tower_sessions::cookie::time::Duration as CookieDuration;
+    // Sessions of 3 s, so a renewal is due every 100 ms (a thirtieth, as one day of 30).
+    let passport = Passport::with_hasher_params(MemoryUserStore::new(), cheap_params());
+    seed_demo_users(&passport).await.expect("seed demo users");
+    let session_layer = SessionConfig::with_key(Key::generate())
+        .max_age(CookieDuration::seconds(3))
+        .layer(MemoryStore::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let url = format!("http://{}/me", listener.local_addr().expect("address"));
+    tokio::spawn(step01_http_vs_socket::serve(
+        listener,
+        app(passport, session_layer),
+        std::future::pending(),
+    ));
+    let login = |client: Client, username: &'static str| {
+        let url = url.replace("/me", "/login");
+        async move {
+            let body = json!({ "username": username, "password": DEMO_PASSWORD });
+            let response = client.post(url).json(&body).send().await.expect("login");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    let (alice, bob) = (browser(), browser());
+    login(alice.clone(), "alice").await;
+    login(bob.clone(), "bob").await;
+
+    // alice does something every second, for longer than max_age.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let response = alice.get(&url).send().await.expect("GET /me");
+        assert_eq!(response.status(), StatusCode::OK, "alice was logged out");
+        assert!(
+            session_cookie(&response).is_some(),
+            "each request renewed the session and sent the cookie again"
+        );
+    }
+    // bob did nothing since his login, 5 s ago.
+    let response = bob.get(&url).send().await.expect("GET /me");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

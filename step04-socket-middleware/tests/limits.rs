@@ -454,3 +454,38 @@ async fn a_restart_never_hands_an_old_cookie_to_a_new_user() {
         .expect("a handshake");
     assert_eq!(handshake.status(), 401);
 }
+
+/// Not a check: the figures of chapter 4 ("Refuse before allocating"). How many times one
+/// long-polling socket makes the server read the session store in a minute, idle (only
+/// Engine.IO's heartbeat) and busy (an event and its acknowledgement every second). Run it
+/// with `cargo test -p step04-socket-middleware --test limits measure -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a two-minute measurement, not a check"]
+async fn measure_session_reads_of_one_polling_socket_per_minute() {
+    let _turn = SERIAL.lock().await;
+    let store = CountingStore::default();
+    let app = spawn_app(store.clone()).await;
+    let cookie = app.login("alice").await;
+    let js = JsClient::start().await;
+    let socket = app.socket(&js, &cookie, json!(["polling"])).await;
+    socket.expect_connect().await;
+    let minute = Duration::from_secs(60);
+    let reads = || store.loads.load(Ordering::SeqCst);
+
+    let start = reads();
+    tokio::time::sleep(minute).await;
+    let idle = reads() - start;
+
+    let start = (reads(), tokio::time::Instant::now());
+    let mut events = 0;
+    while start.1.elapsed() < minute {
+        socket.emit_with_ack("whoami", json!([])).await;
+        events += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let busy = reads() - start.0;
+    eprintln!(
+        "one polling socket for a minute: idle, {idle} session store reads; \
+         {events} events, {busy} session store reads (the session watch reads twice a minute)"
+    );
+}

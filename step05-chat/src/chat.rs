@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::{BroadcastError, SocketError, SocketIo};
 use step03_passport_like_auth::User;
 use tokio::sync::Semaphore;
 
@@ -487,12 +487,22 @@ pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a failure is logged,
 /// never sent to the client whose event caused it.
-async fn broadcast<E: std::fmt::Display>(what: &str, emit: impl Future<Output = Result<(), E>>) {
+async fn broadcast(what: &str, emit: impl Future<Output = Result<(), BroadcastError>>) {
     match tokio::time::timeout(BROADCAST_DEADLINE, emit).await {
         Ok(Ok(())) => {}
+        // A tab closing while the broadcast went out: nothing is wrong.
+        Ok(Err(error)) if only_closed_sockets(&error) => {
+            tracing::debug!(%error, "{what}: some sockets were already closed");
+        }
         Ok(Err(error)) => tracing::warn!(%error, "could not broadcast {what}"),
         Err(_) => tracing::warn!("gave up broadcasting {what} after {BROADCAST_DEADLINE:?}"),
     }
+}
+
+/// Whether every socket a broadcast missed was already closed.
+fn only_closed_sockets(error: &BroadcastError) -> bool {
+    matches!(error, BroadcastError::Socket(errors)
+        if errors.iter().all(|error| matches!(error, SocketError::Closed)))
 }
 // ANCHOR_END: broadcast
 
@@ -796,3 +806,21 @@ fn presence_event(chat: &Chat, room: &str) -> Value {
     json!({ "room": room, "users": chat.presence.users_in(room) })
 }
 // ANCHOR_END: presence
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broadcast_that_missed_only_closed_sockets_is_not_worth_a_warning() {
+        let closed = || SocketError::Closed;
+        assert!(only_closed_sockets(&BroadcastError::Socket(vec![
+            closed(),
+            closed()
+        ])));
+        assert!(!only_closed_sockets(&BroadcastError::Socket(vec![
+            closed(),
+            SocketError::InternalChannelFull,
+        ])));
+    }
+}

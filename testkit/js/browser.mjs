@@ -11,10 +11,14 @@
 //   {waitGone: SELECTOR}            {screenshot: PATH}                {viewport: {width, height}}
 //   {offline: true|false}           the page's browser context loses (or gets back) its network
 //   {sleep: MS}                     {evaluate: JS}: runs JS in the page (e.g. to drop a connection)
-// It prints one JSON line: {ok, read: {LABEL: text}, errors: [page errors]} or {ok:false, error}.
+// It prints one JSON line: {ok, read: {LABEL: text}, errors: [page errors], blocked: [URLs]}
+// or {ok:false, error}.
 //
 // The browser has no Internet here, so requests for the pinned Socket.IO client on its CDN
 // are answered with the same file from the npm package (the page's SRI hash still applies).
+// With BROWSER_NO_INTERNET=1 in the environment, nothing is answered for the pages instead:
+// every request to a host other than localhost / 127.0.0.1 fails, as in a classroom whose
+// network does not reach the Internet, and its URL is listed in `blocked`.
 import { chromium } from "playwright-core";
 import { fileURLToPath } from "node:url";
 
@@ -34,14 +38,26 @@ const browser = await chromium.launch({
 const pages = new Map();
 const errors = [];
 const read = {};
+const blocked = [];
+const noInternet = process.env.BROWSER_NO_INTERNET === "1";
+const isLocal = (url) => ["localhost", "127.0.0.1", "[::1]"].includes(new URL(url).hostname);
 
 async function page(name = "main") {
   if (!pages.has(name)) {
     const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-    await context.route("https://cdn.socket.io/**", (route) =>
-      route.fulfill({ path: bundle, contentType: "application/javascript",
-                      headers: { "access-control-allow-origin": "*" } }),
-    );
+    if (noInternet) {
+      await context.route("**/*", (route) => {
+        const url = route.request().url();
+        if (isLocal(url)) return route.continue();
+        blocked.push(url);
+        return route.abort("internetdisconnected");
+      });
+    } else {
+      await context.route("https://cdn.socket.io/**", (route) =>
+        route.fulfill({ path: bundle, contentType: "application/javascript",
+                        headers: { "access-control-allow-origin": "*" } }),
+      );
+    }
     const p = await context.newPage();
     p.setDefaultTimeout(TIMEOUT);
     p.on("pageerror", (err) => errors.push(`${name}: ${err.message}`));
@@ -70,7 +86,7 @@ try {
     else if (step.evaluate) await p.evaluate(step.evaluate);
     else throw new Error(`unknown step ${JSON.stringify(step)}`);
   }
-  console.log(JSON.stringify({ ok: true, read, errors }));
+  console.log(JSON.stringify({ ok: true, read, errors, blocked }));
 } catch (err) {
   const failed = [];
   for (const [name, p] of pages) {
@@ -78,7 +94,8 @@ try {
     await p.screenshot({ path: shot, fullPage: true }).catch(() => {});
     failed.push(shot);
   }
-  console.log(JSON.stringify({ ok: false, error: err.message, step: current, screenshots: failed }));
+  console.log(JSON.stringify({ ok: false, error: err.message, step: current, screenshots: failed,
+                               blocked }));
   process.exitCode = 1;
 } finally {
   await browser.close();

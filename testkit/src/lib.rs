@@ -496,12 +496,24 @@ impl JsSocket {
 ///
 /// Panics with Playwright's message, and the paths of failure screenshots, if a step fails.
 pub async fn browser_run(steps: Value) -> Value {
+    run_browser(steps, false).await
+}
+
+/// [`browser_run`] in a browser whose network reaches nothing but this machine, as in a
+/// classroom without Internet: every request to a host other than `localhost` or `127.0.0.1`
+/// fails (the CDN's Socket.IO client included). The report's `blocked` lists their URLs.
+pub async fn browser_run_without_internet(steps: Value) -> Value {
+    run_browser(steps, true).await
+}
+
+async fn run_browser(steps: Value, no_internet: bool) -> Value {
     tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .expect("npm install task panicked");
     let output = Command::new("node")
         .arg(js_dir().join("browser.mjs"))
         .arg(steps.to_string())
+        .env("BROWSER_NO_INTERNET", if no_internet { "1" } else { "0" })
         .output()
         .await
         .expect("cannot start `node`");

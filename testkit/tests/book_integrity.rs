@@ -3,7 +3,9 @@
 //! These tests fail instead:
 //! - every chapter linked from `SUMMARY.md` exists;
 //! - every `{{#include path:anchor}}` / `{{#rustdoc_include ...}}` points at an existing file,
-//!   and a named anchor exists in it and holds at least one non-blank line.
+//!   and a named anchor exists in it and holds at least one non-blank line;
+//! - every image a chapter shows (`![...](img/...)` or `<img src="...">`) exists, and every
+//!   diagram in `book/src/img/` is shown by some chapter (none left behind after an edit).
 
 use std::path::{Path, PathBuf};
 
@@ -146,6 +148,82 @@ fn every_chapter_in_the_summary_exists() {
     assert!(chapters >= 6, "SUMMARY.md lists only {chapters} chapters");
 }
 
+/// The images a Markdown text shows: the targets of `![alt](target)` and of `<img src="...">`.
+fn image_references(markdown: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (opening, closing) in [("](", ')'), ("<img src=\"", '"')] {
+        let mut rest = markdown;
+        while let Some(start) = rest.find(opening) {
+            let before = &rest[..start];
+            let after = &rest[start + opening.len()..];
+            rest = after;
+            // `](` is any link; only `![alt](...)`, an image, counts.
+            if opening == "]("
+                && !before
+                    .rfind('[')
+                    .is_some_and(|i| before[..i].ends_with('!'))
+            {
+                continue;
+            }
+            if let Some(end) = after.find(closing) {
+                // `![alt](path "title")`: the path ends at the first space.
+                let target = after[..end].split_whitespace().next().unwrap_or_default();
+                found.push(target.to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Problems with the images of the chapters in `src`: a missing file, or a file in
+/// `src/img/` that no chapter shows.
+fn image_problems(src: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut shown = std::collections::BTreeSet::new();
+    for chapter in markdown_files(src) {
+        let text = std::fs::read_to_string(&chapter).expect("read chapter");
+        let dir = chapter.parent().expect("chapter folder");
+        for target in image_references(&text) {
+            if target.starts_with("http://") || target.starts_with("https://") {
+                problems.push(format!(
+                    "{}: {target}: images must be files in the book, not loaded from elsewhere",
+                    chapter.display()
+                ));
+                continue;
+            }
+            let file = dir.join(&target);
+            match file.canonicalize() {
+                Ok(file) => {
+                    shown.insert(file);
+                }
+                Err(_) => problems.push(format!("{}: missing image {target}", chapter.display())),
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(src.join("img")) {
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            let canonical = path.canonicalize().expect("canonical path");
+            if !shown.contains(&canonical) {
+                problems.push(format!("{} is shown by no chapter", path.display()));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_image_exists_and_every_diagram_is_shown() {
+    let problems = image_problems(&book_src());
+    assert!(
+        problems.is_empty(),
+        "image problems:\n{}",
+        problems.join("\n")
+    );
+    let diagrams = std::fs::read_dir(book_src().join("img")).map_or(0, |dir| dir.count());
+    assert!(diagrams >= 5, "the book draws only {diagrams} diagrams");
+}
+
 #[test]
 fn the_checker_catches_what_it_should() {
     // The checks above only mean something if they can fail; prove it on a scratch folder.
@@ -166,4 +244,32 @@ fn the_checker_catches_what_it_should() {
         vec!["x.rs:a".to_owned(), "y.rs".to_owned()]
     );
     std::fs::remove_dir_all(&dir).ok();
+
+    assert_eq!(
+        image_references(
+            "see [a link](x.md), ![flow](img/a.svg \"t\") and <img src=\"img/b.svg\" alt=\"\">"
+        ),
+        vec!["img/a.svg".to_owned(), "img/b.svg".to_owned()]
+    );
+    let book = std::env::temp_dir().join(format!("book-images-{}", std::process::id()));
+    std::fs::create_dir_all(book.join("img")).expect("scratch book");
+    std::fs::write(book.join("img/used.svg"), "<svg/>").expect("write");
+    std::fs::write(book.join("img/unused.svg"), "<svg/>").expect("write");
+    std::fs::write(
+        book.join("chapter.md"),
+        "![a](img/used.svg) ![b](img/gone.svg) ![c](https://cdn.example/x.svg)",
+    )
+    .expect("write");
+    let problems = image_problems(&book).join("\n");
+    assert!(
+        problems.contains("missing image img/gone.svg"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("unused.svg is shown by no chapter"),
+        "{problems}"
+    );
+    assert!(problems.contains("not loaded from elsewhere"), "{problems}");
+    assert!(!problems.contains("/used.svg is shown"), "{problems}");
+    std::fs::remove_dir_all(&book).ok();
 }

@@ -4,3 +4,4 @@ mod config;
 mod cookies;
 mod helpers;
 mod persistence;
+mod renewal;

@@ -60,12 +60,18 @@ fn checkbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error
 }
 
 /// Not remembered: the cookie loses its `Max-Age` and dies with the browser. (The session in
-/// the store still expires on its own; tower-sessions gives it two weeks.)
-fn apply_remember_me(session: &Session, remember: bool) {
+/// the store still expires on its own; tower-sessions gives it two weeks.) Nor is it renewed:
+/// a renewal (`touch`, chapter 2) saves it with the layer's expiry, and its cookie would get
+/// its 30 days back.
+async fn apply_remember_me(session: &Session, remember: bool) -> Result<(), AuthError> {
     if !remember {
         session.set_expiry(Some(Expiry::OnSessionEnd));
+        session
+            .remove::<u64>(step02_sessions::RENEWED_AT_KEY)
+            .await?;
     }
     // Remembered: keep the layer's `Expiry::OnInactivity(30 days)`, the `Max-Age=2592000`.
+    Ok(())
 }
 // ANCHOR_END: remember_me
 
@@ -151,7 +157,7 @@ async fn login<U: UserStore>(
     };
     failed_logins.clear(username);
     passport.login(&session, &user).await?;
-    apply_remember_me(&session, remember); // exercise 2
+    apply_remember_me(&session, remember).await?; // exercise 2
     tracing::info!(user.id, user.username, remember, "logged in");
     Ok(Json(user))
 }

@@ -1,0 +1,182 @@
+//! Where the pages get the official Socket.IO client: from its CDN, or from this server.
+//!
+//! Every page of the book loads the pinned client from `cdn.socket.io`, with a Subresource
+//! Integrity hash. In a classroom whose network does not reach the Internet, that script never
+//! arrives and every page stays blank. `SOCKET_IO_CLIENT=local` makes the server hand out the
+//! very same file itself, at [`LOCAL_CLIENT_PATH`], and rewrites the pages' `<script src>` to
+//! point there. The file comes from the `socket.io-client` npm package (the tests install it
+//! in `testkit/js`), never from this repository, and its hash is checked before it is served:
+//! the pages keep their `integrity` attribute, so the browser checks it too.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sha2::{Digest, Sha384};
+
+use crate::security_headers::{MAX_PAGE_BYTES, SOCKET_IO_CLIENT_URL, is_html};
+
+/// The Subresource Integrity hash of the pinned client (socket.io-client 4.8.3's
+/// `dist/socket.io.min.js`), as the pages' `integrity` attributes carry it.
+pub const SOCKET_IO_CLIENT_SRI: &str =
+    "sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0";
+
+/// Where this server hands out the client when it serves it itself. Not under `/socket.io`:
+/// the Socket.IO layer answers every path that starts with that.
+pub const LOCAL_CLIENT_PATH: &str = "/vendor/socket.io.min.js";
+
+/// The file `SOCKET_IO_CLIENT=local` serves: the npm package that `npm ci` in `testkit/js`
+/// installs (so does `bash scripts/test.sh`), found from this crate's folder.
+pub const NPM_CLIENT_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testkit/js/node_modules/socket.io-client/dist/socket.io.min.js"
+);
+
+// ANCHOR: socket_io_client
+/// Where the pages load the Socket.IO client from, set by `SOCKET_IO_CLIENT`:
+/// `cdn` (the default), `local` (the npm package, [`NPM_CLIENT_FILE`]),
+/// or the path of a copy of `socket.io.min.js` 4.8.3.
+#[derive(Clone, Debug, Default)]
+pub struct SocketIoClient {
+    /// The file's bytes when this server serves it; `None` for the CDN.
+    local: Option<Bytes>,
+}
+
+impl SocketIoClient {
+    /// The pinned file on `cdn.socket.io`: the pages as they are written.
+    pub fn cdn() -> Self {
+        Self::default()
+    }
+
+    /// Serves `file`, after checking that it is the pinned version.
+    pub fn local(file: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(file).map_err(|error| {
+            format!(
+                "SOCKET_IO_CLIENT: cannot read {} ({error}); install it with \
+                 `npm ci` in testkit/js, or give the path of socket.io.min.js",
+                file.display()
+            )
+        })?;
+        let sri = sri_sha384(&bytes);
+        if sri != SOCKET_IO_CLIENT_SRI {
+            return Err(format!(
+                "SOCKET_IO_CLIENT: {} is not socket.io-client 4.8.3 \
+                 (its hash is {sri}, the pages pin {SOCKET_IO_CLIENT_SRI})",
+                file.display()
+            ));
+        }
+        Ok(Self {
+            local: Some(bytes.into()),
+        })
+    }
+    // ANCHOR_END: socket_io_client
+
+    /// Reads `SOCKET_IO_CLIENT`.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_setting(std::env::var("SOCKET_IO_CLIENT").ok().as_deref())
+    }
+
+    /// [`SocketIoClient::from_env`] with the setting given, so that it can be tested.
+    pub fn from_setting(setting: Option<&str>) -> Result<Self, String> {
+        match setting.map(str::trim) {
+            None | Some("" | "cdn") => Ok(Self::cdn()),
+            Some("local") => Self::local(Path::new(NPM_CLIENT_FILE)),
+            Some(path) => Self::local(Path::new(path)),
+        }
+    }
+
+    /// Whether this server serves the client itself.
+    pub fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
+    // ANCHOR: apply
+    /// `app`, plus, in local mode, the client at [`LOCAL_CLIENT_PATH`] and
+    /// pages that load it from there. In CDN mode, `app` unchanged.
+    pub fn apply(self, app: Router) -> Router {
+        match self.local {
+            None => app,
+            Some(file) => app.layer(axum::middleware::from_fn_with_state(
+                file,
+                serve_local_client,
+            )),
+        }
+    }
+    // ANCHOR_END: apply
+}
+
+/// The middleware of local mode: answers [`LOCAL_CLIENT_PATH`] with the file, and points every
+/// page's `<script src>` at it instead of the CDN.
+async fn serve_local_client(State(file): State<Bytes>, request: Request, next: Next) -> Response {
+    if request.uri().path() == LOCAL_CLIENT_PATH {
+        let headers = [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ];
+        return (headers, file).into_response();
+    }
+    let response = next.run(request).await;
+    if !is_html(&response) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(page) = to_bytes(body, MAX_PAGE_BYTES).await else {
+        tracing::error!("a page too large, or failing, to point at the local Socket.IO client");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let page = String::from_utf8_lossy(&page).replace(
+        &format!("src=\"{SOCKET_IO_CLIENT_URL}\""),
+        &format!("src=\"{LOCAL_CLIENT_PATH}\""),
+    );
+    // The page is now shorter than its original length said.
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(page))
+}
+
+/// The `sha384-…` Subresource Integrity value of `bytes`.
+fn sri_sha384(bytes: &[u8]) -> String {
+    format!("sha384-{}", BASE64.encode(Sha384::digest(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cdn_is_the_default() {
+        for setting in [None, Some(""), Some("cdn"), Some(" cdn ")] {
+            let client = SocketIoClient::from_setting(setting).expect("valid setting");
+            assert!(!client.is_local(), "{setting:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_that_says_how_to_get_it() {
+        let error = SocketIoClient::from_setting(Some("/nowhere/socket.io.min.js"))
+            .expect_err("no such file");
+        assert!(error.contains("npm ci"), "{error}");
+    }
+
+    #[test]
+    fn a_file_with_another_hash_is_refused() {
+        let file = std::env::temp_dir().join(format!("not-socket-io-{}.js", std::process::id()));
+        std::fs::write(&file, "console.log('not the client')").expect("write scratch file");
+        let error = SocketIoClient::local(&file).expect_err("wrong hash");
+        std::fs::remove_file(&file).ok();
+        assert!(error.contains("is not socket.io-client 4.8.3"), "{error}");
+    }
+
+    #[test]
+    fn the_sri_hash_is_the_one_the_page_pins() {
+        let page = include_str!("../static/index.html");
+        assert!(page.contains(&format!("src=\"{SOCKET_IO_CLIENT_URL}\"")));
+        assert!(page.contains(SOCKET_IO_CLIENT_SRI));
+    }
+}
