@@ -89,3 +89,19 @@ async fn me(CurrentUser(user): CurrentUser) -> Json<User> {
     Json(user)
 }
 // ANCHOR_END: logout_me
+
+/// Compile-time checks, not run: each function compiles only if the future it names is `Send`.
+/// When a route fails with "`Handler<_, _>` is not implemented", asking the compiler this
+/// smaller question names the line that is not `Send` (teacher's guide, chapter 3).
+#[cfg(test)]
+#[allow(dead_code)]
+mod send_checks {
+    use super::*;
+
+    // ANCHOR: is_send
+    fn logout_future_is_send<U: UserStore>(passport: Passport<U>, session: Session) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(logout(State(passport), session));
+    }
+    // ANCHOR_END: is_send
+}

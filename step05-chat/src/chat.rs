@@ -487,7 +487,7 @@ pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a failure is logged,
 /// never sent to the client whose event caused it.
-async fn broadcast(what: &str, emit: impl Future<Output = Result<(), BroadcastError>>) {
+pub(crate) async fn broadcast(what: &str, emit: impl Future<Output = Result<(), BroadcastError>>) {
     match tokio::time::timeout(BROADCAST_DEADLINE, emit).await {
         Ok(Ok(())) => {}
         // A tab closing while the broadcast went out: nothing is wrong.

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::fmt::Display;
 
 use serde_json::{Value, json};
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::{User, UserStore};
 use step04_socket_middleware::user_room;
@@ -41,7 +42,7 @@ pub async fn register_chat_handlers(socket: SocketRef) -> Result<(), Infallible>
     chat::register_chat_handlers(socket.clone()).await?;
     // Registering an event again replaces its handler: this is exercise 1's `chat message`.
     socket.on("chat message", on_short_chat_message);
-    socket.on("private message", on_private_message);
+    socket.on("private message", on_private_message::<LocalAdapter>);
     socket.on("edit message", on_edit_message);
     socket.on("delete message", on_delete_message);
     Ok(())
@@ -78,7 +79,7 @@ impl From<sqlx::Error> for ExerciseError {
 }
 
 /// Acknowledges with `ok`, or with `{"error": "..."}`: the crate's `answer`, for any error.
-fn reply(ack: AckSender, result: Result<Value, impl Display>) {
+fn reply<A: Adapter>(ack: AckSender<A>, result: Result<Value, impl Display>) {
     let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
     ack.send(&reply).ok();
 }
@@ -120,19 +121,22 @@ async fn on_short_chat_message(
 // ANCHOR: private_messages
 /// `private message {"to": 7, "text": "..."}`: to every socket of user 7 and of the sender,
 /// and to nobody else.
-async fn on_private_message(
-    socket: SocketRef,
+///
+/// Generic over the Socket.IO adapter, like every handler of `chat.rs`, so that it can be
+/// pasted there as it is (registered as `on_private_message::<A>`).
+async fn on_private_message<A: Adapter>(
+    socket: SocketRef<A>,
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
 ) {
     let sent = send_private_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null)).await;
     reply(ack, sent.map(|id| json!({ "ok": true, "id": id })));
 }
 
-async fn send_private_message(
-    socket: &SocketRef,
+async fn send_private_message<A: Adapter>(
+    socket: &SocketRef<A>,
     chat: &Chat,
     user: &User,
     payload: &Value,
@@ -163,13 +167,11 @@ async fn send_private_message(
     });
     // Step 4 put every socket of a user in `user:<id>`. `within` a list of rooms reaches each
     // socket in any of them once: all of the recipient's tabs, and all of the sender's.
-    if let Err(error) = socket
+    // `broadcast` (chat.rs) logs a failure, and not a tab that closed meanwhile.
+    let emit = socket
         .within([user_room(to), user_room(user.id)])
-        .emit("private message", &event)
-        .await
-    {
-        tracing::warn!(%error, "could not deliver a private message");
-    }
+        .emit("private message", &event);
+    chat::broadcast("a private message", emit).await;
     Ok(message.id)
 }
 // ANCHOR_END: private_messages

@@ -45,12 +45,15 @@ impl SharedRateLimit {
         // moment get 1 and 2, never 1 and 1. EXPIRE ... NX starts the window at the first
         // message and never moves it; sending it every time means a node that died between the
         // two commands cannot leave a counter behind that never expires.
+        // ANCHOR: pipeline
         let pipeline = self.redis.next().pipeline();
-        let () = pipeline.incr(&key).await?;
+        let () = pipeline.incr(&key).await?; // queued, not yet sent
         let () = pipeline
             .expire(&key, self.window_secs, Some(ExpireOptions::NX))
             .await?;
+        // Sent, with both answers.
         let (count, _expire_set): (i64, i64) = pipeline.all().await?;
+        // ANCHOR_END: pipeline
         Ok(count <= self.burst)
     }
 
