@@ -112,11 +112,12 @@ pub async fn demo_stores() -> Result<(Passport<MemoryUserStore>, MemoryStore), B
     Ok((passport, store))
 }
 
-/// What the connect handler needs to watch a socket's session.
+/// What the connect handler needs to watch a socket's session (see [`watch_session`]): the
+/// store to ask, and how often. Socket.IO state, shared with step 5.
 #[derive(Debug, Clone)]
-struct SessionWatch {
-    store: Arc<dyn SessionStore>,
-    every: Duration,
+pub struct SessionWatch {
+    pub store: Arc<dyn SessionStore>,
+    pub every: Duration,
 }
 
 // ANCHOR: app

@@ -22,7 +22,7 @@ use step03_passport_like_auth::{Passport, User, UserStore};
 use tower_sessions::SessionStore;
 
 pub use crate::*;
-use crate::{SessionWatch, on_connect};
+use crate::on_connect;
 
 // ANCHOR: recheck_interval
 /// How often a live socket re-reads its session from the store. (In `src/lib.rs`: the one

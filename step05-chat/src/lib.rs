@@ -46,8 +46,8 @@ use socketioxide::layer::SocketIoLayer;
 use sqlx::SqlitePool;
 use step03_passport_like_auth::{Passport, User, auth_routes};
 use step04_socket_middleware::{
-    SocketSettings, authenticate_socket, check_origin, disconnect_on_logout, watch_session,
-    with_session_layers,
+    SessionWatch, SocketSettings, authenticate_socket, check_origin, disconnect_on_logout,
+    watch_session, with_session_layers,
 };
 use tower_sessions::SessionStore;
 
@@ -73,13 +73,6 @@ pub enum BuildError {
     /// The SQLite database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-}
-
-/// What the connect handler needs to keep an eye on a socket's session (see step 4).
-#[derive(Debug, Clone)]
-pub struct SessionWatch {
-    store: Arc<dyn SessionStore>,
-    every: std::time::Duration,
 }
 
 // ANCHOR: build

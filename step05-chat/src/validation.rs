@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-/// The room a message goes to when the client does not say.
-pub const DEFAULT_ROOM: &str = "general";
+/// The room a message goes to when the client does not say: `general`, where everyone is.
+use crate::chat::GENERAL as DEFAULT_ROOM;
 /// The longest room name, in characters.
 pub const MAX_ROOM_CHARS: usize = 32;
 /// The longest message, in characters (not bytes: "héllo" is 5).
