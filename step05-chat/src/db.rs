@@ -59,10 +59,10 @@ pub fn session_store(pool: &SqlitePool) -> SqliteStore {
 
 /// Now, in milliseconds since the Unix epoch: the unit of every timestamp in the database, and
 /// the one JavaScript's `Date.now()` and `new Date(ms)` use, so the browser needs no conversion.
+/// Step 1's clock, as SQLite's integer type.
 pub(crate) fn now_millis() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     // An i64 of milliseconds lasts until the year 292 million; saturate rather than panic.
-    i64::try_from(nanos).unwrap_or(i64::MAX)
+    i64::try_from(step01_http_vs_socket::now_ms()).unwrap_or(i64::MAX)
 }
 
 /// A fresh database in its own temporary directory, for tests. The directory is deleted when
