@@ -21,8 +21,8 @@ use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{Passport, User, UserStore};
 use tower_sessions::SessionStore;
 
-pub use crate::*;
 use crate::on_connect;
+pub use crate::*;
 
 // ANCHOR: recheck_interval
 /// How often a live socket re-reads its session from the store. (In `src/lib.rs`: the one

@@ -206,6 +206,18 @@ impl Chat {
         self.sequencers.watermark(room, context).await
     }
 
+    /// Tells `room`'s sequencer that stored messages changed some other way than through
+    /// [`send_message`] (an edit, a delete), so that it reads them again: it keeps the newest
+    /// in memory for the sockets that enter. Call it after the change, before telling the room.
+    pub async fn reload_room<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        room: &str,
+    ) -> Result<(), ChatError> {
+        let context = self.room_context(socket);
+        self.sequencers.reload(room, &context).await
+    }
+
     /// What a room's sequencer needs, reaching the room through `socket`'s namespace.
     fn room_context<A: Adapter>(&self, socket: &SocketRef<A>) -> RoomContext {
         RoomContext {

@@ -120,6 +120,9 @@ enum Control {
         enter: EnterWith,
         reply: oneshot::Sender<Option<usize>>,
     },
+    Reload {
+        reply: oneshot::Sender<Result<(), ChatError>>,
+    },
 }
 
 /// Everything a room's task needs to start.
@@ -208,6 +211,16 @@ impl Sequencers {
         entered.await.map_err(|_| ChatError::Internal)
     }
     // ANCHOR_END: enter
+
+    /// Reads the room's newest messages from the database again, between two batches. Call it
+    /// after changing stored messages some other way than [`Self::send`] (an edit, a delete),
+    /// before telling the room: a socket entering afterwards gets the new text from memory.
+    pub async fn reload(&self, room: &str, context: &RoomContext) -> Result<(), ChatError> {
+        let (reply, reloaded) = oneshot::channel();
+        let control = Control::Reload { reply };
+        self.command(room, context, Command::Control(control))?;
+        reloaded.await.map_err(|_| ChatError::Internal)?
+    }
 
     /// Hands `command` to the task of `room`, starting it if it is not running.
     fn command(
@@ -308,27 +321,19 @@ async fn run(
     context: RoomContext,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let newest = match context
-        .store
-        .newest(&name, 0, i64::MAX, RECENT as i64)
-        .await
-    {
-        Ok(newest) => newest,
-        Err(error) => {
-            tracing::error!(%error, room = %name, "cannot read the room's newest messages");
-            sequencers.lock().remove(&name);
-            return; // dropping the commands tells their senders "internal error"
-        }
-    };
-    let oldest_kept = newest.messages.first().map_or(0, |message| message.id);
     let mut room = Room {
         name,
         context,
-        broadcast_upto: newest.messages.last().map_or(0, |message| message.id),
-        recent_from: if newest.truncated { oldest_kept - 1 } else { 0 },
-        recent: newest.messages,
+        broadcast_upto: 0,
+        recent: Vec::new(),
+        recent_from: 0,
         newest_history: None,
     };
+    if let Err(error) = room.load().await {
+        tracing::error!(%error, room = %room.name, "cannot read the room's newest messages");
+        sequencers.lock().remove(&room.name);
+        return; // dropping the commands tells their senders "internal error"
+    }
     let mut batch = Vec::new();
     loop {
         let first = match tokio::time::timeout(IDLE, commands.recv()).await {
@@ -397,6 +402,18 @@ impl Room {
     }
     // ANCHOR_END: store_and_broadcast
 
+    /// Reads the room's newest [`RECENT`] messages from the database into memory.
+    async fn load(&mut self) -> Result<(), sqlx::Error> {
+        let store = &self.context.store;
+        let newest = store.newest(&self.name, 0, i64::MAX, RECENT as i64).await?;
+        let oldest_kept = newest.messages.first().map_or(0, |message| message.id);
+        self.broadcast_upto = newest.messages.last().map_or(0, |message| message.id);
+        self.recent_from = if newest.truncated { oldest_kept - 1 } else { 0 };
+        self.recent = newest.messages;
+        self.newest_history = None;
+        Ok(())
+    }
+
     fn remember(&mut self, messages: &[ChatMessage]) {
         self.newest_history = None;
         self.recent.extend(messages.iter().cloned());
@@ -425,6 +442,9 @@ impl Room {
             } => {
                 let replayed = self.catchup(offset).map(enter);
                 reply.send(replayed).ok();
+            }
+            Control::Reload { reply } => {
+                reply.send(self.load().await.map_err(ChatError::from)).ok();
             }
         }
     }

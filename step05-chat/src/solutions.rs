@@ -251,8 +251,10 @@ async fn edit_message(
         .edit(id, user, &text)
         .await?
         .ok_or(ExerciseError::NotYourMessage)?;
-    // No room lock, unlike `chat message`: an edit can be applied twice harmlessly, and a
-    // socket joining meanwhile reads either the new text or the old one and then this event.
+    // The room's task keeps its newest messages in memory for the sockets that enter: make
+    // it read them again before telling the room. A socket entering meanwhile gets either the
+    // new text, or the old one and then this event.
+    chat.reload_room(socket, &message.room).await?;
     socket
         .within(message.room.clone())
         .emit("message edited", &message)
@@ -288,6 +290,7 @@ async fn delete_message(
         .delete(id, user)
         .await?
         .ok_or(ExerciseError::NotYourMessage)?;
+    chat.reload_room(socket, &room).await?;
     socket
         .within(room.clone())
         .emit("message deleted", &json!({ "id": id, "room": room }))
