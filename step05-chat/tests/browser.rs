@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{PASSWORD, spawn_app};
+use support::{PASSWORD, register_in_page as register, spawn_app};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
@@ -16,18 +16,6 @@ const XSS: &str = "<img src=x onerror=alert(1)>";
 /// server's own origins.
 fn page_url(app: &support::TestApp) -> String {
     format!("http://localhost:{}/", app.address.port())
-}
-
-/// The steps for `who` to open the page and create an account named after themselves.
-fn register(url: &str, who: &str) -> Vec<Value> {
-    vec![
-        json!({ "page": who, "goto": url }),
-        json!({ "page": who, "fill": "#username", "value": who }),
-        json!({ "page": who, "fill": "#password", "value": PASSWORD }),
-        json!({ "page": who, "click": "#register-button" }),
-        json!({ "page": who, "waitText": "#me", "text": who }),
-        json!({ "page": who, "waitText": "#status", "text": "connected" }),
-    ]
 }
 
 fn screenshot(name: &str, port: u16) -> String {

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use step01_http_vs_socket::SocketIoClient;
-use support::{Options, PASSWORD, TestApp, spawn_app, spawn_app_built_by};
+use support::{Options, TestApp, register_in_page as register, spawn_app, spawn_app_built_by};
 
 /// The chat as `SOCKET_IO_CLIENT=local cargo run -p step05-chat` serves it.
 async fn spawn_app_serving_the_client() -> TestApp {
@@ -19,16 +19,6 @@ async fn spawn_app_serving_the_client() -> TestApp {
         Ok::<_, step05_chat::BuildError>(chat)
     };
     spawn_app_built_by(build, Options::default()).await
-}
-
-fn register(url: &str, who: &str) -> Vec<Value> {
-    vec![
-        json!({ "page": who, "goto": url }),
-        json!({ "page": who, "fill": "#username", "value": who }),
-        json!({ "page": who, "fill": "#password", "value": PASSWORD }),
-        json!({ "page": who, "click": "#register-button" }),
-        json!({ "page": who, "waitText": "#status", "text": "connected" }),
-    ]
 }
 
 #[tokio::test]

@@ -433,3 +433,16 @@ pub async fn assert_silent(socket: &JsSocket, event: &str) {
         .await;
     assert!(got.is_none(), "unexpected `{event}`: {got:?}");
 }
+
+/// The browser steps (for `testkit`'s Chromium driver) for `who` to open the page and create
+/// an account named after themselves.
+pub fn register_in_page(url: &str, who: &str) -> Vec<Value> {
+    vec![
+        json!({ "page": who, "goto": url }),
+        json!({ "page": who, "fill": "#username", "value": who }),
+        json!({ "page": who, "fill": "#password", "value": PASSWORD }),
+        json!({ "page": who, "click": "#register-button" }),
+        json!({ "page": who, "waitText": "#me", "text": who }),
+        json!({ "page": who, "waitText": "#status", "text": "connected" }),
+    ]
+}
