@@ -102,6 +102,10 @@ pub struct Chat {
     refusals: RateLimiter,
     /// Rooms whose presence change is about to be announced.
     presence_due: Arc<Mutex<HashSet<String>>>,
+    /// Users per page of a room's online list.
+    presence_page: usize,
+    /// How fast each user may ask for pages of online lists.
+    page_limiter: RateLimiter,
 }
 
 impl Chat {
@@ -122,6 +126,8 @@ impl Chat {
             room_changes: RateLimiter::default(),
             refusals: RateLimiter::default(),
             presence_due: Arc::default(),
+            presence_page: crate::presence::PRESENCE_PAGE,
+            page_limiter: RateLimiter::new(20, 10.0),
         }
         .with_limits(ChatLimits::default())
     }
@@ -138,6 +144,7 @@ impl Chat {
         if !limits.enabled {
             self.limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
             self.typing_limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
+            self.page_limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
         }
         self.limits = limits;
         self
@@ -166,6 +173,12 @@ impl Chat {
     }
     // ANCHOR_END: limited
 
+    /// The same chat, with `users` per page of a room's online list.
+    pub fn with_presence_page(mut self, users: usize) -> Self {
+        self.presence_page = users.max(1);
+        self
+    }
+
     /// The same chat, broadcasting each new message once through the Socket.IO adapter
     /// rather than sending it to each local socket, and taking the database's newest id as a
     /// room's watermark. For an adapter that reaches sockets this process does not hold
@@ -189,6 +202,7 @@ impl Chat {
                 chat.room_limiter.forget_idle(now);
                 chat.room_changes.forget_idle(now);
                 chat.refusals.forget_idle(now);
+                chat.page_limiter.forget_idle(now);
             }
         })
     }
@@ -283,6 +297,7 @@ pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("typing", on_typing::<A>);
+    socket.on("presence page", on_presence_page::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
@@ -755,9 +770,9 @@ async fn announce_presence<A: Adapter>(
         .presence
         .join(socket.id, user, room, || socket.connected());
     if socket.connected() {
-        match chat.presence.list(room) {
-            Ok(list) => {
-                delivery::send(socket, "presence", &*list);
+        match chat.presence.page(room, None, chat.presence_page) {
+            Ok(page) => {
+                delivery::send(socket, "presence", &*page);
             }
             Err(error) => tracing::error!(%error, "cannot encode the presence list"),
         }
@@ -773,10 +788,12 @@ async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &st
     if chat.through_adapter {
         // Several processes: each knows only its own sockets, so it sends its whole list.
         chat.presence.take_change(room);
-        let event = presence_event(chat, room);
+        let Ok(page) = chat.presence.page(room, None, chat.presence_page) else {
+            return; // users and room names always serialise
+        };
         // `io.of("/")`, not `io.within(..)`, which panics once the server has closed.
         if let Some(namespace) = io.of("/") {
-            let emit = namespace.within(room.to_owned()).emit("presence", &event);
+            let emit = namespace.within(room.to_owned()).emit("presence", &*page);
             broadcast("presence", emit).await;
         }
         return;
@@ -813,11 +830,43 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Nothing panics while holding these locks, so a poisoned one is still sound.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
-
-fn presence_event(chat: &Chat, room: &str) -> Value {
-    json!({ "room": room, "users": chat.presence.users_in(room) })
-}
 // ANCHOR_END: presence
+
+// ANCHOR: presence_page
+/// `presence page`: the next page of a room's online list, for a reader who scrolls past the
+/// first one. `{"room": "general", "after": 42}` asks for the users whose id comes after 42.
+async fn on_presence_page<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender<A>,
+) {
+    let payload = payload.unwrap_or(Value::Null);
+    match next_presence_page(&socket, &chat, &user, &payload) {
+        Ok(page) => drop(ack.send(&*page)),
+        Err(error) => answer(ack, Err(error)),
+    }
+}
+
+fn next_presence_page<A: Adapter>(
+    socket: &SocketRef<A>,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<Arc<Encoded>, ChatError> {
+    let room = parse_room(&payload["room"])?;
+    let after = payload["after"]
+        .as_i64()
+        .ok_or(InputError::InvalidAfter)?;
+    if !has_joined(socket, &room) {
+        return Err(ChatError::NotInRoom);
+    }
+    chat.limited(chat.page_limiter.check(user.id), socket, user.id)?;
+    let page = chat.presence.page(&room, Some(after), chat.presence_page);
+    page.map_err(|_| ChatError::Internal)
+}
+// ANCHOR_END: presence_page
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 //! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
 //! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
 //! | `SOCKET_BUFFER` | `2048` | packets that may wait for one slow socket before it is resynchronised |
+//! | `PRESENCE_PAGE` | `50` | users per page of a room's online list |
 //! | `RATE_LIMITS` | `on` | `off` lifts every limit below and the message rate limit (load tests) |
 //! | `MAX_SOCKETS_PER_USER` | `20` | tabs and devices one user may have connected at once |
 //! | `MAX_ROOMS_PER_SOCKET` | `20` | rooms one socket may be in, besides `general` |
@@ -49,6 +50,8 @@ pub struct ChatConfig {
     pub auth_limits: AuthLimits,
     /// How many packets may wait in one socket's queue (see [`crate::delivery`]).
     pub socket_buffer: usize,
+    /// How many users one page of a room's online list names (see [`crate::presence`]).
+    pub presence_page: usize,
 }
 
 /// A setting that could not be understood. Startup stops with this message.
@@ -63,6 +66,9 @@ pub enum ConfigError {
     /// `SOCKET_BUFFER` is not a positive number.
     #[error("SOCKET_BUFFER must be a number of packets from 1 up, got {0:?}")]
     SocketBuffer(String),
+    /// `PRESENCE_PAGE` is not a positive number.
+    #[error("PRESENCE_PAGE must be a number of users from 1 up, got {0:?}")]
+    PresencePage(String),
     /// A step 3 throttle setting that could not be read.
     #[error(transparent)]
     AuthLimits(#[from] step03_passport_like_auth::LimitsError),
@@ -113,6 +119,13 @@ impl ChatConfig {
                     _ => return Err(ConfigError::SocketBuffer(value)),
                 },
                 Err(_) => crate::delivery::DEFAULT_SOCKET_BUFFER,
+            },
+            presence_page: match std::env::var("PRESENCE_PAGE") {
+                Ok(value) => match value.parse() {
+                    Ok(users) if users > 0 => users,
+                    _ => return Err(ConfigError::PresencePage(value)),
+                },
+                Err(_) => crate::presence::PRESENCE_PAGE,
             },
         })
     }

@@ -117,7 +117,8 @@ pub fn passport_and_chat(
     let passport = Passport::with_hasher_params(users, config.hashing.clone())
         .with_limits(config.auth_limits.clone());
     let chat = Chat::new(MessageStore::new(pool), config.rate_limit.clone())
-        .with_limits(config.limits.clone());
+        .with_limits(config.limits.clone())
+        .with_presence_page(config.presence_page);
     (passport, chat)
 }
 

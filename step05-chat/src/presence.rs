@@ -4,11 +4,14 @@
 //! in several rooms. The presence list shows *users*, once each, so we count sockets per user
 //! per room and only report a change when a count goes from 0 to 1 or from 1 to 0.
 //!
-//! A socket entering a room gets the room's whole list once; after that it hears only the
-//! changes ([`PresenceChange`]). In a room of 500 users and 10,000 sockets, sending the whole
-//! list on every change would be 10,000 copies of a 20 KB list each time someone comes or goes.
+//! A socket entering a room gets the first page of the room's list (the first
+//! [`PRESENCE_PAGE`] users by id, and how many are online in all); the page asks for the
+//! next pages only if the reader wants them. After that the socket hears only the changes
+//! ([`PresenceChange`]). Sending the whole list, on every entry or on every change, is what
+//! a room of 500 users and 10,000 sockets cannot afford: see [`Presence::page`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -25,7 +28,12 @@ pub struct PresenceChange {
     pub room: String,
     pub joined: Vec<User>,
     pub left: Vec<User>,
+    /// How many users are online in the room now.
+    pub online: usize,
 }
+
+/// How many users one presence page lists, unless `PRESENCE_PAGE` says otherwise.
+pub const PRESENCE_PAGE: usize = 50;
 
 /// The online users of every room. Cheap to clone: clones share one table.
 #[derive(Debug, Clone, Default)]
@@ -41,15 +49,20 @@ struct Table {
     sockets: HashMap<Sid, (User, HashSet<String>)>,
     /// room → user id → (user, online?) for the changes not yet taken
     changes: HashMap<String, BTreeMap<i64, (User, bool)>>,
-    /// room → its `presence` event, serialised, until its users change
-    lists: HashMap<String, Arc<Encoded>>,
+    /// room → its first page, serialised, until its users change
+    first_pages: HashMap<String, Arc<Encoded>>,
 }
 
-/// The `presence` event: `{"room": "general", "users": [...]}`.
+/// A `presence` event, or the answer to `presence page`:
+/// `{"room": "general", "users": [...], "online": 500, "more": true}`. `users` are the next
+/// users by id, `online` counts everyone in the room, and `more` says whether users with a
+/// higher id than the last one listed are online too.
 #[derive(Serialize)]
-struct PresenceList<'a> {
+struct PresencePage<'a> {
     room: &'a str,
     users: Vec<&'a User>,
+    online: usize,
+    more: bool,
 }
 
 // ANCHOR: presence
@@ -115,35 +128,59 @@ impl Presence {
 
     /// Takes the changes of `room` since the last call, if there are any.
     pub fn take_change(&self, room: &str) -> Option<PresenceChange> {
-        let changes = self.lock().changes.remove(room)?;
+        let mut table = self.lock();
+        let changes = table.changes.remove(room)?;
         let (joined, left) = changes.into_values().partition::<Vec<_>, _>(|(_, on)| *on);
         Some(PresenceChange {
             room: room.to_owned(),
             joined: joined.into_iter().map(|(user, _)| user).collect(),
             left: left.into_iter().map(|(user, _)| user).collect(),
+            online: table.rooms.get(room).map_or(0, BTreeMap::len),
         })
     }
 
-    /// The `presence` event of `room`, every user online there, each once, ordered by id:
-    /// serialised once per change of the room's users, not once per socket that enters it
-    /// (10,000 sockets entering a room of 500 users would otherwise serialise 5 million).
-    pub fn list(&self, room: &str) -> serde_json::Result<Arc<Encoded>> {
+    /// The page of `room`'s users that comes `after` a user id (`None`: the first page), at
+    /// most `size` of them, serialised.
+    ///
+    /// Why pages: a socket's WebSocket keeps a write buffer as large as the largest burst it
+    /// was ever sent, for as long as it lives. The whole list of a 500-user room is about
+    /// 15 KB, sent to every socket as it enters, so every socket would keep 15 KB for that
+    /// alone (chapter 5, "Measured"). A page is under 2 KB, and a reader who wants more
+    /// asks for it, one page at a time.
+    ///
+    /// The first page is serialised once per change of the room's users, not once per socket
+    /// that enters (10,000 sockets entering a room would otherwise serialise it 10,000 times).
+    pub fn page(
+        &self,
+        room: &str,
+        after: Option<i64>,
+        size: usize,
+    ) -> serde_json::Result<Arc<Encoded>> {
         let mut guard = self.lock();
         let table = &mut *guard;
-        if let Some(list) = table.lists.get(room) {
-            return Ok(list.clone());
+        if after.is_none()
+            && let Some(page) = table.first_pages.get(room)
+        {
+            return Ok(page.clone());
         }
-        let users = table
-            .rooms
-            .get(room)
-            .map(|users| users.values().map(|(user, _)| user).collect())
-            .unwrap_or_default();
-        let list = Arc::new(Encoded::new(&PresenceList { room, users })?);
+        let users = table.rooms.get(room);
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut next = users
+            .into_iter()
+            .flat_map(|users| users.range((from, Bound::Unbounded)))
+            .map(|(_, (user, _))| user);
+        let page = PresencePage {
+            room,
+            users: next.by_ref().take(size).collect(),
+            online: users.map_or(0, BTreeMap::len),
+            more: next.next().is_some(),
+        };
+        let page = Arc::new(Encoded::new(&page)?);
         // Only for a room with someone in it: the cache must not keep every name ever asked.
-        if table.rooms.contains_key(room) {
-            table.lists.insert(room.to_owned(), list.clone());
+        if after.is_none() && users.is_some() {
+            table.first_pages.insert(room.to_owned(), page.clone());
         }
-        Ok(list)
+        Ok(page)
     }
 
     /// The users online in `room`, each once, ordered by id.
@@ -190,7 +227,7 @@ impl Table {
 
     /// Remembers that `user` came (`online`) or went in `room`, until the change is taken.
     fn note(&mut self, room: &str, user: &User, online: bool) {
-        self.lists.remove(room);
+        self.first_pages.remove(room);
         let changes = self.changes.entry(room.to_owned()).or_default();
         changes.insert(user.id, (user.clone(), online));
     }
@@ -199,6 +236,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn user(id: i64, name: &str) -> User {
         User {
@@ -283,7 +321,8 @@ mod tests {
             Some(PresenceChange {
                 room: "general".into(),
                 joined: vec![amy.clone()],
-                left: vec![]
+                left: vec![],
+                online: 1,
             })
         );
         assert_eq!(presence.take_change("general"), None, "taken once");
@@ -321,46 +360,88 @@ mod tests {
         assert_eq!(seen, presence.users_in("general"));
     }
 
-    /// The `presence` event as the client would parse it.
-    fn parsed_list(presence: &Presence, room: &str) -> serde_json::Value {
-        let list = presence.list(room).expect("serialises");
+    /// A page as the client would parse it.
+    fn parsed_page(
+        presence: &Presence,
+        after: Option<i64>,
+        size: usize,
+    ) -> serde_json::Value {
+        let page = presence.page("general", after, size).expect("serialises");
         // `Encoded` is an event's one argument: `[{...}]`.
-        let arguments = serde_json::to_value(&*list).expect("serialises");
+        let arguments = serde_json::to_value(&*page).expect("serialises");
         arguments[0].clone()
     }
 
     #[test]
-    fn the_list_is_serialised_once_per_change_and_always_current() {
+    fn the_first_page_is_serialised_once_per_change_and_always_current() {
         let presence = Presence::default();
         let (amy, bob) = (user(1, "amy"), user(2, "bob"));
         let (amys, bobs, bobs_tab) = (Sid::new(), Sid::new(), Sid::new());
         presence.join(amys, &amy, "general", || true);
         presence.join(bobs, &bob, "general", || true);
-        let first = presence.list("general").expect("serialises");
-        // A second tab of Bob changes nobody: the same serialised list.
+        let first = presence.page("general", None, 50).expect("serialises");
+        // A second tab of Bob changes nobody: the same serialised page.
         presence.join(bobs_tab, &bob, "general", || true);
-        assert!(Arc::ptr_eq(
-            &first,
-            &presence.list("general").expect("serialises")
-        ));
+        let again = presence.page("general", None, 50).expect("serialises");
+        assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(
-            parsed_list(&presence, "general"),
-            serde_json::json!({ "room": "general", "users": [amy, bob] })
+            parsed_page(&presence, None, 50),
+            serde_json::json!({
+                "room": "general", "users": [amy, bob], "online": 2, "more": false
+            })
         );
-        // Amy goes: a new list.
+        // Amy goes: a new page.
         presence.disconnect(amys);
         assert_eq!(
-            parsed_list(&presence, "general"),
-            serde_json::json!({ "room": "general", "users": [bob] })
+            parsed_page(&presence, None, 50),
+            serde_json::json!({
+                "room": "general", "users": [bob], "online": 1, "more": false
+            })
         );
         // An empty room is not kept.
         presence.disconnect(bobs);
         presence.disconnect(bobs_tab);
         assert_eq!(
-            parsed_list(&presence, "general")["users"],
-            serde_json::json!([])
+            parsed_page(&presence, None, 50),
+            serde_json::json!({
+                "room": "general", "users": [], "online": 0, "more": false
+            })
         );
-        assert!(presence.lock().lists.is_empty());
+        assert!(presence.lock().first_pages.is_empty());
+    }
+
+    #[test]
+    fn pages_list_every_user_once_in_id_order() {
+        let presence = Presence::default();
+        // Ids with gaps, joined out of order: pages follow ids, not arrival.
+        let users: Vec<User> = [7, 3, 12, 5, 9]
+            .into_iter()
+            .map(|id| user(id, &format!("user{id}")))
+            .collect();
+        for u in &users {
+            presence.join(Sid::new(), u, "general", || true);
+        }
+        let ids = |page: &serde_json::Value| -> Vec<i64> {
+            page["users"]
+                .as_array()
+                .expect("users")
+                .iter()
+                .map(|u| u["id"].as_i64().expect("an id"))
+                .collect()
+        };
+        let first = parsed_page(&presence, None, 2);
+        assert_eq!((ids(&first), &first["more"]), (vec![3, 5], &json!(true)));
+        assert_eq!(first["online"], 5);
+        let second = parsed_page(&presence, Some(5), 2);
+        assert_eq!((ids(&second), &second["more"]), (vec![7, 9], &json!(true)));
+        let last = parsed_page(&presence, Some(9), 2);
+        assert_eq!((ids(&last), &last["more"]), (vec![12], &json!(false)));
+        // Past the end, or after an id that is not online: still well-formed.
+        assert_eq!(ids(&parsed_page(&presence, Some(12), 2)), Vec::<i64>::new());
+        assert_eq!(ids(&parsed_page(&presence, Some(4), 2)), vec![5, 7]);
+        // A page of exactly the rest says there is no more.
+        let exact = parsed_page(&presence, Some(7), 2);
+        assert_eq!((ids(&exact), &exact["more"]), (vec![9, 12], &json!(false)));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum InputError {
         MAX_CLIENT_OFFSET_CHARS
     )]
     InvalidClientOffset,
+    /// `after` (in `presence page`) was not a user id.
+    #[error("after must be a user id (an integer)")]
+    InvalidAfter,
     /// The object had no `text`, or it was not a string.
     #[error("text must be a string")]
     TextNotAString,

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{PASSWORD, register_in_page as register, spawn_app};
+use support::{Options, PASSWORD, register_in_page as register, spawn_app, spawn_app_with};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
@@ -175,5 +175,66 @@ async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is
             "{text} twice: {shown}"
         );
     }
+    assert_eq!(report["errors"], json!([]), "page errors: {report}");
+}
+
+#[tokio::test]
+async fn a_long_online_list_shows_its_first_page_and_the_rest_on_request() {
+    // One user per page, so that three users make a long list.
+    let app = spawn_app_with(Options {
+        presence_page: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let url = page_url(&app);
+
+    let mut steps = register(&url, "alice");
+    steps.extend(register(&url, "bob"));
+    steps.extend(register(&url, "carol"));
+    steps.extend([
+        // Carol sees the first page (alice), herself, and a button for the rest.
+        json!({ "page": "carol", "waitText": "#presence-heading", "text": "Online · 3" }),
+        json!({ "page": "carol", "waitText": "#presence li", "text": "alice" }),
+        json!({ "page": "carol", "read": "#presence", "as": "first page" }),
+        json!({ "page": "carol", "click": "#more-online" }),
+        json!({ "page": "carol", "waitText": "#presence li", "text": "bob" }),
+        json!({ "page": "carol", "click": "#more-online" }),
+        json!({ "page": "carol", "waitGone": "#more-online" }),
+        json!({ "page": "carol", "read": "#presence", "as": "whole list" }),
+        // With the whole list in hand, she hears of a newcomer and of someone leaving.
+    ]);
+    steps.extend(register(&url, "dave"));
+    steps.extend([
+        json!({ "page": "carol", "waitText": "#presence li", "text": "dave" }),
+        json!({ "page": "carol", "waitText": "#presence-heading", "text": "Online · 4" }),
+        json!({ "page": "alice", "click": "#logout-button" }),
+        json!({ "page": "carol", "waitGone": "#presence li:has-text(\"alice\")" }),
+        json!({ "page": "carol", "waitText": "#presence-heading", "text": "Online · 3" }),
+        json!({ "page": "carol", "read": "#presence", "as": "after" }),
+    ]);
+
+    let report = testkit::browser_run(Value::Array(steps)).await;
+
+    let lines = |key: &str| -> Vec<String> {
+        let text = report["read"][key].as_str().unwrap_or_default();
+        text.lines().map(|line| line.trim().to_owned()).collect()
+    };
+    // (The "(you)" tag is an element of its own: its own line of text.)
+    let you = ["carol", "(you)"];
+    assert_eq!(
+        lines("first page"),
+        [&you[..], &["alice", "Show 1 more"]].concat(),
+        "{report}"
+    );
+    assert_eq!(
+        lines("whole list"),
+        [&["alice", "bob"], &you[..]].concat(),
+        "{report}"
+    );
+    assert_eq!(
+        lines("after"),
+        [&["bob"], &you[..], &["dave"]].concat(),
+        "{report}"
+    );
     assert_eq!(report["errors"], json!([]), "page errors: {report}");
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{PASSWORD, assert_silent, say, spawn_app, spawn_app_with};
+use support::{Options, PASSWORD, assert_silent, say, spawn_app, spawn_app_with};
 
 // ---------------------------------------------------------------- HTTP
 
@@ -408,6 +408,79 @@ async fn presence_lists_each_online_user_once() {
     let change = bob.next_named("presence change").await;
     assert_eq!(changed(change.data(), "left"), ["alice"]);
     assert_eq!(changed(change.data(), "joined"), Vec::<String>::new());
+}
+
+/// The ids of the users a presence page lists, in the order given.
+fn ids(page: &Value) -> Vec<i64> {
+    page["users"]
+        .as_array()
+        .map(|users| users.iter().filter_map(|u| u["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
+    let app = spawn_app_with(Options {
+        presence_page: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let mut sockets = Vec::new();
+    for name in ["amy", "bob", "cyd", "dan"] {
+        let (socket, _) = app.connected(&app.register(name).await).await;
+        socket.next_named("presence").await;
+        sockets.push(socket);
+    }
+    let (eve, _) = app.connected(&app.register("eve").await).await;
+
+    // Eve enters: the first two users by id, and how many are online in all.
+    let first = eve.next_named("presence").await.data().clone();
+    assert_eq!(names(&first), ["amy", "bob"]);
+    assert_eq!((&first["online"], &first["more"]), (&json!(5), &json!(true)));
+
+    // The rest, one page at a time, each after the last id she was given.
+    let mut listed = names(&first);
+    let mut after = *ids(&first).last().expect("a full first page");
+    loop {
+        let page = eve
+            .emit_with_ack("presence page", json!([{ "room": "general", "after": after }]))
+            .await;
+        assert_eq!((&page["room"], &page["online"]), (&json!("general"), &json!(5)));
+        assert!(ids(&page).iter().all(|id| *id > after), "{page}");
+        listed.extend(names(&page));
+        if page["more"] == json!(false) {
+            break;
+        }
+        after = *ids(&page).last().expect("a page with more has users");
+    }
+    assert_eq!(listed, ["amy", "bob", "cyd", "dan", "eve"]);
+
+    // Everyone hears that Eve came, with the new count.
+    let change = loop {
+        let change = sockets[0].next_named("presence change").await.data().clone();
+        if changed(&change, "joined").contains(&"eve".to_owned()) {
+            break change;
+        }
+    };
+    assert_eq!(change["online"], 5);
+
+    // Bad requests are refused with a reason, and the socket stays.
+    let refusals = [
+        (json!({ "room": "general", "after": "bob" }), "after must be a user id"),
+        (json!({ "room": "general" }), "after must be a user id"),
+        (json!({ "room": "rust", "after": 0 }), "you have not joined this room"),
+        (json!({ "room": "No Such Room!", "after": 0 }), "room must be"),
+        (json!(null), "room must be"),
+    ];
+    for (payload, reason) in refusals {
+        let answer = eve.emit_with_ack("presence page", json!([payload])).await;
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with(reason), "{payload} -> {answer}");
+    }
+    let still_there = eve
+        .emit_with_ack("presence page", json!([{ "room": "general", "after": 0 }]))
+        .await;
+    assert_eq!(names(&still_there), ["amy", "bob"]);
 }
 
 #[tokio::test]

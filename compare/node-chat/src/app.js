@@ -98,6 +98,7 @@ export function build(config, httpServer) {
     rateLimit: config.rateLimit,
     limits: config.limits,
     delivery: new Delivery(io, config.socketBuffer),
+    presencePage: config.presencePage,
   });
 
   app.set("trust proxy", authLimits.trustedProxies);

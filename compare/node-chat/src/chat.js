@@ -16,7 +16,12 @@ import { log } from "./log.js";
 import { HISTORY_LIMIT } from "./messages.js";
 import { Presence } from "./presence.js";
 import { RateLimiter, nowSeconds } from "./rate-limit.js";
-import { InputError, parseChatMessage, parseRoom } from "./validation.js";
+import {
+  InputError,
+  parseAfter,
+  parseChatMessage,
+  parseRoom,
+} from "./validation.js";
 
 /** The room every socket is in, and cannot leave. */
 export const GENERAL = "general";
@@ -40,12 +45,13 @@ const INTERNAL = "internal error";
 
 /** Everything the handlers share. */
 export class Chat {
-  constructor({ messages, rateLimit, limits, delivery }) {
+  constructor({ messages, rateLimit, limits, delivery, presencePage }) {
     const unlimited = () => new RateLimiter(2 ** 32 - 1, UNLIMITED_RATE);
     this.messages = messages;
     this.limits = limits;
     this.delivery = delivery;
     this.presence = new Presence();
+    this.presencePage = presencePage; // users per page of an online list
     this.quotas = new Quotas();
     this.presenceDue = new Set(); // rooms about to be told who is there
     this.catchUps = new OneAtATime();
@@ -54,6 +60,7 @@ export class Chat {
       ? new RateLimiter(burst, perSecond)
       : unlimited();
     this.typingLimiter = limits.enabled ? new RateLimiter(5, 2) : unlimited();
+    this.pageLimiter = limits.enabled ? new RateLimiter(20, 10) : unlimited();
     const roomRate = limits.roomMessagesPerSecond;
     this.roomLimiter = new RateLimiter(roomRate * 2, roomRate);
     const changes = limits.roomChangesPerSecond;
@@ -84,6 +91,7 @@ export class Chat {
     for (const limiter of [
       this.limiter,
       this.typingLimiter,
+      this.pageLimiter,
       this.roomLimiter,
       this.roomChanges,
       this.refusals,
@@ -135,6 +143,10 @@ export function onConnect(chat, socket) {
   socket.on("typing", (...args) => {
     const [payload, ack] = payloadAndAck(args);
     ack(answer(() => tellTyping(chat, socket, user, payload)));
+  });
+  socket.on("presence page", (...args) => {
+    const [payload, ack] = payloadAndAck(args);
+    ack(answer(() => nextPresencePage(chat, socket, user, payload)));
   });
   socket.on("disconnect", () => onDisconnect(chat, socket));
 
@@ -294,6 +306,15 @@ function tellTyping(chat, socket, user, payload) {
   return { ok: true };
 }
 
+/** `presence page`: the users of a room after the id `after`, one page. */
+function nextPresencePage(chat, socket, user, payload) {
+  const room = parseRoom(payload?.room);
+  const after = parseAfter(payload?.after);
+  if (!hasJoined(socket, room)) throw new ChatError(NOT_IN_ROOM);
+  chat.limited(chat.pageLimiter.check(user.id), socket, user.id);
+  return chat.presence.page(room, after, chat.presencePage);
+}
+
 /** A socket went away: rooms that lost their user's last socket are told. */
 function onDisconnect(chat, socket) {
   chat.quotas.release(socket.id);
@@ -309,7 +330,8 @@ function onDisconnect(chat, socket) {
 function announcePresence(chat, socket, user, room) {
   if (!socket.connected) return; // closed while being set up: no ghost
   const came = chat.presence.join(socket.id, user, room);
-  chat.delivery.toSocket(socket, "presence", presenceEvent(chat, room));
+  const page = chat.presence.page(room, undefined, chat.presencePage);
+  chat.delivery.toSocket(socket, "presence", page);
   if (came) broadcastPresence(chat, room);
 }
 
@@ -324,6 +346,3 @@ function broadcastPresence(chat, room) {
   }, PRESENCE_EVERY_MS);
 }
 
-function presenceEvent(chat, room) {
-  return { room, users: chat.presence.usersIn(room) };
-}

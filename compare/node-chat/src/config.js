@@ -68,6 +68,7 @@ export function chatConfigFromEnv(env, address) {
       requestTimeoutMs: 1000 * number(env, "REQUEST_TIMEOUT_SECS", 60),
     },
     socketBuffer: number(env, "SOCKET_BUFFER", 2048),
+    presencePage: number(env, "PRESENCE_PAGE", 50),
     limits,
     authLimits: {
       ...DEFAULT_AUTH_LIMITS,

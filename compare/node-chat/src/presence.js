@@ -3,7 +3,8 @@
 // A user may have several sockets (three tabs, a phone), and each socket may
 // be in several rooms. The list shows *users*, once each, so sockets are
 // counted per user per room, and a change is reported only when a count goes
-// from 0 to 1 or from 1 to 0. A socket entering a room gets the whole list;
+// from 0 to 1 or from 1 to 0. A socket entering a room gets the first page of
+// the list (`page`: the first users by id, and how many are online in all);
 // the room then hears only who came and who went (`takeChange`).
 
 export class Presence {
@@ -65,7 +66,20 @@ export class Presence {
     const entries = [...changes.entries()].sort(([a], [b]) => a - b);
     const named = (online) =>
       entries.filter(([, c]) => c.online === online).map(([, c]) => c.user);
-    return { room, joined: named(true), left: named(false) };
+    const online = this.rooms.get(room)?.size ?? 0;
+    return { room, joined: named(true), left: named(false), online };
+  }
+
+  /**
+   * The users of `room` whose id comes after `after` (all of them if
+   * undefined), at most `size`, by id, as `{room, users, online, more}`.
+   */
+  page(room, after, size) {
+    const all = this.usersIn(room);
+    const next =
+      after === undefined ? all : all.filter((user) => user.id > after);
+    const users = next.slice(0, size);
+    return { room, users, online: all.length, more: next.length > size };
   }
 
   /** The users online in `room`, each once, ordered by id. */

@@ -59,6 +59,14 @@ export function parseRoom(value) {
   return value;
 }
 
+/** `after` of `presence page`: a user id, an integer. */
+export function parseAfter(value) {
+  if (!Number.isSafeInteger(value)) {
+    throw new InputError("after must be a user id (an integer)");
+  }
+  return value;
+}
+
 // ANCHOR: parse_chat_message
 /**
  * A chat message from a client: `{room, text, clientOffset?}` or just

@@ -77,6 +77,8 @@ pub struct Options {
     pub rate_limit: Option<(u32, f64)>,
     /// Override the packets one socket's queue holds (`SOCKET_BUFFER`).
     pub socket_buffer: Option<usize>,
+    /// Override the users per page of the online list (`PRESENCE_PAGE`).
+    pub presence_page: Option<usize>,
     /// Override the limits (sockets per user, rooms, messages per room).
     pub limits: Option<step05_chat::limits::ChatLimits>,
 }
@@ -135,6 +137,9 @@ where
     );
     if let Some(packets) = options.socket_buffer {
         config.socket_buffer = packets;
+    }
+    if let Some(users) = options.presence_page {
+        config.presence_page = users;
     }
     if let Some(limits) = options.limits.clone() {
         config.limits = limits;
@@ -249,6 +254,9 @@ fn node_env(options: &Options, database_url: String, key: &Key) -> Vec<(&'static
     if let Some(packets) = options.socket_buffer {
         env.push(("SOCKET_BUFFER", packets.to_string()));
     }
+    if let Some(users) = options.presence_page {
+        env.push(("PRESENCE_PAGE", users.to_string()));
+    }
     match &options.limits {
         Some(limits) if !limits.enabled => env.push(("RATE_LIMITS", "off".to_owned())),
         Some(limits) => {
@@ -285,6 +293,7 @@ pub fn test_config(
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
         hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
+        presence_page: step05_chat::presence::PRESENCE_PAGE,
         limits: step05_chat::limits::ChatLimits::default(),
         auth_limits: step03_passport_like_auth::AuthLimits::default(),
     }
@@ -333,6 +342,7 @@ impl TestApp {
             key: Some(self.key.clone()),
             rate_limit: None,
             socket_buffer: None,
+            presence_page: None,
             limits: None,
         }
     }
