@@ -42,7 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let waits = idle.into_iter().map(|mut stream| async move {
         let mut buffer = [0u8; 1];
-        let closed = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer));
+        let closed = tokio::time::timeout(
+            Duration::from_secs(60),
+            stream.read(&mut buffer),
+        );
         closed.await.is_ok().then(Instant::now)
     });
     let closed: Vec<Instant> = join_all_spawned(waits)
@@ -73,10 +76,14 @@ async fn timed_request(address: &str) {
             .await?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer.lines().next().unwrap_or_default().to_owned())
+        Ok::<_, std::io::Error>(
+            answer.lines().next().unwrap_or_default().to_owned(),
+        )
     };
     match tokio::time::timeout(Duration::from_secs(30), answer).await {
-        Ok(Ok(status)) => println!("GET /api/time: {status} in {:.1?}", started.elapsed()),
+        Ok(Ok(status)) => {
+            println!("GET /api/time: {status} in {:.1?}", started.elapsed())
+        }
         Ok(Err(error)) => println!("GET /api/time failed: {error}"),
         Err(_) => println!("GET /api/time: no answer within 30 s"),
     }

@@ -96,7 +96,10 @@ struct ClientName(String);
 impl<S: Send + Sync> FromRequestParts<S> for ClientName {
     type Rejection = (StatusCode, &'static str);
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         let name = parts.headers.get("x-client-name");
         match name.and_then(|value| value.to_str().ok()) {
             Some(name) => Ok(ClientName(name.to_owned())),
@@ -223,7 +226,9 @@ fn let_chain() {
 // ANCHOR: handed_over
 /// Takes a future to run later, on another thread: `Send` (it may move
 /// between threads) and `'static` (it borrows nothing that could die first).
-fn run_later(job: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+fn run_later(
+    job: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(10)).await;
         job.await;

@@ -31,8 +31,12 @@ mod security_headers;
 mod server;
 mod socket_io_client;
 
-pub use security_headers::{NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, page_policy, security_headers};
-pub use server::{RESERVED_FILES, ServeLimits, cap_for_file_limit, serve, serve_with};
+pub use security_headers::{
+    NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, page_policy, security_headers,
+};
+pub use server::{
+    RESERVED_FILES, ServeLimits, cap_for_file_limit, serve, serve_with,
+};
 pub use socket_io_client::{
     LOCAL_CLIENT_PATH, NPM_CLIENT_FILE, SOCKET_IO_CLIENT_SRI, SocketIoClient,
 };
@@ -110,7 +114,9 @@ async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
             server_time_ms: now_ms(),
         }),
         // A wrong payload is the client's mistake: say so instead of staying silent.
-        Err(_) => serde_json::json!({ "error": "expected {\"client_time_ms\": number}" }),
+        Err(_) => {
+            serde_json::json!({ "error": "expected {\"client_time_ms\": number}" })
+        }
     };
     // The client may have sent no ack callback; that is not an error worth logging.
     ack.send(&reply).ok();
@@ -170,7 +176,9 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(mut signal) => {
                 signal.recv().await;
             }
@@ -190,9 +198,9 @@ pub async fn shutdown_signal() {
 /// Reads `PORT` (default 3000) and the address to bind on loopback.
 pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
     let port = match std::env::var("PORT") {
-        Ok(value) => value
-            .parse::<u16>()
-            .map_err(|_| format!("PORT must be a number from 0 to 65535, got {value:?}"))?,
+        Ok(value) => value.parse::<u16>().map_err(|_| {
+            format!("PORT must be a number from 0 to 65535, got {value:?}")
+        })?,
         Err(_) => 3000,
     };
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
@@ -201,7 +209,8 @@ pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
 /// Installs a `tracing` subscriber that reads `RUST_LOG` (default: `info`).
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     // `try_init` so calling it twice (e.g. from tests) is harmless.
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -10,8 +10,8 @@
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::header::{
-    CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -24,7 +24,8 @@ use crate::socket_io_client::LOCAL_CLIENT_PATH;
 
 /// The pinned Socket.IO client the pages load from its CDN, with Subresource Integrity. The
 /// policy allows this one file and no other script from elsewhere.
-pub const SOCKET_IO_CLIENT_URL: &str = "https://cdn.socket.io/4.8.3/socket.io.min.js";
+pub const SOCKET_IO_CLIENT_URL: &str =
+    "https://cdn.socket.io/4.8.3/socket.io.min.js";
 
 /// The policy of every response that is not a page: nothing may load, nothing may frame it.
 pub const NON_PAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -79,7 +80,9 @@ pub(crate) fn is_html(response: &Response) -> bool {
 async fn with_page_policy(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(page) = to_bytes(body, MAX_PAGE_BYTES).await else {
-        tracing::error!("a page too large, or failing, to hash for its Content-Security-Policy");
+        tracing::error!(
+            "a page too large, or failing, to hash for its Content-Security-Policy"
+        );
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let policy = page_policy(&String::from_utf8_lossy(&page));
@@ -134,13 +137,18 @@ pub fn page_policy(page: &str) -> String {
 /// browser computes before running an inline script or applying an inline style.
 fn hash_sources<'a>(blocks: impl Iterator<Item = &'a str>) -> String {
     blocks
-        .map(|block| format!(" 'sha256-{}'", BASE64.encode(Sha256::digest(block))))
+        .map(|block| {
+            format!(" 'sha256-{}'", BASE64.encode(Sha256::digest(block)))
+        })
         .collect()
 }
 
 /// The text inside each `<tag ...>...</tag>` of `page` that has no `src` attribute. A simple
 /// scan, enough for the pages this crate's authors write; not an HTML parser.
-fn inline_blocks<'a>(page: &'a str, tag: &'a str) -> impl Iterator<Item = &'a str> {
+fn inline_blocks<'a>(
+    page: &'a str,
+    tag: &'a str,
+) -> impl Iterator<Item = &'a str> {
     let open = format!("<{tag}");
     let close = format!("</{tag}>");
     let mut rest = page;
@@ -154,7 +162,8 @@ fn inline_blocks<'a>(page: &'a str, tag: &'a str) -> impl Iterator<Item = &'a st
             let content_end = content.find(&close)?;
             rest = &content[content_end + close.len()..];
             // `<scripts>` is not `<script>`; `<script src=...>` has no inline code.
-            let is_this_tag = attributes.is_empty() || attributes.starts_with(char::is_whitespace);
+            let is_this_tag = attributes.is_empty()
+                || attributes.starts_with(char::is_whitespace);
             if is_this_tag && !attributes.contains("src=") {
                 return Some(&content[..content_end]);
             }

@@ -74,7 +74,9 @@ impl ServeLimits {
 
     /// [`ServeLimits::from_env`] with the variables looked up by `var`, so that it can be tested
     /// without changing the process's environment.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let defaults = Self::default();
         let number = |name: &str, default: u64| -> Result<u64, String> {
             match var(name).as_deref().map(str::trim) {
@@ -86,10 +88,12 @@ impl ServeLimits {
                     .ok_or_else(|| format!("{name} must be a whole number above 0, got {value:?}")),
             }
         };
-        let max_connections = number("MAX_CONNECTIONS", defaults.max_connections as u64)?;
+        let max_connections =
+            number("MAX_CONNECTIONS", defaults.max_connections as u64)?;
         Ok(Self {
-            max_connections: usize::try_from(max_connections)
-                .map_err(|_| format!("MAX_CONNECTIONS is too large: {max_connections}"))?,
+            max_connections: usize::try_from(max_connections).map_err(
+                |_| format!("MAX_CONNECTIONS is too large: {max_connections}"),
+            )?,
             header_read_timeout: Duration::from_secs(number(
                 "HEADER_READ_TIMEOUT_SECS",
                 defaults.header_read_timeout.as_secs(),
@@ -245,7 +249,9 @@ pub fn cap_for_file_limit(wanted: usize, file_limit: u64) -> usize {
 
 /// A watch channel that turns `true` when `shutdown` completes. The future runs in its own
 /// task, so that it makes progress even while the accept loop is waiting.
-fn stop_signal(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+fn stop_signal(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> watch::Receiver<bool> {
     let (stop_tx, stopping) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -343,11 +349,17 @@ impl AsyncWrite for Connection {
         self.stream.is_write_vectored()
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
@@ -369,7 +381,10 @@ mod tests {
 
     #[test]
     fn unset_variables_keep_the_defaults() {
-        assert_eq!(ServeLimits::from_vars(|_| None), Ok(ServeLimits::default()));
+        assert_eq!(
+            ServeLimits::from_vars(|_| None),
+            Ok(ServeLimits::default())
+        );
     }
 
     #[test]

@@ -114,7 +114,11 @@ impl SocketIoClient {
 
 /// The middleware of local mode: answers [`LOCAL_CLIENT_PATH`] with the file, and points every
 /// page's `<script src>` at it instead of the CDN.
-async fn serve_local_client(State(file): State<Bytes>, request: Request, next: Next) -> Response {
+async fn serve_local_client(
+    State(file): State<Bytes>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.uri().path() == LOCAL_CLIENT_PATH {
         let headers = [
             (CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -128,7 +132,9 @@ async fn serve_local_client(State(file): State<Bytes>, request: Request, next: N
     }
     let (mut parts, body) = response.into_parts();
     let Ok(page) = to_bytes(body, MAX_PAGE_BYTES).await else {
-        tracing::error!("a page too large, or failing, to point at the local Socket.IO client");
+        tracing::error!(
+            "a page too large, or failing, to point at the local Socket.IO client"
+        );
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let page = String::from_utf8_lossy(&page).replace(
@@ -152,22 +158,26 @@ mod tests {
     #[test]
     fn the_cdn_is_the_default() {
         for setting in [None, Some(""), Some("cdn"), Some(" cdn ")] {
-            let client = SocketIoClient::from_setting(setting).expect("valid setting");
+            let client =
+                SocketIoClient::from_setting(setting).expect("valid setting");
             assert!(!client.is_local(), "{setting:?}");
         }
     }
 
     #[test]
     fn a_missing_file_is_an_error_that_says_how_to_get_it() {
-        let error = SocketIoClient::from_setting(Some("/nowhere/socket.io.min.js"))
-            .expect_err("no such file");
+        let error =
+            SocketIoClient::from_setting(Some("/nowhere/socket.io.min.js"))
+                .expect_err("no such file");
         assert!(error.contains("npm ci"), "{error}");
     }
 
     #[test]
     fn a_file_with_another_hash_is_refused() {
-        let file = std::env::temp_dir().join(format!("not-socket-io-{}.js", std::process::id()));
-        std::fs::write(&file, "console.log('not the client')").expect("write scratch file");
+        let file = std::env::temp_dir()
+            .join(format!("not-socket-io-{}.js", std::process::id()));
+        std::fs::write(&file, "console.log('not the client')")
+            .expect("write scratch file");
         let error = SocketIoClient::local(&file).expect_err("wrong hash");
         std::fs::remove_file(&file).ok();
         assert!(error.contains("is not socket.io-client 4.8.3"), "{error}");

@@ -37,7 +37,8 @@ async fn connect(client: &JsClient, url: &str) -> JsSocket {
 /// `.await` never gives its thread back; sharing the check's thread, it would freeze the
 /// check instead of failing it.
 fn spawn_app_on_its_own_thread() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let address = listener.local_addr().expect("local address");
     listener
         .set_nonblocking(true)
@@ -48,7 +49,8 @@ fn spawn_app_on_its_own_thread() -> String {
             .build()
             .expect("a runtime for the server");
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .expect("tokio listener");
             serve(listener, under_test::app(), std::future::pending())
                 .await
                 .ok();
@@ -80,15 +82,17 @@ async fn ex1_faster_ticks() {
     // Each tick carries the server's clock, so delays on the way to the client do not count.
     let mut stamps = Vec::new();
     for _ in 0..6 {
-        let Some(tick) = socket.try_next_named("tick", DEFAULT_WAIT).await else {
+        let Some(tick) = socket.try_next_named("tick", DEFAULT_WAIT).await
+        else {
             panic!(
                 "{}",
                 frozen(&format!("no tick after {} of them", stamps.len()))
             );
         };
-        let stamp = tick.data()["server_time_ms"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("a tick without server_time_ms: {}", tick.raw));
+        let stamp =
+            tick.data()["server_time_ms"].as_u64().unwrap_or_else(|| {
+                panic!("a tick without server_time_ms: {}", tick.raw)
+            });
         stamps.push(stamp);
     }
     // The first tick comes at once, whatever the interval: measure the four gaps after it.
@@ -111,8 +115,10 @@ async fn wait_for_stats(socket: &JsSocket, expected: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let mut seen = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let Some(event) = socket.try_next_named("server-stats", left).await else {
+        let left =
+            deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(event) = socket.try_next_named("server-stats", left).await
+        else {
             panic!(
                 "no `server-stats` event with {{\"sockets\": {expected}}} within 15 s; \
                  received: {seen:?}"

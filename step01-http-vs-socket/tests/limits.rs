@@ -11,7 +11,9 @@ use axum::http::header::CONTENT_SECURITY_POLICY;
 use axum::response::Html;
 use axum::routing::{get, post};
 use serde_json::json;
-use step01_http_vs_socket::{NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, ServeLimits, app, serve_with};
+use step01_http_vs_socket::{
+    NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, ServeLimits, app, serve_with,
+};
 use testkit::JsClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -76,9 +78,13 @@ const GET_TIME: &[u8] = b"GET /api/time HTTP/1.1\r\nHost: test\r\n\r\n";
 
 /// Everything the server sends until it closes the connection, or `None` if it is still open
 /// after `wait`.
-async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+async fn read_until_closed(
+    stream: &mut TcpStream,
+    wait: Duration,
+) -> Option<String> {
     let mut received = Vec::new();
-    let read = tokio::time::timeout(wait, stream.read_to_end(&mut received)).await;
+    let read =
+        tokio::time::timeout(wait, stream.read_to_end(&mut received)).await;
     // A reset counts as closed too.
     read.ok()
         .map(|_| String::from_utf8_lossy(&received).into_owned())
@@ -138,7 +144,8 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_body_that_never_ends_gets_408_after_the_request_timeout() {
-    let echo = Router::new().route("/echo", post(|body: String| async move { body }));
+    let echo =
+        Router::new().route("/echo", post(|body: String| async move { body }));
     let server = Server::start(echo, short_timeouts()).await;
     let mut slow = server.connect().await;
     slow.write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789")
@@ -238,13 +245,17 @@ async fn shutdown_closes_idle_connections_and_serve_returns() {
 async fn handlers_can_still_ask_for_the_client_address() {
     let whoami = Router::new().route(
         "/whoami",
-        get(|ConnectInfo(remote): ConnectInfo<SocketAddr>| async move { remote.to_string() }),
+        get(|ConnectInfo(remote): ConnectInfo<SocketAddr>| async move {
+            remote.to_string()
+        }),
     );
     let server = Server::start(whoami, ServeLimits::default()).await;
     let mut stream = server.connect().await;
     let local = stream.local_addr().expect("local address");
     stream
-        .write_all(b"GET /whoami HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /whoami HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        )
         .await
         .expect("write");
     let answer = read_until_closed(&mut stream, SHORT * 5)
@@ -286,7 +297,8 @@ async fn pages_and_json_carry_the_security_headers() {
 }
 
 #[tokio::test]
-async fn in_a_browser_the_policy_runs_the_pages_code_and_blocks_injected_code() {
+async fn in_a_browser_the_policy_runs_the_pages_code_and_blocks_injected_code()
+{
     // A page with its own inline script, and markup an attacker might have slipped in: an
     // inline event handler, which no hash can allow.
     const PAGE: &str = r#"<!doctype html><title>csp</title>

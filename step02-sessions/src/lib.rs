@@ -28,7 +28,9 @@ use time::Duration;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
 use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore, session};
+use tower_sessions::{
+    Expiry, Session, SessionManagerLayer, SessionStore, session,
+};
 
 pub use tower_sessions::MemoryStore;
 pub use tower_sessions_sqlx_store::SqliteStore;
@@ -111,7 +113,9 @@ pub enum SessionConfigError {
         distinct: usize,
     },
     /// `SESSION_SECRET` is set but is not UTF-8 text.
-    #[error("SESSION_SECRET is not valid UTF-8; use a hex string: `openssl rand -hex 64`")]
+    #[error(
+        "SESSION_SECRET is not valid UTF-8; use a hex string: `openssl rand -hex 64`"
+    )]
     SecretNotUtf8,
     /// `COOKIE_SECURE` is set to something other than true/false.
     #[error("COOKIE_SECURE must be `true` or `false`, got {0:?}")]
@@ -175,9 +179,21 @@ impl SessionConfig {
         };
         let secure = match cookie_secure.map(str::trim) {
             None | Some("") => false,
-            Some(value) if value.eq_ignore_ascii_case("true") || value == "1" => true,
-            Some(value) if value.eq_ignore_ascii_case("false") || value == "0" => false,
-            Some(other) => return Err(SessionConfigError::InvalidCookieSecure(other.to_owned())),
+            Some(value)
+                if value.eq_ignore_ascii_case("true") || value == "1" =>
+            {
+                true
+            }
+            Some(value)
+                if value.eq_ignore_ascii_case("false") || value == "0" =>
+            {
+                false
+            }
+            Some(other) => {
+                return Err(SessionConfigError::InvalidCookieSecure(
+                    other.to_owned(),
+                ));
+            }
         };
         Ok(Self::with_key(key).secure(secure))
     }
@@ -198,7 +214,10 @@ impl SessionConfig {
     // ANCHOR: layer
     /// Builds the tower layer: `app.use(session(sessionConfig))` becomes
     /// `router.layer(config.layer(store))`.
-    pub fn layer<S: SessionStore + Clone>(&self, store: S) -> SessionManagerLayer<S, SignedCookie> {
+    pub fn layer<S: SessionStore + Clone>(
+        &self,
+        store: S,
+    ) -> SessionManagerLayer<S, SignedCookie> {
         SessionManagerLayer::new(store)
             .with_name(self.cookie_name)
             .with_always_save(self.always_save)
@@ -282,11 +301,15 @@ pub fn key_from_secret(secret: &str) -> Result<Key, SessionConfigError> {
 // ANCHOR: sqlite_store
 /// Opens (creating the file and its directory if needed) the SQLite database at
 /// `database_url`, e.g. `sqlite://data/step02.db`, and creates the sessions table.
-pub async fn open_sqlite_store(database_url: &str) -> Result<SqliteStore, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
+pub async fn open_sqlite_store(
+    database_url: &str,
+) -> Result<SqliteStore, sqlx::Error> {
+    let options =
+        SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
     // SQLite creates the file but not a missing directory.
     let directory = options.get_filename().parent();
-    if let Some(directory) = directory.filter(|dir| !dir.as_os_str().is_empty()) {
+    if let Some(directory) = directory.filter(|dir| !dir.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(directory)?;
     }
     let pool = SqlitePoolOptions::new().connect_with(options).await?;
@@ -296,7 +319,8 @@ pub async fn open_sqlite_store(database_url: &str) -> Result<SqliteStore, sqlx::
 }
 
 /// How often expired sessions are deleted from a store that does not do it by itself.
-pub const CLEANUP_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+pub const CLEANUP_PERIOD: std::time::Duration =
+    std::time::Duration::from_secs(60);
 
 /// Deletes expired sessions every [`CLEANUP_PERIOD`], in the background.
 ///
@@ -307,7 +331,9 @@ where
     S: ExpiredDeletion + Clone + 'static,
 {
     tokio::spawn(async move {
-        if let Err(error) = store.continuously_delete_expired(CLEANUP_PERIOD).await {
+        if let Err(error) =
+            store.continuously_delete_expired(CLEANUP_PERIOD).await
+        {
             tracing::error!(%error, "expired-session cleanup stopped");
         }
     })
@@ -333,12 +359,14 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/step02.db";
 impl SessionBackend {
     /// Reads `SESSION_STORE` (`sqlite`, the default, or `memory`) and `DATABASE_URL`.
     pub fn from_env() -> Result<Self, SessionConfigError> {
-        let database_url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
         match std::env::var("SESSION_STORE").as_deref() {
             Err(_) | Ok("") | Ok("sqlite") => Ok(Self::Sqlite { database_url }),
             Ok("memory") => Ok(Self::Memory),
-            Ok(other) => Err(SessionConfigError::UnknownStore(other.to_owned())),
+            Ok(other) => {
+                Err(SessionConfigError::UnknownStore(other.to_owned()))
+            }
         }
     }
 }
@@ -346,7 +374,9 @@ impl SessionBackend {
 impl fmt::Display for SessionBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Sqlite { database_url } => write!(f, "the SQLite file {database_url}"),
+            Self::Sqlite { database_url } => {
+                write!(f, "the SQLite file {database_url}")
+            }
             Self::Memory => write!(f, "memory (lost when the server stops)"),
         }
     }
@@ -479,7 +509,10 @@ impl IntoResponse for SessionError {
 
 // ANCHOR: app
 /// Builds the demo: the page and its three JSON endpoints, behind the session layer.
-pub fn app<S: SessionStore + Clone>(config: &SessionConfig, store: S) -> Router {
+pub fn app<S: SessionStore + Clone>(
+    config: &SessionConfig,
+    store: S,
+) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/session", get(show_session))

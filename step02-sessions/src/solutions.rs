@@ -15,7 +15,10 @@ use step01_http_vs_socket::now_ms;
 use time::{Duration, OffsetDateTime};
 use tower_sessions::{Expiry, Session, SessionStore};
 
-use crate::{CookieAttributes, SessionConfig, SessionError, VISITS_KEY, clear_session, page};
+use crate::{
+    CookieAttributes, SessionConfig, SessionError, VISITS_KEY, clear_session,
+    page,
+};
 
 // ANCHOR: last_visit
 /// The key under which the time of the last counted visit lives in the session.
@@ -63,7 +66,11 @@ async fn count_visit(
     session.insert(LAST_VISIT_KEY, now_ms()).await?;
     // Exercise 2: this write must not push the end of the session back. The cookie's
     // Max-Age is the configured `max_age`, so the state already holds it.
-    keep_the_first_deadline(&session, Duration::seconds(cookie.max_age_seconds)).await?;
+    keep_the_first_deadline(
+        &session,
+        Duration::seconds(cookie.max_age_seconds),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 // ANCHOR_END: count_visit
@@ -83,7 +90,8 @@ async fn keep_the_first_deadline(
     max_age: Duration,
 ) -> Result<(), tower_sessions::session::Error> {
     let deadline = match session.get::<i64>(DEADLINE_KEY).await? {
-        Some(seconds) => OffsetDateTime::UNIX_EPOCH.saturating_add(Duration::seconds(seconds)),
+        Some(seconds) => OffsetDateTime::UNIX_EPOCH
+            .saturating_add(Duration::seconds(seconds)),
         None => {
             let deadline = OffsetDateTime::now_utc() + max_age;
             session
@@ -113,12 +121,19 @@ async fn give_a_new_id(
     // has returned, and sends the new cookie.
     session.cycle_id().await?;
     // Exercise 2: a new id is a write too, and must not push the deadline back.
-    keep_the_first_deadline(&session, Duration::seconds(cookie.max_age_seconds)).await?;
+    keep_the_first_deadline(
+        &session,
+        Duration::seconds(cookie.max_age_seconds),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The crate's `app()` with the handlers above and one more route.
-pub fn app<S: SessionStore + Clone>(config: &SessionConfig, store: S) -> Router {
+pub fn app<S: SessionStore + Clone>(
+    config: &SessionConfig,
+    store: S,
+) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/session", get(show_session))

@@ -34,7 +34,8 @@ async fn spawn_app(config: &SessionConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
-    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let address =
+        format!("http://{}", listener.local_addr().expect("local address"));
     let app = under_test::app(config, MemoryStore::default());
     tokio::spawn(serve(listener, app, std::future::pending()));
     TestApp {
@@ -44,7 +45,9 @@ async fn spawn_app(config: &SessionConfig) -> TestApp {
 }
 
 fn config() -> SessionConfig {
-    SessionConfig::with_key(Key::try_from(&[7u8; 64][..]).expect("64 bytes is a valid key"))
+    SessionConfig::with_key(
+        Key::try_from(&[7u8; 64][..]).expect("64 bytes is a valid key"),
+    )
 }
 
 /// A `Set-Cookie` header, as `name=value` and the `Max-Age` it carries.
@@ -56,16 +59,19 @@ struct SetCookie {
 impl TestApp {
     /// `POST path`, sending `cookie` if there is one; returns the status and the session
     /// cookie that came back, if any.
-    async fn post(&self, path: &str, cookie: Option<&str>) -> (StatusCode, Option<SetCookie>) {
+    async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (StatusCode, Option<SetCookie>) {
         let mut request = self.client.post(format!("{}{path}", self.address));
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);
         }
         let response = request.send().await.expect("POST");
-        let set_cookie = response
-            .headers()
-            .get(SET_COOKIE)
-            .map(|value| parse_set_cookie(value.to_str().expect("ASCII header")));
+        let set_cookie = response.headers().get(SET_COOKIE).map(|value| {
+            parse_set_cookie(value.to_str().expect("ASCII header"))
+        });
         (response.status(), set_cookie)
     }
 
@@ -73,7 +79,8 @@ impl TestApp {
     async fn visit(&self, cookie: Option<&str>) -> SetCookie {
         let (status, set_cookie) = self.post("/api/visit", cookie).await;
         assert!(status.is_success(), "POST /api/visit answered {status}");
-        set_cookie.expect("POST /api/visit writes the session, so it sets the cookie")
+        set_cookie
+            .expect("POST /api/visit writes the session, so it sets the cookie")
     }
 
     /// `GET /api/session` sending exactly `cookie`, as JSON.
@@ -167,7 +174,8 @@ async fn ex2_absolute_expiry() {
     );
 
     // 6.5 s after her first write: past her deadline, however recent her last write.
-    tokio::time::sleep_until(alice_started + StdDuration::from_millis(6500)).await;
+    tokio::time::sleep_until(alice_started + StdDuration::from_millis(6500))
+        .await;
     let session = app.session(&alice_second.pair).await;
     assert_eq!(
         session["visits"], 0,

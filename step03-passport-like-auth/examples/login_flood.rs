@@ -39,9 +39,17 @@ fn parse_args() -> Result<Args, String> {
         let value = words.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--url" => args.url = value,
-            "--pid" => args.pid = value.parse().map_err(|_| "--pid: a number")?,
-            "--logins" => args.logins = value.parse().map_err(|_| "--logins: a number")?,
-            _ => return Err(format!("unknown flag {flag}: use --url, --pid, --logins")),
+            "--pid" => {
+                args.pid = value.parse().map_err(|_| "--pid: a number")?
+            }
+            "--logins" => {
+                args.logins = value.parse().map_err(|_| "--logins: a number")?
+            }
+            _ => {
+                return Err(format!(
+                    "unknown flag {flag}: use --url, --pid, --logins"
+                ));
+            }
         }
     }
     if args.pid == 0 {
@@ -52,7 +60,8 @@ fn parse_args() -> Result<Args, String> {
 
 /// The server's resident memory in MiB, from `/proc/<pid>/status`.
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default();
     let kib: f64 = status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -61,7 +70,12 @@ fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
-async fn login(client: &Client, url: &str, username: &str, password: &str) -> (StatusCode, u64) {
+async fn login(
+    client: &Client,
+    url: &str,
+    username: &str,
+    password: &str,
+) -> (StatusCode, u64) {
     let response = client
         .post(format!("{url}/login"))
         .json(&json!({ "username": username, "password": password }))
@@ -86,7 +100,8 @@ async fn legitimate_login(url: String) -> (Duration, usize, StatusCode) {
     let client = Client::new();
     let started = Instant::now();
     for attempt in 1..=20 {
-        let (status, retry_after) = login(&client, &url, "alice", "correct-horse").await;
+        let (status, retry_after) =
+            login(&client, &url, "alice", "correct-horse").await;
         let busy = [
             StatusCode::SERVICE_UNAVAILABLE,
             StatusCode::TOO_MANY_REQUESTS,
@@ -115,7 +130,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             loop {
                 let now = rss_mib(pid);
                 {
-                    let mut peak = peak.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut peak =
+                        peak.lock().unwrap_or_else(|e| e.into_inner());
                     *peak = peak.max(now);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -134,7 +150,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     _ => (format!("nobody{n}"), "whatever-pw"),
                 };
                 let sent = Instant::now();
-                let (status, _) = login(&client, &url, &username, password).await;
+                let (status, _) =
+                    login(&client, &url, &username, password).await;
                 (status, sent.elapsed())
             })
         })

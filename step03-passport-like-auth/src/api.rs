@@ -26,7 +26,10 @@ pub struct ApiError {
 
 impl ApiError {
     /// Any status, any message. The message is shown to the user: keep internals out of it.
-    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             message: message.into(),
@@ -109,7 +112,9 @@ impl From<RegisterError> for ApiError {
             RegisterError::InvalidUsername | RegisterError::WeakPassword => {
                 Self::new(StatusCode::BAD_REQUEST, error.to_string())
             }
-            RegisterError::Taken => Self::new(StatusCode::CONFLICT, error.to_string()),
+            RegisterError::Taken => {
+                Self::new(StatusCode::CONFLICT, error.to_string())
+            }
             RegisterError::Internal(error) => error.into(),
         }
     }
@@ -158,25 +163,36 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(
+        request: Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         let is_form = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+            .is_some_and(|value| {
+                value.starts_with("application/x-www-form-urlencoded")
+            });
         if is_form {
             match Form::<T>::from_request(request, state).await {
                 Ok(Form(value)) => Ok(Self(value)),
-                Err(rejection) => Err(bad_body(rejection.status(), rejection.body_text())),
+                Err(rejection) => {
+                    Err(bad_body(rejection.status(), rejection.body_text()))
+                }
             }
         } else {
             match Json::<T>::from_request(request, state).await {
                 Ok(Json(value)) => Ok(Self(value)),
-                Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "Send the body as application/json or application/x-www-form-urlencoded",
-                )),
-                Err(rejection) => Err(bad_body(rejection.status(), rejection.body_text())),
+                Err(JsonRejection::MissingJsonContentType(_)) => {
+                    Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "Send the body as application/json or application/x-www-form-urlencoded",
+                    ))
+                }
+                Err(rejection) => {
+                    Err(bad_body(rejection.status(), rejection.body_text()))
+                }
             }
         }
     }

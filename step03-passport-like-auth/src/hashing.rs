@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::password_hash::{
+    self, Output, ParamsString, PasswordHash, Salt, SaltString,
+};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -58,7 +60,11 @@ impl HashPool {
         let workers = workers.max(1);
         Self {
             inner: Arc::new(Pool {
-                hasher: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+                hasher: Argon2::new(
+                    Algorithm::Argon2id,
+                    Version::V0x13,
+                    params,
+                ),
                 admitted: Arc::new(Semaphore::new(workers + queue)),
                 running: Arc::new(Semaphore::new(workers)),
                 workspaces: Mutex::new(Vec::new()),
@@ -92,7 +98,11 @@ impl HashPool {
     }
 
     /// Checks `password` against a PHC string: `Ok(false)` for a wrong password.
-    pub async fn verify(&self, password: &str, phc_hash: &str) -> Result<bool, AuthError> {
+    pub async fn verify(
+        &self,
+        password: &str,
+        phc_hash: &str,
+    ) -> Result<bool, AuthError> {
         let (password, phc_hash) = (password.to_owned(), phc_hash.to_owned());
         self.run(move |_, workspace| workspace.verify(&password, &phc_hash))
             .await
@@ -100,7 +110,10 @@ impl HashPool {
 
     /// [`HashPool::hash`] on the current thread, outside the limits: for the one hash a
     /// server makes at startup, before there is a runtime to wait on.
-    pub fn hash_now(&self, password: &str) -> Result<String, password_hash::Error> {
+    pub fn hash_now(
+        &self,
+        password: &str,
+    ) -> Result<String, password_hash::Error> {
         Workspace::default().hash(&self.inner.hasher, password)
     }
 
@@ -110,7 +123,10 @@ impl HashPool {
     async fn run<T, F>(&self, job: F) -> Result<T, AuthError>
     where
         T: Send + 'static,
-        F: FnOnce(&Argon2<'static>, &mut Workspace) -> Result<T, password_hash::Error>,
+        F: FnOnce(
+            &Argon2<'static>,
+            &mut Workspace,
+        ) -> Result<T, password_hash::Error>,
         F: Send + 'static,
     {
         let pool = Arc::clone(&self.inner);
@@ -121,7 +137,8 @@ impl HashPool {
         // The permits move into the blocking task: if the request is dropped half-way, the
         // hash still counts against the limit until it really ends.
         let outcome = tokio::task::spawn_blocking(move || {
-            let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) = (admitted, running);
+            let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) =
+                (admitted, running);
             let mut workspace = pool.take_workspace();
             let outcome = job(&pool.hasher, &mut workspace);
             pool.return_workspace(workspace);
@@ -133,7 +150,9 @@ impl HashPool {
     // ANCHOR_END: run
 }
 
-async fn acquire(semaphore: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, AuthError> {
+async fn acquire(
+    semaphore: &Arc<Semaphore>,
+) -> Result<OwnedSemaphorePermit, AuthError> {
     // Only a closed semaphore fails, and nothing closes these.
     Arc::clone(semaphore)
         .acquire_owned()
@@ -187,7 +206,11 @@ impl Workspace {
 
     /// `Ok(false)` for a wrong password; `Err` only if `phc_hash` is not a valid PHC string.
     /// The cost comes from the string, not from today's defaults.
-    fn verify(&mut self, password: &str, phc_hash: &str) -> Result<bool, password_hash::Error> {
+    fn verify(
+        &mut self,
+        password: &str,
+        phc_hash: &str,
+    ) -> Result<bool, password_hash::Error> {
         let parsed = PasswordHash::new(phc_hash)?;
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             return Err(password_hash::Error::PhcStringField);

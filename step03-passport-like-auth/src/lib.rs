@@ -40,11 +40,16 @@ pub use limits::{
     rate_limits_enabled_from_env,
 };
 pub use middleware::{
-    CurrentUser, LOGIN_PATH, MaybeUser, passport_layer, passport_session, require_login,
+    CurrentUser, LOGIN_PATH, MaybeUser, passport_layer, passport_session,
+    require_login,
 };
-pub use passport::{AuthError, LogoutEvent, Passport, RegisterError, canonical_username};
+pub use passport::{
+    AuthError, LogoutEvent, Passport, RegisterError, canonical_username,
+};
 pub use routes::{INVALID_CREDENTIALS, auth_routes};
-pub use store::{CreateUserError, MemoryUserStore, StoreError, User, UserStore};
+pub use store::{
+    CreateUserError, MemoryUserStore, StoreError, User, UserStore,
+};
 
 // ANCHOR: app
 /// The step's demo: the auth routes, a login page and a protected page.
@@ -95,7 +100,9 @@ pub const DEMO_USERNAMES: [&str; 2] = ["alice", "bob"];
 
 /// Creates the demo users, all with [`DEMO_PASSWORD`]. Users that already exist are left
 /// alone, so seeding a store that persists (step05) is harmless.
-pub async fn seed_demo_users<U: UserStore>(passport: &Passport<U>) -> Result<(), RegisterError> {
+pub async fn seed_demo_users<U: UserStore>(
+    passport: &Passport<U>,
+) -> Result<(), RegisterError> {
     for username in DEMO_USERNAMES {
         match passport.register(username, DEMO_PASSWORD).await {
             Ok(_) | Err(RegisterError::Taken) => {}

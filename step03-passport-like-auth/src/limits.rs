@@ -114,7 +114,8 @@ impl AuthLimits {
                  For load tests only; never on a public server."
             );
         }
-        let hash_workers = number("ARGON2_WORKERS", default.hash_workers)?.max(1);
+        let hash_workers =
+            number("ARGON2_WORKERS", default.hash_workers)?.max(1);
         Ok(Self {
             enabled,
             login_per_address_per_minute: number(
@@ -125,7 +126,10 @@ impl AuthLimits {
                 "LOGIN_FAILURES_PER_USERNAME",
                 default.login_failures_per_username,
             )?,
-            login_failure_delay: Duration::from_secs(number("LOGIN_FAILURE_DELAY_SECS", 60)?),
+            login_failure_delay: Duration::from_secs(number(
+                "LOGIN_FAILURE_DELAY_SECS",
+                60,
+            )?),
             registrations_per_address_per_hour: number(
                 "REGISTRATIONS_PER_ADDRESS",
                 default.registrations_per_address_per_hour,
@@ -137,7 +141,10 @@ impl AuthLimits {
     }
 }
 
-fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, LimitsError> {
+fn number<T: std::str::FromStr>(
+    name: &'static str,
+    default: T,
+) -> Result<T, LimitsError> {
     match std::env::var(name) {
         Ok(value) => value.trim().parse().map_err(|_| LimitsError {
             name,
@@ -257,7 +264,8 @@ impl AuthThrottle {
             tidy_above: AtomicUsize::new(TIDY_AT_LEAST),
             failure_quota: per(
                 limits.login_failures_per_username,
-                limits.login_failure_delay * limits.login_failures_per_username.max(1),
+                limits.login_failure_delay
+                    * limits.login_failures_per_username.max(1),
             ),
             limits,
         }
@@ -277,7 +285,11 @@ impl AuthThrottle {
     /// Counts the attempt against the username too; [`AuthThrottle::login_succeeded`] takes
     /// it back. So only failures in a row add up, and an account that many people share
     /// (a classroom's demo user) is never slowed down by its successful logins.
-    pub fn login_attempt(&self, address: IpAddr, username: &str) -> Result<(), ApiError> {
+    pub fn login_attempt(
+        &self,
+        address: IpAddr,
+        username: &str,
+    ) -> Result<(), ApiError> {
         if !self.limits.enabled {
             return Ok(());
         }
@@ -289,10 +301,12 @@ impl AuthThrottle {
         let failures = self
             .failures_by_username
             .entry(username_key(username))
-            .or_insert_with(|| DefaultDirectRateLimiter::direct(self.failure_quota));
-        failures
-            .check()
-            .map_err(|wait| too_many(wait.wait_time_from(failures.clock().now())))
+            .or_insert_with(|| {
+                DefaultDirectRateLimiter::direct(self.failure_quota)
+            });
+        failures.check().map_err(|wait| {
+            too_many(wait.wait_time_from(failures.clock().now()))
+        })
     }
 
     /// The password was right: this username starts again with a full budget.
@@ -301,7 +315,10 @@ impl AuthThrottle {
     }
 
     /// Before creating an account: may `address` register one more?
-    pub fn registration_attempt(&self, address: IpAddr) -> Result<(), ApiError> {
+    pub fn registration_attempt(
+        &self,
+        address: IpAddr,
+    ) -> Result<(), ApiError> {
         if !self.limits.enabled {
             return Ok(());
         }
@@ -386,7 +403,8 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_only_its_last_hop() {
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_only_its_last_hop()
+     {
         let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
         let peer = Some(proxy);
         let spoofed = headers("6.6.6.6, 203.0.113.7");
@@ -423,7 +441,8 @@ mod tests {
         for _ in 0..5 {
             assert!(throttle.login_attempt(address, "Alice").is_ok());
         }
-        let refused = throttle.login_attempt(address, "alice").expect_err("6th");
+        let refused =
+            throttle.login_attempt(address, "alice").expect_err("6th");
         assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(
             throttle.login_attempt(address, "bob").is_ok(),

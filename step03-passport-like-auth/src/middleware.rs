@@ -80,8 +80,12 @@ pub fn passport_layer<U: UserStore>(
     passport: Passport<U>,
 ) -> impl Layer<
     Route,
-    Service: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
-                 + Clone
+    Service: Service<
+        Request,
+        Response = Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
                  + Send
                  + Sync
                  + 'static,
@@ -112,7 +116,10 @@ fn logged_in_user(extensions: &Extensions) -> Result<Option<&User>, ApiError> {
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
         match logged_in_user(&parts.extensions)? {
             Some(user) => Ok(CurrentUser(user.clone())),
             None => Err(ApiError::unauthorized()),
@@ -123,7 +130,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
         // A missing middleware is logged by `logged_in_user`; here it just means "nobody".
         let user = logged_in_user(&parts.extensions).ok().flatten().cloned();
         Ok(MaybeUser(user))

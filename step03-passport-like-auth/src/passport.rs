@@ -77,7 +77,8 @@ impl<U: UserStore> Passport<U> {
     /// [`Passport::with_limits`].
     pub fn with_hasher_params(users: U, params: Params) -> Self {
         let limits = AuthLimits::default();
-        let hashes = HashPool::new(params, limits.hash_workers, limits.hash_queue);
+        let hashes =
+            HashPool::new(params, limits.hash_workers, limits.hash_queue);
         let dummy_hash = hashes
             .hash_now("not the password of anyone")
             // Only bad parameters make hashing fail, and `Params` were checked when built.
@@ -98,7 +99,10 @@ impl<U: UserStore> Passport<U> {
 
     /// Registers a hook that [`Passport::logout`] runs before it destroys the session.
     /// Step04 uses one to disconnect the sockets that were opened with that session.
-    pub fn on_logout(mut self, hook: impl Fn(&LogoutEvent) + Send + Sync + 'static) -> Self {
+    pub fn on_logout(
+        mut self,
+        hook: impl Fn(&LogoutEvent) + Send + Sync + 'static,
+    ) -> Self {
         self.logout_hooks.push(Arc::new(hook));
         self
     }
@@ -110,7 +114,8 @@ impl<U: UserStore> Passport<U> {
     /// The same passport with other throttles and Argon2 bounds, typically
     /// `AuthLimits::from_env()?`. Call it before the server starts: the counters start empty.
     pub fn with_limits(mut self, limits: AuthLimits) -> Self {
-        self.hashes = self.hashes.resized(limits.hash_workers, limits.hash_queue);
+        self.hashes =
+            self.hashes.resized(limits.hash_workers, limits.hash_queue);
         self.throttle = Arc::new(AuthThrottle::new(limits));
         self
     }
@@ -159,7 +164,11 @@ impl<U: UserStore> Passport<U> {
 
     // ANCHOR: login
     /// `req.login(user)`: makes `session` belong to `user`.
-    pub async fn login(&self, session: &Session, user: &User) -> Result<(), AuthError> {
+    pub async fn login(
+        &self,
+        session: &Session,
+        user: &User,
+    ) -> Result<(), AuthError> {
         // Whoever was logged in on this session before is logged out everywhere first:
         // step04's hook closes the sockets opened with the old id, which is about to vanish.
         let before = self.deserialize(session).await?;
@@ -188,14 +197,21 @@ impl<U: UserStore> Passport<U> {
     ///
     /// A session whose user no longer exists is "not logged in" (and forgets the id), not an
     /// error: deleting an account must not turn its open sessions into 500 pages.
-    pub async fn deserialize(&self, session: &Session) -> Result<Option<User>, AuthError> {
-        let Some(user_id) = session.get::<i64>(SESSION_USER_ID_KEY).await? else {
+    pub async fn deserialize(
+        &self,
+        session: &Session,
+    ) -> Result<Option<User>, AuthError> {
+        let Some(user_id) = session.get::<i64>(SESSION_USER_ID_KEY).await?
+        else {
             return Ok(None);
         };
         match self.users.find_by_id(user_id).await? {
             Some(user) => Ok(Some(user)),
             None => {
-                tracing::info!(user_id, "session belongs to a deleted user; logging it out");
+                tracing::info!(
+                    user_id,
+                    "session belongs to a deleted user; logging it out"
+                );
                 session.remove::<i64>(SESSION_USER_ID_KEY).await?;
                 Ok(None)
             }
@@ -234,7 +250,11 @@ impl<U: UserStore> Passport<U> {
     // ANCHOR: register
     /// Creates an account: checks the input, hashes the password, stores the user. It does
     /// not log the user in; the `/register` route does that with [`Passport::login`].
-    pub async fn register(&self, username: &str, password: &str) -> Result<User, RegisterError> {
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<User, RegisterError> {
         // The canonical form is what is stored, shown and compared: `ALICE` and the
         // fullwidth `ａｌｉｃｅ` are both `alice`, and so taken if she exists.
         let username = canonical_username(username);
@@ -244,7 +264,9 @@ impl<U: UserStore> Passport<U> {
         match self.users.create(&username, &hash).await {
             Ok(user) => Ok(user),
             Err(CreateUserError::Taken) => Err(RegisterError::Taken),
-            Err(CreateUserError::Store(error)) => Err(AuthError::from(error).into()),
+            Err(CreateUserError::Store(error)) => {
+                Err(AuthError::from(error).into())
+            }
         }
     }
     // ANCHOR_END: register
@@ -260,8 +282,12 @@ pub fn canonical_username(username: &str) -> String {
 /// After [`canonical_username`]: 3 to 32 of `a-z 0-9 _ -`. ASCII only, so no Cyrillic `а`
 /// can pass for a Latin `a`; lower case only, so no `I` can pass for an `l`.
 fn validate_username(username: &str) -> Result<(), RegisterError> {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
-    if USERNAME_CHARS.contains(&username.chars().count()) && username.chars().all(allowed) {
+    let allowed = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+    };
+    if USERNAME_CHARS.contains(&username.chars().count())
+        && username.chars().all(allowed)
+    {
         Ok(())
     } else {
         Err(RegisterError::InvalidUsername)
@@ -316,7 +342,9 @@ pub enum AuthError {
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     /// The username breaks the rules: 3 to 32 of `a-z 0-9 _ -` (after NFKC and lower case).
-    #[error("Username must be 3 to 32 characters long and use only letters, digits, _ and -")]
+    #[error(
+        "Username must be 3 to 32 characters long and use only letters, digits, _ and -"
+    )]
     InvalidUsername,
     /// The password is too short.
     #[error("Password must be at least {} characters long", MIN_PASSWORD_CHARS)]
@@ -336,7 +364,9 @@ mod tests {
 
     #[test]
     fn usernames_follow_the_documented_rules() {
-        for good in ["abc", "alice", "Bob_the-2nd", "ａｌｉｃｅ", &"x".repeat(32)] {
+        for good in
+            ["abc", "alice", "Bob_the-2nd", "ａｌｉｃｅ", &"x".repeat(32)]
+        {
             assert!(
                 validate_username(&canonical_username(good)).is_ok(),
                 "{good:?} should be allowed"

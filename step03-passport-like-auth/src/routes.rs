@@ -48,7 +48,9 @@ async fn login<U: UserStore>(
         .await?
         // Same status, same body for an unknown user and a wrong password: the answer must
         // not tell an attacker which usernames exist.
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS))?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS)
+        })?;
     passport.throttle().login_succeeded(username);
     passport.login(&session, &user).await?;
     tracing::info!(user.id, user.username, "logged in");
@@ -99,7 +101,10 @@ mod send_checks {
     use super::*;
 
     // ANCHOR: is_send
-    fn logout_future_is_send<U: UserStore>(passport: Passport<U>, session: Session) {
+    fn logout_future_is_send<U: UserStore>(
+        passport: Passport<U>,
+        session: Session,
+    ) {
         fn is_send<T: Send>(_: T) {}
         is_send(logout(State(passport), session));
     }

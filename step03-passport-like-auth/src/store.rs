@@ -42,7 +42,10 @@ pub struct User {
 pub trait UserStore: Clone + Send + Sync + 'static {
     /// The user with this id, if it (still) exists. Used on every request by
     /// [`crate::Passport::deserialize`].
-    fn find_by_id(&self, id: i64) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+    fn find_by_id(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 
     /// The user with this name together with their password hash (a PHC string), for the
     /// login strategy only.
@@ -69,7 +72,9 @@ pub struct StoreError(Box<dyn std::error::Error + Send + Sync>);
 
 impl StoreError {
     /// Wraps whatever error the backing store produced (a `sqlx::Error`, say).
-    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn new(
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         Self(error.into())
     }
 }
@@ -144,11 +149,18 @@ impl UserStore for MemoryUserStore {
         Ok(self.read().by_id.get(&id).map(|(user, _)| user.clone()))
     }
 
-    async fn find_credentials(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+    async fn find_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
         Ok(self.read().find_by_name(username).cloned())
     }
 
-    async fn create(&self, username: &str, password_hash: &str) -> Result<User, CreateUserError> {
+    async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<User, CreateUserError> {
         // Check and insert under one write lock, so two registrations of the same name cannot
         // both pass the check.
         let mut users = self.write();

@@ -34,7 +34,8 @@ async fn spawn_app() -> TestApp {
     let passport = Passport::with_hasher_params(MemoryUserStore::new(), params)
         .with_limits(AuthLimits::disabled());
     seed_demo_users(&passport).await.expect("seed demo users");
-    let session_layer = SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
+    let session_layer =
+        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
@@ -140,7 +141,8 @@ async fn ex2_remember_me() {
 
     // Not ticked, or not sent at all: a browser-session cookie, without Max-Age or Expires.
     for remember in [json!(false), Value::Null] {
-        let mut body = json!({ "username": "alice", "password": DEMO_PASSWORD });
+        let mut body =
+            json!({ "username": "alice", "password": DEMO_PASSWORD });
         if !remember.is_null() {
             body["remember"] = remember.clone();
         }
@@ -188,7 +190,9 @@ async fn ex2_remember_me() {
         let set_cookie = session_set_cookie(&response);
         let max_age: i64 = cookie_attribute(&set_cookie, "Max-Age")
             .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("{how}: \"Remember me\" needs a Max-Age: {set_cookie}"));
+            .unwrap_or_else(|| {
+                panic!("{how}: \"Remember me\" needs a Max-Age: {set_cookie}")
+            });
         assert!(
             (thirty_days - 60..=thirty_days).contains(&max_age),
             "{how}: \"Remember me\" should last 30 days: {set_cookie}"
@@ -297,9 +301,12 @@ async fn ex4_back_to_the_page_you_came_from() {
         ("https://evil.example", "https%3A%2F%2Fevil.example"),
         ("/\\evil.example", "%2F%5Cevil.example"),
     ] {
-        println!("Logging in with next={foreign} must lead to /private, not to evil.example.");
+        println!(
+            "Logging in with next={foreign} must lead to /private, not to evil.example."
+        );
         let private_page = json!({ "waitText": "#username", "text": "alice" });
-        let report = testkit::browser_run(log_in_from(encoded, private_page)).await;
+        let report =
+            testkit::browser_run(log_in_from(encoded, private_page)).await;
         assert_eq!(report["errors"], json!([]), "page errors: {report}");
     }
 }

@@ -16,7 +16,9 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use step03_passport_like_auth::{ApiError, CurrentUser, Passport, UserStore, passport_session};
+use step03_passport_like_auth::{
+    ApiError, CurrentUser, Passport, UserStore, passport_session,
+};
 use tower_sessions::Session;
 
 /// Where the Socket.IO layer answers (socketioxide's default path).

@@ -39,14 +39,20 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{
-    AuthLimits, MemoryUserStore, Passport, User, UserStore, auth_routes, seed_demo_users,
+    AuthLimits, MemoryUserStore, Passport, User, UserStore, auth_routes,
+    seed_demo_users,
 };
 use tower_sessions::{MemoryStore, SessionStore};
 
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use limits::{LimitsError, SocketLimits};
-pub use live_sessions::{disconnect_on_logout, session_room, user_room, watch_session};
-pub use origin::{AllowedOrigins, ForbiddenOrigin, check_origin, check_request_origin, cors_layer};
+pub use live_sessions::{
+    disconnect_on_logout, session_room, user_room, watch_session,
+};
+pub use origin::{
+    AllowedOrigins, ForbiddenOrigin, check_origin, check_request_origin,
+    cors_layer,
+};
 pub use socket_auth::{SocketSession, Unauthorized, authenticate_socket};
 
 /// How often a live socket re-reads its session from the store, unless told otherwise: the
@@ -105,7 +111,8 @@ pub fn in_memory_stores() -> (Passport<MemoryUserStore>, MemoryStore) {
 /// The stores `cargo run` starts with: [`in_memory_stores`], with step 3's
 /// throttles and Argon2 bound read from the environment (`RATE_LIMITS`,
 /// `LOGIN_ATTEMPTS_PER_ADDRESS`...) and the demo users alice and bob.
-pub async fn demo_stores() -> Result<(Passport<MemoryUserStore>, MemoryStore), Box<dyn Error>> {
+pub async fn demo_stores()
+-> Result<(Passport<MemoryUserStore>, MemoryStore), Box<dyn Error>> {
     let (passport, store) = in_memory_stores();
     let passport = passport.with_limits(AuthLimits::from_env()?);
     seed_demo_users(&passport).await?;
@@ -157,7 +164,14 @@ where
     let passport = passport.on_logout(disconnect_on_logout(io));
 
     let routes = http_routes(passport.clone());
-    with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
+    with_session_layers(
+        routes,
+        socket_layer,
+        passport,
+        sessions,
+        store,
+        &settings,
+    )
 }
 // ANCHOR_END: app
 

@@ -89,7 +89,10 @@ impl SocketLimits {
 }
 
 /// A setting that must be a whole number above zero.
-fn positive_env(name: &'static str, default: usize) -> Result<usize, LimitsError> {
+fn positive_env(
+    name: &'static str,
+    default: usize,
+) -> Result<usize, LimitsError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(value) if value.trim().is_empty() => Ok(default),

@@ -47,7 +47,9 @@ pub fn disconnect_on_logout<A: Adapter>(
         };
         let io = io.clone();
         tokio::spawn(async move {
-            if let Err(error) = io.to(session_room(session_id)).disconnect().await {
+            if let Err(error) =
+                io.to(session_room(session_id)).disconnect().await
+            {
                 tracing::error!(%error, "could not disconnect the sockets of a closed session");
             }
         });
@@ -63,7 +65,9 @@ pub fn watch_session<A: Adapter>(
     store: Arc<dyn SessionStore>,
     every: Duration,
 ) {
-    let Some(SocketSession(session_id)) = socket.extensions.get::<SocketSession>() else {
+    let Some(SocketSession(session_id)) =
+        socket.extensions.get::<SocketSession>()
+    else {
         return; // not an authenticated socket: nothing to watch
     };
     tokio::spawn(async move {
@@ -80,7 +84,9 @@ pub fn watch_session<A: Adapter>(
                     break;
                 }
                 // A store hiccup is not proof that the session is gone: keep the socket, retry.
-                Err(error) => tracing::warn!(%error, "could not re-check a socket's session"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not re-check a socket's session")
+                }
             }
         }
     });

@@ -67,7 +67,9 @@ impl AllowedOrigins {
     pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
         self.origins.iter().any(|allowed| allowed == origin)
             || (self.same_host
-                && host.is_some_and(|host| origin.strip_prefix("http://") == Some(host)))
+                && host.is_some_and(|host| {
+                    origin.strip_prefix("http://") == Some(host)
+                }))
     }
 
     /// The listed origins, for logs and for the CORS layer.
@@ -184,7 +186,8 @@ mod tests {
 
     #[test]
     fn own_origins_and_extra_ones_are_allowed_exactly() {
-        let allowed = AllowedOrigins::for_port(3000, Some(" https://chat.example/ ,,"));
+        let allowed =
+            AllowedOrigins::for_port(3000, Some(" https://chat.example/ ,,"));
         assert!(allowed.allows("http://localhost:3000", None));
         assert!(allowed.allows("http://127.0.0.1:3000", None));
         assert!(allowed.allows("https://chat.example", None));
@@ -200,7 +203,9 @@ mod tests {
         let host = Some("192.168.1.20:3000");
         assert!(classroom.allows("http://192.168.1.20:3000", host));
         assert!(!classroom.allows("http://evil.example", host));
-        assert!(!classroom.allows("http://192.168.1.20:3000", Some("other:3000")));
+        assert!(
+            !classroom.allows("http://192.168.1.20:3000", Some("other:3000"))
+        );
         // Off unless asked for.
         let local = AllowedOrigins::for_port(3000, None);
         assert!(!local.allows("http://192.168.1.20:3000", host));

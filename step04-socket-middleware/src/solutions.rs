@@ -76,8 +76,13 @@ fn open_tabs(io: &SocketIo, user: &User) -> usize {
 // ANCHOR: recheck_on_event
 /// Re-reads the socket's session from the store, as `watch_session` does on its timer. If it
 /// is gone, tells the client and disconnects the socket, and the caller must stop there.
-async fn session_still_alive(socket: &SocketRef, store: &Arc<dyn SessionStore>) -> bool {
-    let Some(SocketSession(session_id)) = socket.extensions.get::<SocketSession>() else {
+async fn session_still_alive(
+    socket: &SocketRef,
+    store: &Arc<dyn SessionStore>,
+) -> bool {
+    let Some(SocketSession(session_id)) =
+        socket.extensions.get::<SocketSession>()
+    else {
         return false; // not an authenticated socket: never answer it
     };
     match store.load(&session_id).await {
@@ -154,5 +159,12 @@ where
 
     let passport = passport.on_logout(disconnect_on_logout(io));
     let routes = http_routes(passport.clone());
-    with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
+    with_session_layers(
+        routes,
+        socket_layer,
+        passport,
+        sessions,
+        store,
+        &settings,
+    )
 }

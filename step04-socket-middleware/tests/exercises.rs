@@ -34,7 +34,10 @@ struct TestApp {
 }
 
 /// The app under test with the users alice, bob and mallory.
-async fn spawn_app(max_age: time::Duration, session_recheck: Duration) -> TestApp {
+async fn spawn_app(
+    max_age: time::Duration,
+    session_recheck: Duration,
+) -> TestApp {
     let passport = Passport::new(MemoryUserStore::default());
     for name in ["alice", "bob", "mallory"] {
         passport
@@ -104,7 +107,9 @@ async fn whoami(socket: &JsSocket) -> Value {
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex1_recheck_interval() {
     // The session runs out in the store 3 seconds after the login; nobody logs out.
-    let app = spawn_app(time::Duration::seconds(3), under_test::SESSION_RECHECK).await;
+    let app =
+        spawn_app(time::Duration::seconds(3), under_test::SESSION_RECHECK)
+            .await;
     let cookie = app.login("alice").await;
     let socket = app.socket(Some(&cookie)).await;
     socket.expect_connect().await;

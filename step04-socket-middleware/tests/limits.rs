@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
-use step04_socket_middleware::{AllowedOrigins, SocketSettings, app, in_memory_stores};
+use step04_socket_middleware::{
+    AllowedOrigins, SocketSettings, app, in_memory_stores,
+};
 use testkit::{JsClient, JsSocket, session_cookie};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -41,13 +43,18 @@ struct TestApp {
 }
 
 /// Step 4's app over `store`, with alice registered, signing cookies with `key`.
-async fn spawn_app_with<S>(passport: Passport<MemoryUserStore>, store: S, key: &Key) -> TestApp
+async fn spawn_app_with<S>(
+    passport: Passport<MemoryUserStore>,
+    store: S,
+    key: &Key,
+) -> TestApp
 where
     S: SessionStore + Clone,
 {
     let sessions = SessionConfig::with_key(key.clone());
     let address = testkit::spawn_server(|listener, address| {
-        let settings = SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
+        let settings =
+            SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
         let router = app(passport, &sessions, store, settings);
         serve(listener, router, std::future::pending())
     })
@@ -112,7 +119,12 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn socket(&self, js: &JsClient, cookie: &str, transports: Value) -> JsSocket {
+    async fn socket(
+        &self,
+        js: &JsClient,
+        cookie: &str,
+        transports: Value,
+    ) -> JsSocket {
         let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
         js.connect(&self.url("/"), opts).await
     }
@@ -120,7 +132,8 @@ impl TestApp {
 
 /// This process's resident memory, in bytes (Linux).
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let status = std::fs::read_to_string("/proc/self/status")
+        .expect("read /proc/self/status");
     let line = status
         .lines()
         .find(|line| line.starts_with("VmRSS:"))
@@ -148,7 +161,8 @@ async fn handshakes(
                 request = request.header(*name, *value);
             }
             async move {
-                let response = request.send().await.expect("a handshake request");
+                let response =
+                    request.send().await.expect("a handshake request");
                 response.status().as_u16()
             }
         })
@@ -172,7 +186,8 @@ async fn ten_thousand_anonymous_handshakes_are_refused_and_cost_no_memory() {
 
     let before = rss_bytes();
     let anonymous = handshakes(&app, 10_000, &[]).await;
-    let foreign = handshakes(&app, 1_000, &[("cookie", &cookie), ("origin", EVIL)]).await;
+    let foreign =
+        handshakes(&app, 1_000, &[("cookie", &cookie), ("origin", EVIL)]).await;
     let after = rss_bytes();
 
     eprintln!(
@@ -197,7 +212,8 @@ async fn ten_thousand_anonymous_handshakes_are_refused_and_cost_no_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_over_the_limit_closes_the_connection_and_is_never_buffered() {
+async fn a_message_over_the_limit_closes_the_connection_and_is_never_buffered()
+{
     let _turn = SERIAL.lock().await;
     let app = spawn_app(MemoryStore::default()).await;
     let cookie = app.login("alice").await;
@@ -254,7 +270,8 @@ async fn raw_websocket(
     app: &TestApp,
     cookie: Option<&str>,
 ) -> Result<RawSocket, tungstenite::Error> {
-    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
+    let url =
+        format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
     let mut request = url.into_client_request()?;
     if let Some(cookie) = cookie {
         let cookie = cookie.parse().expect("an ASCII cookie");
@@ -290,7 +307,9 @@ async fn a_websocket_without_a_login_is_refused_at_the_http_upgrade() {
     let _turn = SERIAL.lock().await;
     let app = spawn_app(MemoryStore::default()).await;
     match raw_websocket(&app, None).await {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
         other => panic!("expected a 401 to the upgrade, got {other:?}"),
     }
 }
@@ -397,7 +416,8 @@ impl SessionStore for CountingStore {
 }
 
 #[tokio::test]
-async fn requests_of_an_admitted_polling_connection_do_not_read_the_session_store() {
+async fn requests_of_an_admitted_polling_connection_do_not_read_the_session_store()
+ {
     let _turn = SERIAL.lock().await;
     let store = CountingStore::default();
     let app = spawn_app(store.clone()).await;

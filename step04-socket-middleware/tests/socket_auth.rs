@@ -9,7 +9,8 @@ use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::{
-    AllowedOrigins, SocketSettings, app, around_sockets, authenticate_socket, check_origin,
+    AllowedOrigins, SocketSettings, app, around_sockets, authenticate_socket,
+    check_origin,
 };
 use testkit::{JsClient, JsSocket};
 use tower_sessions::MemoryStore;
@@ -50,9 +51,11 @@ async fn spawn_app_with(options: Options) -> TestApp {
             .await
             .expect("register a test user");
     }
-    let sessions = SessionConfig::with_key(Key::generate()).max_age(options.max_age);
+    let sessions =
+        SessionConfig::with_key(Key::generate()).max_age(options.max_age);
     let address = testkit::spawn_server(|listener, address| {
-        let origins = AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END));
+        let origins =
+            AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END));
         let settings = SocketSettings {
             session_recheck: options.session_recheck,
             ..SocketSettings::new(origins)
@@ -85,7 +88,12 @@ impl TestApp {
     }
 
     /// Opens a socket with the official JS client; `extra` is merged into `io(url, opts)`.
-    async fn socket(&self, cookie: Option<&str>, origin: Option<&str>, extra: Value) -> JsSocket {
+    async fn socket(
+        &self,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        extra: Value,
+    ) -> JsSocket {
         let mut headers = serde_json::Map::new();
         if let Some(cookie) = cookie {
             headers.insert("cookie".into(), json!(cookie));
@@ -94,7 +102,9 @@ impl TestApp {
             headers.insert("origin".into(), json!(origin));
         }
         let mut opts = json!({ "extraHeaders": headers });
-        if let (Some(opts), Some(extra)) = (opts.as_object_mut(), extra.as_object()) {
+        if let (Some(opts), Some(extra)) =
+            (opts.as_object_mut(), extra.as_object())
+        {
             opts.extend(extra.clone());
         }
         self.js.connect(&self.url("/"), opts).await
@@ -109,7 +119,11 @@ const REFUSED_OVER_WEBSOCKET: &str = "websocket error";
 impl TestApp {
     /// The answer to an Engine.IO handshake (`GET /socket.io/?EIO=4&transport=polling`) with
     /// these headers: its status and its JSON body.
-    async fn handshake_refusal(&self, cookie: Option<&str>, origin: Option<&str>) -> (u16, Value) {
+    async fn handshake_refusal(
+        &self,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .get(self.url("/socket.io/?EIO=4&transport=polling"));
@@ -147,19 +161,22 @@ async fn admitted(_socket: socketioxide::extract::SocketRef) {}
 /// `require_login_to_connect` (as if someone forgot it, or put it in the wrong place), an
 /// anonymous socket still gets `connect_error` with the server's own words.
 #[tokio::test]
-async fn without_the_http_check_the_connect_middleware_still_says_unauthorized() {
+async fn without_the_http_check_the_connect_middleware_still_says_unauthorized()
+{
     use socketioxide::handler::ConnectHandler;
     let passport = Passport::new(MemoryUserStore::default());
     let sessions = SessionConfig::with_key(Key::generate());
     let address = testkit::spawn_server(|listener, address| {
-        let settings = SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
+        let settings =
+            SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
         let (socket_layer, io) = socketioxide::SocketIo::builder()
             .with_state(settings.allowed_origins.clone())
             .build_layer();
         io.ns("/", admitted.with(authenticate_socket).with(check_origin));
         let routes = axum::Router::new().layer(socket_layer);
         let store = MemoryStore::default();
-        let router = around_sockets(routes, passport, &sessions, store, &settings);
+        let router =
+            around_sockets(routes, passport, &sessions, store, &settings);
         serve(listener, router, std::future::pending())
     })
     .await;
@@ -234,7 +251,8 @@ async fn a_logged_in_user_connects_over_websocket_only() {
 
 #[tokio::test]
 async fn a_logged_in_user_connects_over_polling_then_upgrades() {
-    let (transport, upgrade) = alice_connects_with(json!(["polling", "websocket"])).await;
+    let (transport, upgrade) =
+        alice_connects_with(json!(["polling", "websocket"])).await;
     assert_eq!(transport, "polling");
     assert_eq!(upgrade.as_deref(), Some("websocket"));
 }
@@ -391,7 +409,13 @@ async fn no_event_emitted_on_connect_is_lost() {
         let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
         let (acked, failures) = app
             .js
-            .connect_and_emit_many(&app.url("/"), opts, 200, "whoami", json!([]))
+            .connect_and_emit_many(
+                &app.url("/"),
+                opts,
+                200,
+                "whoami",
+                json!([]),
+            )
             .await;
         assert_eq!(acked, 200, "{transports}: failures: {failures}");
     }

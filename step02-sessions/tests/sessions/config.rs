@@ -5,7 +5,8 @@ use step02_sessions::{SessionConfig, SessionConfigError, key_from_secret};
 use tower_sessions::cookie::{Cookie, CookieJar, Key, SameSite};
 
 /// 64 hex digits: 32 bytes, the shortest hex secret accepted.
-const GOOD_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const GOOD_SECRET: &str =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// What `openssl rand -hex 64` prints: 128 hex digits.
 const HEX_SECRET: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\
@@ -22,7 +23,8 @@ fn signed_cookie(key: &Key) -> String {
 }
 
 fn key(secret: &str) -> Key {
-    key_from_secret(secret).unwrap_or_else(|error| panic!("{secret:?} refused: {error}"))
+    key_from_secret(secret)
+        .unwrap_or_else(|error| panic!("{secret:?} refused: {error}"))
 }
 
 #[test]
@@ -46,9 +48,14 @@ fn hex_and_text_secrets_are_refused_when_short() {
     for short in [&GOOD_SECRET[..62], &BASE64_SECRET[..42]] {
         match key_from_secret(short) {
             Err(error @ SessionConfigError::SecretTooShort { .. }) => {
-                assert!(error.to_string().contains("SESSION_SECRET"), "{error}");
+                assert!(
+                    error.to_string().contains("SESSION_SECRET"),
+                    "{error}"
+                );
             }
-            other => panic!("{short:?}: expected SecretTooShort, got {other:?}"),
+            other => {
+                panic!("{short:?}: expected SecretTooShort, got {other:?}")
+            }
         }
     }
 }
@@ -103,23 +110,28 @@ fn every_byte_of_the_secret_counts() {
 
 #[test]
 fn a_valid_secret_gives_the_same_key_every_time() {
-    let first = SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
-    let second = SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
+    let first =
+        SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
+    let second =
+        SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
 
     assert_eq!(first.key, second.key);
 }
 
 #[test]
 fn an_unset_secret_gives_a_new_random_key_each_time() {
-    let first = SessionConfig::from_settings(None, None).expect("runs without a secret");
-    let second = SessionConfig::from_settings(Some(""), None).expect("empty counts as unset");
+    let first = SessionConfig::from_settings(None, None)
+        .expect("runs without a secret");
+    let second = SessionConfig::from_settings(Some(""), None)
+        .expect("empty counts as unset");
 
     assert_ne!(first.key, second.key);
 }
 
 #[test]
 fn the_defaults_are_thirty_days_lax_http_only_and_not_secure() {
-    let config = SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
+    let config =
+        SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
 
     assert_eq!(config.max_age, time::Duration::days(30));
     assert_eq!(config.same_site, SameSite::Lax);
@@ -130,7 +142,8 @@ fn the_defaults_are_thirty_days_lax_http_only_and_not_secure() {
 
 #[test]
 fn cookie_secure_accepts_true_and_false_and_rejects_typos() {
-    let secure = |value| SessionConfig::from_settings(Some(GOOD_SECRET), Some(value));
+    let secure =
+        |value| SessionConfig::from_settings(Some(GOOD_SECRET), Some(value));
 
     assert!(secure("true").expect("true").secure);
     assert!(secure("1").expect("1").secure);

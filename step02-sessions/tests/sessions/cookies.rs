@@ -77,7 +77,8 @@ async fn writing_the_session_sets_a_signed_http_only_lax_cookie() {
 
 #[tokio::test]
 async fn a_secure_config_marks_the_cookie_secure() {
-    let app = spawn_app(&test_config().secure(true), MemoryStore::default()).await;
+    let app =
+        spawn_app(&test_config().secure(true), MemoryStore::default()).await;
 
     let response = app
         .raw
@@ -182,7 +183,8 @@ async fn a_cookie_signed_with_another_key_is_ignored() {
     // Two servers sharing one store but not one key: the mistake of two different secrets.
     let store = MemoryStore::default();
     let issuer = spawn_app(&test_config(), store.clone()).await;
-    let other = spawn_app(&SessionConfig::with_key(Key::generate()), store).await;
+    let other =
+        spawn_app(&SessionConfig::with_key(Key::generate()), store).await;
     let cookie = issuer.new_session_cookie().await;
 
     let session = other.session_with_cookie(&cookie).await;

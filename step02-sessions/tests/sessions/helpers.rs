@@ -37,7 +37,8 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
-    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let address =
+        format!("http://{}", listener.local_addr().expect("local address"));
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(step01_http_vs_socket::serve(
         listener,
@@ -124,7 +125,9 @@ impl TestApp {
         }
         drop(self.browser);
         drop(self.raw);
-        let stopped = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
+        let stopped =
+            tokio::time::timeout(Duration::from_secs(10), &mut self.server)
+                .await;
         match stopped {
             Ok(result) => result.expect("server task").expect("server ran"),
             Err(_) => self.server.abort(),

@@ -74,7 +74,11 @@ async fn start(client: &reqwest::Client, address: &str, path: &str) -> String {
 }
 
 /// `GET /activity` with `cookie`: its JSON, and its `Set-Cookie` headers.
-async fn activity(client: &reqwest::Client, address: &str, cookie: &str) -> (Value, Vec<String>) {
+async fn activity(
+    client: &reqwest::Client,
+    address: &str,
+    cookie: &str,
+) -> (Value, Vec<String>) {
     let response = client
         .get(format!("{address}/activity"))
         .header(COOKIE, cookie)

@@ -46,7 +46,9 @@ pub struct LoginForm {
 
 /// A checkbox as `fetch` sends it in JSON (`true` or `false`) or as an HTML form sends it
 /// (`remember=on`).
-fn checkbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+fn checkbox<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<bool, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Checkbox {
@@ -63,7 +65,10 @@ fn checkbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error
 /// the store still expires on its own; tower-sessions gives it two weeks.) Nor is it renewed:
 /// a renewal (`touch`, chapter 2) saves it with the layer's expiry, and its cookie would get
 /// its 30 days back.
-async fn apply_remember_me(session: &Session, remember: bool) -> Result<(), AuthError> {
+async fn apply_remember_me(
+    session: &Session,
+    remember: bool,
+) -> Result<(), AuthError> {
     if !remember {
         session.set_expiry(Some(Expiry::OnSessionEnd));
         session
@@ -83,7 +88,8 @@ pub const MAX_FAILED_LOGINS: u32 = 5;
 pub const LOCK_DURATION: Duration = Duration::from_secs(15 * 60);
 
 /// The answer while a username is locked.
-pub const LOCKED_MESSAGE: &str = "Too many failed logins: try again in 15 minutes";
+pub const LOCKED_MESSAGE: &str =
+    "Too many failed logins: try again in 15 minutes";
 
 /// Failed logins per username, shared by every request (the `Arc` is shared by clones).
 ///
@@ -100,11 +106,12 @@ impl FailedLogins {
     /// have to wait 15 minutes.
     pub fn is_locked(&self, username: &str, now: Instant) -> bool {
         let failures = self.lock();
-        failures
-            .get(&username.to_ascii_lowercase())
-            .is_some_and(|&(count, last)| {
-                count >= MAX_FAILED_LOGINS && now.duration_since(last) < LOCK_DURATION
-            })
+        failures.get(&username.to_ascii_lowercase()).is_some_and(
+            |&(count, last)| {
+                count >= MAX_FAILED_LOGINS
+                    && now.duration_since(last) < LOCK_DURATION
+            },
+        )
     }
 
     /// Counts one more failure; a run older than [`LOCK_DURATION`] starts again from zero.
@@ -125,7 +132,9 @@ impl FailedLogins {
     }
 
     // Held for a map lookup, never across an `.await`: a std lock is the right one.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
         self.by_name.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -146,14 +155,20 @@ async fn login<U: UserStore>(
     let username = &credentials.username;
     // Exercise 3: a locked name is refused before its password is even checked.
     if failed_logins.is_locked(username, Instant::now()) {
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, LOCKED_MESSAGE));
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            LOCKED_MESSAGE,
+        ));
     }
     let Some(user) = passport
         .authenticate(username, &credentials.password)
         .await?
     else {
         failed_logins.record_failure(username, Instant::now());
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            INVALID_CREDENTIALS,
+        ));
     };
     failed_logins.clear(username);
     passport.login(&session, &user).await?;
@@ -171,7 +186,9 @@ async fn register<U: UserStore>(
     JsonOrForm(credentials): JsonOrForm<Credentials>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     if credentials.password.chars().count() < MIN_PASSWORD_CHARS {
-        let message = format!("Password must be at least {MIN_PASSWORD_CHARS} characters long");
+        let message = format!(
+            "Password must be at least {MIN_PASSWORD_CHARS} characters long"
+        );
         return Err(ApiError::new(StatusCode::BAD_REQUEST, message));
     }
     let user = passport
@@ -218,7 +235,8 @@ pub async fn require_login(request: Request, next: Next) -> Response {
         .uri()
         .path_and_query()
         .map_or("/", |path| path.as_str());
-    Redirect::to(&format!("{LOGIN_PATH}?next={}", percent_encode(wanted))).into_response()
+    Redirect::to(&format!("{LOGIN_PATH}?next={}", percent_encode(wanted)))
+        .into_response()
 }
 
 /// Percent-encodes everything but letters, digits and `-._~`, so that a `?` or `&` in the
@@ -226,9 +244,13 @@ pub async fn require_login(request: Request, next: Next) -> Response {
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~' => char::from(byte).to_string(),
             _ => format!("%{byte:02X}"),
         })
         .collect()
@@ -277,7 +299,10 @@ mod tests {
         assert!(!failed.is_locked("alice", start));
         failed.record_failure("ALICE", start);
         assert!(failed.is_locked("alice", start));
-        assert!(failed.is_locked("alice", start + LOCK_DURATION - Duration::from_secs(1)));
+        assert!(failed.is_locked(
+            "alice",
+            start + LOCK_DURATION - Duration::from_secs(1)
+        ));
         assert!(!failed.is_locked("alice", start + LOCK_DURATION));
         // After the lock, one more failure starts a new run instead of locking again.
         failed.record_failure("alice", start + LOCK_DURATION);
