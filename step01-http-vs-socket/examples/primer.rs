@@ -1,6 +1,7 @@
-//! The Rust this book uses without teaching it, one small runnable piece per idea, for readers
-//! who know Node.js. The chapter "Rust for Node.js developers" shows each piece next to its
-//! Node.js line. Run it and compare the output with the chapter:
+//! The Rust this book uses without teaching it, one small runnable piece per
+//! idea, for readers who know Node.js. The chapter "Rust for Node.js
+//! developers" shows each piece next to its Node.js line. Run it and compare
+//! the output with the chapter:
 //!
 //! ```console
 //! cargo run -p step01-http-vs-socket --example primer
@@ -64,7 +65,8 @@ async fn shared_counter() {
     for _ in 0..4 {
         let visits = Arc::clone(&visits); // one more owner
         tasks.push(tokio::spawn(async move {
-            // A poisoned lock (a task panicked holding it) still holds a number.
+            // A poisoned lock (a task panicked holding it) still holds a
+            // number.
             *visits.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         }));
     }

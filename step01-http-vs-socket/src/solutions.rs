@@ -1,9 +1,10 @@
-//! Reference solutions of the chapter's exercises. Compiled only with `--features solutions`;
-//! CI uses them to prove each exercise check passes once the task is done.
+//! Reference solutions of the chapter's exercises. Compiled only with
+//! `--features solutions`; CI uses them to prove each exercise check passes
+//! once the task is done.
 //!
-//! All three exercises are done here at once, the way a student does them one after the other
-//! in `lib.rs`. Everything the exercises do not change (the page, `/api/time`, the `ping`
-//! handler, `serve`) is the crate's own.
+//! All three exercises are done here at once, the way a student does them one
+//! after the other in `lib.rs`. Everything the exercises do not change (the
+//! page, `/api/time`, the `ping` handler, `serve`) is the crate's own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +19,8 @@ use socketioxide::{SendError, SocketError, SocketIo};
 use crate::{RequestCounter, Tick, answer_ping, now_ms, page, time_now};
 
 // ANCHOR: faster_ticks
-/// How often the server pushes a `tick` to every connected socket: twice a second.
+/// How often the server pushes a `tick` to every connected socket: twice a
+/// second.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(500);
 // ANCHOR_END: faster_ticks
 
@@ -29,8 +31,9 @@ async fn on_connect(socket: SocketRef) {
 
     socket.on("ping", answer_ping);
 
-    // One flag per socket, shared by the handler that raises it and the task that reads it.
-    // A flag in a `static` would stop everybody's ticks, not only this socket's.
+    // One flag per socket, shared by the handler that raises it and the task
+    // that reads it. A flag in a `static` would stop everybody's ticks, not
+    // only this socket's.
     let stopped = Arc::new(AtomicBool::new(false));
     let stop = stopped.clone();
     socket.on("stop-ticks", async move |ack: AckSender| {
@@ -74,8 +77,9 @@ pub struct ServerStats {
     pub sockets: usize,
 }
 
-/// One task for the whole server, not one per socket: everybody gets the same number at the
-/// same moment, and the count is taken once per period, not once per socket.
+/// One task for the whole server, not one per socket: everybody gets the same
+/// number at the same moment, and the count is taken once per period, not once
+/// per socket.
 async fn push_server_stats(io: SocketIo) {
     let mut interval = tokio::time::interval(STATS_INTERVAL);
     loop {
@@ -83,9 +87,10 @@ async fn push_server_stats(io: SocketIo) {
         let stats = ServerStats {
             sockets: io.sockets().len(),
         };
-        // A broadcast to every socket of the namespace "/". Unlike `socket.emit`, it is async
-        // (with an adapter such as Redis it goes over the network). An error means some socket
-        // could not be reached, typically one that was closing: the next round will do.
+        // A broadcast to every socket of the namespace "/". Unlike
+        // `socket.emit`, it is async (with an adapter such as Redis it goes
+        // over the network). An error means some socket could not be reached,
+        // typically one that was closing: the next round will do.
         io.emit("server-stats", &stats).await.ok();
     }
 }
@@ -94,7 +99,8 @@ async fn push_server_stats(io: SocketIo) {
 pub fn app() -> Router {
     let (socket_layer, io) = SocketIo::new_layer();
     io.ns("/", on_connect);
-    // `app()` is called inside the Tokio runtime (by `main` and by the tests), so it may spawn.
+    // `app()` is called inside the Tokio runtime (by `main` and by the tests),
+    // so it may spawn.
     tokio::spawn(push_server_stats(io));
 
     Router::new()

@@ -1,5 +1,5 @@
-//! Step 1, seen from the outside: a plain HTTP client and the official Socket.IO client
-//! against the real server on a free port.
+//! Step 1, seen from the outside: a plain HTTP client and the official
+//! Socket.IO client against the real server on a free port.
 
 use std::net::SocketAddr;
 
@@ -33,8 +33,9 @@ async fn spawn(app: axum::Router) -> TestApp {
     TestApp { address }
 }
 
-/// The app in the offline classroom mode, `SOCKET_IO_CLIENT=local`: the Socket.IO client
-/// served by the server itself, from the npm package the tests install.
+/// The app in the offline classroom mode, `SOCKET_IO_CLIENT=local`: the
+/// Socket.IO client served by the server itself, from the npm package the tests
+/// install.
 async fn spawn_app_serving_the_client() -> TestApp {
     let client = SocketIoClient::local(&testkit::socket_io_browser_bundle())
         .expect("the npm package holds the pinned client");
@@ -77,7 +78,8 @@ async fn server_pushes_ticks_without_being_asked() {
     let client = JsClient::start().await;
     let socket = client.connect(&app.url("/"), json!({})).await;
     socket.expect_connect().await;
-    // The client sends nothing: these arrive only because the server decides to send them.
+    // The client sends nothing: these arrive only because the server decides to
+    // send them.
     let first = socket.next_named("tick").await;
     let second = socket.next_named("tick").await;
     assert_eq!(first.data()["seq"], 1);

@@ -1,16 +1,18 @@
 //! Step 2: sessions, the tower-sessions way.
 //!
-//! HTTP forgets a visitor between two requests. A session is how a server remembers: it keeps
-//! the visitor's data in a *store* on the server and gives the browser only a random session
-//! id, in a cookie. Every later request brings the cookie back, and the id finds the data again.
+//! HTTP forgets a visitor between two requests. A session is how a server
+//! remembers: it keeps the visitor's data in a *store* on the server and gives
+//! the browser only a random session id, in a cookie. Every later request
+//! brings the cookie back, and the id finds the data again.
 //!
-//! In Express that is `app.use(session(sessionConfig))`. Here it is a tower layer built from
-//! a [`SessionConfig`], whose fields follow the walkthrough's `sessionConfig` option by option,
-//! and a store: [`MemoryStore`] for a quick demo, or a SQLite file ([`open_sqlite_store`]) so that
-//! sessions survive a restart. Handlers receive a [`Session`] and read or write it.
+//! In Express that is `app.use(session(sessionConfig))`. Here it is a tower
+//! layer built from a [`SessionConfig`], whose fields follow the walkthrough's
+//! `sessionConfig` option by option, and a store: [`MemoryStore`] for a quick
+//! demo, or a SQLite file ([`open_sqlite_store`]) so that sessions survive a
+//! restart. Handlers receive a [`Session`] and read or write it.
 //!
-//! Later steps build on this crate: they keep the same `SessionConfig` and store and put the
-//! logged-in user into the session.
+//! Later steps build on this crate: they keep the same `SessionConfig` and
+//! store and put the logged-in user into the session.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -38,51 +40,56 @@ pub use tower_sessions_sqlx_store::SqliteStore;
 #[cfg(feature = "solutions")]
 pub mod solutions;
 
-/// The name of the session cookie. express-session calls it `connect.sid`; a name that does not
-/// advertise the framework tells an attacker a little less.
+/// The name of the session cookie. express-session calls it `connect.sid`; a
+/// name that does not advertise the framework tells an attacker a little less.
 pub const SESSION_COOKIE_NAME: &str = "id";
 
-/// How long a session lives after it was last saved: the walkthrough's
-/// `30 * 24 * 60 * 60 * 1000` milliseconds. A read does not save it; see [`touch`].
+/// How long a session lives after it was last saved: the walkthrough's `30 * 24
+/// * 60 * 60 * 1000` milliseconds. A read does not save it; see [`touch`].
 pub const DEFAULT_MAX_AGE: Duration = Duration::days(30);
 
-/// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the HMAC-SHA256 key
-/// that signs the cookie. That is 64 hex digits; `openssl rand -hex 64` prints 128.
+/// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the
+/// HMAC-SHA256 key that signs the cookie. That is 64 hex digits; `openssl rand
+/// -hex 64` prints 128.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// The fewest characters of a `SESSION_SECRET` that is not hex: 43 characters of base64 carry
-/// 32 bytes (`openssl rand -base64 32` prints 44).
+/// The fewest characters of a `SESSION_SECRET` that is not hex: 43 characters
+/// of base64 carry 32 bytes (`openssl rand -base64 32` prints 44).
 pub const MIN_SECRET_CHARS: usize = 43;
 
-/// The fewest different characters a `SESSION_SECRET` must use. Random hex uses all 16 digits;
-/// `kkkk…` or `abab…` was typed by a person, however long it is.
+/// The fewest different characters a `SESSION_SECRET` must use. Random hex uses
+/// all 16 digits; `kkkk…` or `abab…` was typed by a person, however long it is.
 pub const MIN_DISTINCT_CHARS: usize = 8;
 
 // ANCHOR: config
-/// Everything the session layer needs to know, one field per option of the walkthrough's
-/// `sessionConfig` (and the cookie attributes the walkthrough leaves to their defaults).
+/// Everything the session layer needs to know, one field per option of the
+/// walkthrough's `sessionConfig` (and the cookie attributes the walkthrough
+/// leaves to their defaults).
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
-    /// `secret`: the key that **signs** the session cookie. A signature proves the cookie was
-    /// issued by this server; it hides nothing. The cookie only carries a random id, so there is
-    /// nothing to hide. (`Key`'s `Debug` prints no bytes, so logging the config is safe.)
+    /// `secret`: the key that **signs** the session cookie. A signature proves
+    /// the cookie was issued by this server; it hides nothing. The cookie only
+    /// carries a random id, so there is nothing to hide. (`Key`'s `Debug`
+    /// prints no bytes, so logging the config is safe.)
     pub key: Key,
-    /// `resave`: `false` saves the session only when a handler changed it. `true` saves it, and
-    /// sends the cookie again, on every response.
+    /// `resave`: `false` saves the session only when a handler changed it.
+    /// `true` saves it, and sends the cookie again, on every response.
     pub always_save: bool,
-    // `saveUninitialized` has no field: tower-sessions never stores a session nobody wrote to
-    // and never sends a cookie for it. That is express-session's `saveUninitialized: false`.
+    // `saveUninitialized` has no field: tower-sessions never stores a session
+    // nobody wrote to and never sends a cookie for it. That is
+    // express-session's `saveUninitialized: false`.
     /// `cookie.maxAge`: how long the session lives after it was last saved.
     /// Only a change saves it (or [`touch`], at most once a day).
     pub max_age: Duration,
-    /// `cookie.secure`: the browser sends the cookie back over HTTPS only. Keep it `false` for
-    /// plain http, where a browser may refuse a `Secure` cookie; then every request looks like
-    /// a new visitor.
+    /// `cookie.secure`: the browser sends the cookie back over HTTPS only. Keep
+    /// it `false` for plain http, where a browser may refuse a `Secure` cookie;
+    /// then every request looks like a new visitor.
     pub secure: bool,
-    /// `cookie.sameSite`: `Lax` keeps the cookie on links *to* this site but off cross-site
-    /// POSTs, `fetch`es and WebSocket handshakes.
+    /// `cookie.sameSite`: `Lax` keeps the cookie on links *to* this site but
+    /// off cross-site POSTs, `fetch`es and WebSocket handshakes.
     pub same_site: SameSite,
-    /// `cookie.httpOnly`: hide the cookie from the page's JavaScript (`document.cookie`).
+    /// `cookie.httpOnly`: hide the cookie from the page's JavaScript
+    /// (`document.cookie`).
     pub http_only: bool,
     /// `name`: the cookie's name.
     pub cookie_name: &'static str,
@@ -127,8 +134,9 @@ pub enum SessionConfigError {
 
 impl SessionConfig {
     // ANCHOR: with_key
-    /// The defaults this book uses: 30 days after the last save, `HttpOnly`, `SameSite=Lax`,
-    /// and `Secure` off so that the cookie works on `http://127.0.0.1`.
+    /// The defaults this book uses: 30 days after the last save, `HttpOnly`,
+    /// `SameSite=Lax`, and `Secure` off so that the cookie works on
+    /// `http://127.0.0.1`.
     pub fn with_key(key: Key) -> Self {
         Self {
             key,
@@ -143,11 +151,13 @@ impl SessionConfig {
     // ANCHOR_END: with_key
 
     // ANCHOR: from_env
-    /// Reads `SESSION_SECRET` and `COOKIE_SECURE` from the environment (load `.env` first).
+    /// Reads `SESSION_SECRET` and `COOKIE_SECURE` from the environment (load
+    /// `.env` first).
     ///
-    /// An unset `SESSION_SECRET` is not an error, so that the demo runs out of the box, but the
-    /// generated key dies with the process: after a restart every cookie fails its signature
-    /// check and everybody is logged out. That is worth a loud warning.
+    /// An unset `SESSION_SECRET` is not an error, so that the demo runs out of
+    /// the box, but the generated key dies with the process: after a restart
+    /// every cookie fails its signature check and everybody is logged out. That
+    /// is worth a loud warning.
     pub fn from_env() -> Result<Self, SessionConfigError> {
         let secret = match std::env::var("SESSION_SECRET") {
             Ok(secret) => Some(secret),
@@ -160,7 +170,8 @@ impl SessionConfig {
         Self::from_settings(secret.as_deref(), cookie_secure.as_deref())
     }
 
-    /// [`SessionConfig::from_env`] without the environment, so that it can be tested.
+    /// [`SessionConfig::from_env`] without the environment, so that it can be
+    /// tested.
     pub fn from_settings(
         session_secret: Option<&str>,
         cookie_secure: Option<&str>,
@@ -300,7 +311,8 @@ pub fn key_from_secret(secret: &str) -> Result<Key, SessionConfigError> {
 
 // ANCHOR: sqlite_store
 /// Opens (creating the file and its directory if needed) the SQLite database at
-/// `database_url`, e.g. `sqlite://data/step02.db`, and creates the sessions table.
+/// `database_url`, e.g. `sqlite://data/step02.db`, and creates the sessions
+/// table.
 pub async fn open_sqlite_store(
     database_url: &str,
 ) -> Result<SqliteStore, sqlx::Error> {
@@ -318,14 +330,15 @@ pub async fn open_sqlite_store(
     Ok(store)
 }
 
-/// How often expired sessions are deleted from a store that does not do it by itself.
+/// How often expired sessions are deleted from a store that does not do it by
+/// itself.
 pub const CLEANUP_PERIOD: std::time::Duration =
     std::time::Duration::from_secs(60);
 
 /// Deletes expired sessions every [`CLEANUP_PERIOD`], in the background.
 ///
-/// An expired session is never *used* (a lookup checks the expiry date), but its row stays in
-/// the table until something deletes it.
+/// An expired session is never *used* (a lookup checks the expiry date), but
+/// its row stays in the table until something deletes it.
 pub fn spawn_expired_session_cleanup<S>(store: S) -> tokio::task::JoinHandle<()>
 where
     S: ExpiredDeletion + Clone + 'static,
@@ -349,7 +362,8 @@ pub enum SessionBackend {
         /// e.g. `sqlite://data/step02.db`
         database_url: String,
     },
-    /// A `HashMap` inside the process: gone on restart, never shrinks, one process only.
+    /// A `HashMap` inside the process: gone on restart, never shrinks, one
+    /// process only.
     Memory,
 }
 
@@ -357,7 +371,8 @@ pub enum SessionBackend {
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/step02.db";
 
 impl SessionBackend {
-    /// Reads `SESSION_STORE` (`sqlite`, the default, or `memory`) and `DATABASE_URL`.
+    /// Reads `SESSION_STORE` (`sqlite`, the default, or `memory`) and
+    /// `DATABASE_URL`.
     pub fn from_env() -> Result<Self, SessionConfigError> {
         let database_url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
@@ -382,8 +397,8 @@ impl fmt::Display for SessionBackend {
     }
 }
 
-/// Opens the chosen store and builds [`app`] on it. For SQLite this also starts the
-/// background cleanup of expired sessions.
+/// Opens the chosen store and builds [`app`] on it. For SQLite this also starts
+/// the background cleanup of expired sessions.
 pub async fn app_with_backend(
     config: &SessionConfig,
     backend: &SessionBackend,
@@ -415,8 +430,8 @@ pub struct SessionView {
     pub cookie: CookieAttributes,
 }
 
-/// The session cookie's attributes, as configured. The page cannot read the cookie itself:
-/// it is `HttpOnly`.
+/// The session cookie's attributes, as configured. The page cannot read the
+/// cookie itself: it is `HttpOnly`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CookieAttributes {
     /// The cookie's name.
@@ -454,8 +469,9 @@ async fn show_session(
     session: Session,
     State(cookie): State<CookieAttributes>,
 ) -> Result<Json<SessionView>, SessionError> {
-    // Reading loads the session from the store. A cookie whose session expired, or was
-    // deleted, loads nothing, and the session forgets its id: order matters here.
+    // Reading loads the session from the store. A cookie whose session expired,
+    // or was deleted, loads nothing, and the session forgets its id: order
+    // matters here.
     let visits = session.get::<u64>(VISITS_KEY).await?.unwrap_or(0);
     let session_id = session.id().map(|id| id.to_string());
     Ok(Json(SessionView {
@@ -469,15 +485,17 @@ async fn show_session(
 async fn count_visit(session: Session) -> Result<StatusCode, SessionError> {
     let visits: u64 = session.get(VISITS_KEY).await?.unwrap_or(0);
     session.insert(VISITS_KEY, visits + 1).await?;
-    // `insert` only marks the session as changed. The layer saves it to the store, which
-    // gives a new session its id, and sets the cookie, once this handler has returned.
+    // `insert` only marks the session as changed. The layer saves it to the
+    // store, which gives a new session its id, and sets the cookie, once this
+    // handler has returned.
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/clear`: `req.session.destroy()`. Deletes the stored session; the layer then
-/// tells the browser to drop the cookie.
+/// `POST /api/clear`: `req.session.destroy()`. Deletes the stored session; the
+/// layer then tells the browser to drop the cookie.
 async fn clear_session(session: Session) -> Result<StatusCode, SessionError> {
-    // No id means no valid cookie: nothing to delete (and no warning in the log about it).
+    // No id means no valid cookie: nothing to delete (and no warning in the log
+    // about it).
     if session.id().is_some() {
         session.flush().await?;
     }
@@ -485,8 +503,8 @@ async fn clear_session(session: Session) -> Result<StatusCode, SessionError> {
 }
 // ANCHOR_END: handlers
 
-/// A session store that failed (the SQLite file became unwritable, say). Logged, and
-/// answered with a 500 that leaks nothing.
+/// A session store that failed (the SQLite file became unwritable, say).
+/// Logged, and answered with a 500 that leaks nothing.
 #[derive(Debug)]
 pub struct SessionError(tower_sessions::session::Error);
 
@@ -508,7 +526,8 @@ impl IntoResponse for SessionError {
 }
 
 // ANCHOR: app
-/// Builds the demo: the page and its three JSON endpoints, behind the session layer.
+/// Builds the demo: the page and its three JSON endpoints, behind the session
+/// layer.
 pub fn app<S: SessionStore + Clone>(
     config: &SessionConfig,
     store: S,
@@ -518,9 +537,11 @@ pub fn app<S: SessionStore + Clone>(
         .route("/api/session", get(show_session))
         .route("/api/visit", post(count_visit))
         .route("/api/clear", post(clear_session))
-        // The page shows the cookie's attributes: every handler may ask for them.
+        // The page shows the cookie's attributes: every handler may ask for
+        // them.
         .with_state(CookieAttributes::from_config(config))
-        // The `app.use(session(...))` moment: every route added above gets a `Session`.
+        // The `app.use(session(...))` moment: every route added above gets a
+        // `Session`.
         .layer(config.layer(store))
 }
 // ANCHOR_END: app

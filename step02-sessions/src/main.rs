@@ -18,7 +18,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    // SESSION_SECRET and friends may live in a .env file. No file is fine; a broken one is not.
+    // SESSION_SECRET and friends may live in a .env file. No file is fine; a
+    // broken one is not.
     if let Err(error) = dotenvy::dotenv()
         && !error.not_found()
     {

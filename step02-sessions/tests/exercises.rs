@@ -1,10 +1,10 @@
-//! The self-checks of the chapter's exercises, one per exercise. They are `#[ignore]`d so that
-//! `cargo test` stays green on the starter code; run one with
-//! `cargo test -p step02-sessions --test exercises ex1 -- --ignored`.
-//! Each fails on the code as shipped and passes once the exercise is done.
+//! The self-checks of the chapter's exercises, one per exercise. They are
+//! `#[ignore]`d so that `cargo test` stays green on the starter code; run one
+//! with `cargo test -p step02-sessions --test exercises ex1 -- --ignored`. Each
+//! fails on the code as shipped and passes once the exercise is done.
 //!
-//! They talk plain HTTP and read the JSON as `serde_json::Value`, so they compile whatever
-//! fields your `SessionView` has.
+//! They talk plain HTTP and read the JSON as `serde_json::Value`, so they
+//! compile whatever fields your `SessionView` has.
 
 use std::time::Duration as StdDuration;
 
@@ -23,8 +23,8 @@ use step02_sessions as under_test;
 #[cfg(feature = "solutions")]
 use step02_sessions::solutions as under_test;
 
-/// The app under test on a free port, and a client that keeps no cookies: each check says
-/// exactly which `Cookie` it sends.
+/// The app under test on a free port, and a client that keeps no cookies: each
+/// check says exactly which `Cookie` it sends.
 struct TestApp {
     address: String,
     client: reqwest::Client,
@@ -57,8 +57,8 @@ struct SetCookie {
 }
 
 impl TestApp {
-    /// `POST path`, sending `cookie` if there is one; returns the status and the session
-    /// cookie that came back, if any.
+    /// `POST path`, sending `cookie` if there is one; returns the status and
+    /// the session cookie that came back, if any.
     async fn post(
         &self,
         path: &str,
@@ -153,14 +153,16 @@ async fn ex2_absolute_expiry() {
     let alice_second = app.visit(Some(&alice_first.pair)).await;
     let bob_first = app.visit(None).await;
 
-    // Alice's second write keeps her deadline, so its cookie has less time left...
+    // Alice's second write keeps her deadline, so its cookie has less time
+    // left...
     let (first, second) = (alice_first.max_age, alice_second.max_age);
     assert!(
         matches!((first, second), (Some(a), Some(b)) if b < a),
         "alice's second write, 3 s after her first, set Max-Age {second:?} after {first:?}: \
          it moved the deadline instead of keeping it"
     );
-    // ...while Bob, new at that moment, gets the whole max_age: the deadline is per session.
+    // ...while Bob, new at that moment, gets the whole max_age: the deadline is
+    // per session.
     let bob = bob_first.max_age;
     assert!(
         matches!((first, bob), (Some(a), Some(b)) if b >= a - 1),
@@ -173,7 +175,8 @@ async fn ex2_absolute_expiry() {
         "3 s into a 6 s life, the session is still there"
     );
 
-    // 6.5 s after her first write: past her deadline, however recent her last write.
+    // 6.5 s after her first write: past her deadline, however recent her last
+    // write.
     tokio::time::sleep_until(alice_started + StdDuration::from_millis(6500))
         .await;
     let session = app.session(&alice_second.pair).await;

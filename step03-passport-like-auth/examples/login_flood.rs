@@ -1,19 +1,23 @@
-//! A login flood against a running step03 server, reporting what it costs the server.
+//! A login flood against a running step03 server, reporting what it costs the
+//! server.
 //!
-//! Start a release server, then point this at it (Linux: it reads the server's memory
-//! from `/proc/<pid>/status`):
+//! Start a release server, then point this at it (Linux: it reads the server's
+//! memory from `/proc/<pid>/status`):
 //!
 //! ```console
-//! cargo build --release -p step03-passport-like-auth --bins --example login_flood
+//! cargo build --release -p step03-passport-like-auth --bins \
+//!     --example login_flood
 //! RATE_LIMITS=off PORT=3003 target/release/step03-passport-like-auth &
-//! target/release/examples/login_flood --url http://127.0.0.1:3003 --pid $! --logins 200
+//! target/release/examples/login_flood --url http://127.0.0.1:3003 \
+//!     --pid $! --logins 200
 //! ```
 //!
-//! It sends `--logins` logins at once (a quarter right, a quarter wrong, half for unknown
-//! users), and, while they are in flight, one legitimate login that retries on `503` after
-//! `Retry-After`, like the page does. It prints the answers by status, the slowest answer,
-//! the legitimate login's latency, and the server's resident memory (RSS) before, at its
-//! peak during the flood, and 5 s after it.
+//! It sends `--logins` logins at once (a quarter right, a quarter wrong, half
+//! for unknown users), and, while they are in flight, one legitimate login that
+//! retries on `503` after `Retry-After`, like the page does. It prints the
+//! answers by status, the slowest answer, the legitimate login's latency, and
+//! the server's resident memory (RSS) before, at its peak during the flood, and
+//! 5 s after it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -95,7 +99,8 @@ async fn login(
     }
 }
 
-/// A person logging in during the flood: retries after a 503 or 429 as the page would.
+/// A person logging in during the flood: retries after a 503 or 429 as the page
+/// would.
 async fn legitimate_login(url: String) -> (Duration, usize, StatusCode) {
     let client = Client::new();
     let started = Instant::now();
@@ -118,11 +123,13 @@ async fn legitimate_login(url: String) -> (Duration, usize, StatusCode) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let client = Client::new();
-    // Warm up: one login, so that the baseline includes a server that has hashed once.
+    // Warm up: one login, so that the baseline includes a server that has
+    // hashed once.
     login(&client, &args.url, "alice", "correct-horse").await;
     let before = rss_mib(args.pid);
 
-    // Samples the server's memory every 10 ms until the end, keeping the highest.
+    // Samples the server's memory every 10 ms until the end, keeping the
+    // highest.
     let peak_probe = std::sync::Arc::new(std::sync::Mutex::new(0.0_f64));
     let probe = {
         let (pid, peak) = (args.pid, std::sync::Arc::clone(&peak_probe));

@@ -1,5 +1,5 @@
-//! The JSON side of the HTTP contract: every error is `{"error": "..."}`, and a body may come
-//! as JSON or as an HTML form.
+//! The JSON side of the HTTP contract: every error is `{"error": "..."}`, and a
+//! body may come as JSON or as an HTML form.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,7 +25,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// Any status, any message. The message is shown to the user: keep internals out of it.
+    /// Any status, any message. The message is shown to the user: keep
+    /// internals out of it.
     pub fn new(
         status: StatusCode,
         message: impl Into<Cow<'static, str>>,
@@ -37,7 +38,8 @@ impl ApiError {
         }
     }
 
-    /// The same error, telling the client to wait `seconds` before trying again.
+    /// The same error, telling the client to wait `seconds` before trying
+    /// again.
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
@@ -58,7 +60,8 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
     }
 
-    /// `500 {"error":"internal error"}`: our fault. Log the cause before returning this.
+    /// `500 {"error":"internal error"}`: our fault. Log the cause before
+    /// returning this.
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
@@ -90,11 +93,12 @@ impl IntoResponse for ApiError {
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         if matches!(error, AuthError::Busy) {
-            // Not a failure: the server protects itself. Nothing to log per request.
+            // Not a failure: the server protects itself. Nothing to log per
+            // request.
             return Self::busy();
         }
-        // The one place where an internal failure is logged: the user gets a bland 500, the
-        // log gets the cause.
+        // The one place where an internal failure is logged: the user gets a
+        // bland 500, the log gets the cause.
         tracing::error!(%error, "authentication failed internally");
         Self::internal()
     }
@@ -137,8 +141,8 @@ pub struct Credentials {
     pub password: String,
 }
 
-// Written by hand, not derived: a derived `Debug` would print the password into any log line
-// that prints the credentials.
+// Written by hand, not derived: a derived `Debug` would print the password into
+// any log line that prints the credentials.
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
@@ -150,9 +154,9 @@ impl fmt::Debug for Credentials {
 // ANCHOR_END: credentials
 
 // ANCHOR: json_or_form
-/// A body extractor that accepts JSON (`fetch`) and urlencoded forms (`<form method=post>`),
-/// like `express.json()` plus `express.urlencoded()`, and rejects anything else with a JSON
-/// error instead of axum's plain-text one.
+/// A body extractor that accepts JSON (`fetch`) and urlencoded forms (`<form
+/// method=post>`), like `express.json()` plus `express.urlencoded()`, and
+/// rejects anything else with a JSON error instead of axum's plain-text one.
 #[derive(Debug, Clone)]
 pub struct JsonOrForm<T>(pub T);
 
@@ -198,8 +202,9 @@ where
     }
 }
 
-/// axum answers a body it cannot parse with 400 (bad syntax) or 422 (missing or mistyped
-/// field). Our contract says 400 for both; only a body over the size limit keeps its 413.
+/// axum answers a body it cannot parse with 400 (bad syntax) or 422 (missing or
+/// mistyped field). Our contract says 400 for both; only a body over the size
+/// limit keeps its 413.
 fn bad_body(status: StatusCode, message: String) -> ApiError {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, message),

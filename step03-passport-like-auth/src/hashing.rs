@@ -1,15 +1,18 @@
-//! Argon2, bounded: at most a few hashes at a time, each in memory that is reused.
+//! Argon2, bounded: at most a few hashes at a time, each in memory that is
+//! reused.
 //!
-//! Argon2 is slow and memory-hungry on purpose (19 MiB and tens of milliseconds per hash with
-//! the default cost). Left alone, 150 simultaneous logins run 150 hashes at once: 2.7 GiB of
-//! memory, and every login waits seconds for a CPU. So a [`HashPool`] runs at most `workers`
-//! hashes at a time (about one per core), lets `queue` more wait, and refuses the rest at
-//! once with [`AuthError::Busy`] (a `503` with `Retry-After: 1`).
+//! Argon2 is slow and memory-hungry on purpose (19 MiB and tens of milliseconds
+//! per hash with the default cost). Left alone, 150 simultaneous logins run 150
+//! hashes at once: 2.7 GiB of memory, and every login waits seconds for a CPU.
+//! So a [`HashPool`] runs at most `workers` hashes at a time (about one per
+//! core), lets `queue` more wait, and refuses the rest at once with
+//! [`AuthError::Busy`] (a `503` with `Retry-After: 1`).
 //!
-//! Each running hash borrows a [`Workspace`]: its 19 MiB of Argon2 blocks, allocated once and
-//! reused. Allocating them per hash looks harmless, but glibc keeps freed blocks of that size
-//! in per-thread arenas instead of giving them back, so the memory of a flood stayed with the
-//! process long after it ended.
+//! Each running hash borrows a [`Workspace`]: its 19 MiB of Argon2 blocks,
+//! allocated once and reused. Allocating them per hash looks harmless, but
+//! glibc keeps freed blocks of that size in per-thread arenas instead of giving
+//! them back, so the memory of a flood stayed with the process long after it
+//! ended.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,8 +27,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::passport::AuthError;
 
 // ANCHOR: pool
-/// Runs Argon2 on tokio's blocking threads, `workers` at a time, with `queue` more waiting.
-/// Cheap to clone: clones share the same limits and workspaces.
+/// Runs Argon2 on tokio's blocking threads, `workers` at a time, with `queue`
+/// more waiting. Cheap to clone: clones share the same limits and workspaces.
 #[derive(Clone)]
 pub struct HashPool {
     inner: Arc<Pool>,
@@ -38,10 +41,12 @@ struct Pool {
     admitted: Arc<Semaphore>,
     /// `workers` permits: the hashes that run right now.
     running: Arc<Semaphore>,
-    /// The Argon2 memory of the hashes not running: never more than `workers` of them.
+    /// The Argon2 memory of the hashes not running: never more than `workers`
+    /// of them.
     workspaces: Mutex<Vec<Workspace>>,
     workers: usize,
-    /// How many hashes run right now, and the most there ever were (see [`HashPool::peak`]).
+    /// How many hashes run right now, and the most there ever were (see
+    /// [`HashPool::peak`]).
     busy: AtomicUsize,
     peak: AtomicUsize,
 }
@@ -54,8 +59,8 @@ struct Workspace {
 // ANCHOR_END: pool
 
 impl HashPool {
-    /// A pool for Argon2id with `params`, running at most `workers` hashes at a time and
-    /// letting at most `queue` more wait.
+    /// A pool for Argon2id with `params`, running at most `workers` hashes at a
+    /// time and letting at most `queue` more wait.
     pub fn new(params: Params, workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
         Self {
@@ -80,7 +85,8 @@ impl HashPool {
         Self::new(self.inner.hasher.params().clone(), workers, queue)
     }
 
-    /// The most hashes that have ever run at the same time: never more than the workers.
+    /// The most hashes that have ever run at the same time: never more than the
+    /// workers.
     pub fn peak(&self) -> usize {
         self.inner.peak.load(Ordering::Relaxed)
     }
@@ -97,7 +103,8 @@ impl HashPool {
             .await
     }
 
-    /// Checks `password` against a PHC string: `Ok(false)` for a wrong password.
+    /// Checks `password` against a PHC string: `Ok(false)` for a wrong
+    /// password.
     pub async fn verify(
         &self,
         password: &str,
@@ -108,8 +115,9 @@ impl HashPool {
             .await
     }
 
-    /// [`HashPool::hash`] on the current thread, outside the limits: for the one hash a
-    /// server makes at startup, before there is a runtime to wait on.
+    /// [`HashPool::hash`] on the current thread, outside the limits: for the
+    /// one hash a server makes at startup, before there is a runtime to wait
+    /// on.
     pub fn hash_now(
         &self,
         password: &str,
@@ -118,8 +126,8 @@ impl HashPool {
     }
 
     // ANCHOR: run
-    /// Waits for a turn (or refuses at once when the queue is full), then runs `job` with a
-    /// workspace on a blocking thread.
+    /// Waits for a turn (or refuses at once when the queue is full), then runs
+    /// `job` with a workspace on a blocking thread.
     async fn run<T, F>(&self, job: F) -> Result<T, AuthError>
     where
         T: Send + 'static,
@@ -134,8 +142,9 @@ impl HashPool {
             .try_acquire_owned()
             .map_err(|_| AuthError::Busy)?;
         let running = acquire(&pool.running).await?;
-        // The permits move into the blocking task: if the request is dropped half-way, the
-        // hash still counts against the limit until it really ends.
+        // The permits move into the blocking task: if the request is dropped
+        // half-way, the hash still counts against the limit until it really
+        // ends.
         let outcome = tokio::task::spawn_blocking(move || {
             let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) =
                 (admitted, running);
@@ -172,7 +181,8 @@ impl Pool {
         self.busy.fetch_sub(1, Ordering::SeqCst);
     }
 
-    // A poisoned lock only means a hash panicked; the list of workspaces is still a list.
+    // A poisoned lock only means a hash panicked; the list of workspaces is
+    // still a list.
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Workspace>> {
         self.workspaces
             .lock()
@@ -183,8 +193,9 @@ impl Pool {
 impl Workspace {
     // ANCHOR: hashing
     /// Hashes `password` with a fresh random salt into a PHC string such as
-    /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. The string carries the algorithm, the
-    /// cost and the salt, so verifying needs nothing else, even after the defaults change.
+    /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. The string carries the
+    /// algorithm, the cost and the salt, so verifying needs nothing else, even
+    /// after the defaults change.
     fn hash(
         &mut self,
         hasher: &Argon2<'_>,
@@ -204,8 +215,9 @@ impl Workspace {
         Ok(phc.to_string())
     }
 
-    /// `Ok(false)` for a wrong password; `Err` only if `phc_hash` is not a valid PHC string.
-    /// The cost comes from the string, not from today's defaults.
+    /// `Ok(false)` for a wrong password; `Err` only if `phc_hash` is not a
+    /// valid PHC string. The cost comes from the string, not from today's
+    /// defaults.
     fn verify(
         &mut self,
         password: &str,
@@ -228,7 +240,8 @@ impl Workspace {
 
     // ANCHOR_END: hashing
 
-    /// Argon2 into this workspace's blocks, grown once to the size the cost asks for.
+    /// Argon2 into this workspace's blocks, grown once to the size the cost
+    /// asks for.
     fn compute(
         &mut self,
         hasher: &Argon2<'_>,

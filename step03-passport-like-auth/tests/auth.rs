@@ -1,5 +1,5 @@
-//! Step 3, seen from a browser's point of view: the real server on a free port, driven over
-//! HTTP by reqwest clients that keep cookies like a browser does.
+//! Step 3, seen from a browser's point of view: the real server on a free port,
+//! driven over HTTP by reqwest clients that keep cookies like a browser does.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,8 @@ use tower_sessions::cookie::Key;
 /// The server under test, on a port the OS picked.
 struct TestApp {
     address: SocketAddr,
-    /// The same store the server uses, so a test can change users behind its back.
+    /// The same store the server uses, so a test can change users behind its
+    /// back.
     users: MemoryUserStore,
     /// Every logout the server performed, as its `on_logout` hook saw it.
     logouts: Arc<Mutex<Vec<LogoutEvent>>>,
@@ -59,7 +60,8 @@ impl TestApp {
         client.get(self.url(path)).send().await.expect("request")
     }
 
-    /// `GET /me` with only this raw cookie value: what an attacker holding a copy could do.
+    /// `GET /me` with only this raw cookie value: what an attacker holding a
+    /// copy could do.
     async fn me_with_cookie(&self, cookie_value: &str) -> StatusCode {
         browser()
             .get(self.url("/me"))
@@ -72,7 +74,8 @@ impl TestApp {
 }
 
 // ANCHOR: spawn_app
-/// Argon2 at its cheapest: a debug build would otherwise spend about a second per hash.
+/// Argon2 at its cheapest: a debug build would otherwise spend about a second
+/// per hash.
 fn cheap_params() -> Params {
     Params::new(8, 1, 1, None).expect("valid Argon2 parameters")
 }
@@ -98,7 +101,8 @@ async fn spawn_app_with_params(params: Params) -> TestApp {
     }
 }
 
-/// Starts the real app for any user store, with a fresh in-memory session store.
+/// Starts the real app for any user store, with a fresh in-memory session
+/// store.
 async fn serve<U: UserStore>(passport: Passport<U>) -> SocketAddr {
     let session_layer =
         SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
@@ -115,7 +119,8 @@ async fn serve<U: UserStore>(passport: Passport<U>) -> SocketAddr {
 }
 // ANCHOR_END: spawn_app
 
-/// A client that keeps cookies, like a browser, but shows us redirects instead of following.
+/// A client that keeps cookies, like a browser, but shows us redirects instead
+/// of following.
 fn browser() -> Client {
     Client::builder()
         .cookie_store(true)
@@ -187,7 +192,8 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
 
 #[tokio::test]
 async fn unknown_user_takes_as_long_to_reject_as_a_wrong_password() {
-    // Costly enough (1 MiB) that a skipped hash would stand out even in a debug build.
+    // Costly enough (1 MiB) that a skipped hash would stand out even in a debug
+    // build.
     let params =
         Params::new(1024, 1, 1, None).expect("valid Argon2 parameters");
     let app = spawn_app_with_params(params).await;
@@ -209,7 +215,8 @@ async fn unknown_user_takes_as_long_to_reject_as_a_wrong_password() {
     };
     let (wrong_password, unknown_user) =
         (median(wrong_password), median(unknown_user));
-    // Without the dummy hash the unknown user is answered dozens of times faster.
+    // Without the dummy hash the unknown user is answered dozens of times
+    // faster.
     assert!(
         unknown_user * 3 >= wrong_password,
         "unknown user answered in {unknown_user:?}, wrong password in {wrong_password:?}"
@@ -234,7 +241,8 @@ async fn me_is_401_with_a_json_error_when_nobody_is_logged_in() {
 async fn login_gives_the_session_a_new_id() {
     let app = spawn_app().await;
     let client = browser();
-    // A session that exists before the login: the one an attacker could have planted.
+    // A session that exists before the login: the one an attacker could have
+    // planted.
     let first = app.login(&client, "bob", DEMO_PASSWORD).await;
     let before =
         session_cookie(&first).expect("a cookie after the first login");
@@ -265,7 +273,8 @@ async fn logout_destroys_the_session_and_the_old_cookie_is_useless() {
         .expect("request");
 
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    // The layer tells the browser to drop the cookie: an empty value that expires now.
+    // The layer tells the browser to drop the cookie: an empty value that
+    // expires now.
     assert_eq!(session_cookie(&logout).as_deref(), Some(""));
     assert_eq!(
         app.get(&client, "/me").await.status(),
@@ -561,7 +570,8 @@ fn credentials_never_print_the_password() {
 async fn an_active_user_stays_logged_in_past_max_age_and_an_idle_one_does_not()
 {
     use tower_sessions::cookie::time::Duration as CookieDuration;
-    // Sessions of 3 s, so a renewal is due every 100 ms (a thirtieth, as one day of 30).
+    // Sessions of 3 s, so a renewal is due every 100 ms (a thirtieth, as one
+    // day of 30).
     let passport =
         Passport::with_hasher_params(MemoryUserStore::new(), cheap_params());
     seed_demo_users(&passport).await.expect("seed demo users");

@@ -1,5 +1,5 @@
-//! The abuse limits of step 3, from outside: the real server on a free port, real HTTP
-//! clients, the default settings unless a test says otherwise.
+//! The abuse limits of step 3, from outside: the real server on a free port,
+//! real HTTP clients, the default settings unless a test says otherwise.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,8 @@ use step03_passport_like_auth::{
 };
 use tower_sessions::cookie::Key;
 
-/// Argon2 at its cheapest, for tests that count answers rather than measure costs.
+/// Argon2 at its cheapest, for tests that count answers rather than measure
+/// costs.
 fn cheap_params() -> Params {
     Params::new(8, 1, 1, None).expect("valid Argon2 parameters")
 }
@@ -90,7 +91,8 @@ fn session_cookie(response: &Response) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Checks a 429 the way a page would read it: a `Retry-After` and a JSON error to show.
+/// Checks a 429 the way a page would read it: a `Retry-After` and a JSON error
+/// to show.
 async fn assert_too_many(response: Response, context: &str) {
     assert_eq!(
         response.status(),
@@ -214,7 +216,8 @@ async fn a_throttled_username_gets_a_try_again_after_the_delay() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let back = app.login(&Client::new(), "alice", DEMO_PASSWORD).await;
     assert_eq!(back.status(), StatusCode::OK, "the real user gets back in");
-    // And her success wiped the slate: five more tries before the next slowdown.
+    // And her success wiped the slate: five more tries before the next
+    // slowdown.
     for attempt in 1..=5 {
         let response = app.login(&Client::new(), "alice", "guess-guess").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{attempt}");
@@ -286,8 +289,9 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_logins_never_run_more_hashes_than_workers() {
     let limits = AuthLimits {
-        // Every request from its own address (through a "proxy"), like a botnet: only the
-        // Argon2 bound stands between the flood and the server's memory.
+        // Every request from its own address (through a "proxy"), like a
+        // botnet: only the Argon2 bound stands between the flood and the
+        // server's memory.
         trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
         hash_workers: 2,
         hash_queue: 4,

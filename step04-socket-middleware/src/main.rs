@@ -14,7 +14,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
 
     let sessions = SessionConfig::from_env()?;
-    // Users and sessions in memory, together: a restart forgets both (see `in_memory_stores`).
+    // Users and sessions in memory, together: a restart forgets both (see
+    // `in_memory_stores`).
     let (passport, store) = demo_stores().await?;
 
     let listener =

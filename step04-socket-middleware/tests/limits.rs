@@ -6,9 +6,9 @@
 //! - requests of an admitted connection do not read the session store again;
 //! - a restart never hands an old cookie to a new user.
 //!
-//! Two tests measure this process's memory (`VmRSS`), in which the server runs. So all tests
-//! here take turns, through [`SERIAL`]: another test's password hashing (19 MiB per Argon2
-//! hash) must not show up in a figure.
+//! Two tests measure this process's memory (`VmRSS`), in which the server runs.
+//! So all tests here take turns, through [`SERIAL`]: another test's password
+//! hashing (19 MiB per Argon2 hash) must not show up in a figure.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +42,8 @@ struct TestApp {
     http: reqwest::Client,
 }
 
-/// Step 4's app over `store`, with alice registered, signing cookies with `key`.
+/// Step 4's app over `store`, with alice registered, signing cookies with
+/// `key`.
 async fn spawn_app_with<S>(
     passport: Passport<MemoryUserStore>,
     store: S,
@@ -83,7 +84,8 @@ impl TestApp {
         format!("http://localhost:{}", self.address.port())
     }
 
-    /// Posts a login *form*, as an HTML `<form>` on any site can, from `origin` if given.
+    /// Posts a login *form*, as an HTML `<form>` on any site can, from `origin`
+    /// if given.
     async fn post_form(
         &self,
         path: &str,
@@ -146,8 +148,9 @@ fn rss_bytes() -> u64 {
     kib * 1024
 }
 
-/// Sends `count` handshakes (`GET /socket.io/?EIO=4&transport=polling`), 50 at a time, with
-/// these headers, and returns how many were answered with each status.
+/// Sends `count` handshakes (`GET /socket.io/?EIO=4&transport=polling`), 50 at
+/// a time, with these headers, and returns how many were answered with each
+/// status.
 async fn handshakes(
     app: &TestApp,
     count: usize,
@@ -181,7 +184,8 @@ async fn ten_thousand_anonymous_handshakes_are_refused_and_cost_no_memory() {
     let _turn = SERIAL.lock().await;
     let app = spawn_app(MemoryStore::default()).await;
     let cookie = app.login("alice").await;
-    // Warm-up: the first requests grow the allocator's and hyper's pools once and for all.
+    // Warm-up: the first requests grow the allocator's and hyper's pools once
+    // and for all.
     handshakes(&app, 500, &[]).await;
 
     let before = rss_bytes();
@@ -284,8 +288,9 @@ async fn raw_websocket(
     Ok(socket)
 }
 
-/// The next Engine.IO packet, or `None` once the server has closed the connection. Engine.IO
-/// pings (`2`) are answered (`3`) on the way, as a client must.
+/// The next Engine.IO packet, or `None` once the server has closed the
+/// connection. Engine.IO pings (`2`) are answered (`3`) on the way, as a client
+/// must.
 async fn next_text(socket: &mut RawSocket) -> Option<String> {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
@@ -343,7 +348,8 @@ async fn a_binary_event_closes_the_connection() {
         answer = next_text(&mut socket).await.expect("the acknowledgement");
     }
 
-    // `52-`: a binary event with 1 attachment. Refused as soon as it is announced.
+    // `52-`: a binary event with 1 attachment. Refused as soon as it is
+    // announced.
     let binary = r#"452-["whoami",{"_placeholder":true,"num":0}]"#;
     socket.send(Message::text(binary)).await.expect("send");
     socket.send(Message::binary(vec![0u8; 1024])).await.ok();
@@ -454,7 +460,8 @@ async fn a_restart_never_hands_an_old_cookie_to_a_new_user() {
     let (_, me) = first_run.me(&old_cookie).await;
     assert_eq!(me["username"], "first_u");
 
-    // The restart: new stores, as `main` makes them, and a new user who gets id 1 again.
+    // The restart: new stores, as `main` makes them, and a new user who gets id
+    // 1 again.
     let (passport, store) = in_memory_stores();
     let second_run = spawn_app_with(passport, store, &key).await;
     let new_cookie = register(&second_run, "second_u").await;
@@ -475,10 +482,11 @@ async fn a_restart_never_hands_an_old_cookie_to_a_new_user() {
     assert_eq!(handshake.status(), 401);
 }
 
-/// Not a check: the figures of chapter 4 ("Refuse before allocating"). How many times one
-/// long-polling socket makes the server read the session store in a minute, idle (only
-/// Engine.IO's heartbeat) and busy (an event and its acknowledgement every second). Run it
-/// with `cargo test -p step04-socket-middleware --test limits measure -- --ignored --nocapture`.
+/// Not a check: the figures of chapter 4 ("Refuse before allocating"). How many
+/// times one long-polling socket makes the server read the session store in a
+/// minute, idle (only Engine.IO's heartbeat) and busy (an event and its
+/// acknowledgement every second). Run it with `cargo test -p
+/// step04-socket-middleware --test limits measure -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a two-minute measurement, not a check"]
 async fn measure_session_reads_of_one_polling_socket_per_minute() {

@@ -1,5 +1,6 @@
-//! Step 4 from the outside: real HTTP logins, then the official Socket.IO JavaScript client
-//! trying to connect with, without, and with a broken session.
+//! Step 4 from the outside: real HTTP logins, then the official Socket.IO
+//! JavaScript client trying to connect with, without, and with a broken
+//! session.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -66,8 +67,8 @@ async fn spawn_app_with(options: Options) -> TestApp {
     .await;
     TestApp {
         address,
-        // No cookie store: each test passes its session cookie explicitly, so it is obvious
-        // which request carries which session.
+        // No cookie store: each test passes its session cookie explicitly, so
+        // it is obvious which request carries which session.
         http: reqwest::Client::new(),
         js: JsClient::start().await,
     }
@@ -87,7 +88,8 @@ impl TestApp {
         testkit::logout(&self.http, &self.url(""), cookie).await
     }
 
-    /// Opens a socket with the official JS client; `extra` is merged into `io(url, opts)`.
+    /// Opens a socket with the official JS client; `extra` is merged into
+    /// `io(url, opts)`.
     async fn socket(
         &self,
         cookie: Option<&str>,
@@ -111,14 +113,16 @@ impl TestApp {
     }
 }
 
-/// What the official client says when the HTTP layer refuses its handshake: a transport
-/// error. The server's reason is in the body of the `401`/`403`, see [`handshake_refusal`].
+/// What the official client says when the HTTP layer refuses its handshake: a
+/// transport error. The server's reason is in the body of the `401`/`403`, see
+/// [`handshake_refusal`].
 const REFUSED_OVER_POLLING: &str = "xhr poll error";
 const REFUSED_OVER_WEBSOCKET: &str = "websocket error";
 
 impl TestApp {
-    /// The answer to an Engine.IO handshake (`GET /socket.io/?EIO=4&transport=polling`) with
-    /// these headers: its status and its JSON body.
+    /// The answer to an Engine.IO handshake (`GET
+    /// /socket.io/?EIO=4&transport=polling`) with these headers: its status and
+    /// its JSON body.
     async fn handshake_refusal(
         &self,
         cookie: Option<&str>,
@@ -157,9 +161,10 @@ async fn a_socket_without_a_cookie_is_refused_before_the_handshake() {
 
 async fn admitted(_socket: socketioxide::extract::SocketRef) {}
 
-/// The connect middleware is the second line of defence. Behind layers *without*
-/// `require_login_to_connect` (as if someone forgot it, or put it in the wrong place), an
-/// anonymous socket still gets `connect_error` with the server's own words.
+/// The connect middleware is the second line of defence. Behind layers
+/// *without* `require_login_to_connect` (as if someone forgot it, or put it in
+/// the wrong place), an anonymous socket still gets `connect_error` with the
+/// server's own words.
 #[tokio::test]
 async fn without_the_http_check_the_connect_middleware_still_says_unauthorized()
 {
@@ -189,7 +194,8 @@ async fn without_the_http_check_the_connect_middleware_still_says_unauthorized()
 async fn a_socket_with_a_forged_cookie_is_refused_before_the_handshake() {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
-    // Change one character of the signed value: the signature no longer matches.
+    // Change one character of the signed value: the signature no longer
+    // matches.
     let mut forged = cookie.clone().into_bytes();
     let last = forged.len() - 1;
     forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
@@ -197,7 +203,8 @@ async fn a_socket_with_a_forged_cookie_is_refused_before_the_handshake() {
     let socket = app.socket(Some(&forged), None, json!({})).await;
     assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_POLLING);
     assert_eq!(app.handshake_refusal(Some(&forged), None).await.0, 401);
-    // A cookie for a session id that was never issued, unsigned, fares no better.
+    // A cookie for a session id that was never issued, unsigned, fares no
+    // better.
     let made_up = "id=AAAAAAAAAAAAAAAAAAAAAA";
     let socket = app.socket(Some(made_up), None, json!({})).await;
     assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_POLLING);
@@ -218,7 +225,8 @@ async fn a_socket_with_an_expired_session_is_refused_before_the_handshake() {
     assert_eq!(app.handshake_refusal(Some(&cookie), None).await.0, 401);
 }
 
-/// Connects as alice with the given transports and checks that handlers see alice.
+/// Connects as alice with the given transports and checks that handlers see
+/// alice.
 async fn alice_connects_with(transports: Value) -> (String, Option<String>) {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
@@ -383,9 +391,10 @@ async fn a_live_socket_notices_when_its_session_expires() {
         session_recheck: Duration::from_millis(200),
     })
     .await;
-    // The session's clock starts at the login, so the handshake must follow it quickly. The
-    // Node.js bridge starts in the background and can take seconds on a busy machine: let
-    // it answer once (a refused socket) before logging in.
+    // The session's clock starts at the login, so the handshake must follow it
+    // quickly. The Node.js bridge starts in the background and can take seconds
+    // on a busy machine: let it answer once (a refused socket) before logging
+    // in.
     app.socket(None, None, json!({}))
         .await
         .expect_connect_error()
@@ -399,8 +408,9 @@ async fn a_live_socket_notices_when_its_session_expires() {
     assert_eq!(disconnect.raw["reason"], "io server disconnect");
 }
 
-// A multi-threaded runtime, like the real server's: the race this test is about needs the
-// connect handler and the incoming event to be able to run in parallel.
+// A multi-threaded runtime, like the real server's: the race this test is about
+// needs the connect handler and the incoming event to be able to run in
+// parallel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_event_emitted_on_connect_is_lost() {
     let app = spawn_app().await;
@@ -449,8 +459,8 @@ async fn cors_names_allowed_origins_with_credentials_and_no_one_else() {
 #[tokio::test]
 async fn the_page_walks_through_refusal_login_and_logout_in_a_real_browser() {
     let app = spawn_app().await;
-    // `localhost`, not 127.0.0.1: the browser then sends `Origin: http://localhost:PORT`,
-    // one of the server's own origins.
+    // `localhost`, not 127.0.0.1: the browser then sends `Origin:
+    // http://localhost:PORT`, one of the server's own origins.
     let url = format!("http://localhost:{}/", app.address.port());
     let shots = std::env::temp_dir();
     let port = app.address.port();

@@ -1,5 +1,6 @@
-//! Reading the configuration: `SessionConfig::from_settings` is `from_env` without the
-//! environment (changing a process's environment from a test is `unsafe` in Rust 2024).
+//! Reading the configuration: `SessionConfig::from_settings` is `from_env`
+//! without the environment (changing a process's environment from a test is
+//! `unsafe` in Rust 2024).
 
 use step02_sessions::{SessionConfig, SessionConfigError, key_from_secret};
 use tower_sessions::cookie::{Cookie, CookieJar, Key, SameSite};
@@ -95,8 +96,8 @@ fn a_hex_secret_is_decoded_before_the_key_is_derived() {
 
 #[test]
 fn every_byte_of_the_secret_counts() {
-    // Before, only the first 64 bytes were used, and of those only 32 signed: two secrets
-    // that differed after that signed the same cookies.
+    // Before, only the first 64 bytes were used, and of those only 32 signed:
+    // two secrets that differed after that signed the same cookies.
     let hex_a = format!("{HEX_SECRET}00");
     let hex_b = format!("{HEX_SECRET}01");
     let text_a = format!("{BASE64_SECRET}{BASE64_SECRET}one");

@@ -9,8 +9,9 @@ use tokio::task::JoinHandle;
 use tower_sessions::SessionStore;
 use tower_sessions::cookie::Key;
 
-/// A running server and two clients: `browser` keeps cookies like a browser does, `raw` keeps
-/// none, so that a test can read `Set-Cookie` and choose what `Cookie` to send.
+/// A running server and two clients: `browser` keeps cookies like a browser
+/// does, `raw` keeps none, so that a test can read `Set-Cookie` and choose what
+/// `Cookie` to send.
 pub struct TestApp {
     pub address: String,
     pub browser: reqwest::Client,
@@ -19,7 +20,8 @@ pub struct TestApp {
     server: JoinHandle<std::io::Result<()>>,
 }
 
-/// The same 64-byte key every time, like a `SESSION_SECRET` that stays put across restarts.
+/// The same 64-byte key every time, like a `SESSION_SECRET` that stays put
+/// across restarts.
 pub fn fixed_key() -> Key {
     Key::try_from(&[42u8; 64][..]).expect("64 bytes is a valid key")
 }
@@ -29,7 +31,8 @@ pub fn test_config() -> SessionConfig {
     SessionConfig::with_key(fixed_key())
 }
 
-/// Starts the real app on `127.0.0.1:0`, with the given configuration and store.
+/// Starts the real app on `127.0.0.1:0`, with the given configuration and
+/// store.
 pub async fn spawn_app<S>(config: &SessionConfig, store: S) -> TestApp
 where
     S: SessionStore + Clone,
@@ -92,7 +95,8 @@ impl TestApp {
             .expect("a SessionView")
     }
 
-    /// `POST /api/visit` with no cookie, returning the new session cookie as `name=value`.
+    /// `POST /api/visit` with no cookie, returning the new session cookie as
+    /// `name=value`.
     pub async fn new_session_cookie(&self) -> String {
         let response = self
             .raw
