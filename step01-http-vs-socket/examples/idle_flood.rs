@@ -59,7 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     if let Some(last) = closed.iter().max() {
         println!(
-            "{} of them closed by the server, the last {:.1?} after the request",
+            "{} of them closed by the server, the last {:.1?} after the \
+             request",
             closed.len(),
             last.duration_since(started)
         );
@@ -76,7 +77,10 @@ async fn timed_request(address: &str) {
     let answer = async {
         let mut stream = TcpStream::connect(address).await?;
         stream
-            .write_all(b"GET /api/time HTTP/1.1\r\nHost: flood\r\nConnection: close\r\n\r\n")
+            .write_all(
+                b"GET /api/time HTTP/1.1\r\nHost: flood\r\nConnection: \
+                         close\r\n\r\n",
+            )
             .await?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await?;

@@ -139,7 +139,8 @@ enum ConfigError {
 fn parse_port(text: &str) -> Result<u16, ConfigError> {
     let port = text
         .parse::<u16>()
-        .map_err(|_| ConfigError::BadPort(text.to_owned()))?; // `?`: return the Err
+        // `?`: return the Err
+        .map_err(|_| ConfigError::BadPort(text.to_owned()))?;
     Ok(port)
 }
 // ANCHOR_END: result

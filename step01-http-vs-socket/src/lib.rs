@@ -104,7 +104,11 @@ pub struct PingAck {
 /// Runs once per connected socket, like `io.on("connection", socket => ...)` in
 /// Node.js.
 async fn on_connect(socket: SocketRef) {
-    tracing::info!(sid = %socket.id, transport = ?socket.transport_type(), "socket connected");
+    tracing::info!(
+        sid = %socket.id,
+        transport = ?socket.transport_type(),
+        "socket connected"
+    );
 
     socket.on("ping", answer_ping);
 
@@ -125,7 +129,8 @@ async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
         // A wrong payload is the client's mistake: say so instead of staying
         // silent.
         Err(_) => {
-            serde_json::json!({ "error": "expected {\"client_time_ms\": number}" })
+            serde_json::json!({ "error": "expected {\"client_time_ms\": \
+                                          number}" })
         }
     };
     // The client may have sent no ack callback; that is not an error worth

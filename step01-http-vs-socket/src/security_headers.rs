@@ -86,7 +86,8 @@ async fn with_page_policy(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(page) = to_bytes(body, MAX_PAGE_BYTES).await else {
         tracing::error!(
-            "a page too large, or failing, to hash for its Content-Security-Policy"
+            "a page too large, or failing, to hash for its \
+             Content-Security-Policy"
         );
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -190,7 +191,8 @@ mod tests {
     #[test]
     fn inline_scripts_and_styles_are_found_and_external_scripts_skipped() {
         let page = "<style>b{}</style><script src=\"x.js\"></script>\
-                    <script>\nlet a = 1;\n</script><script type=\"module\">go()</script>";
+                    <script>\nlet a = 1;\n</script><script type=\"module\">go()\
+                                                                  </script>";
         assert_eq!(
             inline_blocks(page, "script").collect::<Vec<_>>(),
             ["\nlet a = 1;\n", "go()"]

@@ -87,7 +87,12 @@ impl ServeLimits {
                     .parse::<u64>()
                     .ok()
                     .filter(|number| *number > 0)
-                    .ok_or_else(|| format!("{name} must be a whole number above 0, got {value:?}")),
+                    .ok_or_else(|| {
+                        format!(
+                            "{name} must be a whole number \
+                                            above 0, got {value:?}"
+                        )
+                    }),
             }
         };
         let max_connections =
@@ -231,15 +236,19 @@ fn connection_cap(wanted: usize) -> usize {
             let cap = cap_for_file_limit(wanted, file_limit);
             if cap < wanted {
                 tracing::warn!(
-                    "MAX_CONNECTIONS is {wanted} but this process may open only \
-                     {file_limit} files: serving at most {cap} connections at once. \
-                     Raise the limit (`ulimit -n`, or LimitNOFILE= in systemd) for more."
+                    "MAX_CONNECTIONS is {wanted} but this process may open \
+                     only {file_limit} files: serving at most {cap} \
+                     connections at once. Raise the limit (`ulimit -n`, or \
+                     LimitNOFILE= in systemd) for more."
                 );
             }
             cap
         }
         Err(error) => {
-            tracing::warn!(%error, "could not read the open-file limit; trusting MAX_CONNECTIONS");
+            tracing::warn!(
+                %error,
+                "could not read the open-file limit; trusting MAX_CONNECTIONS"
+            );
             wanted
         }
     }

@@ -139,7 +139,8 @@ async fn serve_local_client(
     let (mut parts, body) = response.into_parts();
     let Ok(page) = to_bytes(body, MAX_PAGE_BYTES).await else {
         tracing::error!(
-            "a page too large, or failing, to point at the local Socket.IO client"
+            "a page too large, or failing, to point at the local Socket.IO \
+             client"
         );
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };

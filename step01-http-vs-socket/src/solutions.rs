@@ -27,7 +27,11 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(500);
 // ANCHOR: stop_ticks
 /// Runs once per connected socket. New: the `stop-ticks` handler.
 async fn on_connect(socket: SocketRef) {
-    tracing::info!(sid = %socket.id, transport = ?socket.transport_type(), "socket connected");
+    tracing::info!(
+        sid = %socket.id,
+        transport = ?socket.transport_type(),
+        "socket connected"
+    );
 
     socket.on("ping", answer_ping);
 
@@ -50,7 +54,9 @@ async fn push_ticks(socket: SocketRef, stopped: Arc<AtomicBool>) {
     loop {
         interval.tick().await;
         if stopped.load(Ordering::Relaxed) {
-            break; // the client asked for silence: the task ends, the socket stays open
+            // The client asked for silence: the task ends, the socket stays
+            // open.
+            break;
         }
         seq += 1;
         let tick = Tick {
@@ -59,8 +65,10 @@ async fn push_ticks(socket: SocketRef, stopped: Arc<AtomicBool>) {
         };
         match socket.emit("tick", &tick) {
             Ok(()) => {}
-            Err(SendError::Socket(SocketError::Closed)) => break, // the tab is gone
-            Err(_) => {} // a full queue: this tick is lost, the next one is tried
+            // the tab is gone
+            Err(SendError::Socket(SocketError::Closed)) => break,
+            // a full queue: this tick is lost, the next one is tried
+            Err(_) => {}
         }
     }
 }

@@ -68,8 +68,9 @@ async fn ex1_faster_ticks() {
     let socket = client.connect(&url, json!({})).await;
     let frozen = |what: &str| {
         format!(
-            "{what} within {DEFAULT_WAIT:?}: is the `.await` after `interval.tick()` still \
-             there? Without it the loop never waits, and nothing else runs on its thread."
+            "{what} within {DEFAULT_WAIT:?}: is the `.await` after \
+             `interval.tick()` still there? Without it the loop never waits, \
+             and nothing else runs on its thread."
         )
     };
     if socket
@@ -107,8 +108,8 @@ async fn ex1_faster_ticks() {
     );
     assert!(
         average >= 200,
-        "ticks come every {average} ms, much faster than 500 ms: is the `.await` after \
-         `interval.tick()` still there?"
+        "ticks come every {average} ms, much faster than 500 ms: is the \
+         `.await` after `interval.tick()` still there?"
     );
 }
 
@@ -123,8 +124,8 @@ async fn wait_for_stats(socket: &JsSocket, expected: u64) {
         let Some(event) = socket.try_next_named("server-stats", left).await
         else {
             panic!(
-                "no `server-stats` event with {{\"sockets\": {expected}}} within 15 s; \
-                 received: {seen:?}"
+                "no `server-stats` event with {{\"sockets\": {expected}}} \
+                 within 15 s; received: {seen:?}"
             );
         };
         if event.data()["sockets"] == json!(expected) {

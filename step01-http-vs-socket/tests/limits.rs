@@ -150,9 +150,12 @@ async fn a_body_that_never_ends_gets_408_after_the_request_timeout() {
         Router::new().route("/echo", post(|body: String| async move { body }));
     let server = Server::start(echo, short_timeouts()).await;
     let mut slow = server.connect().await;
-    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789")
-        .await
-        .expect("write");
+    slow.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: \
+                     100\r\n\r\n0123456789",
+    )
+    .await
+    .expect("write");
     let answer = assert_closed_by_the_timeout(&mut slow).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
@@ -306,7 +309,8 @@ async fn in_a_browser_the_policy_runs_the_pages_code_and_blocks_injected_code()
     // slipped in: an inline event handler, which no hash can allow.
     const PAGE: &str = r#"<!doctype html><title>csp</title>
 <p id="handler">not run</p><p id="checked">waiting</p>
-<img id="broken" src="/missing.png" onerror="document.getElementById('handler').textContent = 'run'">
+<img id="broken" src="/missing.png"
+  onerror="document.getElementById('handler').textContent = 'run'">
 <script>
   // Listeners run in the order they were added: the attribute's first, then
   // this one.

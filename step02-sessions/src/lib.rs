@@ -101,9 +101,9 @@ pub struct SessionConfig {
 pub enum SessionConfigError {
     /// `SESSION_SECRET` is set but too short to be a signing key.
     #[error(
-        "SESSION_SECRET is {len} characters long but must be at least 64 hex digits \
-         or {MIN_SECRET_CHARS} characters of other text; generate one with \
-         `openssl rand -hex 64` and put it in .env"
+        "SESSION_SECRET is {len} characters long but must be at least 64 hex \
+         digits or {MIN_SECRET_CHARS} characters of other text; generate one \
+         with `openssl rand -hex 64` and put it in .env"
     )]
     SecretTooShort {
         /// The length that was found, in characters.
@@ -111,9 +111,10 @@ pub enum SessionConfigError {
     },
     /// `SESSION_SECRET` is long enough but obviously not random.
     #[error(
-        "SESSION_SECRET is made of too few different characters ({distinct}, at least \
-         {MIN_DISTINCT_CHARS} needed): it was typed, not generated, and can be guessed; \
-         generate one with `openssl rand -hex 64` and put it in .env"
+        "SESSION_SECRET is made of too few different characters ({distinct}, \
+         at least {MIN_DISTINCT_CHARS} needed): it was typed, not generated, \
+         and can be guessed; generate one with `openssl rand -hex 64` and put \
+         it in .env"
     )]
     SecretTooWeak {
         /// How many different characters it uses.
@@ -121,7 +122,8 @@ pub enum SessionConfigError {
     },
     /// `SESSION_SECRET` is set but is not UTF-8 text.
     #[error(
-        "SESSION_SECRET is not valid UTF-8; use a hex string: `openssl rand -hex 64`"
+        "SESSION_SECRET is not valid UTF-8; use a hex string: `openssl rand \
+         -hex 64`"
     )]
     SecretNotUtf8,
     /// `COOKIE_SECURE` is set to something other than true/false.
@@ -180,10 +182,10 @@ impl SessionConfig {
             Some(secret) => key_from_secret(secret)?,
             None => {
                 tracing::warn!(
-                    "SESSION_SECRET is not set: using a random key for this run only. \
-                     Every session cookie becomes invalid when the server restarts. \
-                     Set SESSION_SECRET (e.g. `openssl rand -hex 64`) in .env \
-                     to keep sessions across restarts."
+                    "SESSION_SECRET is not set: using a random key for this \
+                     run only. Every session cookie becomes invalid when the \
+                     server restarts. Set SESSION_SECRET (e.g. `openssl rand \
+                     -hex 64`) in .env to keep sessions across restarts."
                 );
                 Key::generate()
             }

@@ -122,12 +122,15 @@ async fn ex1_last_visit() {
     let after = now_ms();
     let first = app.session(&cookie).await;
     let first_ms = first["last_visit_ms"].as_u64().unwrap_or_else(|| {
-        panic!("after a visit, GET /api/session needs a `last_visit_ms` number: {first}")
+        panic!(
+            "after a visit, GET /api/session needs a `last_visit_ms` \
+                number: {first}"
+        )
     });
     assert!(
         before.saturating_sub(1000) <= first_ms && first_ms <= after + 1000,
-        "last_visit_ms is {first_ms}, but the visit happened between {before} and {after} \
-         (milliseconds since the Unix epoch)"
+        "last_visit_ms is {first_ms}, but the visit happened between {before} \
+         and {after} (milliseconds since the Unix epoch)"
     );
 
     tokio::time::sleep(StdDuration::from_millis(50)).await;
@@ -158,16 +161,16 @@ async fn ex2_absolute_expiry() {
     let (first, second) = (alice_first.max_age, alice_second.max_age);
     assert!(
         matches!((first, second), (Some(a), Some(b)) if b < a),
-        "alice's second write, 3 s after her first, set Max-Age {second:?} after {first:?}: \
-         it moved the deadline instead of keeping it"
+        "alice's second write, 3 s after her first, set Max-Age {second:?} \
+         after {first:?}: it moved the deadline instead of keeping it"
     );
     // ...while Bob, new at that moment, gets the whole max_age: the deadline is
     // per session.
     let bob = bob_first.max_age;
     assert!(
         matches!((first, bob), (Some(a), Some(b)) if b >= a - 1),
-        "bob's first write set Max-Age {bob:?}, alice's {first:?}: a new session must get \
-         the whole max_age, counted from its own first write"
+        "bob's first write set Max-Age {bob:?}, alice's {first:?}: a new \
+         session must get the whole max_age, counted from its own first write"
     );
     assert_eq!(
         app.session(&alice_second.pair).await["visits"],

@@ -183,10 +183,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("logins {} answered in {flood_time:.2?}", args.logins);
     println!("answers by status {by_status:?}, slowest {slowest:.2?}");
     println!(
-        "legitimate login: {legit_status} after {legit_took:.2?} ({legit_attempts} attempt(s))"
+        "legitimate login: {legit_status} after {legit_took:.2?} \
+         ({legit_attempts} attempt(s))"
     );
     println!(
-        "server RSS: before {before:.0} MiB, peak {peak:.0} MiB (+{:.0}), 5 s after {after:.0} MiB (+{:.0})",
+        "server RSS: before {before:.0} MiB, peak {peak:.0} MiB (+{:.0}), 5 s \
+         after {after:.0} MiB (+{:.0})",
         peak - before,
         after - before
     );

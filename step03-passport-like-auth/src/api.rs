@@ -191,7 +191,8 @@ where
                 Err(JsonRejection::MissingJsonContentType(_)) => {
                     Err(ApiError::new(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "Send the body as application/json or application/x-www-form-urlencoded",
+                        "Send the body as application/json or \
+                         application/x-www-form-urlencoded",
                     ))
                 }
                 Err(rejection) => {

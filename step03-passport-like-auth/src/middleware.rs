@@ -110,8 +110,8 @@ fn logged_in_user(extensions: &Extensions) -> Result<Option<&User>, ApiError> {
         // treating everybody as anonymous and leaving the developer to wonder
         // why login "does not work".
         tracing::error!(
-            "no user information on this request: is the passport_session middleware \
-             installed on this route, inside the session layer?"
+            "no user information on this request: is the passport_session \
+             middleware installed on this route, inside the session layer?"
         );
         return Err(ApiError::internal());
     }

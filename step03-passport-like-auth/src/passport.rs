@@ -246,7 +246,10 @@ impl<U: UserStore> Passport<U> {
         // Who is logging out is only news for the hooks; failing to find out
         // must not stop the logout itself.
         let user = self.deserialize(session).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "could not load the user who is logging out");
+            tracing::warn!(
+                %error,
+                "could not load the user who is logging out"
+            );
             None
         });
         // Read after `deserialize`: loading the session drops an id the store
@@ -371,7 +374,8 @@ pub enum RegisterError {
     /// The username breaks the rules: 3 to 32 of `a-z 0-9 _ -` (after NFKC and
     /// lower case).
     #[error(
-        "Username must be 3 to 32 characters long and use only letters, digits, _ and -"
+        "Username must be 3 to 32 characters long and use only letters, \
+         digits, _ and -"
     )]
     InvalidUsername,
     /// The password is too short.
@@ -430,7 +434,8 @@ mod tests {
 
     #[test]
     fn password_length_counts_characters_not_bytes() {
-        assert!(validate_password("pässwörd").is_ok()); // 8 characters, 10 bytes
+        // 8 characters, 10 bytes
+        assert!(validate_password("pässwörd").is_ok());
         assert!(validate_password("1234567").is_err());
     }
 }

@@ -30,6 +30,9 @@ pub struct User {
 // ANCHOR_END: user
 
 // ANCHOR: user_store
+/// A user together with their password hash (a PHC string).
+pub type UserWithHash = (User, String);
+
 /// The three questions a login system asks about users.
 ///
 /// Each method returns `impl Future + Send` rather than being an `async fn`: an
@@ -56,7 +59,7 @@ pub trait UserStore: Clone + Send + Sync + 'static {
     fn find_credentials(
         &self,
         username: &str,
-    ) -> impl Future<Output = Result<Option<(User, String)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<UserWithHash>, StoreError>> + Send;
 
     /// Stores a new user. Fails with [`CreateUserError::Taken`] if the name is
     /// in use: the store is the only place that can check that without a race.

@@ -219,7 +219,8 @@ async fn unknown_user_takes_as_long_to_reject_as_a_wrong_password() {
     // faster.
     assert!(
         unknown_user * 3 >= wrong_password,
-        "unknown user answered in {unknown_user:?}, wrong password in {wrong_password:?}"
+        "unknown user answered in {unknown_user:?}, wrong password in \
+         {wrong_password:?}"
     );
 }
 

@@ -159,7 +159,8 @@ async fn ex2_remember_me() {
                 cookie_attribute(&set_cookie, "Expires")
             ),
             (None, None),
-            "without \"Remember me\" the cookie must die with the browser: {set_cookie}"
+            "without \"Remember me\" the cookie must die with the browser: \
+             {set_cookie}"
         );
         // It is still a working session.
         let cookie = set_cookie.split(';').next().unwrap_or_default();
@@ -177,7 +178,11 @@ async fn ex2_remember_me() {
     let json_login = app
         .post_json(
             "/login",
-            json!({ "username": "alice", "password": DEMO_PASSWORD, "remember": true }),
+            json!({
+                "username": "alice",
+                "password": DEMO_PASSWORD,
+                "remember": true
+            }),
         )
         .await;
     let form_login = browser()
@@ -309,7 +314,8 @@ async fn ex4_back_to_the_page_you_came_from() {
         ("/\\evil.example", "%2F%5Cevil.example"),
     ] {
         println!(
-            "Logging in with next={foreign} must lead to /private, not to evil.example."
+            "Logging in with next={foreign} must lead to /private, not to \
+             evil.example."
         );
         let private_page = json!({ "waitText": "#username", "text": "alice" });
         let report =

@@ -243,7 +243,10 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     let register_from = |app: &TestApp, from: &'static str, n: usize| {
         let url = format!("http://{}/register", app.address);
         async move {
-            let body = json!({ "username": format!("user{n:03}"), "password": "long enough" });
+            let body = json!({
+                "username": format!("user{n:03}"),
+                "password": "long enough"
+            });
             Client::new()
                 .post(url)
                 .header("x-forwarded-for", from)

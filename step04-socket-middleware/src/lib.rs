@@ -93,7 +93,10 @@ impl SocketSettings {
             limits: SocketLimits::from_env()?,
             ..SocketSettings::new(AllowedOrigins::from_env(port))
         };
-        tracing::info!(origins = ?settings.allowed_origins.as_slice(), "allowed origins");
+        tracing::info!(
+            origins = ?settings.allowed_origins.as_slice(),
+            "allowed origins"
+        );
         tracing::info!(limits = ?settings.limits, "socket limits");
         Ok(settings)
     }

@@ -53,7 +53,10 @@ pub fn disconnect_on_logout<A: Adapter>(
             if let Err(error) =
                 io.to(session_room(session_id)).disconnect().await
             {
-                tracing::error!(%error, "could not disconnect the sockets of a closed session");
+                tracing::error!(
+                    %error,
+                    "could not disconnect the sockets of a closed session"
+                );
             }
         });
     }
@@ -76,13 +79,17 @@ pub fn watch_session<A: Adapter>(
     };
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
-        ticks.tick().await; // the first tick is immediate; the handshake just checked
+        // the first tick is immediate; the handshake just checked
+        ticks.tick().await;
         while socket.connected() {
             ticks.tick().await;
             match store.load(&session_id).await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {
-                    tracing::info!(sid = %socket.id, "session ended: disconnecting its socket");
+                    tracing::info!(
+                        sid = %socket.id,
+                        "session ended: disconnecting its socket"
+                    );
                     socket.emit("session ended", &()).ok();
                     socket.disconnect().ok();
                     break;
@@ -90,7 +97,10 @@ pub fn watch_session<A: Adapter>(
                 // A store hiccup is not proof that the session is gone: keep
                 // the socket, retry.
                 Err(error) => {
-                    tracing::warn!(%error, "could not re-check a socket's session")
+                    tracing::warn!(
+                        %error,
+                        "could not re-check a socket's session"
+                    )
                 }
             }
         }

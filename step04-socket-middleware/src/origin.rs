@@ -111,7 +111,11 @@ pub async fn check_origin<A: Adapter>(
     match origin.to_str() {
         Ok(origin) if allowed.allows(origin, host) => Ok(()),
         _ => {
-            tracing::warn!(?origin, sid = %socket.id, "refused a socket from a foreign origin");
+            tracing::warn!(
+                ?origin,
+                sid = %socket.id,
+                "refused a socket from a foreign origin"
+            );
             Err(ForbiddenOrigin)
         }
     }

@@ -48,10 +48,17 @@ pub async fn authenticate_socket<A: Adapter>(
     // `socket.request.user` and `socket.request.session` of the walkthrough.
     let session_id = session.and_then(|session| session.id());
     let (Some(CurrentUser(user)), Some(session_id)) = (user, session_id) else {
-        tracing::info!(sid = %socket.id, "refused a socket without a logged-in session");
+        tracing::info!(
+            sid = %socket.id,
+            "refused a socket without a logged-in session"
+        );
         return Err(Unauthorized);
     };
-    tracing::info!(sid = %socket.id, user = %user.username, "socket authenticated");
+    tracing::info!(
+        sid = %socket.id,
+        user = %user.username,
+        "socket authenticated"
+    );
     socket.join([session_room(session_id), user_room(user.id)]);
     socket.extensions.insert::<User>(user); // socket.user = user
     socket.extensions.insert(SocketSession(session_id));

@@ -56,7 +56,11 @@ pub async fn reject_banned(
         .iter()
         .any(|banned| banned.eq_ignore_ascii_case(&user.username))
     {
-        tracing::info!(sid = %socket.id, user = %user.username, "refused a banned user's socket");
+        tracing::info!(
+            sid = %socket.id,
+            user = %user.username,
+            "refused a banned user's socket"
+        );
         return Err(Banned);
     }
     Ok(())
@@ -95,7 +99,10 @@ async fn session_still_alive(
     match store.load(&session_id).await {
         Ok(Some(_)) => true,
         Ok(None) => {
-            tracing::info!(sid = %socket.id, "session ended: disconnecting its socket");
+            tracing::info!(
+                sid = %socket.id,
+                "session ended: disconnecting its socket"
+            );
             socket.emit("session ended", &()).ok();
             socket.clone().disconnect().ok();
             false

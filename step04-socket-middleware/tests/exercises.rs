@@ -125,7 +125,8 @@ async fn ex1_recheck_interval() {
         .await;
     assert!(
         ended.is_some(),
-        "no `session ended` within 10 s of the session's expiry: SESSION_RECHECK is {:?}",
+        "no `session ended` within 10 s of the session's expiry: \
+         SESSION_RECHECK is {:?}",
         under_test::SESSION_RECHECK
     );
     let disconnect = socket.next_named("disconnect").await;
@@ -141,7 +142,8 @@ async fn ex2_banned_users() {
     assert_eq!(
         mallory.connect_outcome().await,
         Err("Banned".to_owned()),
-        "mallory is logged in, and banned: she must get connect_error \"Banned\""
+        "mallory is logged in, and banned: she must get connect_error \
+         \"Banned\""
     );
 
     // Everybody else is treated as before.
@@ -152,7 +154,8 @@ async fn ex2_banned_users() {
     assert_eq!(
         anonymous.expect_connect_error().await,
         "xhr poll error",
-        "nobody logged in is still refused over HTTP (a 401 to the handshake), not Banned"
+        "nobody logged in is still refused over HTTP (a 401 to the handshake), \
+         not Banned"
     );
 }
 
@@ -223,7 +226,8 @@ async fn ex4_recheck_on_every_event() {
         .await;
     assert!(
         ended.is_some(),
-        "`whoami` on a deleted session must end the socket (`session ended`), not answer"
+        "`whoami` on a deleted session must end the socket (`session ended`), \
+         not answer"
     );
     let disconnect = socket.next_named("disconnect").await;
     assert_eq!(disconnect.raw["reason"], "io server disconnect");

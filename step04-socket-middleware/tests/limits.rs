@@ -127,7 +127,10 @@ impl TestApp {
         cookie: &str,
         transports: Value,
     ) -> JsSocket {
-        let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
+        let opts = json!({
+            "extraHeaders": { "cookie": cookie },
+            "transports": transports
+        });
         js.connect(&self.url("/"), opts).await
     }
 }
@@ -195,7 +198,8 @@ async fn ten_thousand_anonymous_handshakes_are_refused_and_cost_no_memory() {
     let after = rss_bytes();
 
     eprintln!(
-        "10,000 anonymous + 1,000 foreign handshakes: RSS {:.1} MiB -> {:.1} MiB",
+        "10,000 anonymous + 1,000 foreign handshakes: RSS {:.1} MiB -> {:.1} \
+         MiB",
         before as f64 / MIB as f64,
         after as f64 / MIB as f64
     );
@@ -446,7 +450,8 @@ async fn requests_of_an_admitted_polling_connection_do_not_read_the_session_stor
 #[tokio::test]
 async fn a_restart_never_hands_an_old_cookie_to_a_new_user() {
     let _turn = SERIAL.lock().await;
-    let key = Key::generate(); // SESSION_SECRET is set: the same key across the restart
+    // SESSION_SECRET is set: the same key across the restart
+    let key = Key::generate();
     let register = async |app: &TestApp, name: &str| {
         let response = app.post_form("/register", name, None).await;
         assert_eq!(response.status(), 201, "register {name}");
@@ -514,6 +519,7 @@ async fn measure_session_reads_of_one_polling_socket_per_minute() {
     let busy = reads() - start.0;
     eprintln!(
         "one polling socket for a minute: idle, {idle} session store reads; \
-         {events} events, {busy} session store reads (the session watch reads twice a minute)"
+         {events} events, {busy} session store reads (the session watch reads \
+         twice a minute)"
     );
 }

@@ -416,7 +416,10 @@ async fn no_event_emitted_on_connect_is_lost() {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
     for transports in [json!(["websocket"]), json!(["polling", "websocket"])] {
-        let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
+        let opts = json!({
+            "extraHeaders": { "cookie": cookie },
+            "transports": transports
+        });
         let (acked, failures) = app
             .js
             .connect_and_emit_many(

@@ -10,8 +10,10 @@ const GOOD_SECRET: &str =
     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// What `openssl rand -hex 64` prints: 128 hex digits.
-const HEX_SECRET: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\
-                          60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+const HEX_SECRET: &str = "9f86d081884c7d659a2feaa0c55ad015\
+                          a3bf4f1b2b0b822cd15d6c15b0f00a08\
+                          60303ae22b998861bce3b28f33eec1be\
+                          758a213c86c93c076dbe9f558c11c752";
 
 /// What `openssl rand -base64 32` prints: 44 characters, not hex.
 const BASE64_SECRET: &str = "q3VbJ0mE8xN5rT2yL9wA6cK1dF4gH7jP0sU3vX6zB9c=";
