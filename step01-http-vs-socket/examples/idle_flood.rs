@@ -79,7 +79,7 @@ async fn timed_request(address: &str) {
         stream
             .write_all(
                 b"GET /api/time HTTP/1.1\r\nHost: flood\r\nConnection: \
-                         close\r\n\r\n",
+                  close\r\n\r\n",
             )
             .await?;
         let mut answer = String::new();

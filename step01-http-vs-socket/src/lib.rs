@@ -128,10 +128,9 @@ async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
         }),
         // A wrong payload is the client's mistake: say so instead of staying
         // silent.
-        Err(_) => {
-            serde_json::json!({ "error": "expected {\"client_time_ms\": \
-                                          number}" })
-        }
+        Err(_) => serde_json::json!({
+            "error": "expected {\"client_time_ms\": number}"
+        }),
     };
     // The client may have sent no ack callback; that is not an error worth
     // logging.

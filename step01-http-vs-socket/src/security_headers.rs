@@ -192,7 +192,7 @@ mod tests {
     fn inline_scripts_and_styles_are_found_and_external_scripts_skipped() {
         let page = "<style>b{}</style><script src=\"x.js\"></script>\
                     <script>\nlet a = 1;\n</script><script type=\"module\">go()\
-                                                                  </script>";
+                    </script>";
         assert_eq!(
             inline_blocks(page, "script").collect::<Vec<_>>(),
             ["\nlet a = 1;\n", "go()"]

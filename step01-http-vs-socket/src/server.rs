@@ -90,7 +90,7 @@ impl ServeLimits {
                     .ok_or_else(|| {
                         format!(
                             "{name} must be a whole number \
-                                            above 0, got {value:?}"
+                             above 0, got {value:?}"
                         )
                     }),
             }

@@ -152,7 +152,7 @@ async fn a_body_that_never_ends_gets_408_after_the_request_timeout() {
     let mut slow = server.connect().await;
     slow.write_all(
         b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: \
-                     100\r\n\r\n0123456789",
+          100\r\n\r\n0123456789",
     )
     .await
     .expect("write");

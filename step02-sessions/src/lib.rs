@@ -122,8 +122,8 @@ pub enum SessionConfigError {
     },
     /// `SESSION_SECRET` is set but is not UTF-8 text.
     #[error(
-        "SESSION_SECRET is not valid UTF-8; use a hex string: `openssl rand \
-         -hex 64`"
+        "SESSION_SECRET is not valid UTF-8; use a hex string: \
+         `openssl rand -hex 64`"
     )]
     SecretNotUtf8,
     /// `COOKIE_SECURE` is set to something other than true/false.
@@ -184,8 +184,9 @@ impl SessionConfig {
                 tracing::warn!(
                     "SESSION_SECRET is not set: using a random key for this \
                      run only. Every session cookie becomes invalid when the \
-                     server restarts. Set SESSION_SECRET (e.g. `openssl rand \
-                     -hex 64`) in .env to keep sessions across restarts."
+                     server restarts. Set SESSION_SECRET (e.g. \
+                     `openssl rand -hex 64`) in .env to keep sessions across \
+                     restarts."
                 );
                 Key::generate()
             }

@@ -124,7 +124,7 @@ async fn ex1_last_visit() {
     let first_ms = first["last_visit_ms"].as_u64().unwrap_or_else(|| {
         panic!(
             "after a visit, GET /api/session needs a `last_visit_ms` \
-                number: {first}"
+             number: {first}"
         )
     });
     assert!(
