@@ -73,34 +73,7 @@ async fn time_now(State(counter): State<RequestCounter>) -> Json<TimeReply> {
 }
 // ANCHOR_END: http_endpoint
 
-// ANCHOR: socket_handlers
-/// The payload of the `tick` event that the server pushes without being asked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Tick {
-    /// Counts up from 1 for each socket, so the page can show the pushes
-    /// arriving.
-    pub seq: u64,
-    /// The server's clock, in milliseconds since the Unix epoch.
-    pub server_time_ms: u64,
-}
-
-/// What the client sends with a `ping`: its own clock, so it can measure the
-/// round trip.
-#[derive(Debug, Deserialize)]
-struct PingRequest {
-    client_time_ms: f64,
-}
-
-/// What the server acknowledges a `ping` with.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PingAck {
-    /// The client's clock, sent back untouched: the client subtracts it from
-    /// "now".
-    pub client_time_ms: f64,
-    /// The server's clock when it answered.
-    pub server_time_ms: u64,
-}
-
+// ANCHOR: on_connect
 /// Runs once per connected socket, like `io.on("connection", socket => ...)` in
 /// Node.js.
 async fn on_connect(socket: SocketRef) {
@@ -116,25 +89,17 @@ async fn on_connect(socket: SocketRef) {
     // ends by itself once the socket is closed (see `push_ticks`).
     tokio::spawn(push_ticks(socket));
 }
+// ANCHOR_END: on_connect
 
-/// The `ping` handler. An acknowledgement is the answer to one event, sent back
-/// over the same connection: the Socket.IO version of a response, without a new
-/// request.
-async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
-    let reply = match request {
-        Ok(request) => serde_json::json!(PingAck {
-            client_time_ms: request.client_time_ms,
-            server_time_ms: now_ms(),
-        }),
-        // A wrong payload is the client's mistake: say so instead of staying
-        // silent.
-        Err(_) => serde_json::json!({
-            "error": "expected {\"client_time_ms\": number}"
-        }),
-    };
-    // The client may have sent no ack callback; that is not an error worth
-    // logging.
-    ack.send(&reply).ok();
+// ANCHOR: push_ticks
+/// The payload of the `tick` event that the server pushes without being asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tick {
+    /// Counts up from 1 for each socket, so the page can show the pushes
+    /// arriving.
+    pub seq: u64,
+    /// The server's clock, in milliseconds since the Unix epoch.
+    pub server_time_ms: u64,
 }
 
 async fn push_ticks(socket: SocketRef) {
@@ -158,7 +123,46 @@ async fn push_ticks(socket: SocketRef) {
         }
     }
 }
-// ANCHOR_END: socket_handlers
+// ANCHOR_END: push_ticks
+
+// ANCHOR: answer_ping
+/// What the client sends with a `ping`: its own clock, so it can measure the
+/// round trip.
+#[derive(Debug, Deserialize)]
+struct PingRequest {
+    client_time_ms: f64,
+}
+
+/// What the server acknowledges a `ping` with.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PingAck {
+    /// The client's clock, sent back untouched: the client subtracts it from
+    /// "now".
+    pub client_time_ms: f64,
+    /// The server's clock when it answered.
+    pub server_time_ms: u64,
+}
+
+/// The `ping` handler. An acknowledgement is the answer to one event, sent back
+/// over the same connection: the Socket.IO version of a response, without a new
+/// request.
+async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
+    let reply = match request {
+        Ok(request) => serde_json::json!(PingAck {
+            client_time_ms: request.client_time_ms,
+            server_time_ms: now_ms(),
+        }),
+        // A wrong payload is the client's mistake: say so instead of staying
+        // silent.
+        Err(_) => serde_json::json!({
+            "error": "expected {\"client_time_ms\": number}"
+        }),
+    };
+    // The client may have sent no ack callback; that is not an error worth
+    // logging.
+    ack.send(&reply).ok();
+}
+// ANCHOR_END: answer_ping
 
 // ANCHOR: app
 /// Builds the whole application: the page, the HTTP endpoint and the Socket.IO

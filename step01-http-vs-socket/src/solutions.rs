@@ -47,7 +47,9 @@ async fn on_connect(socket: SocketRef) {
 
     tokio::spawn(push_ticks(socket, stopped));
 }
+// ANCHOR_END: stop_ticks
 
+// ANCHOR: stop_ticks_task
 async fn push_ticks(socket: SocketRef, stopped: Arc<AtomicBool>) {
     let mut interval = tokio::time::interval(TICK_INTERVAL);
     let mut seq = 0;
@@ -65,14 +67,14 @@ async fn push_ticks(socket: SocketRef, stopped: Arc<AtomicBool>) {
         };
         match socket.emit("tick", &tick) {
             Ok(()) => {}
-            // the tab is gone
+            // The tab is gone.
             Err(SendError::Socket(SocketError::Closed)) => break,
-            // a full queue: this tick is lost, the next one is tried
+            // A full queue: this tick is lost, the next one is tried.
             Err(_) => {}
         }
     }
 }
-// ANCHOR_END: stop_ticks
+// ANCHOR_END: stop_ticks_task
 
 // ANCHOR: second_pushed_event
 /// How often the server broadcasts `server-stats`.
@@ -102,6 +104,9 @@ async fn push_server_stats(io: SocketIo) {
         io.emit("server-stats", &stats).await.ok();
     }
 }
+// ANCHOR_END: second_pushed_event
+
+// ANCHOR: second_pushed_event_app
 
 /// The crate's `app()`, plus one line: the task that broadcasts `server-stats`.
 pub fn app() -> Router {
@@ -117,4 +122,4 @@ pub fn app() -> Router {
         .with_state(RequestCounter::default())
         .layer(socket_layer)
 }
-// ANCHOR_END: second_pushed_event
+// ANCHOR_END: second_pushed_event_app
