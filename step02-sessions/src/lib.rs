@@ -171,7 +171,9 @@ impl SessionConfig {
         let cookie_secure = std::env::var("COOKIE_SECURE").ok();
         Self::from_settings(secret.as_deref(), cookie_secure.as_deref())
     }
+    // ANCHOR_END: from_env
 
+    // ANCHOR: from_settings
     /// [`SessionConfig::from_env`] without the environment, so that it can be
     /// tested.
     pub fn from_settings(
@@ -211,7 +213,7 @@ impl SessionConfig {
         };
         Ok(Self::with_key(key).secure(secure))
     }
-    // ANCHOR_END: from_env
+    // ANCHOR_END: from_settings
 
     /// Sets how long a session lives after it was last written.
     pub fn max_age(mut self, max_age: Duration) -> Self {
@@ -332,7 +334,9 @@ pub async fn open_sqlite_store(
     store.migrate().await?;
     Ok(store)
 }
+// ANCHOR_END: sqlite_store
 
+// ANCHOR: expired_cleanup
 /// How often expired sessions are deleted from a store that does not do it by
 /// itself.
 pub const CLEANUP_PERIOD: std::time::Duration =
@@ -354,7 +358,7 @@ where
         }
     })
 }
-// ANCHOR_END: sqlite_store
+// ANCHOR_END: expired_cleanup
 
 // ANCHOR: backend
 /// Where sessions are kept, chosen with `SESSION_STORE`.
@@ -388,6 +392,9 @@ impl SessionBackend {
         }
     }
 }
+// ANCHOR_END: backend
+
+// ANCHOR: app_with_backend
 
 impl fmt::Display for SessionBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -415,7 +422,7 @@ pub async fn app_with_backend(
         SessionBackend::Memory => app(config, MemoryStore::default()),
     })
 }
-// ANCHOR_END: backend
+// ANCHOR_END: app_with_backend
 
 // ANCHOR: session_view
 /// The key under which the visit counter lives in the session.

@@ -55,6 +55,7 @@ async fn show_session(
         cookie,
     }))
 }
+// ANCHOR_END: last_visit
 
 // ANCHOR: count_visit
 /// `POST /api/visit`: counts, and remembers when.
@@ -77,7 +78,6 @@ async fn count_visit(
     Ok(StatusCode::NO_CONTENT)
 }
 // ANCHOR_END: count_visit
-// ANCHOR_END: last_visit
 
 // ANCHOR: absolute_expiry
 /// The key under which the session's absolute deadline lives, in seconds since
