@@ -24,6 +24,46 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.message }));
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
+}
+// ANCHOR_END: api_error
+
+// ANCHOR: api_error_named
+impl ApiError {
+    /// `503` + `Retry-After: 1`: the server is too busy right now (see
+    /// [`AuthError::Busy`]).
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy: please try again in a moment",
+        )
+        .with_retry_after(1)
+    }
+
+    /// `401 {"error":"Unauthorized"}`: nobody is logged in.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+    }
+
+    /// `500 {"error":"internal error"}`: our fault. Log the cause before
+    /// returning this.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+// ANCHOR_END: api_error_named
+
+// ANCHOR: api_error_plumbing
 impl ApiError {
     /// Any status, any message. The message is shown to the user: keep
     /// internals out of it.
@@ -45,27 +85,6 @@ impl ApiError {
         self
     }
 
-    /// `503` + `Retry-After: 1`: the server is too busy right now (see
-    /// [`AuthError::Busy`]).
-    pub fn busy() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The server is busy: please try again in a moment",
-        )
-        .with_retry_after(1)
-    }
-
-    /// `401 {"error":"Unauthorized"}`: nobody is logged in.
-    pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-    }
-
-    /// `500 {"error":"internal error"}`: our fault. Log the cause before
-    /// returning this.
-    pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    }
-
     /// The status code this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -76,20 +95,9 @@ impl ApiError {
         self.retry_after
     }
 }
+// ANCHOR_END: api_error_plumbing
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.message }));
-        let mut response = (self.status, body).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.into());
-        }
-        response
-    }
-}
-
+// ANCHOR: api_error_from
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         if matches!(error, AuthError::Busy) {
@@ -129,7 +137,7 @@ impl IntoResponse for RegisterError {
         ApiError::from(self).into_response()
     }
 }
-// ANCHOR_END: api_error
+// ANCHOR_END: api_error_from
 
 // ANCHOR: credentials
 /// A username and a password, as sent to `/login` and `/register`.
@@ -160,6 +168,30 @@ impl fmt::Debug for Credentials {
 #[derive(Debug, Clone)]
 pub struct JsonOrForm<T>(pub T);
 
+/// Whether the body says it is an urlencoded form; anything else is taken for
+/// JSON.
+fn is_form(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// axum answers a body it cannot parse with 400 (bad syntax) or 422 (missing or
+/// mistyped field). Our contract says 400 for both; only a body over the size
+/// limit keeps its 413.
+fn bad_body(status: StatusCode, message: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, message),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, message),
+    }
+}
+// ANCHOR_END: json_or_form
+
+// ANCHOR: json_or_form_impl
 impl<T, S> FromRequest<S> for JsonOrForm<T>
 where
     T: DeserializeOwned,
@@ -171,14 +203,7 @@ where
         request: Request,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let is_form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                value.starts_with("application/x-www-form-urlencoded")
-            });
-        if is_form {
+        if is_form(&request) {
             match Form::<T>::from_request(request, state).await {
                 Ok(Form(value)) => Ok(Self(value)),
                 Err(rejection) => {
@@ -202,14 +227,4 @@ where
         }
     }
 }
-
-/// axum answers a body it cannot parse with 400 (bad syntax) or 422 (missing or
-/// mistyped field). Our contract says 400 for both; only a body over the size
-/// limit keeps its 413.
-fn bad_body(status: StatusCode, message: String) -> ApiError {
-    match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, message),
-        _ => ApiError::new(StatusCode::BAD_REQUEST, message),
-    }
-}
-// ANCHOR_END: json_or_form
+// ANCHOR_END: json_or_form_impl

@@ -214,7 +214,9 @@ impl Workspace {
         };
         Ok(phc.to_string())
     }
+    // ANCHOR_END: hashing
 
+    // ANCHOR: verifying
     /// `Ok(false)` for a wrong password; `Err` only if `phc_hash` is not a
     /// valid PHC string. The cost comes from the string, not from today's
     /// defaults.
@@ -237,8 +239,7 @@ impl Workspace {
         // `Output`'s `==` takes the same time however many bytes match.
         Ok(computed == expected)
     }
-
-    // ANCHOR_END: hashing
+    // ANCHOR_END: verifying
 
     /// Argon2 into this workspace's blocks, grown once to the size the cost
     /// asks for.

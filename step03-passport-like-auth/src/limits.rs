@@ -59,7 +59,9 @@ pub struct AuthLimits {
     /// Password hashes that may wait for a worker; more are refused with a 503.
     pub hash_queue: usize,
 }
+// ANCHOR_END: auth_limits
 
+// ANCHOR: auth_limits_default
 impl Default for AuthLimits {
     /// Generous enough for a classroom behind one NAT address: 40 students
     /// register, log in (with typos) and chat within minutes without a single
@@ -78,7 +80,7 @@ impl Default for AuthLimits {
         }
     }
 }
-// ANCHOR_END: auth_limits
+// ANCHOR_END: auth_limits_default
 
 /// A setting that could not be understood: startup stops with this message.
 #[derive(Debug, thiserror::Error)]
@@ -329,7 +331,11 @@ impl AuthThrottle {
     pub fn login_succeeded(&self, username: &str) {
         self.failures_by_username.remove(&username_key(username));
     }
+}
+// ANCHOR_END: login_throttle
 
+// ANCHOR: registration_throttle
+impl AuthThrottle {
     /// Before creating an account: may `address` register one more?
     pub fn registration_attempt(
         &self,
@@ -345,7 +351,7 @@ impl AuthThrottle {
             .map_err(|wait| too_many(wait.wait_time_from(clock.now())))
     }
 }
-// ANCHOR_END: login_throttle
+// ANCHOR_END: registration_throttle
 
 impl AuthThrottle {
     /// Keeps memory bounded against a flood of made-up usernames or addresses:

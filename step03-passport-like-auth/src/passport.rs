@@ -100,7 +100,11 @@ impl<U: UserStore> Passport<U> {
             logout_hooks: Vec::new(),
         }
     }
+}
+// ANCHOR_END: new
 
+// ANCHOR: users_and_hooks
+impl<U: UserStore> Passport<U> {
     /// The user store, for handlers that need more than this module offers.
     pub fn users(&self) -> &U {
         &self.users
@@ -117,7 +121,7 @@ impl<U: UserStore> Passport<U> {
         self
     }
 }
-// ANCHOR_END: new
+// ANCHOR_END: users_and_hooks
 
 // ANCHOR: with_limits
 impl<U: UserStore> Passport<U> {
@@ -343,7 +347,7 @@ impl<U: fmt::Debug> fmt::Debug for Passport<U> {
     }
 }
 
-// ANCHOR: errors
+// ANCHOR: auth_error
 /// Something failed that is not the user's fault. Every variant becomes the
 /// same 500 answer (see its `IntoResponse` in `routes.rs`); the details go to
 /// the log only.
@@ -366,7 +370,9 @@ pub enum AuthError {
     #[error("too many password checks at once")]
     Busy,
 }
+// ANCHOR_END: auth_error
 
+// ANCHOR: register_error
 /// Why [`Passport::register`] did not create an account. The messages are shown
 /// to users.
 #[derive(Debug, thiserror::Error)]
@@ -388,7 +394,7 @@ pub enum RegisterError {
     #[error(transparent)]
     Internal(#[from] AuthError),
 }
-// ANCHOR_END: errors
+// ANCHOR_END: register_error
 
 #[cfg(test)]
 mod tests {

@@ -100,7 +100,9 @@ async fn spawn_app_with_params(params: Params) -> TestApp {
         logouts,
     }
 }
+// ANCHOR_END: spawn_app
 
+// ANCHOR: serve_for_tests
 /// Starts the real app for any user store, with a fresh in-memory session
 /// store.
 async fn serve<U: UserStore>(passport: Passport<U>) -> SocketAddr {
@@ -117,7 +119,7 @@ async fn serve<U: UserStore>(passport: Passport<U>) -> SocketAddr {
     ));
     address
 }
-// ANCHOR_END: spawn_app
+// ANCHOR_END: serve_for_tests
 
 /// A client that keeps cookies, like a browser, but shows us redirects instead
 /// of following.

@@ -67,7 +67,9 @@ fn checkbox<'de, D: Deserializer<'de>>(
         Checkbox::Form(value) => value == "on" || value == "true",
     })
 }
+// ANCHOR_END: remember_me
 
+// ANCHOR: apply_remember_me
 /// Not remembered: the cookie loses its `Max-Age` and dies with the browser.
 /// (The session in the store still expires on its own; tower-sessions gives it
 /// two weeks.) Nor is it renewed: a renewal (`touch`, chapter 2) saves it with
@@ -86,7 +88,7 @@ async fn apply_remember_me(
     // `Max-Age=2592000`.
     Ok(())
 }
-// ANCHOR_END: remember_me
+// ANCHOR_END: apply_remember_me
 
 // ANCHOR: lock_after_failures
 /// Wrong passwords in a row after which a username is locked.
@@ -109,7 +111,9 @@ pub struct FailedLogins {
     /// Lower-cased username → (failures in a row, time of the last one).
     by_name: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
 }
+// ANCHOR_END: lock_after_failures
 
+// ANCHOR: failed_logins
 impl FailedLogins {
     /// Whether `username` is locked at `now`. Time is a parameter so that a
     /// test does not have to wait 15 minutes.
@@ -149,7 +153,7 @@ impl FailedLogins {
         self.by_name.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
-// ANCHOR_END: lock_after_failures
+// ANCHOR_END: failed_logins
 
 // ANCHOR: login
 /// `POST /login` with both exercises: the lock first, then the strategy, then
