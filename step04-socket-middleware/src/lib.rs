@@ -158,7 +158,9 @@ where
             every: settings.session_recheck,
         })
         .build_layer();
+    // ANCHOR_END: app
 
+    // ANCHOR: app_middlewares
     // `io.use(...)` of Node.js. With `.with(a).with(b)`, `b` runs first: so the
     // origin is checked, then the session, and handlers are registered last,
     // only for admitted sockets.
@@ -184,7 +186,7 @@ where
         &settings,
     )
 }
-// ANCHOR_END: app
+// ANCHOR_END: app_middlewares
 
 /// The HTTP side of step 4: the page at `/`, and step 3's `/register`,
 /// `/login`, `/logout` and `/me`.

@@ -79,8 +79,7 @@ pub fn watch_session<A: Adapter>(
     };
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
-        // the first tick is immediate; the handshake just checked
-        ticks.tick().await;
+        ticks.tick().await; // immediate: the handshake just checked the session
         while socket.connected() {
             ticks.tick().await;
             match store.load(&session_id).await {
@@ -94,8 +93,7 @@ pub fn watch_session<A: Adapter>(
                     socket.disconnect().ok();
                     break;
                 }
-                // A store hiccup is not proof that the session is gone: keep
-                // the socket, retry.
+                // A store hiccup is no proof that the session is gone: retry.
                 Err(error) => {
                     tracing::warn!(
                         %error,

@@ -55,7 +55,11 @@ impl AllowedOrigins {
     pub fn from_env(port: u16) -> Self {
         Self::for_port(port, std::env::var("ALLOWED_ORIGINS").ok().as_deref())
     }
+}
+// ANCHOR_END: allowed_origins
 
+// ANCHOR: allows
+impl AllowedOrigins {
     /// Also allows pages served by this very server under whatever name the
     /// browser used to reach it: the `Origin` is `http://` plus the request's
     /// own `Host`. For a server listening on `0.0.0.0` in a classroom, whose
@@ -82,7 +86,7 @@ impl AllowedOrigins {
         &self.origins
     }
 }
-// ANCHOR_END: allowed_origins
+// ANCHOR_END: allows
 
 // ANCHOR: check_origin
 /// Why a handshake was refused by [`check_origin`]. The text is what the
