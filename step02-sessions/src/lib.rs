@@ -44,8 +44,9 @@ pub mod solutions;
 /// name that does not advertise the framework tells an attacker a little less.
 pub const SESSION_COOKIE_NAME: &str = "id";
 
-/// How long a session lives after it was last saved: the walkthrough's `30 * 24
-/// * 60 * 60 * 1000` milliseconds. A read does not save it; see [`touch`].
+/// How long a session lives after it was last saved: the walkthrough's
+/// `30 * 24 * 60 * 60 * 1000` milliseconds. A read does not save it; see
+/// [`touch`].
 pub const DEFAULT_MAX_AGE: Duration = Duration::days(30);
 
 /// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the
