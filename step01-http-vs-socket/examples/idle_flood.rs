@@ -1,13 +1,16 @@
-//! What chapter 1's limits are for, measured: opens many connections that never send a byte,
-//! then times a normal request while they are open, and waits for the server to close them.
+//! What chapter 1's limits are for, measured: opens many connections that never
+//! send a byte, then times a normal request while they are open, and waits for
+//! the server to close them.
 //!
 //! ```console
-//! $ cargo run -p step01-http-vs-socket                     # in one terminal
-//! $ cargo run -p step01-http-vs-socket --example idle_flood -- 127.0.0.1:3000 1100
+//! $ cargo run -p step01-http-vs-socket                 # in one terminal
+//! $ cargo run -p step01-http-vs-socket --example idle_flood -- \
+//!     127.0.0.1:3000 1100
 //! ```
 //!
-//! Try the server with a low open-file limit too, `bash -c 'ulimit -n 1024; cargo run -p
-//! step01-http-vs-socket'`: it serves fewer connections, says so, and keeps answering.
+//! Try the server with a low open-file limit too, `bash -c 'ulimit -n 1024;
+//! cargo run -p step01-http-vs-socket'`: it serves fewer connections, says so,
+//! and keeps answering.
 
 use std::time::{Duration, Instant};
 
@@ -20,8 +23,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let address = args.next().unwrap_or_else(|| "127.0.0.1:3000".to_owned());
     let count: usize = args.next().as_deref().unwrap_or("1100").parse()?;
 
-    // All at once, as a script would: one after the other, the first would time out before
-    // the last is open.
+    // All at once, as a script would: one after the other, the first would time
+    // out before the last is open.
     let started = Instant::now();
     let connects = (0..count).map(|_| TcpStream::connect(address.clone()));
     let mut idle = Vec::with_capacity(count);
@@ -38,11 +41,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     timed_request(&address).await;
 
-    // Each connection waits for the server to hang up (read returns 0) or reset it.
+    // Each connection waits for the server to hang up (read returns 0) or reset
+    // it.
     let started = Instant::now();
     let waits = idle.into_iter().map(|mut stream| async move {
         let mut buffer = [0u8; 1];
-        let closed = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer));
+        let closed = tokio::time::timeout(
+            Duration::from_secs(60),
+            stream.read(&mut buffer),
+        );
         closed.await.is_ok().then(Instant::now)
     });
     let closed: Vec<Instant> = join_all_spawned(waits)
@@ -52,7 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     if let Some(last) = closed.iter().max() {
         println!(
-            "{} of them closed by the server, the last {:.1?} after the request",
+            "{} of them closed by the server, the last {:.1?} after the \
+             request",
             closed.len(),
             last.duration_since(started)
         );
@@ -69,14 +77,21 @@ async fn timed_request(address: &str) {
     let answer = async {
         let mut stream = TcpStream::connect(address).await?;
         stream
-            .write_all(b"GET /api/time HTTP/1.1\r\nHost: flood\r\nConnection: close\r\n\r\n")
+            .write_all(
+                b"GET /api/time HTTP/1.1\r\nHost: flood\r\nConnection: \
+                  close\r\n\r\n",
+            )
             .await?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer.lines().next().unwrap_or_default().to_owned())
+        Ok::<_, std::io::Error>(
+            answer.lines().next().unwrap_or_default().to_owned(),
+        )
     };
     match tokio::time::timeout(Duration::from_secs(30), answer).await {
-        Ok(Ok(status)) => println!("GET /api/time: {status} in {:.1?}", started.elapsed()),
+        Ok(Ok(status)) => {
+            println!("GET /api/time: {status} in {:.1?}", started.elapsed())
+        }
         Ok(Err(error)) => println!("GET /api/time failed: {error}"),
         Err(_) => println!("GET /api/time: no answer within 30 s"),
     }

@@ -1,6 +1,7 @@
-//! The Rust this book uses without teaching it, one small runnable piece per idea, for readers
-//! who know Node.js. The chapter "Rust for Node.js developers" shows each piece next to its
-//! Node.js line. Run it and compare the output with the chapter:
+//! The Rust this book uses without teaching it, one small runnable piece per
+//! idea, for readers who know Node.js. The chapter "Rust for Node.js
+//! developers" shows each piece next to its Node.js line. Run it and compare
+//! the output with the chapter:
 //!
 //! ```console
 //! cargo run -p step01-http-vs-socket --example primer
@@ -64,7 +65,8 @@ async fn shared_counter() {
     for _ in 0..4 {
         let visits = Arc::clone(&visits); // one more owner
         tasks.push(tokio::spawn(async move {
-            // A poisoned lock (a task panicked holding it) still holds a number.
+            // A poisoned lock (a task panicked holding it) still holds a
+            // number.
             *visits.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         }));
     }
@@ -96,7 +98,10 @@ struct ClientName(String);
 impl<S: Send + Sync> FromRequestParts<S> for ClientName {
     type Rejection = (StatusCode, &'static str);
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         let name = parts.headers.get("x-client-name");
         match name.and_then(|value| value.to_str().ok()) {
             Some(name) => Ok(ClientName(name.to_owned())),
@@ -134,7 +139,8 @@ enum ConfigError {
 fn parse_port(text: &str) -> Result<u16, ConfigError> {
     let port = text
         .parse::<u16>()
-        .map_err(|_| ConfigError::BadPort(text.to_owned()))?; // `?`: return the Err
+        // `?`: return the Err
+        .map_err(|_| ConfigError::BadPort(text.to_owned()))?;
     Ok(port)
 }
 // ANCHOR_END: result
@@ -223,7 +229,9 @@ fn let_chain() {
 // ANCHOR: handed_over
 /// Takes a future to run later, on another thread: `Send` (it may move
 /// between threads) and `'static` (it borrows nothing that could die first).
-fn run_later(job: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+fn run_later(
+    job: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(10)).await;
         job.await;

@@ -1,15 +1,17 @@
 //! Step 1: request/response versus a persistent Socket.IO connection.
 //!
-//! HTTP is a conversation in which only the client may speak first: every answer needs a new
-//! request. A Socket.IO connection stays open after the handshake, so the server can push an
-//! event whenever it likes and the client can ask for an acknowledgement without opening
-//! anything new. This crate serves one page that shows both side by side.
+//! HTTP is a conversation in which only the client may speak first: every
+//! answer needs a new request. A Socket.IO connection stays open after the
+//! handshake, so the server can push an event whenever it likes and the client
+//! can ask for an acknowledgement without opening anything new. This crate
+//! serves one page that shows both side by side.
 //!
-//! The crate is a library plus a tiny `main.rs`, so that tests (and later steps) can build the
-//! same app and serve it on any listener, `127.0.0.1:0` included. Its [`serve`] is what every
-//! step serves itself with, with the timeouts, the connection cap and the security headers a
-//! public server needs (modules `server` and `security_headers`), and, for a classroom
-//! without Internet, the Socket.IO client served locally (module `socket_io_client`).
+//! The crate is a library plus a tiny `main.rs`, so that tests (and later
+//! steps) can build the same app and serve it on any listener, `127.0.0.1:0`
+//! included. Its [`serve`] is what every step serves itself with, with the
+//! timeouts, the connection cap and the security headers a public server needs
+//! (modules `server` and `security_headers`), and, for a classroom without
+//! Internet, the Socket.IO client served locally (module `socket_io_client`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,8 +33,12 @@ mod security_headers;
 mod server;
 mod socket_io_client;
 
-pub use security_headers::{NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, page_policy, security_headers};
-pub use server::{RESERVED_FILES, ServeLimits, cap_for_file_limit, serve, serve_with};
+pub use security_headers::{
+    NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, page_policy, security_headers,
+};
+pub use server::{
+    RESERVED_FILES, ServeLimits, cap_for_file_limit, serve, serve_with,
+};
 pub use socket_io_client::{
     LOCAL_CLIENT_PATH, NPM_CLIENT_FILE, SOCKET_IO_CLIENT_SRI, SocketIoClient,
 };
@@ -41,7 +47,8 @@ pub use socket_io_client::{
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 
 // ANCHOR: http_endpoint
-/// State of the plain-HTTP half of the demo: how many requests `/api/time` has answered.
+/// State of the plain-HTTP half of the demo: how many requests `/api/time` has
+/// answered.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter(Arc<AtomicU64>);
 
@@ -54,8 +61,9 @@ pub struct TimeReply {
     pub server_time_ms: u64,
 }
 
-/// Each call is a whole HTTP exchange: the browser asks, the server answers, and the
-/// exchange is over. The server has no way to send the next answer unless it is asked again.
+/// Each call is a whole HTTP exchange: the browser asks, the server answers,
+/// and the exchange is over. The server has no way to send the next answer
+/// unless it is asked again.
 async fn time_now(State(counter): State<RequestCounter>) -> Json<TimeReply> {
     let request_number = counter.0.fetch_add(1, Ordering::Relaxed) + 1;
     Json(TimeReply {
@@ -65,34 +73,15 @@ async fn time_now(State(counter): State<RequestCounter>) -> Json<TimeReply> {
 }
 // ANCHOR_END: http_endpoint
 
-// ANCHOR: socket_handlers
-/// The payload of the `tick` event that the server pushes without being asked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Tick {
-    /// Counts up from 1 for each socket, so the page can show the pushes arriving.
-    pub seq: u64,
-    /// The server's clock, in milliseconds since the Unix epoch.
-    pub server_time_ms: u64,
-}
-
-/// What the client sends with a `ping`: its own clock, so it can measure the round trip.
-#[derive(Debug, Deserialize)]
-struct PingRequest {
-    client_time_ms: f64,
-}
-
-/// What the server acknowledges a `ping` with.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PingAck {
-    /// The client's clock, sent back untouched: the client subtracts it from "now".
-    pub client_time_ms: f64,
-    /// The server's clock when it answered.
-    pub server_time_ms: u64,
-}
-
-/// Runs once per connected socket, like `io.on("connection", socket => ...)` in Node.js.
+// ANCHOR: on_connect
+/// Runs once per connected socket, like `io.on("connection", socket => ...)` in
+/// Node.js.
 async fn on_connect(socket: SocketRef) {
-    tracing::info!(sid = %socket.id, transport = ?socket.transport_type(), "socket connected");
+    tracing::info!(
+        sid = %socket.id,
+        transport = ?socket.transport_type(),
+        "socket connected"
+    );
 
     socket.on("ping", answer_ping);
 
@@ -100,20 +89,17 @@ async fn on_connect(socket: SocketRef) {
     // ends by itself once the socket is closed (see `push_ticks`).
     tokio::spawn(push_ticks(socket));
 }
+// ANCHOR_END: on_connect
 
-/// The `ping` handler. An acknowledgement is the answer to one event, sent back over the same
-/// connection: the Socket.IO version of a response, without a new request.
-async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
-    let reply = match request {
-        Ok(request) => serde_json::json!(PingAck {
-            client_time_ms: request.client_time_ms,
-            server_time_ms: now_ms(),
-        }),
-        // A wrong payload is the client's mistake: say so instead of staying silent.
-        Err(_) => serde_json::json!({ "error": "expected {\"client_time_ms\": number}" }),
-    };
-    // The client may have sent no ack callback; that is not an error worth logging.
-    ack.send(&reply).ok();
+// ANCHOR: push_ticks
+/// The payload of the `tick` event that the server pushes without being asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tick {
+    /// Counts up from 1 for each socket, so the page can show the pushes
+    /// arriving.
+    pub seq: u64,
+    /// The server's clock, in milliseconds since the Unix epoch.
+    pub server_time_ms: u64,
 }
 
 async fn push_ticks(socket: SocketRef) {
@@ -137,10 +123,50 @@ async fn push_ticks(socket: SocketRef) {
         }
     }
 }
-// ANCHOR_END: socket_handlers
+// ANCHOR_END: push_ticks
+
+// ANCHOR: answer_ping
+/// What the client sends with a `ping`: its own clock, so it can measure the
+/// round trip.
+#[derive(Debug, Deserialize)]
+struct PingRequest {
+    client_time_ms: f64,
+}
+
+/// What the server acknowledges a `ping` with.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PingAck {
+    /// The client's clock, sent back untouched: the client subtracts it from
+    /// "now".
+    pub client_time_ms: f64,
+    /// The server's clock when it answered.
+    pub server_time_ms: u64,
+}
+
+/// The `ping` handler. An acknowledgement is the answer to one event, sent back
+/// over the same connection: the Socket.IO version of a response, without a new
+/// request.
+async fn answer_ping(ack: AckSender, TryData(request): TryData<PingRequest>) {
+    let reply = match request {
+        Ok(request) => serde_json::json!(PingAck {
+            client_time_ms: request.client_time_ms,
+            server_time_ms: now_ms(),
+        }),
+        // A wrong payload is the client's mistake: say so instead of staying
+        // silent.
+        Err(_) => serde_json::json!({
+            "error": "expected {\"client_time_ms\": number}"
+        }),
+    };
+    // The client may have sent no ack callback; that is not an error worth
+    // logging.
+    ack.send(&reply).ok();
+}
+// ANCHOR_END: answer_ping
 
 // ANCHOR: app
-/// Builds the whole application: the page, the HTTP endpoint and the Socket.IO layer.
+/// Builds the whole application: the page, the HTTP endpoint and the Socket.IO
+/// layer.
 pub fn app() -> Router {
     let (socket_layer, io) = SocketIo::new_layer();
     io.ns("/", on_connect);
@@ -149,8 +175,9 @@ pub fn app() -> Router {
         .route("/", get(page))
         .route("/api/time", get(time_now))
         .with_state(RequestCounter::default())
-        // Socket.IO lives *beside* the routes, on the same port, as a tower layer: it takes the
-        // requests whose path starts with `/socket.io/` and lets everything else through.
+        // Socket.IO lives *beside* the routes, on the same port, as a tower
+        // layer: it takes the requests whose path starts with `/socket.io/` and
+        // lets everything else through.
         .layer(socket_layer)
 }
 // ANCHOR_END: app
@@ -163,14 +190,17 @@ async fn page() -> Html<&'static str> {
 /// Completes on Ctrl-C (and on SIGTERM on Unix), for a graceful shutdown.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
-        // If the handler cannot be installed we can still be stopped by SIGTERM/SIGKILL.
+        // If the handler cannot be installed we can still be stopped by
+        // SIGTERM/SIGKILL.
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(mut signal) => {
                 signal.recv().await;
             }
@@ -190,9 +220,9 @@ pub async fn shutdown_signal() {
 /// Reads `PORT` (default 3000) and the address to bind on loopback.
 pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
     let port = match std::env::var("PORT") {
-        Ok(value) => value
-            .parse::<u16>()
-            .map_err(|_| format!("PORT must be a number from 0 to 65535, got {value:?}"))?,
+        Ok(value) => value.parse::<u16>().map_err(|_| {
+            format!("PORT must be a number from 0 to 65535, got {value:?}")
+        })?,
         Err(_) => 3000,
     };
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
@@ -201,7 +231,8 @@ pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
 /// Installs a `tracing` subscriber that reads `RUST_LOG` (default: `info`).
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     // `try_init` so calling it twice (e.g. from tests) is harmless.
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,5 +1,7 @@
 // ANCHOR: main
-use step01_http_vs_socket::{app, init_tracing, listen_addr_from_env, serve, shutdown_signal};
+use step01_http_vs_socket::{
+    app, init_tracing, listen_addr_from_env, serve, shutdown_signal,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,17 +1,18 @@
 //! The security headers of every response: what `helmet()` adds in Express.
 //!
-//! They change nothing for a page that behaves; they limit the damage when something does not.
-//! The Content-Security-Policy tells the browser which scripts, styles and connections the page
-//! may use, so that markup injected into it (a chat message shown with `innerHTML` by mistake,
-//! say) cannot run a script or send data elsewhere. The other headers forbid framing the page
-//! (clickjacking), guessing a file's type from its content, and leaking the page's address to
-//! other sites.
+//! They change nothing for a page that behaves; they limit the damage when
+//! something does not. The Content-Security-Policy tells the browser which
+//! scripts, styles and connections the page may use, so that markup injected
+//! into it (a chat message shown with `innerHTML` by mistake, say) cannot run a
+//! script or send data elsewhere. The other headers forbid framing the page
+//! (clickjacking), guessing a file's type from its content, and leaking the
+//! page's address to other sites.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::header::{
-    CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -22,14 +23,18 @@ use sha2::{Digest, Sha256};
 
 use crate::socket_io_client::LOCAL_CLIENT_PATH;
 
-/// The pinned Socket.IO client the pages load from its CDN, with Subresource Integrity. The
-/// policy allows this one file and no other script from elsewhere.
-pub const SOCKET_IO_CLIENT_URL: &str = "https://cdn.socket.io/4.8.3/socket.io.min.js";
+/// The pinned Socket.IO client the pages load from its CDN, with Subresource
+/// Integrity. The policy allows this one file and no other script from
+/// elsewhere.
+pub const SOCKET_IO_CLIENT_URL: &str =
+    "https://cdn.socket.io/4.8.3/socket.io.min.js";
 
-/// The policy of every response that is not a page: nothing may load, nothing may frame it.
+/// The policy of every response that is not a page: nothing may load, nothing
+/// may frame it.
 pub const NON_PAGE_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// The largest page whose inline code is hashed. The book's pages are about 30 kB.
+/// The largest page whose inline code is hashed. The book's pages are about 30
+/// kB.
 pub(crate) const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 // ANCHOR: fixed_headers
@@ -48,8 +53,9 @@ const FIXED_HEADERS: [(HeaderName, &str); 3] = [
 ];
 // ANCHOR_END: fixed_headers
 
-/// Middleware that adds the security headers to every response, without replacing one the
-/// handler set itself. `serve` applies it; an app served some other way can add it with
+/// Middleware that adds the security headers to every response, without
+/// replacing one the handler set itself. `serve` applies it; an app served some
+/// other way can add it with
 /// `router.layer(axum::middleware::from_fn(security_headers))`.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
@@ -79,7 +85,10 @@ pub(crate) fn is_html(response: &Response) -> bool {
 async fn with_page_policy(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(page) = to_bytes(body, MAX_PAGE_BYTES).await else {
-        tracing::error!("a page too large, or failing, to hash for its Content-Security-Policy");
+        tracing::error!(
+            "a page too large, or failing, to hash for its \
+             Content-Security-Policy"
+        );
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let policy = page_policy(&String::from_utf8_lossy(&page));
@@ -130,17 +139,24 @@ pub fn page_policy(page: &str) -> String {
 }
 // ANCHOR_END: page_policy
 
-/// ` 'sha256-…'` for each block: the base64 SHA-256 of its exact text, which is what the
-/// browser computes before running an inline script or applying an inline style.
+/// ` 'sha256-…'` for each block: the base64 SHA-256 of its exact text, which is
+/// what the browser computes before running an inline script or applying an
+/// inline style.
 fn hash_sources<'a>(blocks: impl Iterator<Item = &'a str>) -> String {
     blocks
-        .map(|block| format!(" 'sha256-{}'", BASE64.encode(Sha256::digest(block))))
+        .map(|block| {
+            format!(" 'sha256-{}'", BASE64.encode(Sha256::digest(block)))
+        })
         .collect()
 }
 
-/// The text inside each `<tag ...>...</tag>` of `page` that has no `src` attribute. A simple
-/// scan, enough for the pages this crate's authors write; not an HTML parser.
-fn inline_blocks<'a>(page: &'a str, tag: &'a str) -> impl Iterator<Item = &'a str> {
+/// The text inside each `<tag ...>...</tag>` of `page` that has no `src`
+/// attribute. A simple scan, enough for the pages this crate's authors write;
+/// not an HTML parser.
+fn inline_blocks<'a>(
+    page: &'a str,
+    tag: &'a str,
+) -> impl Iterator<Item = &'a str> {
     let open = format!("<{tag}");
     let close = format!("</{tag}>");
     let mut rest = page;
@@ -153,8 +169,10 @@ fn inline_blocks<'a>(page: &'a str, tag: &'a str) -> impl Iterator<Item = &'a st
             let content = &after_name[attributes_end + 1..];
             let content_end = content.find(&close)?;
             rest = &content[content_end + close.len()..];
-            // `<scripts>` is not `<script>`; `<script src=...>` has no inline code.
-            let is_this_tag = attributes.is_empty() || attributes.starts_with(char::is_whitespace);
+            // `<scripts>` is not `<script>`; `<script src=...>` has no inline
+            // code.
+            let is_this_tag = attributes.is_empty()
+                || attributes.starts_with(char::is_whitespace);
             if is_this_tag && !attributes.contains("src=") {
                 return Some(&content[..content_end]);
             }
@@ -173,7 +191,8 @@ mod tests {
     #[test]
     fn inline_scripts_and_styles_are_found_and_external_scripts_skipped() {
         let page = "<style>b{}</style><script src=\"x.js\"></script>\
-                    <script>\nlet a = 1;\n</script><script type=\"module\">go()</script>";
+                    <script>\nlet a = 1;\n</script><script type=\"module\">go()\
+                    </script>";
         assert_eq!(
             inline_blocks(page, "script").collect::<Vec<_>>(),
             ["\nlet a = 1;\n", "go()"]

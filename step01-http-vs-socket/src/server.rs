@@ -1,11 +1,13 @@
 //! Serving an app on a listener, with the limits a public server needs.
 //!
-//! `axum::serve` is a one-liner, and a browser would never notice what it lacks: timeouts and a
-//! cap on connections. A script would. It can open connections and say nothing, send its
-//! headers one byte at a time, or never finish a body; each costs a file descriptor and memory
-//! for as long as it likes, until the process runs out of files and stops answering everyone.
-//! So this module drives hyper, the HTTP library under axum, itself: it is the same accept loop
-//! as `axum::serve`, plus a slot per connection and the timers hyper already has.
+//! `axum::serve` is a one-liner, and a browser would never notice what it
+//! lacks: timeouts and a cap on connections. A script would. It can open
+//! connections and say nothing, send its headers one byte at a time, or never
+//! finish a body; each costs a file descriptor and memory for as long as it
+//! likes, until the process runs out of files and stops answering everyone. So
+//! this module drives hyper, the HTTP library under axum, itself: it is the
+//! same accept loop as `axum::serve`, plus a slot per connection and the timers
+//! hyper already has.
 
 use std::future::Future;
 use std::io;
@@ -66,15 +68,17 @@ impl Default for ServeLimits {
 // ANCHOR_END: limits
 
 impl ServeLimits {
-    /// Reads `MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_SECS` and `REQUEST_TIMEOUT_SECS`; an unset
-    /// variable keeps its default.
+    /// Reads `MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_SECS` and
+    /// `REQUEST_TIMEOUT_SECS`; an unset variable keeps its default.
     pub fn from_env() -> Result<Self, String> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    /// [`ServeLimits::from_env`] with the variables looked up by `var`, so that it can be tested
-    /// without changing the process's environment.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    /// [`ServeLimits::from_env`] with the variables looked up by `var`, so that
+    /// it can be tested without changing the process's environment.
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let defaults = Self::default();
         let number = |name: &str, default: u64| -> Result<u64, String> {
             match var(name).as_deref().map(str::trim) {
@@ -83,13 +87,20 @@ impl ServeLimits {
                     .parse::<u64>()
                     .ok()
                     .filter(|number| *number > 0)
-                    .ok_or_else(|| format!("{name} must be a whole number above 0, got {value:?}")),
+                    .ok_or_else(|| {
+                        format!(
+                            "{name} must be a whole number \
+                             above 0, got {value:?}"
+                        )
+                    }),
             }
         };
-        let max_connections = number("MAX_CONNECTIONS", defaults.max_connections as u64)?;
+        let max_connections =
+            number("MAX_CONNECTIONS", defaults.max_connections as u64)?;
         Ok(Self {
-            max_connections: usize::try_from(max_connections)
-                .map_err(|_| format!("MAX_CONNECTIONS is too large: {max_connections}"))?,
+            max_connections: usize::try_from(max_connections).map_err(
+                |_| format!("MAX_CONNECTIONS is too large: {max_connections}"),
+            )?,
             header_read_timeout: Duration::from_secs(number(
                 "HEADER_READ_TIMEOUT_SECS",
                 defaults.header_read_timeout.as_secs(),
@@ -196,8 +207,8 @@ async fn next_connection(
 }
 // ANCHOR_END: accept
 
-/// An error about one connection (the client gave up during the handshake), as opposed to the
-/// listener's (no file descriptors left).
+/// An error about one connection (the client gave up during the handshake), as
+/// opposed to the listener's (no file descriptors left).
 fn is_one_connection_failing(error: &io::Error) -> bool {
     matches!(
         error.kind(),
@@ -207,15 +218,17 @@ fn is_one_connection_failing(error: &io::Error) -> bool {
     )
 }
 
-/// File descriptors kept for everything that is not a client connection: the listener, the
-/// SQLite files and their journals, Redis, standard output, the runtime's own.
+/// File descriptors kept for everything that is not a client connection: the
+/// listener, the SQLite files and their journals, Redis, standard output, the
+/// runtime's own.
 pub const RESERVED_FILES: u64 = 128;
 
-/// How many connections the server can really hold: `wanted`, unless the process's limit on
-/// open files is too low. Past that limit, `accept` fails with "Too many open files", and so
-/// does every other file the server opens, SQLite's included: everybody's requests fail, not
-/// only the newcomer's. So the soft limit is raised as far as the hard one allows (as Go's
-/// runtime does at start), and the cap lowered to fit under it.
+/// How many connections the server can really hold: `wanted`, unless the
+/// process's limit on open files is too low. Past that limit, `accept` fails
+/// with "Too many open files", and so does every other file the server opens,
+/// SQLite's included: everybody's requests fail, not only the newcomer's. So
+/// the soft limit is raised as far as the hard one allows (as Go's runtime does
+/// at start), and the cap lowered to fit under it.
 fn connection_cap(wanted: usize) -> usize {
     let needed = wanted as u64 + RESERVED_FILES;
     match rlimit::increase_nofile_limit(needed) {
@@ -223,29 +236,37 @@ fn connection_cap(wanted: usize) -> usize {
             let cap = cap_for_file_limit(wanted, file_limit);
             if cap < wanted {
                 tracing::warn!(
-                    "MAX_CONNECTIONS is {wanted} but this process may open only \
-                     {file_limit} files: serving at most {cap} connections at once. \
-                     Raise the limit (`ulimit -n`, or LimitNOFILE= in systemd) for more."
+                    "MAX_CONNECTIONS is {wanted} but this process may open \
+                     only {file_limit} files: serving at most {cap} \
+                     connections at once. Raise the limit (`ulimit -n`, or \
+                     LimitNOFILE= in systemd) for more."
                 );
             }
             cap
         }
         Err(error) => {
-            tracing::warn!(%error, "could not read the open-file limit; trusting MAX_CONNECTIONS");
+            tracing::warn!(
+                %error,
+                "could not read the open-file limit; trusting MAX_CONNECTIONS"
+            );
             wanted
         }
     }
 }
 
-/// `wanted`, or fewer if `file_limit` open files cannot hold them and [`RESERVED_FILES`].
+/// `wanted`, or fewer if `file_limit` open files cannot hold them and
+/// [`RESERVED_FILES`].
 pub fn cap_for_file_limit(wanted: usize, file_limit: u64) -> usize {
     let room = file_limit.saturating_sub(RESERVED_FILES).max(1);
     wanted.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
-/// A watch channel that turns `true` when `shutdown` completes. The future runs in its own
-/// task, so that it makes progress even while the accept loop is waiting.
-fn stop_signal(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+/// A watch channel that turns `true` when `shutdown` completes. The future runs
+/// in its own task, so that it makes progress even while the accept loop is
+/// waiting.
+fn stop_signal(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> watch::Receiver<bool> {
     let (stop_tx, stopping) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -298,13 +319,15 @@ async fn serve_connection(
 }
 // ANCHOR_END: connection
 
-/// Headers per request, the same cap as Node's default (`server.maxHeadersCount`).
+/// Headers per request, the same cap as Node's default
+/// (`server.maxHeadersCount`).
 const MAX_HEADERS: usize = 100;
 
-/// An accepted TCP connection and the slot it holds under `MAX_CONNECTIONS`. The slot is given
-/// back when the connection is dropped: for a WebSocket, that is when socketioxide closes it,
-/// long after hyper has handed it over. Releasing the slot when hyper is done instead would
-/// let WebSockets pile up beyond the cap.
+/// An accepted TCP connection and the slot it holds under `MAX_CONNECTIONS`.
+/// The slot is given back when the connection is dropped: for a WebSocket, that
+/// is when socketioxide closes it, long after hyper has handed it over.
+/// Releasing the slot when hyper is done instead would let WebSockets pile up
+/// beyond the cap.
 struct Connection {
     stream: TcpStream,
     /// Held, never read: dropping it frees the slot.
@@ -343,11 +366,17 @@ impl AsyncWrite for Connection {
         self.stream.is_write_vectored()
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
@@ -369,7 +398,10 @@ mod tests {
 
     #[test]
     fn unset_variables_keep_the_defaults() {
-        assert_eq!(ServeLimits::from_vars(|_| None), Ok(ServeLimits::default()));
+        assert_eq!(
+            ServeLimits::from_vars(|_| None),
+            Ok(ServeLimits::default())
+        );
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Where the pages get the official Socket.IO client: from its CDN, or from this server.
+//! Where the pages get the official Socket.IO client: from its CDN, or from
+//! this server.
 //!
-//! Every page of the book loads the pinned client from `cdn.socket.io`, with a Subresource
-//! Integrity hash. In a classroom whose network does not reach the Internet, that script never
-//! arrives and every page stays blank. `SOCKET_IO_CLIENT=local` makes the server hand out the
-//! very same file itself, at [`LOCAL_CLIENT_PATH`], and rewrites the pages' `<script src>` to
-//! point there. The file comes from the `socket.io-client` npm package (the tests install it
-//! in `testkit/js`), never from this repository, and its hash is checked before it is served:
-//! the pages keep their `integrity` attribute, so the browser checks it too.
+//! Every page of the book loads the pinned client from `cdn.socket.io`, with a
+//! Subresource Integrity hash. In a classroom whose network does not reach the
+//! Internet, that script never arrives and every page stays blank.
+//! `SOCKET_IO_CLIENT=local` makes the server hand out the very same file
+//! itself, at [`LOCAL_CLIENT_PATH`], and rewrites the pages' `<script src>` to
+//! point there. The file comes from the `socket.io-client` npm package (the
+//! tests install it in `testkit/js`), never from this repository, and its hash
+//! is checked before it is served: the pages keep their `integrity` attribute,
+//! so the browser checks it too.
 
 use std::path::Path;
 
@@ -23,17 +26,19 @@ use sha2::{Digest, Sha384};
 
 use crate::security_headers::{MAX_PAGE_BYTES, SOCKET_IO_CLIENT_URL, is_html};
 
-/// The Subresource Integrity hash of the pinned client (socket.io-client 4.8.3's
-/// `dist/socket.io.min.js`), as the pages' `integrity` attributes carry it.
+/// The Subresource Integrity hash of the pinned client (socket.io-client
+/// 4.8.3's `dist/socket.io.min.js`), as the pages' `integrity` attributes carry
+/// it.
 pub const SOCKET_IO_CLIENT_SRI: &str =
     "sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0";
 
-/// Where this server hands out the client when it serves it itself. Not under `/socket.io`:
-/// the Socket.IO layer answers every path that starts with that.
+/// Where this server hands out the client when it serves it itself. Not under
+/// `/socket.io`: the Socket.IO layer answers every path that starts with that.
 pub const LOCAL_CLIENT_PATH: &str = "/vendor/socket.io.min.js";
 
-/// The file `SOCKET_IO_CLIENT=local` serves: the npm package that `npm ci` in `testkit/js`
-/// installs (so does `bash scripts/test.sh`), found from this crate's folder.
+/// The file `SOCKET_IO_CLIENT=local` serves: the npm package that `npm ci` in
+/// `testkit/js` installs (so does `bash scripts/test.sh`), found from this
+/// crate's folder.
 pub const NPM_CLIENT_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testkit/js/node_modules/socket.io-client/dist/socket.io.min.js"
@@ -83,7 +88,8 @@ impl SocketIoClient {
         Self::from_setting(std::env::var("SOCKET_IO_CLIENT").ok().as_deref())
     }
 
-    /// [`SocketIoClient::from_env`] with the setting given, so that it can be tested.
+    /// [`SocketIoClient::from_env`] with the setting given, so that it can be
+    /// tested.
     pub fn from_setting(setting: Option<&str>) -> Result<Self, String> {
         match setting.map(str::trim) {
             None | Some("" | "cdn") => Ok(Self::cdn()),
@@ -112,9 +118,13 @@ impl SocketIoClient {
     // ANCHOR_END: apply
 }
 
-/// The middleware of local mode: answers [`LOCAL_CLIENT_PATH`] with the file, and points every
-/// page's `<script src>` at it instead of the CDN.
-async fn serve_local_client(State(file): State<Bytes>, request: Request, next: Next) -> Response {
+/// The middleware of local mode: answers [`LOCAL_CLIENT_PATH`] with the file,
+/// and points every page's `<script src>` at it instead of the CDN.
+async fn serve_local_client(
+    State(file): State<Bytes>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.uri().path() == LOCAL_CLIENT_PATH {
         let headers = [
             (CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -128,7 +138,10 @@ async fn serve_local_client(State(file): State<Bytes>, request: Request, next: N
     }
     let (mut parts, body) = response.into_parts();
     let Ok(page) = to_bytes(body, MAX_PAGE_BYTES).await else {
-        tracing::error!("a page too large, or failing, to point at the local Socket.IO client");
+        tracing::error!(
+            "a page too large, or failing, to point at the local Socket.IO \
+             client"
+        );
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let page = String::from_utf8_lossy(&page).replace(
@@ -152,22 +165,26 @@ mod tests {
     #[test]
     fn the_cdn_is_the_default() {
         for setting in [None, Some(""), Some("cdn"), Some(" cdn ")] {
-            let client = SocketIoClient::from_setting(setting).expect("valid setting");
+            let client =
+                SocketIoClient::from_setting(setting).expect("valid setting");
             assert!(!client.is_local(), "{setting:?}");
         }
     }
 
     #[test]
     fn a_missing_file_is_an_error_that_says_how_to_get_it() {
-        let error = SocketIoClient::from_setting(Some("/nowhere/socket.io.min.js"))
-            .expect_err("no such file");
+        let error =
+            SocketIoClient::from_setting(Some("/nowhere/socket.io.min.js"))
+                .expect_err("no such file");
         assert!(error.contains("npm ci"), "{error}");
     }
 
     #[test]
     fn a_file_with_another_hash_is_refused() {
-        let file = std::env::temp_dir().join(format!("not-socket-io-{}.js", std::process::id()));
-        std::fs::write(&file, "console.log('not the client')").expect("write scratch file");
+        let file = std::env::temp_dir()
+            .join(format!("not-socket-io-{}.js", std::process::id()));
+        std::fs::write(&file, "console.log('not the client')")
+            .expect("write scratch file");
         let error = SocketIoClient::local(&file).expect_err("wrong hash");
         std::fs::remove_file(&file).ok();
         assert!(error.contains("is not socket.io-client 4.8.3"), "{error}");

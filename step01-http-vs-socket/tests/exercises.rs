@@ -1,7 +1,8 @@
-//! The self-checks of the chapter's exercises, one per exercise. They are `#[ignore]`d so that
-//! `cargo test` stays green on the starter code; run one with
-//! `cargo test -p step01-http-vs-socket --test exercises ex1 -- --ignored`.
-//! Each fails on the code as shipped and passes once the exercise is done.
+//! The self-checks of the chapter's exercises, one per exercise. They are
+//! `#[ignore]`d so that `cargo test` stays green on the starter code; run one
+//! with `cargo test -p step01-http-vs-socket --test exercises ex1 --
+//! --ignored`. Each fails on the code as shipped and passes once the exercise
+//! is done.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,11 +34,12 @@ async fn connect(client: &JsClient, url: &str) -> JsSocket {
     socket
 }
 
-/// [`spawn_app`], but on a runtime and a thread of its own. A tick loop that lost its
-/// `.await` never gives its thread back; sharing the check's thread, it would freeze the
-/// check instead of failing it.
+/// [`spawn_app`], but on a runtime and a thread of its own. A tick loop that
+/// lost its `.await` never gives its thread back; sharing the check's thread,
+/// it would freeze the check instead of failing it.
 fn spawn_app_on_its_own_thread() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let address = listener.local_addr().expect("local address");
     listener
         .set_nonblocking(true)
@@ -48,7 +50,8 @@ fn spawn_app_on_its_own_thread() -> String {
             .build()
             .expect("a runtime for the server");
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .expect("tokio listener");
             serve(listener, under_test::app(), std::future::pending())
                 .await
                 .ok();
@@ -65,8 +68,9 @@ async fn ex1_faster_ticks() {
     let socket = client.connect(&url, json!({})).await;
     let frozen = |what: &str| {
         format!(
-            "{what} within {DEFAULT_WAIT:?}: is the `.await` after `interval.tick()` still \
-             there? Without it the loop never waits, and nothing else runs on its thread."
+            "{what} within {DEFAULT_WAIT:?}: is the `.await` after \
+             `interval.tick()` still there? Without it the loop never waits, \
+             and nothing else runs on its thread."
         )
     };
     if socket
@@ -77,21 +81,25 @@ async fn ex1_faster_ticks() {
         panic!("{}", frozen("not even connected"));
     }
 
-    // Each tick carries the server's clock, so delays on the way to the client do not count.
+    // Each tick carries the server's clock, so delays on the way to the client
+    // do not count.
     let mut stamps = Vec::new();
     for _ in 0..6 {
-        let Some(tick) = socket.try_next_named("tick", DEFAULT_WAIT).await else {
+        let Some(tick) = socket.try_next_named("tick", DEFAULT_WAIT).await
+        else {
             panic!(
                 "{}",
                 frozen(&format!("no tick after {} of them", stamps.len()))
             );
         };
-        let stamp = tick.data()["server_time_ms"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("a tick without server_time_ms: {}", tick.raw));
+        let stamp =
+            tick.data()["server_time_ms"].as_u64().unwrap_or_else(|| {
+                panic!("a tick without server_time_ms: {}", tick.raw)
+            });
         stamps.push(stamp);
     }
-    // The first tick comes at once, whatever the interval: measure the four gaps after it.
+    // The first tick comes at once, whatever the interval: measure the four
+    // gaps after it.
     let average = (stamps[5] - stamps[1]) / 4;
 
     assert!(
@@ -100,22 +108,24 @@ async fn ex1_faster_ticks() {
     );
     assert!(
         average >= 200,
-        "ticks come every {average} ms, much faster than 500 ms: is the `.await` after \
-         `interval.tick()` still there?"
+        "ticks come every {average} ms, much faster than 500 ms: is the \
+         `.await` after `interval.tick()` still there?"
     );
 }
 
-/// Waits (up to 15 s, several `server-stats` periods) for a `server-stats` event that counts
-/// `expected` sockets, and panics with what arrived instead.
+/// Waits (up to 15 s, several `server-stats` periods) for a `server-stats`
+/// event that counts `expected` sockets, and panics with what arrived instead.
 async fn wait_for_stats(socket: &JsSocket, expected: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let mut seen = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let Some(event) = socket.try_next_named("server-stats", left).await else {
+        let left =
+            deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(event) = socket.try_next_named("server-stats", left).await
+        else {
             panic!(
-                "no `server-stats` event with {{\"sockets\": {expected}}} within 15 s; \
-                 received: {seen:?}"
+                "no `server-stats` event with {{\"sockets\": {expected}}} \
+                 within 15 s; received: {seen:?}"
             );
         };
         if event.data()["sockets"] == json!(expected) {
@@ -133,7 +143,8 @@ async fn ex2_second_pushed_event() {
     let alice = connect(&client, &url).await;
     let bob = connect(&client, &url).await;
 
-    // Nobody asks: the server pushes the count to everybody, and it counts both sockets.
+    // Nobody asks: the server pushes the count to everybody, and it counts both
+    // sockets.
     wait_for_stats(&alice, 2).await;
     wait_for_stats(&bob, 2).await;
 
@@ -151,12 +162,13 @@ async fn ex3_stop_ticks() {
     let bob = connect(&client, &url).await;
     alice.next_named("tick").await;
 
-    // Without a `stop-ticks` handler, this waits 10 s and fails with "no acknowledgement".
+    // Without a `stop-ticks` handler, this waits 10 s and fails with "no
+    // acknowledgement".
     let ack: Value = alice.emit_with_ack("stop-ticks", json!([])).await;
     assert_eq!(ack, json!({ "stopped": true }), "the acknowledgement");
 
-    // A tick that was already on its way when the ack was sent may still arrive: let it come,
-    // forget it, then listen for a while.
+    // A tick that was already on its way when the ack was sent may still
+    // arrive: let it come, forget it, then listen for a while.
     tokio::time::sleep(Duration::from_secs(2)).await;
     while alice
         .try_next_named("tick", Duration::from_millis(100))

@@ -1,10 +1,12 @@
-//! Step 1, seen from the outside: a plain HTTP client and the official Socket.IO client
-//! against the real server on a free port.
+//! Step 1, seen from the outside: a plain HTTP client and the official
+//! Socket.IO client against the real server on a free port.
 
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use step01_http_vs_socket::{LOCAL_CLIENT_PATH, SocketIoClient, TimeReply, app, serve};
+use step01_http_vs_socket::{
+    LOCAL_CLIENT_PATH, SocketIoClient, TimeReply, app, serve,
+};
 use testkit::JsClient;
 
 /// The server under test, on a port the OS picked.
@@ -31,8 +33,9 @@ async fn spawn(app: axum::Router) -> TestApp {
     TestApp { address }
 }
 
-/// The app in the offline classroom mode, `SOCKET_IO_CLIENT=local`: the Socket.IO client
-/// served by the server itself, from the npm package the tests install.
+/// The app in the offline classroom mode, `SOCKET_IO_CLIENT=local`: the
+/// Socket.IO client served by the server itself, from the npm package the tests
+/// install.
 async fn spawn_app_serving_the_client() -> TestApp {
     let client = SocketIoClient::local(&testkit::socket_io_browser_bundle())
         .expect("the npm package holds the pinned client");
@@ -75,7 +78,8 @@ async fn server_pushes_ticks_without_being_asked() {
     let client = JsClient::start().await;
     let socket = client.connect(&app.url("/"), json!({})).await;
     socket.expect_connect().await;
-    // The client sends nothing: these arrive only because the server decides to send them.
+    // The client sends nothing: these arrive only because the server decides to
+    // send them.
     let first = socket.next_named("tick").await;
     let second = socket.next_named("tick").await;
     assert_eq!(first.data()["seq"], 1);
@@ -110,7 +114,9 @@ async fn ping_with_a_wrong_payload_gets_an_error_not_silence() {
     assert_eq!(ack["client_time_ms"], 1.0);
 }
 
-async fn connect_with_transports(transports: Value) -> (String, Option<String>) {
+async fn connect_with_transports(
+    transports: Value,
+) -> (String, Option<String>) {
     let app = spawn_app().await;
     let client = JsClient::start().await;
     let socket = client
@@ -132,21 +138,24 @@ async fn connect_with_transports(transports: Value) -> (String, Option<String>) 
 
 #[tokio::test]
 async fn works_over_long_polling_only() {
-    let (transport, upgrade) = connect_with_transports(json!(["polling"])).await;
+    let (transport, upgrade) =
+        connect_with_transports(json!(["polling"])).await;
     assert_eq!(transport, "polling");
     assert_eq!(upgrade, None);
 }
 
 #[tokio::test]
 async fn works_over_websocket_only() {
-    let (transport, upgrade) = connect_with_transports(json!(["websocket"])).await;
+    let (transport, upgrade) =
+        connect_with_transports(json!(["websocket"])).await;
     assert_eq!(transport, "websocket");
     assert_eq!(upgrade, None);
 }
 
 #[tokio::test]
 async fn starts_with_polling_then_upgrades_to_websocket() {
-    let (transport, upgrade) = connect_with_transports(json!(["polling", "websocket"])).await;
+    let (transport, upgrade) =
+        connect_with_transports(json!(["polling", "websocket"])).await;
     assert_eq!(transport, "polling");
     assert_eq!(upgrade.as_deref(), Some("websocket"));
 }
@@ -154,7 +163,8 @@ async fn starts_with_polling_then_upgrades_to_websocket() {
 #[tokio::test]
 async fn the_page_shows_pushed_ticks_and_the_websocket_transport() {
     let app = spawn_app().await;
-    let png = std::env::temp_dir().join(format!("step01-page-{}.png", app.address.port()));
+    let png = std::env::temp_dir()
+        .join(format!("step01-page-{}.png", app.address.port()));
     let report = testkit::browser_check(
         &app.url("/"),
         &png,
@@ -192,7 +202,8 @@ async fn in_local_mode_the_page_loads_the_client_from_this_server() {
         "text/javascript; charset=utf-8"
     );
     let bytes = file.bytes().await.expect("body");
-    let npm = std::fs::read(testkit::socket_io_browser_bundle()).expect("npm file");
+    let npm =
+        std::fs::read(testkit::socket_io_browser_bundle()).expect("npm file");
     assert!(bytes == npm, "not the npm package's file");
 }
 

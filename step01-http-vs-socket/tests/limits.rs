@@ -1,6 +1,7 @@
-//! The limits `serve` applies, tried the way an abusive client would: raw TCP connections that
-//! say nothing, half a request line, a body that never ends, one connection too many. Short
-//! timeouts (1 s) keep the tests quick; the defaults are the same code with other numbers.
+//! The limits `serve` applies, tried the way an abusive client would: raw TCP
+//! connections that say nothing, half a request line, a body that never ends,
+//! one connection too many. Short timeouts (1 s) keep the tests quick; the
+//! defaults are the same code with other numbers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use axum::http::header::CONTENT_SECURITY_POLICY;
 use axum::response::Html;
 use axum::routing::{get, post};
 use serde_json::json;
-use step01_http_vs_socket::{NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, ServeLimits, app, serve_with};
+use step01_http_vs_socket::{
+    NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, ServeLimits, app, serve_with,
+};
 use testkit::JsClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -74,11 +77,15 @@ fn short_timeouts() -> ServeLimits {
 
 const GET_TIME: &[u8] = b"GET /api/time HTTP/1.1\r\nHost: test\r\n\r\n";
 
-/// Everything the server sends until it closes the connection, or `None` if it is still open
-/// after `wait`.
-async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+/// Everything the server sends until it closes the connection, or `None` if it
+/// is still open after `wait`.
+async fn read_until_closed(
+    stream: &mut TcpStream,
+    wait: Duration,
+) -> Option<String> {
     let mut received = Vec::new();
-    let read = tokio::time::timeout(wait, stream.read_to_end(&mut received)).await;
+    let read =
+        tokio::time::timeout(wait, stream.read_to_end(&mut received)).await;
     // A reset counts as closed too.
     read.ok()
         .map(|_| String::from_utf8_lossy(&received).into_owned())
@@ -128,7 +135,8 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     let server = Server::start(app(), short_timeouts()).await;
     let mut idle = server.connect().await;
     idle.write_all(GET_TIME).await.expect("write");
-    // The answer comes at once; then the connection waits for a next request that never comes.
+    // The answer comes at once; then the connection waits for a next request
+    // that never comes.
     assert!(answers_within(&mut idle, SHORT / 2).await, "no answer");
     let answer = read_until_closed(&mut idle, SHORT * 5)
         .await
@@ -138,12 +146,16 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_body_that_never_ends_gets_408_after_the_request_timeout() {
-    let echo = Router::new().route("/echo", post(|body: String| async move { body }));
+    let echo =
+        Router::new().route("/echo", post(|body: String| async move { body }));
     let server = Server::start(echo, short_timeouts()).await;
     let mut slow = server.connect().await;
-    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789")
-        .await
-        .expect("write");
+    slow.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: \
+          100\r\n\r\n0123456789",
+    )
+    .await
+    .expect("write");
     let answer = assert_closed_by_the_timeout(&mut slow).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
@@ -156,7 +168,8 @@ async fn a_websocket_outlives_both_timeouts() {
         .connect(&server.url("/"), json!({ "transports": ["websocket"] }))
         .await;
     socket.expect_connect().await;
-    // Three times both timeouts: an upgraded connection is no longer an HTTP request.
+    // Three times both timeouts: an upgraded connection is no longer an HTTP
+    // request.
     tokio::time::sleep(SHORT * 3).await;
     let ack = socket
         .emit_with_ack("ping", json!([{ "client_time_ms": 1.0 }]))
@@ -187,8 +200,8 @@ async fn connections_over_the_cap_are_served_only_once_one_closes() {
 
 #[tokio::test]
 async fn a_websocket_keeps_its_connection_slot_until_it_closes() {
-    // hyper is done with a connection once it is upgraded; the slot must stay taken anyway,
-    // or WebSockets could pile up past the cap.
+    // hyper is done with a connection once it is upgraded; the slot must stay
+    // taken anyway, or WebSockets could pile up past the cap.
     let limits = ServeLimits {
         max_connections: 1,
         ..ServeLimits::default()
@@ -238,13 +251,17 @@ async fn shutdown_closes_idle_connections_and_serve_returns() {
 async fn handlers_can_still_ask_for_the_client_address() {
     let whoami = Router::new().route(
         "/whoami",
-        get(|ConnectInfo(remote): ConnectInfo<SocketAddr>| async move { remote.to_string() }),
+        get(|ConnectInfo(remote): ConnectInfo<SocketAddr>| async move {
+            remote.to_string()
+        }),
     );
     let server = Server::start(whoami, ServeLimits::default()).await;
     let mut stream = server.connect().await;
     let local = stream.local_addr().expect("local address");
     stream
-        .write_all(b"GET /whoami HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /whoami HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        )
         .await
         .expect("write");
     let answer = read_until_closed(&mut stream, SHORT * 5)
@@ -286,20 +303,24 @@ async fn pages_and_json_carry_the_security_headers() {
 }
 
 #[tokio::test]
-async fn in_a_browser_the_policy_runs_the_pages_code_and_blocks_injected_code() {
-    // A page with its own inline script, and markup an attacker might have slipped in: an
-    // inline event handler, which no hash can allow.
+async fn in_a_browser_the_policy_runs_the_pages_code_and_blocks_injected_code()
+{
+    // A page with its own inline script, and markup an attacker might have
+    // slipped in: an inline event handler, which no hash can allow.
     const PAGE: &str = r#"<!doctype html><title>csp</title>
 <p id="handler">not run</p><p id="checked">waiting</p>
-<img id="broken" src="/missing.png" onerror="document.getElementById('handler').textContent = 'run'">
+<img id="broken" src="/missing.png"
+  onerror="document.getElementById('handler').textContent = 'run'">
 <script>
-  // Listeners run in the order they were added: the attribute's first, then this one.
+  // Listeners run in the order they were added: the attribute's first, then
+  // this one.
   document.getElementById("broken").addEventListener("error", () => {
     document.getElementById("checked").textContent = "checked";
   });
 </script>"#;
-    // The control: the same page with a policy of its own, which the middleware leaves alone.
-    // There the handler runs, so "not run" above is the policy's doing, not the test's.
+    // The control: the same page with a policy of its own, which the middleware
+    // leaves alone. There the handler runs, so "not run" above is the policy's
+    // doing, not the test's.
     let permissive = [(CONTENT_SECURITY_POLICY, "script-src 'unsafe-inline'")];
     let pages = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
@@ -310,7 +331,8 @@ async fn in_a_browser_the_policy_runs_the_pages_code_and_blocks_injected_code() 
     let server = Server::start(pages, ServeLimits::default()).await;
     let report = testkit::browser_run(json!([
         { "goto": server.url("/") },
-        // Only the page's own script writes "checked": it ran, so its hash was allowed.
+        // Only the page's own script writes "checked": it ran, so its hash was
+        // allowed.
         { "waitText": "#checked", "text": "checked" },
         { "read": "#handler", "as": "served" },
         { "goto": server.url("/control") },

@@ -1,16 +1,18 @@
 //! Step 2: sessions, the tower-sessions way.
 //!
-//! HTTP forgets a visitor between two requests. A session is how a server remembers: it keeps
-//! the visitor's data in a *store* on the server and gives the browser only a random session
-//! id, in a cookie. Every later request brings the cookie back, and the id finds the data again.
+//! HTTP forgets a visitor between two requests. A session is how a server
+//! remembers: it keeps the visitor's data in a *store* on the server and gives
+//! the browser only a random session id, in a cookie. Every later request
+//! brings the cookie back, and the id finds the data again.
 //!
-//! In Express that is `app.use(session(sessionConfig))`. Here it is a tower layer built from
-//! a [`SessionConfig`], whose fields follow the walkthrough's `sessionConfig` option by option,
-//! and a store: [`MemoryStore`] for a quick demo, or a SQLite file ([`open_sqlite_store`]) so that
-//! sessions survive a restart. Handlers receive a [`Session`] and read or write it.
+//! In Express that is `app.use(session(sessionConfig))`. Here it is a tower
+//! layer built from a [`SessionConfig`], whose fields follow the walkthrough's
+//! `sessionConfig` option by option, and a store: [`MemoryStore`] for a quick
+//! demo, or a SQLite file ([`open_sqlite_store`]) so that sessions survive a
+//! restart. Handlers receive a [`Session`] and read or write it.
 //!
-//! Later steps build on this crate: they keep the same `SessionConfig` and store and put the
-//! logged-in user into the session.
+//! Later steps build on this crate: they keep the same `SessionConfig` and
+//! store and put the logged-in user into the session.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -28,7 +30,9 @@ use time::Duration;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
 use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore, session};
+use tower_sessions::{
+    Expiry, Session, SessionManagerLayer, SessionStore, session,
+};
 
 pub use tower_sessions::MemoryStore;
 pub use tower_sessions_sqlx_store::SqliteStore;
@@ -36,51 +40,57 @@ pub use tower_sessions_sqlx_store::SqliteStore;
 #[cfg(feature = "solutions")]
 pub mod solutions;
 
-/// The name of the session cookie. express-session calls it `connect.sid`; a name that does not
-/// advertise the framework tells an attacker a little less.
+/// The name of the session cookie. express-session calls it `connect.sid`; a
+/// name that does not advertise the framework tells an attacker a little less.
 pub const SESSION_COOKIE_NAME: &str = "id";
 
 /// How long a session lives after it was last saved: the walkthrough's
-/// `30 * 24 * 60 * 60 * 1000` milliseconds. A read does not save it; see [`touch`].
+/// `30 * 24 * 60 * 60 * 1000` milliseconds. A read does not save it; see
+/// [`touch`].
 pub const DEFAULT_MAX_AGE: Duration = Duration::days(30);
 
-/// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the HMAC-SHA256 key
-/// that signs the cookie. That is 64 hex digits; `openssl rand -hex 64` prints 128.
+/// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the
+/// HMAC-SHA256 key that signs the cookie. That is 64 hex digits; `openssl rand
+/// -hex 64` prints 128.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// The fewest characters of a `SESSION_SECRET` that is not hex: 43 characters of base64 carry
-/// 32 bytes (`openssl rand -base64 32` prints 44).
+/// The fewest characters of a `SESSION_SECRET` that is not hex: 43 characters
+/// of base64 carry 32 bytes (`openssl rand -base64 32` prints 44).
 pub const MIN_SECRET_CHARS: usize = 43;
 
-/// The fewest different characters a `SESSION_SECRET` must use. Random hex uses all 16 digits;
-/// `kkkk…` or `abab…` was typed by a person, however long it is.
+/// The fewest different characters a `SESSION_SECRET` must use. Random hex uses
+/// all 16 digits; `kkkk…` or `abab…` was typed by a person, however long it is.
 pub const MIN_DISTINCT_CHARS: usize = 8;
 
 // ANCHOR: config
-/// Everything the session layer needs to know, one field per option of the walkthrough's
-/// `sessionConfig` (and the cookie attributes the walkthrough leaves to their defaults).
+/// Everything the session layer needs to know, one field per option of the
+/// walkthrough's `sessionConfig` (and the cookie attributes the walkthrough
+/// leaves to their defaults).
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
-    /// `secret`: the key that **signs** the session cookie. A signature proves the cookie was
-    /// issued by this server; it hides nothing. The cookie only carries a random id, so there is
-    /// nothing to hide. (`Key`'s `Debug` prints no bytes, so logging the config is safe.)
+    /// `secret`: the key that **signs** the session cookie. A signature proves
+    /// the cookie was issued by this server; it hides nothing. The cookie only
+    /// carries a random id, so there is nothing to hide. (`Key`'s `Debug`
+    /// prints no bytes, so logging the config is safe.)
     pub key: Key,
-    /// `resave`: `false` saves the session only when a handler changed it. `true` saves it, and
-    /// sends the cookie again, on every response.
+    /// `resave`: `false` saves the session only when a handler changed it.
+    /// `true` saves it, and sends the cookie again, on every response.
     pub always_save: bool,
-    // `saveUninitialized` has no field: tower-sessions never stores a session nobody wrote to
-    // and never sends a cookie for it. That is express-session's `saveUninitialized: false`.
+    // `saveUninitialized` has no field: tower-sessions never stores a session
+    // nobody wrote to and never sends a cookie for it. That is
+    // express-session's `saveUninitialized: false`.
     /// `cookie.maxAge`: how long the session lives after it was last saved.
     /// Only a change saves it (or [`touch`], at most once a day).
     pub max_age: Duration,
-    /// `cookie.secure`: the browser sends the cookie back over HTTPS only. Keep it `false` for
-    /// plain http, where a browser may refuse a `Secure` cookie; then every request looks like
-    /// a new visitor.
+    /// `cookie.secure`: the browser sends the cookie back over HTTPS only. Keep
+    /// it `false` for plain http, where a browser may refuse a `Secure` cookie;
+    /// then every request looks like a new visitor.
     pub secure: bool,
-    /// `cookie.sameSite`: `Lax` keeps the cookie on links *to* this site but off cross-site
-    /// POSTs, `fetch`es and WebSocket handshakes.
+    /// `cookie.sameSite`: `Lax` keeps the cookie on links *to* this site but
+    /// off cross-site POSTs, `fetch`es and WebSocket handshakes.
     pub same_site: SameSite,
-    /// `cookie.httpOnly`: hide the cookie from the page's JavaScript (`document.cookie`).
+    /// `cookie.httpOnly`: hide the cookie from the page's JavaScript
+    /// (`document.cookie`).
     pub http_only: bool,
     /// `name`: the cookie's name.
     pub cookie_name: &'static str,
@@ -92,9 +102,9 @@ pub struct SessionConfig {
 pub enum SessionConfigError {
     /// `SESSION_SECRET` is set but too short to be a signing key.
     #[error(
-        "SESSION_SECRET is {len} characters long but must be at least 64 hex digits \
-         or {MIN_SECRET_CHARS} characters of other text; generate one with \
-         `openssl rand -hex 64` and put it in .env"
+        "SESSION_SECRET is {len} characters long but must be at least 64 hex \
+         digits or {MIN_SECRET_CHARS} characters of other text; generate one \
+         with `openssl rand -hex 64` and put it in .env"
     )]
     SecretTooShort {
         /// The length that was found, in characters.
@@ -102,16 +112,20 @@ pub enum SessionConfigError {
     },
     /// `SESSION_SECRET` is long enough but obviously not random.
     #[error(
-        "SESSION_SECRET is made of too few different characters ({distinct}, at least \
-         {MIN_DISTINCT_CHARS} needed): it was typed, not generated, and can be guessed; \
-         generate one with `openssl rand -hex 64` and put it in .env"
+        "SESSION_SECRET is made of too few different characters ({distinct}, \
+         at least {MIN_DISTINCT_CHARS} needed): it was typed, not generated, \
+         and can be guessed; generate one with `openssl rand -hex 64` and put \
+         it in .env"
     )]
     SecretTooWeak {
         /// How many different characters it uses.
         distinct: usize,
     },
     /// `SESSION_SECRET` is set but is not UTF-8 text.
-    #[error("SESSION_SECRET is not valid UTF-8; use a hex string: `openssl rand -hex 64`")]
+    #[error(
+        "SESSION_SECRET is not valid UTF-8; use a hex string: \
+         `openssl rand -hex 64`"
+    )]
     SecretNotUtf8,
     /// `COOKIE_SECURE` is set to something other than true/false.
     #[error("COOKIE_SECURE must be `true` or `false`, got {0:?}")]
@@ -123,8 +137,9 @@ pub enum SessionConfigError {
 
 impl SessionConfig {
     // ANCHOR: with_key
-    /// The defaults this book uses: 30 days after the last save, `HttpOnly`, `SameSite=Lax`,
-    /// and `Secure` off so that the cookie works on `http://127.0.0.1`.
+    /// The defaults this book uses: 30 days after the last save, `HttpOnly`,
+    /// `SameSite=Lax`, and `Secure` off so that the cookie works on
+    /// `http://127.0.0.1`.
     pub fn with_key(key: Key) -> Self {
         Self {
             key,
@@ -139,11 +154,13 @@ impl SessionConfig {
     // ANCHOR_END: with_key
 
     // ANCHOR: from_env
-    /// Reads `SESSION_SECRET` and `COOKIE_SECURE` from the environment (load `.env` first).
+    /// Reads `SESSION_SECRET` and `COOKIE_SECURE` from the environment (load
+    /// `.env` first).
     ///
-    /// An unset `SESSION_SECRET` is not an error, so that the demo runs out of the box, but the
-    /// generated key dies with the process: after a restart every cookie fails its signature
-    /// check and everybody is logged out. That is worth a loud warning.
+    /// An unset `SESSION_SECRET` is not an error, so that the demo runs out of
+    /// the box, but the generated key dies with the process: after a restart
+    /// every cookie fails its signature check and everybody is logged out. That
+    /// is worth a loud warning.
     pub fn from_env() -> Result<Self, SessionConfigError> {
         let secret = match std::env::var("SESSION_SECRET") {
             Ok(secret) => Some(secret),
@@ -155,8 +172,11 @@ impl SessionConfig {
         let cookie_secure = std::env::var("COOKIE_SECURE").ok();
         Self::from_settings(secret.as_deref(), cookie_secure.as_deref())
     }
+    // ANCHOR_END: from_env
 
-    /// [`SessionConfig::from_env`] without the environment, so that it can be tested.
+    // ANCHOR: from_settings
+    /// [`SessionConfig::from_env`] without the environment, so that it can be
+    /// tested.
     pub fn from_settings(
         session_secret: Option<&str>,
         cookie_secure: Option<&str>,
@@ -165,23 +185,36 @@ impl SessionConfig {
             Some(secret) => key_from_secret(secret)?,
             None => {
                 tracing::warn!(
-                    "SESSION_SECRET is not set: using a random key for this run only. \
-                     Every session cookie becomes invalid when the server restarts. \
-                     Set SESSION_SECRET (e.g. `openssl rand -hex 64`) in .env \
-                     to keep sessions across restarts."
+                    "SESSION_SECRET is not set: using a random key for this \
+                     run only. Every session cookie becomes invalid when the \
+                     server restarts. Set SESSION_SECRET (e.g. \
+                     `openssl rand -hex 64`) in .env to keep sessions across \
+                     restarts."
                 );
                 Key::generate()
             }
         };
         let secure = match cookie_secure.map(str::trim) {
             None | Some("") => false,
-            Some(value) if value.eq_ignore_ascii_case("true") || value == "1" => true,
-            Some(value) if value.eq_ignore_ascii_case("false") || value == "0" => false,
-            Some(other) => return Err(SessionConfigError::InvalidCookieSecure(other.to_owned())),
+            Some(value)
+                if value.eq_ignore_ascii_case("true") || value == "1" =>
+            {
+                true
+            }
+            Some(value)
+                if value.eq_ignore_ascii_case("false") || value == "0" =>
+            {
+                false
+            }
+            Some(other) => {
+                return Err(SessionConfigError::InvalidCookieSecure(
+                    other.to_owned(),
+                ));
+            }
         };
         Ok(Self::with_key(key).secure(secure))
     }
-    // ANCHOR_END: from_env
+    // ANCHOR_END: from_settings
 
     /// Sets how long a session lives after it was last written.
     pub fn max_age(mut self, max_age: Duration) -> Self {
@@ -198,7 +231,10 @@ impl SessionConfig {
     // ANCHOR: layer
     /// Builds the tower layer: `app.use(session(sessionConfig))` becomes
     /// `router.layer(config.layer(store))`.
-    pub fn layer<S: SessionStore + Clone>(&self, store: S) -> SessionManagerLayer<S, SignedCookie> {
+    pub fn layer<S: SessionStore + Clone>(
+        &self,
+        store: S,
+    ) -> SessionManagerLayer<S, SignedCookie> {
         SessionManagerLayer::new(store)
             .with_name(self.cookie_name)
             .with_always_save(self.always_save)
@@ -281,12 +317,17 @@ pub fn key_from_secret(secret: &str) -> Result<Key, SessionConfigError> {
 
 // ANCHOR: sqlite_store
 /// Opens (creating the file and its directory if needed) the SQLite database at
-/// `database_url`, e.g. `sqlite://data/step02.db`, and creates the sessions table.
-pub async fn open_sqlite_store(database_url: &str) -> Result<SqliteStore, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
+/// `database_url`, e.g. `sqlite://data/step02.db`, and creates the sessions
+/// table.
+pub async fn open_sqlite_store(
+    database_url: &str,
+) -> Result<SqliteStore, sqlx::Error> {
+    let options =
+        SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
     // SQLite creates the file but not a missing directory.
     let directory = options.get_filename().parent();
-    if let Some(directory) = directory.filter(|dir| !dir.as_os_str().is_empty()) {
+    if let Some(directory) = directory.filter(|dir| !dir.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(directory)?;
     }
     let pool = SqlitePoolOptions::new().connect_with(options).await?;
@@ -294,25 +335,31 @@ pub async fn open_sqlite_store(database_url: &str) -> Result<SqliteStore, sqlx::
     store.migrate().await?;
     Ok(store)
 }
+// ANCHOR_END: sqlite_store
 
-/// How often expired sessions are deleted from a store that does not do it by itself.
-pub const CLEANUP_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+// ANCHOR: expired_cleanup
+/// How often expired sessions are deleted from a store that does not do it by
+/// itself.
+pub const CLEANUP_PERIOD: std::time::Duration =
+    std::time::Duration::from_secs(60);
 
 /// Deletes expired sessions every [`CLEANUP_PERIOD`], in the background.
 ///
-/// An expired session is never *used* (a lookup checks the expiry date), but its row stays in
-/// the table until something deletes it.
+/// An expired session is never *used* (a lookup checks the expiry date), but
+/// its row stays in the table until something deletes it.
 pub fn spawn_expired_session_cleanup<S>(store: S) -> tokio::task::JoinHandle<()>
 where
     S: ExpiredDeletion + Clone + 'static,
 {
     tokio::spawn(async move {
-        if let Err(error) = store.continuously_delete_expired(CLEANUP_PERIOD).await {
+        if let Err(error) =
+            store.continuously_delete_expired(CLEANUP_PERIOD).await
+        {
             tracing::error!(%error, "expired-session cleanup stopped");
         }
     })
 }
-// ANCHOR_END: sqlite_store
+// ANCHOR_END: expired_cleanup
 
 // ANCHOR: backend
 /// Where sessions are kept, chosen with `SESSION_STORE`.
@@ -323,7 +370,8 @@ pub enum SessionBackend {
         /// e.g. `sqlite://data/step02.db`
         database_url: String,
     },
-    /// A `HashMap` inside the process: gone on restart, never shrinks, one process only.
+    /// A `HashMap` inside the process: gone on restart, never shrinks, one
+    /// process only.
     Memory,
 }
 
@@ -331,29 +379,37 @@ pub enum SessionBackend {
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/step02.db";
 
 impl SessionBackend {
-    /// Reads `SESSION_STORE` (`sqlite`, the default, or `memory`) and `DATABASE_URL`.
+    /// Reads `SESSION_STORE` (`sqlite`, the default, or `memory`) and
+    /// `DATABASE_URL`.
     pub fn from_env() -> Result<Self, SessionConfigError> {
-        let database_url =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
         match std::env::var("SESSION_STORE").as_deref() {
             Err(_) | Ok("") | Ok("sqlite") => Ok(Self::Sqlite { database_url }),
             Ok("memory") => Ok(Self::Memory),
-            Ok(other) => Err(SessionConfigError::UnknownStore(other.to_owned())),
+            Ok(other) => {
+                Err(SessionConfigError::UnknownStore(other.to_owned()))
+            }
         }
     }
 }
+// ANCHOR_END: backend
+
+// ANCHOR: app_with_backend
 
 impl fmt::Display for SessionBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Sqlite { database_url } => write!(f, "the SQLite file {database_url}"),
+            Self::Sqlite { database_url } => {
+                write!(f, "the SQLite file {database_url}")
+            }
             Self::Memory => write!(f, "memory (lost when the server stops)"),
         }
     }
 }
 
-/// Opens the chosen store and builds [`app`] on it. For SQLite this also starts the
-/// background cleanup of expired sessions.
+/// Opens the chosen store and builds [`app`] on it. For SQLite this also starts
+/// the background cleanup of expired sessions.
 pub async fn app_with_backend(
     config: &SessionConfig,
     backend: &SessionBackend,
@@ -367,7 +423,7 @@ pub async fn app_with_backend(
         SessionBackend::Memory => app(config, MemoryStore::default()),
     })
 }
-// ANCHOR_END: backend
+// ANCHOR_END: app_with_backend
 
 // ANCHOR: session_view
 /// The key under which the visit counter lives in the session.
@@ -385,8 +441,8 @@ pub struct SessionView {
     pub cookie: CookieAttributes,
 }
 
-/// The session cookie's attributes, as configured. The page cannot read the cookie itself:
-/// it is `HttpOnly`.
+/// The session cookie's attributes, as configured. The page cannot read the
+/// cookie itself: it is `HttpOnly`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CookieAttributes {
     /// The cookie's name.
@@ -424,8 +480,9 @@ async fn show_session(
     session: Session,
     State(cookie): State<CookieAttributes>,
 ) -> Result<Json<SessionView>, SessionError> {
-    // Reading loads the session from the store. A cookie whose session expired, or was
-    // deleted, loads nothing, and the session forgets its id: order matters here.
+    // Reading loads the session from the store. A cookie whose session expired,
+    // or was deleted, loads nothing, and the session forgets its id: order
+    // matters here.
     let visits = session.get::<u64>(VISITS_KEY).await?.unwrap_or(0);
     let session_id = session.id().map(|id| id.to_string());
     Ok(Json(SessionView {
@@ -439,15 +496,17 @@ async fn show_session(
 async fn count_visit(session: Session) -> Result<StatusCode, SessionError> {
     let visits: u64 = session.get(VISITS_KEY).await?.unwrap_or(0);
     session.insert(VISITS_KEY, visits + 1).await?;
-    // `insert` only marks the session as changed. The layer saves it to the store, which
-    // gives a new session its id, and sets the cookie, once this handler has returned.
+    // `insert` only marks the session as changed. The layer saves it to the
+    // store, which gives a new session its id, and sets the cookie, once this
+    // handler has returned.
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/clear`: `req.session.destroy()`. Deletes the stored session; the layer then
-/// tells the browser to drop the cookie.
+/// `POST /api/clear`: `req.session.destroy()`. Deletes the stored session; the
+/// layer then tells the browser to drop the cookie.
 async fn clear_session(session: Session) -> Result<StatusCode, SessionError> {
-    // No id means no valid cookie: nothing to delete (and no warning in the log about it).
+    // No id means no valid cookie: nothing to delete (and no warning in the log
+    // about it).
     if session.id().is_some() {
         session.flush().await?;
     }
@@ -455,8 +514,8 @@ async fn clear_session(session: Session) -> Result<StatusCode, SessionError> {
 }
 // ANCHOR_END: handlers
 
-/// A session store that failed (the SQLite file became unwritable, say). Logged, and
-/// answered with a 500 that leaks nothing.
+/// A session store that failed (the SQLite file became unwritable, say).
+/// Logged, and answered with a 500 that leaks nothing.
 #[derive(Debug)]
 pub struct SessionError(tower_sessions::session::Error);
 
@@ -478,16 +537,22 @@ impl IntoResponse for SessionError {
 }
 
 // ANCHOR: app
-/// Builds the demo: the page and its three JSON endpoints, behind the session layer.
-pub fn app<S: SessionStore + Clone>(config: &SessionConfig, store: S) -> Router {
+/// Builds the demo: the page and its three JSON endpoints, behind the session
+/// layer.
+pub fn app<S: SessionStore + Clone>(
+    config: &SessionConfig,
+    store: S,
+) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/session", get(show_session))
         .route("/api/visit", post(count_visit))
         .route("/api/clear", post(clear_session))
-        // The page shows the cookie's attributes: every handler may ask for them.
+        // The page shows the cookie's attributes: every handler may ask for
+        // them.
         .with_state(CookieAttributes::from_config(config))
-        // The `app.use(session(...))` moment: every route added above gets a `Session`.
+        // The `app.use(session(...))` moment: every route added above gets a
+        // `Session`.
         .layer(config.layer(store))
 }
 // ANCHOR_END: app

@@ -1,10 +1,12 @@
-//! Reference solutions of the chapter's exercises. Compiled only with `--features solutions`;
-//! CI uses them to prove each exercise check passes once the task is done.
+//! Reference solutions of the chapter's exercises. Compiled only with
+//! `--features solutions`; CI uses them to prove each exercise check passes
+//! once the task is done.
 //!
-//! All three exercises are done here at once, the way a student does them one after the other
-//! in `lib.rs`. What they do not change (the configuration, the layer, the stores, the page,
-//! `POST /api/clear`) is the crate's own. The layer is untouched on purpose: later steps build
-//! on `SessionConfig::layer`, and these exercises only change the demo's handlers.
+//! All three exercises are done here at once, the way a student does them one
+//! after the other in `lib.rs`. What they do not change (the configuration, the
+//! layer, the stores, the page, `POST /api/clear`) is the crate's own. The
+//! layer is untouched on purpose: later steps build on `SessionConfig::layer`,
+//! and these exercises only change the demo's handlers.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +17,10 @@ use step01_http_vs_socket::now_ms;
 use time::{Duration, OffsetDateTime};
 use tower_sessions::{Expiry, Session, SessionStore};
 
-use crate::{CookieAttributes, SessionConfig, SessionError, VISITS_KEY, clear_session, page};
+use crate::{
+    CookieAttributes, SessionConfig, SessionError, VISITS_KEY, clear_session,
+    page,
+};
 
 // ANCHOR: last_visit
 /// The key under which the time of the last counted visit lives in the session.
@@ -26,8 +31,8 @@ const LAST_VISIT_KEY: &str = "last_visit_ms";
 pub struct SessionView {
     /// How many times this visitor pressed "count a visit".
     pub visits: u64,
-    /// When this visitor last pressed it, in milliseconds since the Unix epoch (what
-    /// JavaScript's `new Date(ms)` takes); `None` before the first time.
+    /// When this visitor last pressed it, in milliseconds since the Unix epoch
+    /// (what JavaScript's `new Date(ms)` takes); `None` before the first time.
     pub last_visit_ms: Option<u64>,
     /// The session id, or `None` while this visitor has no stored session.
     pub session_id: Option<String>,
@@ -50,6 +55,7 @@ async fn show_session(
         cookie,
     }))
 }
+// ANCHOR_END: last_visit
 
 // ANCHOR: count_visit
 /// `POST /api/visit`: counts, and remembers when.
@@ -61,29 +67,37 @@ async fn count_visit(
     session.insert(VISITS_KEY, visits + 1).await?;
     // Exercise 1: the time of this visit.
     session.insert(LAST_VISIT_KEY, now_ms()).await?;
-    // Exercise 2: this write must not push the end of the session back. The cookie's
-    // Max-Age is the configured `max_age`, so the state already holds it.
-    keep_the_first_deadline(&session, Duration::seconds(cookie.max_age_seconds)).await?;
+    // Exercise 2: this write must not push the end of the session back. The
+    // cookie's Max-Age is the configured `max_age`, so the state already holds
+    // it.
+    keep_the_first_deadline(
+        &session,
+        Duration::seconds(cookie.max_age_seconds),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 // ANCHOR_END: count_visit
-// ANCHOR_END: last_visit
 
 // ANCHOR: absolute_expiry
-/// The key under which the session's absolute deadline lives, in seconds since the Unix epoch.
+/// The key under which the session's absolute deadline lives, in seconds since
+/// the Unix epoch.
 const DEADLINE_KEY: &str = "expires_at";
 
-/// Makes the session end `max_age` after its *first* write, however often it is written again.
+/// Makes the session end `max_age` after its *first* write, however often it is
+/// written again.
 ///
-/// Call it in every handler that writes. The session's expiry is not stored with it: each
-/// request starts with the layer's `OnInactivity(max_age)`, so without this call the next save
-/// would set "now + max_age" again. The deadline itself is data, so it goes into the session.
+/// Call it in every handler that writes. The session's expiry is not stored
+/// with it: each request starts with the layer's `OnInactivity(max_age)`, so
+/// without this call the next save would set "now + max_age" again. The
+/// deadline itself is data, so it goes into the session.
 async fn keep_the_first_deadline(
     session: &Session,
     max_age: Duration,
 ) -> Result<(), tower_sessions::session::Error> {
     let deadline = match session.get::<i64>(DEADLINE_KEY).await? {
-        Some(seconds) => OffsetDateTime::UNIX_EPOCH.saturating_add(Duration::seconds(seconds)),
+        Some(seconds) => OffsetDateTime::UNIX_EPOCH
+            .saturating_add(Duration::seconds(seconds)),
         None => {
             let deadline = OffsetDateTime::now_utc() + max_age;
             session
@@ -92,7 +106,8 @@ async fn keep_the_first_deadline(
             deadline
         }
     };
-    // Sets both the expiry date stored with the record and the cookie's Max-Age.
+    // Sets both the expiry date stored with the record and the cookie's
+    // Max-Age.
     session.set_expiry(Some(Expiry::AtDateTime(deadline)));
     Ok(())
 }
@@ -104,21 +119,28 @@ async fn give_a_new_id(
     session: Session,
     State(cookie): State<CookieAttributes>,
 ) -> Result<StatusCode, SessionError> {
-    // No stored session (no cookie, or one that expired): nothing to renew, and no reason to
-    // store an empty session just to give it an id.
+    // No stored session (no cookie, or one that expired): nothing to renew, and
+    // no reason to store an empty session just to give it an id.
     if session.is_empty().await {
         return Ok(StatusCode::NO_CONTENT);
     }
-    // Deletes the old record now; the layer stores the data under a fresh id once this handler
-    // has returned, and sends the new cookie.
+    // Deletes the old record now; the layer stores the data under a fresh id
+    // once this handler has returned, and sends the new cookie.
     session.cycle_id().await?;
     // Exercise 2: a new id is a write too, and must not push the deadline back.
-    keep_the_first_deadline(&session, Duration::seconds(cookie.max_age_seconds)).await?;
+    keep_the_first_deadline(
+        &session,
+        Duration::seconds(cookie.max_age_seconds),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The crate's `app()` with the handlers above and one more route.
-pub fn app<S: SessionStore + Clone>(config: &SessionConfig, store: S) -> Router {
+pub fn app<S: SessionStore + Clone>(
+    config: &SessionConfig,
+    store: S,
+) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/session", get(show_session))

@@ -1,10 +1,10 @@
-//! The self-checks of the chapter's exercises, one per exercise. They are `#[ignore]`d so that
-//! `cargo test` stays green on the starter code; run one with
-//! `cargo test -p step02-sessions --test exercises ex1 -- --ignored`.
-//! Each fails on the code as shipped and passes once the exercise is done.
+//! The self-checks of the chapter's exercises, one per exercise. They are
+//! `#[ignore]`d so that `cargo test` stays green on the starter code; run one
+//! with `cargo test -p step02-sessions --test exercises ex1 -- --ignored`. Each
+//! fails on the code as shipped and passes once the exercise is done.
 //!
-//! They talk plain HTTP and read the JSON as `serde_json::Value`, so they compile whatever
-//! fields your `SessionView` has.
+//! They talk plain HTTP and read the JSON as `serde_json::Value`, so they
+//! compile whatever fields your `SessionView` has.
 
 use std::time::Duration as StdDuration;
 
@@ -23,8 +23,8 @@ use step02_sessions as under_test;
 #[cfg(feature = "solutions")]
 use step02_sessions::solutions as under_test;
 
-/// The app under test on a free port, and a client that keeps no cookies: each check says
-/// exactly which `Cookie` it sends.
+/// The app under test on a free port, and a client that keeps no cookies: each
+/// check says exactly which `Cookie` it sends.
 struct TestApp {
     address: String,
     client: reqwest::Client,
@@ -34,7 +34,8 @@ async fn spawn_app(config: &SessionConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
-    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let address =
+        format!("http://{}", listener.local_addr().expect("local address"));
     let app = under_test::app(config, MemoryStore::default());
     tokio::spawn(serve(listener, app, std::future::pending()));
     TestApp {
@@ -44,7 +45,9 @@ async fn spawn_app(config: &SessionConfig) -> TestApp {
 }
 
 fn config() -> SessionConfig {
-    SessionConfig::with_key(Key::try_from(&[7u8; 64][..]).expect("64 bytes is a valid key"))
+    SessionConfig::with_key(
+        Key::try_from(&[7u8; 64][..]).expect("64 bytes is a valid key"),
+    )
 }
 
 /// A `Set-Cookie` header, as `name=value` and the `Max-Age` it carries.
@@ -54,18 +57,21 @@ struct SetCookie {
 }
 
 impl TestApp {
-    /// `POST path`, sending `cookie` if there is one; returns the status and the session
-    /// cookie that came back, if any.
-    async fn post(&self, path: &str, cookie: Option<&str>) -> (StatusCode, Option<SetCookie>) {
+    /// `POST path`, sending `cookie` if there is one; returns the status and
+    /// the session cookie that came back, if any.
+    async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (StatusCode, Option<SetCookie>) {
         let mut request = self.client.post(format!("{}{path}", self.address));
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);
         }
         let response = request.send().await.expect("POST");
-        let set_cookie = response
-            .headers()
-            .get(SET_COOKIE)
-            .map(|value| parse_set_cookie(value.to_str().expect("ASCII header")));
+        let set_cookie = response.headers().get(SET_COOKIE).map(|value| {
+            parse_set_cookie(value.to_str().expect("ASCII header"))
+        });
         (response.status(), set_cookie)
     }
 
@@ -73,7 +79,8 @@ impl TestApp {
     async fn visit(&self, cookie: Option<&str>) -> SetCookie {
         let (status, set_cookie) = self.post("/api/visit", cookie).await;
         assert!(status.is_success(), "POST /api/visit answered {status}");
-        set_cookie.expect("POST /api/visit writes the session, so it sets the cookie")
+        set_cookie
+            .expect("POST /api/visit writes the session, so it sets the cookie")
     }
 
     /// `GET /api/session` sending exactly `cookie`, as JSON.
@@ -115,12 +122,15 @@ async fn ex1_last_visit() {
     let after = now_ms();
     let first = app.session(&cookie).await;
     let first_ms = first["last_visit_ms"].as_u64().unwrap_or_else(|| {
-        panic!("after a visit, GET /api/session needs a `last_visit_ms` number: {first}")
+        panic!(
+            "after a visit, GET /api/session needs a `last_visit_ms` \
+             number: {first}"
+        )
     });
     assert!(
         before.saturating_sub(1000) <= first_ms && first_ms <= after + 1000,
-        "last_visit_ms is {first_ms}, but the visit happened between {before} and {after} \
-         (milliseconds since the Unix epoch)"
+        "last_visit_ms is {first_ms}, but the visit happened between {before} \
+         and {after} (milliseconds since the Unix epoch)"
     );
 
     tokio::time::sleep(StdDuration::from_millis(50)).await;
@@ -146,19 +156,21 @@ async fn ex2_absolute_expiry() {
     let alice_second = app.visit(Some(&alice_first.pair)).await;
     let bob_first = app.visit(None).await;
 
-    // Alice's second write keeps her deadline, so its cookie has less time left...
+    // Alice's second write keeps her deadline, so its cookie has less time
+    // left...
     let (first, second) = (alice_first.max_age, alice_second.max_age);
     assert!(
         matches!((first, second), (Some(a), Some(b)) if b < a),
-        "alice's second write, 3 s after her first, set Max-Age {second:?} after {first:?}: \
-         it moved the deadline instead of keeping it"
+        "alice's second write, 3 s after her first, set Max-Age {second:?} \
+         after {first:?}: it moved the deadline instead of keeping it"
     );
-    // ...while Bob, new at that moment, gets the whole max_age: the deadline is per session.
+    // ...while Bob, new at that moment, gets the whole max_age: the deadline is
+    // per session.
     let bob = bob_first.max_age;
     assert!(
         matches!((first, bob), (Some(a), Some(b)) if b >= a - 1),
-        "bob's first write set Max-Age {bob:?}, alice's {first:?}: a new session must get \
-         the whole max_age, counted from its own first write"
+        "bob's first write set Max-Age {bob:?}, alice's {first:?}: a new \
+         session must get the whole max_age, counted from its own first write"
     );
     assert_eq!(
         app.session(&alice_second.pair).await["visits"],
@@ -166,8 +178,10 @@ async fn ex2_absolute_expiry() {
         "3 s into a 6 s life, the session is still there"
     );
 
-    // 6.5 s after her first write: past her deadline, however recent her last write.
-    tokio::time::sleep_until(alice_started + StdDuration::from_millis(6500)).await;
+    // 6.5 s after her first write: past her deadline, however recent her last
+    // write.
+    tokio::time::sleep_until(alice_started + StdDuration::from_millis(6500))
+        .await;
     let session = app.session(&alice_second.pair).await;
     assert_eq!(
         session["visits"], 0,

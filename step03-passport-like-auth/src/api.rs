@@ -1,5 +1,5 @@
-//! The JSON side of the HTTP contract: every error is `{"error": "..."}`, and a body may come
-//! as JSON or as an HTML form.
+//! The JSON side of the HTTP contract: every error is `{"error": "..."}`, and a
+//! body may come as JSON or as an HTML form.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,22 +24,22 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-impl ApiError {
-    /// Any status, any message. The message is shown to the user: keep internals out of it.
-    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            retry_after: None,
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.message }));
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
         }
+        response
     }
+}
+// ANCHOR_END: api_error
 
-    /// The same error, telling the client to wait `seconds` before trying again.
-    pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
-        self
-    }
-
+// ANCHOR: api_error_named
+impl ApiError {
     /// `503` + `Retry-After: 1`: the server is too busy right now (see
     /// [`AuthError::Busy`]).
     pub fn busy() -> Self {
@@ -55,9 +55,34 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
     }
 
-    /// `500 {"error":"internal error"}`: our fault. Log the cause before returning this.
+    /// `500 {"error":"internal error"}`: our fault. Log the cause before
+    /// returning this.
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+// ANCHOR_END: api_error_named
+
+// ANCHOR: api_error_plumbing
+impl ApiError {
+    /// Any status, any message. The message is shown to the user: keep
+    /// internals out of it.
+    pub fn new(
+        status: StatusCode,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error, telling the client to wait `seconds` before trying
+    /// again.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The status code this error answers with.
@@ -70,28 +95,18 @@ impl ApiError {
         self.retry_after
     }
 }
+// ANCHOR_END: api_error_plumbing
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.message }));
-        let mut response = (self.status, body).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.into());
-        }
-        response
-    }
-}
-
+// ANCHOR: api_error_from
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         if matches!(error, AuthError::Busy) {
-            // Not a failure: the server protects itself. Nothing to log per request.
+            // Not a failure: the server protects itself. Nothing to log per
+            // request.
             return Self::busy();
         }
-        // The one place where an internal failure is logged: the user gets a bland 500, the
-        // log gets the cause.
+        // The one place where an internal failure is logged: the user gets a
+        // bland 500, the log gets the cause.
         tracing::error!(%error, "authentication failed internally");
         Self::internal()
     }
@@ -109,7 +124,9 @@ impl From<RegisterError> for ApiError {
             RegisterError::InvalidUsername | RegisterError::WeakPassword => {
                 Self::new(StatusCode::BAD_REQUEST, error.to_string())
             }
-            RegisterError::Taken => Self::new(StatusCode::CONFLICT, error.to_string()),
+            RegisterError::Taken => {
+                Self::new(StatusCode::CONFLICT, error.to_string())
+            }
             RegisterError::Internal(error) => error.into(),
         }
     }
@@ -120,7 +137,7 @@ impl IntoResponse for RegisterError {
         ApiError::from(self).into_response()
     }
 }
-// ANCHOR_END: api_error
+// ANCHOR_END: api_error_from
 
 // ANCHOR: credentials
 /// A username and a password, as sent to `/login` and `/register`.
@@ -132,8 +149,8 @@ pub struct Credentials {
     pub password: String,
 }
 
-// Written by hand, not derived: a derived `Debug` would print the password into any log line
-// that prints the credentials.
+// Written by hand, not derived: a derived `Debug` would print the password into
+// any log line that prints the credentials.
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
@@ -145,45 +162,27 @@ impl fmt::Debug for Credentials {
 // ANCHOR_END: credentials
 
 // ANCHOR: json_or_form
-/// A body extractor that accepts JSON (`fetch`) and urlencoded forms (`<form method=post>`),
-/// like `express.json()` plus `express.urlencoded()`, and rejects anything else with a JSON
-/// error instead of axum's plain-text one.
+/// A body extractor that accepts JSON (`fetch`) and urlencoded forms (`<form
+/// method=post>`), like `express.json()` plus `express.urlencoded()`, and
+/// rejects anything else with a JSON error instead of axum's plain-text one.
 #[derive(Debug, Clone)]
 pub struct JsonOrForm<T>(pub T);
 
-impl<T, S> FromRequest<S> for JsonOrForm<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
-        if is_form {
-            match Form::<T>::from_request(request, state).await {
-                Ok(Form(value)) => Ok(Self(value)),
-                Err(rejection) => Err(bad_body(rejection.status(), rejection.body_text())),
-            }
-        } else {
-            match Json::<T>::from_request(request, state).await {
-                Ok(Json(value)) => Ok(Self(value)),
-                Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "Send the body as application/json or application/x-www-form-urlencoded",
-                )),
-                Err(rejection) => Err(bad_body(rejection.status(), rejection.body_text())),
-            }
-        }
-    }
+/// Whether the body says it is an urlencoded form; anything else is taken for
+/// JSON.
+fn is_form(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.starts_with("application/x-www-form-urlencoded")
+        })
 }
 
-/// axum answers a body it cannot parse with 400 (bad syntax) or 422 (missing or mistyped
-/// field). Our contract says 400 for both; only a body over the size limit keeps its 413.
+/// axum answers a body it cannot parse with 400 (bad syntax) or 422 (missing or
+/// mistyped field). Our contract says 400 for both; only a body over the size
+/// limit keeps its 413.
 fn bad_body(status: StatusCode, message: String) -> ApiError {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, message),
@@ -191,3 +190,41 @@ fn bad_body(status: StatusCode, message: String) -> ApiError {
     }
 }
 // ANCHOR_END: json_or_form
+
+// ANCHOR: json_or_form_impl
+impl<T, S> FromRequest<S> for JsonOrForm<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if is_form(&request) {
+            match Form::<T>::from_request(request, state).await {
+                Ok(Form(value)) => Ok(Self(value)),
+                Err(rejection) => {
+                    Err(bad_body(rejection.status(), rejection.body_text()))
+                }
+            }
+        } else {
+            match Json::<T>::from_request(request, state).await {
+                Ok(Json(value)) => Ok(Self(value)),
+                Err(JsonRejection::MissingJsonContentType(_)) => {
+                    Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "Send the body as application/json or \
+                         application/x-www-form-urlencoded",
+                    ))
+                }
+                Err(rejection) => {
+                    Err(bad_body(rejection.status(), rejection.body_text()))
+                }
+            }
+        }
+    }
+}
+// ANCHOR_END: json_or_form_impl

@@ -1,29 +1,34 @@
-//! Argon2, bounded: at most a few hashes at a time, each in memory that is reused.
+//! Argon2, bounded: at most a few hashes at a time, each in memory that is
+//! reused.
 //!
-//! Argon2 is slow and memory-hungry on purpose (19 MiB and tens of milliseconds per hash with
-//! the default cost). Left alone, 150 simultaneous logins run 150 hashes at once: 2.7 GiB of
-//! memory, and every login waits seconds for a CPU. So a [`HashPool`] runs at most `workers`
-//! hashes at a time (about one per core), lets `queue` more wait, and refuses the rest at
-//! once with [`AuthError::Busy`] (a `503` with `Retry-After: 1`).
+//! Argon2 is slow and memory-hungry on purpose (19 MiB and tens of milliseconds
+//! per hash with the default cost). Left alone, 150 simultaneous logins run 150
+//! hashes at once: 2.7 GiB of memory, and every login waits seconds for a CPU.
+//! So a [`HashPool`] runs at most `workers` hashes at a time (about one per
+//! core), lets `queue` more wait, and refuses the rest at once with
+//! [`AuthError::Busy`] (a `503` with `Retry-After: 1`).
 //!
-//! Each running hash borrows a [`Workspace`]: its 19 MiB of Argon2 blocks, allocated once and
-//! reused. Allocating them per hash looks harmless, but glibc keeps freed blocks of that size
-//! in per-thread arenas instead of giving them back, so the memory of a flood stayed with the
-//! process long after it ended.
+//! Each running hash borrows a [`Workspace`]: its 19 MiB of Argon2 blocks,
+//! allocated once and reused. Allocating them per hash looks harmless, but
+//! glibc keeps freed blocks of that size in per-thread arenas instead of giving
+//! them back, so the memory of a flood stayed with the process long after it
+//! ended.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::password_hash::{
+    self, Output, ParamsString, PasswordHash, Salt, SaltString,
+};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::passport::AuthError;
 
 // ANCHOR: pool
-/// Runs Argon2 on tokio's blocking threads, `workers` at a time, with `queue` more waiting.
-/// Cheap to clone: clones share the same limits and workspaces.
+/// Runs Argon2 on tokio's blocking threads, `workers` at a time, with `queue`
+/// more waiting. Cheap to clone: clones share the same limits and workspaces.
 #[derive(Clone)]
 pub struct HashPool {
     inner: Arc<Pool>,
@@ -36,10 +41,12 @@ struct Pool {
     admitted: Arc<Semaphore>,
     /// `workers` permits: the hashes that run right now.
     running: Arc<Semaphore>,
-    /// The Argon2 memory of the hashes not running: never more than `workers` of them.
+    /// The Argon2 memory of the hashes not running: never more than `workers`
+    /// of them.
     workspaces: Mutex<Vec<Workspace>>,
     workers: usize,
-    /// How many hashes run right now, and the most there ever were (see [`HashPool::peak`]).
+    /// How many hashes run right now, and the most there ever were (see
+    /// [`HashPool::peak`]).
     busy: AtomicUsize,
     peak: AtomicUsize,
 }
@@ -52,13 +59,17 @@ struct Workspace {
 // ANCHOR_END: pool
 
 impl HashPool {
-    /// A pool for Argon2id with `params`, running at most `workers` hashes at a time and
-    /// letting at most `queue` more wait.
+    /// A pool for Argon2id with `params`, running at most `workers` hashes at a
+    /// time and letting at most `queue` more wait.
     pub fn new(params: Params, workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
         Self {
             inner: Arc::new(Pool {
-                hasher: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+                hasher: Argon2::new(
+                    Algorithm::Argon2id,
+                    Version::V0x13,
+                    params,
+                ),
                 admitted: Arc::new(Semaphore::new(workers + queue)),
                 running: Arc::new(Semaphore::new(workers)),
                 workspaces: Mutex::new(Vec::new()),
@@ -74,7 +85,8 @@ impl HashPool {
         Self::new(self.inner.hasher.params().clone(), workers, queue)
     }
 
-    /// The most hashes that have ever run at the same time: never more than the workers.
+    /// The most hashes that have ever run at the same time: never more than the
+    /// workers.
     pub fn peak(&self) -> usize {
         self.inner.peak.load(Ordering::Relaxed)
     }
@@ -91,26 +103,38 @@ impl HashPool {
             .await
     }
 
-    /// Checks `password` against a PHC string: `Ok(false)` for a wrong password.
-    pub async fn verify(&self, password: &str, phc_hash: &str) -> Result<bool, AuthError> {
+    /// Checks `password` against a PHC string: `Ok(false)` for a wrong
+    /// password.
+    pub async fn verify(
+        &self,
+        password: &str,
+        phc_hash: &str,
+    ) -> Result<bool, AuthError> {
         let (password, phc_hash) = (password.to_owned(), phc_hash.to_owned());
         self.run(move |_, workspace| workspace.verify(&password, &phc_hash))
             .await
     }
 
-    /// [`HashPool::hash`] on the current thread, outside the limits: for the one hash a
-    /// server makes at startup, before there is a runtime to wait on.
-    pub fn hash_now(&self, password: &str) -> Result<String, password_hash::Error> {
+    /// [`HashPool::hash`] on the current thread, outside the limits: for the
+    /// one hash a server makes at startup, before there is a runtime to wait
+    /// on.
+    pub fn hash_now(
+        &self,
+        password: &str,
+    ) -> Result<String, password_hash::Error> {
         Workspace::default().hash(&self.inner.hasher, password)
     }
 
     // ANCHOR: run
-    /// Waits for a turn (or refuses at once when the queue is full), then runs `job` with a
-    /// workspace on a blocking thread.
+    /// Waits for a turn (or refuses at once when the queue is full), then runs
+    /// `job` with a workspace on a blocking thread.
     async fn run<T, F>(&self, job: F) -> Result<T, AuthError>
     where
         T: Send + 'static,
-        F: FnOnce(&Argon2<'static>, &mut Workspace) -> Result<T, password_hash::Error>,
+        F: FnOnce(
+            &Argon2<'static>,
+            &mut Workspace,
+        ) -> Result<T, password_hash::Error>,
         F: Send + 'static,
     {
         let pool = Arc::clone(&self.inner);
@@ -118,10 +142,12 @@ impl HashPool {
             .try_acquire_owned()
             .map_err(|_| AuthError::Busy)?;
         let running = acquire(&pool.running).await?;
-        // The permits move into the blocking task: if the request is dropped half-way, the
-        // hash still counts against the limit until it really ends.
+        // The permits move into the blocking task: if the request is dropped
+        // half-way, the hash still counts against the limit until it really
+        // ends.
         let outcome = tokio::task::spawn_blocking(move || {
-            let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) = (admitted, running);
+            let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) =
+                (admitted, running);
             let mut workspace = pool.take_workspace();
             let outcome = job(&pool.hasher, &mut workspace);
             pool.return_workspace(workspace);
@@ -133,7 +159,9 @@ impl HashPool {
     // ANCHOR_END: run
 }
 
-async fn acquire(semaphore: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, AuthError> {
+async fn acquire(
+    semaphore: &Arc<Semaphore>,
+) -> Result<OwnedSemaphorePermit, AuthError> {
     // Only a closed semaphore fails, and nothing closes these.
     Arc::clone(semaphore)
         .acquire_owned()
@@ -153,7 +181,8 @@ impl Pool {
         self.busy.fetch_sub(1, Ordering::SeqCst);
     }
 
-    // A poisoned lock only means a hash panicked; the list of workspaces is still a list.
+    // A poisoned lock only means a hash panicked; the list of workspaces is
+    // still a list.
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Workspace>> {
         self.workspaces
             .lock()
@@ -164,8 +193,9 @@ impl Pool {
 impl Workspace {
     // ANCHOR: hashing
     /// Hashes `password` with a fresh random salt into a PHC string such as
-    /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. The string carries the algorithm, the
-    /// cost and the salt, so verifying needs nothing else, even after the defaults change.
+    /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. The string carries the
+    /// algorithm, the cost and the salt, so verifying needs nothing else, even
+    /// after the defaults change.
     fn hash(
         &mut self,
         hasher: &Argon2<'_>,
@@ -184,10 +214,17 @@ impl Workspace {
         };
         Ok(phc.to_string())
     }
+    // ANCHOR_END: hashing
 
-    /// `Ok(false)` for a wrong password; `Err` only if `phc_hash` is not a valid PHC string.
-    /// The cost comes from the string, not from today's defaults.
-    fn verify(&mut self, password: &str, phc_hash: &str) -> Result<bool, password_hash::Error> {
+    // ANCHOR: verifying
+    /// `Ok(false)` for a wrong password; `Err` only if `phc_hash` is not a
+    /// valid PHC string. The cost comes from the string, not from today's
+    /// defaults.
+    fn verify(
+        &mut self,
+        password: &str,
+        phc_hash: &str,
+    ) -> Result<bool, password_hash::Error> {
         let parsed = PasswordHash::new(phc_hash)?;
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             return Err(password_hash::Error::PhcStringField);
@@ -202,10 +239,10 @@ impl Workspace {
         // `Output`'s `==` takes the same time however many bytes match.
         Ok(computed == expected)
     }
+    // ANCHOR_END: verifying
 
-    // ANCHOR_END: hashing
-
-    /// Argon2 into this workspace's blocks, grown once to the size the cost asks for.
+    /// Argon2 into this workspace's blocks, grown once to the size the cost
+    /// asks for.
     fn compute(
         &mut self,
         hasher: &Argon2<'_>,

@@ -1,18 +1,22 @@
 //! Step 3: what Passport does, built small and visible.
 //!
-//! Passport.js hides its work behind a few calls: `passport.initialize()`, `passport.session()`,
-//! `serializeUser`, `deserializeUser`, `req.login`, `req.logout`. This crate writes each of
-//! them out as a small piece of Rust with the same name, so you can see what "being logged in"
-//! actually is: one user id in a server-side session, and a lookup on every request.
+//! Passport.js hides its work behind a few calls: `passport.initialize()`,
+//! `passport.session()`, `serializeUser`, `deserializeUser`, `req.login`,
+//! `req.logout`. This crate writes each of them out as a small piece of Rust
+//! with the same name, so you can see what "being logged in" actually is: one
+//! user id in a server-side session, and a lookup on every request.
 //!
-//! - [`store`]: the users, behind the [`UserStore`] trait (memory here, SQLite in step05).
-//! - [`passport`]: the local strategy (Argon2 passwords), login, logout, deserialize.
+//! - [`store`]: the users, behind the [`UserStore`] trait (memory here, SQLite
+//!   in step05).
+//! - [`passport`]: the local strategy (Argon2 passwords), login, logout,
+//!   deserialize.
 //! - [`hashing`]: Argon2, a few hashes at a time, in reused memory.
 //! - [`limits`]: the throttles on `/login` and `/register`, and `RATE_LIMITS`.
 //! - [`middleware`]: `passport.session()` and the `req.user` extractors.
 //! - [`routes`]: `/register`, `/login`, `/logout`, `/me`.
 //!
-//! [`app`] puts them together with a login page and a page only logged-in users may see.
+//! [`app`] puts them together with a login page and a page only logged-in users
+//! may see.
 
 pub mod api;
 pub mod hashing;
@@ -40,17 +44,23 @@ pub use limits::{
     rate_limits_enabled_from_env,
 };
 pub use middleware::{
-    CurrentUser, LOGIN_PATH, MaybeUser, passport_layer, passport_session, require_login,
+    CurrentUser, LOGIN_PATH, MaybeUser, passport_layer, passport_session,
+    require_login,
 };
-pub use passport::{AuthError, LogoutEvent, Passport, RegisterError, canonical_username};
+pub use passport::{
+    AuthError, LogoutEvent, Passport, RegisterError, canonical_username,
+};
 pub use routes::{INVALID_CREDENTIALS, auth_routes};
-pub use store::{CreateUserError, MemoryUserStore, StoreError, User, UserStore};
+pub use store::{
+    CreateUserError, MemoryUserStore, StoreError, User, UserStore,
+};
 
 // ANCHOR: app
 /// The step's demo: the auth routes, a login page and a protected page.
 ///
-/// Layers wrap everything added before them, so the last `.layer` is the outermost: a request
-/// meets the session layer first (`app.use(session(...))`), then `passport_session`
+/// Layers wrap everything added before them, so the last `.layer` is the
+/// outermost: a request meets the session layer first
+/// (`app.use(session(...))`), then `passport_session`
 /// (`app.use(passport.session())`), then the routes.
 pub fn app<U, S>(
     passport: Passport<U>,
@@ -60,8 +70,9 @@ where
     U: UserStore,
     S: SessionStore + Clone,
 {
-    // `route_layer` wraps only this small router's routes, and runs only when one of them
-    // matches: an unknown path stays a 404 instead of becoming a redirect to the login page.
+    // `route_layer` wraps only this small router's routes, and runs only when
+    // one of them matches: an unknown path stays a 404 instead of becoming a
+    // redirect to the login page.
     let protected = Router::new()
         .route("/private", get(private_page))
         .route_layer(axum::middleware::from_fn(require_login));
@@ -73,7 +84,8 @@ where
         .merge(auth_routes())
         .layer(passport_layer(passport.clone()))
         .layer(session_layer)
-        // `passport.initialize()`: every handler can now take `State<Passport<U>>`.
+        // `passport.initialize()`: every handler can now take
+        // `State<Passport<U>>`.
         .with_state(passport)
 }
 // ANCHOR_END: app
@@ -87,15 +99,18 @@ async fn private_page() -> Html<&'static str> {
 }
 
 // ANCHOR: demo_users
-/// The password of the demo users. It is in the source code, so it protects nothing: demo only.
+/// The password of the demo users. It is in the source code, so it protects
+/// nothing: demo only.
 pub const DEMO_PASSWORD: &str = "correct-horse";
 
 /// The demo users that [`seed_demo_users`] creates.
 pub const DEMO_USERNAMES: [&str; 2] = ["alice", "bob"];
 
-/// Creates the demo users, all with [`DEMO_PASSWORD`]. Users that already exist are left
-/// alone, so seeding a store that persists (step05) is harmless.
-pub async fn seed_demo_users<U: UserStore>(passport: &Passport<U>) -> Result<(), RegisterError> {
+/// Creates the demo users, all with [`DEMO_PASSWORD`]. Users that already exist
+/// are left alone, so seeding a store that persists (step05) is harmless.
+pub async fn seed_demo_users<U: UserStore>(
+    passport: &Passport<U>,
+) -> Result<(), RegisterError> {
     for username in DEMO_USERNAMES {
         match passport.register(username, DEMO_PASSWORD).await {
             Ok(_) | Err(RegisterError::Taken) => {}

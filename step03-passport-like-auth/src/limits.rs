@@ -1,17 +1,23 @@
-//! Throttles on `/login` and `/register`: how many tries a client address and a username get.
+//! Throttles on `/login` and `/register`: how many tries a client address and a
+//! username get.
 //!
-//! | Setting | Default | What it limits |
-//! | --- | --- | --- |
-//! | `RATE_LIMITS` | `on` | `off` turns every throttle off (load tests), with a warning |
-//! | `LOGIN_ATTEMPTS_PER_ADDRESS` | `60` | logins per minute from one address |
-//! | `LOGIN_FAILURES_PER_USERNAME` | `5` | failed logins in a row before a username slows down |
-//! | `LOGIN_FAILURE_DELAY_SECS` | `60` | then one more try per this many seconds |
-//! | `REGISTRATIONS_PER_ADDRESS` | `50` | accounts per hour from one address |
-//! | `TRUSTED_PROXY` | none | proxy addresses whose `X-Forwarded-For` names the client |
-//! | `ARGON2_WORKERS` | CPU cores | password hashes at a time (not a throttle: always on) |
-//! | `ARGON2_QUEUE` | 2 × workers | hashes that may wait; more get a `503` |
+//! Each setting, its default, and what it limits:
+//! - `RATE_LIMITS` (`on`): `off` turns every throttle off (load tests), with a
+//!   warning;
+//! - `LOGIN_ATTEMPTS_PER_ADDRESS` (`60`): logins per minute from one address;
+//! - `LOGIN_FAILURES_PER_USERNAME` (`5`): failed logins in a row before a
+//!   username slows down;
+//! - `LOGIN_FAILURE_DELAY_SECS` (`60`): then one more try per this many
+//!   seconds;
+//! - `REGISTRATIONS_PER_ADDRESS` (`50`): accounts per hour from one address;
+//! - `TRUSTED_PROXY` (none): proxy addresses whose `X-Forwarded-For` names the
+//!   client;
+//! - `ARGON2_WORKERS` (CPU cores): password hashes at a time (not a throttle:
+//!   always on);
+//! - `ARGON2_QUEUE` (2 × workers): hashes that may wait; more get a `503`.
 //!
-//! The counting is done by the [`governor`] crate (GCRA, a token bucket without a timer).
+//! The counting is done by the [`governor`] crate (GCRA, a token bucket without
+//! a timer).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -30,7 +36,8 @@ use crate::passport::Passport;
 use crate::store::UserStore;
 
 // ANCHOR: auth_limits
-/// Every limit of the auth routes, from the environment or [`AuthLimits::default`].
+/// Every limit of the auth routes, from the environment or
+/// [`AuthLimits::default`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthLimits {
     /// `false` (`RATE_LIMITS=off`): no throttle at all. The Argon2 bound stays.
@@ -39,21 +46,26 @@ pub struct AuthLimits {
     pub login_per_address_per_minute: u32,
     /// Failed logins in a row for one username before it slows down...
     pub login_failures_per_username: u32,
-    /// ...to one more try per this long. A successful login forgets the failures.
+    /// ...to one more try per this long. A successful login forgets the
+    /// failures.
     pub login_failure_delay: Duration,
     /// New accounts per hour from one client address.
     pub registrations_per_address_per_hour: u32,
-    /// Reverse proxies whose `X-Forwarded-For` header is believed. Empty: none is.
+    /// Reverse proxies whose `X-Forwarded-For` header is believed. Empty: none
+    /// is.
     pub trusted_proxies: Vec<IpAddr>,
     /// Password hashes that may run at the same time.
     pub hash_workers: usize,
     /// Password hashes that may wait for a worker; more are refused with a 503.
     pub hash_queue: usize,
 }
+// ANCHOR_END: auth_limits
 
+// ANCHOR: auth_limits_default
 impl Default for AuthLimits {
-    /// Generous enough for a classroom behind one NAT address: 40 students register, log in
-    /// (with typos) and chat within minutes without a single 429.
+    /// Generous enough for a classroom behind one NAT address: 40 students
+    /// register, log in (with typos) and chat within minutes without a single
+    /// 429.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
@@ -68,7 +80,7 @@ impl Default for AuthLimits {
         }
     }
 }
-// ANCHOR_END: auth_limits
+// ANCHOR_END: auth_limits_default
 
 /// A setting that could not be understood: startup stops with this message.
 #[derive(Debug, thiserror::Error)]
@@ -79,14 +91,14 @@ pub struct LimitsError {
     value: String,
 }
 
-/// Whether `RATE_LIMITS` leaves the throttles on (anything but `off`, `false` or `0`).
-/// Step04 and step05 ask the same question for their own limits.
+/// Whether `RATE_LIMITS` leaves the throttles on (anything but `off`, `false`
+/// or `0`). Step04 and step05 ask the same question for their own limits.
 pub fn rate_limits_enabled_from_env() -> bool {
     switch_is_on(&std::env::var("RATE_LIMITS").unwrap_or_default())
 }
 
-/// Anything but `off`, `false` or `0` (any case) leaves a switch on: a typo must not turn
-/// the protection off.
+/// Anything but `off`, `false` or `0` (any case) leaves a switch on: a typo
+/// must not turn the protection off.
 fn switch_is_on(value: &str) -> bool {
     !matches!(
         value.trim().to_ascii_lowercase().as_str(),
@@ -103,8 +115,8 @@ impl AuthLimits {
         }
     }
 
-    /// Reads the settings of the table in this module's documentation. Warns loudly when
-    /// `RATE_LIMITS=off`: a public server must never run like that.
+    /// Reads the settings of the table in this module's documentation. Warns
+    /// loudly when `RATE_LIMITS=off`: a public server must never run like that.
     pub fn from_env() -> Result<Self, LimitsError> {
         let default = Self::default();
         let enabled = rate_limits_enabled_from_env();
@@ -114,7 +126,8 @@ impl AuthLimits {
                  For load tests only; never on a public server."
             );
         }
-        let hash_workers = number("ARGON2_WORKERS", default.hash_workers)?.max(1);
+        let hash_workers =
+            number("ARGON2_WORKERS", default.hash_workers)?.max(1);
         Ok(Self {
             enabled,
             login_per_address_per_minute: number(
@@ -125,7 +138,10 @@ impl AuthLimits {
                 "LOGIN_FAILURES_PER_USERNAME",
                 default.login_failures_per_username,
             )?,
-            login_failure_delay: Duration::from_secs(number("LOGIN_FAILURE_DELAY_SECS", 60)?),
+            login_failure_delay: Duration::from_secs(number(
+                "LOGIN_FAILURE_DELAY_SECS",
+                60,
+            )?),
             registrations_per_address_per_hour: number(
                 "REGISTRATIONS_PER_ADDRESS",
                 default.registrations_per_address_per_hour,
@@ -137,7 +153,10 @@ impl AuthLimits {
     }
 }
 
-fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, LimitsError> {
+fn number<T: std::str::FromStr>(
+    name: &'static str,
+    default: T,
+) -> Result<T, LimitsError> {
     match std::env::var(name) {
         Ok(value) => value.trim().parse().map_err(|_| LimitsError {
             name,
@@ -165,12 +184,13 @@ fn trusted_proxies_from_env() -> Result<Vec<IpAddr>, LimitsError> {
 }
 
 // ANCHOR: client_address
-/// Who is asking, as far as the throttles are concerned: the TCP peer, or, if that peer is
-/// one of `trusted_proxies`, the last address in the `X-Forwarded-For` it added.
+/// Who is asking, as far as the throttles are concerned: the TCP peer, or, if
+/// that peer is one of `trusted_proxies`, the last address in the
+/// `X-Forwarded-For` it added.
 ///
-/// Only the *last* entry: everything before it was written by the client and may be a lie.
-/// Without `ConnectInfo` (a test calling the router directly) every request is "unknown",
-/// and shares one budget.
+/// Only the *last* entry: everything before it was written by the client and
+/// may be a lie. Without `ConnectInfo` (a test calling the router directly)
+/// every request is "unknown", and shares one budget.
 pub fn client_address(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
@@ -192,7 +212,8 @@ pub fn client_address(
 }
 // ANCHOR_END: client_address
 
-/// The client's address as an extractor, for handlers whose state is a [`Passport`].
+/// The client's address as an extractor, for handlers whose state is a
+/// [`Passport`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 
@@ -203,7 +224,8 @@ impl<U: UserStore> FromRequestParts<Passport<U>> for ClientAddress {
         parts: &mut Parts,
         passport: &Passport<U>,
     ) -> Result<Self, Self::Rejection> {
-        // Put there by `into_make_service_with_connect_info` (step01's `serve`).
+        // Put there by `into_make_service_with_connect_info` (step01's
+        // `serve`).
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -213,8 +235,9 @@ impl<U: UserStore> FromRequestParts<Passport<U>> for ClientAddress {
     }
 }
 
-/// The key an address is counted under. One IPv6 customer usually gets a whole /64, so
-/// counting each of its addresses apart would hand out billions of budgets.
+/// The key an address is counted under. One IPv6 customer usually gets a whole
+/// /64, so counting each of its addresses apart would hand out billions of
+/// budgets.
 fn address_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
@@ -233,8 +256,8 @@ pub struct AuthThrottle {
     limits: AuthLimits,
     logins_by_address: DefaultKeyedRateLimiter<IpAddr>,
     registrations_by_address: DefaultKeyedRateLimiter<IpAddr>,
-    /// Not governor's keyed limiter: a successful login must forget one username's
-    /// failures, and that limiter cannot forget a single key.
+    /// Not governor's keyed limiter: a successful login must forget one
+    /// username's failures, and that limiter cannot forget a single key.
     failures_by_username: DashMap<String, DefaultDirectRateLimiter>,
     failure_quota: Quota,
     /// How many keys there may be before [`AuthThrottle::tidy`] walks them.
@@ -257,7 +280,8 @@ impl AuthThrottle {
             tidy_above: AtomicUsize::new(TIDY_AT_LEAST),
             failure_quota: per(
                 limits.login_failures_per_username,
-                limits.login_failure_delay * limits.login_failures_per_username.max(1),
+                limits.login_failure_delay
+                    * limits.login_failures_per_username.max(1),
             ),
             limits,
         }
@@ -272,12 +296,18 @@ impl AuthThrottle {
 
 // ANCHOR: login_throttle
 impl AuthThrottle {
-    /// Before checking a password: may `address` try to log in as `username` now?
+    /// Before checking a password: may `address` try to log in as `username`
+    /// now?
     ///
-    /// Counts the attempt against the username too; [`AuthThrottle::login_succeeded`] takes
-    /// it back. So only failures in a row add up, and an account that many people share
-    /// (a classroom's demo user) is never slowed down by its successful logins.
-    pub fn login_attempt(&self, address: IpAddr, username: &str) -> Result<(), ApiError> {
+    /// Counts the attempt against the username too;
+    /// [`AuthThrottle::login_succeeded`] takes it back. So only failures in a
+    /// row add up, and an account that many people share (a classroom's demo
+    /// user) is never slowed down by its successful logins.
+    pub fn login_attempt(
+        &self,
+        address: IpAddr,
+        username: &str,
+    ) -> Result<(), ApiError> {
         if !self.limits.enabled {
             return Ok(());
         }
@@ -289,19 +319,28 @@ impl AuthThrottle {
         let failures = self
             .failures_by_username
             .entry(username_key(username))
-            .or_insert_with(|| DefaultDirectRateLimiter::direct(self.failure_quota));
-        failures
-            .check()
-            .map_err(|wait| too_many(wait.wait_time_from(failures.clock().now())))
+            .or_insert_with(|| {
+                DefaultDirectRateLimiter::direct(self.failure_quota)
+            });
+        failures.check().map_err(|wait| {
+            too_many(wait.wait_time_from(failures.clock().now()))
+        })
     }
 
     /// The password was right: this username starts again with a full budget.
     pub fn login_succeeded(&self, username: &str) {
         self.failures_by_username.remove(&username_key(username));
     }
+}
+// ANCHOR_END: login_throttle
 
+// ANCHOR: registration_throttle
+impl AuthThrottle {
     /// Before creating an account: may `address` register one more?
-    pub fn registration_attempt(&self, address: IpAddr) -> Result<(), ApiError> {
+    pub fn registration_attempt(
+        &self,
+        address: IpAddr,
+    ) -> Result<(), ApiError> {
         if !self.limits.enabled {
             return Ok(());
         }
@@ -312,12 +351,13 @@ impl AuthThrottle {
             .map_err(|wait| too_many(wait.wait_time_from(clock.now())))
     }
 }
-// ANCHOR_END: login_throttle
+// ANCHOR_END: registration_throttle
 
 impl AuthThrottle {
-    /// Keeps memory bounded against a flood of made-up usernames or addresses: past a size,
-    /// forgets the keys with nothing counted against them any more. The size to tidy at
-    /// doubles with what is left, so a map full of live keys is not walked on every login.
+    /// Keeps memory bounded against a flood of made-up usernames or addresses:
+    /// past a size, forgets the keys with nothing counted against them any
+    /// more. The size to tidy at doubles with what is left, so a map full of
+    /// live keys is not walked on every login.
     fn tidy(&self) {
         let size = self.failures_by_username.len()
             + self.logins_by_address.len()
@@ -327,8 +367,8 @@ impl AuthThrottle {
         }
         let burst = self.failure_quota.burst_size();
         self.failures_by_username.retain(|_, failures| {
-            // Only a full budget lets the whole burst through, and then the key is dropped
-            // anyway: nothing was remembered about it.
+            // Only a full budget lets the whole burst through, and then the key
+            // is dropped anyway: nothing was remembered about it.
             !matches!(failures.check_n(burst), Ok(Ok(())))
         });
         self.logins_by_address.retain_recent();
@@ -344,8 +384,9 @@ impl AuthThrottle {
 /// Below this many keys, the throttles never tidy up (a few hundred kilobytes).
 const TIDY_AT_LEAST: usize = 10_000;
 
-/// Usernames are counted by their canonical form, cut short: `Alice` and `alice` share a
-/// budget, and a megabyte-long made-up name costs no more memory than a real one.
+/// Usernames are counted by their canonical form, cut short: `Alice` and
+/// `alice` share a budget, and a megabyte-long made-up name costs no more
+/// memory than a real one.
 fn username_key(username: &str) -> String {
     crate::passport::canonical_username(username)
         .chars()
@@ -353,8 +394,8 @@ fn username_key(username: &str) -> String {
         .collect()
 }
 
-/// A budget of `count` tries that refills completely in `period`, one try at a time
-/// (`Quota::per_minute(60)` is `per(60, 1 minute)`).
+/// A budget of `count` tries that refills completely in `period`, one try at a
+/// time (`Quota::per_minute(60)` is `per(60, 1 minute)`).
 fn per(count: u32, period: Duration) -> Quota {
     let count = NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN);
     Quota::with_period(period / count.get())
@@ -386,7 +427,8 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_only_its_last_hop() {
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_only_its_last_hop()
+     {
         let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
         let peer = Some(proxy);
         let spoofed = headers("6.6.6.6, 203.0.113.7");
@@ -423,7 +465,8 @@ mod tests {
         for _ in 0..5 {
             assert!(throttle.login_attempt(address, "Alice").is_ok());
         }
-        let refused = throttle.login_attempt(address, "alice").expect_err("6th");
+        let refused =
+            throttle.login_attempt(address, "alice").expect_err("6th");
         assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(
             throttle.login_attempt(address, "bob").is_ok(),

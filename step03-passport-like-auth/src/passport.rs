@@ -8,8 +8,9 @@
 //! | `req.login(user)`             | [`Passport::login`]           |
 //! | `req.logout()`                | [`Passport::logout`]          |
 //!
-//! A `Passport` is cheap to clone and holds no per-request data: the request's data lives in
-//! its [`Session`]. That is why every method takes the session as an argument.
+//! A `Passport` is cheap to clone and holds no per-request data: the request's
+//! data lives in its [`Session`]. That is why every method takes the session as
+//! an argument.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,8 +25,9 @@ use crate::hashing::HashPool;
 use crate::limits::{AuthLimits, AuthThrottle};
 use crate::store::{CreateUserError, StoreError, User, UserStore};
 
-/// The session key under which [`Passport::login`] stores the user id. Passport.js keeps it
-/// at `req.session.passport.user`; this is the same idea under a flat key.
+/// The session key under which [`Passport::login`] stores the user id.
+/// Passport.js keeps it at `req.session.passport.user`; this is the same idea
+/// under a flat key.
 pub const SESSION_USER_ID_KEY: &str = "passport.user";
 
 /// The fewest characters a password may have.
@@ -35,27 +37,31 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
 
 // ANCHOR: passport
-/// The object handlers use: the strategy, serialize/deserialize, login and logout, over a
-/// user store `U`.
+/// The object handlers use: the strategy, serialize/deserialize, login and
+/// logout, over a user store `U`.
 #[derive(Clone)]
 pub struct Passport<U> {
     users: U,
     /// Argon2id with the cost every new hash gets, a few hashes at a time.
     hashes: HashPool,
-    /// A hash of a password nobody knows, made with the same parameters. A login for an
-    /// unknown username is checked against it, so that it takes as long as a wrong password.
+    /// A hash of a password nobody knows, made with the same parameters. A
+    /// login for an unknown username is checked against it, so that it takes as
+    /// long as a wrong password.
     dummy_hash: Arc<str>,
-    /// How many logins and registrations a client may try (see [`crate::limits`]).
+    /// How many logins and registrations a client may try (see
+    /// [`crate::limits`]).
     throttle: Arc<AuthThrottle>,
     logout_hooks: Vec<LogoutHook>,
 }
 
 type LogoutHook = Arc<dyn Fn(&LogoutEvent) + Send + Sync>;
 
-/// What an [`Passport::on_logout`] hook is told about a logout that is about to happen.
+/// What an [`Passport::on_logout`] hook is told about a logout that is about to
+/// happen.
 #[derive(Clone, Debug)]
 pub struct LogoutEvent {
-    /// The id of the session being destroyed; `None` if the request had no stored session.
+    /// The id of the session being destroyed; `None` if the request had no
+    /// stored session.
     pub session_id: Option<Id>,
     /// Who was logged in on it, if anyone.
     pub user: Option<User>,
@@ -64,23 +70,27 @@ pub struct LogoutEvent {
 
 // ANCHOR: new
 impl<U: UserStore> Passport<U> {
-    /// A passport with the argon2 crate's default cost (Argon2id, 19 MiB, 2 passes): the
-    /// OWASP-recommended minimum. Hashes once, for the dummy hash, so call it at startup.
+    /// A passport with the argon2 crate's default cost (Argon2id, 19 MiB, 2
+    /// passes): the OWASP-recommended minimum. Hashes once, for the dummy hash,
+    /// so call it at startup.
     pub fn new(users: U) -> Self {
         Self::with_hasher_params(users, Params::default())
     }
 
-    /// A passport with other Argon2 cost parameters. Tests use tiny ones, because a debug
-    /// build of argon2 is slow; a real server should keep [`Passport::new`]'s defaults.
+    /// A passport with other Argon2 cost parameters. Tests use tiny ones,
+    /// because a debug build of argon2 is slow; a real server should keep
+    /// [`Passport::new`]'s defaults.
     ///
-    /// Both start with [`AuthLimits::default`]; a binary passes the environment's settings to
-    /// [`Passport::with_limits`].
+    /// Both start with [`AuthLimits::default`]; a binary passes the
+    /// environment's settings to [`Passport::with_limits`].
     pub fn with_hasher_params(users: U, params: Params) -> Self {
         let limits = AuthLimits::default();
-        let hashes = HashPool::new(params, limits.hash_workers, limits.hash_queue);
+        let hashes =
+            HashPool::new(params, limits.hash_workers, limits.hash_queue);
         let dummy_hash = hashes
             .hash_now("not the password of anyone")
-            // Only bad parameters make hashing fail, and `Params` were checked when built.
+            // Only bad parameters make hashing fail, and `Params` were checked
+            // when built.
             .expect("hashing with validated Argon2 parameters cannot fail");
         Self {
             users,
@@ -90,27 +100,37 @@ impl<U: UserStore> Passport<U> {
             logout_hooks: Vec::new(),
         }
     }
+}
+// ANCHOR_END: new
 
+// ANCHOR: users_and_hooks
+impl<U: UserStore> Passport<U> {
     /// The user store, for handlers that need more than this module offers.
     pub fn users(&self) -> &U {
         &self.users
     }
 
-    /// Registers a hook that [`Passport::logout`] runs before it destroys the session.
-    /// Step04 uses one to disconnect the sockets that were opened with that session.
-    pub fn on_logout(mut self, hook: impl Fn(&LogoutEvent) + Send + Sync + 'static) -> Self {
+    /// Registers a hook that [`Passport::logout`] runs before it destroys the
+    /// session. Step04 uses one to disconnect the sockets that were opened with
+    /// that session.
+    pub fn on_logout(
+        mut self,
+        hook: impl Fn(&LogoutEvent) + Send + Sync + 'static,
+    ) -> Self {
         self.logout_hooks.push(Arc::new(hook));
         self
     }
 }
-// ANCHOR_END: new
+// ANCHOR_END: users_and_hooks
 
 // ANCHOR: with_limits
 impl<U: UserStore> Passport<U> {
     /// The same passport with other throttles and Argon2 bounds, typically
-    /// `AuthLimits::from_env()?`. Call it before the server starts: the counters start empty.
+    /// `AuthLimits::from_env()?`. Call it before the server starts: the
+    /// counters start empty.
     pub fn with_limits(mut self, limits: AuthLimits) -> Self {
-        self.hashes = self.hashes.resized(limits.hash_workers, limits.hash_queue);
+        self.hashes =
+            self.hashes.resized(limits.hash_workers, limits.hash_queue);
         self.throttle = Arc::new(AuthThrottle::new(limits));
         self
     }
@@ -134,8 +154,9 @@ impl<U: UserStore> Passport<U> {
 
 impl<U: UserStore> Passport<U> {
     // ANCHOR: authenticate
-    /// The local strategy: `Ok(Some(user))` if the username exists and the password matches
-    /// its hash, `Ok(None)` otherwise. Which of the two was wrong is not said, on purpose.
+    /// The local strategy: `Ok(Some(user))` if the username exists and the
+    /// password matches its hash, `Ok(None)` otherwise. Which of the two was
+    /// wrong is not said, on purpose.
     pub async fn authenticate(
         &self,
         username: &str,
@@ -144,14 +165,15 @@ impl<U: UserStore> Passport<U> {
         let username = canonical_username(username);
         let (user, hash) = match self.users.find_credentials(&username).await? {
             Some((user, hash)) => (Some(user), hash),
-            // Without this, "no such user" would answer in microseconds and "wrong password"
-            // only after a full Argon2 run: an attacker could tell which usernames exist
-            // just by timing the 401s.
+            // Without this, "no such user" would answer in microseconds and
+            // "wrong password" only after a full Argon2 run: an attacker could
+            // tell which usernames exist just by timing the 401s.
             None => (None, self.dummy_hash.to_string()),
         };
-        // Argon2 is tens of milliseconds of pure CPU, on purpose. The pool runs it on
-        // tokio's blocking threads (`spawn_blocking`), never on a runtime worker thread,
-        // where it would freeze every other request and socket scheduled there.
+        // Argon2 is tens of milliseconds of pure CPU, on purpose. The pool runs
+        // it on tokio's blocking threads (`spawn_blocking`), never on a runtime
+        // worker thread, where it would freeze every other request and socket
+        // scheduled there.
         let matches = self.hashes.verify(password, &hash).await?;
         Ok(user.filter(|_| matches))
     }
@@ -159,25 +181,34 @@ impl<U: UserStore> Passport<U> {
 
     // ANCHOR: login
     /// `req.login(user)`: makes `session` belong to `user`.
-    pub async fn login(&self, session: &Session, user: &User) -> Result<(), AuthError> {
-        // Whoever was logged in on this session before is logged out everywhere first:
-        // step04's hook closes the sockets opened with the old id, which is about to vanish.
+    pub async fn login(
+        &self,
+        session: &Session,
+        user: &User,
+    ) -> Result<(), AuthError> {
+        // Whoever was logged in on this session before is logged out everywhere
+        // first: step04's hook closes the sockets opened with the old id, which
+        // is about to vanish.
         let before = self.deserialize(session).await?;
-        // Read after `deserialize`: loading the session drops an id the store does not know.
+        // Read after `deserialize`: loading the session drops an id the store
+        // does not know.
         if let Some(old_id) = session.id() {
             self.run_logout_hooks(&LogoutEvent {
                 session_id: Some(old_id),
                 user: before,
             });
         }
-        // Session fixation: if an attacker planted a session id in the victim's browser
-        // before the login, keeping that id would hand the attacker a logged-in session.
-        // A new id makes the old one worthless. (The layer sends the new cookie.)
+        // Session fixation: if an attacker planted a session id in the victim's
+        // browser before the login, keeping that id would hand the attacker a
+        // logged-in session. A new id makes the old one worthless. (The layer
+        // sends the new cookie.)
         session.cycle_id().await?;
-        // serializeUser: only the id goes into the session. Everything else about the user
-        // is loaded fresh on each request, so a rename or a deletion is seen at once.
+        // serializeUser: only the id goes into the session. Everything else
+        // about the user is loaded fresh on each request, so a rename or a
+        // deletion is seen at once.
         session.insert(SESSION_USER_ID_KEY, user.id).await?;
-        // From now on, activity keeps the session alive (`passport_session` touches it).
+        // From now on, activity keeps the session alive (`passport_session`
+        // touches it).
         step02_sessions::renew(session).await?;
         Ok(())
     }
@@ -186,16 +217,24 @@ impl<U: UserStore> Passport<U> {
     // ANCHOR: deserialize
     /// `deserializeUser`: who is logged in on this session, if anyone.
     ///
-    /// A session whose user no longer exists is "not logged in" (and forgets the id), not an
-    /// error: deleting an account must not turn its open sessions into 500 pages.
-    pub async fn deserialize(&self, session: &Session) -> Result<Option<User>, AuthError> {
-        let Some(user_id) = session.get::<i64>(SESSION_USER_ID_KEY).await? else {
+    /// A session whose user no longer exists is "not logged in" (and forgets
+    /// the id), not an error: deleting an account must not turn its open
+    /// sessions into 500 pages.
+    pub async fn deserialize(
+        &self,
+        session: &Session,
+    ) -> Result<Option<User>, AuthError> {
+        let Some(user_id) = session.get::<i64>(SESSION_USER_ID_KEY).await?
+        else {
             return Ok(None);
         };
         match self.users.find_by_id(user_id).await? {
             Some(user) => Ok(Some(user)),
             None => {
-                tracing::info!(user_id, "session belongs to a deleted user; logging it out");
+                tracing::info!(
+                    user_id,
+                    "session belongs to a deleted user; logging it out"
+                );
                 session.remove::<i64>(SESSION_USER_ID_KEY).await?;
                 Ok(None)
             }
@@ -204,22 +243,27 @@ impl<U: UserStore> Passport<U> {
     // ANCHOR_END: deserialize
 
     // ANCHOR: logout
-    /// `req.logout()`: runs the [`Passport::on_logout`] hooks, then destroys the session in
-    /// the store. The layer then tells the browser to delete the cookie.
+    /// `req.logout()`: runs the [`Passport::on_logout`] hooks, then destroys
+    /// the session in the store. The layer then tells the browser to delete the
+    /// cookie.
     pub async fn logout(&self, session: &Session) -> Result<(), AuthError> {
-        // Who is logging out is only news for the hooks; failing to find out must not stop
-        // the logout itself.
+        // Who is logging out is only news for the hooks; failing to find out
+        // must not stop the logout itself.
         let user = self.deserialize(session).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "could not load the user who is logging out");
+            tracing::warn!(
+                %error,
+                "could not load the user who is logging out"
+            );
             None
         });
-        // Read after `deserialize`: loading the session drops an id the store does not know.
+        // Read after `deserialize`: loading the session drops an id the store
+        // does not know.
         self.run_logout_hooks(&LogoutEvent {
             session_id: session.id(),
             user,
         });
-        // Not just removing the user id: anything else the session held (a cart, a flash
-        // message) was the logged-in user's too.
+        // Not just removing the user id: anything else the session held (a
+        // cart, a flash message) was the logged-in user's too.
         session.flush().await?;
         Ok(())
     }
@@ -232,11 +276,16 @@ impl<U: UserStore> Passport<U> {
     }
 
     // ANCHOR: register
-    /// Creates an account: checks the input, hashes the password, stores the user. It does
-    /// not log the user in; the `/register` route does that with [`Passport::login`].
-    pub async fn register(&self, username: &str, password: &str) -> Result<User, RegisterError> {
-        // The canonical form is what is stored, shown and compared: `ALICE` and the
-        // fullwidth `ａｌｉｃｅ` are both `alice`, and so taken if she exists.
+    /// Creates an account: checks the input, hashes the password, stores the
+    /// user. It does not log the user in; the `/register` route does that with
+    /// [`Passport::login`].
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<User, RegisterError> {
+        // The canonical form is what is stored, shown and compared: `ALICE` and
+        // the fullwidth `ａｌｉｃｅ` are both `alice`, and so taken if she exists.
         let username = canonical_username(username);
         validate_username(&username)?;
         validate_password(password)?;
@@ -244,24 +293,32 @@ impl<U: UserStore> Passport<U> {
         match self.users.create(&username, &hash).await {
             Ok(user) => Ok(user),
             Err(CreateUserError::Taken) => Err(RegisterError::Taken),
-            Err(CreateUserError::Store(error)) => Err(AuthError::from(error).into()),
+            Err(CreateUserError::Store(error)) => {
+                Err(AuthError::from(error).into())
+            }
         }
     }
     // ANCHOR_END: register
 }
 
 // ANCHOR: validation
-/// The one form of a username: Unicode NFKC (`ﬁ` → `fi`, fullwidth `ａ` → `a`), then
-/// lower case. Registration stores it, login looks it up, the throttles count by it.
+/// The one form of a username: Unicode NFKC (`ﬁ` → `fi`, fullwidth `ａ` → `a`),
+/// then lower case. Registration stores it, login looks it up, the throttles
+/// count by it.
 pub fn canonical_username(username: &str) -> String {
     username.nfkc().collect::<String>().to_ascii_lowercase()
 }
 
-/// After [`canonical_username`]: 3 to 32 of `a-z 0-9 _ -`. ASCII only, so no Cyrillic `а`
-/// can pass for a Latin `a`; lower case only, so no `I` can pass for an `l`.
+/// After [`canonical_username`]: 3 to 32 of `a-z 0-9 _ -`. ASCII only, so no
+/// Cyrillic `а` can pass for a Latin `a`; lower case only, so no `I` can pass
+/// for an `l`.
 fn validate_username(username: &str) -> Result<(), RegisterError> {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
-    if USERNAME_CHARS.contains(&username.chars().count()) && username.chars().all(allowed) {
+    let allowed = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+    };
+    if USERNAME_CHARS.contains(&username.chars().count())
+        && username.chars().all(allowed)
+    {
         Ok(())
     } else {
         Err(RegisterError::InvalidUsername)
@@ -290,9 +347,10 @@ impl<U: fmt::Debug> fmt::Debug for Passport<U> {
     }
 }
 
-// ANCHOR: errors
-/// Something failed that is not the user's fault. Every variant becomes the same 500 answer
-/// (see its `IntoResponse` in `routes.rs`); the details go to the log only.
+// ANCHOR: auth_error
+/// Something failed that is not the user's fault. Every variant becomes the
+/// same 500 answer (see its `IntoResponse` in `routes.rs`); the details go to
+/// the log only.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The user store failed.
@@ -307,16 +365,24 @@ pub enum AuthError {
     /// The blocking task that hashes passwords panicked or was cancelled.
     #[error("password hashing task failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
-    /// Too many passwords are being checked already: try again in a second (a `503`).
+    /// Too many passwords are being checked already: try again in a second (a
+    /// `503`).
     #[error("too many password checks at once")]
     Busy,
 }
+// ANCHOR_END: auth_error
 
-/// Why [`Passport::register`] did not create an account. The messages are shown to users.
+// ANCHOR: register_error
+/// Why [`Passport::register`] did not create an account. The messages are shown
+/// to users.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    /// The username breaks the rules: 3 to 32 of `a-z 0-9 _ -` (after NFKC and lower case).
-    #[error("Username must be 3 to 32 characters long and use only letters, digits, _ and -")]
+    /// The username breaks the rules: 3 to 32 of `a-z 0-9 _ -` (after NFKC and
+    /// lower case).
+    #[error(
+        "Username must be 3 to 32 characters long and use only letters, \
+         digits, _ and -"
+    )]
     InvalidUsername,
     /// The password is too short.
     #[error("Password must be at least {} characters long", MIN_PASSWORD_CHARS)]
@@ -328,7 +394,7 @@ pub enum RegisterError {
     #[error(transparent)]
     Internal(#[from] AuthError),
 }
-// ANCHOR_END: errors
+// ANCHOR_END: register_error
 
 #[cfg(test)]
 mod tests {
@@ -336,7 +402,9 @@ mod tests {
 
     #[test]
     fn usernames_follow_the_documented_rules() {
-        for good in ["abc", "alice", "Bob_the-2nd", "ａｌｉｃｅ", &"x".repeat(32)] {
+        for good in
+            ["abc", "alice", "Bob_the-2nd", "ａｌｉｃｅ", &"x".repeat(32)]
+        {
             assert!(
                 validate_username(&canonical_username(good)).is_ok(),
                 "{good:?} should be allowed"
@@ -365,13 +433,15 @@ mod tests {
     fn usernames_that_look_alike_have_one_canonical_form() {
         assert_eq!(canonical_username("ALICE"), "alice");
         assert_eq!(canonical_username("ａｌｉｃｅ"), "alice");
-        // `aIice` (capital i) is no longer confusable once shown in lower case: `aiice`.
+        // `aIice` (capital i) is no longer confusable once shown in lower case:
+        // `aiice`.
         assert_eq!(canonical_username("aIice"), "aiice");
     }
 
     #[test]
     fn password_length_counts_characters_not_bytes() {
-        assert!(validate_password("pässwörd").is_ok()); // 8 characters, 10 bytes
+        // 8 characters, 10 bytes
+        assert!(validate_password("pässwörd").is_ok());
         assert!(validate_password("1234567").is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The four JSON routes of the HTTP contract. Step04 and step05 merge [`auth_routes`] into
-//! their own routers unchanged.
+//! The four JSON routes of the HTTP contract. Step04 and step05 merge
+//! [`auth_routes`] into their own routers unchanged.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,8 +19,8 @@ pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
 // ANCHOR: auth_routes
 /// `POST /register`, `POST /login`, `POST /logout` and `GET /me`.
 ///
-/// The router still needs its state (`.with_state(passport)`), the [`crate::passport_layer`]
-/// for `/me`, and the session layer around both.
+/// The router still needs its state (`.with_state(passport)`), the
+/// [`crate::passport_layer`] for `/me`, and the session layer around both.
 pub fn auth_routes<U: UserStore>() -> Router<Passport<U>> {
     Router::new()
         .route("/register", post(register::<U>))
@@ -31,8 +31,8 @@ pub fn auth_routes<U: UserStore>() -> Router<Passport<U>> {
 // ANCHOR_END: auth_routes
 
 // ANCHOR: login
-/// `POST /login`: `passport.authenticate('local')` followed by `req.login(user)`, behind
-/// the throttles.
+/// `POST /login`: `passport.authenticate('local')` followed by
+/// `req.login(user)`, behind the throttles.
 async fn login<U: UserStore>(
     State(passport): State<Passport<U>>,
     ClientAddress(address): ClientAddress,
@@ -40,15 +40,18 @@ async fn login<U: UserStore>(
     JsonOrForm(credentials): JsonOrForm<Credentials>,
 ) -> Result<Json<User>, ApiError> {
     let Credentials { username, password } = &credentials;
-    // Before the password is checked: a throttled guess costs no Argon2 run. Unknown
-    // usernames are counted like real ones, so a 429 does not tell which names exist.
+    // Before the password is checked: a throttled guess costs no Argon2 run.
+    // Unknown usernames are counted like real ones, so a 429 does not tell
+    // which names exist.
     passport.throttle().login_attempt(address, username)?;
     let user = passport
         .authenticate(username, password)
         .await?
-        // Same status, same body for an unknown user and a wrong password: the answer must
-        // not tell an attacker which usernames exist.
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS))?;
+        // Same status, same body for an unknown user and a wrong password: the
+        // answer must not tell an attacker which usernames exist.
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS)
+        })?;
     passport.throttle().login_succeeded(username);
     passport.login(&session, &user).await?;
     tracing::info!(user.id, user.username, "logged in");
@@ -75,7 +78,8 @@ async fn register<U: UserStore>(
 // ANCHOR_END: register
 
 // ANCHOR: logout_me
-/// `POST /logout`: always 204, even for nobody: after it, nobody is logged in, as asked.
+/// `POST /logout`: always 204, even for nobody: after it, nobody is logged in,
+/// as asked.
 async fn logout<U: UserStore>(
     State(passport): State<Passport<U>>,
     session: Session,
@@ -84,22 +88,27 @@ async fn logout<U: UserStore>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /me`: the whole handler is "who is this?", and the extractor already answered.
+/// `GET /me`: the whole handler is "who is this?", and the extractor already
+/// answered.
 async fn me(CurrentUser(user): CurrentUser) -> Json<User> {
     Json(user)
 }
 // ANCHOR_END: logout_me
 
-/// Compile-time checks, not run: each function compiles only if the future it names is `Send`.
-/// When a route fails with "`Handler<_, _>` is not implemented", asking the compiler this
-/// smaller question names the line that is not `Send` (teacher's guide, chapter 3).
+/// Compile-time checks, not run: each function compiles only if the future it
+/// names is `Send`. When a route fails with "`Handler<_, _>` is not
+/// implemented", asking the compiler this smaller question names the line that
+/// is not `Send` (teacher's guide, chapter 3).
 #[cfg(test)]
 #[allow(dead_code)]
 mod send_checks {
     use super::*;
 
     // ANCHOR: is_send
-    fn logout_future_is_send<U: UserStore>(passport: Passport<U>, session: Session) {
+    fn logout_future_is_send<U: UserStore>(
+        passport: Passport<U>,
+        session: Session,
+    ) {
         fn is_send<T: Send>(_: T) {}
         is_send(logout(State(passport), session));
     }

@@ -1,5 +1,5 @@
-//! Step 3, seen from a browser's point of view: the real server on a free port, driven over
-//! HTTP by reqwest clients that keep cookies like a browser does.
+//! Step 3, seen from a browser's point of view: the real server on a free port,
+//! driven over HTTP by reqwest clients that keep cookies like a browser does.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,15 +11,17 @@ use serde_json::{Value, json};
 use step02_sessions::{MemoryStore, SessionConfig};
 use step03_passport_like_auth::argon2::Params;
 use step03_passport_like_auth::{
-    CreateUserError, Credentials, DEMO_PASSWORD, INVALID_CREDENTIALS, LogoutEvent, MemoryUserStore,
-    Passport, StoreError, User, UserStore, app, seed_demo_users,
+    CreateUserError, Credentials, DEMO_PASSWORD, INVALID_CREDENTIALS,
+    LogoutEvent, MemoryUserStore, Passport, StoreError, User, UserStore, app,
+    seed_demo_users,
 };
 use tower_sessions::cookie::Key;
 
 /// The server under test, on a port the OS picked.
 struct TestApp {
     address: SocketAddr,
-    /// The same store the server uses, so a test can change users behind its back.
+    /// The same store the server uses, so a test can change users behind its
+    /// back.
     users: MemoryUserStore,
     /// Every logout the server performed, as its `on_logout` hook saw it.
     logouts: Arc<Mutex<Vec<LogoutEvent>>>,
@@ -30,7 +32,12 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
-    async fn post_json(&self, client: &Client, path: &str, body: Value) -> Response {
+    async fn post_json(
+        &self,
+        client: &Client,
+        path: &str,
+        body: Value,
+    ) -> Response {
         client
             .post(self.url(path))
             .json(&body)
@@ -39,7 +46,12 @@ impl TestApp {
             .expect("request")
     }
 
-    async fn login(&self, client: &Client, username: &str, password: &str) -> Response {
+    async fn login(
+        &self,
+        client: &Client,
+        username: &str,
+        password: &str,
+    ) -> Response {
         let body = json!({ "username": username, "password": password });
         self.post_json(client, "/login", body).await
     }
@@ -48,7 +60,8 @@ impl TestApp {
         client.get(self.url(path)).send().await.expect("request")
     }
 
-    /// `GET /me` with only this raw cookie value: what an attacker holding a copy could do.
+    /// `GET /me` with only this raw cookie value: what an attacker holding a
+    /// copy could do.
     async fn me_with_cookie(&self, cookie_value: &str) -> StatusCode {
         browser()
             .get(self.url("/me"))
@@ -61,7 +74,8 @@ impl TestApp {
 }
 
 // ANCHOR: spawn_app
-/// Argon2 at its cheapest: a debug build would otherwise spend about a second per hash.
+/// Argon2 at its cheapest: a debug build would otherwise spend about a second
+/// per hash.
 fn cheap_params() -> Params {
     Params::new(8, 1, 1, None).expect("valid Argon2 parameters")
 }
@@ -74,9 +88,10 @@ async fn spawn_app_with_params(params: Params) -> TestApp {
     let users = MemoryUserStore::new();
     let logouts = Arc::new(Mutex::new(Vec::new()));
     let recorded = Arc::clone(&logouts);
-    let passport = Passport::with_hasher_params(users.clone(), params).on_logout(move |event| {
-        recorded.lock().expect("logouts lock").push(event.clone());
-    });
+    let passport = Passport::with_hasher_params(users.clone(), params)
+        .on_logout(move |event| {
+            recorded.lock().expect("logouts lock").push(event.clone());
+        });
     seed_demo_users(&passport).await.expect("seed demo users");
     let address = serve(passport).await;
     TestApp {
@@ -85,10 +100,14 @@ async fn spawn_app_with_params(params: Params) -> TestApp {
         logouts,
     }
 }
+// ANCHOR_END: spawn_app
 
-/// Starts the real app for any user store, with a fresh in-memory session store.
+// ANCHOR: serve_for_tests
+/// Starts the real app for any user store, with a fresh in-memory session
+/// store.
 async fn serve<U: UserStore>(passport: Passport<U>) -> SocketAddr {
-    let session_layer = SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
+    let session_layer =
+        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
@@ -100,9 +119,10 @@ async fn serve<U: UserStore>(passport: Passport<U>) -> SocketAddr {
     ));
     address
 }
-// ANCHOR_END: spawn_app
+// ANCHOR_END: serve_for_tests
 
-/// A client that keeps cookies, like a browser, but shows us redirects instead of following.
+/// A client that keeps cookies, like a browser, but shows us redirects instead
+/// of following.
 fn browser() -> Client {
     Client::builder()
         .cookie_store(true)
@@ -174,8 +194,10 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
 
 #[tokio::test]
 async fn unknown_user_takes_as_long_to_reject_as_a_wrong_password() {
-    // Costly enough (1 MiB) that a skipped hash would stand out even in a debug build.
-    let params = Params::new(1024, 1, 1, None).expect("valid Argon2 parameters");
+    // Costly enough (1 MiB) that a skipped hash would stand out even in a debug
+    // build.
+    let params =
+        Params::new(1024, 1, 1, None).expect("valid Argon2 parameters");
     let app = spawn_app_with_params(params).await;
     let client = browser();
     let mut wrong_password = Vec::new();
@@ -193,11 +215,14 @@ async fn unknown_user_takes_as_long_to_reject_as_a_wrong_password() {
         times.sort();
         times[times.len() / 2]
     };
-    let (wrong_password, unknown_user) = (median(wrong_password), median(unknown_user));
-    // Without the dummy hash the unknown user is answered dozens of times faster.
+    let (wrong_password, unknown_user) =
+        (median(wrong_password), median(unknown_user));
+    // Without the dummy hash the unknown user is answered dozens of times
+    // faster.
     assert!(
         unknown_user * 3 >= wrong_password,
-        "unknown user answered in {unknown_user:?}, wrong password in {wrong_password:?}"
+        "unknown user answered in {unknown_user:?}, wrong password in \
+         {wrong_password:?}"
     );
 }
 
@@ -219,12 +244,15 @@ async fn me_is_401_with_a_json_error_when_nobody_is_logged_in() {
 async fn login_gives_the_session_a_new_id() {
     let app = spawn_app().await;
     let client = browser();
-    // A session that exists before the login: the one an attacker could have planted.
+    // A session that exists before the login: the one an attacker could have
+    // planted.
     let first = app.login(&client, "bob", DEMO_PASSWORD).await;
-    let before = session_cookie(&first).expect("a cookie after the first login");
+    let before =
+        session_cookie(&first).expect("a cookie after the first login");
 
     let second = app.login(&client, "alice", DEMO_PASSWORD).await;
-    let after = session_cookie(&second).expect("a new cookie after the second login");
+    let after =
+        session_cookie(&second).expect("a new cookie after the second login");
 
     assert_ne!(before, after, "the session id must change at login");
     assert_eq!(app.me_with_cookie(&before).await, StatusCode::UNAUTHORIZED);
@@ -248,7 +276,8 @@ async fn logout_destroys_the_session_and_the_old_cookie_is_useless() {
         .expect("request");
 
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    // The layer tells the browser to drop the cookie: an empty value that expires now.
+    // The layer tells the browser to drop the cookie: an empty value that
+    // expires now.
     assert_eq!(session_cookie(&logout).as_deref(), Some(""));
     assert_eq!(
         app.get(&client, "/me").await.status(),
@@ -324,7 +353,8 @@ async fn register_refuses_a_taken_username_even_in_another_case() {
 }
 
 #[tokio::test]
-async fn register_refuses_invalid_usernames_and_weak_passwords_with_a_clear_400() {
+async fn register_refuses_invalid_usernames_and_weak_passwords_with_a_clear_400()
+ {
     let app = spawn_app().await;
     let cases = [
         ("ab", "long enough", "Username must be 3 to 32"),
@@ -368,7 +398,11 @@ async fn malformed_or_incomplete_bodies_get_a_json_400() {
                 .send()
                 .await
                 .expect("request");
-            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path} {body}");
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{path} {body}"
+            );
             let error = json_body(response).await;
             assert!(error["error"].is_string(), "{path} {body}: {error}");
         }
@@ -484,7 +518,10 @@ impl UserStore for BrokenStore {
     async fn find_by_id(&self, _id: i64) -> Result<Option<User>, StoreError> {
         Err(StoreError::new("database is down"))
     }
-    async fn find_credentials(&self, _: &str) -> Result<Option<(User, String)>, StoreError> {
+    async fn find_credentials(
+        &self,
+        _: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
         Err(StoreError::new("database is down"))
     }
     async fn create(&self, _: &str, _: &str) -> Result<User, CreateUserError> {
@@ -494,7 +531,8 @@ impl UserStore for BrokenStore {
 
 #[tokio::test]
 async fn a_failing_user_store_is_a_json_500_not_a_crash() {
-    let address = serve(Passport::with_hasher_params(BrokenStore, cheap_params())).await;
+    let address =
+        serve(Passport::with_hasher_params(BrokenStore, cheap_params())).await;
     let client = browser();
     let credentials = json!({ "username": "alice", "password": DEMO_PASSWORD });
 
@@ -520,9 +558,10 @@ async fn a_failing_user_store_is_a_json_500_not_a_crash() {
 
 #[test]
 fn credentials_never_print_the_password() {
-    let credentials: Credentials =
-        serde_json::from_value(json!({ "username": "alice", "password": "s3cret-horse" }))
-            .expect("credentials");
+    let credentials: Credentials = serde_json::from_value(
+        json!({ "username": "alice", "password": "s3cret-horse" }),
+    )
+    .expect("credentials");
 
     let printed = format!("{credentials:?}");
 
@@ -531,10 +570,13 @@ fn credentials_never_print_the_password() {
 }
 
 #[tokio::test]
-async fn an_active_user_stays_logged_in_past_max_age_and_an_idle_one_does_not() {
+async fn an_active_user_stays_logged_in_past_max_age_and_an_idle_one_does_not()
+{
     use tower_sessions::cookie::time::Duration as CookieDuration;
-    // Sessions of 3 s, so a renewal is due every 100 ms (a thirtieth, as one day of 30).
-    let passport = Passport::with_hasher_params(MemoryUserStore::new(), cheap_params());
+    // Sessions of 3 s, so a renewal is due every 100 ms (a thirtieth, as one
+    // day of 30).
+    let passport =
+        Passport::with_hasher_params(MemoryUserStore::new(), cheap_params());
     seed_demo_users(&passport).await.expect("seed demo users");
     let session_layer = SessionConfig::with_key(Key::generate())
         .max_age(CookieDuration::seconds(3))
@@ -551,8 +593,10 @@ async fn an_active_user_stays_logged_in_past_max_age_and_an_idle_one_does_not() 
     let login = |client: Client, username: &'static str| {
         let url = url.replace("/me", "/login");
         async move {
-            let body = json!({ "username": username, "password": DEMO_PASSWORD });
-            let response = client.post(url).json(&body).send().await.expect("login");
+            let body =
+                json!({ "username": username, "password": DEMO_PASSWORD });
+            let response =
+                client.post(url).json(&body).send().await.expect("login");
             assert_eq!(response.status(), StatusCode::OK);
         }
     };

@@ -1,7 +1,7 @@
-//! The self-checks of the chapter's exercises. Each one fails on the code as shipped and
-//! passes once the exercise is done. They are `#[ignore]`d so that `cargo test` stays green
-//! while you work; run one with
-//! `cargo test -p step03-passport-like-auth --test exercises ex1 -- --ignored`.
+//! The self-checks of the chapter's exercises. Each one fails on the code as
+//! shipped and passes once the exercise is done. They are `#[ignore]`d so that
+//! `cargo test` stays green while you work; run one with `cargo test -p
+//! step03-passport-like-auth --test exercises ex1 -- --ignored`.
 
 use std::net::SocketAddr;
 
@@ -29,12 +29,14 @@ struct TestApp {
 async fn spawn_app() -> TestApp {
     // Argon2 at its cheapest: the checks log in dozens of times.
     let params = Params::new(8, 1, 1, None).expect("valid Argon2 parameters");
-    // The crate's own throttles are off here: exercise 3 builds a lock-out by hand, and the
-    // checks must see yours, not the built-in one (chapter 3, "Throttles").
+    // The crate's own throttles are off here: exercise 3 builds a lock-out by
+    // hand, and the checks must see yours, not the built-in one (chapter 3,
+    // "Throttles").
     let passport = Passport::with_hasher_params(MemoryUserStore::new(), params)
         .with_limits(AuthLimits::disabled());
     seed_demo_users(&passport).await.expect("seed demo users");
-    let session_layer = SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
+    let session_layer =
+        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
@@ -67,7 +69,8 @@ impl TestApp {
     }
 }
 
-/// A client without a cookie jar that shows redirects instead of following them.
+/// A client without a cookie jar that shows redirects instead of following
+/// them.
 fn browser() -> Client {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -87,7 +90,8 @@ fn session_set_cookie(response: &Response) -> String {
         .to_owned()
 }
 
-/// The value of one cookie attribute (`Max-Age`, say), if the `Set-Cookie` line has it.
+/// The value of one cookie attribute (`Max-Age`, say), if the `Set-Cookie` line
+/// has it.
 fn cookie_attribute<'a>(set_cookie: &'a str, name: &str) -> Option<&'a str> {
     set_cookie.split(';').skip(1).find_map(|attribute| {
         let (key, value) = attribute.split_once('=').unwrap_or((attribute, ""));
@@ -138,9 +142,11 @@ async fn ex2_remember_me() {
     let app = spawn_app().await;
     let thirty_days = 30 * 24 * 60 * 60;
 
-    // Not ticked, or not sent at all: a browser-session cookie, without Max-Age or Expires.
+    // Not ticked, or not sent at all: a browser-session cookie, without Max-Age
+    // or Expires.
     for remember in [json!(false), Value::Null] {
-        let mut body = json!({ "username": "alice", "password": DEMO_PASSWORD });
+        let mut body =
+            json!({ "username": "alice", "password": DEMO_PASSWORD });
         if !remember.is_null() {
             body["remember"] = remember.clone();
         }
@@ -153,7 +159,8 @@ async fn ex2_remember_me() {
                 cookie_attribute(&set_cookie, "Expires")
             ),
             (None, None),
-            "without \"Remember me\" the cookie must die with the browser: {set_cookie}"
+            "without \"Remember me\" the cookie must die with the browser: \
+             {set_cookie}"
         );
         // It is still a working session.
         let cookie = set_cookie.split(';').next().unwrap_or_default();
@@ -166,11 +173,16 @@ async fn ex2_remember_me() {
         assert_eq!(me.status(), StatusCode::OK, "the session must still work");
     }
 
-    // Ticked, as JSON from the page's script, and as `remember=on` from a plain HTML form.
+    // Ticked, as JSON from the page's script, and as `remember=on` from a plain
+    // HTML form.
     let json_login = app
         .post_json(
             "/login",
-            json!({ "username": "alice", "password": DEMO_PASSWORD, "remember": true }),
+            json!({
+                "username": "alice",
+                "password": DEMO_PASSWORD,
+                "remember": true
+            }),
         )
         .await;
     let form_login = browser()
@@ -188,7 +200,9 @@ async fn ex2_remember_me() {
         let set_cookie = session_set_cookie(&response);
         let max_age: i64 = cookie_attribute(&set_cookie, "Max-Age")
             .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("{how}: \"Remember me\" needs a Max-Age: {set_cookie}"));
+            .unwrap_or_else(|| {
+                panic!("{how}: \"Remember me\" needs a Max-Age: {set_cookie}")
+            });
         assert!(
             (thirty_days - 60..=thirty_days).contains(&max_age),
             "{how}: \"Remember me\" should last 30 days: {set_cookie}"
@@ -223,7 +237,8 @@ async fn ex3_lock_after_five_failures() {
         StatusCode::OK
     );
 
-    // Unknown usernames lock the same way, or the 429 would tell which names exist.
+    // Unknown usernames lock the same way, or the 429 would tell which names
+    // exist.
     for _ in 1..=5 {
         app.login("mallory", "whatever-password").await;
     }
@@ -235,7 +250,8 @@ async fn ex3_lock_after_five_failures() {
     );
     assert_eq!(error_message(unknown).await, locked_message);
 
-    // A successful login starts the count again: 4 failures, a success, 4 more failures.
+    // A successful login starts the count again: 4 failures, a success, 4 more
+    // failures.
     for round in 1..=2 {
         for _ in 1..=4 {
             let response = app.login("bob", "not-his-password").await;
@@ -270,8 +286,8 @@ async fn ex4_back_to_the_page_you_came_from() {
         "expected a redirect to /login?next=%2Fprivate, got {location:?}"
     );
 
-    // In a real browser: the page goes to `next` after the login when it is a page of this
-    // site (here `/me`, whose JSON shows the user)...
+    // In a real browser: the page goes to `next` after the login when it is a
+    // page of this site (here `/me`, whose JSON shows the user)...
     let base = format!("http://localhost:{}", app.address.port());
     let log_in_from = |next: &str, then: Value| {
         json!([
@@ -297,9 +313,13 @@ async fn ex4_back_to_the_page_you_came_from() {
         ("https://evil.example", "https%3A%2F%2Fevil.example"),
         ("/\\evil.example", "%2F%5Cevil.example"),
     ] {
-        println!("Logging in with next={foreign} must lead to /private, not to evil.example.");
+        println!(
+            "Logging in with next={foreign} must lead to /private, not to \
+             evil.example."
+        );
         let private_page = json!({ "waitText": "#username", "text": "alice" });
-        let report = testkit::browser_run(log_in_from(encoded, private_page)).await;
+        let report =
+            testkit::browser_run(log_in_from(encoded, private_page)).await;
         assert_eq!(report["errors"], json!([]), "page errors: {report}");
     }
 }

@@ -1,5 +1,5 @@
-//! The abuse limits of step 3, from outside: the real server on a free port, real HTTP
-//! clients, the default settings unless a test says otherwise.
+//! The abuse limits of step 3, from outside: the real server on a free port,
+//! real HTTP clients, the default settings unless a test says otherwise.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use step02_sessions::{MemoryStore, SessionConfig};
 use step03_passport_like_auth::argon2::Params;
 use step03_passport_like_auth::{
-    AuthLimits, DEMO_PASSWORD, LogoutEvent, MemoryUserStore, Passport, app, seed_demo_users,
+    AuthLimits, DEMO_PASSWORD, LogoutEvent, MemoryUserStore, Passport, app,
+    seed_demo_users,
 };
 use tower_sessions::cookie::Key;
 
-/// Argon2 at its cheapest, for tests that count answers rather than measure costs.
+/// Argon2 at its cheapest, for tests that count answers rather than measure
+/// costs.
 fn cheap_params() -> Params {
     Params::new(8, 1, 1, None).expect("valid Argon2 parameters")
 }
@@ -41,7 +43,12 @@ impl TestApp {
         self.post(&Client::new(), "/register", body).await
     }
 
-    async fn login(&self, client: &Client, username: &str, password: &str) -> Response {
+    async fn login(
+        &self,
+        client: &Client,
+        username: &str,
+        password: &str,
+    ) -> Response {
         let body = json!({ "username": username, "password": password });
         self.post(client, "/login", body).await
     }
@@ -52,9 +59,12 @@ async fn spawn_app(params: Params, limits: AuthLimits) -> TestApp {
     let recorded = Arc::clone(&logouts);
     let passport = Passport::with_hasher_params(MemoryUserStore::new(), params)
         .with_limits(limits)
-        .on_logout(move |event| recorded.lock().expect("lock").push(event.clone()));
+        .on_logout(move |event| {
+            recorded.lock().expect("lock").push(event.clone())
+        });
     seed_demo_users(&passport).await.expect("seed demo users");
-    let session_layer = SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
+    let session_layer =
+        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
@@ -81,7 +91,8 @@ fn session_cookie(response: &Response) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Checks a 429 the way a page would read it: a `Retry-After` and a JSON error to show.
+/// Checks a 429 the way a page would read it: a `Retry-After` and a JSON error
+/// to show.
 async fn assert_too_many(response: Response, context: &str) {
     assert_eq!(
         response.status(),
@@ -103,11 +114,16 @@ async fn assert_too_many(response: Response, context: &str) {
 #[tokio::test]
 async fn a_classroom_behind_one_address_never_sees_a_429() {
     let app = spawn_app(cheap_params(), AuthLimits::default()).await;
-    let students: Vec<String> = (1..=40).map(|n| format!("student{n:02}")).collect();
+    let students: Vec<String> =
+        (1..=40).map(|n| format!("student{n:02}")).collect();
 
     for student in &students {
         let response = app.register(student).await;
-        assert_eq!(response.status(), StatusCode::CREATED, "register {student}");
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "register {student}"
+        );
     }
     // Ten of them mistype their password once, then everybody logs in.
     for student in &students[..10] {
@@ -200,7 +216,8 @@ async fn a_throttled_username_gets_a_try_again_after_the_delay() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let back = app.login(&Client::new(), "alice", DEMO_PASSWORD).await;
     assert_eq!(back.status(), StatusCode::OK, "the real user gets back in");
-    // And her success wiped the slate: five more tries before the next slowdown.
+    // And her success wiped the slate: five more tries before the next
+    // slowdown.
     for attempt in 1..=5 {
         let response = app.login(&Client::new(), "alice", "guess-guess").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{attempt}");
@@ -226,7 +243,10 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     let register_from = |app: &TestApp, from: &'static str, n: usize| {
         let url = format!("http://{}/register", app.address);
         async move {
-            let body = json!({ "username": format!("user{n:03}"), "password": "long enough" });
+            let body = json!({
+                "username": format!("user{n:03}"),
+                "password": "long enough"
+            });
             Client::new()
                 .post(url)
                 .header("x-forwarded-for", from)
@@ -272,15 +292,17 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_logins_never_run_more_hashes_than_workers() {
     let limits = AuthLimits {
-        // Every request from its own address (through a "proxy"), like a botnet: only the
-        // Argon2 bound stands between the flood and the server's memory.
+        // Every request from its own address (through a "proxy"), like a
+        // botnet: only the Argon2 bound stands between the flood and the
+        // server's memory.
         trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
         hash_workers: 2,
         hash_queue: 4,
         ..AuthLimits::default()
     };
     // 8 MiB per hash: costly enough that the logins overlap.
-    let params = Params::new(8 * 1024, 1, 1, None).expect("valid Argon2 parameters");
+    let params =
+        Params::new(8 * 1024, 1, 1, None).expect("valid Argon2 parameters");
     let app = Arc::new(spawn_app(params, limits).await);
 
     let logins: Vec<_> = (0..200)
@@ -294,8 +316,13 @@ async fn two_hundred_concurrent_logins_never_run_more_hashes_than_workers() {
                 };
                 let response = Client::new()
                     .post(format!("http://{}/login", app.address))
-                    .header("x-forwarded-for", format!("198.51.100.{}", n % 250))
-                    .json(&json!({ "username": username, "password": password }))
+                    .header(
+                        "x-forwarded-for",
+                        format!("198.51.100.{}", n % 250),
+                    )
+                    .json(
+                        &json!({ "username": username, "password": password }),
+                    )
                     .timeout(Duration::from_secs(10))
                     .send()
                     .await
@@ -313,7 +340,8 @@ async fn two_hundred_concurrent_logins_never_run_more_hashes_than_workers() {
         statuses.push(login.await.expect("login task"));
     }
 
-    let count = |code: u16| statuses.iter().filter(|s| s.as_u16() == code).count();
+    let count =
+        |code: u16| statuses.iter().filter(|s| s.as_u16() == code).count();
     println!(
         "200: {}, 401: {}, 429: {}, 503: {}, peak {}",
         count(200),
@@ -369,7 +397,8 @@ async fn a_login_on_a_logged_in_session_logs_the_old_session_out_first() {
 async fn usernames_are_stored_in_their_canonical_form() {
     let app = spawn_app(cheap_params(), AuthLimits::default()).await;
 
-    let created: Value = app.register("Carol_B").await.json().await.expect("json");
+    let created: Value =
+        app.register("Carol_B").await.json().await.expect("json");
     assert_eq!(created["username"], "carol_b");
     for twin in ["CAROL_B", "ｃａｒｏｌ＿ｂ"] {
         let response = app.register(twin).await;

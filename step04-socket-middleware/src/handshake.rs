@@ -1,22 +1,27 @@
-//! Refuse before allocating: who may *open* a Socket.IO connection, decided over HTTP.
+//! Refuse before allocating: who may *open* a Socket.IO connection, decided
+//! over HTTP.
 //!
-//! A Socket.IO connection starts with an Engine.IO handshake: a `GET /socket.io/?EIO=4&...`
-//! without a `sid` (session id of the Engine.IO connection). socketioxide answers it by
-//! creating a connection, with its buffers, timers and task, and only later, when the
-//! client's `CONNECT` packet arrives, runs our connect middlewares. Refusing in a connect
-//! middleware is therefore refusing *after* paying: an anonymous script can open connections
+//! A Socket.IO connection starts with an Engine.IO handshake: a `GET
+//! /socket.io/?EIO=4&...` without a `sid` (session id of the Engine.IO
+//! connection). socketioxide answers it by creating a connection, with its
+//! buffers, timers and task, and only later, when the client's `CONNECT` packet
+//! arrives, runs our connect middlewares. Refusing in a connect middleware is
+//! therefore refusing *after* paying: an anonymous script can open connections
 //! faster than they time out and fill the memory.
 //!
-//! So the same rule is applied twice. [`require_login_to_connect`] answers a handshake with
-//! `401` before socketioxide sees it; `authenticate_socket` stays as the second line of
-//! defence, and is the one that attaches the user to the socket. Requests that carry a `sid`
-//! belong to a connection that was already admitted: engineioxide checks the `sid`, and
-//! [`identify_user`] does not even look the session up for them.
+//! So the same rule is applied twice. [`require_login_to_connect`] answers a
+//! handshake with `401` before socketioxide sees it; `authenticate_socket`
+//! stays as the second line of defence, and is the one that attaches the user
+//! to the socket. Requests that carry a `sid` belong to a connection that was
+//! already admitted: engineioxide checks the `sid`, and [`identify_user`] does
+//! not even look the session up for them.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use step03_passport_like_auth::{ApiError, CurrentUser, Passport, UserStore, passport_session};
+use step03_passport_like_auth::{
+    ApiError, CurrentUser, Passport, UserStore, passport_session,
+};
 use tower_sessions::Session;
 
 /// Where the Socket.IO layer answers (socketioxide's default path).

@@ -1,18 +1,22 @@
 //! Step 4: only logged-in users may open a socket.
 //!
-//! This is the `socketAuthMiddleware` of the Node.js walkthrough, done the Rust way:
-//! - [`origin`]: which *pages* may open a socket (the `Origin` allow-list) and CORS for a front
-//!   end on another origin;
-//! - [`socket_auth`]: which *users* may: the connect middleware that reads the handshake's
-//!   session and user, attaches the user to the socket, or refuses with `Unauthorized`;
-//! - [`live_sessions`]: a socket outlives its handshake, so logout and expiry must reach it.
-//! - [`handshake`]: the same "logged in?" question asked over HTTP, before socketioxide
-//!   allocates a connection, and [`limits`]: how big and how slow a client may be.
+//! This is the `socketAuthMiddleware` of the Node.js walkthrough, done the Rust
+//! way:
+//! - [`origin`]: which *pages* may open a socket (the `Origin` allow-list) and
+//!   CORS for a front end on another origin;
+//! - [`socket_auth`]: which *users* may: the connect middleware that reads the
+//!   handshake's session and user, attaches the user to the socket, or refuses
+//!   with `Unauthorized`;
+//! - [`live_sessions`]: a socket outlives its handshake, so logout and expiry
+//!   must reach it.
+//! - [`handshake`]: the same "logged in?" question asked over HTTP, before
+//!   socketioxide allocates a connection, and [`limits`]: how big and how slow
+//!   a client may be.
 //!
-//! Everything else is reused: step 2's session layer, step 3's passport module and routes,
-//! step 1's `serve`. (The chapter "JWT vs session" and its crate, `jwt-vs-session`, admit
-//! sockets by a signed token instead, with [`http_routes`], [`register_handlers`] and
-//! [`around_sockets`] from here.)
+//! Everything else is reused: step 2's session layer, step 3's passport module
+//! and routes, step 1's `serve`. (The chapter "JWT vs session" and its crate,
+//! `jwt-vs-session`, admit sockets by a signed token instead, with
+//! [`http_routes`], [`register_handlers`] and [`around_sockets`] from here.)
 
 pub mod handshake;
 pub mod limits;
@@ -39,18 +43,25 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{
-    AuthLimits, MemoryUserStore, Passport, User, UserStore, auth_routes, seed_demo_users,
+    AuthLimits, MemoryUserStore, Passport, User, UserStore, auth_routes,
+    seed_demo_users,
 };
 use tower_sessions::{MemoryStore, SessionStore};
 
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use limits::{LimitsError, SocketLimits};
-pub use live_sessions::{disconnect_on_logout, session_room, user_room, watch_session};
-pub use origin::{AllowedOrigins, ForbiddenOrigin, check_origin, check_request_origin, cors_layer};
+pub use live_sessions::{
+    disconnect_on_logout, session_room, user_room, watch_session,
+};
+pub use origin::{
+    AllowedOrigins, ForbiddenOrigin, check_origin, check_request_origin,
+    cors_layer,
+};
 pub use socket_auth::{SocketSession, Unauthorized, authenticate_socket};
 
-/// How often a live socket re-reads its session from the store, unless told otherwise: the
-/// longest a socket can outlive a session that ended without a logout (see `live_sessions`).
+/// How often a live socket re-reads its session from the store, unless told
+/// otherwise: the longest a socket can outlive a session that ended without a
+/// logout (see `live_sessions`).
 pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
 
 /// Everything about sockets this step lets you configure.
@@ -74,15 +85,18 @@ impl SocketSettings {
         }
     }
 
-    /// The server's own origins (plus `ALLOWED_ORIGINS`), a [`SESSION_RECHECK`] re-check and
-    /// the limits of `SOCKET_MAX_MESSAGE_BYTES` and `SOCKET_CONNECT_TIMEOUT_SECS`.
-    /// Logs what it read.
+    /// The server's own origins (plus `ALLOWED_ORIGINS`), a [`SESSION_RECHECK`]
+    /// re-check and the limits of `SOCKET_MAX_MESSAGE_BYTES` and
+    /// `SOCKET_CONNECT_TIMEOUT_SECS`. Logs what it read.
     pub fn from_env(port: u16) -> Result<Self, LimitsError> {
         let settings = SocketSettings {
             limits: SocketLimits::from_env()?,
             ..SocketSettings::new(AllowedOrigins::from_env(port))
         };
-        tracing::info!(origins = ?settings.allowed_origins.as_slice(), "allowed origins");
+        tracing::info!(
+            origins = ?settings.allowed_origins.as_slice(),
+            "allowed origins"
+        );
         tracing::info!(limits = ?settings.limits, "socket limits");
         Ok(settings)
     }
@@ -105,15 +119,17 @@ pub fn in_memory_stores() -> (Passport<MemoryUserStore>, MemoryStore) {
 /// The stores `cargo run` starts with: [`in_memory_stores`], with step 3's
 /// throttles and Argon2 bound read from the environment (`RATE_LIMITS`,
 /// `LOGIN_ATTEMPTS_PER_ADDRESS`...) and the demo users alice and bob.
-pub async fn demo_stores() -> Result<(Passport<MemoryUserStore>, MemoryStore), Box<dyn Error>> {
+pub async fn demo_stores()
+-> Result<(Passport<MemoryUserStore>, MemoryStore), Box<dyn Error>> {
     let (passport, store) = in_memory_stores();
     let passport = passport.with_limits(AuthLimits::from_env()?);
     seed_demo_users(&passport).await?;
     Ok((passport, store))
 }
 
-/// What the connect handler needs to watch a socket's session (see [`watch_session`]): the
-/// store to ask, and how often. Socket.IO state, shared with step 5.
+/// What the connect handler needs to watch a socket's session (see
+/// [`watch_session`]): the store to ask, and how often. Socket.IO state, shared
+/// with step 5.
 #[derive(Debug, Clone)]
 pub struct SessionWatch {
     pub store: Arc<dyn SessionStore>,
@@ -121,8 +137,8 @@ pub struct SessionWatch {
 }
 
 // ANCHOR: app
-/// Builds the step-4 app: step 3's login routes and a page, and a Socket.IO server that only
-/// admits logged-in users from allowed pages.
+/// Builds the step-4 app: step 3's login routes and a page, and a Socket.IO
+/// server that only admits logged-in users from allowed pages.
 pub fn app<U, S>(
     passport: Passport<U>,
     sessions: &SessionConfig,
@@ -142,9 +158,12 @@ where
             every: settings.session_recheck,
         })
         .build_layer();
+    // ANCHOR_END: app
 
-    // `io.use(...)` of Node.js. With `.with(a).with(b)`, `b` runs first: so the origin is
-    // checked, then the session, and handlers are registered last, only for admitted sockets.
+    // ANCHOR: app_middlewares
+    // `io.use(...)` of Node.js. With `.with(a).with(b)`, `b` runs first: so the
+    // origin is checked, then the session, and handlers are registered last,
+    // only for admitted sockets.
     io.ns(
         "/",
         on_connect
@@ -153,16 +172,24 @@ where
             .with(check_origin),
     );
 
-    // Logging out over HTTP must also close the sockets opened with that session.
+    // Logging out over HTTP must also close the sockets opened with that
+    // session.
     let passport = passport.on_logout(disconnect_on_logout(io));
 
     let routes = http_routes(passport.clone());
-    with_session_layers(routes, socket_layer, passport, sessions, store, &settings)
+    with_session_layers(
+        routes,
+        socket_layer,
+        passport,
+        sessions,
+        store,
+        &settings,
+    )
 }
-// ANCHOR_END: app
+// ANCHOR_END: app_middlewares
 
-/// The HTTP side of step 4: the page at `/`, and step 3's `/register`, `/login`,
-/// `/logout` and `/me`.
+/// The HTTP side of step 4: the page at `/`, and step 3's `/register`,
+/// `/login`, `/logout` and `/me`.
 pub fn http_routes<U: UserStore>(passport: Passport<U>) -> Router {
     Router::new()
         .route("/", get(page))
@@ -226,16 +253,18 @@ where
 
 // ANCHOR: register_handlers
 /// The last connect middleware: registers the socket's event handlers. Public,
-/// because they work whatever middleware admitted the socket, as long as it left
-/// a `User` in the socket's extensions.
+/// because they work whatever middleware admitted the socket, as long as it
+/// left a `User` in the socket's extensions.
 ///
-/// Why here and not in `on_connect`? socketioxide sends the "connected" packet to the client
-/// *before* it spawns the connect handler. A client that emits in its `connect` callback can
-/// therefore get its event to the server before the handler has been registered, and the
-/// event is dropped. Middlewares run before the "connected" packet, so handlers registered
-/// here are always in place in time.
+/// Why here and not in `on_connect`? socketioxide sends the "connected" packet
+/// to the client *before* it spawns the connect handler. A client that emits in
+/// its `connect` callback can therefore get its event to the server before the
+/// handler has been registered, and the event is dropped. Middlewares run
+/// before the "connected" packet, so handlers registered here are always in
+/// place in time.
 pub async fn register_handlers(socket: SocketRef) -> Result<(), Infallible> {
-    // Every handler can ask for the user the middleware attached: `socket.user`.
+    // Every handler can ask for the user the middleware attached:
+    // `socket.user`.
     socket.on(
         "whoami",
         async |Extension(user): Extension<User>, ack: AckSender| {
@@ -247,7 +276,8 @@ pub async fn register_handlers(socket: SocketRef) -> Result<(), Infallible> {
 // ANCHOR_END: register_handlers
 
 // ANCHOR: on_connect
-/// Runs once the socket is admitted: greet the user by name and keep an eye on the session.
+/// Runs once the socket is admitted: greet the user by name and keep an eye on
+/// the session.
 async fn on_connect(
     socket: SocketRef,
     Extension(user): Extension<User>,

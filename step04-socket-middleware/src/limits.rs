@@ -1,10 +1,11 @@
 //! How big and how slow a Socket.IO client may be.
 //!
-//! socketioxide's defaults are generous: a WebSocket message may be 64 MiB, a connection that
-//! never joins a namespace lives 45 s, and a packet may announce thousands of binary
-//! attachments and keep the server waiting for them. A chat needs none of that: its largest
-//! message is a line of text. [`SocketLimits::apply`] sets every limit to what the chat needs,
-//! in one place, so that step 5 gets the same limits by calling the same function.
+//! socketioxide's defaults are generous: a WebSocket message may be 64 MiB, a
+//! connection that never joins a namespace lives 45 s, and a packet may
+//! announce thousands of binary attachments and keep the server waiting for
+//! them. A chat needs none of that: its largest message is a line of text.
+//! [`SocketLimits::apply`] sets every limit to what the chat needs, in one
+//! place, so that step 5 gets the same limits by calling the same function.
 
 use std::time::Duration;
 
@@ -29,8 +30,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The size and time limits of the Socket.IO server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SocketLimits {
-    /// The largest message a client may send, in bytes: one WebSocket message (and frame),
-    /// or one long-polling `POST`. Bigger, and the connection is closed.
+    /// The largest message a client may send, in bytes: one WebSocket message
+    /// (and frame), or one long-polling `POST`. Bigger, and the connection is
+    /// closed.
     pub max_message_bytes: usize,
     /// How long a connection may stay without joining a namespace.
     pub connect_timeout: Duration,
@@ -70,8 +72,9 @@ impl SocketLimits {
 // ANCHOR_END: apply_limits
 
 impl SocketLimits {
-    /// Reads `SOCKET_MAX_MESSAGE_BYTES` and `SOCKET_CONNECT_TIMEOUT_SECS`; unset means the
-    /// default. A value that is not a positive whole number is an error, not a silent default.
+    /// Reads `SOCKET_MAX_MESSAGE_BYTES` and `SOCKET_CONNECT_TIMEOUT_SECS`;
+    /// unset means the default. A value that is not a positive whole number is
+    /// an error, not a silent default.
     pub fn from_env() -> Result<Self, LimitsError> {
         let defaults = SocketLimits::default();
         let connect_secs = defaults.connect_timeout.as_secs() as usize;
@@ -89,7 +92,10 @@ impl SocketLimits {
 }
 
 /// A setting that must be a whole number above zero.
-fn positive_env(name: &'static str, default: usize) -> Result<usize, LimitsError> {
+fn positive_env(
+    name: &'static str,
+    default: usize,
+) -> Result<usize, LimitsError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(value) if value.trim().is_empty() => Ok(default),

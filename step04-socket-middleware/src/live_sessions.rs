@@ -1,14 +1,15 @@
 //! A socket outlives the request that opened it.
 //!
-//! The session a socket sees is a snapshot taken at the handshake. Logging out over HTTP, or
-//! the session expiring, changes the session store, and nothing in Socket.IO notices: the
-//! socket would go on chatting as a user who is no longer logged in. This module closes that
-//! gap in two ways:
-//! - **on logout**, at once: every socket joined the room of its session at the handshake, so
-//!   the logout route can disconnect that room;
-//! - **on expiry or any other removal** (an admin deleting sessions, the store's cleanup
-//!   task): each socket re-reads its session from the store every so often, and leaves when it
-//!   is gone. The interval is the trade-off: shorter means sooner, and more store reads.
+//! The session a socket sees is a snapshot taken at the handshake. Logging out
+//! over HTTP, or the session expiring, changes the session store, and nothing
+//! in Socket.IO notices: the socket would go on chatting as a user who is no
+//! longer logged in. This module closes that gap in two ways:
+//! - **on logout**, at once: every socket joined the room of its session at the
+//!   handshake, so the logout route can disconnect that room;
+//! - **on expiry or any other removal** (an admin deleting sessions, the
+//!   store's cleanup task): each socket re-reads its session from the store
+//!   every so often, and leaves when it is gone. The interval is the trade-off:
+//!   shorter means sooner, and more store reads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,16 +29,18 @@ pub fn session_room(id: Id) -> String {
     format!("session:{id}")
 }
 
-/// The room every socket of one user joins, whatever the session (tab, browser, device).
+/// The room every socket of one user joins, whatever the session (tab, browser,
+/// device).
 pub fn user_room(user_id: i64) -> String {
     format!("user:{user_id}")
 }
 // ANCHOR_END: rooms
 
 // ANCHOR: disconnect_on_logout
-/// A logout hook for step 3's `Passport::on_logout`: disconnects every socket that was opened
-/// with the session being destroyed. The client sees `disconnect` with the reason
-/// `io server disconnect`, and does not reconnect by itself after that reason.
+/// A logout hook for step 3's `Passport::on_logout`: disconnects every socket
+/// that was opened with the session being destroyed. The client sees
+/// `disconnect` with the reason `io server disconnect`, and does not reconnect
+/// by itself after that reason.
 pub fn disconnect_on_logout<A: Adapter>(
     io: SocketIo<A>,
 ) -> impl Fn(&LogoutEvent) + Send + Sync + 'static {
@@ -47,8 +50,13 @@ pub fn disconnect_on_logout<A: Adapter>(
         };
         let io = io.clone();
         tokio::spawn(async move {
-            if let Err(error) = io.to(session_room(session_id)).disconnect().await {
-                tracing::error!(%error, "could not disconnect the sockets of a closed session");
+            if let Err(error) =
+                io.to(session_room(session_id)).disconnect().await
+            {
+                tracing::error!(
+                    %error,
+                    "could not disconnect the sockets of a closed session"
+                );
             }
         });
     }
@@ -56,31 +64,42 @@ pub fn disconnect_on_logout<A: Adapter>(
 // ANCHOR_END: disconnect_on_logout
 
 // ANCHOR: watch_session
-/// Re-reads the socket's session from the store every `every`, and disconnects the socket
-/// once the session is gone (expired, destroyed, or deleted behind our back).
+/// Re-reads the socket's session from the store every `every`, and disconnects
+/// the socket once the session is gone (expired, destroyed, or deleted behind
+/// our back).
 pub fn watch_session<A: Adapter>(
     socket: SocketRef<A>,
     store: Arc<dyn SessionStore>,
     every: Duration,
 ) {
-    let Some(SocketSession(session_id)) = socket.extensions.get::<SocketSession>() else {
+    let Some(SocketSession(session_id)) =
+        socket.extensions.get::<SocketSession>()
+    else {
         return; // not an authenticated socket: nothing to watch
     };
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
-        ticks.tick().await; // the first tick is immediate; the handshake just checked
+        ticks.tick().await; // immediate: the handshake just checked the session
         while socket.connected() {
             ticks.tick().await;
             match store.load(&session_id).await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {
-                    tracing::info!(sid = %socket.id, "session ended: disconnecting its socket");
+                    tracing::info!(
+                        sid = %socket.id,
+                        "session ended: disconnecting its socket"
+                    );
                     socket.emit("session ended", &()).ok();
                     socket.disconnect().ok();
                     break;
                 }
-                // A store hiccup is not proof that the session is gone: keep the socket, retry.
-                Err(error) => tracing::warn!(%error, "could not re-check a socket's session"),
+                // A store hiccup is no proof that the session is gone: retry.
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        "could not re-check a socket's session"
+                    )
+                }
             }
         }
     });

@@ -1,11 +1,12 @@
 //! Which web pages may open a socket: the `Origin` allow-list.
 //!
-//! A browser attaches the page's cookies to a WebSocket handshake whichever site the page came
-//! from, and the Same-Origin Policy does not stop a page from *opening* a WebSocket to another
-//! origin. Without a check, any page a logged-in user visits could open a socket in their name
-//! and read their chat: cross-site WebSocket hijacking (CSWSH). CORS does not help, because
-//! WebSocket handshakes are not subject to CORS. What the browser does send, and a page cannot
-//! forge, is the `Origin` header: so we check it ourselves.
+//! A browser attaches the page's cookies to a WebSocket handshake whichever
+//! site the page came from, and the Same-Origin Policy does not stop a page
+//! from *opening* a WebSocket to another origin. Without a check, any page a
+//! logged-in user visits could open a socket in their name and read their chat:
+//! cross-site WebSocket hijacking (CSWSH). CORS does not help, because
+//! WebSocket handshakes are not subject to CORS. What the browser does send,
+//! and a page cannot forge, is the `Origin` header: so we check it ourselves.
 
 use axum::extract::{Request, State as HttpState};
 use axum::middleware::Next;
@@ -20,7 +21,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::handshake::is_socket_io;
 
 // ANCHOR: allowed_origins
-/// The origins (scheme, host and port, like `http://localhost:3000`) whose pages may connect.
+/// The origins (scheme, host and port, like `http://localhost:3000`) whose
+/// pages may connect.
 #[derive(Debug, Clone)]
 pub struct AllowedOrigins {
     origins: Vec<String>,
@@ -28,9 +30,9 @@ pub struct AllowedOrigins {
 }
 
 impl AllowedOrigins {
-    /// The server's own origins for `port`, plus a comma-separated extra list, typically the
-    /// `ALLOWED_ORIGINS` environment variable. Trailing slashes are dropped, because an
-    /// `Origin` header never has one.
+    /// The server's own origins for `port`, plus a comma-separated extra list,
+    /// typically the `ALLOWED_ORIGINS` environment variable. Trailing slashes
+    /// are dropped, because an `Origin` header never has one.
     pub fn for_port(port: u16, extra: Option<&str>) -> Self {
         let mut origins = vec![
             format!("http://localhost:{port}"),
@@ -48,26 +50,35 @@ impl AllowedOrigins {
         }
     }
 
-    /// Reads `ALLOWED_ORIGINS` from the environment, on top of the server's own origins.
+    /// Reads `ALLOWED_ORIGINS` from the environment, on top of the server's own
+    /// origins.
     pub fn from_env(port: u16) -> Self {
         Self::for_port(port, std::env::var("ALLOWED_ORIGINS").ok().as_deref())
     }
+}
+// ANCHOR_END: allowed_origins
 
-    /// Also allows pages served by this very server under whatever name the browser used to
-    /// reach it: the `Origin` is `http://` plus the request's own `Host`. For a server listening
-    /// on `0.0.0.0` in a classroom, whose students type an address we cannot know in advance.
-    /// Safe against hijacking: a foreign page's `Origin` is its own host, not ours.
+// ANCHOR: allows
+impl AllowedOrigins {
+    /// Also allows pages served by this very server under whatever name the
+    /// browser used to reach it: the `Origin` is `http://` plus the request's
+    /// own `Host`. For a server listening on `0.0.0.0` in a classroom, whose
+    /// students type an address we cannot know in advance. Safe against
+    /// hijacking: a foreign page's `Origin` is its own host, not ours.
     pub fn also_same_host(mut self) -> Self {
         self.same_host = true;
         self
     }
 
-    /// Whether a page from `origin` may connect, on a request that said `Host: host`.
-    /// Exact match: `http://localhost:3000` does not allow `http://localhost:3000.evil.example`.
+    /// Whether a page from `origin` may connect, on a request that said `Host:
+    /// host`. Exact match: `http://localhost:3000` does not allow
+    /// `http://localhost:3000.evil.example`.
     pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
         self.origins.iter().any(|allowed| allowed == origin)
             || (self.same_host
-                && host.is_some_and(|host| origin.strip_prefix("http://") == Some(host)))
+                && host.is_some_and(|host| {
+                    origin.strip_prefix("http://") == Some(host)
+                }))
     }
 
     /// The listed origins, for logs and for the CORS layer.
@@ -75,21 +86,23 @@ impl AllowedOrigins {
         &self.origins
     }
 }
-// ANCHOR_END: allowed_origins
+// ANCHOR_END: allows
 
 // ANCHOR: check_origin
-/// Why a handshake was refused by [`check_origin`]. The text is what the client's
-/// `connect_error` handler receives as `err.message`.
+/// Why a handshake was refused by [`check_origin`]. The text is what the
+/// client's `connect_error` handler receives as `err.message`.
 #[derive(Debug, thiserror::Error)]
 #[error("Forbidden origin")]
 pub struct ForbiddenOrigin;
 
-/// Connect middleware: refuses a handshake whose `Origin` is not on the allow-list.
+/// Connect middleware: refuses a handshake whose `Origin` is not on the
+/// allow-list.
 ///
-/// No `Origin` header at all passes: browsers always send one on a WebSocket handshake and
-/// on cross-origin requests, so a missing header means a non-browser client (the Node.js
-/// client, a CLI, a test) or a same-origin request. Those still need a valid session: this
-/// check only decides *which pages* may use the user's cookie, not *who* the user is.
+/// No `Origin` header at all passes: browsers always send one on a WebSocket
+/// handshake and on cross-origin requests, so a missing header means a
+/// non-browser client (the Node.js client, a CLI, a test) or a same-origin
+/// request. Those still need a valid session: this check only decides *which
+/// pages* may use the user's cookie, not *who* the user is.
 pub async fn check_origin<A: Adapter>(
     socket: SocketRef<A>,
     State(allowed): State<AllowedOrigins>,
@@ -102,7 +115,11 @@ pub async fn check_origin<A: Adapter>(
     match origin.to_str() {
         Ok(origin) if allowed.allows(origin, host) => Ok(()),
         _ => {
-            tracing::warn!(?origin, sid = %socket.id, "refused a socket from a foreign origin");
+            tracing::warn!(
+                ?origin,
+                sid = %socket.id,
+                "refused a socket from a foreign origin"
+            );
             Err(ForbiddenOrigin)
         }
     }
@@ -160,10 +177,11 @@ fn sent_by_allowed_page(allowed: &AllowedOrigins, headers: &HeaderMap) -> bool {
 // ANCHOR_END: check_request_origin
 
 // ANCHOR: cors
-/// CORS for a front end served from another origin (say a dev server on port 5173): name the
-/// origins exactly and allow credentials, so the browser sends the session cookie on the
-/// long-polling requests and lets the page read the answers. `Access-Control-Allow-Origin: *`
-/// is not allowed together with credentials, and would be wrong here anyway.
+/// CORS for a front end served from another origin (say a dev server on port
+/// 5173): name the origins exactly and allow credentials, so the browser sends
+/// the session cookie on the long-polling requests and lets the page read the
+/// answers. `Access-Control-Allow-Origin: *` is not allowed together with
+/// credentials, and would be wrong here anyway.
 pub fn cors_layer(allowed: &AllowedOrigins) -> CorsLayer {
     let origins: Vec<HeaderValue> = allowed
         .as_slice()
@@ -184,7 +202,8 @@ mod tests {
 
     #[test]
     fn own_origins_and_extra_ones_are_allowed_exactly() {
-        let allowed = AllowedOrigins::for_port(3000, Some(" https://chat.example/ ,,"));
+        let allowed =
+            AllowedOrigins::for_port(3000, Some(" https://chat.example/ ,,"));
         assert!(allowed.allows("http://localhost:3000", None));
         assert!(allowed.allows("http://127.0.0.1:3000", None));
         assert!(allowed.allows("https://chat.example", None));
@@ -200,7 +219,9 @@ mod tests {
         let host = Some("192.168.1.20:3000");
         assert!(classroom.allows("http://192.168.1.20:3000", host));
         assert!(!classroom.allows("http://evil.example", host));
-        assert!(!classroom.allows("http://192.168.1.20:3000", Some("other:3000")));
+        assert!(
+            !classroom.allows("http://192.168.1.20:3000", Some("other:3000"))
+        );
         // Off unless asked for.
         let local = AllowedOrigins::for_port(3000, None);
         assert!(!local.allows("http://192.168.1.20:3000", host));

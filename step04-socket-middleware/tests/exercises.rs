@@ -1,7 +1,7 @@
-//! The self-checks of the chapter's exercises. Each one fails on the code as shipped and
-//! passes once the exercise is done. They are `#[ignore]`d so that `cargo test` stays green
-//! while you work; run one with
-//! `cargo test -p step04-socket-middleware --test exercises ex1 -- --ignored`.
+//! The self-checks of the chapter's exercises. Each one fails on the code as
+//! shipped and passes once the exercise is done. They are `#[ignore]`d so that
+//! `cargo test` stays green while you work; run one with `cargo test -p
+//! step04-socket-middleware --test exercises ex1 -- --ignored`.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -27,14 +27,18 @@ const PASSWORD: &str = "correct horse battery";
 
 struct TestApp {
     address: SocketAddr,
-    /// The server's session store, so that a check can delete a session behind its back.
+    /// The server's session store, so that a check can delete a session behind
+    /// its back.
     store: MemoryStore,
     http: reqwest::Client,
     js: JsClient,
 }
 
 /// The app under test with the users alice, bob and mallory.
-async fn spawn_app(max_age: time::Duration, session_recheck: Duration) -> TestApp {
+async fn spawn_app(
+    max_age: time::Duration,
+    session_recheck: Duration,
+) -> TestApp {
     let passport = Passport::new(MemoryUserStore::default());
     for name in ["alice", "bob", "mallory"] {
         passport
@@ -63,7 +67,8 @@ async fn spawn_app(max_age: time::Duration, session_recheck: Duration) -> TestAp
     }
 }
 
-/// Sessions that last, and a timer that re-checks them too rarely to matter in a check.
+/// Sessions that last, and a timer that re-checks them too rarely to matter in
+/// a check.
 async fn spawn_default_app() -> TestApp {
     spawn_app(time::Duration::days(30), Duration::from_secs(60)).await
 }
@@ -88,8 +93,8 @@ impl TestApp {
     }
 }
 
-/// The session id inside a signed cookie `id=<signature><id>`: the signature is 44
-/// characters of base64, the id the 22 after it.
+/// The session id inside a signed cookie `id=<signature><id>`: the signature is
+/// 44 characters of base64, the id the 22 after it.
 fn session_id(cookie: &str) -> Id {
     let value = cookie.strip_prefix("id=").expect("the session cookie");
     let id = value.get(44..).expect("a signed cookie value");
@@ -103,20 +108,25 @@ async fn whoami(socket: &JsSocket) -> Value {
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex1_recheck_interval() {
-    // The session runs out in the store 3 seconds after the login; nobody logs out.
-    let app = spawn_app(time::Duration::seconds(3), under_test::SESSION_RECHECK).await;
+    // The session runs out in the store 3 seconds after the login; nobody logs
+    // out.
+    let app =
+        spawn_app(time::Duration::seconds(3), under_test::SESSION_RECHECK)
+            .await;
     let cookie = app.login("alice").await;
     let socket = app.socket(Some(&cookie)).await;
     socket.expect_connect().await;
 
-    // Re-checked every second, the socket hears of it about a second later, well within
-    // 10 seconds. Re-checked every 30 seconds, it goes on as alice for up to half a minute.
+    // Re-checked every second, the socket hears of it about a second later,
+    // well within 10 seconds. Re-checked every 30 seconds, it goes on as alice
+    // for up to half a minute.
     let ended = socket
         .try_next_named("session ended", Duration::from_secs(10))
         .await;
     assert!(
         ended.is_some(),
-        "no `session ended` within 10 s of the session's expiry: SESSION_RECHECK is {:?}",
+        "no `session ended` within 10 s of the session's expiry: \
+         SESSION_RECHECK is {:?}",
         under_test::SESSION_RECHECK
     );
     let disconnect = socket.next_named("disconnect").await;
@@ -132,7 +142,8 @@ async fn ex2_banned_users() {
     assert_eq!(
         mallory.connect_outcome().await,
         Err("Banned".to_owned()),
-        "mallory is logged in, and banned: she must get connect_error \"Banned\""
+        "mallory is logged in, and banned: she must get connect_error \
+         \"Banned\""
     );
 
     // Everybody else is treated as before.
@@ -143,7 +154,8 @@ async fn ex2_banned_users() {
     assert_eq!(
         anonymous.expect_connect_error().await,
         "xhr poll error",
-        "nobody logged in is still refused over HTTP (a 401 to the handshake), not Banned"
+        "nobody logged in is still refused over HTTP (a 401 to the handshake), \
+         not Banned"
     );
 }
 
@@ -151,7 +163,8 @@ async fn ex2_banned_users() {
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex3_open_tabs() {
     let app = spawn_default_app().await;
-    // Alice: two tabs of one browser (one session) and a second browser. Bob: one tab.
+    // Alice: two tabs of one browser (one session) and a second browser. Bob:
+    // one tab.
     let first_browser = app.login("alice").await;
     let second_browser = app.login("alice").await;
     let alice_tabs = [
@@ -188,7 +201,8 @@ async fn ex3_open_tabs() {
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex4_recheck_on_every_event() {
-    // The timer re-checks only every 60 s: only a check on the event can be in time.
+    // The timer re-checks only every 60 s: only a check on the event can be in
+    // time.
     let app = spawn_default_app().await;
     let cookie = app.login("alice").await;
     let socket = app.socket(Some(&cookie)).await;
@@ -199,7 +213,8 @@ async fn ex4_recheck_on_every_event() {
         "a live session is answered as before"
     );
 
-    // An administrator deletes the session behind the app's back: no logout, no hook.
+    // An administrator deletes the session behind the app's back: no logout, no
+    // hook.
     app.store
         .delete(&session_id(&cookie))
         .await
@@ -211,7 +226,8 @@ async fn ex4_recheck_on_every_event() {
         .await;
     assert!(
         ended.is_some(),
-        "`whoami` on a deleted session must end the socket (`session ended`), not answer"
+        "`whoami` on a deleted session must end the socket (`session ended`), \
+         not answer"
     );
     let disconnect = socket.next_named("disconnect").await;
     assert_eq!(disconnect.raw["reason"], "io server disconnect");

@@ -6,9 +6,9 @@
 //! - requests of an admitted connection do not read the session store again;
 //! - a restart never hands an old cookie to a new user.
 //!
-//! Two tests measure this process's memory (`VmRSS`), in which the server runs. So all tests
-//! here take turns, through [`SERIAL`]: another test's password hashing (19 MiB per Argon2
-//! hash) must not show up in a figure.
+//! Two tests measure this process's memory (`VmRSS`), in which the server runs.
+//! So all tests here take turns, through [`SERIAL`]: another test's password
+//! hashing (19 MiB per Argon2 hash) must not show up in a figure.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
-use step04_socket_middleware::{AllowedOrigins, SocketSettings, app, in_memory_stores};
+use step04_socket_middleware::{
+    AllowedOrigins, SocketSettings, app, in_memory_stores,
+};
 use testkit::{JsClient, JsSocket, session_cookie};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -40,14 +42,20 @@ struct TestApp {
     http: reqwest::Client,
 }
 
-/// Step 4's app over `store`, with alice registered, signing cookies with `key`.
-async fn spawn_app_with<S>(passport: Passport<MemoryUserStore>, store: S, key: &Key) -> TestApp
+/// Step 4's app over `store`, with alice registered, signing cookies with
+/// `key`.
+async fn spawn_app_with<S>(
+    passport: Passport<MemoryUserStore>,
+    store: S,
+    key: &Key,
+) -> TestApp
 where
     S: SessionStore + Clone,
 {
     let sessions = SessionConfig::with_key(key.clone());
     let address = testkit::spawn_server(|listener, address| {
-        let settings = SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
+        let settings =
+            SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
         let router = app(passport, &sessions, store, settings);
         serve(listener, router, std::future::pending())
     })
@@ -76,7 +84,8 @@ impl TestApp {
         format!("http://localhost:{}", self.address.port())
     }
 
-    /// Posts a login *form*, as an HTML `<form>` on any site can, from `origin` if given.
+    /// Posts a login *form*, as an HTML `<form>` on any site can, from `origin`
+    /// if given.
     async fn post_form(
         &self,
         path: &str,
@@ -112,15 +121,24 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn socket(&self, js: &JsClient, cookie: &str, transports: Value) -> JsSocket {
-        let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
+    async fn socket(
+        &self,
+        js: &JsClient,
+        cookie: &str,
+        transports: Value,
+    ) -> JsSocket {
+        let opts = json!({
+            "extraHeaders": { "cookie": cookie },
+            "transports": transports
+        });
         js.connect(&self.url("/"), opts).await
     }
 }
 
 /// This process's resident memory, in bytes (Linux).
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let status = std::fs::read_to_string("/proc/self/status")
+        .expect("read /proc/self/status");
     let line = status
         .lines()
         .find(|line| line.starts_with("VmRSS:"))
@@ -133,8 +151,9 @@ fn rss_bytes() -> u64 {
     kib * 1024
 }
 
-/// Sends `count` handshakes (`GET /socket.io/?EIO=4&transport=polling`), 50 at a time, with
-/// these headers, and returns how many were answered with each status.
+/// Sends `count` handshakes (`GET /socket.io/?EIO=4&transport=polling`), 50 at
+/// a time, with these headers, and returns how many were answered with each
+/// status.
 async fn handshakes(
     app: &TestApp,
     count: usize,
@@ -148,7 +167,8 @@ async fn handshakes(
                 request = request.header(*name, *value);
             }
             async move {
-                let response = request.send().await.expect("a handshake request");
+                let response =
+                    request.send().await.expect("a handshake request");
                 response.status().as_u16()
             }
         })
@@ -167,16 +187,19 @@ async fn ten_thousand_anonymous_handshakes_are_refused_and_cost_no_memory() {
     let _turn = SERIAL.lock().await;
     let app = spawn_app(MemoryStore::default()).await;
     let cookie = app.login("alice").await;
-    // Warm-up: the first requests grow the allocator's and hyper's pools once and for all.
+    // Warm-up: the first requests grow the allocator's and hyper's pools once
+    // and for all.
     handshakes(&app, 500, &[]).await;
 
     let before = rss_bytes();
     let anonymous = handshakes(&app, 10_000, &[]).await;
-    let foreign = handshakes(&app, 1_000, &[("cookie", &cookie), ("origin", EVIL)]).await;
+    let foreign =
+        handshakes(&app, 1_000, &[("cookie", &cookie), ("origin", EVIL)]).await;
     let after = rss_bytes();
 
     eprintln!(
-        "10,000 anonymous + 1,000 foreign handshakes: RSS {:.1} MiB -> {:.1} MiB",
+        "10,000 anonymous + 1,000 foreign handshakes: RSS {:.1} MiB -> {:.1} \
+         MiB",
         before as f64 / MIB as f64,
         after as f64 / MIB as f64
     );
@@ -197,7 +220,8 @@ async fn ten_thousand_anonymous_handshakes_are_refused_and_cost_no_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_over_the_limit_closes_the_connection_and_is_never_buffered() {
+async fn a_message_over_the_limit_closes_the_connection_and_is_never_buffered()
+{
     let _turn = SERIAL.lock().await;
     let app = spawn_app(MemoryStore::default()).await;
     let cookie = app.login("alice").await;
@@ -254,7 +278,8 @@ async fn raw_websocket(
     app: &TestApp,
     cookie: Option<&str>,
 ) -> Result<RawSocket, tungstenite::Error> {
-    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
+    let url =
+        format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
     let mut request = url.into_client_request()?;
     if let Some(cookie) = cookie {
         let cookie = cookie.parse().expect("an ASCII cookie");
@@ -267,8 +292,9 @@ async fn raw_websocket(
     Ok(socket)
 }
 
-/// The next Engine.IO packet, or `None` once the server has closed the connection. Engine.IO
-/// pings (`2`) are answered (`3`) on the way, as a client must.
+/// The next Engine.IO packet, or `None` once the server has closed the
+/// connection. Engine.IO pings (`2`) are answered (`3`) on the way, as a client
+/// must.
 async fn next_text(socket: &mut RawSocket) -> Option<String> {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
@@ -290,7 +316,9 @@ async fn a_websocket_without_a_login_is_refused_at_the_http_upgrade() {
     let _turn = SERIAL.lock().await;
     let app = spawn_app(MemoryStore::default()).await;
     match raw_websocket(&app, None).await {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
         other => panic!("expected a 401 to the upgrade, got {other:?}"),
     }
 }
@@ -324,7 +352,8 @@ async fn a_binary_event_closes_the_connection() {
         answer = next_text(&mut socket).await.expect("the acknowledgement");
     }
 
-    // `52-`: a binary event with 1 attachment. Refused as soon as it is announced.
+    // `52-`: a binary event with 1 attachment. Refused as soon as it is
+    // announced.
     let binary = r#"452-["whoami",{"_placeholder":true,"num":0}]"#;
     socket.send(Message::text(binary)).await.expect("send");
     socket.send(Message::binary(vec![0u8; 1024])).await.ok();
@@ -397,7 +426,8 @@ impl SessionStore for CountingStore {
 }
 
 #[tokio::test]
-async fn requests_of_an_admitted_polling_connection_do_not_read_the_session_store() {
+async fn requests_of_an_admitted_polling_connection_do_not_read_the_session_store()
+ {
     let _turn = SERIAL.lock().await;
     let store = CountingStore::default();
     let app = spawn_app(store.clone()).await;
@@ -420,7 +450,8 @@ async fn requests_of_an_admitted_polling_connection_do_not_read_the_session_stor
 #[tokio::test]
 async fn a_restart_never_hands_an_old_cookie_to_a_new_user() {
     let _turn = SERIAL.lock().await;
-    let key = Key::generate(); // SESSION_SECRET is set: the same key across the restart
+    // SESSION_SECRET is set: the same key across the restart
+    let key = Key::generate();
     let register = async |app: &TestApp, name: &str| {
         let response = app.post_form("/register", name, None).await;
         assert_eq!(response.status(), 201, "register {name}");
@@ -434,7 +465,8 @@ async fn a_restart_never_hands_an_old_cookie_to_a_new_user() {
     let (_, me) = first_run.me(&old_cookie).await;
     assert_eq!(me["username"], "first_u");
 
-    // The restart: new stores, as `main` makes them, and a new user who gets id 1 again.
+    // The restart: new stores, as `main` makes them, and a new user who gets id
+    // 1 again.
     let (passport, store) = in_memory_stores();
     let second_run = spawn_app_with(passport, store, &key).await;
     let new_cookie = register(&second_run, "second_u").await;
@@ -455,10 +487,11 @@ async fn a_restart_never_hands_an_old_cookie_to_a_new_user() {
     assert_eq!(handshake.status(), 401);
 }
 
-/// Not a check: the figures of chapter 4 ("Refuse before allocating"). How many times one
-/// long-polling socket makes the server read the session store in a minute, idle (only
-/// Engine.IO's heartbeat) and busy (an event and its acknowledgement every second). Run it
-/// with `cargo test -p step04-socket-middleware --test limits measure -- --ignored --nocapture`.
+/// Not a check: the figures of chapter 4 ("Refuse before allocating"). How many
+/// times one long-polling socket makes the server read the session store in a
+/// minute, idle (only Engine.IO's heartbeat) and busy (an event and its
+/// acknowledgement every second). Run it with `cargo test -p
+/// step04-socket-middleware --test limits measure -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a two-minute measurement, not a check"]
 async fn measure_session_reads_of_one_polling_socket_per_minute() {
@@ -486,6 +519,7 @@ async fn measure_session_reads_of_one_polling_socket_per_minute() {
     let busy = reads() - start.0;
     eprintln!(
         "one polling socket for a minute: idle, {idle} session store reads; \
-         {events} events, {busy} session store reads (the session watch reads twice a minute)"
+         {events} events, {busy} session store reads (the session watch reads \
+         twice a minute)"
     );
 }

@@ -1,5 +1,6 @@
-//! Step 4 from the outside: real HTTP logins, then the official Socket.IO JavaScript client
-//! trying to connect with, without, and with a broken session.
+//! Step 4 from the outside: real HTTP logins, then the official Socket.IO
+//! JavaScript client trying to connect with, without, and with a broken
+//! session.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,7 +10,8 @@ use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::{
-    AllowedOrigins, SocketSettings, app, around_sockets, authenticate_socket, check_origin,
+    AllowedOrigins, SocketSettings, app, around_sockets, authenticate_socket,
+    check_origin,
 };
 use testkit::{JsClient, JsSocket};
 use tower_sessions::MemoryStore;
@@ -50,9 +52,11 @@ async fn spawn_app_with(options: Options) -> TestApp {
             .await
             .expect("register a test user");
     }
-    let sessions = SessionConfig::with_key(Key::generate()).max_age(options.max_age);
+    let sessions =
+        SessionConfig::with_key(Key::generate()).max_age(options.max_age);
     let address = testkit::spawn_server(|listener, address| {
-        let origins = AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END));
+        let origins =
+            AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END));
         let settings = SocketSettings {
             session_recheck: options.session_recheck,
             ..SocketSettings::new(origins)
@@ -63,8 +67,8 @@ async fn spawn_app_with(options: Options) -> TestApp {
     .await;
     TestApp {
         address,
-        // No cookie store: each test passes its session cookie explicitly, so it is obvious
-        // which request carries which session.
+        // No cookie store: each test passes its session cookie explicitly, so
+        // it is obvious which request carries which session.
         http: reqwest::Client::new(),
         js: JsClient::start().await,
     }
@@ -84,8 +88,14 @@ impl TestApp {
         testkit::logout(&self.http, &self.url(""), cookie).await
     }
 
-    /// Opens a socket with the official JS client; `extra` is merged into `io(url, opts)`.
-    async fn socket(&self, cookie: Option<&str>, origin: Option<&str>, extra: Value) -> JsSocket {
+    /// Opens a socket with the official JS client; `extra` is merged into
+    /// `io(url, opts)`.
+    async fn socket(
+        &self,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        extra: Value,
+    ) -> JsSocket {
         let mut headers = serde_json::Map::new();
         if let Some(cookie) = cookie {
             headers.insert("cookie".into(), json!(cookie));
@@ -94,22 +104,30 @@ impl TestApp {
             headers.insert("origin".into(), json!(origin));
         }
         let mut opts = json!({ "extraHeaders": headers });
-        if let (Some(opts), Some(extra)) = (opts.as_object_mut(), extra.as_object()) {
+        if let (Some(opts), Some(extra)) =
+            (opts.as_object_mut(), extra.as_object())
+        {
             opts.extend(extra.clone());
         }
         self.js.connect(&self.url("/"), opts).await
     }
 }
 
-/// What the official client says when the HTTP layer refuses its handshake: a transport
-/// error. The server's reason is in the body of the `401`/`403`, see [`handshake_refusal`].
+/// What the official client says when the HTTP layer refuses its handshake: a
+/// transport error. The server's reason is in the body of the `401`/`403`, see
+/// [`handshake_refusal`].
 const REFUSED_OVER_POLLING: &str = "xhr poll error";
 const REFUSED_OVER_WEBSOCKET: &str = "websocket error";
 
 impl TestApp {
-    /// The answer to an Engine.IO handshake (`GET /socket.io/?EIO=4&transport=polling`) with
-    /// these headers: its status and its JSON body.
-    async fn handshake_refusal(&self, cookie: Option<&str>, origin: Option<&str>) -> (u16, Value) {
+    /// The answer to an Engine.IO handshake (`GET
+    /// /socket.io/?EIO=4&transport=polling`) with these headers: its status and
+    /// its JSON body.
+    async fn handshake_refusal(
+        &self,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .get(self.url("/socket.io/?EIO=4&transport=polling"));
@@ -143,23 +161,27 @@ async fn a_socket_without_a_cookie_is_refused_before_the_handshake() {
 
 async fn admitted(_socket: socketioxide::extract::SocketRef) {}
 
-/// The connect middleware is the second line of defence. Behind layers *without*
-/// `require_login_to_connect` (as if someone forgot it, or put it in the wrong place), an
-/// anonymous socket still gets `connect_error` with the server's own words.
+/// The connect middleware is the second line of defence. Behind layers
+/// *without* `require_login_to_connect` (as if someone forgot it, or put it in
+/// the wrong place), an anonymous socket still gets `connect_error` with the
+/// server's own words.
 #[tokio::test]
-async fn without_the_http_check_the_connect_middleware_still_says_unauthorized() {
+async fn without_the_http_check_the_connect_middleware_still_says_unauthorized()
+{
     use socketioxide::handler::ConnectHandler;
     let passport = Passport::new(MemoryUserStore::default());
     let sessions = SessionConfig::with_key(Key::generate());
     let address = testkit::spawn_server(|listener, address| {
-        let settings = SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
+        let settings =
+            SocketSettings::new(AllowedOrigins::for_port(address.port(), None));
         let (socket_layer, io) = socketioxide::SocketIo::builder()
             .with_state(settings.allowed_origins.clone())
             .build_layer();
         io.ns("/", admitted.with(authenticate_socket).with(check_origin));
         let routes = axum::Router::new().layer(socket_layer);
         let store = MemoryStore::default();
-        let router = around_sockets(routes, passport, &sessions, store, &settings);
+        let router =
+            around_sockets(routes, passport, &sessions, store, &settings);
         serve(listener, router, std::future::pending())
     })
     .await;
@@ -172,7 +194,8 @@ async fn without_the_http_check_the_connect_middleware_still_says_unauthorized()
 async fn a_socket_with_a_forged_cookie_is_refused_before_the_handshake() {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
-    // Change one character of the signed value: the signature no longer matches.
+    // Change one character of the signed value: the signature no longer
+    // matches.
     let mut forged = cookie.clone().into_bytes();
     let last = forged.len() - 1;
     forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
@@ -180,7 +203,8 @@ async fn a_socket_with_a_forged_cookie_is_refused_before_the_handshake() {
     let socket = app.socket(Some(&forged), None, json!({})).await;
     assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_POLLING);
     assert_eq!(app.handshake_refusal(Some(&forged), None).await.0, 401);
-    // A cookie for a session id that was never issued, unsigned, fares no better.
+    // A cookie for a session id that was never issued, unsigned, fares no
+    // better.
     let made_up = "id=AAAAAAAAAAAAAAAAAAAAAA";
     let socket = app.socket(Some(made_up), None, json!({})).await;
     assert_eq!(socket.expect_connect_error().await, REFUSED_OVER_POLLING);
@@ -201,7 +225,8 @@ async fn a_socket_with_an_expired_session_is_refused_before_the_handshake() {
     assert_eq!(app.handshake_refusal(Some(&cookie), None).await.0, 401);
 }
 
-/// Connects as alice with the given transports and checks that handlers see alice.
+/// Connects as alice with the given transports and checks that handlers see
+/// alice.
 async fn alice_connects_with(transports: Value) -> (String, Option<String>) {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
@@ -234,7 +259,8 @@ async fn a_logged_in_user_connects_over_websocket_only() {
 
 #[tokio::test]
 async fn a_logged_in_user_connects_over_polling_then_upgrades() {
-    let (transport, upgrade) = alice_connects_with(json!(["polling", "websocket"])).await;
+    let (transport, upgrade) =
+        alice_connects_with(json!(["polling", "websocket"])).await;
     assert_eq!(transport, "polling");
     assert_eq!(upgrade.as_deref(), Some("websocket"));
 }
@@ -365,9 +391,10 @@ async fn a_live_socket_notices_when_its_session_expires() {
         session_recheck: Duration::from_millis(200),
     })
     .await;
-    // The session's clock starts at the login, so the handshake must follow it quickly. The
-    // Node.js bridge starts in the background and can take seconds on a busy machine: let
-    // it answer once (a refused socket) before logging in.
+    // The session's clock starts at the login, so the handshake must follow it
+    // quickly. The Node.js bridge starts in the background and can take seconds
+    // on a busy machine: let it answer once (a refused socket) before logging
+    // in.
     app.socket(None, None, json!({}))
         .await
         .expect_connect_error()
@@ -381,17 +408,27 @@ async fn a_live_socket_notices_when_its_session_expires() {
     assert_eq!(disconnect.raw["reason"], "io server disconnect");
 }
 
-// A multi-threaded runtime, like the real server's: the race this test is about needs the
-// connect handler and the incoming event to be able to run in parallel.
+// A multi-threaded runtime, like the real server's: the race this test is about
+// needs the connect handler and the incoming event to be able to run in
+// parallel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_event_emitted_on_connect_is_lost() {
     let app = spawn_app().await;
     let cookie = app.login("alice").await;
     for transports in [json!(["websocket"]), json!(["polling", "websocket"])] {
-        let opts = json!({ "extraHeaders": { "cookie": cookie }, "transports": transports });
+        let opts = json!({
+            "extraHeaders": { "cookie": cookie },
+            "transports": transports
+        });
         let (acked, failures) = app
             .js
-            .connect_and_emit_many(&app.url("/"), opts, 200, "whoami", json!([]))
+            .connect_and_emit_many(
+                &app.url("/"),
+                opts,
+                200,
+                "whoami",
+                json!([]),
+            )
             .await;
         assert_eq!(acked, 200, "{transports}: failures: {failures}");
     }
@@ -425,8 +462,8 @@ async fn cors_names_allowed_origins_with_credentials_and_no_one_else() {
 #[tokio::test]
 async fn the_page_walks_through_refusal_login_and_logout_in_a_real_browser() {
     let app = spawn_app().await;
-    // `localhost`, not 127.0.0.1: the browser then sends `Origin: http://localhost:PORT`,
-    // one of the server's own origins.
+    // `localhost`, not 127.0.0.1: the browser then sends `Origin:
+    // http://localhost:PORT`, one of the server's own origins.
     let url = format!("http://localhost:{}/", app.address.port());
     let shots = std::env::temp_dir();
     let port = app.address.port();

@@ -5,7 +5,9 @@
 //! - every `{{#include path:anchor}}` / `{{#rustdoc_include ...}}` points at an existing file,
 //!   and a named anchor exists in it and holds at least one non-blank line;
 //! - every image a chapter shows (`![...](img/...)` or `<img src="...">`) exists, and every
-//!   diagram in `book/src/img/` is shown by some chapter (none left behind after an edit).
+//!   diagram in `book/src/img/` is shown by some chapter (none left behind after an edit);
+//! - in the chapters of `CHAPTERS_WITH_THE_LISTING_RULE`, no listing is longer than 40 lines
+//!   or wider than the book's 80-column code block (issue 12).
 
 use std::path::{Path, PathBuf};
 
@@ -94,6 +96,108 @@ fn check_include(chapter_dir: &Path, argument: &str) -> Option<String> {
         }
         Some(_) => None,
     }
+}
+
+/// The chapters whose listings fit the book's code column: at most
+/// `MAX_LISTING_LINES` lines, none wider than `MAX_LISTING_WIDTH` characters.
+const CHAPTERS_WITH_THE_LISTING_RULE: [&str; 4] = [
+    "step01-http-vs-socket.md",
+    "step02-sessions.md",
+    "step03-passport-like-auth.md",
+    "step04-socket-middleware.md",
+];
+
+/// The longest listing a reader takes in at once; longer ones are split, with
+/// prose between the pieces, or folded into `<details>`.
+const MAX_LISTING_LINES: usize = 40;
+
+/// The width of the book's code column: a wider line scrolls sideways.
+const MAX_LISTING_WIDTH: usize = 80;
+
+/// The lines mdBook shows for a selector of `source`, as mdBook 0.5 takes them:
+/// `None` is the whole file (anchor comments included, as mdBook leaves them);
+/// `10` is line 10 only, `10:20` lines 10 to 20, `:20` up to line 20, `10:`
+/// from line 10; any other selector is an anchor, shown without the lines that
+/// open or close an anchor. `None` if the anchor does not exist.
+fn listed_lines(source: &str, selector: Option<&str>) -> Option<Vec<String>> {
+    let Some(selector) = selector else {
+        return Some(source.lines().map(str::to_owned).collect());
+    };
+    let mut bounds = selector.splitn(2, ':');
+    let first = bounds.next().unwrap_or_default();
+    let start = match first.parse::<usize>() {
+        Ok(line) => line.saturating_sub(1),
+        Err(_) if first.is_empty() => 0,
+        Err(_) => return anchor_body(source, selector),
+    };
+    let end = match bounds.next() {
+        None if !first.is_empty() => start + 1,
+        None => usize::MAX,
+        Some(last) => last.parse::<usize>().unwrap_or(usize::MAX),
+    };
+    let lines = source.lines().skip(start).take(end.saturating_sub(start));
+    Some(lines.map(str::to_owned).collect())
+}
+
+/// What breaks the listing rule in one directive argument, relative to the
+/// chapter's folder: too many lines, and each line too wide (counted in
+/// characters, as the reader sees them, not in bytes).
+fn listing_problems(chapter_dir: &Path, argument: &str) -> Vec<String> {
+    let (path, selector) = match argument.split_once(':') {
+        Some((path, selector)) => (path, Some(selector)),
+        None => (argument, None),
+    };
+    let Ok(source) = std::fs::read_to_string(chapter_dir.join(path)) else {
+        return Vec::new(); // `every_include_resolves_...` reports it
+    };
+    let Some(lines) = listed_lines(&source, selector) else {
+        return Vec::new(); // likewise
+    };
+    let mut problems = Vec::new();
+    if lines.len() > MAX_LISTING_LINES {
+        problems.push(format!(
+            "{} lines, more than {MAX_LISTING_LINES}: split it, with prose \
+             between the pieces, or fold plumbing into <details>",
+            lines.len()
+        ));
+    }
+    for (number, line) in lines.iter().enumerate() {
+        let width = line.chars().count();
+        if width > MAX_LISTING_WIDTH {
+            problems.push(format!(
+                "listed line {} is {width} characters wide, more than \
+                 {MAX_LISTING_WIDTH}: {line}",
+                number + 1
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn no_listing_of_the_first_chapters_is_over_40_lines_or_80_columns() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for name in CHAPTERS_WITH_THE_LISTING_RULE {
+        let chapter = book_src().join(name);
+        let text = std::fs::read_to_string(&chapter).expect("read chapter");
+        let dir = chapter.parent().expect("chapter folder");
+        for argument in include_directives(&text) {
+            checked += 1;
+            for problem in listing_problems(dir, &argument) {
+                problems.push(format!("{name}: {{{{#include {argument}}}}}: {problem}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "listings that do not fit the book's code column:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        checked > 20,
+        "only {checked} listings in the chapters of the rule"
+    );
 }
 
 #[test]
@@ -272,4 +376,56 @@ fn the_checker_catches_what_it_should() {
     assert!(problems.contains("not loaded from elsewhere"), "{problems}");
     assert!(!problems.contains("/used.svg is shown"), "{problems}");
     std::fs::remove_dir_all(&book).ok();
+}
+
+#[test]
+fn the_listing_rule_catches_a_41_line_listing_and_an_81_character_line() {
+    let dir = std::env::temp_dir().join(format!("book-listings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let forty = "x\n".repeat(40);
+    let forty_one = "x\n".repeat(41);
+    let eighty = "é".repeat(80); // 80 characters, 160 bytes: fits
+    let eighty_one = "x".repeat(81);
+    std::fs::write(
+        dir.join("code.rs"),
+        format!(
+            "// ANCHOR: forty\n{forty}// ANCHOR_END: forty\n\
+             // ANCHOR: forty_one\n{forty_one}// ANCHOR_END: forty_one\n\
+             // ANCHOR: outer\n{eighty}\n// ANCHOR: inner\n{forty}\
+             // ANCHOR_END: inner\n// ANCHOR_END: outer\n\
+             // ANCHOR: wide\n{eighty_one}\n// ANCHOR_END: wide\n"
+        ),
+    )
+    .expect("write scratch file");
+    std::fs::write(dir.join("whole.js"), &forty_one).expect("write");
+
+    // The nested anchor's marker lines are not shown, so not counted: 41 shown
+    // lines in `outer`.
+    assert!(listing_problems(&dir, "code.rs:forty").is_empty());
+    let long = listing_problems(&dir, "code.rs:forty_one").join("\n");
+    assert!(long.contains("41 lines, more than 40"), "{long}");
+    let outer = listing_problems(&dir, "code.rs:outer").join("\n");
+    assert!(outer.contains("41 lines"), "{outer}");
+    assert!(
+        !outer.contains("wide"),
+        "counts characters, not bytes: {outer}"
+    );
+    let wide = listing_problems(&dir, "code.rs:wide").join("\n");
+    assert!(
+        wide.contains("listed line 1 is 81 characters wide"),
+        "{wide}"
+    );
+    // Whole files and line ranges, as mdBook reads them.
+    let whole = listing_problems(&dir, "whole.js").join("\n");
+    assert!(whole.contains("41 lines"), "{whole}");
+    assert!(listing_problems(&dir, "whole.js:2:41").is_empty());
+    assert!(!listing_problems(&dir, "whole.js:1:41").is_empty());
+    assert!(listing_problems(&dir, "whole.js::40").is_empty());
+    assert!(!listing_problems(&dir, "whole.js:1:").is_empty());
+    assert!(listing_problems(&dir, "whole.js:2:").is_empty());
+    assert_eq!(
+        listed_lines("a\nb\nc\n", Some("2")),
+        Some(vec!["b".to_owned()])
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

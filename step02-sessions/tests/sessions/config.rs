@@ -1,15 +1,19 @@
-//! Reading the configuration: `SessionConfig::from_settings` is `from_env` without the
-//! environment (changing a process's environment from a test is `unsafe` in Rust 2024).
+//! Reading the configuration: `SessionConfig::from_settings` is `from_env`
+//! without the environment (changing a process's environment from a test is
+//! `unsafe` in Rust 2024).
 
 use step02_sessions::{SessionConfig, SessionConfigError, key_from_secret};
 use tower_sessions::cookie::{Cookie, CookieJar, Key, SameSite};
 
 /// 64 hex digits: 32 bytes, the shortest hex secret accepted.
-const GOOD_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const GOOD_SECRET: &str =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// What `openssl rand -hex 64` prints: 128 hex digits.
-const HEX_SECRET: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\
-                          60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+const HEX_SECRET: &str = "9f86d081884c7d659a2feaa0c55ad015\
+                          a3bf4f1b2b0b822cd15d6c15b0f00a08\
+                          60303ae22b998861bce3b28f33eec1be\
+                          758a213c86c93c076dbe9f558c11c752";
 
 /// What `openssl rand -base64 32` prints: 44 characters, not hex.
 const BASE64_SECRET: &str = "q3VbJ0mE8xN5rT2yL9wA6cK1dF4gH7jP0sU3vX6zB9c=";
@@ -22,7 +26,8 @@ fn signed_cookie(key: &Key) -> String {
 }
 
 fn key(secret: &str) -> Key {
-    key_from_secret(secret).unwrap_or_else(|error| panic!("{secret:?} refused: {error}"))
+    key_from_secret(secret)
+        .unwrap_or_else(|error| panic!("{secret:?} refused: {error}"))
 }
 
 #[test]
@@ -46,9 +51,14 @@ fn hex_and_text_secrets_are_refused_when_short() {
     for short in [&GOOD_SECRET[..62], &BASE64_SECRET[..42]] {
         match key_from_secret(short) {
             Err(error @ SessionConfigError::SecretTooShort { .. }) => {
-                assert!(error.to_string().contains("SESSION_SECRET"), "{error}");
+                assert!(
+                    error.to_string().contains("SESSION_SECRET"),
+                    "{error}"
+                );
             }
-            other => panic!("{short:?}: expected SecretTooShort, got {other:?}"),
+            other => {
+                panic!("{short:?}: expected SecretTooShort, got {other:?}")
+            }
         }
     }
 }
@@ -88,8 +98,8 @@ fn a_hex_secret_is_decoded_before_the_key_is_derived() {
 
 #[test]
 fn every_byte_of_the_secret_counts() {
-    // Before, only the first 64 bytes were used, and of those only 32 signed: two secrets
-    // that differed after that signed the same cookies.
+    // Before, only the first 64 bytes were used, and of those only 32 signed:
+    // two secrets that differed after that signed the same cookies.
     let hex_a = format!("{HEX_SECRET}00");
     let hex_b = format!("{HEX_SECRET}01");
     let text_a = format!("{BASE64_SECRET}{BASE64_SECRET}one");
@@ -103,23 +113,28 @@ fn every_byte_of_the_secret_counts() {
 
 #[test]
 fn a_valid_secret_gives_the_same_key_every_time() {
-    let first = SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
-    let second = SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
+    let first =
+        SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
+    let second =
+        SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
 
     assert_eq!(first.key, second.key);
 }
 
 #[test]
 fn an_unset_secret_gives_a_new_random_key_each_time() {
-    let first = SessionConfig::from_settings(None, None).expect("runs without a secret");
-    let second = SessionConfig::from_settings(Some(""), None).expect("empty counts as unset");
+    let first = SessionConfig::from_settings(None, None)
+        .expect("runs without a secret");
+    let second = SessionConfig::from_settings(Some(""), None)
+        .expect("empty counts as unset");
 
     assert_ne!(first.key, second.key);
 }
 
 #[test]
 fn the_defaults_are_thirty_days_lax_http_only_and_not_secure() {
-    let config = SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
+    let config =
+        SessionConfig::from_settings(Some(GOOD_SECRET), None).expect("valid");
 
     assert_eq!(config.max_age, time::Duration::days(30));
     assert_eq!(config.same_site, SameSite::Lax);
@@ -130,7 +145,8 @@ fn the_defaults_are_thirty_days_lax_http_only_and_not_secure() {
 
 #[test]
 fn cookie_secure_accepts_true_and_false_and_rejects_typos() {
-    let secure = |value| SessionConfig::from_settings(Some(GOOD_SECRET), Some(value));
+    let secure =
+        |value| SessionConfig::from_settings(Some(GOOD_SECRET), Some(value));
 
     assert!(secure("true").expect("true").secure);
     assert!(secure("1").expect("1").secure);

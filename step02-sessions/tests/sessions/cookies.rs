@@ -50,7 +50,8 @@ async fn writing_the_session_sets_a_signed_http_only_lax_cookie() {
     assert_eq!(set_cookie.len(), 1, "{set_cookie:?}");
     let cookie = &set_cookie[0];
     assert!(cookie.starts_with("id="), "{cookie}");
-    // A signed value is the signature (44 base64 characters) followed by the 22-character id.
+    // A signed value is the signature (44 base64 characters) followed by the
+    // 22-character id.
     let value = cookie["id=".len()..].split(';').next().unwrap_or_default();
     assert_eq!(value.len(), 44 + 22, "{cookie}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -59,8 +60,9 @@ async fn writing_the_session_sets_a_signed_http_only_lax_cookie() {
             "{attribute} missing in {cookie}"
         );
     }
-    // 30 days. An expiry set as a fixed instant (the chapter's exercise 2) is a little closer
-    // by the time the cookie is written, and rounds down to a second or so less.
+    // 30 days. An expiry set as a fixed instant (the chapter's exercise 2) is a
+    // little closer by the time the cookie is written, and rounds down to a
+    // second or so less.
     let max_age = cookie
         .split(';')
         .filter_map(|attribute| attribute.trim().strip_prefix("Max-Age="))
@@ -77,7 +79,8 @@ async fn writing_the_session_sets_a_signed_http_only_lax_cookie() {
 
 #[tokio::test]
 async fn a_secure_config_marks_the_cookie_secure() {
-    let app = spawn_app(&test_config().secure(true), MemoryStore::default()).await;
+    let app =
+        spawn_app(&test_config().secure(true), MemoryStore::default()).await;
 
     let response = app
         .raw
@@ -139,7 +142,8 @@ async fn clearing_the_session_deletes_it_and_removes_the_cookie() {
     let removal = set_cookies(&response).join("\n");
     assert!(removal.starts_with("id=;"), "an emptied cookie: {removal}");
     assert!(removal.contains("Max-Age=0"), "that expires now: {removal}");
-    // Even a client that ignores the removal and replays the old cookie has no session now.
+    // Even a client that ignores the removal and replays the old cookie has no
+    // session now.
     let replayed = app.session_with_cookie(&cookie).await;
     assert_eq!(replayed.visits, 0);
     assert_eq!(replayed.session_id, None);
@@ -150,7 +154,8 @@ async fn a_tampered_cookie_is_treated_as_no_session() {
     let app = spawn_memory_app().await;
     let cookie = app.new_session_cookie().await;
     let genuine = app.session_with_cookie(&cookie).await;
-    // Change the last character of the session id: the signature no longer matches.
+    // Change the last character of the session id: the signature no longer
+    // matches.
     let last = cookie.chars().last().expect("a non-empty cookie");
     let replacement = if last == 'A' { 'B' } else { 'A' };
     let tampered = format!("{}{replacement}", &cookie[..cookie.len() - 1]);
@@ -160,7 +165,8 @@ async fn a_tampered_cookie_is_treated_as_no_session() {
         assert_eq!(session.visits, 0, "{forged}");
         assert_eq!(session.session_id, None, "{forged}");
     }
-    // Writing with a forged cookie starts a fresh session; it cannot pick the id.
+    // Writing with a forged cookie starts a fresh session; it cannot pick the
+    // id.
     let response = app
         .raw
         .post(app.url("/api/visit"))
@@ -179,10 +185,12 @@ async fn a_tampered_cookie_is_treated_as_no_session() {
 
 #[tokio::test]
 async fn a_cookie_signed_with_another_key_is_ignored() {
-    // Two servers sharing one store but not one key: the mistake of two different secrets.
+    // Two servers sharing one store but not one key: the mistake of two
+    // different secrets.
     let store = MemoryStore::default();
     let issuer = spawn_app(&test_config(), store.clone()).await;
-    let other = spawn_app(&SessionConfig::with_key(Key::generate()), store).await;
+    let other =
+        spawn_app(&SessionConfig::with_key(Key::generate()), store).await;
     let cookie = issuer.new_session_cookie().await;
 
     let session = other.session_with_cookie(&cookie).await;

@@ -9,8 +9,9 @@ use tokio::task::JoinHandle;
 use tower_sessions::SessionStore;
 use tower_sessions::cookie::Key;
 
-/// A running server and two clients: `browser` keeps cookies like a browser does, `raw` keeps
-/// none, so that a test can read `Set-Cookie` and choose what `Cookie` to send.
+/// A running server and two clients: `browser` keeps cookies like a browser
+/// does, `raw` keeps none, so that a test can read `Set-Cookie` and choose what
+/// `Cookie` to send.
 pub struct TestApp {
     pub address: String,
     pub browser: reqwest::Client,
@@ -19,7 +20,8 @@ pub struct TestApp {
     server: JoinHandle<std::io::Result<()>>,
 }
 
-/// The same 64-byte key every time, like a `SESSION_SECRET` that stays put across restarts.
+/// The same 64-byte key every time, like a `SESSION_SECRET` that stays put
+/// across restarts.
 pub fn fixed_key() -> Key {
     Key::try_from(&[42u8; 64][..]).expect("64 bytes is a valid key")
 }
@@ -29,7 +31,8 @@ pub fn test_config() -> SessionConfig {
     SessionConfig::with_key(fixed_key())
 }
 
-/// Starts the real app on `127.0.0.1:0`, with the given configuration and store.
+/// Starts the real app on `127.0.0.1:0`, with the given configuration and
+/// store.
 pub async fn spawn_app<S>(config: &SessionConfig, store: S) -> TestApp
 where
     S: SessionStore + Clone,
@@ -37,7 +40,8 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
-    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let address =
+        format!("http://{}", listener.local_addr().expect("local address"));
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(step01_http_vs_socket::serve(
         listener,
@@ -91,7 +95,8 @@ impl TestApp {
             .expect("a SessionView")
     }
 
-    /// `POST /api/visit` with no cookie, returning the new session cookie as `name=value`.
+    /// `POST /api/visit` with no cookie, returning the new session cookie as
+    /// `name=value`.
     pub async fn new_session_cookie(&self) -> String {
         let response = self
             .raw
@@ -124,7 +129,9 @@ impl TestApp {
         }
         drop(self.browser);
         drop(self.raw);
-        let stopped = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
+        let stopped =
+            tokio::time::timeout(Duration::from_secs(10), &mut self.server)
+                .await;
         match stopped {
             Ok(result) => result.expect("server task").expect("server ran"),
             Err(_) => self.server.abort(),

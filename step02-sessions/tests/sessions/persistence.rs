@@ -18,8 +18,9 @@ async fn a_session_expires_after_max_age_without_writes() {
     let cookie = app.new_session_cookie().await;
     assert_eq!(app.session_with_cookie(&cookie).await.visits, 1);
 
-    // A browser would have dropped the cookie (Max-Age=1) by now; this client replays it
-    // anyway, to show that the server does not rely on the browser's honesty.
+    // A browser would have dropped the cookie (Max-Age=1) by now; this client
+    // replays it anyway, to show that the server does not rely on the browser's
+    // honesty.
     tokio::time::sleep(StdDuration::from_millis(2000)).await;
     let session = app.session_with_cookie(&cookie).await;
 
@@ -41,7 +42,8 @@ async fn each_write_restarts_the_inactivity_clock() {
     tokio::time::sleep(StdDuration::from_millis(2500)).await;
     let session = app.session().await;
 
-    // 5 s since the first write, more than max_age, but only 2.5 s since the last one.
+    // 5 s since the first write, more than max_age, but only 2.5 s since the
+    // last one.
     assert_eq!(session.visits, 2);
 }
 
@@ -75,7 +77,8 @@ async fn a_sqlite_session_survives_a_server_restart() {
 
 #[tokio::test]
 async fn a_restart_with_a_new_key_logs_everyone_out() {
-    // What happens when SESSION_SECRET is unset and a key is generated at each start.
+    // What happens when SESSION_SECRET is unset and a key is generated at each
+    // start.
     let dir = tempfile::tempdir().expect("temporary directory");
     let database_url = format!("sqlite://{}/sessions.db", dir.path().display());
 

@@ -1,4 +1,5 @@
-//! How activity keeps a session alive: a read alone does not; `touch` does, rationed.
+//! How activity keeps a session alive: a read alone does not; `touch` does,
+//! rationed.
 
 use std::time::Duration as StdDuration;
 
@@ -15,7 +16,8 @@ use crate::helpers::{cookie_pair, set_cookies, spawn_app, test_config};
 
 #[tokio::test]
 async fn reading_a_session_does_not_keep_it_alive() {
-    // The demo's `GET /api/session` only reads: the deadline stays where the write put it.
+    // The demo's `GET /api/session` only reads: the deadline stays where the
+    // write put it.
     let app = spawn_app(
         &test_config().max_age(Duration::seconds(3)),
         MemoryStore::default(),
@@ -31,8 +33,8 @@ async fn reading_a_session_does_not_keep_it_alive() {
     assert_eq!(app.session_with_cookie(&cookie).await.visits, 0);
 }
 
-/// A server with a login that starts renewal and an endpoint that `touch`es, with the given
-/// `max_age`. Answers `{"alive": bool, "renewed": bool}`.
+/// A server with a login that starts renewal and an endpoint that `touch`es,
+/// with the given `max_age`. Answers `{"alive": bool, "renewed": bool}`.
 async fn spawn_touching_app(max_age: Duration) -> (String, reqwest::Client) {
     async fn login(session: Session) -> Result<(), String> {
         renew(&session).await.map_err(|e| e.to_string())
@@ -74,7 +76,11 @@ async fn start(client: &reqwest::Client, address: &str, path: &str) -> String {
 }
 
 /// `GET /activity` with `cookie`: its JSON, and its `Set-Cookie` headers.
-async fn activity(client: &reqwest::Client, address: &str, cookie: &str) -> (Value, Vec<String>) {
+async fn activity(
+    client: &reqwest::Client,
+    address: &str,
+    cookie: &str,
+) -> (Value, Vec<String>) {
     let response = client
         .get(format!("{address}/activity"))
         .header(COOKIE, cookie)
@@ -89,7 +95,8 @@ async fn activity(client: &reqwest::Client, address: &str, cookie: &str) -> (Val
 async fn touch_keeps_an_active_session_alive_past_max_age() {
     let (address, client) = spawn_touching_app(Duration::seconds(3)).await;
     let cookie = start(&client, &address, "/login").await;
-    // Active every second for five seconds: longer than max_age since the login.
+    // Active every second for five seconds: longer than max_age since the
+    // login.
     for _ in 0..5 {
         tokio::time::sleep(StdDuration::from_millis(1000)).await;
         let (answer, _) = activity(&client, &address, &cookie).await;
