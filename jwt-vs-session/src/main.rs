@@ -1,25 +1,26 @@
 //! `cargo run -p jwt-vs-session`: step 4's server, where a socket is admitted
 //! by a signed token from `POST /token` instead of by the session cookie.
 
+use std::process::ExitCode;
+
 use jwt_vs_session::{TokenConfig, token_app};
 use step01_http_vs_socket::{
-    init_tracing, listen_addr_from_env, serve, shutdown_signal,
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
+    shutdown_signal,
 };
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::DEMO_PASSWORD;
 use step04_socket_middleware::{SocketSettings, demo_stores};
 
+// ANCHOR: main
 #[tokio::main]
-async fn main() {
-    dotenvy::dotenv().ok(); // a missing .env file is fine
-    init_tracing();
-    if let Err(error) = run().await {
-        eprintln!("error: {error}");
-        std::process::exit(1);
-    }
+async fn main() -> ExitCode {
+    exit_code("jwt-vs-session", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    load_dotenv()?; // TOKEN_SECRET and friends may live in a .env file
+    init_tracing();
     // TOKEN_SECRET, or a random secret for this run (with a warning).
     let tokens = TokenConfig::from_env()?;
     let sessions = SessionConfig::from_env()?;
@@ -34,6 +35,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("jwt-vs-session is running: open http://localhost:{port}/");
     println!("sockets need a token from POST /token");
     println!("demo users: alice and bob, password {DEMO_PASSWORD:?}");
+    println!("(Ctrl-C to stop)");
     serve(listener, router, shutdown_signal()).await?;
     Ok(())
 }
+// ANCHOR_END: main

@@ -29,6 +29,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use step02_sessions::BackgroundTasks;
 use step04_socket_middleware::{authenticate_socket, check_origin};
 use step05_chat::{
     BuildError, ChatConfig, admit_socket, db, on_connect, passport_and_chat,
@@ -164,6 +165,8 @@ pub struct Node {
     pub router: Router,
     /// The `io` object, over the Redis adapter.
     pub io: SocketIo<ClusterAdapter>,
+    /// The chat's background jobs (step 5), stopped once the node has stopped serving.
+    pub tasks: BackgroundTasks,
 }
 
 // ANCHOR: build
@@ -194,12 +197,14 @@ pub async fn build_server(config: ChatConfig, redis: RedisParts) -> Result<Node,
     let (passport, chat) = passport_and_chat(&config, pool);
     let chat = chat.broadcast_through_adapter();
     chat.spawn_housekeeping();
+    let chat_tasks = chat.tasks().clone();
 
     let (socket_layer, io) = socket_io_builder(&config, chat, &session_store)
         .with_adapter::<ClusterAdapter>(redis.adapter)
         .build_layer();
     let router = router(passport, &config, session_store, socket_layer, io.clone());
-    Ok(Node { router, io })
+    let tasks = chat_tasks;
+    Ok(Node { router, io, tasks })
 }
 // ANCHOR_END: build
 

@@ -1,22 +1,23 @@
 //! `cargo run -p scaling-with-redis`: one node of a chat cluster. Needs `REDIS_URL`; every
 //! node shares it, `DATABASE_URL` and `SESSION_SECRET`.
 
+use std::process::ExitCode;
+
 use scaling_with_redis::close_sockets;
-use step01_http_vs_socket::{init_tracing, serve, shutdown_signal};
-use step05_chat::config::{ChatConfig, listen_addr_from_env};
+use step01_http_vs_socket::{
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve, shutdown_signal,
+};
+use step05_chat::config::ChatConfig;
 
 // ANCHOR: main
 #[tokio::main]
-async fn main() {
-    dotenvy::dotenv().ok(); // a missing .env file is fine
-    init_tracing();
-    if let Err(error) = run().await {
-        eprintln!("error: {error}");
-        std::process::exit(1);
-    }
+async fn main() -> ExitCode {
+    exit_code("scaling-with-redis", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    load_dotenv()?; // SESSION_SECRET, REDIS_URL and friends may live in a .env file
+    init_tracing();
     let redis_url = std::env::var("REDIS_URL")
         .ok()
         .filter(|url| !url.is_empty())
@@ -35,6 +36,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         close_sockets(io).await;
     };
     serve(listener, node.router, shutdown).await?;
+    node.tasks.stop().await;
     Ok(())
 }
 // ANCHOR_END: main

@@ -19,7 +19,11 @@ async fn spawn_node(redis_url: &str, options: Options) -> TestApp {
         let node = scaling_with_redis::build(config, redis_url)
             .await
             .expect("build the node");
-        let close = scaling_with_redis::close_sockets(node.io.clone());
+        let (io, tasks) = (node.io.clone(), node.tasks.clone());
+        let close = async move {
+            scaling_with_redis::close_sockets(io).await;
+            tasks.stop().await;
+        };
         (node.router, close)
     };
     support::spawn_server(build, options).await

@@ -13,7 +13,7 @@
 //! (modules `server` and `security_headers`), and, for a classroom without
 //! Internet, the Socket.IO client served locally (module `socket_io_client`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -217,7 +217,9 @@ pub async fn shutdown_signal() {
 }
 // ANCHOR_END: shutdown_signal
 
-/// Reads `PORT` (default 3000) and the address to bind on loopback.
+// ANCHOR: listen_addr
+/// The address to listen on, from `HOST` (default `127.0.0.1`: this machine
+/// only; `0.0.0.0` serves a classroom's network) and `PORT` (default 3000).
 pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
     let port = match std::env::var("PORT") {
         Ok(value) => value.parse::<u16>().map_err(|_| {
@@ -225,8 +227,45 @@ pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
         })?,
         Err(_) => 3000,
     };
-    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    let host = match std::env::var("HOST") {
+        Ok(value) => value.parse::<IpAddr>().map_err(|_| {
+            format!(
+                "HOST must be an IP address such as 127.0.0.1 or 0.0.0.0, \
+                 got {value:?}"
+            )
+        })?,
+        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    Ok(SocketAddr::new(host, port))
 }
+// ANCHOR_END: listen_addr
+
+// ANCHOR: main_helpers
+/// Reads a `.env` file into the environment, if there is one. No file is
+/// fine; a file that cannot be read or parsed is an error, not a silent
+/// default (a `SESSION_SECRET` in a broken file would be ignored).
+pub fn load_dotenv() -> Result<(), String> {
+    match dotenvy::dotenv() {
+        Err(error) if !error.not_found() => Err(format!(".env: {error}")),
+        _ => Ok(()),
+    }
+}
+
+/// What every `main` returns: success, or the error on stderr, after the
+/// program's `name`, and a failure exit code.
+pub fn exit_code(
+    name: &str,
+    outcome: Result<(), Box<dyn std::error::Error>>,
+) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name} stopped: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+// ANCHOR_END: main_helpers
 
 /// Installs a `tracing` subscriber that reads `RUST_LOG` (default: `info`).
 pub fn init_tracing() {

@@ -89,11 +89,15 @@ pub struct ServerStats {
 
 /// One task for the whole server, not one per socket: everybody gets the same
 /// number at the same moment, and the count is taken once per period, not once
-/// per socket.
+/// per socket. It ends with the server: once `io.close()` has run, the
+/// namespace is gone.
 async fn push_server_stats(io: SocketIo) {
     let mut interval = tokio::time::interval(STATS_INTERVAL);
     loop {
         interval.tick().await;
+        if io.of("/").is_none() {
+            return; // the server has closed
+        }
         let stats = ServerStats {
             sockets: io.sockets().len(),
         };

@@ -37,6 +37,9 @@ use tower_sessions::{
 pub use tower_sessions::MemoryStore;
 pub use tower_sessions_sqlx_store::SqliteStore;
 
+pub mod tasks;
+pub use tasks::BackgroundTasks;
+
 #[cfg(feature = "solutions")]
 pub mod solutions;
 
@@ -343,21 +346,21 @@ pub async fn open_sqlite_store(
 pub const CLEANUP_PERIOD: std::time::Duration =
     std::time::Duration::from_secs(60);
 
-/// Deletes expired sessions every [`CLEANUP_PERIOD`], in the background.
+/// Deletes expired sessions every [`CLEANUP_PERIOD`], one of `tasks`.
 ///
 /// An expired session is never *used* (a lookup checks the expiry date), but
 /// its row stays in the table until something deletes it.
-pub fn spawn_expired_session_cleanup<S>(store: S) -> tokio::task::JoinHandle<()>
+pub fn spawn_expired_session_cleanup<S>(tasks: &BackgroundTasks, store: S)
 where
     S: ExpiredDeletion + Clone + 'static,
 {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         if let Err(error) =
             store.continuously_delete_expired(CLEANUP_PERIOD).await
         {
             tracing::error!(%error, "expired-session cleanup stopped");
         }
-    })
+    });
 }
 // ANCHOR_END: expired_cleanup
 
@@ -409,15 +412,16 @@ impl fmt::Display for SessionBackend {
 }
 
 /// Opens the chosen store and builds [`app`] on it. For SQLite this also starts
-/// the background cleanup of expired sessions.
+/// the cleanup of expired sessions, one of `tasks`.
 pub async fn app_with_backend(
     config: &SessionConfig,
     backend: &SessionBackend,
+    tasks: &BackgroundTasks,
 ) -> Result<Router, sqlx::Error> {
     Ok(match backend {
         SessionBackend::Sqlite { database_url } => {
             let store = open_sqlite_store(database_url).await?;
-            spawn_expired_session_cleanup(store.clone());
+            spawn_expired_session_cleanup(tasks, store.clone());
             app(config, store)
         }
         SessionBackend::Memory => app(config, MemoryStore::default()),

@@ -1,6 +1,11 @@
-// ANCHOR: main
+//! `cargo run -p step03-passport-like-auth`: login, logout and registration,
+//! the Passport way, with demo users in memory.
+
+use std::process::ExitCode;
+
 use step01_http_vs_socket::{
-    init_tracing, listen_addr_from_env, serve, shutdown_signal,
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
+    shutdown_signal,
 };
 use step02_sessions::{MemoryStore, SessionConfig};
 use step03_passport_like_auth::{
@@ -8,9 +13,14 @@ use step03_passport_like_auth::{
     seed_demo_users,
 };
 
+// ANCHOR: main
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    dotenvy::dotenv().ok(); // SESSION_SECRET and friends may live in .env
+async fn main() -> ExitCode {
+    exit_code("step03", run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
     init_tracing();
     let config = SessionConfig::from_env()?;
     // The users live in memory in this step, so the sessions must too. Sessions
@@ -26,14 +36,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener =
         tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
-    println!(
-        "step03 is running: open http://{}/login",
-        listener.local_addr()?
-    );
-    println!(
-        "demo users: {} (password {DEMO_PASSWORD:?}) (Ctrl-C to stop)",
-        DEMO_USERNAMES.join(", ")
-    );
+    let addr = listener.local_addr()?;
+    println!("step03 is running: open http://{addr}/login");
+    let users = DEMO_USERNAMES.join(", ");
+    println!("demo users: {users} (password {DEMO_PASSWORD:?})");
+    println!("(Ctrl-C to stop)");
     serve(listener, app(passport, session_layer), shutdown_signal()).await?;
     Ok(())
 }

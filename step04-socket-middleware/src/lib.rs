@@ -284,7 +284,7 @@ async fn on_connect(
     State(watch): State<SessionWatch>,
 ) {
     socket.emit("welcome", &user).ok();
-    watch_session(socket, watch.store, watch.every);
+    tokio::spawn(watch_session(socket, watch.store, watch.every));
 }
 // ANCHOR_END: on_connect
 

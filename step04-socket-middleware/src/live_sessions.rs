@@ -66,8 +66,9 @@ pub fn disconnect_on_logout<A: Adapter>(
 // ANCHOR: watch_session
 /// Re-reads the socket's session from the store every `every`, and disconnects
 /// the socket once the session is gone (expired, destroyed, or deleted behind
-/// our back).
-pub fn watch_session<A: Adapter>(
+/// our back). It runs until then, or until the socket closes: spawn it, on
+/// whatever owns the server's tasks.
+pub async fn watch_session<A: Adapter>(
     socket: SocketRef<A>,
     store: Arc<dyn SessionStore>,
     every: Duration,
@@ -77,31 +78,26 @@ pub fn watch_session<A: Adapter>(
     else {
         return; // not an authenticated socket: nothing to watch
     };
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.tick().await; // immediate: the handshake just checked the session
-        while socket.connected() {
-            ticks.tick().await;
-            match store.load(&session_id).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {
-                    tracing::info!(
-                        sid = %socket.id,
-                        "session ended: disconnecting its socket"
-                    );
-                    socket.emit("session ended", &()).ok();
-                    socket.disconnect().ok();
-                    break;
-                }
-                // A store hiccup is no proof that the session is gone: retry.
-                Err(error) => {
-                    tracing::warn!(
-                        %error,
-                        "could not re-check a socket's session"
-                    )
-                }
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await; // immediate: the handshake just checked the session
+    while socket.connected() {
+        ticks.tick().await;
+        match store.load(&session_id).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => {
+                tracing::info!(
+                    sid = %socket.id,
+                    "session ended: disconnecting its socket"
+                );
+                socket.emit("session ended", &()).ok();
+                socket.disconnect().ok();
+                break;
+            }
+            // A store hiccup is no proof that the session is gone: retry.
+            Err(error) => {
+                tracing::warn!(%error, "could not re-check a socket's session")
             }
         }
-    });
+    }
 }
 // ANCHOR_END: watch_session

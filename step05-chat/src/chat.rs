@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use socketioxide::{BroadcastError, SocketError, SocketIo};
+use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::User;
 use tokio::sync::Semaphore;
 
@@ -104,6 +105,8 @@ pub struct Chat {
     presence_due: Arc<Mutex<HashSet<String>>>,
     /// Users per page of a room's online list.
     presence_page: usize,
+    /// The jobs that run beside the handlers (the rooms' tasks, housekeeping).
+    tasks: BackgroundTasks,
     /// How fast each user may ask for pages of online lists.
     page_limiter: RateLimiter,
 }
@@ -111,12 +114,13 @@ pub struct Chat {
 impl Chat {
     /// A chat over `messages`, with `limiter` for `chat message`.
     pub fn new(messages: MessageStore, limiter: RateLimiter) -> Self {
+        let tasks = BackgroundTasks::default();
         Chat {
             messages,
             presence: Presence::default(),
             limiter,
             typing_limiter: RateLimiter::new(5, 2.0),
-            sequencers: Sequencers::default(),
+            sequencers: Sequencers::new(tasks.clone()),
             catch_ups: Arc::new(Semaphore::new(CONCURRENT_CATCH_UPS)),
             through_adapter: false,
             limits: ChatLimits::default(),
@@ -128,6 +132,7 @@ impl Chat {
             presence_due: Arc::default(),
             presence_page: crate::presence::PRESENCE_PAGE,
             page_limiter: RateLimiter::new(20, 10.0),
+            tasks,
         }
         .with_limits(ChatLimits::default())
     }
@@ -188,11 +193,17 @@ impl Chat {
         self
     }
 
+    /// The chat's background jobs: the rooms' tasks and the housekeeping. The server's
+    /// owner stops them once it has stopped serving (see `main`).
+    pub fn tasks(&self) -> &BackgroundTasks {
+        &self.tasks
+    }
+
     /// Drops the rate-limit buckets of users who have gone quiet, now and then, so the
     /// limiters' tables do not grow with every user who ever sent a message.
-    pub fn spawn_housekeeping(&self) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_housekeeping(&self) {
         let chat = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
                 every.tick().await;
@@ -204,7 +215,7 @@ impl Chat {
                 chat.refusals.forget_idle(now);
                 chat.page_limiter.forget_idle(now);
             }
-        })
+        });
     }
 
     /// The id up to which `room`'s messages have been broadcast (see `Sequencers::watermark`).

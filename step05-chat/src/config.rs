@@ -17,7 +17,7 @@
 //! | `SOCKET_MAX_MESSAGE_BYTES` | `16384` | the largest Socket.IO message a client may send (step 4) |
 //! | `SOCKET_CONNECT_TIMEOUT_SECS` | `10` | how long a new connection may take to `CONNECT` (step 4) |
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
@@ -57,12 +57,6 @@ pub struct ChatConfig {
 /// A setting that could not be understood. Startup stops with this message.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// `PORT` is not a port number.
-    #[error("PORT must be a number from 0 to 65535, got {0:?}")]
-    Port(String),
-    /// `HOST` is not an IP address.
-    #[error("HOST must be an IP address such as 127.0.0.1 or 0.0.0.0, got {0:?}")]
-    Host(String),
     /// `SOCKET_BUFFER` is not a positive number.
     #[error("SOCKET_BUFFER must be a number of packets from 1 up, got {0:?}")]
     SocketBuffer(String),
@@ -81,19 +75,6 @@ pub enum ConfigError {
     /// A Socket.IO size or time limit (step 4's checks).
     #[error(transparent)]
     SocketLimits(#[from] LimitsError),
-}
-
-/// The address to listen on, from `HOST` and `PORT`.
-pub fn listen_addr_from_env() -> Result<SocketAddr, ConfigError> {
-    let port = match std::env::var("PORT") {
-        Ok(port) => port.parse().map_err(|_| ConfigError::Port(port))?,
-        Err(_) => 3000,
-    };
-    let host = match std::env::var("HOST") {
-        Ok(host) => host.parse().map_err(|_| ConfigError::Host(host))?,
-        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
-    Ok(SocketAddr::new(host, port))
 }
 
 impl ChatConfig {

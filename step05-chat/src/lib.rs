@@ -44,6 +44,7 @@ use socketioxide::extract::{Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use sqlx::SqlitePool;
+use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::{Passport, User, auth_routes};
 use step04_socket_middleware::{
     SessionWatch, SocketSettings, authenticate_socket, check_origin, disconnect_on_logout,
@@ -57,14 +58,16 @@ pub use config::ChatConfig;
 use crate::messages::MessageStore;
 use crate::users::SqliteUserStore;
 
-/// The built server: the router to serve, and the Socket.IO handle, which `main` uses to
-/// close every socket on shutdown.
+/// The built server: the router to serve, the Socket.IO handle, which `main` uses to
+/// close every socket on shutdown, and the background jobs, which `main` stops last.
 #[derive(Debug)]
 pub struct ChatServer {
     /// Everything, HTTP and Socket.IO, as one axum router.
     pub router: Router,
     /// The `io` object, as in Node.js.
     pub io: SocketIo,
+    /// The session cleanup, the housekeeping and the rooms' tasks.
+    pub tasks: BackgroundTasks,
 }
 
 /// Why the server could not start.
@@ -96,14 +99,15 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
 pub async fn build_base(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let pool = db::open_database(&config.database_url).await?;
     let sessions = db::session_store(&pool);
-    step02_sessions::spawn_expired_session_cleanup(sessions.clone());
     let (passport, chat) = passport_and_chat(&config, pool);
+    let tasks = chat.tasks().clone();
+    step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
     chat.spawn_housekeeping();
 
     let builder = socket_io_builder(&config, chat, &sessions);
     let (socket_layer, io) = builder.build_layer();
     let router = router(passport, &config, sessions, socket_layer, io.clone());
-    Ok(ChatServer { router, io })
+    Ok(ChatServer { router, io, tasks })
 }
 // ANCHOR_END: build
 
@@ -183,7 +187,8 @@ pub async fn on_connect<A: Adapter>(
     auth: socketioxide::extract::TryData<chat::HandshakeAuth>,
     State(watch): State<SessionWatch>,
 ) {
-    watch_session(socket.clone(), watch.store, watch.every);
+    let watching = watch_session(socket.clone(), watch.store, watch.every);
+    chat.tasks().spawn(watching);
     chat::on_connect(io, socket, user, chat, auth).await;
 }
 

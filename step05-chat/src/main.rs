@@ -1,20 +1,21 @@
 //! `cargo run -p step05-chat`: the finished chat, ready for a class.
 
-use step01_http_vs_socket::{init_tracing, serve, shutdown_signal};
-use step05_chat::config::{ChatConfig, listen_addr_from_env};
+use std::process::ExitCode;
+
+use step01_http_vs_socket::{
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve, shutdown_signal,
+};
+use step05_chat::config::ChatConfig;
 
 // ANCHOR: main
 #[tokio::main]
-async fn main() {
-    dotenvy::dotenv().ok(); // a missing .env file is fine
-    init_tracing();
-    if let Err(error) = run().await {
-        eprintln!("error: {error}");
-        std::process::exit(1);
-    }
+async fn main() -> ExitCode {
+    exit_code("step05", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
+    init_tracing();
     let listener = tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
     let addr = listener.local_addr()?;
     let config = ChatConfig::from_env(addr)?;
@@ -40,6 +41,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         io.close().await;
     };
     serve(listener, server.router, shutdown).await?;
+    // Last, the jobs beside the handlers: the session cleanup, the rooms' tasks.
+    server.tasks.stop().await;
     Ok(())
 }
 // ANCHOR_END: main

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use step02_sessions::BackgroundTasks;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::{CATCH_UP_LIMIT, ChatError};
@@ -87,6 +88,8 @@ const IDLE: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub struct Sequencers {
     rooms: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>>,
+    /// Where the rooms' tasks are spawned: they stop with the server.
+    tasks: BackgroundTasks,
 }
 
 impl std::fmt::Debug for Sequencers {
@@ -137,6 +140,16 @@ pub struct RoomContext {
 impl std::fmt::Debug for RoomContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoomContext").finish_non_exhaustive()
+    }
+}
+
+impl Sequencers {
+    /// The rooms' sequencers, whose tasks are `tasks` of the server.
+    pub fn new(tasks: BackgroundTasks) -> Self {
+        Sequencers {
+            rooms: Arc::default(),
+            tasks,
+        }
     }
 }
 
@@ -243,8 +256,8 @@ impl Sequencers {
         rooms.insert(room.to_owned(), task);
         let task = run(self.clone(), room.to_owned(), context.clone(), commands);
         match rooms_thread() {
-            Some(rooms_thread) => drop(rooms_thread.spawn(task)),
-            None => drop(tokio::spawn(task)),
+            Some(rooms_thread) => self.tasks.spawn_on(task, rooms_thread),
+            None => self.tasks.spawn(task),
         }
         Ok(())
     }
@@ -264,6 +277,12 @@ impl Sequencers {
         rooms.remove(room);
         true
     }
+}
+
+/// How many rooms' tasks are running on the rooms' thread, for a test that checks a
+/// stopped server leaves none behind.
+pub fn rooms_tasks_alive() -> usize {
+    rooms_thread().map_or(0, |rooms| rooms.metrics().num_alive_tasks())
 }
 
 // ANCHOR: rooms_thread

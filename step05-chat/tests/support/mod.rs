@@ -107,8 +107,11 @@ where
 {
     let build = |config| async {
         let chat = build(config).await.expect("build the chat");
-        let io = chat.io.clone();
-        (chat.router, async move { io.close().await })
+        let (io, tasks) = (chat.io.clone(), chat.tasks.clone());
+        (chat.router, async move {
+            io.close().await;
+            tasks.stop().await;
+        })
     };
     spawn_server(build, options).await
 }
