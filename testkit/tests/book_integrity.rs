@@ -429,3 +429,154 @@ fn the_listing_rule_catches_a_41_line_listing_and_an_81_character_line() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---------------------------------------------------------------- reading times
+
+/// Prose a careful first read gets through in a minute.
+const WORDS_PER_MINUTE: f64 = 200.0;
+
+/// Lines of code a careful first read gets through in a minute: each line, and
+/// its comment, read until it is understood.
+const CODE_LINES_PER_MINUTE: f64 = 8.0;
+
+/// `text` without its `<details>` blocks (folded plumbing and reference
+/// solutions: not part of a first read).
+fn without_details(text: &str) -> String {
+    let mut kept = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<details>") {
+        kept.push_str(&rest[..start]);
+        match rest[start..].find("</details>") {
+            Some(end) => rest = &rest[start + end + "</details>".len()..],
+            None => return kept,
+        }
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// The minutes a careful first read of a chapter takes: its prose and its code
+/// (listed or written in the chapter) up to its exercises, without what is
+/// folded away. The exercises have times of their own.
+fn reading_minutes(chapter: &Path) -> f64 {
+    let text = std::fs::read_to_string(chapter).expect("read chapter");
+    let dir = chapter.parent().expect("chapter folder");
+    let before_exercises = text.split("\n## Exercises").next().unwrap_or_default();
+    let (mut words, mut code) = (0, 0);
+    let mut in_code = false;
+    for line in without_details(before_exercises).lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if in_code && line.contains("{{#") {
+            for argument in include_directives(line) {
+                let (path, selector) = match argument.split_once(':') {
+                    Some((path, selector)) => (path, Some(selector)),
+                    None => (argument.as_str(), None),
+                };
+                let source = std::fs::read_to_string(dir.join(path)).unwrap_or_default();
+                let lines = listed_lines(&source, selector).unwrap_or_default();
+                code += lines.iter().filter(|l| !l.trim().is_empty()).count();
+            }
+        } else if in_code {
+            code += usize::from(!line.trim().is_empty());
+        } else {
+            let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '\'' || c == '’';
+            words += line
+                .split(|c| !is_word_char(c))
+                .filter(|w| !w.is_empty())
+                .count();
+        }
+    }
+    words as f64 / WORDS_PER_MINUTE + code as f64 / CODE_LINES_PER_MINUTE
+}
+
+/// The reading time a chapter states on its line `*Reading time: about 1 hour
+/// 15 minutes. ...*`, in minutes.
+fn stated_reading_minutes(text: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with("*Reading time:"))?;
+    let stated = line["*Reading time:".len()..].split('.').next()?;
+    let mut minutes = 0.0;
+    let mut number = None;
+    for word in stated.split_whitespace() {
+        if let Ok(n) = word.parse::<f64>() {
+            number = Some(n);
+        } else if word.starts_with("hour") {
+            minutes += 60.0 * number.take()?;
+        } else if word.starts_with("minute") {
+            minutes += number.take()?;
+        }
+    }
+    (minutes > 0.0).then_some(minutes)
+}
+
+#[test]
+fn every_stated_reading_time_is_within_a_quarter_of_a_careful_read() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for chapter in markdown_files(&book_src()) {
+        let text = std::fs::read_to_string(&chapter).expect("read chapter");
+        let Some(stated) = stated_reading_minutes(&text) else {
+            continue;
+        };
+        checked += 1;
+        let measured = reading_minutes(&chapter);
+        // A quarter either way, and never closer than 5 minutes for short pages.
+        let allowed = (measured * 0.25).max(5.0);
+        if (stated - measured).abs() > allowed {
+            let name = chapter.file_name().unwrap_or_default().to_string_lossy();
+            problems.push(format!(
+                "{name}: says {stated:.0} minutes, a careful read takes about {measured:.0} \
+                 ({WORDS_PER_MINUTE} words and {CODE_LINES_PER_MINUTE} lines of code a minute)"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "reading times to update:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        checked >= 10,
+        "only {checked} chapters state a reading time"
+    );
+}
+
+#[test]
+fn reading_times_are_read_and_measured_as_a_reader_would() {
+    let stated = |line: &str| stated_reading_minutes(&format!("# T\n\n{line}\n"));
+    assert_eq!(
+        stated("*Reading time: about 20 minutes. Exercises: 1 hour.*"),
+        Some(20.0)
+    );
+    assert_eq!(
+        stated("*Reading time: about 1 hour 15 minutes.*"),
+        Some(75.0)
+    );
+    assert_eq!(stated("*Reading time: 2 hours.*"), Some(120.0));
+    assert_eq!(
+        stated("Reading time: 5 minutes."),
+        None,
+        "only the chapter's own line"
+    );
+
+    let dir = std::env::temp_dir().join(format!("reading-time-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("code.rs"),
+        "// ANCHOR: a\nfn a() {}\n\nfn b() {}\n// ANCHOR_END: a\n",
+    )
+    .expect("write code");
+    let chapter = dir.join("chapter.md");
+    let mut text = String::from("*Reading time: about 1 minute.*\n\n");
+    text.push_str(&"word ".repeat(200));
+    text.push_str("\n\n```rust\n{{#include code.rs:a}}\nlet x = 1;\n```\n\n");
+    text.push_str("<details><summary>folded</summary>\n\n```rust\nhidden();\n```\n</details>\n");
+    text.push_str("\n## Exercises\n\nMany words here are not counted.\n");
+    std::fs::write(&chapter, text).expect("write chapter");
+    // 5 + 200 words ("Reading time about 1 minute", then "word"s), and 3 lines
+    // of code (two of the anchor's, one written in the chapter).
+    let expected = 205.0 / WORDS_PER_MINUTE + 3.0 / CODE_LINES_PER_MINUTE;
+    let measured = reading_minutes(&chapter);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!((measured - expected).abs() < 1e-9, "{measured} minutes");
+}
