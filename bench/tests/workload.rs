@@ -58,7 +58,7 @@ async fn spawn_step05() -> (SocketAddr, SocketIo<LocalAdapter>, tempfile::TempDi
         sessions: SessionConfig::with_key(Key::generate()),
         sockets: SocketSettings {
             allowed_origins: step05_chat::config::allowed_origins(addr, None),
-            session_recheck: Duration::from_secs(30),
+            session_recheck: step04_socket_middleware::SESSION_RECHECK,
             limits: step04_socket_middleware::SocketLimits::default(),
         },
         rate_limit: RateLimiter::new(u32::MAX, 1e9),

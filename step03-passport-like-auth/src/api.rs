@@ -85,14 +85,10 @@ impl ApiError {
         self
     }
 
-    /// The status code this error answers with.
+    /// The status code this error answers with (what a unit test of a
+    /// throttle checks).
     pub fn status(&self) -> StatusCode {
         self.status
-    }
-
-    /// The `Retry-After` seconds, if any.
-    pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after
     }
 }
 // ANCHOR_END: api_error_plumbing

@@ -78,7 +78,7 @@ where
         .route_layer(axum::middleware::from_fn(require_login));
 
     Router::new()
-        .route("/", get(|| async { Redirect::to(LOGIN_PATH) }))
+        .route("/", get(home))
         .route(LOGIN_PATH, get(login_page))
         .merge(protected)
         .merge(auth_routes())
@@ -89,6 +89,12 @@ where
         .with_state(passport)
 }
 // ANCHOR_END: app
+
+/// `/`: the private page for someone logged in, the login page for anyone
+/// else. It serves both, so it takes a [`MaybeUser`], which never refuses.
+async fn home(MaybeUser(user): MaybeUser) -> Redirect {
+    Redirect::to(if user.is_some() { "/private" } else { LOGIN_PATH })
+}
 
 async fn login_page() -> Html<&'static str> {
     Html(include_str!("../static/login.html"))

@@ -480,6 +480,13 @@ async fn the_login_page_is_served_and_the_root_leads_to_it() {
     assert_eq!(root.status(), StatusCode::SEE_OTHER);
     assert_eq!(root.headers()[LOCATION], "/login");
 
+    // Logged in, the root leads to the private page instead.
+    let other = browser();
+    app.login(&other, "alice", DEMO_PASSWORD).await;
+    let root = app.get(&other, "/").await;
+    assert_eq!(root.status(), StatusCode::SEE_OTHER);
+    assert_eq!(root.headers()[LOCATION], "/private");
+
     let page = app.get(&client, "/login").await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("body");

@@ -10,8 +10,8 @@ use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
 use step04_socket_middleware::{
-    AllowedOrigins, SocketSettings, app, around_sockets, authenticate_socket,
-    check_origin,
+    AllowedOrigins, SESSION_RECHECK, SocketSettings, app, around_sockets,
+    authenticate_socket, check_origin,
 };
 use testkit::{JsClient, JsSocket};
 use tower_sessions::MemoryStore;
@@ -35,7 +35,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             max_age: time::Duration::days(30),
-            session_recheck: Duration::from_secs(30),
+            session_recheck: SESSION_RECHECK,
         }
     }
 }
