@@ -24,7 +24,9 @@ use crate::limits::{ChatLimits, Quotas, UNLIMITED_RATE};
 use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
 use crate::presence::Presence;
 use crate::rate_limit::RateLimiter;
-use crate::sequencer::{Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers};
+use crate::sequencer::{
+    Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers,
+};
 use crate::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.
@@ -140,10 +142,18 @@ impl Chat {
     // ANCHOR: with_limits
     /// The same chat with `limits` (see [`crate::limits`]).
     pub fn with_limits(mut self, limits: ChatLimits) -> Self {
-        let room_burst = (limits.room_messages_per_second * 2.0).min(f64::from(u32::MAX));
-        self.room_limiter = RateLimiter::new(room_burst as u32, limits.room_messages_per_second);
-        let changes_burst = (limits.room_changes_per_second * 5.0).min(f64::from(u32::MAX));
-        self.room_changes = RateLimiter::new(changes_burst as u32, limits.room_changes_per_second);
+        let room_burst =
+            (limits.room_messages_per_second * 2.0).min(f64::from(u32::MAX));
+        self.room_limiter = RateLimiter::new(
+            room_burst as u32,
+            limits.room_messages_per_second,
+        );
+        let changes_burst =
+            (limits.room_changes_per_second * 5.0).min(f64::from(u32::MAX));
+        self.room_changes = RateLimiter::new(
+            changes_burst as u32,
+            limits.room_changes_per_second,
+        );
         let refusals = limits.refusals_per_10s;
         self.refusals = RateLimiter::new(refusals, f64::from(refusals) / 10.0);
         if !limits.enabled {
@@ -224,7 +234,11 @@ impl Chat {
     /// sequencer does not see their messages: the database's newest id is the best answer
     /// there, and "exactly once on entering" holds per process only (chapter "Scaling out
     /// with Redis").
-    async fn watermark(&self, room: &str, context: &RoomContext) -> Result<i64, ChatError> {
+    async fn watermark(
+        &self,
+        room: &str,
+        context: &RoomContext,
+    ) -> Result<i64, ChatError> {
         if self.through_adapter {
             return Ok(self.messages.last_id(room).await?);
         }
@@ -266,15 +280,20 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
         Box::pin(async move {
             if through_adapter {
                 for message in batch.iter() {
-                    let emit = socket.within(room.clone()).emit("chat message", message);
+                    let emit = socket
+                        .within(room.clone())
+                        .emit("chat message", message);
                     broadcast("a message", emit).await;
                 }
                 return;
             }
-            let encoded: Vec<Encoded> = batch.iter().filter_map(encode).collect();
+            let encoded: Vec<Encoded> =
+                batch.iter().filter_map(encode).collect();
             for member in socket.within(room).sockets() {
                 for message in &encoded {
-                    if delivery::send(&member, "chat message", message) == Sent::Dropped {
+                    if delivery::send(&member, "chat message", message)
+                        == Sent::Dropped
+                    {
                         break; // gone, or resynchronising: it catches up on reconnection
                     }
                 }
@@ -288,7 +307,9 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
 /// maps with non-string keys, no floats that JSON cannot hold.)
 fn encode(message: &ChatMessage) -> Option<Encoded> {
     Encoded::new(message)
-        .inspect_err(|error| tracing::error!(%error, id = message.id, "cannot encode"))
+        .inspect_err(
+            |error| tracing::error!(%error, id = message.id, "cannot encode"),
+        )
         .ok()
 }
 
@@ -303,7 +324,9 @@ fn encode(message: &ChatMessage) -> Option<Encoded> {
 /// `<A>` means `SocketRef<LocalAdapter>`). The handlers are generic only so
 /// that the chapter "Scaling out with Redis" can reuse them unchanged with
 /// its Redis adapter. Read `SocketRef<A>` as "a socket".
-pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+pub async fn register_chat_handlers<A: Adapter>(
+    socket: SocketRef<A>,
+) -> Result<(), Infallible> {
     socket.on("chat message", on_chat_message::<A>);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
@@ -383,7 +406,8 @@ async fn enter_general<A: Adapter>(
     // only the database knows them all.
     if !chat.through_adapter {
         let entering = socket.clone();
-        let enter: EnterWith = Box::new(move |catchup| send_catchup(&entering, catchup));
+        let enter: EnterWith =
+            Box::new(move |catchup| send_catchup(&entering, catchup));
         let sequencers = &chat.sequencers;
         if let Some(replayed) = sequencers
             .enter_from_memory(GENERAL, &room, server_offset, enter)
@@ -403,7 +427,9 @@ async fn enter_general<A: Adapter>(
         let shown = server_offset.unwrap_or(upto).min(upto);
         let history = store.newest(GENERAL, 0, shown, HISTORY_LIMIT).await?;
         let missed = match server_offset {
-            Some(offset) => store.newest(GENERAL, offset, upto, CATCH_UP_LIMIT).await?,
+            Some(offset) => {
+                store.newest(GENERAL, offset, upto, CATCH_UP_LIMIT).await?
+            }
             None => Default::default(),
         };
         (history.messages, missed)
@@ -424,7 +450,9 @@ async fn enter_general<A: Adapter>(
     let entering = socket.clone();
     let enter: Enter = Box::new(move |since_read: &[ChatMessage]| {
         for message in since_read {
-            if delivery::send(&entering, "chat message", message) == Sent::Dropped {
+            if delivery::send(&entering, "chat message", message)
+                == Sent::Dropped
+            {
                 return;
             }
         }
@@ -436,7 +464,10 @@ async fn enter_general<A: Adapter>(
 
 /// Sends a catch-up from the sequencer's memory (`history`, then the missed messages), then
 /// puts the socket in `general`. Returns how many missed messages it sent.
-fn send_catchup<A: Adapter>(socket: &SocketRef<A>, catchup: Catchup<'_>) -> usize {
+fn send_catchup<A: Adapter>(
+    socket: &SocketRef<A>,
+    catchup: Catchup<'_>,
+) -> usize {
     let history = HistoryEvent {
         room: GENERAL,
         messages: catchup.history,
@@ -473,7 +504,9 @@ async fn on_chat_message<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let sent = send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
+    let sent =
+        send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null))
+            .await;
     answer(
         ack,
         sent.map(|message| json!({ "ok": true, "id": message.id })),
@@ -482,7 +515,8 @@ async fn on_chat_message<A: Adapter>(
 
 /// Acknowledges with `ok` as it is, or with `{"error": "..."}`.
 fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
-    let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+    let reply =
+        result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
     // The acknowledgement is optional for the client; without one, `send` fails harmlessly.
     // If the socket's queue is full the client times out and sends again, and the retry is
     // answered from the database (see `Stored::Again`).
@@ -502,7 +536,8 @@ pub async fn send_message<A: Adapter>(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    let allowed = chat.limiter.check(user.id) && chat.room_limiter.check(outgoing.room.clone());
+    let allowed = chat.limiter.check(user.id)
+        && chat.room_limiter.check(outgoing.room.clone());
     chat.limited(allowed, socket, user.id)?;
     // The author is the socket's user, from the session. Whatever "user" the payload claimed
     // was never even parsed.
@@ -525,7 +560,10 @@ pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a failure is logged,
 /// never sent to the client whose event caused it.
-pub(crate) async fn broadcast(what: &str, emit: impl Future<Output = Result<(), BroadcastError>>) {
+pub(crate) async fn broadcast(
+    what: &str,
+    emit: impl Future<Output = Result<(), BroadcastError>>,
+) {
     match tokio::time::timeout(BROADCAST_DEADLINE, emit).await {
         Ok(Ok(())) => {}
         // A tab closing while the broadcast went out: nothing is wrong.
@@ -533,7 +571,9 @@ pub(crate) async fn broadcast(what: &str, emit: impl Future<Output = Result<(), 
             tracing::debug!(%error, "{what}: some sockets were already closed");
         }
         Ok(Err(error)) => tracing::warn!(%error, "could not broadcast {what}"),
-        Err(_) => tracing::warn!("gave up broadcasting {what} after {BROADCAST_DEADLINE:?}"),
+        Err(_) => tracing::warn!(
+            "gave up broadcasting {what} after {BROADCAST_DEADLINE:?}"
+        ),
     }
 }
 
@@ -561,7 +601,12 @@ async fn on_join<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let room = match room_to_join(&socket, &chat, &user, &payload.unwrap_or(Value::Null)) {
+    let room = match room_to_join(
+        &socket,
+        &chat,
+        &user,
+        &payload.unwrap_or(Value::Null),
+    ) {
         Ok(room) => room,
         Err(error) => return answer(ack, Err(error)),
     };
@@ -603,7 +648,8 @@ async fn join_from_database<A: Adapter>(
     let read = async {
         let upto = chat.watermark(room, context).await?;
         let _turn = chat.catch_ups.acquire().await;
-        let history = chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
+        let history =
+            chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
         Ok((upto, history.messages))
     };
     let (upto, history) = match read.await {
@@ -613,7 +659,8 @@ async fn join_from_database<A: Adapter>(
             return Err(ChatError::Internal);
         }
     };
-    let enter = enter_with_history(socket.clone(), room.to_owned(), history, ack);
+    let enter =
+        enter_with_history(socket.clone(), room.to_owned(), history, ack);
     chat.sequencers.enter(room, context, upto, enter).await
 }
 
@@ -656,9 +703,11 @@ fn room_to_join<A: Adapter>(
     let room = parse_room(payload)?;
     chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
     if room != GENERAL
-        && !chat
-            .quotas
-            .take_room(socket.id, &room, chat.limits.rooms_per_socket)
+        && !chat.quotas.take_room(
+            socket.id,
+            &room,
+            chat.limits.rooms_per_socket,
+        )
     {
         return Err(ChatError::TooManyRooms);
     }
@@ -729,7 +778,8 @@ async fn on_typing<A: Adapter>(
 ) {
     answer(
         ack,
-        tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await,
+        tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null))
+            .await,
     );
 }
 
@@ -785,7 +835,9 @@ async fn announce_presence<A: Adapter>(
             Ok(page) => {
                 delivery::send(socket, "presence", &*page);
             }
-            Err(error) => tracing::error!(%error, "cannot encode the presence list"),
+            Err(error) => {
+                tracing::error!(%error, "cannot encode the presence list")
+            }
         }
     }
     if came {
@@ -795,16 +847,22 @@ async fn announce_presence<A: Adapter>(
 
 /// Tells `room` that its users changed. The changes of the next [`PRESENCE_EVERY`] are
 /// gathered into one `presence change` (who came, who went), sent to each socket.
-async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
+async fn broadcast_presence<A: Adapter>(
+    io: &SocketIo<A>,
+    chat: &Chat,
+    room: &str,
+) {
     if chat.through_adapter {
         // Several processes: each knows only its own sockets, so it sends its whole list.
         chat.presence.take_change(room);
-        let Ok(page) = chat.presence.page(room, None, chat.presence_page) else {
+        let Ok(page) = chat.presence.page(room, None, chat.presence_page)
+        else {
             return; // users and room names always serialise
         };
         // `io.of("/")`, not `io.within(..)`, which panics once the server has closed.
         if let Some(namespace) = io.of("/") {
-            let emit = namespace.within(room.to_owned()).emit("presence", &*page);
+            let emit =
+                namespace.within(room.to_owned()).emit("presence", &*page);
             broadcast("presence", emit).await;
         }
         return;
@@ -867,9 +925,7 @@ fn next_presence_page<A: Adapter>(
     payload: &Value,
 ) -> Result<Arc<Encoded>, ChatError> {
     let room = parse_room(&payload["room"])?;
-    let after = payload["after"]
-        .as_i64()
-        .ok_or(InputError::InvalidAfter)?;
+    let after = payload["after"].as_i64().ok_or(InputError::InvalidAfter)?;
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::argon2;
-use step04_socket_middleware::{AllowedOrigins, LimitsError, SocketLimits, SocketSettings};
+use step04_socket_middleware::{
+    AllowedOrigins, LimitsError, SocketLimits, SocketSettings,
+};
 
 use crate::limits::{ChatLimits, UNLIMITED_RATE};
 use crate::rate_limit::RateLimiter;
@@ -86,7 +88,10 @@ impl ChatConfig {
                 .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
             sessions: SessionConfig::from_env()?,
             sockets: SocketSettings {
-                allowed_origins: allowed_origins(addr, std::env::var("ALLOWED_ORIGINS").ok()),
+                allowed_origins: allowed_origins(
+                    addr,
+                    std::env::var("ALLOWED_ORIGINS").ok(),
+                ),
                 session_recheck: Duration::from_secs(30),
                 limits: SocketLimits::from_env()?,
             },
@@ -117,7 +122,9 @@ impl ChatConfig {
 pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
     // Step 3 reads the same switch for its throttles.
     if !rate_limits_enabled_from_env() {
-        tracing::warn!("RATE_LIMITS=off: every chat limit and per-user cap is OFF");
+        tracing::warn!(
+            "RATE_LIMITS=off: every chat limit and per-user cap is OFF"
+        );
         return Ok(ChatLimits::off());
     }
     let defaults = ChatLimits::default();
@@ -129,10 +136,14 @@ pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
         },
     };
     Ok(ChatLimits {
-        sockets_per_user: number("MAX_SOCKETS_PER_USER", defaults.sockets_per_user as f64)?
-            as usize,
-        rooms_per_socket: number("MAX_ROOMS_PER_SOCKET", defaults.rooms_per_socket as f64)?
-            as usize,
+        sockets_per_user: number(
+            "MAX_SOCKETS_PER_USER",
+            defaults.sockets_per_user as f64,
+        )? as usize,
+        rooms_per_socket: number(
+            "MAX_ROOMS_PER_SOCKET",
+            defaults.rooms_per_socket as f64,
+        )? as usize,
         room_messages_per_second: number(
             "ROOM_MESSAGES_PER_SECOND",
             defaults.room_messages_per_second,
@@ -145,7 +156,10 @@ pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
 /// The server's own origins, plus `extra`, plus whatever the listening address adds: a
 /// specific LAN address is an origin of its own; `0.0.0.0` (every address) means we cannot list
 /// the names students will type, so pages are allowed whose origin is the host they asked for.
-pub fn allowed_origins(addr: SocketAddr, extra: Option<String>) -> AllowedOrigins {
+pub fn allowed_origins(
+    addr: SocketAddr,
+    extra: Option<String>,
+) -> AllowedOrigins {
     let origins = AllowedOrigins::for_port(addr.port(), extra.as_deref());
     match addr.ip() {
         ip if ip.is_unspecified() => origins.also_same_host(),
@@ -165,7 +179,8 @@ mod tests {
 
     #[test]
     fn a_lan_address_is_an_allowed_origin_of_its_own() {
-        let origins = allowed_origins("192.168.1.20:3000".parse().expect("addr"), None);
+        let origins =
+            allowed_origins("192.168.1.20:3000".parse().expect("addr"), None);
         assert!(origins.allows("http://192.168.1.20:3000", None));
         assert!(origins.allows("http://localhost:3000", None));
         assert!(!origins.allows("http://192.168.1.21:3000", None));
@@ -173,7 +188,8 @@ mod tests {
 
     #[test]
     fn every_address_allows_the_host_the_browser_asked_for() {
-        let origins = allowed_origins("0.0.0.0:3000".parse().expect("addr"), None);
+        let origins =
+            allowed_origins("0.0.0.0:3000".parse().expect("addr"), None);
         let host = Some("10.0.0.5:3000");
         assert!(origins.allows("http://10.0.0.5:3000", host));
         assert!(!origins.allows("http://evil.example", host));
@@ -182,7 +198,8 @@ mod tests {
     #[test]
     fn loopback_allows_only_its_own_origins_and_the_extra_ones() {
         let addr = "127.0.0.1:3000".parse().expect("addr");
-        let origins = allowed_origins(addr, Some("http://localhost:5173".into()));
+        let origins =
+            allowed_origins(addr, Some("http://localhost:5173".into()));
         assert!(origins.allows("http://localhost:5173", None));
         assert!(!origins.allows("http://10.0.0.5:3000", Some("10.0.0.5:3000")));
     }

@@ -18,7 +18,9 @@ use tower_sessions_sqlx_store::SqliteStore;
 ///
 /// Safe to call on every start: migrations that already ran are skipped, and the session table
 /// is created only if it is missing.
-pub async fn open_database(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
+pub async fn open_database(
+    database_url: &str,
+) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(database_url)?
         // A fresh checkout has no database yet; make one rather than fail on first run.
         .create_if_missing(true)
@@ -86,10 +88,12 @@ mod tests {
     use super::*;
 
     async fn table_names(pool: &SqlitePool) -> Vec<String> {
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(pool)
-            .await
-            .expect("list tables")
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("list tables")
     }
 
     #[tokio::test]
@@ -160,7 +164,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("data").join("chat.db");
 
-        let result = open_database(&format!("sqlite://{}?mode=nonsense", path.display())).await;
+        let result = open_database(&format!(
+            "sqlite://{}?mode=nonsense",
+            path.display()
+        ))
+        .await;
 
         assert!(result.is_err());
         assert!(!dir.path().join("data").exists());

@@ -82,7 +82,10 @@ impl Encoded {
 }
 
 impl Serialize for Encoded {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+    fn serialize<S: Serializer>(
+        &self,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         // As a one-element tuple: Socket.IO spreads a tuple into the event's arguments, so
         // this is the event's single argument, written out as the JSON it already is.
         (&*self.0,).serialize(serializer)

@@ -47,8 +47,8 @@ use sqlx::SqlitePool;
 use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::{Passport, User, auth_routes};
 use step04_socket_middleware::{
-    SessionWatch, SocketSettings, authenticate_socket, check_origin, disconnect_on_logout,
-    watch_session, with_session_layers,
+    SessionWatch, SocketSettings, authenticate_socket, check_origin,
+    disconnect_on_logout, watch_session, with_session_layers,
 };
 use tower_sessions::SessionStore;
 

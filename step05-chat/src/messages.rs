@@ -167,12 +167,16 @@ impl MessageStore {
             Err(_) if batch.len() > 1 => {
                 let mut one_by_one = Vec::with_capacity(batch.len());
                 for new in batch {
-                    one_by_one.push(self.insert_all(room, std::slice::from_ref(new)).await);
+                    one_by_one.push(
+                        self.insert_all(room, std::slice::from_ref(new)).await,
+                    );
                 }
                 let first = |stored: Vec<Stored>| stored.into_iter().next();
                 one_by_one
                     .into_iter()
-                    .map(|r| r.and_then(|s| first(s).ok_or(sqlx::Error::RowNotFound)))
+                    .map(|r| {
+                        r.and_then(|s| first(s).ok_or(sqlx::Error::RowNotFound))
+                    })
                     .collect()
             }
             Err(error) => vec![Err(error)],
@@ -196,14 +200,20 @@ impl MessageStore {
 
     /// The id of the newest message of `room`, or 0 if it has none.
     pub async fn last_id(&self, room: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages WHERE room = ?")
-            .bind(room)
-            .fetch_one(&self.pool)
-            .await
+        sqlx::query_scalar(
+            "SELECT COALESCE(MAX(id), 0) FROM messages WHERE room = ?",
+        )
+        .bind(room)
+        .fetch_one(&self.pool)
+        .await
     }
 
     /// The `limit` newest messages of `room`, oldest first: the order a chat window shows them.
-    pub async fn recent(&self, room: &str, limit: i64) -> Result<Vec<ChatMessage>, sqlx::Error> {
+    pub async fn recent(
+        &self,
+        room: &str,
+        limit: i64,
+    ) -> Result<Vec<ChatMessage>, sqlx::Error> {
         Ok(self.newest(room, 0, i64::MAX, limit).await?.messages)
     }
 
@@ -388,7 +398,8 @@ mod tests {
                 "ts": 1_700_000_000_000_i64,
             })
         );
-        let back: ChatMessage = serde_json::from_value(json).expect("deserialize");
+        let back: ChatMessage =
+            serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, message);
     }
 
@@ -409,7 +420,8 @@ mod tests {
             .await
             .expect("recent");
 
-        let expected: Vec<String> = (11..=60).map(|n| format!("message {n}")).collect();
+        let expected: Vec<String> =
+            (11..=60).map(|n| format!("message {n}")).collect();
         assert_eq!(texts(&recent), expected);
         assert!(recent.windows(2).all(|pair| pair[0].id < pair[1].id));
     }
@@ -493,7 +505,8 @@ mod tests {
 
         let first_page = store.since("general", 0, 3).await.expect("since");
         let last_id = first_page.last().map_or(0, |m| m.id);
-        let second_page = store.since("general", last_id, 3).await.expect("since");
+        let second_page =
+            store.since("general", last_id, 3).await.expect("since");
 
         assert_eq!(texts(&first_page), ["m1", "m2", "m3"]);
         assert_eq!(texts(&second_page), ["m4", "m5", "m6"]);
@@ -576,7 +589,10 @@ mod tests {
         let users = SqliteUserStore::new(pool.clone());
         let store = MessageStore::new(pool);
 
-        assert_eq!(users.find_by_id(alice.id).await.expect("find"), Some(alice));
+        assert_eq!(
+            users.find_by_id(alice.id).await.expect("find"),
+            Some(alice)
+        );
         assert_eq!(
             store
                 .recent("general", HISTORY_LIMIT)

@@ -90,7 +90,8 @@ impl Presence {
             return false; // this socket is already counted in this room
         }
         let users = table.rooms.entry(room.to_owned()).or_default();
-        let (_, count) = users.entry(user.id).or_insert_with(|| (user.clone(), 0));
+        let (_, count) =
+            users.entry(user.id).or_insert_with(|| (user.clone(), 0));
         *count += 1;
         let came = *count == 1;
         if came {
@@ -130,7 +131,8 @@ impl Presence {
     pub fn take_change(&self, room: &str) -> Option<PresenceChange> {
         let mut table = self.lock();
         let changes = table.changes.remove(room)?;
-        let (joined, left) = changes.into_values().partition::<Vec<_>, _>(|(_, on)| *on);
+        let (joined, left) =
+            changes.into_values().partition::<Vec<_>, _>(|(_, on)| *on);
         Some(PresenceChange {
             room: room.to_owned(),
             joined: joined.into_iter().map(|(user, _)| user).collect(),
@@ -437,7 +439,10 @@ mod tests {
         let last = parsed_page(&presence, Some(9), 2);
         assert_eq!((ids(&last), &last["more"]), (vec![12], &json!(false)));
         // Past the end, or after an id that is not online: still well-formed.
-        assert_eq!(ids(&parsed_page(&presence, Some(12), 2)), Vec::<i64>::new());
+        assert_eq!(
+            ids(&parsed_page(&presence, Some(12), 2)),
+            Vec::<i64>::new()
+        );
         assert_eq!(ids(&parsed_page(&presence, Some(4), 2)), vec![5, 7]);
         // A page of exactly the rest says there is no more.
         let exact = parsed_page(&presence, Some(7), 2);

@@ -82,8 +82,10 @@ impl<K: Hash + Eq> RateLimiter<K> {
         });
         // Rather than a timer adding tokens, work out how many would have been added since we
         // last looked. `saturating_` because a caller's `now` may be slightly behind ours.
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
+        let elapsed =
+            now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens =
+            (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -103,7 +105,8 @@ impl<K: Hash + Eq> RateLimiter<K> {
     pub fn forget_idle(&self, now: Instant) {
         let (burst, per_second) = (self.burst, self.per_second);
         self.lock().retain(|_, bucket| {
-            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+            let elapsed =
+                now.saturating_duration_since(bucket.updated).as_secs_f64();
             bucket.tokens + elapsed * per_second < burst
         });
     }
@@ -126,7 +129,12 @@ mod tests {
     use std::time::Duration;
 
     /// How many of `attempts` checks at `now` were allowed.
-    fn allowed(limiter: &RateLimiter, user_id: i64, attempts: usize, now: Instant) -> usize {
+    fn allowed(
+        limiter: &RateLimiter,
+        user_id: i64,
+        attempts: usize,
+        now: Instant,
+    ) -> usize {
         (0..attempts)
             .filter(|_| limiter.check_at(user_id, now))
             .count()

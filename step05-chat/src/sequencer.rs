@@ -36,11 +36,14 @@ use step02_sessions::BackgroundTasks;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::{CATCH_UP_LIMIT, ChatError};
-use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored};
+use crate::messages::{
+    ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored,
+};
 
 /// How a sequencer hands a batch of newly stored messages to the room's sockets. The chat
 /// builds it from its `io` (see `chat::fanout`); tests can pass anything.
-pub type Fanout = Arc<dyn Fn(String, Arc<[ChatMessage]>) -> Delivering + Send + Sync>;
+pub type Fanout =
+    Arc<dyn Fn(String, Arc<[ChatMessage]>) -> Delivering + Send + Sync>;
 
 /// A fanout's work in progress: awaited before the senders are acknowledged.
 pub type Delivering = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -173,7 +176,11 @@ impl Sequencers {
     /// The id up to which every message of `room` has been broadcast. A socket that reads the
     /// room's messages up to this id from the database, then calls [`Self::enter`] with it,
     /// misses nothing and gets nothing twice.
-    pub async fn watermark(&self, room: &str, context: &RoomContext) -> Result<i64, ChatError> {
+    pub async fn watermark(
+        &self,
+        room: &str,
+        context: &RoomContext,
+    ) -> Result<i64, ChatError> {
         let (reply, watermark) = oneshot::channel();
         self.command(
             room,
@@ -228,7 +235,11 @@ impl Sequencers {
     /// Reads the room's newest messages from the database again, between two batches. Call it
     /// after changing stored messages some other way than [`Self::send`] (an edit, a delete),
     /// before telling the room: a socket entering afterwards gets the new text from memory.
-    pub async fn reload(&self, room: &str, context: &RoomContext) -> Result<(), ChatError> {
+    pub async fn reload(
+        &self,
+        room: &str,
+        context: &RoomContext,
+    ) -> Result<(), ChatError> {
         let (reply, reloaded) = oneshot::channel();
         let control = Control::Reload { reply };
         self.command(room, context, Command::Control(control))?;
@@ -254,7 +265,8 @@ impl Sequencers {
         let (task, commands) = mpsc::unbounded_channel();
         task.send(command).map_err(|_| ChatError::Internal)?;
         rooms.insert(room.to_owned(), task);
-        let task = run(self.clone(), room.to_owned(), context.clone(), commands);
+        let task =
+            run(self.clone(), room.to_owned(), context.clone(), commands);
         match rooms_thread() {
             Some(rooms_thread) => self.tasks.spawn_on(task, rooms_thread),
             None => self.tasks.spawn(task),
@@ -262,14 +274,23 @@ impl Sequencers {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Command>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        HashMap<String, mpsc::UnboundedSender<Command>>,
+    > {
         // Nothing panics while holding it, so a poisoned map is still sound.
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the task of `room` may stop: nothing is waiting in its channel. Removes it from
     /// the map under the lock, so no new command can reach a task that is stopping.
-    fn retire(&self, room: &str, commands: &mpsc::UnboundedReceiver<Command>) -> bool {
+    fn retire(
+        &self,
+        room: &str,
+        commands: &mpsc::UnboundedReceiver<Command>,
+    ) -> bool {
         let mut rooms = self.lock();
         if !commands.is_empty() {
             return false;
@@ -389,7 +410,8 @@ impl Room {
         }
         let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let started = std::time::Instant::now();
-        let stored = self.context.store.insert_batch(&self.name, &messages).await;
+        let stored =
+            self.context.store.insert_batch(&self.name, &messages).await;
         let inserted = started.elapsed();
         let fresh: Arc<[ChatMessage]> = stored
             .iter()
@@ -424,9 +446,12 @@ impl Room {
     /// Reads the room's newest [`RECENT`] messages from the database into memory.
     async fn load(&mut self) -> Result<(), sqlx::Error> {
         let store = &self.context.store;
-        let newest = store.newest(&self.name, 0, i64::MAX, RECENT as i64).await?;
-        let oldest_kept = newest.messages.first().map_or(0, |message| message.id);
-        self.broadcast_upto = newest.messages.last().map_or(0, |message| message.id);
+        let newest =
+            store.newest(&self.name, 0, i64::MAX, RECENT as i64).await?;
+        let oldest_kept =
+            newest.messages.first().map_or(0, |message| message.id);
+        self.broadcast_upto =
+            newest.messages.last().map_or(0, |message| message.id);
         self.recent_from = if newest.truncated { oldest_kept - 1 } else { 0 };
         self.recent = newest.messages;
         self.newest_history = None;
@@ -470,11 +495,17 @@ impl Room {
 
     /// What a socket that last saw `offset` is owed, if memory holds it all.
     fn catchup(&mut self, offset: Option<i64>) -> Option<Catchup<'_>> {
-        let window = window(&self.recent, self.recent_from, self.broadcast_upto, offset)?;
+        let window = window(
+            &self.recent,
+            self.recent_from,
+            self.broadcast_upto,
+            offset,
+        )?;
         let history = if window.history.end == self.recent.len() {
             if self.newest_history.is_none() {
                 let newest = &self.recent[window.history.clone()];
-                self.newest_history = serde_json::value::to_raw_value(newest).ok();
+                self.newest_history =
+                    serde_json::value::to_raw_value(newest).ok();
             }
             match &self.newest_history {
                 Some(encoded) => History::Encoded(encoded),
@@ -495,7 +526,8 @@ impl Room {
     /// from the database, while the room waits.
     async fn broadcast_since(&self, seen: i64) -> Vec<ChatMessage> {
         if seen >= self.recent_from {
-            let start = self.recent.partition_point(|message| message.id <= seen);
+            let start =
+                self.recent.partition_point(|message| message.id <= seen);
             return self.recent[start..].to_vec();
         }
         let store = &self.context.store;
@@ -594,7 +626,8 @@ mod tests {
     fn a_returning_socket_gets_its_window_and_then_what_it_missed() {
         // Ids of other rooms leave gaps: 10, 20, ..., 1000.
         let recent = messages((1..=100).map(|n| n * 10));
-        let window = window(&recent, 0, 1000, Some(605)).expect("all in memory");
+        let window =
+            window(&recent, 0, 1000, Some(605)).expect("all in memory");
         assert_eq!(
             ids(&recent, window.history),
             (11..=60).map(|n| n * 10).collect::<Vec<_>>()
@@ -609,7 +642,8 @@ mod tests {
     #[test]
     fn more_missed_than_the_catch_up_limit_is_cut_and_says_so() {
         let recent = messages(1..=1200);
-        let window = window(&recent, 0, 1200, Some(100)).expect("all in memory");
+        let window =
+            window(&recent, 0, 1200, Some(100)).expect("all in memory");
         assert_eq!(
             ids(&recent, window.missed),
             (201..=1200).collect::<Vec<_>>()
@@ -643,10 +677,13 @@ mod tests {
     #[test]
     fn the_newest_history_serialises_as_the_messages_do() {
         let recent = messages(1..=3);
-        let encoded = serde_json::value::to_raw_value(&recent[..]).expect("serialises");
+        let encoded =
+            serde_json::value::to_raw_value(&recent[..]).expect("serialises");
         assert_eq!(
-            serde_json::to_string(&History::Encoded(&encoded)).expect("serialises"),
-            serde_json::to_string(&History::Messages(&recent)).expect("serialises"),
+            serde_json::to_string(&History::Encoded(&encoded))
+                .expect("serialises"),
+            serde_json::to_string(&History::Messages(&recent))
+                .expect("serialises"),
         );
     }
 }

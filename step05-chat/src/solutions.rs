@@ -38,7 +38,9 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
 }
 
 /// The crate's handlers, then the exercises' events.
-pub async fn register_chat_handlers(socket: SocketRef) -> Result<(), Infallible> {
+pub async fn register_chat_handlers(
+    socket: SocketRef,
+) -> Result<(), Infallible> {
     chat::register_chat_handlers(socket.clone()).await?;
     // Registering an event again replaces its handler: this is exercise 1's `chat message`.
     socket.on("chat message", on_short_chat_message);
@@ -80,7 +82,8 @@ impl From<sqlx::Error> for ExerciseError {
 
 /// Acknowledges with `ok`, or with `{"error": "..."}`: the crate's `answer`, for any error.
 fn reply<A: Adapter>(ack: AckSender<A>, result: Result<Value, impl Display>) {
-    let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+    let reply =
+        result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
     ack.send(&reply).ok();
 }
 
@@ -131,7 +134,13 @@ async fn on_private_message<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let sent = send_private_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null)).await;
+    let sent = send_private_message(
+        &socket,
+        &chat,
+        &user,
+        &payload.unwrap_or(Value::Null),
+    )
+    .await;
     reply(ack, sent.map(|id| json!({ "ok": true, "id": id })));
 }
 
@@ -142,7 +151,9 @@ async fn send_private_message<A: Adapter>(
     payload: &Value,
 ) -> Result<i64, ExerciseError> {
     let to = payload["to"].as_i64().ok_or(ExerciseError::NotAUserId)?;
-    let text = parse_text(payload["text"].as_str().ok_or(InputError::TextNotAString)?)?;
+    let text = parse_text(
+        payload["text"].as_str().ok_or(InputError::TextNotAString)?,
+    )?;
     if !chat.limiter.check(user.id) {
         return Err(ChatError::RateLimited.into());
     }
@@ -212,11 +223,13 @@ impl MessageStore {
         id: i64,
         author: &User,
     ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("DELETE FROM messages WHERE id = ? AND user_id = ? RETURNING room")
-            .bind(id)
-            .bind(author.id)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_scalar(
+            "DELETE FROM messages WHERE id = ? AND user_id = ? RETURNING room",
+        )
+        .bind(id)
+        .bind(author.id)
+        .fetch_optional(&self.pool)
+        .await
     }
 }
 
@@ -230,7 +243,9 @@ async fn on_edit_message(
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
-    let edited = edit_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null)).await;
+    let edited =
+        edit_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null))
+            .await;
     reply(ack, edited.map(|()| json!({ "ok": true })));
 }
 
@@ -241,7 +256,9 @@ async fn edit_message(
     payload: &Value,
 ) -> Result<(), ExerciseError> {
     let id = payload["id"].as_i64().ok_or(ExerciseError::NotAMessageId)?;
-    let text = parse_text(payload["text"].as_str().ok_or(InputError::TextNotAString)?)?;
+    let text = parse_text(
+        payload["text"].as_str().ok_or(InputError::TextNotAString)?,
+    )?;
     if !chat.limiter.check(user.id) {
         return Err(ChatError::RateLimited.into());
     }
@@ -271,7 +288,9 @@ async fn on_delete_message(
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
-    let deleted = delete_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null)).await;
+    let deleted =
+        delete_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null))
+            .await;
     reply(ack, deleted.map(|()| json!({ "ok": true })));
 }
 

@@ -46,14 +46,18 @@ impl UserStore for SqliteUserStore {
         Ok(row.map(|(id, username)| User { id, username }))
     }
 
-    async fn find_credentials(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+    async fn find_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
         // No `lower(...)` needed: the column is COLLATE NOCASE, so `=` already ignores case.
-        let row: Option<CredentialsRow> =
-            sqlx::query_as("SELECT id, username, password_hash FROM users WHERE username = ?")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::new)?;
+        let row: Option<CredentialsRow> = sqlx::query_as(
+            "SELECT id, username, password_hash FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
         Ok(row.map(|row| {
             let user = User {
                 id: row.id,
@@ -63,7 +67,11 @@ impl UserStore for SqliteUserStore {
         }))
     }
 
-    async fn create(&self, username: &str, password_hash: &str) -> Result<User, CreateUserError> {
+    async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<User, CreateUserError> {
         // No "SELECT first, then INSERT": two registrations could both pass the SELECT. The
         // UNIQUE constraint makes the database the one place that decides, atomically.
         let inserted =
@@ -78,7 +86,9 @@ impl UserStore for SqliteUserStore {
                 id: done.last_insert_rowid(),
                 username: username.to_owned(),
             }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::Taken),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(CreateUserError::Taken)
+            }
             Err(e) => Err(StoreError::new(e).into()),
         }
     }
@@ -90,7 +100,8 @@ mod tests {
     use super::*;
     use crate::db::{open_database, open_temp_database, temp_database_url};
 
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 
     #[tokio::test]
     async fn a_created_user_can_be_found_by_id_and_by_name() {
@@ -102,7 +113,8 @@ mod tests {
         assert_eq!(alice.username, "alice");
         let by_id = store.find_by_id(alice.id).await.expect("find by id");
         assert_eq!(by_id, Some(alice.clone()));
-        let by_name = store.find_credentials("alice").await.expect("find by name");
+        let by_name =
+            store.find_credentials("alice").await.expect("find by name");
         assert_eq!(by_name, Some((alice, HASH.to_owned())));
     }
 
@@ -137,12 +149,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn login_names_match_ignoring_case_and_keep_the_registered_spelling() {
+    async fn login_names_match_ignoring_case_and_keep_the_registered_spelling()
+    {
         let (_dir, pool) = open_temp_database().await;
         let store = SqliteUserStore::new(pool);
         let alice = store.create("Alice", HASH).await.expect("create Alice");
 
-        let found = store.find_credentials("aLICE").await.expect("find by name");
+        let found =
+            store.find_credentials("aLICE").await.expect("find by name");
 
         assert_eq!(found.map(|(user, _)| user), Some(alice));
     }
@@ -180,9 +194,14 @@ mod tests {
             .expect("create alice");
         pool.close().await;
 
-        let store = SqliteUserStore::new(open_database(&url).await.expect("second open"));
+        let store = SqliteUserStore::new(
+            open_database(&url).await.expect("second open"),
+        );
 
-        assert_eq!(store.find_by_id(alice.id).await.expect("find"), Some(alice));
+        assert_eq!(
+            store.find_by_id(alice.id).await.expect("find"),
+            Some(alice)
+        );
     }
 
     #[tokio::test]

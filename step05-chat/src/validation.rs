@@ -72,9 +72,14 @@ pub struct OutgoingText {
 /// means none of those has to worry about escaping or look-alike names.
 pub fn parse_room(value: &Value) -> Result<String, InputError> {
     let room = value.as_str().ok_or(InputError::InvalidRoom)?;
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    let allowed = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+    };
     // All allowed characters are ASCII, so here bytes and characters count the same.
-    if room.is_empty() || room.len() > MAX_ROOM_CHARS || !room.chars().all(allowed) {
+    if room.is_empty()
+        || room.len() > MAX_ROOM_CHARS
+        || !room.chars().all(allowed)
+    {
         return Err(InputError::InvalidRoom);
     }
     Ok(room.to_owned())
@@ -118,7 +123,9 @@ pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
 fn parse_client_offset(value: &Value) -> Result<String, InputError> {
     let offset = value.as_str().ok_or(InputError::InvalidClientOffset)?;
     let printable = |c: char| c.is_ascii_graphic();
-    if offset.is_empty() || offset.len() > MAX_CLIENT_OFFSET_CHARS || !offset.chars().all(printable)
+    if offset.is_empty()
+        || offset.len() > MAX_CLIENT_OFFSET_CHARS
+        || !offset.chars().all(printable)
     {
         return Err(InputError::InvalidClientOffset);
     }
@@ -240,20 +247,24 @@ mod tests {
 
     #[test]
     fn a_client_offset_is_kept_when_it_is_short_printable_ascii() {
-        let parsed = parse_chat_message(&json!({"text": "hi", "clientOffset": "tab1-7"}));
+        let parsed = parse_chat_message(
+            &json!({"text": "hi", "clientOffset": "tab1-7"}),
+        );
         assert_eq!(
             parsed.map(|message| message.client_offset),
             Ok(Some("tab1-7".to_owned()))
         );
         for bad in [json!(""), json!(7), json!("a b"), json!("x".repeat(65))] {
-            let parsed = parse_chat_message(&json!({"text": "hi", "clientOffset": bad}));
+            let parsed =
+                parse_chat_message(&json!({"text": "hi", "clientOffset": bad}));
             assert_eq!(parsed, Err(InputError::InvalidClientOffset), "{bad}");
         }
     }
 
     #[test]
     fn accepts_an_object_with_room_and_text() {
-        let parsed = parse_chat_message(&json!({"room": "rust", "text": "hello"}));
+        let parsed =
+            parse_chat_message(&json!({"room": "rust", "text": "hello"}));
 
         assert_eq!(parsed, Ok(outgoing("rust", "hello")));
     }
@@ -351,7 +362,9 @@ mod tests {
 
     #[test]
     fn payloads_that_are_neither_object_nor_string_are_refused() {
-        for payload in [json!(null), json!(42), json!(true), json!(["room", "text"])] {
+        for payload in
+            [json!(null), json!(42), json!(true), json!(["room", "text"])]
+        {
             assert_eq!(
                 parse_chat_message(&payload),
                 Err(InputError::NotAMessage),
@@ -362,7 +375,8 @@ mod tests {
 
     #[test]
     fn an_invalid_room_in_a_message_is_refused() {
-        let parsed = parse_chat_message(&json!({"room": "General!", "text": "hello"}));
+        let parsed =
+            parse_chat_message(&json!({"room": "General!", "text": "hello"}));
 
         assert_eq!(parsed, Err(InputError::InvalidRoom));
     }
@@ -411,7 +425,11 @@ mod tests {
             json!(["general"]),
             json!({"name": "general"}),
         ] {
-            assert_eq!(parse_room(&room), Err(InputError::InvalidRoom), "{room}");
+            assert_eq!(
+                parse_room(&room),
+                Err(InputError::InvalidRoom),
+                "{room}"
+            );
         }
     }
 

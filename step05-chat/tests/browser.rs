@@ -8,7 +8,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Options, PASSWORD, register_in_page as register, spawn_app, spawn_app_with};
+use support::{
+    Options, PASSWORD, register_in_page as register, spawn_app, spawn_app_with,
+};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
@@ -121,7 +123,8 @@ async fn a_message_in_a_room_reaches_only_those_who_joined_it() {
 }
 
 #[tokio::test]
-async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is_back() {
+async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is_back()
+ {
     let app = spawn_app().await;
     let url = page_url(&app);
     let port = app.address.port();
@@ -143,8 +146,12 @@ async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is
         json!({ "page": "alice", "waitText": "#status", "text": "reconnecting" }),
     ]);
     for text in &sent {
-        steps.push(json!({ "page": "bob", "fill": "#message-input", "value": text }));
-        steps.push(json!({ "page": "bob", "press": "#message-input", "key": "Enter" }));
+        steps.push(
+            json!({ "page": "bob", "fill": "#message-input", "value": text }),
+        );
+        steps.push(
+            json!({ "page": "bob", "press": "#message-input", "key": "Enter" }),
+        );
         steps
             .push(json!({ "page": "bob", "waitText": "#messages li.message .text", "text": text }));
     }
@@ -162,7 +169,8 @@ async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is
     let shown = report["read"]["alice"].as_str().unwrap_or_default();
     let mut expected = vec!["before".to_owned()];
     expected.extend(sent);
-    let positions: Vec<Option<usize>> = expected.iter().map(|t| shown.find(t.as_str())).collect();
+    let positions: Vec<Option<usize>> =
+        expected.iter().map(|t| shown.find(t.as_str())).collect();
     assert!(positions.iter().all(Option::is_some), "missing: {shown}");
     assert!(
         positions.windows(2).all(|w| w[0] < w[1]),

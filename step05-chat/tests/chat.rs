@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Options, PASSWORD, assert_silent, say, spawn_app, spawn_app_with};
+use support::{
+    Options, PASSWORD, assert_silent, say, spawn_app, spawn_app_with,
+};
 
 // ---------------------------------------------------------------- HTTP
 
@@ -38,7 +40,8 @@ async fn register_creates_the_account_and_logs_in() {
 }
 
 #[tokio::test]
-async fn register_refuses_taken_names_invalid_input_and_malformed_bodies_with_json_errors() {
+async fn register_refuses_taken_names_invalid_input_and_malformed_bodies_with_json_errors()
+ {
     let app = spawn_app().await;
     app.register("alice").await;
     let cases = [
@@ -86,7 +89,9 @@ async fn login_issues_a_new_session_and_wrong_credentials_get_401() {
     ] {
         let response = app.post_json("/login", None, body).await;
         assert_eq!(response.status(), 401);
-        assert!(response.json::<Value>().await.expect("JSON")["error"].is_string());
+        assert!(
+            response.json::<Value>().await.expect("JSON")["error"].is_string()
+        );
     }
 }
 
@@ -280,7 +285,10 @@ async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
         json!({ "room": "general", "messages": [], "truncated": false })
     );
     for n in 1..=60 {
-        assert_eq!(say(&alice, json!(format!("message {n}"))).await["ok"], true);
+        assert_eq!(
+            say(&alice, json!(format!("message {n}"))).await["ok"],
+            true
+        );
     }
     let (_, history) = app.connected(&cookie).await;
     let texts: Vec<&str> = history["messages"]
@@ -289,7 +297,8 @@ async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
         .iter()
         .filter_map(|m| m["text"].as_str())
         .collect();
-    let expected: Vec<String> = (11..=60).map(|n| format!("message {n}")).collect();
+    let expected: Vec<String> =
+        (11..=60).map(|n| format!("message {n}")).collect();
     assert_eq!(texts, expected);
 }
 
@@ -312,7 +321,8 @@ async fn join_answers_with_history_and_messages_stay_in_their_room() {
     assert_silent(&bob, "chat message").await;
 
     // Bob cannot post into a room he has not joined; after joining he sees its history.
-    let refused = say(&bob, json!({ "room": "rust", "text": "let me in" })).await;
+    let refused =
+        say(&bob, json!({ "room": "rust", "text": "let me in" })).await;
     assert!(refused["error"].is_string(), "{refused}");
     let ack = bob.emit_with_ack("join", json!(["rust"])).await;
     assert_eq!(ack["history"][0]["text"], "ferris");
@@ -340,9 +350,13 @@ async fn leave_stops_messages_from_that_room() {
         alice.emit_with_ack("leave", json!(["rust"])).await,
         json!({ "ok": true })
     );
-    let refused = say(&alice, json!({ "room": "rust", "text": "anyone?" })).await;
+    let refused =
+        say(&alice, json!({ "room": "rust", "text": "anyone?" })).await;
     assert!(refused["error"].is_string());
-    assert!(alice.emit_with_ack("leave", json!(["general"])).await["error"].is_string());
+    assert!(
+        alice.emit_with_ack("leave", json!(["general"])).await["error"]
+            .is_string()
+    );
 }
 
 // ---------------------------------------------------------------- presence and typing
@@ -388,7 +402,11 @@ async fn presence_lists_each_online_user_once() {
             if joined.contains(&"bob".to_owned()) {
                 break;
             }
-            assert_eq!(joined, ["alice"], "only Alice's own arrival may come first");
+            assert_eq!(
+                joined,
+                ["alice"],
+                "only Alice's own arrival may come first"
+            );
         }
     }
     assert_silent(&alice, "presence").await;
@@ -436,16 +454,25 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
     // Eve enters: the first two users by id, and how many are online in all.
     let first = eve.next_named("presence").await.data().clone();
     assert_eq!(names(&first), ["amy", "bob"]);
-    assert_eq!((&first["online"], &first["more"]), (&json!(5), &json!(true)));
+    assert_eq!(
+        (&first["online"], &first["more"]),
+        (&json!(5), &json!(true))
+    );
 
     // The rest, one page at a time, each after the last id she was given.
     let mut listed = names(&first);
     let mut after = *ids(&first).last().expect("a full first page");
     loop {
         let page = eve
-            .emit_with_ack("presence page", json!([{ "room": "general", "after": after }]))
+            .emit_with_ack(
+                "presence page",
+                json!([{ "room": "general", "after": after }]),
+            )
             .await;
-        assert_eq!((&page["room"], &page["online"]), (&json!("general"), &json!(5)));
+        assert_eq!(
+            (&page["room"], &page["online"]),
+            (&json!("general"), &json!(5))
+        );
         assert!(ids(&page).iter().all(|id| *id > after), "{page}");
         listed.extend(names(&page));
         if page["more"] == json!(false) {
@@ -457,7 +484,11 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
 
     // Everyone hears that Eve came, with the new count.
     let change = loop {
-        let change = sockets[0].next_named("presence change").await.data().clone();
+        let change = sockets[0]
+            .next_named("presence change")
+            .await
+            .data()
+            .clone();
         if changed(&change, "joined").contains(&"eve".to_owned()) {
             break change;
         }
@@ -466,10 +497,19 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
 
     // Bad requests are refused with a reason, and the socket stays.
     let refusals = [
-        (json!({ "room": "general", "after": "bob" }), "after must be a user id"),
+        (
+            json!({ "room": "general", "after": "bob" }),
+            "after must be a user id",
+        ),
         (json!({ "room": "general" }), "after must be a user id"),
-        (json!({ "room": "rust", "after": 0 }), "you have not joined this room"),
-        (json!({ "room": "No Such Room!", "after": 0 }), "room must be"),
+        (
+            json!({ "room": "rust", "after": 0 }),
+            "you have not joined this room",
+        ),
+        (
+            json!({ "room": "No Such Room!", "after": 0 }),
+            "room must be",
+        ),
         (json!(null), "room must be"),
     ];
     for (payload, reason) in refusals {
@@ -478,7 +518,10 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
         assert!(error.starts_with(reason), "{payload} -> {answer}");
     }
     let still_there = eve
-        .emit_with_ack("presence page", json!([{ "room": "general", "after": 0 }]))
+        .emit_with_ack(
+            "presence page",
+            json!([{ "room": "general", "after": 0 }]),
+        )
         .await;
     assert_eq!(names(&still_there), ["amy", "bob"]);
 }
@@ -505,14 +548,16 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
     let (alice, _) = app.connected(&alice_cookie).await;
 
     say(&bob, json!("seen 1")).await;
-    let last_seen = say(&bob, json!("seen 2")).await["id"].as_i64().expect("id");
+    let last_seen =
+        say(&bob, json!("seen 2")).await["id"].as_i64().expect("id");
     alice.next_named("chat message").await;
     alice.next_named("chat message").await;
     alice.close().await;
 
     let mut missed = Vec::new();
     for n in 1..=3 {
-        missed.push(say(&bob, json!(format!("missed {n}"))).await["id"].clone());
+        missed
+            .push(say(&bob, json!(format!("missed {n}"))).await["id"].clone());
     }
 
     let (alice, history) = app
@@ -530,7 +575,8 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
     assert_eq!(history["truncated"], false);
     let mut replayed = Vec::new();
     for _ in 0..3 {
-        replayed.push(alice.next_named("chat message").await.data()["id"].clone());
+        replayed
+            .push(alice.next_named("chat message").await.data()["id"].clone());
     }
     assert_eq!(replayed, missed);
     assert_silent(&alice, "chat message").await; // exactly once

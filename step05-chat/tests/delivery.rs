@@ -25,7 +25,8 @@ async fn unlimited(socket_buffer: Option<usize>) -> TestApp {
 /// is sent without waiting for acknowledgements), and returns their ids in order.
 async fn send_many(socket: &JsSocket, label: &str, count: usize) -> Vec<i64> {
     let mut ids = Vec::with_capacity(count);
-    let texts: Vec<String> = (0..count).map(|n| format!("{label} {n}")).collect();
+    let texts: Vec<String> =
+        (0..count).map(|n| format!("{label} {n}")).collect();
     for chunk in texts.chunks(100) {
         let args = chunk.iter().map(|text| json!([text])).collect();
         for ack in socket.emit_many("chat message", args).await {
@@ -40,10 +41,15 @@ async fn send_many(socket: &JsSocket, label: &str, count: usize) -> Vec<i64> {
 }
 
 /// Reads `count` `chat message` events from `socket` and returns their ids, in arrival order.
-async fn receive_ids(socket: &JsSocket, count: usize, wait: Duration) -> Vec<i64> {
+async fn receive_ids(
+    socket: &JsSocket,
+    count: usize,
+    wait: Duration,
+) -> Vec<i64> {
     let mut ids = Vec::with_capacity(count);
     while ids.len() < count {
-        let Some(event) = socket.try_next_named("chat message", wait).await else {
+        let Some(event) = socket.try_next_named("chat message", wait).await
+        else {
             panic!(
                 "got {} of {count} messages, then nothing for {wait:?}",
                 ids.len()
@@ -99,12 +105,14 @@ async fn away_for_300_messages_over_polling_gets_all_300_once_in_order() {
 }
 
 #[tokio::test]
-async fn away_for_1500_messages_over_websocket_gets_the_newest_1000_and_is_told() {
+async fn away_for_1500_messages_over_websocket_gets_the_newest_1000_and_is_told()
+ {
     catch_up(1500, "websocket").await;
 }
 
 #[tokio::test]
-async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told() {
+async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told()
+{
     catch_up(1500, "polling").await;
 }
 
@@ -147,7 +155,8 @@ async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
 // ---------------------------------------------------------------- retried sends
 
 #[tokio::test]
-async fn a_message_sent_again_with_the_same_client_offset_is_stored_and_broadcast_once() {
+async fn a_message_sent_again_with_the_same_client_offset_is_stored_and_broadcast_once()
+ {
     let app = unlimited(None).await;
     let alice_cookie = app.register("alice").await;
     let (bob, _) = app.connected(&app.register("bob").await).await;

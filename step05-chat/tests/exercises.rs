@@ -28,7 +28,9 @@ async fn received(socket: &JsSocket, event: &str, who: &str) -> Value {
     socket
         .try_next_named(event, DEFAULT_WAIT)
         .await
-        .unwrap_or_else(|| panic!("{who} got no `{event}` within {DEFAULT_WAIT:?}"))
+        .unwrap_or_else(|| {
+            panic!("{who} got no `{event}` within {DEFAULT_WAIT:?}")
+        })
         .data()
         .clone()
 }
@@ -116,7 +118,9 @@ async fn ex2_private_messages() {
 fn texts(history: &Value) -> Vec<&str> {
     history["messages"]
         .as_array()
-        .map(|messages| messages.iter().filter_map(|m| m["text"].as_str()).collect())
+        .map(|messages| {
+            messages.iter().filter_map(|m| m["text"].as_str()).collect()
+        })
         .unwrap_or_default()
 }
 

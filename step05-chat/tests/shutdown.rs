@@ -21,7 +21,10 @@ async fn a_server_that_stops_leaves_no_task_running() {
     // Its acknowledgement means general's task ran, on the rooms' thread.
     assert_eq!(say(&alice, json!("hello")).await["ok"], true);
     let running = (runtime.metrics().num_alive_tasks(), rooms_tasks_alive());
-    assert!(running.0 > 0 && running.1 > 0, "nothing to stop: {running:?}");
+    assert!(
+        running.0 > 0 && running.1 > 0,
+        "nothing to stop: {running:?}"
+    );
 
     alice.close().await;
     drop(alice); // the test's own client, and its tasks

@@ -24,13 +24,16 @@ async fn the_node_twin_answers_every_step_exactly_as_step05_does() {
     let rust = spawn_app_built_by(step05_chat::build, Options::default()).await;
     let node = spawn_node_app(Options::default()).await;
 
-    let (rust_transcript, node_transcript) = tokio::join!(play(&rust), play(&node));
+    let (rust_transcript, node_transcript) =
+        tokio::join!(play(&rust), play(&node));
 
     assert!(
         rust_transcript.len() > 60,
         "the scenario recorded too little"
     );
-    for (n, (ours, theirs)) in rust_transcript.iter().zip(&node_transcript).enumerate() {
+    for (n, (ours, theirs)) in
+        rust_transcript.iter().zip(&node_transcript).enumerate()
+    {
         assert_eq!(
             ours,
             theirs,
@@ -63,7 +66,12 @@ struct Transcript(Vec<Value>);
 impl Transcript {
     /// Records an HTTP answer: status and body. With `exact: false` only the body's shape
     /// counts (the text of a JSON parser's error is each library's own).
-    async fn http(&mut self, step: &str, response: reqwest::Response, exact: bool) -> String {
+    async fn http(
+        &mut self,
+        step: &str,
+        response: reqwest::Response,
+        exact: bool,
+    ) -> String {
         let status = response.status().as_u16();
         let cookie = support::session_cookie(&response).unwrap_or_default();
         let text = response.text().await.expect("a body");
@@ -124,7 +132,9 @@ fn normalize(value: &Value) -> Value {
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(normalize).collect())
+        }
         other => other.clone(),
     }
 }
@@ -149,7 +159,8 @@ fn shape(value: &Value) -> Value {
 /// The scenario: every route, event, acknowledgement and refusal of the contract, in order.
 async fn play(app: &TestApp) -> Vec<Value> {
     let mut log = Transcript::default();
-    let credentials = |name: &str| json!({ "username": name, "password": PASSWORD });
+    let credentials =
+        |name: &str| json!({ "username": name, "password": PASSWORD });
 
     // ---- HTTP
     let alice = app.post_json("/register", None, credentials("alice")).await;
@@ -185,7 +196,8 @@ async fn play(app: &TestApp) -> Vec<Value> {
     log.http("a wrong password", wrong, true).await;
     let login = app.post_json("/login", None, credentials("alice")).await;
     let alice = log.http("login alice", login, true).await;
-    for (step, cookie) in [("me, anonymous", None), ("me, alice", Some(&alice))] {
+    for (step, cookie) in [("me, anonymous", None), ("me, alice", Some(&alice))]
+    {
         let mut request = app.http.get(app.url("/me"));
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie);
@@ -225,7 +237,8 @@ async fn play(app: &TestApp) -> Vec<Value> {
             .await
     };
     log.ack("hello", say(json!("hello")).await);
-    let forged = json!({ "room": "general", "text": " I am bob ", "user": { "id": 2 } });
+    let forged =
+        json!({ "room": "general", "text": " I am bob ", "user": { "id": 2 } });
     log.ack("a forged user", say(forged).await);
     for (step, payload) in [
         ("a number", json!(42)),
@@ -269,7 +282,10 @@ async fn play(app: &TestApp) -> Vec<Value> {
     log.events("alice", &a).await;
     let ferris = json!({ "room": "rust", "text": "ferris" });
     log.ack("alice in rust", say(ferris).await);
-    let refused = b.emit_with_ack("chat message", json!([{ "room": "rust", "text": "hi" }]));
+    let refused = b.emit_with_ack(
+        "chat message",
+        json!([{ "room": "rust", "text": "hi" }]),
+    );
     log.ack("bob, not in rust", refused.await);
     log.ack(
         "bob joins rust",

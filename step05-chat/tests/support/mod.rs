@@ -62,7 +62,9 @@ pub fn implementation() -> Implementation {
     match std::env::var("CHAT_SERVER").as_deref() {
         Err(_) | Ok("" | "rust") => Implementation::Rust,
         Ok("node") => Implementation::Node,
-        Ok(other) => panic!("CHAT_SERVER must be `rust` or `node`, not {other:?}"),
+        Ok(other) => {
+            panic!("CHAT_SERVER must be `rust` or `node`, not {other:?}")
+        }
     }
 }
 
@@ -90,7 +92,9 @@ pub async fn spawn_app() -> TestApp {
 /// The chat with `options`: step 5 in this process, or with `CHAT_SERVER=node` the Node twin.
 pub async fn spawn_app_with(options: Options) -> TestApp {
     match implementation() {
-        Implementation::Rust => spawn_app_built_by(step05_chat::build, options).await,
+        Implementation::Rust => {
+            spawn_app_built_by(step05_chat::build, options).await
+        }
         Implementation::Node => spawn_node_app(options).await,
     }
 }
@@ -99,7 +103,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 /// exercise checks pass the `build` under test (the student's, or the reference solutions').
 ///
 /// Always Rust, in this process, whatever `CHAT_SERVER` says: what it tests is Rust code.
-pub async fn spawn_app_built_by<F, Fut, E>(build: F, options: Options) -> TestApp
+pub async fn spawn_app_built_by<F, Fut, E>(
+    build: F,
+    options: Options,
+) -> TestApp
 where
     F: FnOnce(ChatConfig) -> Fut,
     Fut: Future<Output = Result<ChatServer, E>>,
@@ -210,8 +217,12 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let started = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read the twin's output") {
-            if let Some(url) = line.strip_prefix("The chat is running: open http://") {
+        while let Some(line) =
+            lines.next_line().await.expect("read the twin's output")
+        {
+            if let Some(url) =
+                line.strip_prefix("The chat is running: open http://")
+            {
                 return url.trim_end_matches('/').parse::<SocketAddr>().ok();
             }
         }
@@ -222,7 +233,9 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
         panic!("the Node twin did not start (its error, if any, is above)");
     };
     // Keep reading, so that a full pipe never blocks the server.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::spawn(
+        async move { while let Ok(Some(_)) = lines.next_line().await {} },
+    );
     TestApp {
         address,
         http: reqwest::Client::new(),
@@ -239,8 +252,13 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
 ///
 /// One difference: `ChatLimits::off()` becomes `RATE_LIMITS=off`, which also lifts the login
 /// throttles that the in-process server keeps. No test with the limits off counts logins.
-fn node_env(options: &Options, database_url: String, key: &Key) -> Vec<(&'static str, String)> {
-    let secret: String = key.master().iter().map(|b| format!("{b:02x}")).collect();
+fn node_env(
+    options: &Options,
+    database_url: String,
+    key: &Key,
+) -> Vec<(&'static str, String)> {
+    let secret: String =
+        key.master().iter().map(|b| format!("{b:02x}")).collect();
     let (burst, per_second) = options.rate_limit.unwrap_or((20, 5.0));
     let mut test = json!({
         "messageRate": [burst, per_second],
@@ -261,13 +279,22 @@ fn node_env(options: &Options, database_url: String, key: &Key) -> Vec<(&'static
         env.push(("PRESENCE_PAGE", users.to_string()));
     }
     match &options.limits {
-        Some(limits) if !limits.enabled => env.push(("RATE_LIMITS", "off".to_owned())),
+        Some(limits) if !limits.enabled => {
+            env.push(("RATE_LIMITS", "off".to_owned()))
+        }
         Some(limits) => {
-            env.push(("MAX_SOCKETS_PER_USER", limits.sockets_per_user.to_string()));
-            env.push(("MAX_ROOMS_PER_SOCKET", limits.rooms_per_socket.to_string()));
+            env.push((
+                "MAX_SOCKETS_PER_USER",
+                limits.sockets_per_user.to_string(),
+            ));
+            env.push((
+                "MAX_ROOMS_PER_SOCKET",
+                limits.rooms_per_socket.to_string(),
+            ));
             let per_room = limits.room_messages_per_second.to_string();
             env.push(("ROOM_MESSAGES_PER_SECOND", per_room));
-            test["roomChangesPerSecond"] = json!(limits.room_changes_per_second);
+            test["roomChangesPerSecond"] =
+                json!(limits.room_changes_per_second);
             test["refusalsPer10s"] = json!(limits.refusals_per_10s);
         }
         None => {}
@@ -288,13 +315,16 @@ pub fn test_config(
         database_url: database_url(database),
         sessions: SessionConfig::with_key(key.clone()),
         sockets: SocketSettings {
-            allowed_origins: step05_chat::config::allowed_origins(address, None),
+            allowed_origins: step05_chat::config::allowed_origins(
+                address, None,
+            ),
             session_recheck: Duration::from_secs(30),
             limits: Default::default(),
         },
         rate_limit: RateLimiter::new(burst, per_second),
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
-        hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
+        hashing: argon2::Params::new(8, 1, 1, None)
+            .expect("valid argon2 params"),
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         presence_page: step05_chat::presence::PRESENCE_PAGE,
         limits: step05_chat::limits::ChatLimits::default(),
@@ -328,15 +358,17 @@ impl TestApp {
             Server::Node(child) => {
                 // SIGTERM, as a service manager would: the twin closes its sockets and exits.
                 let pid = child.id().expect("the twin is running").to_string();
-                let signal = Command::new("kill").args(["-TERM", &pid]).status().await;
+                let signal =
+                    Command::new("kill").args(["-TERM", &pid]).status().await;
                 assert!(
                     signal.is_ok_and(|status| status.success()),
                     "kill -TERM {pid}"
                 );
-                let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
-                    .await
-                    .expect("the twin stops within 10 s")
-                    .expect("wait for the twin");
+                let exit =
+                    tokio::time::timeout(Duration::from_secs(10), child.wait())
+                        .await
+                        .expect("the twin stops within 10 s")
+                        .expect("wait for the twin");
                 assert!(exit.success(), "the twin exited with {exit}");
             }
         }
@@ -410,7 +442,9 @@ impl TestApp {
         if let Some(cookie) = cookie {
             opts["extraHeaders"] = json!({ "cookie": cookie });
         }
-        if let (Some(opts), Some(extra)) = (opts.as_object_mut(), extra.as_object()) {
+        if let (Some(opts), Some(extra)) =
+            (opts.as_object_mut(), extra.as_object())
+        {
             opts.extend(extra.clone());
         }
         self.js.connect(&self.url("/"), opts).await
@@ -421,7 +455,11 @@ impl TestApp {
         self.connected_with(cookie, json!({})).await
     }
 
-    pub async fn connected_with(&self, cookie: &str, extra: Value) -> (JsSocket, Value) {
+    pub async fn connected_with(
+        &self,
+        cookie: &str,
+        extra: Value,
+    ) -> (JsSocket, Value) {
         let socket = self.socket(Some(cookie), extra).await;
         socket.expect_connect().await;
         let history = socket.next_named("history").await.data().clone();
