@@ -1,21 +1,31 @@
-//! The chat's settings, from the environment (and a `.env` file, loaded by `main`).
+//! The chat's settings, from the environment (and a `.env` file, loaded by
+//! `main`).
 //!
-//! | Variable | Default | Meaning |
-//! | --- | --- | --- |
-//! | `PORT` | `3000` | the port to listen on |
-//! | `HOST` | `127.0.0.1` | the address to listen on; `0.0.0.0` serves a classroom network |
-//! | `DATABASE_URL` | `sqlite://data/chat.db` | users, messages and sessions |
-//! | `SESSION_SECRET` | generated, with a warning | ≥ 64 bytes that sign the session cookie |
-//! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
-//! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
-//! | `SOCKET_BUFFER` | `2048` | packets that may wait for one slow socket before it is resynchronised |
-//! | `PRESENCE_PAGE` | `50` | users per page of a room's online list |
-//! | `RATE_LIMITS` | `on` | `off` lifts every limit below and the message rate limit (load tests) |
-//! | `MAX_SOCKETS_PER_USER` | `20` | tabs and devices one user may have connected at once |
-//! | `MAX_ROOMS_PER_SOCKET` | `20` | rooms one socket may be in, besides `general` |
-//! | `ROOM_MESSAGES_PER_SECOND` | `30` | messages one room accepts per second from everyone together |
-//! | `SOCKET_MAX_MESSAGE_BYTES` | `16384` | the largest Socket.IO message a client may send (step 4) |
-//! | `SOCKET_CONNECT_TIMEOUT_SECS` | `10` | how long a new connection may take to `CONNECT` (step 4) |
+//! Each variable, its default, and what it means:
+//! - `PORT` (`3000`): the port to listen on;
+//! - `HOST` (`127.0.0.1`): the address to listen on; `0.0.0.0` serves a
+//!   classroom network;
+//! - `DATABASE_URL` (`sqlite://data/chat.db`): users, messages and sessions;
+//! - `SESSION_SECRET` (generated, with a warning): ≥ 64 bytes that sign the
+//!   session cookie;
+//! - `ALLOWED_ORIGINS` (none): extra origins whose pages may connect,
+//!   comma-separated;
+//! - `COOKIE_SECURE` (`false`): `true` behind HTTPS;
+//! - `SOCKET_BUFFER` (`2048`): packets that may wait for one slow socket before
+//!   it is resynchronised;
+//! - `PRESENCE_PAGE` (`50`): users per page of a room's online list;
+//! - `RATE_LIMITS` (`on`): `off` lifts every limit below and the message rate
+//!   limit (load tests);
+//! - `MAX_SOCKETS_PER_USER` (`20`): tabs and devices one user may have
+//!   connected at once;
+//! - `MAX_ROOMS_PER_SOCKET` (`20`): rooms one socket may be in, besides
+//!   `general`;
+//! - `ROOM_MESSAGES_PER_SECOND` (`30`): messages one room accepts per second
+//!   from everyone together;
+//! - `SOCKET_MAX_MESSAGE_BYTES` (`16384`): the largest Socket.IO message a
+//!   client may send (step 4);
+//! - `SOCKET_CONNECT_TIMEOUT_SECS` (`10`): how long a new connection may take
+//!   to `CONNECT` (step 4).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,7 +40,8 @@ use crate::limits::{ChatLimits, UNLIMITED_RATE};
 use crate::rate_limit::RateLimiter;
 use step03_passport_like_auth::{AuthLimits, rate_limits_enabled_from_env};
 
-/// The database the chat uses when `DATABASE_URL` is not set: a file, created on first run.
+/// The database the chat uses when `DATABASE_URL` is not set: a file, created
+/// on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chat.db";
 
 /// Everything [`crate::build`] needs.
@@ -40,19 +51,24 @@ pub struct ChatConfig {
     pub database_url: String,
     /// The session cookie: key, lifetime, attributes (step 2).
     pub sessions: SessionConfig,
-    /// Allowed origins and how often live sockets re-check their session (step 4).
+    /// Allowed origins and how often live sockets re-check their session (step
+    /// 4).
     pub sockets: SocketSettings,
     /// How fast one user may send messages.
     pub rate_limit: RateLimiter,
     /// The cost of password hashing (step 3). Keep the default outside tests.
     pub hashing: argon2::Params,
-    /// Sockets per user, rooms per socket, messages per room (see [`crate::limits`]).
+    /// Sockets per user, rooms per socket, messages per room (see
+    /// [`crate::limits`]).
     pub limits: ChatLimits,
-    /// The throttles on `/login` and `/register`, and the Argon2 bound (step 3).
+    /// The throttles on `/login` and `/register`, and the Argon2 bound (step
+    /// 3).
     pub auth_limits: AuthLimits,
-    /// How many packets may wait in one socket's queue (see [`crate::delivery`]).
+    /// How many packets may wait in one socket's queue (see
+    /// [`crate::delivery`]).
     pub socket_buffer: usize,
-    /// How many users one page of a room's online list names (see [`crate::presence`]).
+    /// How many users one page of a room's online list names (see
+    /// [`crate::presence`]).
     pub presence_page: usize,
 }
 
@@ -80,8 +96,8 @@ pub enum ConfigError {
 }
 
 impl ChatConfig {
-    /// Reads the environment, for a server that listens on `addr` (the port may be the one the
-    /// OS picked).
+    /// Reads the environment, for a server that listens on `addr` (the port may
+    /// be the one the OS picked).
     pub fn from_env(addr: SocketAddr) -> Result<Self, ConfigError> {
         Ok(ChatConfig {
             database_url: std::env::var("DATABASE_URL")
@@ -117,8 +133,8 @@ impl ChatConfig {
     }
 }
 
-/// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`, `MAX_ROOMS_PER_SOCKET` and
-/// `ROOM_MESSAGES_PER_SECOND`.
+/// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`,
+/// `MAX_ROOMS_PER_SOCKET` and `ROOM_MESSAGES_PER_SECOND`.
 pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
     // Step 3 reads the same switch for its throttles.
     if !rate_limits_enabled_from_env() {
@@ -153,9 +169,10 @@ pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
 }
 
 // ANCHOR: allowed_origins
-/// The server's own origins, plus `extra`, plus whatever the listening address adds: a
-/// specific LAN address is an origin of its own; `0.0.0.0` (every address) means we cannot list
-/// the names students will type, so pages are allowed whose origin is the host they asked for.
+/// The server's own origins, plus `extra`, plus whatever the listening address
+/// adds: a specific LAN address is an origin of its own; `0.0.0.0` (every
+/// address) means we cannot list the names students will type, so pages are
+/// allowed whose origin is the host they asked for.
 pub fn allowed_origins(
     addr: SocketAddr,
     extra: Option<String>,

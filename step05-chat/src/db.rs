@@ -1,9 +1,11 @@
-//! One SQLite file for everything that must survive a restart: users, messages and sessions.
+//! One SQLite file for everything that must survive a restart: users, messages
+//! and sessions.
 //!
-//! Until now users and sessions lived in memory and a restart logged everybody out. Here a
-//! single connection pool serves three stores: [`crate::users::SqliteUserStore`],
-//! [`crate::messages::MessageStore`] and tower-sessions' [`SqliteStore`]. One file is one thing
-//! to back up, and one pool means one set of connection settings to get right.
+//! Until now users and sessions lived in memory and a restart logged everybody
+//! out. Here a single connection pool serves three stores:
+//! [`crate::users::SqliteUserStore`], [`crate::messages::MessageStore`] and
+//! tower-sessions' [`SqliteStore`]. One file is one thing to back up, and one
+//! pool means one set of connection settings to get right.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,25 +15,28 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use tower_sessions_sqlx_store::SqliteStore;
 
 // ANCHOR: open_database
-/// Opens (creating if needed) the database at `database_url`, e.g. `sqlite://data/chat.db`,
-/// and brings its tables up to date.
+/// Opens (creating if needed) the database at `database_url`, e.g.
+/// `sqlite://data/chat.db`, and brings its tables up to date.
 ///
-/// Safe to call on every start: migrations that already ran are skipped, and the session table
-/// is created only if it is missing.
+/// Safe to call on every start: migrations that already ran are skipped, and
+/// the session table is created only if it is missing.
 pub async fn open_database(
     database_url: &str,
 ) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(database_url)?
-        // A fresh checkout has no database yet; make one rather than fail on first run.
+        // A fresh checkout has no database yet; make one rather than fail on
+        // first run.
         .create_if_missing(true)
-        // Write-ahead logging lets readers (history for a joining user) carry on while a
-        // writer (a new message) commits, instead of queueing behind it.
+        // Write-ahead logging lets readers (history for a joining user) carry
+        // on while a writer (a new message) commits, instead of queueing behind
+        // it.
         .journal_mode(SqliteJournalMode::Wal)
-        // SQLite allows one writer at a time. Under a burst of messages, wait for the lock
-        // rather than failing at once with "database is locked".
+        // SQLite allows one writer at a time. Under a burst of messages, wait
+        // for the lock rather than failing at once with "database is locked".
         .busy_timeout(Duration::from_secs(5))
-        // SQLite ignores REFERENCES unless asked, per connection. sqlx already turns this on;
-        // saying so here keeps `messages.user_id` honest even if that default changes.
+        // SQLite ignores REFERENCES unless asked, per connection. sqlx already
+        // turns this on; saying so here keeps `messages.user_id` honest even if
+        // that default changes.
         .foreign_keys(true);
 
     // `create_if_missing` makes the file, not the directory it goes in.
@@ -43,32 +48,36 @@ pub async fn open_database(
 
     let pool = SqlitePool::connect_with(options).await?;
 
-    // The SQL files are embedded into the binary at compile time, so the program carries its
-    // own schema and needs no migrations directory at run time.
+    // The SQL files are embedded into the binary at compile time, so the
+    // program carries its own schema and needs no migrations directory at run
+    // time.
     sqlx::migrate!("./migrations").run(&pool).await?;
     session_store(&pool).migrate().await?;
 
     Ok(pool)
 }
 
-/// The tower-sessions store for this database. Its table (`tower_sessions`) is created by
-/// [`open_database`].
+/// The tower-sessions store for this database. Its table (`tower_sessions`) is
+/// created by [`open_database`].
 pub fn session_store(pool: &SqlitePool) -> SqliteStore {
     // Cloning a pool is cheap: it is a handle to the same connections.
     SqliteStore::new(pool.clone())
 }
 // ANCHOR_END: open_database
 
-/// Now, in milliseconds since the Unix epoch: the unit of every timestamp in the database, and
-/// the one JavaScript's `Date.now()` and `new Date(ms)` use, so the browser needs no conversion.
-/// Step 1's clock, as SQLite's integer type.
+/// Now, in milliseconds since the Unix epoch: the unit of every timestamp in
+/// the database, and the one JavaScript's `Date.now()` and `new Date(ms)` use,
+/// so the browser needs no conversion. Step 1's clock, as SQLite's integer
+/// type.
 pub(crate) fn now_millis() -> i64 {
-    // An i64 of milliseconds lasts until the year 292 million; saturate rather than panic.
+    // An i64 of milliseconds lasts until the year 292 million; saturate rather
+    // than panic.
     i64::try_from(step01_http_vs_socket::now_ms()).unwrap_or(i64::MAX)
 }
 
-/// A fresh database in its own temporary directory, for tests. The directory is deleted when
-/// the returned guard is dropped, so keep it alive as long as the pool.
+/// A fresh database in its own temporary directory, for tests. The directory is
+/// deleted when the returned guard is dropped, so keep it alive as long as the
+/// pool.
 #[cfg(test)]
 pub(crate) async fn open_temp_database() -> (tempfile::TempDir, SqlitePool) {
     let dir = tempfile::tempdir().expect("create a temporary directory");
@@ -145,17 +154,24 @@ mod tests {
             .expect("read journal mode");
         assert_eq!(journal_mode, "wal");
 
-        let orphan =
-            sqlx::query("INSERT INTO messages (room, user_id, text, ts) VALUES (?, ?, ?, ?)")
-                .bind("general")
-                .bind(999_i64)
-                .bind("from nobody")
-                .bind(0_i64)
-                .execute(&pool)
-                .await;
+        let orphan = sqlx::query(
+            "INSERT INTO messages (room, user_id, text, ts) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind("general")
+        .bind(999_i64)
+        .bind("from nobody")
+        .bind(0_i64)
+        .execute(&pool)
+        .await;
+        let refused = matches!(
+            orphan,
+            Err(sqlx::Error::Database(ref e)) if e.is_foreign_key_violation()
+        );
         assert!(
-            matches!(orphan, Err(sqlx::Error::Database(ref e)) if e.is_foreign_key_violation()),
-            "a message from a user who does not exist must be refused, got {orphan:?}"
+            refused,
+            "a message from a user who does not exist must be refused, \
+             got {orphan:?}"
         );
     }
 
@@ -185,7 +201,8 @@ mod tests {
 
     #[test]
     fn now_millis_is_in_milliseconds() {
-        // 2020-01-01 in ms and 2100-01-01 in ms: seconds or nanoseconds would fall outside.
+        // 2020-01-01 in ms and 2100-01-01 in ms: seconds or nanoseconds would
+        // fall outside.
         let now = now_millis();
         assert!(
             (1_577_836_800_000..4_102_444_800_000).contains(&now),

@@ -21,7 +21,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
     let addr = listener.local_addr()?;
     let config = ChatConfig::from_env(addr)?;
-    tracing::info!(database = %config.database_url, origins = ?config.sockets.allowed_origins.as_slice(), "starting");
+    tracing::info!(
+        database = %config.database_url,
+        origins = ?config.sockets.allowed_origins.as_slice(),
+        "starting"
+    );
     let server = step05_chat::build(config).await?;
 
     let url = if addr.ip().is_unspecified() {
@@ -35,15 +39,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("The chat is running: open {url}");
     println!("(Ctrl-C to stop)");
 
-    // On Ctrl-C, close every socket first: an open WebSocket would otherwise keep the
-    // graceful shutdown waiting for as long as the tab stays open.
+    // On Ctrl-C, close every socket first: an open WebSocket would otherwise
+    // keep the graceful shutdown waiting for as long as the tab stays open.
     let io = server.io.clone();
     let shutdown = async move {
         shutdown_signal().await;
         io.close().await;
     };
     serve(listener, server.router, shutdown).await?;
-    // Last, the jobs beside the handlers: the session cleanup, the rooms' tasks.
+    // Last, the jobs beside the handlers: the session cleanup, the rooms'
+    // tasks.
     server.tasks.stop().await;
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! Users in SQLite: step03's [`UserStore`] answered from a table instead of a map.
+//! Users in SQLite: step03's [`UserStore`] answered from a table instead of a
+//! map.
 //!
-//! Passport (step03) only ever asks the three questions of the trait, so swapping
-//! `MemoryUserStore` for [`SqliteUserStore`] is the whole change: registration, login and
-//! `req.user` keep working, and now survive a restart.
+//! Passport (step03) only ever asks the three questions of the trait, so
+//! swapping `MemoryUserStore` for [`SqliteUserStore`] is the whole change:
+//! registration, login and `req.user` keep working, and now survive a restart.
 
 use sqlx::SqlitePool;
 use step03_passport_like_auth::{CreateUserError, StoreError, User, UserStore};
@@ -11,14 +12,16 @@ use crate::db::now_millis;
 
 /// A [`UserStore`] backed by the `users` table.
 ///
-/// Cloning is cheap (the pool is a handle), which is what axum state and Passport need.
+/// Cloning is cheap (the pool is a handle), which is what axum state and
+/// Passport need.
 #[derive(Clone, Debug)]
 pub struct SqliteUserStore {
     pool: SqlitePool,
 }
 
 impl SqliteUserStore {
-    /// A store over a pool from [`crate::db::open_database`], which has created the table.
+    /// A store over a pool from [`crate::db::open_database`], which has created
+    /// the table.
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
@@ -33,8 +36,9 @@ struct CredentialsRow {
 }
 
 // ANCHOR: sqlite_user_store
-// `async fn` in an impl satisfies the trait's `impl Future + Send`: the compiler checks that
-// each future really is `Send`, which holds because a `SqlitePool` is.
+// `async fn` in an impl satisfies the trait's `impl Future + Send`: the
+// compiler checks that each future really is `Send`, which holds because a
+// `SqlitePool` is.
 impl UserStore for SqliteUserStore {
     async fn find_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
         let row: Option<(i64, String)> =
@@ -50,7 +54,8 @@ impl UserStore for SqliteUserStore {
         &self,
         username: &str,
     ) -> Result<Option<(User, String)>, StoreError> {
-        // No `lower(...)` needed: the column is COLLATE NOCASE, so `=` already ignores case.
+        // No `lower(...)` needed: the column is COLLATE NOCASE, so `=` already
+        // ignores case.
         let row: Option<CredentialsRow> = sqlx::query_as(
             "SELECT id, username, password_hash FROM users WHERE username = ?",
         )
@@ -72,15 +77,18 @@ impl UserStore for SqliteUserStore {
         username: &str,
         password_hash: &str,
     ) -> Result<User, CreateUserError> {
-        // No "SELECT first, then INSERT": two registrations could both pass the SELECT. The
-        // UNIQUE constraint makes the database the one place that decides, atomically.
-        let inserted =
-            sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
-                .bind(username)
-                .bind(password_hash)
-                .bind(now_millis())
-                .execute(&self.pool)
-                .await;
+        // No "SELECT first, then INSERT": two registrations could both pass the
+        // SELECT. The UNIQUE constraint makes the database the one place that
+        // decides, atomically.
+        let inserted = sqlx::query(
+            "INSERT INTO users (username, password_hash, created_at) \
+             VALUES (?, ?, ?)",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await;
         match inserted {
             Ok(done) => Ok(User {
                 id: done.last_insert_rowid(),

@@ -1,5 +1,5 @@
-//! The chat's contract (chapter 5), line by line, with real HTTP and the official Socket.IO
-//! JavaScript client.
+//! The chat's contract (chapter 5), line by line, with real HTTP and the
+//! official Socket.IO JavaScript client.
 
 mod support;
 
@@ -119,14 +119,15 @@ async fn the_page_is_served_with_the_pinned_socket_io_client() {
     assert!(html.contains(testkit::SOCKET_IO_SRI));
 }
 
-// ---------------------------------------------------------------- the handshake
+// ---------------------------------------------------------------- the
+// handshake
 
 #[tokio::test]
 async fn a_socket_without_a_session_gets_unauthorized() {
     let app = spawn_app().await;
     let socket = app.socket(None, json!({})).await;
-    // Refused over HTTP, before a connection exists (step 4): the client reports a
-    // transport error, the reason is the 401's body.
+    // Refused over HTTP, before a connection exists (step 4): the client
+    // reports a transport error, the reason is the 401's body.
     assert_eq!(socket.expect_connect_error().await, "xhr poll error");
     let handshake = app
         .http
@@ -144,8 +145,13 @@ async fn a_foreign_origin_is_refused_and_an_own_one_accepted() {
     let foreign = app
         .socket(
             None,
-            json!({ "transports": ["websocket"],
-                    "extraHeaders": { "cookie": cookie, "origin": "http://evil.example" } }),
+            json!({
+                "transports": ["websocket"],
+                "extraHeaders": {
+                    "cookie": cookie,
+                    "origin": "http://evil.example"
+                }
+            }),
         )
         .await;
     // Refused over HTTP with a 403 (step 4): a transport error for the client.
@@ -237,8 +243,12 @@ async fn the_author_is_the_session_user_whatever_the_payload_claims() {
     let app = spawn_app().await;
     let (mallory, _) = app.connected(&app.register("mallory").await).await;
     let (bob, _) = app.connected(&app.register("bob").await).await;
-    let forged = json!({ "room": "general", "text": "I am bob",
-                         "user": { "id": 2, "username": "bob" }, "username": "bob" });
+    let forged = json!({
+        "room": "general",
+        "text": "I am bob",
+        "user": { "id": 2, "username": "bob" },
+        "username": "bob"
+    });
     assert_eq!(say(&mallory, forged).await["ok"], true);
     let message = bob.next_named("chat message").await.data().clone();
     assert_eq!(message["user"]["username"], "mallory");
@@ -269,7 +279,8 @@ async fn unknown_events_are_ignored_and_the_socket_stays_up() {
     );
 }
 
-// ---------------------------------------------------------------- history and rooms
+// ---------------------------------------------------------------- history and
+// rooms
 
 #[tokio::test]
 async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
@@ -320,7 +331,8 @@ async fn join_answers_with_history_and_messages_stay_in_their_room() {
     );
     assert_silent(&bob, "chat message").await;
 
-    // Bob cannot post into a room he has not joined; after joining he sees its history.
+    // Bob cannot post into a room he has not joined; after joining he sees its
+    // history.
     let refused =
         say(&bob, json!({ "room": "rust", "text": "let me in" })).await;
     assert!(refused["error"].is_string(), "{refused}");
@@ -359,7 +371,8 @@ async fn leave_stops_messages_from_that_room() {
     );
 }
 
-// ---------------------------------------------------------------- presence and typing
+// ---------------------------------------------------------------- presence and
+// typing
 
 fn names(presence: &Value) -> Vec<String> {
     presence["users"]
@@ -391,8 +404,9 @@ async fn presence_lists_each_online_user_once() {
         names(bob.next_named("presence").await.data()),
         ["alice", "bob"]
     );
-    // Everyone in the room then hears that Bob came, Bob too (harmless: he is on his list).
-    // Alice's own arrival may be gathered into the same change, named just as harmlessly.
+    // Everyone in the room then hears that Bob came, Bob too (harmless: he is
+    // on his list). Alice's own arrival may be gathered into the same change,
+    // named just as harmlessly.
     for socket in [&alice, &bob] {
         loop {
             let change = socket.next_named("presence change").await;
@@ -411,7 +425,8 @@ async fn presence_lists_each_online_user_once() {
     }
     assert_silent(&alice, "presence").await;
 
-    // A second tab of alice: she is listed once, and the room hears of no change.
+    // A second tab of alice: she is listed once, and the room hears of no
+    // change.
     let (second_tab, _) = app.connected(&alice_cookie).await;
     assert_eq!(
         names(second_tab.next_named("presence").await.data()),
@@ -566,7 +581,8 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
             json!({ "auth": { "serverOffset": last_seen } }),
         )
         .await;
-    // The history ends where she left off; what she missed comes after it, once.
+    // The history ends where she left off; what she missed comes after it,
+    // once.
     assert_eq!(
         history["messages"].as_array().map(Vec::len),
         Some(2),
@@ -586,9 +602,10 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
 
 #[tokio::test]
 async fn a_burst_of_messages_is_rate_limited_and_the_connection_stays_up() {
-    // A burst of 20 as in production, but a slow refill, so that a slow test machine cannot
-    // earn an extra token while the 25 messages are on their way. (The refill itself is
-    // unit-tested in `rate_limit.rs`, with a clock the test controls.)
+    // A burst of 20 as in production, but a slow refill, so that a slow test
+    // machine cannot earn an extra token while the 25 messages are on their
+    // way. (The refill itself is unit-tested in `rate_limit.rs`, with a clock
+    // the test controls.)
     let app = spawn_app_with(support::Options {
         rate_limit: Some((20, 0.01)),
         ..Default::default()
@@ -627,7 +644,8 @@ async fn the_limit_is_per_user_not_per_socket() {
     for n in 0..3 {
         assert_eq!(say(&tab_one, json!(format!("one {n}"))).await["ok"], true);
     }
-    // Another tab of the same user shares the bucket; another user has their own.
+    // Another tab of the same user shares the bucket; another user has their
+    // own.
     assert_eq!(say(&tab_two, json!("two")).await["error"], "rate limited");
     assert_eq!(say(&bob, json!("bob")).await["ok"], true);
 }
@@ -648,7 +666,8 @@ async fn logout_disconnects_every_socket_of_that_session() {
         assert_eq!(event.raw["reason"], "io server disconnect");
     }
     let again = app.socket(Some(&cookie), json!({})).await;
-    assert_eq!(again.expect_connect_error().await, "xhr poll error"); // a 401 handshake
+    // The handshake gets a 401:
+    assert_eq!(again.expect_connect_error().await, "xhr poll error");
 }
 
 // ---------------------------------------------------------------- restart

@@ -1,5 +1,5 @@
-//! The chat's abuse limits (chapter 5, "Limits"), each tried the way a script would break it,
-//! and the classroom that must never notice them.
+//! The chat's abuse limits (chapter 5, "Limits"), each tried the way a script
+//! would break it, and the classroom that must never notice them.
 
 mod support;
 
@@ -39,7 +39,8 @@ async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms()
 {
     let app = spawn_app_with(Options {
         limits: Some(ChatLimits {
-            room_changes_per_second: 1e6, // this test is about the room count alone
+            // This test is about the room count alone.
+            room_changes_per_second: 1e6,
             ..ChatLimits::default()
         }),
         ..Default::default()
@@ -77,8 +78,9 @@ async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_o
         flooder.emit_many("leave", flood)
     );
 
-    // Each of the flood's changes would be a presence event to every bystander; they get a
-    // handful, because joins and leaves are rate-limited and presence is gathered.
+    // Each of the flood's changes would be a presence event to every bystander;
+    // they get a handful, because joins and leaves are rate-limited and
+    // presence is gathered.
     let mut events = 0;
     while bystander
         .try_next_named("presence change", Duration::from_millis(500))

@@ -1,7 +1,7 @@
-//! A classroom whose network does not reach the Internet: with `SOCKET_IO_CLIENT=local` the
-//! server hands out the Socket.IO client itself, and the chat works in a browser that can
-//! reach nothing but this machine. Without it, the same browser gets a page that says why it
-//! cannot chat.
+//! A classroom whose network does not reach the Internet: with
+//! `SOCKET_IO_CLIENT=local` the server hands out the Socket.IO client itself,
+//! and the chat works in a browser that can reach nothing but this machine.
+//! Without it, the same browser gets a page that says why it cannot chat.
 
 mod support;
 
@@ -31,9 +31,11 @@ async fn without_internet_the_chat_works_when_the_server_serves_the_client() {
     let mut steps = register(&url, "alice");
     steps.extend(register(&url, "bob"));
     steps.extend([
-        json!({ "page": "alice", "fill": "#message-input", "value": "no Internet here" }),
+        json!({ "page": "alice", "fill": "#message-input",
+                "value": "no Internet here" }),
         json!({ "page": "alice", "press": "#message-input", "key": "Enter" }),
-        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "no Internet here" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text",
+                "text": "no Internet here" }),
         json!({ "page": "bob", "waitText": "#presence li", "text": "alice" }),
     ]);
     let report =

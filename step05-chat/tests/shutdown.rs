@@ -1,9 +1,10 @@
-//! A server that stops leaves nothing running. Its background jobs (the session cleanup, the
-//! housekeeping, the rooms' tasks) belong to the server's `BackgroundTasks` and stop with it;
-//! a job spawned and forgotten would still be counted here.
+//! A server that stops leaves nothing running. Its background jobs (the session
+//! cleanup, the housekeeping, the rooms' tasks) belong to the server's
+//! `BackgroundTasks` and stop with it; a job spawned and forgotten would still
+//! be counted here.
 //!
-//! One test in its own file, so its process runs nothing else: every task of the test's
-//! runtime, and every task on the rooms' thread, is this server's.
+//! One test in its own file, so its process runs nothing else: every task of
+//! the test's runtime, and every task on the rooms' thread, is this server's.
 
 mod support;
 
@@ -30,7 +31,8 @@ async fn a_server_that_stops_leaves_no_task_running() {
     drop(alice); // the test's own client, and its tasks
     app.stop().await;
 
-    // The server's own tasks end at once; its connections' tasks as their sockets close.
+    // The server's own tasks end at once; its connections' tasks as their
+    // sockets close.
     let mut left = (usize::MAX, usize::MAX);
     for _ in 0..50 {
         left = (runtime.metrics().num_alive_tasks(), rooms_tasks_alive());
