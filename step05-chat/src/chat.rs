@@ -412,7 +412,9 @@ pub async fn on_connect<A: Adapter>(
     );
     announce_presence(&io, &socket, &chat, &user, GENERAL).await;
 }
+// ANCHOR_END: on_connect
 
+// ANCHOR: enter_general
 /// Sends `history`, then each message after `server_offset` as a `chat message`
 /// event, in order, then puts the socket in `general`. Returns how many were
 /// replayed.
@@ -423,7 +425,6 @@ pub async fn on_connect<A: Adapter>(
 /// than the sequencer remembers reads the database instead, outside the
 /// sequencer, so the room does not wait for it; the sequencer then fills the
 /// gap (what was broadcast during the reads) and adds the socket to the room.
-// ANCHOR: catch_up_read
 async fn enter_general<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
@@ -444,7 +445,23 @@ async fn enter_general<A: Adapter>(
             return Ok(replayed);
         }
     }
-    let upto = chat.watermark(GENERAL, &room).await?;
+    enter_general_from_database(socket, chat, &room, server_offset).await
+}
+// ANCHOR_END: enter_general
+
+// ANCHOR: catch_up_read
+/// [`enter_general`] for a socket that was away longer than the sequencer
+/// remembers (and for every socket, through an adapter): reads the history and
+/// the missed messages from the database, outside the sequencer, sends them,
+/// then lets the sequencer send what was broadcast meanwhile and add the socket
+/// to the room.
+async fn enter_general_from_database<A: Adapter>(
+    socket: &SocketRef<A>,
+    chat: &Chat,
+    room: &RoomContext,
+    server_offset: Option<i64>,
+) -> Result<usize, ChatError> {
+    let upto = chat.watermark(GENERAL, room).await?;
     let (history, missed) = {
         let _turn = chat.catch_ups.acquire().await;
         if !socket.connected() {
@@ -487,10 +504,12 @@ async fn enter_general<A: Adapter>(
         }
         entering.join(GENERAL);
     });
-    chat.sequencers.enter(GENERAL, &room, upto, enter).await?;
+    chat.sequencers.enter(GENERAL, room, upto, enter).await?;
     Ok(missed.messages.len())
 }
+// ANCHOR_END: catch_up_send
 
+// ANCHOR: send_catchup
 /// Sends a catch-up from the sequencer's memory (`history`, then the missed
 /// messages), then puts the socket in `general`. Returns how many missed
 /// messages it sent.
@@ -523,8 +542,7 @@ struct HistoryEvent<'a> {
     messages: History<'a>,
     truncated: bool,
 }
-// ANCHOR_END: catch_up_send
-// ANCHOR_END: on_connect
+// ANCHOR_END: send_catchup
 
 // ANCHOR: chat_message
 /// `chat message`: store the message, then send it to everybody in the room,
@@ -554,6 +572,7 @@ fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
     // again, and the retry is answered from the database (see `Stored::Again`).
     ack.send(&reply).ok();
 }
+// ANCHOR_END: chat_message
 
 // ANCHOR: send_message
 /// `chat message` without its acknowledgement: checks, limits, stores and
@@ -582,7 +601,6 @@ pub async fn send_message<A: Adapter>(
     chat.sequencers.send(&outgoing.room, &room, message).await
 }
 // ANCHOR_END: send_message
-// ANCHOR_END: chat_message
 
 // ANCHOR: broadcast
 /// How long a broadcast may take. In one process it is instant; through a
@@ -634,35 +652,12 @@ async fn on_join<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let room = match room_to_join(
-        &socket,
-        &chat,
-        &user,
-        &payload.unwrap_or(Value::Null),
-    ) {
+    let payload = payload.unwrap_or(Value::Null);
+    let room = match room_to_join(&socket, &chat, &user, &payload) {
         Ok(room) => room,
         Err(error) => return answer(ack, Err(error)),
     };
-    let context = chat.room_context(&socket);
-    let entered = if chat.through_adapter {
-        join_from_database(&socket, &chat, &room, &context, ack).await
-    } else {
-        // The acknowledgement carries the history, so it is sent from inside
-        // the sequencer, right before the socket joins the room: nothing is
-        // missed, nothing comes twice, and nothing arrives before the history.
-        // A new entry is always served from memory.
-        let enter = acknowledge_with_history(socket.clone(), room.clone(), ack);
-        let sequencers = &chat.sequencers;
-        match sequencers
-            .enter_from_memory(&room, &context, None, enter)
-            .await
-        {
-            Ok(entered) => entered.ok_or(ChatError::Internal),
-            Err(error) => Err(error),
-        }
-        .map(drop)
-    };
-    if let Err(error) = entered {
+    if let Err(error) = enter_room(&socket, &chat, &room, ack).await {
         tracing::error!(%error, %room, "could not join");
         chat.quotas.give_back_room(socket.id, &room);
         return;
@@ -670,35 +665,49 @@ async fn on_join<A: Adapter>(
     announce_presence(&io, &socket, &chat, &user, &room).await;
 }
 
-/// `join` through an adapter (chapter "Scaling out with Redis"): the history is
-/// read from the database, outside the room's sequencer, which then adds what
-/// was broadcast since the read.
-async fn join_from_database<A: Adapter>(
+/// The room a `join` payload names, if this socket may join it; its place among
+/// the socket's rooms is taken at once, in the same step as the check.
+fn room_to_join<A: Adapter>(
+    socket: &SocketRef<A>,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<String, ChatError> {
+    let room = parse_room(payload)?;
+    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
+    let rooms = chat.limits.rooms_per_socket;
+    if room != GENERAL && !chat.quotas.take_room(socket.id, &room, rooms) {
+        return Err(ChatError::TooManyRooms);
+    }
+    Ok(room)
+}
+// ANCHOR_END: join
+
+// ANCHOR: enter_room
+/// Puts the socket in `room` through the room's sequencer, and acknowledges
+/// the `join` with the room's history.
+async fn enter_room<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
     room: &str,
-    context: &RoomContext,
     ack: AckSender<A>,
 ) -> Result<(), ChatError> {
-    let read = async {
-        let upto = chat.watermark(room, context).await?;
-        let _turn = chat.catch_ups.acquire().await;
-        let history =
-            chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
-        Ok((upto, history.messages))
-    };
-    let (upto, history) = match read.await {
-        Ok(read) => read,
-        Err(error) => {
-            answer(ack, Err(error));
-            return Err(ChatError::Internal);
-        }
-    };
-    let enter =
-        enter_with_history(socket.clone(), room.to_owned(), history, ack);
-    chat.sequencers.enter(room, context, upto, enter).await
+    let context = chat.room_context(socket);
+    if chat.through_adapter {
+        return join_from_database(socket, chat, room, &context, ack).await;
+    }
+    // The acknowledgement carries the history, so it is sent from inside the
+    // sequencer, right before the socket joins the room: nothing is missed,
+    // nothing comes twice, and nothing arrives before the history. A new entry
+    // is always served from memory.
+    let enter = acknowledge_with_history(socket.clone(), room.to_owned(), ack);
+    let sequencers = &chat.sequencers;
+    let entered = sequencers.enter_from_memory(room, &context, None, enter);
+    entered.await?.map(drop).ok_or(ChatError::Internal)
 }
+// ANCHOR_END: enter_room
 
+// ANCHOR: join_reply
 /// What a joining socket does inside the sequencer when memory holds its
 /// history: acknowledge with it, then join.
 fn acknowledge_with_history<A: Adapter>(
@@ -727,29 +736,40 @@ struct JoinReply<'a> {
     room: &'a str,
     history: History<'a>,
 }
+// ANCHOR_END: join_reply
 
-/// The room a `join` payload names, if this socket may join it; its place among
-/// the socket's rooms is taken at once, in the same step as the check.
-fn room_to_join<A: Adapter>(
+// ANCHOR: join_from_database
+/// `join` through an adapter (chapter "Scaling out with Redis"): the history is
+/// read from the database, outside the room's sequencer, which then adds what
+/// was broadcast since the read.
+async fn join_from_database<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
-    user: &User,
-    payload: &Value,
-) -> Result<String, ChatError> {
-    let room = parse_room(payload)?;
-    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
-    if room != GENERAL
-        && !chat.quotas.take_room(
-            socket.id,
-            &room,
-            chat.limits.rooms_per_socket,
-        )
-    {
-        return Err(ChatError::TooManyRooms);
-    }
-    Ok(room)
+    room: &str,
+    context: &RoomContext,
+    ack: AckSender<A>,
+) -> Result<(), ChatError> {
+    let read = async {
+        let upto = chat.watermark(room, context).await?;
+        let _turn = chat.catch_ups.acquire().await;
+        let history =
+            chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
+        Ok((upto, history.messages))
+    };
+    let (upto, history) = match read.await {
+        Ok(read) => read,
+        Err(error) => {
+            answer(ack, Err(error));
+            return Err(ChatError::Internal);
+        }
+    };
+    let enter =
+        enter_with_history(socket.clone(), room.to_owned(), history, ack);
+    chat.sequencers.enter(room, context, upto, enter).await
 }
+// ANCHOR_END: join_from_database
 
+// ANCHOR: enter_with_history
 /// What a joining socket does inside the sequencer: acknowledge with the
 /// history (plus the messages broadcast since it was read, keeping the newest
 /// [`HISTORY_LIMIT`]), then join.
@@ -772,7 +792,7 @@ fn enter_with_history<A: Adapter>(
         }
     })
 }
-// ANCHOR_END: join
+// ANCHOR_END: enter_with_history
 
 /// `leave`: the opposite of `join`. Leaving a room one is not in is not an
 /// error.
@@ -890,7 +910,9 @@ async fn announce_presence<A: Adapter>(
         broadcast_presence(io, chat, room).await;
     }
 }
+// ANCHOR_END: presence
 
+// ANCHOR: presence_change
 /// Tells `room` that its users changed. The changes of the next
 /// [`PRESENCE_EVERY`] are gathered into one `presence change` (who came, who
 /// went), sent to each socket.
@@ -900,50 +922,15 @@ async fn broadcast_presence<A: Adapter>(
     room: &str,
 ) {
     if chat.through_adapter {
-        // Several processes: each knows only its own sockets, so it sends its
-        // whole list.
-        chat.presence.take_change(room);
-        let Ok(page) = chat.presence.page(room, None, chat.presence_page)
-        else {
-            return; // users and room names always serialise
-        };
-        // `io.of("/")`, not `io.within(..)`, which panics once the server has
-        // closed.
-        if let Some(namespace) = io.of("/") {
-            let emit =
-                namespace.within(room.to_owned()).emit("presence", &*page);
-            broadcast("presence", emit).await;
-        }
-        return;
+        return broadcast_presence_list(io, chat, room).await;
     }
     // Gathered: the first change schedules the announcement, later ones join
     // it.
     let newly_due = lock(&chat.presence_due).insert(room.to_owned());
-    if !newly_due {
-        return;
+    if newly_due {
+        let (io, chat, room) = (io.clone(), chat.clone(), room.to_owned());
+        tokio::spawn(send_presence_change(io, chat, room));
     }
-    let (io, chat, room) = (io.clone(), chat.clone(), room.to_owned());
-    tokio::spawn(async move {
-        tokio::time::sleep(PRESENCE_EVERY).await;
-        lock(&chat.presence_due).remove(&room);
-        let Some(change) = chat.presence.take_change(&room) else {
-            return;
-        };
-        // The list is state the page shows: a socket too slow for a change is
-        // resynchronised (and gets a fresh list when it reconnects), never left
-        // showing a stale one.
-        let Ok(change) = Encoded::new(&change) else {
-            return; // users and room names always serialise
-        };
-        // Shutting down, the namespace is gone: nobody is left to tell.
-        // (`io.within(..)` would panic here.)
-        let Some(namespace) = io.of("/") else {
-            return;
-        };
-        for member in namespace.within(room).sockets() {
-            delivery::send(&member, "presence change", &change);
-        }
-    });
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -951,7 +938,59 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // sound.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
-// ANCHOR_END: presence
+// ANCHOR_END: presence_change
+
+// ANCHOR: send_presence_change
+/// Once [`PRESENCE_EVERY`] has passed, sends `room`'s gathered change to each
+/// of its sockets.
+async fn send_presence_change<A: Adapter>(
+    io: SocketIo<A>,
+    chat: Chat,
+    room: String,
+) {
+    tokio::time::sleep(PRESENCE_EVERY).await;
+    lock(&chat.presence_due).remove(&room);
+    let Some(change) = chat.presence.take_change(&room) else {
+        return;
+    };
+    // The list is state the page shows: a socket too slow for a change is
+    // resynchronised (and gets a fresh list when it reconnects), never left
+    // showing a stale one.
+    let Ok(change) = Encoded::new(&change) else {
+        return; // users and room names always serialise
+    };
+    // Shutting down, the namespace is gone: nobody is left to tell.
+    // (`io.within(..)` would panic here.)
+    let Some(namespace) = io.of("/") else {
+        return;
+    };
+    for member in namespace.within(room).sockets() {
+        delivery::send(&member, "presence change", &change);
+    }
+}
+// ANCHOR_END: send_presence_change
+
+// ANCHOR: presence_through_adapter
+/// [`broadcast_presence`] through an adapter (chapter "Scaling out with
+/// Redis"): several processes, each of which knows only its own sockets, so
+/// each sends its whole list, at once.
+async fn broadcast_presence_list<A: Adapter>(
+    io: &SocketIo<A>,
+    chat: &Chat,
+    room: &str,
+) {
+    chat.presence.take_change(room);
+    let Ok(page) = chat.presence.page(room, None, chat.presence_page) else {
+        return; // users and room names always serialise
+    };
+    // `io.of("/")`, not `io.within(..)`, which panics once the server has
+    // closed.
+    if let Some(namespace) = io.of("/") {
+        let emit = namespace.within(room.to_owned()).emit("presence", &*page);
+        broadcast("presence", emit).await;
+    }
+}
+// ANCHOR_END: presence_through_adapter
 
 // ANCHOR: presence_page
 /// `presence page`: the next page of a room's online list, for a reader who

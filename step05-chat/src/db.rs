@@ -23,21 +23,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 pub async fn open_database(
     database_url: &str,
 ) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(database_url)?
-        // A fresh checkout has no database yet; make one rather than fail on
-        // first run.
-        .create_if_missing(true)
-        // Write-ahead logging lets readers (history for a joining user) carry
-        // on while a writer (a new message) commits, instead of queueing behind
-        // it.
-        .journal_mode(SqliteJournalMode::Wal)
-        // SQLite allows one writer at a time. Under a burst of messages, wait
-        // for the lock rather than failing at once with "database is locked".
-        .busy_timeout(Duration::from_secs(5))
-        // SQLite ignores REFERENCES unless asked, per connection. sqlx already
-        // turns this on; saying so here keeps `messages.user_id` honest even if
-        // that default changes.
-        .foreign_keys(true);
+    let options = connect_options(database_url)?;
 
     // `create_if_missing` makes the file, not the directory it goes in.
     if let Some(parent) = options.get_filename().parent()
@@ -64,6 +50,30 @@ pub fn session_store(pool: &SqlitePool) -> SqliteStore {
     SqliteStore::new(pool.clone())
 }
 // ANCHOR_END: open_database
+
+// ANCHOR: connect_options
+/// How every connection of the pool to `database_url` is opened.
+fn connect_options(
+    database_url: &str,
+) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(database_url)?
+        // A fresh checkout has no database yet; make one rather than fail on
+        // first run.
+        .create_if_missing(true)
+        // Write-ahead logging lets readers (history for a joining user) carry
+        // on while a writer (a new message) commits, instead of queueing behind
+        // it.
+        .journal_mode(SqliteJournalMode::Wal)
+        // SQLite allows one writer at a time. Under a burst of messages, wait
+        // for the lock rather than failing at once with "database is locked".
+        .busy_timeout(Duration::from_secs(5))
+        // SQLite ignores REFERENCES unless asked, per connection. sqlx already
+        // turns this on; saying so here keeps `messages.user_id` honest even if
+        // that default changes.
+        .foreign_keys(true);
+    Ok(options)
+}
+// ANCHOR_END: connect_options
 
 /// Now, in milliseconds since the Unix epoch: the unit of every timestamp in
 /// the database, and the one JavaScript's `Date.now()` and `new Date(ms)` use,

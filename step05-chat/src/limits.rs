@@ -92,21 +92,6 @@ struct Holdings {
 
 // ANCHOR: quotas
 impl Quotas {
-    /// Takes a place for `socket` among the sockets of `user_id`, if fewer than
-    /// `max` are taken. Returns whether it got one.
-    pub fn admit(&self, user_id: i64, socket: Sid, max: usize) -> bool {
-        let mut held = self.lock();
-        let sockets = held.users.entry(user_id).or_default();
-        if sockets.len() >= max && !sockets.contains(&socket) {
-            return false;
-        }
-        sockets.insert(socket);
-        held.sockets
-            .entry(socket)
-            .or_insert((user_id, HashSet::new()));
-        true
-    }
-
     /// Takes a place for `room` among the rooms of `socket`, if it holds fewer
     /// than `max` (or holds `room` already). Returns whether it may be in the
     /// room.
@@ -131,6 +116,25 @@ impl Quotas {
             rooms.remove(room);
         }
     }
+}
+// ANCHOR_END: quotas
+
+// ANCHOR: quotas_sockets
+impl Quotas {
+    /// Takes a place for `socket` among the sockets of `user_id`, if fewer than
+    /// `max` are taken. Returns whether it got one.
+    pub fn admit(&self, user_id: i64, socket: Sid, max: usize) -> bool {
+        let mut held = self.lock();
+        let sockets = held.users.entry(user_id).or_default();
+        if sockets.len() >= max && !sockets.contains(&socket) {
+            return false;
+        }
+        sockets.insert(socket);
+        held.sockets
+            .entry(socket)
+            .or_insert((user_id, HashSet::new()));
+        true
+    }
 
     /// Gives back everything `socket` held: it disconnected.
     pub fn release(&self, socket: Sid) {
@@ -146,7 +150,7 @@ impl Quotas {
         }
     }
 }
-// ANCHOR_END: quotas
+// ANCHOR_END: quotas_sockets
 
 impl Quotas {
     fn lock(&self) -> std::sync::MutexGuard<'_, Holdings> {

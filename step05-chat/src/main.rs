@@ -21,11 +21,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
     let addr = listener.local_addr()?;
     let config = ChatConfig::from_env(addr)?;
-    tracing::info!(
-        database = %config.database_url,
-        origins = ?config.sockets.allowed_origins.as_slice(),
-        "starting"
-    );
+    let origins = config.sockets.allowed_origins.as_slice();
+    tracing::info!(database = %config.database_url, ?origins, "starting");
     let server = step05_chat::build(config).await?;
 
     let url = if addr.ip().is_unspecified() {

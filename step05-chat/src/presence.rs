@@ -58,18 +58,6 @@ struct Table {
     first_pages: HashMap<String, Arc<Encoded>>,
 }
 
-/// A `presence` event, or the answer to `presence page`: `{"room": "general",
-/// "users": [...], "online": 500, "more": true}`. `users` are the next users by
-/// id, `online` counts everyone in the room, and `more` says whether users with
-/// a higher id than the last one listed are online too.
-#[derive(Serialize)]
-struct PresencePage<'a> {
-    room: &'a str,
-    users: Vec<&'a User>,
-    online: usize,
-    more: bool,
-}
-
 // ANCHOR: presence
 impl Presence {
     /// Counts `socket` (of `user`) in `room`, if `still_connected()` says the
@@ -105,7 +93,11 @@ impl Presence {
         }
         came
     }
+}
+// ANCHOR_END: presence
 
+// ANCHOR: presence_leave
+impl Presence {
     /// Stops counting `socket` in `room`. Returns whether the room's set of
     /// users changed.
     pub fn leave(&self, socket: Sid, room: &str) -> bool {
@@ -134,7 +126,11 @@ impl Presence {
         changed.sort();
         changed
     }
+}
+// ANCHOR_END: presence_leave
 
+// ANCHOR: presence_change
+impl Presence {
     /// Takes the changes of `room` since the last call, if there are any.
     pub fn take_change(&self, room: &str) -> Option<PresenceChange> {
         let mut table = self.lock();
@@ -148,7 +144,11 @@ impl Presence {
             online: table.rooms.get(room).map_or(0, BTreeMap::len),
         })
     }
+}
+// ANCHOR_END: presence_change
 
+// ANCHOR: presence_page
+impl Presence {
     /// The page of `room`'s users that comes `after` a user id (`None`: the
     /// first page), at most `size` of them, serialised.
     ///
@@ -168,34 +168,63 @@ impl Presence {
         after: Option<i64>,
         size: usize,
     ) -> serde_json::Result<Arc<Encoded>> {
-        let mut guard = self.lock();
-        let table = &mut *guard;
+        let mut table = self.lock();
         if after.is_none()
             && let Some(page) = table.first_pages.get(room)
         {
             return Ok(page.clone());
         }
-        let users = table.rooms.get(room);
+        let page = table.page_after(room, after, size);
+        let page = Arc::new(Encoded::new(&page)?);
+        // Only for a room with someone in it: the cache must not keep every
+        // name ever asked.
+        if after.is_none() && table.rooms.contains_key(room) {
+            table.first_pages.insert(room.to_owned(), page.clone());
+        }
+        Ok(page)
+    }
+}
+// ANCHOR_END: presence_page
+
+// ANCHOR: presence_page_users
+/// A `presence` event, or the answer to `presence page`: `{"room": "general",
+/// "users": [...], "online": 500, "more": true}`. `users` are the next users by
+/// id, `online` counts everyone in the room, and `more` says whether users with
+/// a higher id than the last one listed are online too.
+#[derive(Serialize)]
+struct PresencePage<'a> {
+    room: &'a str,
+    users: Vec<&'a User>,
+    online: usize,
+    more: bool,
+}
+
+impl Table {
+    /// The page of `room`'s users that comes `after` a user id, at most `size`
+    /// of them.
+    fn page_after<'a>(
+        &'a self,
+        room: &'a str,
+        after: Option<i64>,
+        size: usize,
+    ) -> PresencePage<'a> {
+        let users = self.rooms.get(room);
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut next = users
             .into_iter()
             .flat_map(|users| users.range((from, Bound::Unbounded)))
             .map(|(_, (user, _))| user);
-        let page = PresencePage {
+        PresencePage {
             room,
             users: next.by_ref().take(size).collect(),
             online: users.map_or(0, BTreeMap::len),
             more: next.next().is_some(),
-        };
-        let page = Arc::new(Encoded::new(&page)?);
-        // Only for a room with someone in it: the cache must not keep every
-        // name ever asked.
-        if after.is_none() && users.is_some() {
-            table.first_pages.insert(room.to_owned(), page.clone());
         }
-        Ok(page)
     }
+}
+// ANCHOR_END: presence_page_users
 
+impl Presence {
     /// The users online in `room`, each once, ordered by id.
     pub fn users_in(&self, room: &str) -> Vec<User> {
         self.lock()
@@ -204,10 +233,7 @@ impl Presence {
             .map(|users| users.values().map(|(user, _)| user.clone()).collect())
             .unwrap_or_default()
     }
-}
-// ANCHOR_END: presence
 
-impl Presence {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // Nothing in here panics half-way through a change, so a poisoned table
         // is still sound.

@@ -186,24 +186,7 @@ impl Sequencers {
     }
     // ANCHOR_END: send
 
-    // ANCHOR: enter
-    /// The id up to which every message of `room` has been broadcast. A socket
-    /// that reads the room's messages up to this id from the database, then
-    /// calls [`Self::enter`] with it, misses nothing and gets nothing twice.
-    pub async fn watermark(
-        &self,
-        room: &str,
-        context: &RoomContext,
-    ) -> Result<i64, ChatError> {
-        let (reply, watermark) = oneshot::channel();
-        self.command(
-            room,
-            context,
-            Command::Control(Control::Watermark { reply }),
-        )?;
-        watermark.await.map_err(|_| ChatError::Internal)
-    }
-
+    // ANCHOR: enter_from_memory
     /// Runs `enter` inside the room's task with what a socket that last saw
     /// message `offset` (`None`: a new socket) is owed, if the task's memory
     /// holds all of it; returns how many missed messages `enter` replayed, or
@@ -227,6 +210,25 @@ impl Sequencers {
         };
         self.command(room, context, Command::Control(control))?;
         entered.await.map_err(|_| ChatError::Internal)
+    }
+    // ANCHOR_END: enter_from_memory
+
+    // ANCHOR: enter
+    /// The id up to which every message of `room` has been broadcast. A socket
+    /// that reads the room's messages up to this id from the database, then
+    /// calls [`Self::enter`] with it, misses nothing and gets nothing twice.
+    pub async fn watermark(
+        &self,
+        room: &str,
+        context: &RoomContext,
+    ) -> Result<i64, ChatError> {
+        let (reply, watermark) = oneshot::channel();
+        self.command(
+            room,
+            context,
+            Command::Control(Control::Watermark { reply }),
+        )?;
+        watermark.await.map_err(|_| ChatError::Internal)
     }
 
     /// Runs `enter` inside the room's task with the messages broadcast after
@@ -455,8 +457,7 @@ impl Room {
             self.broadcast_upto = last.id;
             self.remember(&fresh);
         }
-        // `RUST_LOG=step05_chat::sequencer=debug` shows where a room's time
-        // goes.
+        // `RUST_LOG=step05_chat::sequencer=debug`: where a room's time goes.
         tracing::debug!(
             room = %self.name,
             messages = messages.len(),
@@ -465,10 +466,9 @@ impl Room {
             "batch"
         );
         for (stored, reply) in stored.into_iter().zip(replies) {
-            let answer = match stored {
-                Ok(stored) => Ok(stored.message().clone()),
-                Err(error) => Err(ChatError::from(error)),
-            };
+            let answer = stored
+                .map(|stored| stored.message().clone())
+                .map_err(ChatError::from);
             // The sender may have gone: it is stored all the same.
             reply.send(answer).ok();
         }

@@ -152,6 +152,19 @@ async fn on_private_message<A: Adapter>(
     reply(ack, sent.map(|id| json!({ "ok": true, "id": id })));
 }
 
+/// Whether user `id` exists: a question for step 3's `UserStore`, over the
+/// chat's database.
+async fn user_exists(chat: &Chat, id: i64) -> Result<bool, ChatError> {
+    let users = SqliteUserStore::new(chat.messages.pool.clone());
+    let user = users.find_by_id(id).await.map_err(|error| {
+        tracing::error!(%error, "could not look the recipient up");
+        ChatError::Internal
+    })?;
+    Ok(user.is_some())
+}
+// ANCHOR_END: private_messages
+
+// ANCHOR: send_private_message
 async fn send_private_message<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
@@ -165,12 +178,7 @@ async fn send_private_message<A: Adapter>(
     if !chat.limiter.check(user.id) {
         return Err(ChatError::RateLimited.into());
     }
-    let users = SqliteUserStore::new(chat.messages.pool.clone());
-    let recipient = users.find_by_id(to).await.map_err(|error| {
-        tracing::error!(%error, "could not look the recipient up");
-        ChatError::Internal
-    })?;
-    if recipient.is_none() {
+    if !user_exists(chat, to).await? {
         return Err(ExerciseError::NoSuchUser);
     }
     // Stored like any message, in a room no client can `join` (room names have
@@ -195,7 +203,7 @@ async fn send_private_message<A: Adapter>(
     chat::broadcast("a private message", emit).await;
     Ok(message.id)
 }
-// ANCHOR_END: private_messages
+// ANCHOR_END: send_private_message
 
 // ---------------------------------------------------------------- exercise 3
 
@@ -228,7 +236,11 @@ impl MessageStore {
             ts,
         }))
     }
+}
+// ANCHOR_END: edit_delete
 
+// ANCHOR: delete_stored
+impl MessageStore {
     /// Deletes message `id`, if `author` wrote it, and returns its room; `None`
     /// if they did not.
     pub(crate) async fn delete(
@@ -245,7 +257,9 @@ impl MessageStore {
         .await
     }
 }
+// ANCHOR_END: delete_stored
 
+// ANCHOR: edit_delete_handlers
 // In src/chat.rs, registered with `socket.on("edit message", on_edit_message)`
 // and `socket.on("delete message", on_delete_message)`.
 /// `edit message {"id", "text"}`: the author's new text, to everyone in the
@@ -263,6 +277,22 @@ async fn on_edit_message(
     reply(ack, edited.map(|()| json!({ "ok": true })));
 }
 
+/// `delete message {"id"}`: gone from the database, and from everyone's window.
+async fn on_delete_message(
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let deleted =
+        delete_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null))
+            .await;
+    reply(ack, deleted.map(|()| json!({ "ok": true })));
+}
+// ANCHOR_END: edit_delete_handlers
+
+// ANCHOR: edit_message
 async fn edit_message(
     socket: &SocketRef,
     chat: &Chat,
@@ -294,21 +324,9 @@ async fn edit_message(
         .ok();
     Ok(())
 }
+// ANCHOR_END: edit_message
 
-/// `delete message {"id"}`: gone from the database, and from everyone's window.
-async fn on_delete_message(
-    socket: SocketRef,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-    TryData(payload): TryData<Value>,
-    ack: AckSender,
-) {
-    let deleted =
-        delete_message(&socket, &chat, &user, &payload.unwrap_or(Value::Null))
-            .await;
-    reply(ack, deleted.map(|()| json!({ "ok": true })));
-}
-
+// ANCHOR: delete_message
 async fn delete_message(
     socket: &SocketRef,
     chat: &Chat,
@@ -332,4 +350,4 @@ async fn delete_message(
         .ok();
     Ok(())
 }
-// ANCHOR_END: edit_delete
+// ANCHOR_END: delete_message

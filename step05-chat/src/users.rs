@@ -71,7 +71,9 @@ impl UserStore for SqliteUserStore {
             (user, row.password_hash)
         }))
     }
+    // ANCHOR_END: sqlite_user_store
 
+    // ANCHOR: create_user
     async fn create(
         &self,
         username: &str,
@@ -100,8 +102,8 @@ impl UserStore for SqliteUserStore {
             Err(e) => Err(StoreError::new(e).into()),
         }
     }
+    // ANCHOR_END: create_user
 }
-// ANCHOR_END: sqlite_user_store
 
 #[cfg(test)]
 mod tests {

@@ -128,7 +128,9 @@ pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
         client_offset,
     })
 }
+// ANCHOR_END: parse_chat_message
 
+// ANCHOR: parse_client_offset
 /// A client's id for its message: 1 to 64 printable ASCII characters. It is
 /// only ever compared, never shown, but it is stored, so it is kept short and
 /// plain.
@@ -143,7 +145,9 @@ fn parse_client_offset(value: &Value) -> Result<String, InputError> {
     }
     Ok(offset.to_owned())
 }
+// ANCHOR_END: parse_client_offset
 
+// ANCHOR: parse_text
 /// Trims the text, then checks its length in characters: `len()` counts bytes,
 /// and would let an English speaker write four times as much as someone writing
 /// in emoji.
@@ -181,7 +185,7 @@ pub(crate) fn parse_text(text: &str) -> Result<String, InputError> {
     }
     Ok(text.to_owned())
 }
-// ANCHOR_END: parse_chat_message
+// ANCHOR_END: parse_text
 
 /// The characters that reorder text (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI,
 /// PDI).
