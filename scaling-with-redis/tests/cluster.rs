@@ -2,7 +2,9 @@
 //! happens on one node must be seen on the other.
 
 // Step 5's test support, reused as it is: this crate's nodes are step 5's chat.
+// `rustfmt::skip`: step 5 formats it, at its own width (its rustfmt.toml).
 #[path = "../../step05-chat/tests/support/mod.rs"]
+#[rustfmt::skip]
 mod support;
 
 use std::sync::Arc;

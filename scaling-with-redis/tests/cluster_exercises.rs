@@ -9,7 +9,9 @@
 //! own `redis-server` (installed by `scripts/test.sh`).
 
 // Step 5's test support, reused as it is.
+// `rustfmt::skip`: step 5 formats it, at its own width (its rustfmt.toml).
 #[path = "../../step05-chat/tests/support/mod.rs"]
+#[rustfmt::skip]
 mod support;
 
 use std::sync::Arc;

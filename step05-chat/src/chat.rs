@@ -1,9 +1,10 @@
 //! The chat itself: what happens on each Socket.IO event.
 //!
-//! Every handler here can rely on one thing: step 4's `authenticate_socket` ran first, so the
-//! socket carries the `User` of its session, the `socket.user` of the Node.js walkthrough. No
-//! handler ever reads a user name from a client's payload: a message is always signed by the
-//! session, which is the whole point of authenticating the socket.
+//! Every handler here can rely on one thing: step 4's `authenticate_socket` ran
+//! first, so the socket carries the `User` of its session, the `socket.user` of
+//! the Node.js walkthrough. No handler ever reads a user name from a client's
+//! payload: a message is always signed by the session, which is the whole point
+//! of authenticating the socket.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -24,25 +25,29 @@ use crate::limits::{ChatLimits, Quotas, UNLIMITED_RATE};
 use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
 use crate::presence::Presence;
 use crate::rate_limit::RateLimiter;
-use crate::sequencer::{Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers};
+use crate::sequencer::{
+    Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers,
+};
 use crate::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.
 pub const GENERAL: &str = "general";
-/// How long presence changes in a room are gathered before the room is told: ten tabs
-/// opening at once, or a script joining and leaving, make one `presence` event, not ten.
+/// How long presence changes in a room are gathered before the room is told:
+/// ten tabs opening at once, or a script joining and leaving, make one
+/// `presence` event, not ten.
 const PRESENCE_EVERY: Duration = Duration::from_millis(100);
-/// At most this many missed messages are replayed on reconnection, the newest ones; a client
-/// that missed more is told so (`"truncated": true` in its `history`).
+/// At most this many missed messages are replayed on reconnection, the newest
+/// ones; a client that missed more is told so (`"truncated": true` in its
+/// `history`).
 pub const CATCH_UP_LIMIT: i64 = 1000;
-/// How many sockets may read their history and catch-up from the database at once. Each read
-/// is up to 1,050 rows; a flood of reconnections must not take every connection of the pool
-/// from the messages being stored.
+/// How many sockets may read their history and catch-up from the database at
+/// once. Each read is up to 1,050 rows; a flood of reconnections must not take
+/// every connection of the pool from the messages being stored.
 const CONCURRENT_CATCH_UPS: usize = 2;
 
 // ANCHOR: chat_error
-/// Why an event was refused. The text goes back to the client in the acknowledgement,
-/// `{"error": "..."}`, and the connection stays up.
+/// Why an event was refused. The text goes back to the client in the
+/// acknowledgement, `{"error": "..."}`, and the connection stays up.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     /// The payload did not have the expected shape.
@@ -60,10 +65,12 @@ pub enum ChatError {
     /// `general` is home: everybody is always there.
     #[error("you cannot leave general")]
     CannotLeaveGeneral,
-    /// The user has `MAX_SOCKETS_PER_USER` sockets connected already (a `connect_error`).
+    /// The user has `MAX_SOCKETS_PER_USER` sockets connected already (a
+    /// `connect_error`).
     #[error("too many connections: close another tab first")]
     TooManySockets,
-    /// The database failed. Logged in full on the server, never sent to the client.
+    /// The database failed. Logged in full on the server, never sent to the
+    /// client.
     #[error("internal error")]
     Internal,
 }
@@ -85,12 +92,14 @@ pub struct Chat {
     pub presence: Presence,
     /// How fast each user may send messages.
     pub limiter: RateLimiter,
-    /// How fast each user may send `typing` (cheap for them, a broadcast for us).
+    /// How fast each user may send `typing` (cheap for them, a broadcast for
+    /// us).
     typing_limiter: RateLimiter,
     /// Each room's order: store, broadcast, acknowledge (see `sequencer`).
     sequencers: Sequencers,
     catch_ups: Arc<Semaphore>,
-    /// Whether new messages go out as one broadcast through the adapter (see `fanout`).
+    /// Whether new messages go out as one broadcast through the adapter (see
+    /// `fanout`).
     through_adapter: bool,
     limits: ChatLimits,
     /// Sockets per user, rooms per socket.
@@ -99,7 +108,8 @@ pub struct Chat {
     room_limiter: RateLimiter<String>,
     /// Joins and leaves per user.
     room_changes: RateLimiter,
-    /// Refused events per user, before the socket that keeps trying is disconnected.
+    /// Refused events per user, before the socket that keeps trying is
+    /// disconnected.
     refusals: RateLimiter,
     /// Rooms whose presence change is about to be announced.
     presence_due: Arc<Mutex<HashSet<String>>>,
@@ -140,10 +150,18 @@ impl Chat {
     // ANCHOR: with_limits
     /// The same chat with `limits` (see [`crate::limits`]).
     pub fn with_limits(mut self, limits: ChatLimits) -> Self {
-        let room_burst = (limits.room_messages_per_second * 2.0).min(f64::from(u32::MAX));
-        self.room_limiter = RateLimiter::new(room_burst as u32, limits.room_messages_per_second);
-        let changes_burst = (limits.room_changes_per_second * 5.0).min(f64::from(u32::MAX));
-        self.room_changes = RateLimiter::new(changes_burst as u32, limits.room_changes_per_second);
+        let room_burst =
+            (limits.room_messages_per_second * 2.0).min(f64::from(u32::MAX));
+        self.room_limiter = RateLimiter::new(
+            room_burst as u32,
+            limits.room_messages_per_second,
+        );
+        let changes_burst =
+            (limits.room_changes_per_second * 5.0).min(f64::from(u32::MAX));
+        self.room_changes = RateLimiter::new(
+            changes_burst as u32,
+            limits.room_changes_per_second,
+        );
         let refusals = limits.refusals_per_10s;
         self.refusals = RateLimiter::new(refusals, f64::from(refusals) / 10.0);
         if !limits.enabled {
@@ -157,10 +175,10 @@ impl Chat {
     // ANCHOR_END: with_limits
 
     // ANCHOR: limited
-    /// `Ok` if `allowed`; otherwise `RateLimited`, counted against `user_id`. A person who is
-    /// refused now and then stays connected; a socket that keeps sending far past its limit
-    /// (more than `refusals_per_10s`) is disconnected: answering it costs more than it is
-    /// worth.
+    /// `Ok` if `allowed`; otherwise `RateLimited`, counted against `user_id`. A
+    /// person who is refused now and then stays connected; a socket that keeps
+    /// sending far past its limit (more than `refusals_per_10s`) is
+    /// disconnected: answering it costs more than it is worth.
     fn limited<A: Adapter>(
         &self,
         allowed: bool,
@@ -171,7 +189,11 @@ impl Chat {
             return Ok(());
         }
         if !self.refusals.check(user_id) {
-            tracing::warn!(user_id, sid = %socket.id, "too many refused events: disconnecting");
+            tracing::warn!(
+                user_id,
+                sid = %socket.id,
+                "too many refused events: disconnecting"
+            );
             socket.clone().disconnect().ok();
         }
         Err(ChatError::RateLimited)
@@ -184,23 +206,24 @@ impl Chat {
         self
     }
 
-    /// The same chat, broadcasting each new message once through the Socket.IO adapter
-    /// rather than sending it to each local socket, and taking the database's newest id as a
-    /// room's watermark. For an adapter that reaches sockets this process does not hold
-    /// (chapter "Scaling out with Redis").
+    /// The same chat, broadcasting each new message once through the Socket.IO
+    /// adapter rather than sending it to each local socket, and taking the
+    /// database's newest id as a room's watermark. For an adapter that reaches
+    /// sockets this process does not hold (chapter "Scaling out with Redis").
     pub fn broadcast_through_adapter(mut self) -> Self {
         self.through_adapter = true;
         self
     }
 
-    /// The chat's background jobs: the rooms' tasks and the housekeeping. The server's
-    /// owner stops them once it has stopped serving (see `main`).
+    /// The chat's background jobs: the rooms' tasks and the housekeeping. The
+    /// server's owner stops them once it has stopped serving (see `main`).
     pub fn tasks(&self) -> &BackgroundTasks {
         &self.tasks
     }
 
-    /// Drops the rate-limit buckets of users who have gone quiet, now and then, so the
-    /// limiters' tables do not grow with every user who ever sent a message.
+    /// Drops the rate-limit buckets of users who have gone quiet, now and then,
+    /// so the limiters' tables do not grow with every user who ever sent a
+    /// message.
     pub fn spawn_housekeeping(&self) {
         let chat = self.clone();
         self.tasks.spawn(async move {
@@ -218,22 +241,28 @@ impl Chat {
         });
     }
 
-    /// The id up to which `room`'s messages have been broadcast (see `Sequencers::watermark`).
+    /// The id up to which `room`'s messages have been broadcast (see
+    /// `Sequencers::watermark`).
     ///
-    /// Through the adapter, other processes may store and broadcast too, and this one's
-    /// sequencer does not see their messages: the database's newest id is the best answer
-    /// there, and "exactly once on entering" holds per process only (chapter "Scaling out
-    /// with Redis").
-    async fn watermark(&self, room: &str, context: &RoomContext) -> Result<i64, ChatError> {
+    /// Through the adapter, other processes may store and broadcast too, and
+    /// this one's sequencer does not see their messages: the database's newest
+    /// id is the best answer there, and "exactly once on entering" holds per
+    /// process only (chapter "Scaling out with Redis").
+    async fn watermark(
+        &self,
+        room: &str,
+        context: &RoomContext,
+    ) -> Result<i64, ChatError> {
         if self.through_adapter {
             return Ok(self.messages.last_id(room).await?);
         }
         self.sequencers.watermark(room, context).await
     }
 
-    /// Tells `room`'s sequencer that stored messages changed some other way than through
-    /// [`send_message`] (an edit, a delete), so that it reads them again: it keeps the newest
-    /// in memory for the sockets that enter. Call it after the change, before telling the room.
+    /// Tells `room`'s sequencer that stored messages changed some other way
+    /// than through [`send_message`] (an edit, a delete), so that it reads them
+    /// again: it keeps the newest in memory for the sockets that enter. Call it
+    /// after the change, before telling the room.
     pub async fn reload_room<A: Adapter>(
         &self,
         socket: &SocketRef<A>,
@@ -243,7 +272,8 @@ impl Chat {
         self.sequencers.reload(room, &context).await
     }
 
-    /// What a room's sequencer needs, reaching the room through `socket`'s namespace.
+    /// What a room's sequencer needs, reaching the room through `socket`'s
+    /// namespace.
     fn room_context<A: Adapter>(&self, socket: &SocketRef<A>) -> RoomContext {
         RoomContext {
             store: self.messages.clone(),
@@ -253,29 +283,38 @@ impl Chat {
 }
 
 // ANCHOR: fanout
-/// How a room's new messages reach its sockets: each socket gets each message through
-/// [`delivery::send`], so a socket that cannot keep up is resynchronised, never skipped.
+/// How a room's new messages reach its sockets: each socket gets each message
+/// through [`delivery::send`], so a socket that cannot keep up is
+/// resynchronised, never skipped.
 ///
-/// Each message is serialised once for the whole room ([`Encoded`]), as a broadcast would.
-/// (A broadcast, `io.within(room).emit(..)`, skips a full socket in silence. It is the only
-/// way to reach the sockets of other processes, so `broadcast_through_adapter` uses it, with
-/// that limit: chapter "Scaling out with Redis".)
+/// Each message is serialised once for the whole room ([`Encoded`]), as a
+/// broadcast would. (A broadcast, `io.within(room).emit(..)`, skips a full
+/// socket in silence. It is the only way to reach the sockets of other
+/// processes, so `broadcast_through_adapter` uses it, with that limit: chapter
+/// "Scaling out with Redis".)
 fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
     Arc::new(move |room: String, batch: Arc<[ChatMessage]>| {
         let socket = socket.clone();
         Box::pin(async move {
             if through_adapter {
                 for message in batch.iter() {
-                    let emit = socket.within(room.clone()).emit("chat message", message);
+                    let emit = socket
+                        .within(room.clone())
+                        .emit("chat message", message);
                     broadcast("a message", emit).await;
                 }
                 return;
             }
-            let encoded: Vec<Encoded> = batch.iter().filter_map(encode).collect();
+            let encoded: Vec<Encoded> =
+                batch.iter().filter_map(encode).collect();
             for member in socket.within(room).sockets() {
                 for message in &encoded {
-                    if delivery::send(&member, "chat message", message) == Sent::Dropped {
-                        break; // gone, or resynchronising: it catches up on reconnection
+                    if delivery::send(&member, "chat message", message)
+                        == Sent::Dropped
+                    {
+                        // Gone, or resynchronising: it catches up on
+                        // reconnection.
+                        break;
                     }
                 }
             }
@@ -284,11 +323,13 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
 }
 // ANCHOR_END: fanout
 
-/// A message as JSON, once for the whole room. (Serialising a `ChatMessage` cannot fail: no
-/// maps with non-string keys, no floats that JSON cannot hold.)
+/// A message as JSON, once for the whole room. (Serialising a `ChatMessage`
+/// cannot fail: no maps with non-string keys, no floats that JSON cannot hold.)
 fn encode(message: &ChatMessage) -> Option<Encoded> {
     Encoded::new(message)
-        .inspect_err(|error| tracing::error!(%error, id = message.id, "cannot encode"))
+        .inspect_err(
+            |error| tracing::error!(%error, id = message.id, "cannot encode"),
+        )
         .ok()
 }
 
@@ -303,7 +344,9 @@ fn encode(message: &ChatMessage) -> Option<Encoded> {
 /// `<A>` means `SocketRef<LocalAdapter>`). The handlers are generic only so
 /// that the chapter "Scaling out with Redis" can reuse them unchanged with
 /// its Redis adapter. Read `SocketRef<A>` as "a socket".
-pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+pub async fn register_chat_handlers<A: Adapter>(
+    socket: SocketRef<A>,
+) -> Result<(), Infallible> {
     socket.on("chat message", on_chat_message::<A>);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
@@ -315,8 +358,8 @@ pub async fn register_chat_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<
 // ANCHOR_END: register
 
 // ANCHOR: admit_socket
-/// A connect middleware: at most `MAX_SOCKETS_PER_USER` sockets per user. The refused client
-/// gets a `connect_error` whose message says why.
+/// A connect middleware: at most `MAX_SOCKETS_PER_USER` sockets per user. The
+/// refused client gets a `connect_error` whose message says why.
 pub async fn admit_socket<A: Adapter>(
     socket: SocketRef<A>,
     Extension(user): Extension<User>,
@@ -334,8 +377,9 @@ pub async fn admit_socket<A: Adapter>(
 }
 // ANCHOR_END: admit_socket
 
-/// What a client may send in the handshake's `auth`: `io({ auth: { serverOffset: 41 } })`,
-/// the id of the last message it saw, so the server can replay what it missed.
+/// What a client may send in the handshake's `auth`: `io({ auth: {
+/// serverOffset: 41 } })`, the id of the last message it saw, so the server can
+/// replay what it missed.
 #[derive(Debug, Deserialize)]
 pub struct HandshakeAuth {
     #[serde(rename = "serverOffset")]
@@ -343,8 +387,8 @@ pub struct HandshakeAuth {
 }
 
 // ANCHOR: on_connect
-/// Runs once the socket is admitted: put it in `general`, send the history, replay what it
-/// missed while disconnected, and tell the room who is online.
+/// Runs once the socket is admitted: put it in `general`, send the history,
+/// replay what it missed while disconnected, and tell the room who is online.
 pub async fn on_connect<A: Adapter>(
     io: SocketIo<A>,
     socket: SocketRef<A>,
@@ -360,30 +404,39 @@ pub async fn on_connect<A: Adapter>(
             0
         }
     };
-    tracing::info!(user = %user.username, sid = %socket.id, replayed, "joined general");
+    tracing::info!(
+        user = %user.username,
+        sid = %socket.id,
+        replayed,
+        "joined general"
+    );
     announce_presence(&io, &socket, &chat, &user, GENERAL).await;
 }
+// ANCHOR_END: on_connect
 
-/// Sends `history`, then each message after `server_offset` as a `chat message` event, in
-/// order, then puts the socket in `general`. Returns how many were replayed.
+// ANCHOR: enter_general
+/// Sends `history`, then each message after `server_offset` as a `chat message`
+/// event, in order, then puts the socket in `general`. Returns how many were
+/// replayed.
 ///
-/// Usually all of it comes from the memory of the room's sequencer, in one step: a new
-/// socket gets the newest messages, serialised once for every socket that connects before
-/// the next message. A socket that was away longer than the sequencer remembers reads the
-/// database instead, outside the sequencer, so the room does not wait for it; the sequencer
-/// then fills the gap (what was broadcast during the reads) and adds the socket to the room.
-// ANCHOR: catch_up_read
+/// Usually all of it comes from the memory of the room's sequencer, in one
+/// step: a new socket gets the newest messages, serialised once for every
+/// socket that connects before the next message. A socket that was away longer
+/// than the sequencer remembers reads the database instead, outside the
+/// sequencer, so the room does not wait for it; the sequencer then fills the
+/// gap (what was broadcast during the reads) and adds the socket to the room.
 async fn enter_general<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
     server_offset: Option<i64>,
 ) -> Result<usize, ChatError> {
     let room = chat.room_context(socket);
-    // Through an adapter, other processes store messages this one's sequencer never sees:
-    // only the database knows them all.
+    // Through an adapter, other processes store messages this one's sequencer
+    // never sees: only the database knows them all.
     if !chat.through_adapter {
         let entering = socket.clone();
-        let enter: EnterWith = Box::new(move |catchup| send_catchup(&entering, catchup));
+        let enter: EnterWith =
+            Box::new(move |catchup| send_catchup(&entering, catchup));
         let sequencers = &chat.sequencers;
         if let Some(replayed) = sequencers
             .enter_from_memory(GENERAL, &room, server_offset, enter)
@@ -392,18 +445,37 @@ async fn enter_general<A: Adapter>(
             return Ok(replayed);
         }
     }
-    let upto = chat.watermark(GENERAL, &room).await?;
+    enter_general_from_database(socket, chat, &room, server_offset).await
+}
+// ANCHOR_END: enter_general
+
+// ANCHOR: catch_up_read
+/// [`enter_general`] for a socket that was away longer than the sequencer
+/// remembers (and for every socket, through an adapter): reads the history and
+/// the missed messages from the database, outside the sequencer, sends them,
+/// then lets the sequencer send what was broadcast meanwhile and add the socket
+/// to the room.
+async fn enter_general_from_database<A: Adapter>(
+    socket: &SocketRef<A>,
+    chat: &Chat,
+    room: &RoomContext,
+    server_offset: Option<i64>,
+) -> Result<usize, ChatError> {
+    let upto = chat.watermark(GENERAL, room).await?;
     let (history, missed) = {
         let _turn = chat.catch_ups.acquire().await;
         if !socket.connected() {
             return Ok(0); // gone while waiting: nothing to read for
         }
         let store = &chat.messages;
-        // The window the client shows ends where it left off; the rest is replayed.
+        // The window the client shows ends where it left off; the rest is
+        // replayed.
         let shown = server_offset.unwrap_or(upto).min(upto);
         let history = store.newest(GENERAL, 0, shown, HISTORY_LIMIT).await?;
         let missed = match server_offset {
-            Some(offset) => store.newest(GENERAL, offset, upto, CATCH_UP_LIMIT).await?,
+            Some(offset) => {
+                store.newest(GENERAL, offset, upto, CATCH_UP_LIMIT).await?
+            }
             None => Default::default(),
         };
         (history.messages, missed)
@@ -424,19 +496,27 @@ async fn enter_general<A: Adapter>(
     let entering = socket.clone();
     let enter: Enter = Box::new(move |since_read: &[ChatMessage]| {
         for message in since_read {
-            if delivery::send(&entering, "chat message", message) == Sent::Dropped {
+            if delivery::send(&entering, "chat message", message)
+                == Sent::Dropped
+            {
                 return;
             }
         }
         entering.join(GENERAL);
     });
-    chat.sequencers.enter(GENERAL, &room, upto, enter).await?;
+    chat.sequencers.enter(GENERAL, room, upto, enter).await?;
     Ok(missed.messages.len())
 }
+// ANCHOR_END: catch_up_send
 
-/// Sends a catch-up from the sequencer's memory (`history`, then the missed messages), then
-/// puts the socket in `general`. Returns how many missed messages it sent.
-fn send_catchup<A: Adapter>(socket: &SocketRef<A>, catchup: Catchup<'_>) -> usize {
+// ANCHOR: send_catchup
+/// Sends a catch-up from the sequencer's memory (`history`, then the missed
+/// messages), then puts the socket in `general`. Returns how many missed
+/// messages it sent.
+fn send_catchup<A: Adapter>(
+    socket: &SocketRef<A>,
+    catchup: Catchup<'_>,
+) -> usize {
     let history = HistoryEvent {
         room: GENERAL,
         messages: catchup.history,
@@ -454,18 +534,19 @@ fn send_catchup<A: Adapter>(socket: &SocketRef<A>, catchup: Catchup<'_>) -> usiz
     catchup.missed.len()
 }
 
-/// The `history` event: `{"room": "general", "messages": [...], "truncated": false}`.
+/// The `history` event: `{"room": "general", "messages": [...], "truncated":
+/// false}`.
 #[derive(Serialize)]
 struct HistoryEvent<'a> {
     room: &'a str,
     messages: History<'a>,
     truncated: bool,
 }
-// ANCHOR_END: catch_up_send
-// ANCHOR_END: on_connect
+// ANCHOR_END: send_catchup
 
 // ANCHOR: chat_message
-/// `chat message`: store the message, then send it to everybody in the room, sender included.
+/// `chat message`: store the message, then send it to everybody in the room,
+/// sender included.
 async fn on_chat_message<A: Adapter>(
     socket: SocketRef<A>,
     Extension(user): Extension<User>,
@@ -473,7 +554,9 @@ async fn on_chat_message<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let sent = send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
+    let sent =
+        send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null))
+            .await;
     answer(
         ack,
         sent.map(|message| json!({ "ok": true, "id": message.id })),
@@ -482,16 +565,18 @@ async fn on_chat_message<A: Adapter>(
 
 /// Acknowledges with `ok` as it is, or with `{"error": "..."}`.
 fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
-    let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
-    // The acknowledgement is optional for the client; without one, `send` fails harmlessly.
-    // If the socket's queue is full the client times out and sends again, and the retry is
-    // answered from the database (see `Stored::Again`).
+    let reply =
+        result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+    // The acknowledgement is optional for the client; without one, `send` fails
+    // harmlessly. If the socket's queue is full the client times out and sends
+    // again, and the retry is answered from the database (see `Stored::Again`).
     ack.send(&reply).ok();
 }
+// ANCHOR_END: chat_message
 
 // ANCHOR: send_message
-/// `chat message` without its acknowledgement: checks, limits, stores and broadcasts one
-/// message from `user`.
+/// `chat message` without its acknowledgement: checks, limits, stores and
+/// broadcasts one message from `user`.
 pub async fn send_message<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
@@ -502,10 +587,11 @@ pub async fn send_message<A: Adapter>(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    let allowed = chat.limiter.check(user.id) && chat.room_limiter.check(outgoing.room.clone());
+    let allowed = chat.limiter.check(user.id)
+        && chat.room_limiter.check(outgoing.room.clone());
     chat.limited(allowed, socket, user.id)?;
-    // The author is the socket's user, from the session. Whatever "user" the payload claimed
-    // was never even parsed.
+    // The author is the socket's user, from the session. Whatever "user" the
+    // payload claimed was never even parsed.
     let message = NewMessage {
         user: user.clone(),
         text: outgoing.text,
@@ -515,17 +601,19 @@ pub async fn send_message<A: Adapter>(
     chat.sequencers.send(&outgoing.room, &room, message).await
 }
 // ANCHOR_END: send_message
-// ANCHOR_END: chat_message
 
 // ANCHOR: broadcast
-/// How long a broadcast may take. In one process it is instant; through a remote adapter
-/// (chapter "Scaling out with Redis") it may wait, and hold the room's lock, for as long as
-/// the adapter's server is unreachable.
+/// How long a broadcast may take. In one process it is instant; through a
+/// remote adapter (chapter "Scaling out with Redis") it may wait, and hold the
+/// room's lock, for as long as the adapter's server is unreachable.
 pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a failure is logged,
-/// never sent to the client whose event caused it.
-pub(crate) async fn broadcast(what: &str, emit: impl Future<Output = Result<(), BroadcastError>>) {
+/// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a
+/// failure is logged, never sent to the client whose event caused it.
+pub(crate) async fn broadcast(
+    what: &str,
+    emit: impl Future<Output = Result<(), BroadcastError>>,
+) {
     match tokio::time::timeout(BROADCAST_DEADLINE, emit).await {
         Ok(Ok(())) => {}
         // A tab closing while the broadcast went out: nothing is wrong.
@@ -533,7 +621,9 @@ pub(crate) async fn broadcast(what: &str, emit: impl Future<Output = Result<(), 
             tracing::debug!(%error, "{what}: some sockets were already closed");
         }
         Ok(Err(error)) => tracing::warn!(%error, "could not broadcast {what}"),
-        Err(_) => tracing::warn!("gave up broadcasting {what} after {BROADCAST_DEADLINE:?}"),
+        Err(_) => tracing::warn!(
+            "gave up broadcasting {what} after {BROADCAST_DEADLINE:?}"
+        ),
     }
 }
 
@@ -544,9 +634,10 @@ fn only_closed_sockets(error: &BroadcastError) -> bool {
 }
 // ANCHOR_END: broadcast
 
-/// Whether the socket may speak in `room`. `general` always counts as joined: the socket is
-/// put there by `on_connect`, which may still be running when a fast client sends its first
-/// message (and that message then reaches it through `history`).
+/// Whether the socket may speak in `room`. `general` always counts as joined:
+/// the socket is put there by `on_connect`, which may still be running when a
+/// fast client sends its first message (and that message then reaches it
+/// through `history`).
 fn has_joined<A: Adapter>(socket: &SocketRef<A>, room: &str) -> bool {
     room == GENERAL || socket.rooms().iter().any(|joined| joined == room)
 }
@@ -561,29 +652,12 @@ async fn on_join<A: Adapter>(
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
-    let room = match room_to_join(&socket, &chat, &user, &payload.unwrap_or(Value::Null)) {
+    let payload = payload.unwrap_or(Value::Null);
+    let room = match room_to_join(&socket, &chat, &user, &payload) {
         Ok(room) => room,
         Err(error) => return answer(ack, Err(error)),
     };
-    let context = chat.room_context(&socket);
-    let entered = if chat.through_adapter {
-        join_from_database(&socket, &chat, &room, &context, ack).await
-    } else {
-        // The acknowledgement carries the history, so it is sent from inside the sequencer,
-        // right before the socket joins the room: nothing is missed, nothing comes twice,
-        // and nothing arrives before the history. A new entry is always served from memory.
-        let enter = acknowledge_with_history(socket.clone(), room.clone(), ack);
-        let sequencers = &chat.sequencers;
-        match sequencers
-            .enter_from_memory(&room, &context, None, enter)
-            .await
-        {
-            Ok(entered) => entered.ok_or(ChatError::Internal),
-            Err(error) => Err(error),
-        }
-        .map(drop)
-    };
-    if let Err(error) = entered {
+    if let Err(error) = enter_room(&socket, &chat, &room, ack).await {
         tracing::error!(%error, %room, "could not join");
         chat.quotas.give_back_room(socket.id, &room);
         return;
@@ -591,34 +665,51 @@ async fn on_join<A: Adapter>(
     announce_presence(&io, &socket, &chat, &user, &room).await;
 }
 
-/// `join` through an adapter (chapter "Scaling out with Redis"): the history is read from the
-/// database, outside the room's sequencer, which then adds what was broadcast since the read.
-async fn join_from_database<A: Adapter>(
+/// The room a `join` payload names, if this socket may join it; its place among
+/// the socket's rooms is taken at once, in the same step as the check.
+fn room_to_join<A: Adapter>(
+    socket: &SocketRef<A>,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<String, ChatError> {
+    let room = parse_room(payload)?;
+    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
+    let rooms = chat.limits.rooms_per_socket;
+    if room != GENERAL && !chat.quotas.take_room(socket.id, &room, rooms) {
+        return Err(ChatError::TooManyRooms);
+    }
+    Ok(room)
+}
+// ANCHOR_END: join
+
+// ANCHOR: enter_room
+/// Puts the socket in `room` through the room's sequencer, and acknowledges
+/// the `join` with the room's history.
+async fn enter_room<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
     room: &str,
-    context: &RoomContext,
     ack: AckSender<A>,
 ) -> Result<(), ChatError> {
-    let read = async {
-        let upto = chat.watermark(room, context).await?;
-        let _turn = chat.catch_ups.acquire().await;
-        let history = chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
-        Ok((upto, history.messages))
-    };
-    let (upto, history) = match read.await {
-        Ok(read) => read,
-        Err(error) => {
-            answer(ack, Err(error));
-            return Err(ChatError::Internal);
-        }
-    };
-    let enter = enter_with_history(socket.clone(), room.to_owned(), history, ack);
-    chat.sequencers.enter(room, context, upto, enter).await
+    let context = chat.room_context(socket);
+    if chat.through_adapter {
+        return join_from_database(socket, chat, room, &context, ack).await;
+    }
+    // The acknowledgement carries the history, so it is sent from inside the
+    // sequencer, right before the socket joins the room: nothing is missed,
+    // nothing comes twice, and nothing arrives before the history. A new entry
+    // is always served from memory.
+    let enter = acknowledge_with_history(socket.clone(), room.to_owned(), ack);
+    let sequencers = &chat.sequencers;
+    let entered = sequencers.enter_from_memory(room, &context, None, enter);
+    entered.await?.map(drop).ok_or(ChatError::Internal)
 }
+// ANCHOR_END: enter_room
 
-/// What a joining socket does inside the sequencer when memory holds its history:
-/// acknowledge with it, then join.
+// ANCHOR: join_reply
+/// What a joining socket does inside the sequencer when memory holds its
+/// history: acknowledge with it, then join.
 fn acknowledge_with_history<A: Adapter>(
     socket: SocketRef<A>,
     room: String,
@@ -637,36 +728,51 @@ fn acknowledge_with_history<A: Adapter>(
     })
 }
 
-/// A `join`'s acknowledgement: `{"ok": true, "room": "rust", "history": [...]}`.
+/// A `join`'s acknowledgement: `{"ok": true, "room": "rust", "history":
+/// [...]}`.
 #[derive(Serialize)]
 struct JoinReply<'a> {
     ok: bool,
     room: &'a str,
     history: History<'a>,
 }
+// ANCHOR_END: join_reply
 
-/// The room a `join` payload names, if this socket may join it; its place among the
-/// socket's rooms is taken at once, in the same step as the check.
-fn room_to_join<A: Adapter>(
+// ANCHOR: join_from_database
+/// `join` through an adapter (chapter "Scaling out with Redis"): the history is
+/// read from the database, outside the room's sequencer, which then adds what
+/// was broadcast since the read.
+async fn join_from_database<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
-    user: &User,
-    payload: &Value,
-) -> Result<String, ChatError> {
-    let room = parse_room(payload)?;
-    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
-    if room != GENERAL
-        && !chat
-            .quotas
-            .take_room(socket.id, &room, chat.limits.rooms_per_socket)
-    {
-        return Err(ChatError::TooManyRooms);
-    }
-    Ok(room)
+    room: &str,
+    context: &RoomContext,
+    ack: AckSender<A>,
+) -> Result<(), ChatError> {
+    let read = async {
+        let upto = chat.watermark(room, context).await?;
+        let _turn = chat.catch_ups.acquire().await;
+        let history =
+            chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
+        Ok((upto, history.messages))
+    };
+    let (upto, history) = match read.await {
+        Ok(read) => read,
+        Err(error) => {
+            answer(ack, Err(error));
+            return Err(ChatError::Internal);
+        }
+    };
+    let enter =
+        enter_with_history(socket.clone(), room.to_owned(), history, ack);
+    chat.sequencers.enter(room, context, upto, enter).await
 }
+// ANCHOR_END: join_from_database
 
-/// What a joining socket does inside the sequencer: acknowledge with the history (plus the
-/// messages broadcast since it was read, keeping the newest [`HISTORY_LIMIT`]), then join.
+// ANCHOR: enter_with_history
+/// What a joining socket does inside the sequencer: acknowledge with the
+/// history (plus the messages broadcast since it was read, keeping the newest
+/// [`HISTORY_LIMIT`]), then join.
 fn enter_with_history<A: Adapter>(
     socket: SocketRef<A>,
     room: String,
@@ -676,15 +782,20 @@ fn enter_with_history<A: Adapter>(
     Box::new(move |since_read: &[ChatMessage]| {
         history.extend_from_slice(since_read);
         let keep_from = history.len().saturating_sub(HISTORY_LIMIT as usize);
-        let reply = json!({ "ok": true, "room": room, "history": &history[keep_from..] });
+        let reply = json!({
+            "ok": true,
+            "room": room,
+            "history": &history[keep_from..]
+        });
         if ack.send(&reply).is_ok() && socket.connected() {
             socket.join(room);
         }
     })
 }
-// ANCHOR_END: join
+// ANCHOR_END: enter_with_history
 
-/// `leave`: the opposite of `join`. Leaving a room one is not in is not an error.
+/// `leave`: the opposite of `join`. Leaving a room one is not in is not an
+/// error.
 async fn on_leave<A: Adapter>(
     io: SocketIo<A>,
     socket: SocketRef<A>,
@@ -718,8 +829,9 @@ async fn leave_room<A: Adapter>(
 }
 
 // ANCHOR: typing
-/// `typing`: tell the *others* in the room. Fire-and-forget, but rate-limited, because one
-/// cheap event from a client costs a broadcast to everyone in the room.
+/// `typing`: tell the *others* in the room. Fire-and-forget, but rate-limited,
+/// because one cheap event from a client costs a broadcast to everyone in the
+/// room.
 async fn on_typing<A: Adapter>(
     socket: SocketRef<A>,
     Extension(user): Extension<User>,
@@ -729,7 +841,8 @@ async fn on_typing<A: Adapter>(
 ) {
     answer(
         ack,
-        tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await,
+        tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null))
+            .await,
     );
 }
 
@@ -751,7 +864,8 @@ async fn tell_typing<A: Adapter>(
 }
 // ANCHOR_END: typing
 
-/// A socket went away: if it was its user's last socket in a room, the room is told.
+/// A socket went away: if it was its user's last socket in a room, the room is
+/// told.
 async fn on_disconnect<A: Adapter>(
     io: SocketIo<A>,
     socket: SocketRef<A>,
@@ -764,12 +878,14 @@ async fn on_disconnect<A: Adapter>(
 }
 
 // ANCHOR: presence
-/// Counts the socket in `room` and sends it the room's list. The others hear of a change of
-/// users (a user's first socket in, or last socket out) as a `presence change`.
+/// Counts the socket in `room` and sends it the room's list. The others hear of
+/// a change of users (a user's first socket in, or last socket out) as a
+/// `presence change`.
 ///
-/// A socket that closed while it was being set up has already run `on_disconnect`; counting
-/// it now would leave a ghost online for ever. `Presence::join` checks `connected()` under
-/// the same lock `on_disconnect` takes, so one of the two always sees the other.
+/// A socket that closed while it was being set up has already run
+/// `on_disconnect`; counting it now would leave a ghost online for ever.
+/// `Presence::join` checks `connected()` under the same lock `on_disconnect`
+/// takes, so one of the two always sees the other.
 async fn announce_presence<A: Adapter>(
     io: &SocketIo<A>,
     socket: &SocketRef<A>,
@@ -785,67 +901,101 @@ async fn announce_presence<A: Adapter>(
             Ok(page) => {
                 delivery::send(socket, "presence", &*page);
             }
-            Err(error) => tracing::error!(%error, "cannot encode the presence list"),
+            Err(error) => {
+                tracing::error!(%error, "cannot encode the presence list")
+            }
         }
     }
     if came {
         broadcast_presence(io, chat, room).await;
     }
 }
+// ANCHOR_END: presence
 
-/// Tells `room` that its users changed. The changes of the next [`PRESENCE_EVERY`] are
-/// gathered into one `presence change` (who came, who went), sent to each socket.
-async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
+// ANCHOR: presence_change
+/// Tells `room` that its users changed. The changes of the next
+/// [`PRESENCE_EVERY`] are gathered into one `presence change` (who came, who
+/// went), sent to each socket.
+async fn broadcast_presence<A: Adapter>(
+    io: &SocketIo<A>,
+    chat: &Chat,
+    room: &str,
+) {
     if chat.through_adapter {
-        // Several processes: each knows only its own sockets, so it sends its whole list.
-        chat.presence.take_change(room);
-        let Ok(page) = chat.presence.page(room, None, chat.presence_page) else {
-            return; // users and room names always serialise
-        };
-        // `io.of("/")`, not `io.within(..)`, which panics once the server has closed.
-        if let Some(namespace) = io.of("/") {
-            let emit = namespace.within(room.to_owned()).emit("presence", &*page);
-            broadcast("presence", emit).await;
-        }
-        return;
+        return broadcast_presence_list(io, chat, room).await;
     }
-    // Gathered: the first change schedules the announcement, later ones join it.
+    // Gathered: the first change schedules the announcement, later ones join
+    // it.
     let newly_due = lock(&chat.presence_due).insert(room.to_owned());
-    if !newly_due {
-        return;
+    if newly_due {
+        let (io, chat, room) = (io.clone(), chat.clone(), room.to_owned());
+        tokio::spawn(send_presence_change(io, chat, room));
     }
-    let (io, chat, room) = (io.clone(), chat.clone(), room.to_owned());
-    tokio::spawn(async move {
-        tokio::time::sleep(PRESENCE_EVERY).await;
-        lock(&chat.presence_due).remove(&room);
-        let Some(change) = chat.presence.take_change(&room) else {
-            return;
-        };
-        // The list is state the page shows: a socket too slow for a change is resynchronised
-        // (and gets a fresh list when it reconnects), never left showing a stale one.
-        let Ok(change) = Encoded::new(&change) else {
-            return; // users and room names always serialise
-        };
-        // Shutting down, the namespace is gone: nobody is left to tell. (`io.within(..)` would
-        // panic here.)
-        let Some(namespace) = io.of("/") else {
-            return;
-        };
-        for member in namespace.within(room).sockets() {
-            delivery::send(&member, "presence change", &change);
-        }
-    });
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while holding these locks, so a poisoned one is still sound.
+    // Nothing panics while holding these locks, so a poisoned one is still
+    // sound.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
-// ANCHOR_END: presence
+// ANCHOR_END: presence_change
+
+// ANCHOR: send_presence_change
+/// Once [`PRESENCE_EVERY`] has passed, sends `room`'s gathered change to each
+/// of its sockets.
+async fn send_presence_change<A: Adapter>(
+    io: SocketIo<A>,
+    chat: Chat,
+    room: String,
+) {
+    tokio::time::sleep(PRESENCE_EVERY).await;
+    lock(&chat.presence_due).remove(&room);
+    let Some(change) = chat.presence.take_change(&room) else {
+        return;
+    };
+    // The list is state the page shows: a socket too slow for a change is
+    // resynchronised (and gets a fresh list when it reconnects), never left
+    // showing a stale one.
+    let Ok(change) = Encoded::new(&change) else {
+        return; // users and room names always serialise
+    };
+    // Shutting down, the namespace is gone: nobody is left to tell.
+    // (`io.within(..)` would panic here.)
+    let Some(namespace) = io.of("/") else {
+        return;
+    };
+    for member in namespace.within(room).sockets() {
+        delivery::send(&member, "presence change", &change);
+    }
+}
+// ANCHOR_END: send_presence_change
+
+// ANCHOR: presence_through_adapter
+/// [`broadcast_presence`] through an adapter (chapter "Scaling out with
+/// Redis"): several processes, each of which knows only its own sockets, so
+/// each sends its whole list, at once.
+async fn broadcast_presence_list<A: Adapter>(
+    io: &SocketIo<A>,
+    chat: &Chat,
+    room: &str,
+) {
+    chat.presence.take_change(room);
+    let Ok(page) = chat.presence.page(room, None, chat.presence_page) else {
+        return; // users and room names always serialise
+    };
+    // `io.of("/")`, not `io.within(..)`, which panics once the server has
+    // closed.
+    if let Some(namespace) = io.of("/") {
+        let emit = namespace.within(room.to_owned()).emit("presence", &*page);
+        broadcast("presence", emit).await;
+    }
+}
+// ANCHOR_END: presence_through_adapter
 
 // ANCHOR: presence_page
-/// `presence page`: the next page of a room's online list, for a reader who scrolls past the
-/// first one. `{"room": "general", "after": 42}` asks for the users whose id comes after 42.
+/// `presence page`: the next page of a room's online list, for a reader who
+/// scrolls past the first one. `{"room": "general", "after": 42}` asks for the
+/// users whose id comes after 42.
 async fn on_presence_page<A: Adapter>(
     socket: SocketRef<A>,
     Extension(user): Extension<User>,
@@ -867,9 +1017,7 @@ fn next_presence_page<A: Adapter>(
     payload: &Value,
 ) -> Result<Arc<Encoded>, ChatError> {
     let room = parse_room(&payload["room"])?;
-    let after = payload["after"]
-        .as_i64()
-        .ok_or(InputError::InvalidAfter)?;
+    let after = payload["after"].as_i64().ok_or(InputError::InvalidAfter)?;
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }

@@ -1,34 +1,47 @@
-//! The chat's settings, from the environment (and a `.env` file, loaded by `main`).
+//! The chat's settings, from the environment (and a `.env` file, loaded by
+//! `main`).
 //!
-//! | Variable | Default | Meaning |
-//! | --- | --- | --- |
-//! | `PORT` | `3000` | the port to listen on |
-//! | `HOST` | `127.0.0.1` | the address to listen on; `0.0.0.0` serves a classroom network |
-//! | `DATABASE_URL` | `sqlite://data/chat.db` | users, messages and sessions |
-//! | `SESSION_SECRET` | generated, with a warning | ≥ 64 bytes that sign the session cookie |
-//! | `ALLOWED_ORIGINS` | none | extra origins whose pages may connect, comma-separated |
-//! | `COOKIE_SECURE` | `false` | `true` behind HTTPS |
-//! | `SOCKET_BUFFER` | `2048` | packets that may wait for one slow socket before it is resynchronised |
-//! | `PRESENCE_PAGE` | `50` | users per page of a room's online list |
-//! | `RATE_LIMITS` | `on` | `off` lifts every limit below and the message rate limit (load tests) |
-//! | `MAX_SOCKETS_PER_USER` | `20` | tabs and devices one user may have connected at once |
-//! | `MAX_ROOMS_PER_SOCKET` | `20` | rooms one socket may be in, besides `general` |
-//! | `ROOM_MESSAGES_PER_SECOND` | `30` | messages one room accepts per second from everyone together |
-//! | `SOCKET_MAX_MESSAGE_BYTES` | `16384` | the largest Socket.IO message a client may send (step 4) |
-//! | `SOCKET_CONNECT_TIMEOUT_SECS` | `10` | how long a new connection may take to `CONNECT` (step 4) |
+//! Each variable, its default, and what it means:
+//! - `PORT` (`3000`): the port to listen on;
+//! - `HOST` (`127.0.0.1`): the address to listen on; `0.0.0.0` serves a
+//!   classroom network;
+//! - `DATABASE_URL` (`sqlite://data/chat.db`): users, messages and sessions;
+//! - `SESSION_SECRET` (generated, with a warning): ≥ 64 bytes that sign the
+//!   session cookie;
+//! - `ALLOWED_ORIGINS` (none): extra origins whose pages may connect,
+//!   comma-separated;
+//! - `COOKIE_SECURE` (`false`): `true` behind HTTPS;
+//! - `SOCKET_BUFFER` (`2048`): packets that may wait for one slow socket before
+//!   it is resynchronised;
+//! - `PRESENCE_PAGE` (`50`): users per page of a room's online list;
+//! - `RATE_LIMITS` (`on`): `off` lifts every limit below and the message rate
+//!   limit (load tests);
+//! - `MAX_SOCKETS_PER_USER` (`20`): tabs and devices one user may have
+//!   connected at once;
+//! - `MAX_ROOMS_PER_SOCKET` (`20`): rooms one socket may be in, besides
+//!   `general`;
+//! - `ROOM_MESSAGES_PER_SECOND` (`30`): messages one room accepts per second
+//!   from everyone together;
+//! - `SOCKET_MAX_MESSAGE_BYTES` (`16384`): the largest Socket.IO message a
+//!   client may send (step 4);
+//! - `SOCKET_CONNECT_TIMEOUT_SECS` (`10`): how long a new connection may take
+//!   to `CONNECT` (step 4).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::argon2;
-use step04_socket_middleware::{AllowedOrigins, LimitsError, SocketLimits, SocketSettings};
+use step04_socket_middleware::{
+    AllowedOrigins, LimitsError, SocketLimits, SocketSettings,
+};
 
 use crate::limits::{ChatLimits, UNLIMITED_RATE};
 use crate::rate_limit::RateLimiter;
 use step03_passport_like_auth::{AuthLimits, rate_limits_enabled_from_env};
 
-/// The database the chat uses when `DATABASE_URL` is not set: a file, created on first run.
+/// The database the chat uses when `DATABASE_URL` is not set: a file, created
+/// on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chat.db";
 
 /// Everything [`crate::build`] needs.
@@ -38,19 +51,24 @@ pub struct ChatConfig {
     pub database_url: String,
     /// The session cookie: key, lifetime, attributes (step 2).
     pub sessions: SessionConfig,
-    /// Allowed origins and how often live sockets re-check their session (step 4).
+    /// Allowed origins and how often live sockets re-check their session (step
+    /// 4).
     pub sockets: SocketSettings,
     /// How fast one user may send messages.
     pub rate_limit: RateLimiter,
     /// The cost of password hashing (step 3). Keep the default outside tests.
     pub hashing: argon2::Params,
-    /// Sockets per user, rooms per socket, messages per room (see [`crate::limits`]).
+    /// Sockets per user, rooms per socket, messages per room (see
+    /// [`crate::limits`]).
     pub limits: ChatLimits,
-    /// The throttles on `/login` and `/register`, and the Argon2 bound (step 3).
+    /// The throttles on `/login` and `/register`, and the Argon2 bound (step
+    /// 3).
     pub auth_limits: AuthLimits,
-    /// How many packets may wait in one socket's queue (see [`crate::delivery`]).
+    /// How many packets may wait in one socket's queue (see
+    /// [`crate::delivery`]).
     pub socket_buffer: usize,
-    /// How many users one page of a room's online list names (see [`crate::presence`]).
+    /// How many users one page of a room's online list names (see
+    /// [`crate::presence`]).
     pub presence_page: usize,
 }
 
@@ -78,15 +96,18 @@ pub enum ConfigError {
 }
 
 impl ChatConfig {
-    /// Reads the environment, for a server that listens on `addr` (the port may be the one the
-    /// OS picked).
+    /// Reads the environment, for a server that listens on `addr` (the port may
+    /// be the one the OS picked).
     pub fn from_env(addr: SocketAddr) -> Result<Self, ConfigError> {
         Ok(ChatConfig {
             database_url: std::env::var("DATABASE_URL")
                 .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
             sessions: SessionConfig::from_env()?,
             sockets: SocketSettings {
-                allowed_origins: allowed_origins(addr, std::env::var("ALLOWED_ORIGINS").ok()),
+                allowed_origins: allowed_origins(
+                    addr,
+                    std::env::var("ALLOWED_ORIGINS").ok(),
+                ),
                 session_recheck: Duration::from_secs(30),
                 limits: SocketLimits::from_env()?,
             },
@@ -112,12 +133,14 @@ impl ChatConfig {
     }
 }
 
-/// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`, `MAX_ROOMS_PER_SOCKET` and
-/// `ROOM_MESSAGES_PER_SECOND`.
+/// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`,
+/// `MAX_ROOMS_PER_SOCKET` and `ROOM_MESSAGES_PER_SECOND`.
 pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
     // Step 3 reads the same switch for its throttles.
     if !rate_limits_enabled_from_env() {
-        tracing::warn!("RATE_LIMITS=off: every chat limit and per-user cap is OFF");
+        tracing::warn!(
+            "RATE_LIMITS=off: every chat limit and per-user cap is OFF"
+        );
         return Ok(ChatLimits::off());
     }
     let defaults = ChatLimits::default();
@@ -129,10 +152,14 @@ pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
         },
     };
     Ok(ChatLimits {
-        sockets_per_user: number("MAX_SOCKETS_PER_USER", defaults.sockets_per_user as f64)?
-            as usize,
-        rooms_per_socket: number("MAX_ROOMS_PER_SOCKET", defaults.rooms_per_socket as f64)?
-            as usize,
+        sockets_per_user: number(
+            "MAX_SOCKETS_PER_USER",
+            defaults.sockets_per_user as f64,
+        )? as usize,
+        rooms_per_socket: number(
+            "MAX_ROOMS_PER_SOCKET",
+            defaults.rooms_per_socket as f64,
+        )? as usize,
         room_messages_per_second: number(
             "ROOM_MESSAGES_PER_SECOND",
             defaults.room_messages_per_second,
@@ -142,10 +169,14 @@ pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
 }
 
 // ANCHOR: allowed_origins
-/// The server's own origins, plus `extra`, plus whatever the listening address adds: a
-/// specific LAN address is an origin of its own; `0.0.0.0` (every address) means we cannot list
-/// the names students will type, so pages are allowed whose origin is the host they asked for.
-pub fn allowed_origins(addr: SocketAddr, extra: Option<String>) -> AllowedOrigins {
+/// The server's own origins, plus `extra`, plus whatever the listening address
+/// adds: a specific LAN address is an origin of its own; `0.0.0.0` (every
+/// address) means we cannot list the names students will type, so pages are
+/// allowed whose origin is the host they asked for.
+pub fn allowed_origins(
+    addr: SocketAddr,
+    extra: Option<String>,
+) -> AllowedOrigins {
     let origins = AllowedOrigins::for_port(addr.port(), extra.as_deref());
     match addr.ip() {
         ip if ip.is_unspecified() => origins.also_same_host(),
@@ -165,7 +196,8 @@ mod tests {
 
     #[test]
     fn a_lan_address_is_an_allowed_origin_of_its_own() {
-        let origins = allowed_origins("192.168.1.20:3000".parse().expect("addr"), None);
+        let origins =
+            allowed_origins("192.168.1.20:3000".parse().expect("addr"), None);
         assert!(origins.allows("http://192.168.1.20:3000", None));
         assert!(origins.allows("http://localhost:3000", None));
         assert!(!origins.allows("http://192.168.1.21:3000", None));
@@ -173,7 +205,8 @@ mod tests {
 
     #[test]
     fn every_address_allows_the_host_the_browser_asked_for() {
-        let origins = allowed_origins("0.0.0.0:3000".parse().expect("addr"), None);
+        let origins =
+            allowed_origins("0.0.0.0:3000".parse().expect("addr"), None);
         let host = Some("10.0.0.5:3000");
         assert!(origins.allows("http://10.0.0.5:3000", host));
         assert!(!origins.allows("http://evil.example", host));
@@ -182,7 +215,8 @@ mod tests {
     #[test]
     fn loopback_allows_only_its_own_origins_and_the_extra_ones() {
         let addr = "127.0.0.1:3000".parse().expect("addr");
-        let origins = allowed_origins(addr, Some("http://localhost:5173".into()));
+        let origins =
+            allowed_origins(addr, Some("http://localhost:5173".into()));
         assert!(origins.allows("http://localhost:5173", None));
         assert!(!origins.allows("http://10.0.0.5:3000", Some("10.0.0.5:3000")));
     }

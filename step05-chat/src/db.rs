@@ -1,36 +1,30 @@
-//! One SQLite file for everything that must survive a restart: users, messages and sessions.
+//! One SQLite file for everything that must survive a restart: users, messages
+//! and sessions.
 //!
-//! Until now users and sessions lived in memory and a restart logged everybody out. Here a
-//! single connection pool serves three stores: [`crate::users::SqliteUserStore`],
-//! [`crate::messages::MessageStore`] and tower-sessions' [`SqliteStore`]. One file is one thing
-//! to back up, and one pool means one set of connection settings to get right.
+//! Until now users and sessions lived in memory and a restart logged everybody
+//! out. Here a single connection pool serves three stores:
+//! [`crate::users::SqliteUserStore`], [`crate::messages::MessageStore`] and
+//! tower-sessions' [`SqliteStore`]. One file is one thing to back up, and one
+//! pool means one set of connection settings to get right.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use tower_sessions_sqlx_store::SqliteStore;
 
 // ANCHOR: open_database
-/// Opens (creating if needed) the database at `database_url`, e.g. `sqlite://data/chat.db`,
-/// and brings its tables up to date.
+/// Opens (creating if needed) the database at `database_url`, e.g.
+/// `sqlite://data/chat.db`, and brings its tables up to date.
 ///
-/// Safe to call on every start: migrations that already ran are skipped, and the session table
-/// is created only if it is missing.
-pub async fn open_database(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(database_url)?
-        // A fresh checkout has no database yet; make one rather than fail on first run.
-        .create_if_missing(true)
-        // Write-ahead logging lets readers (history for a joining user) carry on while a
-        // writer (a new message) commits, instead of queueing behind it.
-        .journal_mode(SqliteJournalMode::Wal)
-        // SQLite allows one writer at a time. Under a burst of messages, wait for the lock
-        // rather than failing at once with "database is locked".
-        .busy_timeout(Duration::from_secs(5))
-        // SQLite ignores REFERENCES unless asked, per connection. sqlx already turns this on;
-        // saying so here keeps `messages.user_id` honest even if that default changes.
-        .foreign_keys(true);
+/// Safe to call on every start: migrations that already ran are skipped, and
+/// the session table is created only if it is missing.
+pub async fn open_database(
+    database_url: &str,
+) -> Result<SqlitePool, sqlx::Error> {
+    let options = connect_options(database_url)?;
 
     // `create_if_missing` makes the file, not the directory it goes in.
     if let Some(parent) = options.get_filename().parent()
@@ -41,32 +35,119 @@ pub async fn open_database(database_url: &str) -> Result<SqlitePool, sqlx::Error
 
     let pool = SqlitePool::connect_with(options).await?;
 
-    // The SQL files are embedded into the binary at compile time, so the program carries its
-    // own schema and needs no migrations directory at run time.
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    // The SQL files are embedded into the binary at compile time, so the
+    // program carries its own schema and needs no migrations directory at run
+    // time.
+    let migrator = sqlx::migrate!("./migrations");
+    // sqlx refuses a migration file that changed since the database ran it,
+    // even in a comment. Ours had their comments rewrapped once: see there.
+    accept_rewrapped_migrations(&pool, &migrator).await?;
+    migrator.run(&pool).await?;
     session_store(&pool).migrate().await?;
 
     Ok(pool)
 }
 
-/// The tower-sessions store for this database. Its table (`tower_sessions`) is created by
-/// [`open_database`].
+/// The tower-sessions store for this database. Its table (`tower_sessions`) is
+/// created by [`open_database`].
 pub fn session_store(pool: &SqlitePool) -> SqliteStore {
     // Cloning a pool is cheap: it is a handle to the same connections.
     SqliteStore::new(pool.clone())
 }
 // ANCHOR_END: open_database
 
-/// Now, in milliseconds since the Unix epoch: the unit of every timestamp in the database, and
-/// the one JavaScript's `Date.now()` and `new Date(ms)` use, so the browser needs no conversion.
-/// Step 1's clock, as SQLite's integer type.
+// ANCHOR: connect_options
+/// How every connection of the pool to `database_url` is opened.
+fn connect_options(
+    database_url: &str,
+) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(database_url)?
+        // A fresh checkout has no database yet; make one rather than fail on
+        // first run.
+        .create_if_missing(true)
+        // Write-ahead logging lets readers (history for a joining user) carry
+        // on while a writer (a new message) commits, instead of queueing behind
+        // it.
+        .journal_mode(SqliteJournalMode::Wal)
+        // SQLite allows one writer at a time. Under a burst of messages, wait
+        // for the lock rather than failing at once with "database is locked".
+        .busy_timeout(Duration::from_secs(5))
+        // SQLite ignores REFERENCES unless asked, per connection. sqlx already
+        // turns this on; saying so here keeps `messages.user_id` honest even if
+        // that default changes.
+        .foreign_keys(true);
+    Ok(options)
+}
+// ANCHOR_END: connect_options
+
+/// The migrations whose comments were rewrapped (to fit the book's 80 columns)
+/// after databases had run them, each with the checksum sqlx recorded then: a
+/// SHA-384 of the file, in hex. Their statements did not change.
+const REWRAPPED_MIGRATIONS: [(i64, &str); 2] = [
+    (
+        1,
+        concat!(
+            "419280a25f58869b5b95c9fcfa8628a78bcb165a202bac25",
+            "234932acdce0fde788178f048e855a89d63f3f25fd0a624e",
+        ),
+    ),
+    (
+        2,
+        concat!(
+            "2184ebe9f77b1ee2b6821622aa9d26ac0b2cef24f2cc5146",
+            "996dde9fc7f1c2e4d6d3b45ffa00e64c446d2a8b945a5bfd",
+        ),
+    ),
+];
+
+/// sqlx keeps the checksum of every migration a database ran, and refuses to
+/// start when a file no longer matches it, even for a comment. A database that
+/// ran [`REWRAPPED_MIGRATIONS`] before the rewrap is given their new checksums;
+/// any other difference is still refused.
+async fn accept_rewrapped_migrations(
+    pool: &SqlitePool,
+    migrator: &Migrator,
+) -> Result<(), sqlx::Error> {
+    let migrations_table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master \
+         WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if migrations_table.is_none() {
+        return Ok(()); // a new database: nothing ran yet
+    }
+    for (version, old_checksum) in REWRAPPED_MIGRATIONS {
+        let Some(migration) = migrator.iter().find(|m| m.version == version)
+        else {
+            continue;
+        };
+        sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = ? \
+             WHERE version = ? AND lower(hex(checksum)) = ?",
+        )
+        .bind(&*migration.checksum)
+        .bind(version)
+        .bind(old_checksum)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Now, in milliseconds since the Unix epoch: the unit of every timestamp in
+/// the database, and the one JavaScript's `Date.now()` and `new Date(ms)` use,
+/// so the browser needs no conversion. Step 1's clock, as SQLite's integer
+/// type.
 pub(crate) fn now_millis() -> i64 {
-    // An i64 of milliseconds lasts until the year 292 million; saturate rather than panic.
+    // An i64 of milliseconds lasts until the year 292 million; saturate rather
+    // than panic.
     i64::try_from(step01_http_vs_socket::now_ms()).unwrap_or(i64::MAX)
 }
 
-/// A fresh database in its own temporary directory, for tests. The directory is deleted when
-/// the returned guard is dropped, so keep it alive as long as the pool.
+/// A fresh database in its own temporary directory, for tests. The directory is
+/// deleted when the returned guard is dropped, so keep it alive as long as the
+/// pool.
 #[cfg(test)]
 pub(crate) async fn open_temp_database() -> (tempfile::TempDir, SqlitePool) {
     let dir = tempfile::tempdir().expect("create a temporary directory");
@@ -86,10 +167,12 @@ mod tests {
     use super::*;
 
     async fn table_names(pool: &SqlitePool) -> Vec<String> {
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(pool)
-            .await
-            .expect("list tables")
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("list tables")
     }
 
     #[tokio::test]
@@ -131,6 +214,65 @@ mod tests {
         assert!(table_names(&pool).await.contains(&"users".to_owned()));
     }
 
+    /// The bytes of a hex string.
+    fn from_hex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// Records `checksum` for migration `version`, as an older file would
+    /// have left it.
+    async fn record_checksum(pool: &SqlitePool, version: i64, checksum: &[u8]) {
+        sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = ? WHERE version = ?",
+        )
+        .bind(checksum)
+        .bind(version)
+        .execute(pool)
+        .await
+        .expect("record a checksum");
+    }
+
+    #[tokio::test]
+    async fn opens_a_database_that_ran_the_migrations_before_the_rewrap() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = temp_database_url(&dir);
+        let pool = open_database(&url).await.expect("first open");
+        for (version, old_checksum) in REWRAPPED_MIGRATIONS {
+            record_checksum(&pool, version, &from_hex(old_checksum)).await;
+        }
+        pool.close().await;
+
+        let pool = open_database(&url).await.expect("open after the rewrap");
+
+        let recorded: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT checksum FROM _sqlx_migrations ORDER BY version",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("read the checksums");
+        let current: Vec<Vec<u8>> = sqlx::migrate!("./migrations")
+            .iter()
+            .map(|migration| migration.checksum.to_vec())
+            .collect();
+        assert_eq!(recorded, current);
+    }
+
+    #[tokio::test]
+    async fn still_refuses_a_migration_that_changed_otherwise() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = temp_database_url(&dir);
+        let pool = open_database(&url).await.expect("first open");
+        record_checksum(&pool, 1, &[0; 48]).await;
+        pool.close().await;
+
+        let reopened = open_database(&url).await;
+
+        assert!(reopened.is_err(), "a changed migration must be refused");
+    }
+
     #[tokio::test]
     async fn uses_write_ahead_logging_and_enforces_foreign_keys() {
         let (_dir, pool) = open_temp_database().await;
@@ -141,17 +283,24 @@ mod tests {
             .expect("read journal mode");
         assert_eq!(journal_mode, "wal");
 
-        let orphan =
-            sqlx::query("INSERT INTO messages (room, user_id, text, ts) VALUES (?, ?, ?, ?)")
-                .bind("general")
-                .bind(999_i64)
-                .bind("from nobody")
-                .bind(0_i64)
-                .execute(&pool)
-                .await;
+        let orphan = sqlx::query(
+            "INSERT INTO messages (room, user_id, text, ts) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind("general")
+        .bind(999_i64)
+        .bind("from nobody")
+        .bind(0_i64)
+        .execute(&pool)
+        .await;
+        let refused = matches!(
+            orphan,
+            Err(sqlx::Error::Database(ref e)) if e.is_foreign_key_violation()
+        );
         assert!(
-            matches!(orphan, Err(sqlx::Error::Database(ref e)) if e.is_foreign_key_violation()),
-            "a message from a user who does not exist must be refused, got {orphan:?}"
+            refused,
+            "a message from a user who does not exist must be refused, \
+             got {orphan:?}"
         );
     }
 
@@ -160,7 +309,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("data").join("chat.db");
 
-        let result = open_database(&format!("sqlite://{}?mode=nonsense", path.display())).await;
+        let result = open_database(&format!(
+            "sqlite://{}?mode=nonsense",
+            path.display()
+        ))
+        .await;
 
         assert!(result.is_err());
         assert!(!dir.path().join("data").exists());
@@ -177,7 +330,8 @@ mod tests {
 
     #[test]
     fn now_millis_is_in_milliseconds() {
-        // 2020-01-01 in ms and 2100-01-01 in ms: seconds or nanoseconds would fall outside.
+        // 2020-01-01 in ms and 2100-01-01 in ms: seconds or nanoseconds would
+        // fall outside.
         let now = now_millis();
         assert!(
             (1_577_836_800_000..4_102_444_800_000).contains(&now),

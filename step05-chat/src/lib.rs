@@ -1,22 +1,26 @@
 //! Step 5: the complete chat.
 //!
-//! Everything from the earlier steps (sessions, login, an authenticated socket) comes together
-//! into a chat whose users, messages and sessions live in one SQLite file, so a restart loses
-//! nobody's account, history or login.
+//! Everything from the earlier steps (sessions, login, an authenticated socket)
+//! comes together into a chat whose users, messages and sessions live in one
+//! SQLite file, so a restart loses nobody's account, history or login.
 //!
 //! - [`db`]: opening the database and creating its tables.
 //! - [`users`]: step03's `UserStore`, answered from SQLite.
 //! - [`messages`]: the chat message as clients see it, and its history.
 //! - [`validation`]: turning a client's JSON into checked values.
 //! - [`rate_limit`]: a per-user limit on how fast messages may be sent.
-//! - [`limits`]: how much one user, one socket and one room may ask of the server.
+//! - [`limits`]: how much one user, one socket and one room may ask of the
+//!   server.
 //! - [`presence`]: who is online in which room.
-//! - [`sequencer`]: each room's messages stored, broadcast and acknowledged in order.
-//! - [`delivery`]: sending to a socket that may be too slow, without losing anything.
+//! - [`sequencer`]: each room's messages stored, broadcast and acknowledged in
+//!   order.
+//! - [`delivery`]: sending to a socket that may be too slow, without losing
+//!   anything.
 //! - [`chat`]: the Socket.IO event handlers.
 //! - [`config`]: settings from the environment.
 //!
-//! The crate `scaling-with-redis` (its own chapter) runs this chat as one node of several.
+//! The crate `scaling-with-redis` (its own chapter) runs this chat as one node
+//! of several.
 
 pub mod chat;
 pub mod config;
@@ -47,8 +51,8 @@ use sqlx::SqlitePool;
 use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::{Passport, User, auth_routes};
 use step04_socket_middleware::{
-    SessionWatch, SocketSettings, authenticate_socket, check_origin, disconnect_on_logout,
-    watch_session, with_session_layers,
+    SessionWatch, SocketSettings, authenticate_socket, check_origin,
+    disconnect_on_logout, watch_session, with_session_layers,
 };
 use tower_sessions::SessionStore;
 
@@ -58,8 +62,9 @@ pub use config::ChatConfig;
 use crate::messages::MessageStore;
 use crate::users::SqliteUserStore;
 
-/// The built server: the router to serve, the Socket.IO handle, which `main` uses to
-/// close every socket on shutdown, and the background jobs, which `main` stops last.
+/// The built server: the router to serve, the Socket.IO handle, which `main`
+/// uses to close every socket on shutdown, and the background jobs, which
+/// `main` stops last.
 #[derive(Debug)]
 pub struct ChatServer {
     /// Everything, HTTP and Socket.IO, as one axum router.
@@ -111,8 +116,8 @@ pub async fn build_base(config: ChatConfig) -> Result<ChatServer, BuildError> {
 }
 // ANCHOR_END: build
 
-/// Step 3's passport module, unchanged, over users in SQLite instead of in memory; and the
-/// chat's shared state, over the messages in the same database.
+/// Step 3's passport module, unchanged, over users in SQLite instead of in
+/// memory; and the chat's shared state, over the messages in the same database.
 pub fn passport_and_chat(
     config: &ChatConfig,
     pool: SqlitePool,
@@ -126,9 +131,9 @@ pub fn passport_and_chat(
     (passport, chat)
 }
 
-/// The Socket.IO server's settings and shared state: step 4's size and time limits (16 KiB
-/// messages, no binary, a 10 s connect timeout), the allowed origins, the chat, and what the
-/// session watch needs.
+/// The Socket.IO server's settings and shared state: step 4's size and time
+/// limits (16 KiB messages, no binary, a 10 s connect timeout), the allowed
+/// origins, the chat, and what the session watch needs.
 pub fn socket_io_builder<S: SessionStore + Clone>(
     config: &ChatConfig,
     chat: Chat,
@@ -147,10 +152,11 @@ pub fn socket_io_builder<S: SessionStore + Clone>(
         })
 }
 
-/// The HTTP side: the page and step 3's routes, inside step 4's layers around the Socket.IO
-/// layer. A logout disconnects that session's sockets.
+/// The HTTP side: the page and step 3's routes, inside step 4's layers around
+/// the Socket.IO layer. A logout disconnects that session's sockets.
 ///
-/// Generic over the adapter `A` for the reason given at [`register_chat_handlers`].
+/// Generic over the adapter `A` for the reason given at
+/// [`register_chat_handlers`].
 pub fn router<S, A>(
     passport: Passport<SqliteUserStore>,
     config: &ChatConfig,
@@ -177,8 +183,8 @@ where
     )
 }
 
-/// The connect handler: the chat's own welcome, then step 4's session watch. (Generic over
-/// the adapter: see [`register_chat_handlers`].)
+/// The connect handler: the chat's own welcome, then step 4's session watch.
+/// (Generic over the adapter: see [`register_chat_handlers`].)
 pub async fn on_connect<A: Adapter>(
     io: SocketIo<A>,
     socket: SocketRef<A>,

@@ -1,13 +1,14 @@
 //! How much one user, one socket and one room may ask of the server.
 //!
-//! Logging in proves who someone is, not that they are harmless: an account is free, and a
-//! script with one can open a thousand sockets, join and leave rooms ten thousand times a
-//! second, or keep sending after it has been told "rate limited". Each limit here is a named
-//! setting with a default that a class of 40 never reaches; `RATE_LIMITS=off` lifts them all
-//! (for load tests), and says so loudly at startup.
+//! Logging in proves who someone is, not that they are harmless: an account is
+//! free, and a script with one can open a thousand sockets, join and leave
+//! rooms ten thousand times a second, or keep sending after it has been told
+//! "rate limited". Each limit here is a named setting with a default that a
+//! class of 40 never reaches; `RATE_LIMITS=off` lifts them all (for load
+//! tests), and says so loudly at startup.
 //!
-//! In Node.js the same jobs fall to `rate-limiter-flexible` (per key, in memory or Redis) and
-//! to counting sockets yourself in `io.use()`.
+//! In Node.js the same jobs fall to `rate-limiter-flexible` (per key, in memory
+//! or Redis) and to counting sockets yourself in `io.use()`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,21 +19,25 @@ use socketioxide::socket::Sid;
 /// The chat's limits. `Default` is what `cargo run` uses without settings.
 #[derive(Debug, Clone)]
 pub struct ChatLimits {
-    /// `RATE_LIMITS`: `off` lifts every limit below and the per-user message limit.
+    /// `RATE_LIMITS`: `off` lifts every limit below and the per-user message
+    /// limit.
     pub enabled: bool,
-    /// `MAX_SOCKETS_PER_USER`: tabs and devices one user may have connected at once.
+    /// `MAX_SOCKETS_PER_USER`: tabs and devices one user may have connected at
+    /// once.
     pub sockets_per_user: usize,
     /// `MAX_ROOMS_PER_SOCKET`: rooms one socket may be in, besides `general`.
     pub rooms_per_socket: usize,
-    /// `ROOM_MESSAGES_PER_SECOND`: messages per second one room accepts from everyone
-    /// together (twice that in a burst), whatever the number of accounts sending.
+    /// `ROOM_MESSAGES_PER_SECOND`: messages per second one room accepts from
+    /// everyone together (twice that in a burst), whatever the number of
+    /// accounts sending.
     pub room_messages_per_second: f64,
-    /// Joins and leaves per second one user may make (five times that in a burst): each
-    /// one tells the whole room who is there.
+    /// Joins and leaves per second one user may make (five times that in a
+    /// burst): each one tells the whole room who is there.
     pub room_changes_per_second: f64,
-    /// Refused events (rate-limited sends, joins, typing) one user may rack up in ten
-    /// seconds before the socket that keeps trying is disconnected. A person who pastes
-    /// twenty lines is refused a few times and stays; a script is cut off.
+    /// Refused events (rate-limited sends, joins, typing) one user may rack up
+    /// in ten seconds before the socket that keeps trying is disconnected. A
+    /// person who pastes twenty lines is refused a few times and stays; a
+    /// script is cut off.
     pub refusals_per_10s: u32,
 }
 
@@ -50,8 +55,8 @@ impl Default for ChatLimits {
 }
 // ANCHOR_END: settings
 
-/// "As fast as anyone can": a rate no client reaches (kept finite so the token arithmetic
-/// stays ordinary numbers).
+/// "As fast as anyone can": a rate no client reaches (kept finite so the token
+/// arithmetic stays ordinary numbers).
 pub const UNLIMITED_RATE: f64 = 1e12;
 
 impl ChatLimits {
@@ -68,9 +73,10 @@ impl ChatLimits {
     }
 }
 
-/// What each socket holds: a place among its user's sockets, and its rooms. Checked and
-/// taken in one step under one lock, so that 500 `join`s arriving at once cannot all see
-/// "19 rooms, one more is fine" before any of them is counted.
+/// What each socket holds: a place among its user's sockets, and its rooms.
+/// Checked and taken in one step under one lock, so that 500 `join`s arriving
+/// at once cannot all see "19 rooms, one more is fine" before any of them is
+/// counted.
 #[derive(Debug, Clone, Default)]
 pub struct Quotas {
     inner: Arc<Mutex<Holdings>>,
@@ -86,23 +92,9 @@ struct Holdings {
 
 // ANCHOR: quotas
 impl Quotas {
-    /// Takes a place for `socket` among the sockets of `user_id`, if fewer than `max` are
-    /// taken. Returns whether it got one.
-    pub fn admit(&self, user_id: i64, socket: Sid, max: usize) -> bool {
-        let mut held = self.lock();
-        let sockets = held.users.entry(user_id).or_default();
-        if sockets.len() >= max && !sockets.contains(&socket) {
-            return false;
-        }
-        sockets.insert(socket);
-        held.sockets
-            .entry(socket)
-            .or_insert((user_id, HashSet::new()));
-        true
-    }
-
-    /// Takes a place for `room` among the rooms of `socket`, if it holds fewer than `max`
-    /// (or holds `room` already). Returns whether it may be in the room.
+    /// Takes a place for `room` among the rooms of `socket`, if it holds fewer
+    /// than `max` (or holds `room` already). Returns whether it may be in the
+    /// room.
     pub fn take_room(&self, socket: Sid, room: &str, max: usize) -> bool {
         let mut held = self.lock();
         let Some((_, rooms)) = held.sockets.get_mut(&socket) else {
@@ -124,6 +116,25 @@ impl Quotas {
             rooms.remove(room);
         }
     }
+}
+// ANCHOR_END: quotas
+
+// ANCHOR: quotas_sockets
+impl Quotas {
+    /// Takes a place for `socket` among the sockets of `user_id`, if fewer than
+    /// `max` are taken. Returns whether it got one.
+    pub fn admit(&self, user_id: i64, socket: Sid, max: usize) -> bool {
+        let mut held = self.lock();
+        let sockets = held.users.entry(user_id).or_default();
+        if sockets.len() >= max && !sockets.contains(&socket) {
+            return false;
+        }
+        sockets.insert(socket);
+        held.sockets
+            .entry(socket)
+            .or_insert((user_id, HashSet::new()));
+        true
+    }
 
     /// Gives back everything `socket` held: it disconnected.
     pub fn release(&self, socket: Sid) {
@@ -139,7 +150,7 @@ impl Quotas {
         }
     }
 }
-// ANCHOR_END: quotas
+// ANCHOR_END: quotas_sockets
 
 impl Quotas {
     fn lock(&self) -> std::sync::MutexGuard<'_, Holdings> {

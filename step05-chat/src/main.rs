@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve, shutdown_signal,
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
+    shutdown_signal,
 };
 use step05_chat::config::ChatConfig;
 
@@ -16,10 +17,12 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
     init_tracing();
-    let listener = tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
+    let listener =
+        tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
     let addr = listener.local_addr()?;
     let config = ChatConfig::from_env(addr)?;
-    tracing::info!(database = %config.database_url, origins = ?config.sockets.allowed_origins.as_slice(), "starting");
+    let origins = config.sockets.allowed_origins.as_slice();
+    tracing::info!(database = %config.database_url, ?origins, "starting");
     let server = step05_chat::build(config).await?;
 
     let url = if addr.ip().is_unspecified() {
@@ -33,15 +36,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("The chat is running: open {url}");
     println!("(Ctrl-C to stop)");
 
-    // On Ctrl-C, close every socket first: an open WebSocket would otherwise keep the
-    // graceful shutdown waiting for as long as the tab stays open.
+    // On Ctrl-C, close every socket first: an open WebSocket would otherwise
+    // keep the graceful shutdown waiting for as long as the tab stays open.
     let io = server.io.clone();
     let shutdown = async move {
         shutdown_signal().await;
         io.close().await;
     };
     serve(listener, server.router, shutdown).await?;
-    // Last, the jobs beside the handlers: the session cleanup, the rooms' tasks.
+    // Last, the jobs beside the handlers: the session cleanup, the rooms'
+    // tasks.
     server.tasks.stop().await;
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Chat messages: what the wire carries, and the table that remembers them.
 //!
-//! A Socket.IO broadcast reaches only the sockets connected at that moment. Storing every
-//! message lets a user who joins later see the recent history ([`MessageStore::recent`]), and a
-//! user whose connection dropped for a few seconds catch up on exactly what they missed
-//! ([`MessageStore::since`]), the way Socket.IO's "connection state recovery" does in Node.
+//! A Socket.IO broadcast reaches only the sockets connected at that moment.
+//! Storing every message lets a user who joins later see the recent history
+//! ([`MessageStore::recent`]), and a user whose connection dropped for a few
+//! seconds catch up on exactly what they missed ([`MessageStore::since`]), the
+//! way Socket.IO's "connection state recovery" does in Node.
 
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
@@ -11,34 +12,38 @@ use step03_passport_like_auth::User;
 
 use crate::db::now_millis;
 
-/// How many messages a client gets when it joins a room, and at most per catch-up.
+/// How many messages a client gets when it joins a room, and at most per
+/// catch-up.
 pub const HISTORY_LIMIT: i64 = 50;
 
 // ANCHOR: chat_message
-/// A message as every client receives it, serialized as
-/// `{"id": 7, "room": "general", "user": {"id": 1, "username": "alice"}, "text": "hi", "ts": 1700000000000}`.
+/// A message as every client receives it, serialized as `{"id": 7, "room":
+/// "general", "user": {"id": 1, "username": "alice"}, "text": "hi", "ts":
+/// 1700000000000}`.
 ///
-/// `user` is whoever the server authenticated on the socket, never something the client said:
-/// the payload a client sends is only ever read for `room` and `text`
-/// (see [`crate::validation::parse_chat_message`]).
+/// `user` is whoever the server authenticated on the socket, never something
+/// the client said: the payload a client sends is only ever read for `room` and
+/// `text` (see [`crate::validation::parse_chat_message`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ChatMessage {
-    /// Grows with every message, in every room: a client remembers the last one it saw and asks
-    /// for everything after it when it reconnects.
+    /// Grows with every message, in every room: a client remembers the last one
+    /// it saw and asks for everything after it when it reconnects.
     pub id: i64,
     /// The room it was sent to.
     pub room: String,
-    /// The sender. A [`User`] carries no password hash, so this is safe to send to everyone.
+    /// The sender. A [`User`] carries no password hash, so this is safe to send
+    /// to everyone.
     pub user: User,
     /// The text, already trimmed and length-checked.
     pub text: String,
-    /// When the server stored it, in milliseconds since the Unix epoch (`new Date(ts)` in JS).
+    /// When the server stored it, in milliseconds since the Unix epoch (`new
+    /// Date(ts)` in JS).
     pub ts: i64,
 }
 // ANCHOR_END: chat_message
 
-/// One `messages` row joined with its sender's name: the flat shape SQL returns, before it is
-/// nested into a [`ChatMessage`].
+/// One `messages` row joined with its sender's name: the flat shape SQL
+/// returns, before it is nested into a [`ChatMessage`].
 #[derive(sqlx::FromRow)]
 struct MessageRow {
     id: i64,
@@ -64,8 +69,9 @@ impl From<MessageRow> for ChatMessage {
     }
 }
 
-/// A message on its way into the table: checked text, the sender from the session, and the
-/// sender's own id for it, if the client gave one (see [`Stored::Again`]).
+/// A message on its way into the table: checked text, the sender from the
+/// session, and the sender's own id for it, if the client gave one (see
+/// [`Stored::Again`]).
 #[derive(Clone, Debug)]
 pub struct NewMessage {
     /// The author, from the socket's session.
@@ -81,8 +87,9 @@ pub struct NewMessage {
 pub enum Stored {
     /// Stored now: broadcast it.
     New(ChatMessage),
-    /// Stored before, under the same `(user, client_offset)`: a client retrying a message it
-    /// got no acknowledgement for. Acknowledge it again; do not broadcast it again.
+    /// Stored before, under the same `(user, client_offset)`: a client retrying
+    /// a message it got no acknowledgement for. Acknowledge it again; do not
+    /// broadcast it again.
     Again(ChatMessage),
 }
 
@@ -100,25 +107,29 @@ impl Stored {
 pub struct Page {
     /// The messages, oldest first.
     pub messages: Vec<ChatMessage>,
-    /// True if the room has older messages in the asked range than `messages` holds.
+    /// True if the room has older messages in the asked range than `messages`
+    /// holds.
     pub truncated: bool,
 }
 
 /// The `messages` table.
 ///
-/// Cloning is cheap (the pool is a handle), so every socket handler can hold one.
+/// Cloning is cheap (the pool is a handle), so every socket handler can hold
+/// one.
 #[derive(Clone, Debug)]
 pub struct MessageStore {
     pub(crate) pool: SqlitePool,
-    /// One connection of its own for storing messages. SQLite takes one writer at a time
-    /// anyway, and a writer with its own connection never queues behind readers (a flood of
-    /// reconnections reading their history) for a connection from the pool.
+    /// One connection of its own for storing messages. SQLite takes one writer
+    /// at a time anyway, and a writer with its own connection never queues
+    /// behind readers (a flood of reconnections reading their history) for a
+    /// connection from the pool.
     writer: SqlitePool,
 }
 
 // ANCHOR: message_store
 impl MessageStore {
-    /// A store over a pool from [`crate::db::open_database`], which has created the table.
+    /// A store over a pool from [`crate::db::open_database`], which has created
+    /// the table.
     pub fn new(pool: SqlitePool) -> Self {
         let options = pool.connect_options().as_ref().clone();
         let writer = sqlx::sqlite::SqlitePoolOptions::new()
@@ -127,12 +138,13 @@ impl MessageStore {
         Self { pool, writer }
     }
 
-    /// Stores a message from `user` and returns it as it should be broadcast, with the id and
-    /// timestamp the database gave it. (The chat itself stores messages in batches, through
-    /// [`Self::insert_batch`]; this is the one-message form.)
+    /// Stores a message from `user` and returns it as it should be broadcast,
+    /// with the id and timestamp the database gave it. (The chat itself stores
+    /// messages in batches, through [`Self::insert_batch`]; this is the
+    /// one-message form.)
     ///
-    /// `text` and `room` must already be validated; `user` must exist (the foreign key refuses
-    /// a message from a deleted user).
+    /// `text` and `room` must already be validated; `user` must exist (the
+    /// foreign key refuses a message from a deleted user).
     pub async fn insert(
         &self,
         room: &str,
@@ -151,12 +163,14 @@ impl MessageStore {
     }
 
     // ANCHOR: insert_batch
-    /// Stores `batch` (all for `room`, in order) in ONE transaction: one commit, one wait for
-    /// the disk, however many messages. Returns, for each, the stored message, or the one
-    /// stored earlier with the same `(user, client_offset)`.
+    /// Stores `batch` (all for `room`, in order) in ONE transaction: one
+    /// commit, one wait for the disk, however many messages. Returns, for each,
+    /// the stored message, or the one stored earlier with the same `(user,
+    /// client_offset)`.
     ///
-    /// If the transaction fails (say one sender was deleted meanwhile), each message is
-    /// stored on its own instead, so one bad message does not sink the others.
+    /// If the transaction fails (say one sender was deleted meanwhile), each
+    /// message is stored on its own instead, so one bad message does not sink
+    /// the others.
     pub async fn insert_batch(
         &self,
         room: &str,
@@ -167,12 +181,16 @@ impl MessageStore {
             Err(_) if batch.len() > 1 => {
                 let mut one_by_one = Vec::with_capacity(batch.len());
                 for new in batch {
-                    one_by_one.push(self.insert_all(room, std::slice::from_ref(new)).await);
+                    one_by_one.push(
+                        self.insert_all(room, std::slice::from_ref(new)).await,
+                    );
                 }
                 let first = |stored: Vec<Stored>| stored.into_iter().next();
                 one_by_one
                     .into_iter()
-                    .map(|r| r.and_then(|s| first(s).ok_or(sqlx::Error::RowNotFound)))
+                    .map(|r| {
+                        r.and_then(|s| first(s).ok_or(sqlx::Error::RowNotFound))
+                    })
                     .collect()
             }
             Err(error) => vec![Err(error)],
@@ -196,22 +214,30 @@ impl MessageStore {
 
     /// The id of the newest message of `room`, or 0 if it has none.
     pub async fn last_id(&self, room: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages WHERE room = ?")
-            .bind(room)
-            .fetch_one(&self.pool)
-            .await
+        sqlx::query_scalar(
+            "SELECT COALESCE(MAX(id), 0) FROM messages WHERE room = ?",
+        )
+        .bind(room)
+        .fetch_one(&self.pool)
+        .await
     }
 
-    /// The `limit` newest messages of `room`, oldest first: the order a chat window shows them.
-    pub async fn recent(&self, room: &str, limit: i64) -> Result<Vec<ChatMessage>, sqlx::Error> {
+    /// The `limit` newest messages of `room`, oldest first: the order a chat
+    /// window shows them.
+    pub async fn recent(
+        &self,
+        room: &str,
+        limit: i64,
+    ) -> Result<Vec<ChatMessage>, sqlx::Error> {
         Ok(self.newest(room, 0, i64::MAX, limit).await?.messages)
     }
 
-    /// The `limit` newest messages of `room` with an id in `after+1 ..= upto`, oldest first,
-    /// and whether there were more (older ones, left out).
+    /// The `limit` newest messages of `room` with an id in `after+1 ..= upto`,
+    /// oldest first, and whether there were more (older ones, left out).
     ///
-    /// With `after = 0` this is a room's history as of message `upto`; with `after` = the last
-    /// id a client saw, it is what that client missed (see `chat::enter_general`).
+    /// With `after = 0` this is a room's history as of message `upto`; with
+    /// `after` = the last id a client saw, it is what that client missed (see
+    /// `chat::enter_general`).
     pub async fn newest(
         &self,
         room: &str,
@@ -220,9 +246,9 @@ impl MessageStore {
         limit: i64,
     ) -> Result<Page, sqlx::Error> {
         let limit = sql_limit(limit);
-        // "The newest N" needs a descending scan; the reader wants them ascending. Asking SQL
-        // for the newest N + 1 (the extra one only says "there is more") and reversing here is
-        // simpler than a nested query.
+        // "The newest N" needs a descending scan; the reader wants them
+        // ascending. Asking SQL for the newest N + 1 (the extra one only says
+        // "there is more") and reversing here is simpler than a nested query.
         let mut rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
              FROM messages m JOIN users u ON u.id = m.user_id
@@ -245,10 +271,11 @@ impl MessageStore {
         })
     }
 
-    /// Up to `limit` messages of `room` sent after message `after_id`, oldest first.
+    /// Up to `limit` messages of `room` sent after message `after_id`, oldest
+    /// first.
     ///
-    /// If more than `limit` were missed, the client gets the oldest `limit` and can ask again
-    /// from the last id it received.
+    /// If more than `limit` were missed, the client gets the oldest `limit` and
+    /// can ask again from the last id it received.
     pub async fn since(
         &self,
         room: &str,
@@ -272,8 +299,8 @@ impl MessageStore {
 }
 // ANCHOR_END: message_store
 
-/// Inserts one message inside `tx`. A `(user, client_offset)` already in the table is not an
-/// error: the earlier message is returned as [`Stored::Again`].
+/// Inserts one message inside `tx`. A `(user, client_offset)` already in the
+/// table is not an error: the earlier message is returned as [`Stored::Again`].
 async fn insert_one(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     room: &str,
@@ -281,7 +308,8 @@ async fn insert_one(
 ) -> Result<Stored, sqlx::Error> {
     let ts = now_millis();
     let done = sqlx::query(
-        "INSERT INTO messages (room, user_id, text, ts, client_offset) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO messages (room, user_id, text, ts, client_offset) \
+         VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (user_id, client_offset) DO NOTHING",
     )
     .bind(room)
@@ -312,8 +340,8 @@ async fn insert_one(
     Ok(Stored::Again(earlier.into()))
 }
 
-/// SQLite reads a negative `LIMIT` as "no limit at all"; a caller asking for -1 messages means
-/// none, not the whole table.
+/// SQLite reads a negative `LIMIT` as "no limit at all"; a caller asking for -1
+/// messages means none, not the whole table.
 fn sql_limit(limit: i64) -> i64 {
     limit.max(0)
 }
@@ -388,7 +416,8 @@ mod tests {
                 "ts": 1_700_000_000_000_i64,
             })
         );
-        let back: ChatMessage = serde_json::from_value(json).expect("deserialize");
+        let back: ChatMessage =
+            serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, message);
     }
 
@@ -409,7 +438,8 @@ mod tests {
             .await
             .expect("recent");
 
-        let expected: Vec<String> = (11..=60).map(|n| format!("message {n}")).collect();
+        let expected: Vec<String> =
+            (11..=60).map(|n| format!("message {n}")).collect();
         assert_eq!(texts(&recent), expected);
         assert!(recent.windows(2).all(|pair| pair[0].id < pair[1].id));
     }
@@ -463,7 +493,8 @@ mod tests {
                     .await
                     .expect("insert"),
             );
-            // Messages in another room in between must not leak into the catch-up.
+            // Messages in another room in between must not leak into the
+            // catch-up.
             store
                 .insert("other", &alice, "elsewhere")
                 .await
@@ -493,7 +524,8 @@ mod tests {
 
         let first_page = store.since("general", 0, 3).await.expect("since");
         let last_id = first_page.last().map_or(0, |m| m.id);
-        let second_page = store.since("general", last_id, 3).await.expect("since");
+        let second_page =
+            store.since("general", last_id, 3).await.expect("since");
 
         assert_eq!(texts(&first_page), ["m1", "m2", "m3"]);
         assert_eq!(texts(&second_page), ["m4", "m5", "m6"]);
@@ -554,10 +586,11 @@ mod tests {
 
         let result = store.insert("general", &ghost, "boo").await;
 
-        assert!(
-            matches!(result, Err(sqlx::Error::Database(ref e)) if e.is_foreign_key_violation()),
-            "expected a foreign key violation, got {result:?}"
+        let refused = matches!(
+            result,
+            Err(sqlx::Error::Database(ref e)) if e.is_foreign_key_violation()
         );
+        assert!(refused, "expected a foreign key violation, got {result:?}");
     }
 
     #[tokio::test]
@@ -576,7 +609,10 @@ mod tests {
         let users = SqliteUserStore::new(pool.clone());
         let store = MessageStore::new(pool);
 
-        assert_eq!(users.find_by_id(alice.id).await.expect("find"), Some(alice));
+        assert_eq!(
+            users.find_by_id(alice.id).await.expect("find"),
+            Some(alice)
+        );
         assert_eq!(
             store
                 .recent("general", HISTORY_LIMIT)

@@ -1,14 +1,16 @@
 //! Who is online in which room.
 //!
-//! A user may have several sockets (three tabs, a phone and a laptop), and each socket may be
-//! in several rooms. The presence list shows *users*, once each, so we count sockets per user
-//! per room and only report a change when a count goes from 0 to 1 or from 1 to 0.
+//! A user may have several sockets (three tabs, a phone and a laptop), and each
+//! socket may be in several rooms. The presence list shows *users*, once each,
+//! so we count sockets per user per room and only report a change when a count
+//! goes from 0 to 1 or from 1 to 0.
 //!
 //! A socket entering a room gets the first page of the room's list (the first
-//! [`PRESENCE_PAGE`] users by id, and how many are online in all); the page asks for the
-//! next pages only if the reader wants them. After that the socket hears only the changes
-//! ([`PresenceChange`]). Sending the whole list, on every entry or on every change, is what
-//! a room of 500 users and 10,000 sockets cannot afford: see [`Presence::page`].
+//! [`PRESENCE_PAGE`] users by id, and how many are online in all); the page
+//! asks for the next pages only if the reader wants them. After that the socket
+//! hears only the changes ([`PresenceChange`]). Sending the whole list, on
+//! every entry or on every change, is what a room of 500 users and 10,000
+//! sockets cannot afford: see [`Presence::page`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
@@ -20,9 +22,10 @@ use step03_passport_like_auth::User;
 
 use crate::delivery::Encoded;
 
-/// The users who came and went in a room since the last change was taken, each named once,
-/// with what happened to them *last*: someone who came and went again is in `left`. Applied
-/// to any list at least as new as the previous change, it gives the room as it is now.
+/// The users who came and went in a room since the last change was taken, each
+/// named once, with what happened to them *last*: someone who came and went
+/// again is in `left`. Applied to any list at least as new as the previous
+/// change, it gives the room as it is now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PresenceChange {
     pub room: String,
@@ -32,7 +35,8 @@ pub struct PresenceChange {
     pub online: usize,
 }
 
-/// How many users one presence page lists, unless `PRESENCE_PAGE` says otherwise.
+/// How many users one presence page lists, unless `PRESENCE_PAGE` says
+/// otherwise.
 pub const PRESENCE_PAGE: usize = 50;
 
 /// The online users of every room. Cheap to clone: clones share one table.
@@ -45,7 +49,8 @@ pub struct Presence {
 struct Table {
     /// room → user id → (user, how many of their sockets are in the room)
     rooms: HashMap<String, BTreeMap<i64, (User, usize)>>,
-    /// socket → the rooms it is counted in, so a disconnect can undo all of them
+    /// socket → the rooms it is counted in, so a disconnect can undo all of
+    /// them
     sockets: HashMap<Sid, (User, HashSet<String>)>,
     /// room → user id → (user, online?) for the changes not yet taken
     changes: HashMap<String, BTreeMap<i64, (User, bool)>>,
@@ -53,24 +58,13 @@ struct Table {
     first_pages: HashMap<String, Arc<Encoded>>,
 }
 
-/// A `presence` event, or the answer to `presence page`:
-/// `{"room": "general", "users": [...], "online": 500, "more": true}`. `users` are the next
-/// users by id, `online` counts everyone in the room, and `more` says whether users with a
-/// higher id than the last one listed are online too.
-#[derive(Serialize)]
-struct PresencePage<'a> {
-    room: &'a str,
-    users: Vec<&'a User>,
-    online: usize,
-    more: bool,
-}
-
 // ANCHOR: presence
 impl Presence {
-    /// Counts `socket` (of `user`) in `room`, if `still_connected()` says the socket is still
-    /// there, asked under the table's lock: [`Self::disconnect`] takes the same lock, so a
-    /// socket is either counted and later uncounted, or never counted. Returns whether the
-    /// room's set of users changed.
+    /// Counts `socket` (of `user`) in `room`, if `still_connected()` says the
+    /// socket is still there, asked under the table's lock:
+    /// [`Self::disconnect`] takes the same lock, so a socket is either counted
+    /// and later uncounted, or never counted. Returns whether the room's set of
+    /// users changed.
     pub fn join(
         &self,
         socket: Sid,
@@ -90,7 +84,8 @@ impl Presence {
             return false; // this socket is already counted in this room
         }
         let users = table.rooms.entry(room.to_owned()).or_default();
-        let (_, count) = users.entry(user.id).or_insert_with(|| (user.clone(), 0));
+        let (_, count) =
+            users.entry(user.id).or_insert_with(|| (user.clone(), 0));
         *count += 1;
         let came = *count == 1;
         if came {
@@ -98,8 +93,13 @@ impl Presence {
         }
         came
     }
+}
+// ANCHOR_END: presence
 
-    /// Stops counting `socket` in `room`. Returns whether the room's set of users changed.
+// ANCHOR: presence_leave
+impl Presence {
+    /// Stops counting `socket` in `room`. Returns whether the room's set of
+    /// users changed.
     pub fn leave(&self, socket: Sid, room: &str) -> bool {
         let mut table = self.lock();
         let Some((user, rooms)) = table.sockets.get_mut(&socket) else {
@@ -112,7 +112,8 @@ impl Presence {
         table.uncount(room, user_id)
     }
 
-    /// Forgets `socket` everywhere. Returns the rooms whose set of users changed.
+    /// Forgets `socket` everywhere. Returns the rooms whose set of users
+    /// changed.
     pub fn disconnect(&self, socket: Sid) -> Vec<String> {
         let mut table = self.lock();
         let Some((user, rooms)) = table.sockets.remove(&socket) else {
@@ -125,12 +126,17 @@ impl Presence {
         changed.sort();
         changed
     }
+}
+// ANCHOR_END: presence_leave
 
+// ANCHOR: presence_change
+impl Presence {
     /// Takes the changes of `room` since the last call, if there are any.
     pub fn take_change(&self, room: &str) -> Option<PresenceChange> {
         let mut table = self.lock();
         let changes = table.changes.remove(room)?;
-        let (joined, left) = changes.into_values().partition::<Vec<_>, _>(|(_, on)| *on);
+        let (joined, left) =
+            changes.into_values().partition::<Vec<_>, _>(|(_, on)| *on);
         Some(PresenceChange {
             room: room.to_owned(),
             joined: joined.into_iter().map(|(user, _)| user).collect(),
@@ -138,51 +144,87 @@ impl Presence {
             online: table.rooms.get(room).map_or(0, BTreeMap::len),
         })
     }
+}
+// ANCHOR_END: presence_change
 
-    /// The page of `room`'s users that comes `after` a user id (`None`: the first page), at
-    /// most `size` of them, serialised.
+// ANCHOR: presence_page
+impl Presence {
+    /// The page of `room`'s users that comes `after` a user id (`None`: the
+    /// first page), at most `size` of them, serialised.
     ///
-    /// Why pages: a socket's WebSocket keeps a write buffer as large as the largest burst it
-    /// was ever sent, for as long as it lives. The whole list of a 500-user room is about
-    /// 15 KB, sent to every socket as it enters, so every socket would keep 15 KB for that
-    /// alone (chapter 5, "Measured"). A page is under 2 KB, and a reader who wants more
-    /// asks for it, one page at a time.
+    /// Why pages: a socket's WebSocket keeps a write buffer as large as the
+    /// largest burst it was ever sent, for as long as it lives. The whole list
+    /// of a 500-user room is about 15 KB, sent to every socket as it enters, so
+    /// every socket would keep 15 KB for that alone (chapter 5, "Measured"). A
+    /// page is under 2 KB, and a reader who wants more asks for it, one page at
+    /// a time.
     ///
-    /// The first page is serialised once per change of the room's users, not once per socket
-    /// that enters (10,000 sockets entering a room would otherwise serialise it 10,000 times).
+    /// The first page is serialised once per change of the room's users, not
+    /// once per socket that enters (10,000 sockets entering a room would
+    /// otherwise serialise it 10,000 times).
     pub fn page(
         &self,
         room: &str,
         after: Option<i64>,
         size: usize,
     ) -> serde_json::Result<Arc<Encoded>> {
-        let mut guard = self.lock();
-        let table = &mut *guard;
+        let mut table = self.lock();
         if after.is_none()
             && let Some(page) = table.first_pages.get(room)
         {
             return Ok(page.clone());
         }
-        let users = table.rooms.get(room);
+        let page = table.page_after(room, after, size);
+        let page = Arc::new(Encoded::new(&page)?);
+        // Only for a room with someone in it: the cache must not keep every
+        // name ever asked.
+        if after.is_none() && table.rooms.contains_key(room) {
+            table.first_pages.insert(room.to_owned(), page.clone());
+        }
+        Ok(page)
+    }
+}
+// ANCHOR_END: presence_page
+
+// ANCHOR: presence_page_users
+/// A `presence` event, or the answer to `presence page`: `{"room": "general",
+/// "users": [...], "online": 500, "more": true}`. `users` are the next users by
+/// id, `online` counts everyone in the room, and `more` says whether users with
+/// a higher id than the last one listed are online too.
+#[derive(Serialize)]
+struct PresencePage<'a> {
+    room: &'a str,
+    users: Vec<&'a User>,
+    online: usize,
+    more: bool,
+}
+
+impl Table {
+    /// The page of `room`'s users that comes `after` a user id, at most `size`
+    /// of them.
+    fn page_after<'a>(
+        &'a self,
+        room: &'a str,
+        after: Option<i64>,
+        size: usize,
+    ) -> PresencePage<'a> {
+        let users = self.rooms.get(room);
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut next = users
             .into_iter()
             .flat_map(|users| users.range((from, Bound::Unbounded)))
             .map(|(_, (user, _))| user);
-        let page = PresencePage {
+        PresencePage {
             room,
             users: next.by_ref().take(size).collect(),
             online: users.map_or(0, BTreeMap::len),
             more: next.next().is_some(),
-        };
-        let page = Arc::new(Encoded::new(&page)?);
-        // Only for a room with someone in it: the cache must not keep every name ever asked.
-        if after.is_none() && users.is_some() {
-            table.first_pages.insert(room.to_owned(), page.clone());
         }
-        Ok(page)
     }
+}
+// ANCHOR_END: presence_page_users
 
+impl Presence {
     /// The users online in `room`, each once, ordered by id.
     pub fn users_in(&self, room: &str) -> Vec<User> {
         self.lock()
@@ -191,12 +233,10 @@ impl Presence {
             .map(|users| users.values().map(|(user, _)| user.clone()).collect())
             .unwrap_or_default()
     }
-}
-// ANCHOR_END: presence
 
-impl Presence {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
-        // Nothing in here panics half-way through a change, so a poisoned table is still sound.
+        // Nothing in here panics half-way through a change, so a poisoned table
+        // is still sound.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -225,7 +265,8 @@ impl Table {
         gone
     }
 
-    /// Remembers that `user` came (`online`) or went in `room`, until the change is taken.
+    /// Remembers that `user` came (`online`) or went in `room`, until the
+    /// change is taken.
     fn note(&mut self, room: &str, user: &User, online: bool) {
         self.first_pages.remove(room);
         let changes = self.changes.entry(room.to_owned()).or_default();
@@ -304,7 +345,8 @@ mod tests {
     fn a_socket_that_is_already_gone_is_never_counted() {
         let presence = Presence::default();
         let socket = Sid::new();
-        // `on_disconnect` ran first (it found nothing to undo), then the connect path got here.
+        // `on_disconnect` ran first (it found nothing to undo), then the
+        // connect path got here.
         assert!(presence.disconnect(socket).is_empty());
         assert!(!presence.join(socket, &user(5, "ghost"), "general", || false));
         assert!(presence.users_in("general").is_empty());
@@ -327,7 +369,8 @@ mod tests {
         );
         assert_eq!(presence.take_change("general"), None, "taken once");
 
-        // Bob comes and goes again; Amy's second tab changes nothing; Amy then leaves.
+        // Bob comes and goes again; Amy's second tab changes nothing; Amy then
+        // leaves.
         presence.join(bobs, &bob, "general", || true);
         presence.join(other_tab, &amy, "general", || true);
         presence.disconnect(bobs);
@@ -345,7 +388,8 @@ mod tests {
         let bobs = Sid::new();
         presence.join(Sid::new(), &amy, "general", || true);
         presence.take_change("general");
-        // A socket enters between two changes: its list shows Bob, who then goes.
+        // A socket enters between two changes: its list shows Bob, who then
+        // goes.
         presence.join(bobs, &bob, "general", || true);
         let mut seen: Vec<User> = presence.users_in("general");
         presence.disconnect(bobs);
@@ -387,7 +431,10 @@ mod tests {
         assert_eq!(
             parsed_page(&presence, None, 50),
             serde_json::json!({
-                "room": "general", "users": [amy, bob], "online": 2, "more": false
+                "room": "general",
+                "users": [amy, bob],
+                "online": 2,
+                "more": false
             })
         );
         // Amy goes: a new page.
@@ -437,7 +484,10 @@ mod tests {
         let last = parsed_page(&presence, Some(9), 2);
         assert_eq!((ids(&last), &last["more"]), (vec![12], &json!(false)));
         // Past the end, or after an id that is not online: still well-formed.
-        assert_eq!(ids(&parsed_page(&presence, Some(12), 2)), Vec::<i64>::new());
+        assert_eq!(
+            ids(&parsed_page(&presence, Some(12), 2)),
+            Vec::<i64>::new()
+        );
         assert_eq!(ids(&parsed_page(&presence, Some(4), 2)), vec![5, 7]);
         // A page of exactly the rest says there is no more.
         let exact = parsed_page(&presence, Some(7), 2);

@@ -1,12 +1,14 @@
 //! A per-user limit on how fast messages may be sent.
 //!
-//! Logging in proves who is talking, not that they are talking at a human pace: one
-//! `setInterval(() => socket.emit("chat message", "spam"), 1)` fills every screen and the
-//! database. Each user gets a token bucket: it holds up to `burst` tokens, every message takes
-//! one, and tokens come back at `per_second`. A person typing never notices; a loop is cut down
-//! to `per_second` messages a second.
+//! Logging in proves who is talking, not that they are talking at a human pace:
+//! one `setInterval(() => socket.emit("chat message", "spam"), 1)` fills every
+//! screen and the database. Each user gets a token bucket: it holds up to
+//! `burst` tokens, every message takes one, and tokens come back at
+//! `per_second`. A person typing never notices; a loop is cut down to
+//! `per_second` messages a second.
 //!
-//! The limit is per user, not per socket, so opening ten tabs does not buy ten times the rate.
+//! The limit is per user, not per socket, so opening ten tabs does not buy ten
+//! times the rate.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -22,30 +24,32 @@ struct Bucket {
     updated: Instant,
 }
 
-/// Token buckets for every user (or other key: a room's name) that sent something recently.
+/// Token buckets for every user (or other key: a room's name) that sent
+/// something recently.
 ///
-/// Cloning is cheap and every clone shares the same buckets, so one limiter can be handed to
-/// every socket handler.
+/// Cloning is cheap and every clone shares the same buckets, so one limiter can
+/// be handed to every socket handler.
 #[derive(Clone, Debug)]
 pub struct RateLimiter<K = i64> {
-    // A std (not tokio) mutex: it is held for a few arithmetic operations and never across an
-    // `.await`, so no task can sit on it while others wait.
+    // A std (not tokio) mutex: it is held for a few arithmetic operations and
+    // never across an `.await`, so no task can sit on it while others wait.
     buckets: Arc<Mutex<HashMap<K, Bucket>>>,
     burst: f64,
     per_second: f64,
 }
 
 impl Default for RateLimiter {
-    /// 20 messages in a burst, then 5 a second: generous for a person, tight for a script.
+    /// 20 messages in a burst, then 5 a second: generous for a person, tight
+    /// for a script.
     fn default() -> Self {
         Self::new(20, 5.0)
     }
 }
 
 impl<K: Hash + Eq> RateLimiter<K> {
-    /// A limiter that lets each user send `burst` messages at once, then `per_second` more
-    /// every second. A `per_second` that is not positive (or NaN) means the tokens never come
-    /// back.
+    /// A limiter that lets each user send `burst` messages at once, then
+    /// `per_second` more every second. A `per_second` that is not positive (or
+    /// NaN) means the tokens never come back.
     pub fn new(burst: u32, per_second: f64) -> Self {
         Self {
             buckets: Arc::default(),
@@ -65,25 +69,30 @@ impl<K: Hash + Eq> RateLimiter<K> {
         self.per_second
     }
 
-    /// Whether `user_id` may send a message now; if so, the message's token is taken.
+    /// Whether `user_id` may send a message now; if so, the message's token is
+    /// taken.
     pub fn check(&self, user_id: K) -> bool {
         self.check_at(user_id, Instant::now())
     }
 
     // ANCHOR: check
-    /// [`Self::check`] with the clock passed in, so tests can move time forward without
-    /// sleeping.
+    /// [`Self::check`] with the clock passed in, so tests can move time forward
+    /// without sleeping.
     fn check_at(&self, user_id: K, now: Instant) -> bool {
         let mut buckets = self.lock();
-        // A user we have not seen (or have forgotten) starts with a full bucket.
+        // A user we have not seen (or have forgotten) starts with a full
+        // bucket.
         let bucket = buckets.entry(user_id).or_insert(Bucket {
             tokens: self.burst,
             updated: now,
         });
-        // Rather than a timer adding tokens, work out how many would have been added since we
-        // last looked. `saturating_` because a caller's `now` may be slightly behind ours.
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
+        // Rather than a timer adding tokens, work out how many would have been
+        // added since we last looked. `saturating_` because a caller's `now`
+        // may be slightly behind ours.
+        let elapsed =
+            now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens =
+            (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -96,14 +105,16 @@ impl<K: Hash + Eq> RateLimiter<K> {
 
     /// Forgets every user whose bucket has filled up again by `now`.
     ///
-    /// Such a user is indistinguishable from one never seen (both get a full bucket), so
-    /// nothing changes for them, and the map only holds users who sent something in the last
-    /// few seconds instead of everyone since the server started. Call it now and then, e.g.
-    /// from a `tokio::time::interval` task.
+    /// Such a user is indistinguishable from one never seen (both get a full
+    /// bucket), so nothing changes for them, and the map only holds users who
+    /// sent something in the last few seconds instead of everyone since the
+    /// server started. Call it now and then, e.g. from a
+    /// `tokio::time::interval` task.
     pub fn forget_idle(&self, now: Instant) {
         let (burst, per_second) = (self.burst, self.per_second);
         self.lock().retain(|_, bucket| {
-            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+            let elapsed =
+                now.saturating_duration_since(bucket.updated).as_secs_f64();
             bucket.tokens + elapsed * per_second < burst
         });
     }
@@ -113,8 +124,9 @@ impl<K: Hash + Eq> RateLimiter<K> {
         self.lock().len()
     }
 
-    // Only a panic while holding the lock poisons it, and nothing above can panic half-way
-    // through updating a bucket, so the data is still sound: keep using it.
+    // Only a panic while holding the lock poisons it, and nothing above can
+    // panic half-way through updating a bucket, so the data is still sound:
+    // keep using it.
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Bucket>> {
         self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -126,7 +138,12 @@ mod tests {
     use std::time::Duration;
 
     /// How many of `attempts` checks at `now` were allowed.
-    fn allowed(limiter: &RateLimiter, user_id: i64, attempts: usize, now: Instant) -> usize {
+    fn allowed(
+        limiter: &RateLimiter,
+        user_id: i64,
+        attempts: usize,
+        now: Instant,
+    ) -> usize {
         (0..attempts)
             .filter(|_| limiter.check_at(user_id, now))
             .count()

@@ -1,8 +1,9 @@
-//! Users in SQLite: step03's [`UserStore`] answered from a table instead of a map.
+//! Users in SQLite: step03's [`UserStore`] answered from a table instead of a
+//! map.
 //!
-//! Passport (step03) only ever asks the three questions of the trait, so swapping
-//! `MemoryUserStore` for [`SqliteUserStore`] is the whole change: registration, login and
-//! `req.user` keep working, and now survive a restart.
+//! Passport (step03) only ever asks the three questions of the trait, so
+//! swapping `MemoryUserStore` for [`SqliteUserStore`] is the whole change:
+//! registration, login and `req.user` keep working, and now survive a restart.
 
 use sqlx::SqlitePool;
 use step03_passport_like_auth::{CreateUserError, StoreError, User, UserStore};
@@ -11,14 +12,16 @@ use crate::db::now_millis;
 
 /// A [`UserStore`] backed by the `users` table.
 ///
-/// Cloning is cheap (the pool is a handle), which is what axum state and Passport need.
+/// Cloning is cheap (the pool is a handle), which is what axum state and
+/// Passport need.
 #[derive(Clone, Debug)]
 pub struct SqliteUserStore {
     pool: SqlitePool,
 }
 
 impl SqliteUserStore {
-    /// A store over a pool from [`crate::db::open_database`], which has created the table.
+    /// A store over a pool from [`crate::db::open_database`], which has created
+    /// the table.
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
@@ -33,8 +36,9 @@ struct CredentialsRow {
 }
 
 // ANCHOR: sqlite_user_store
-// `async fn` in an impl satisfies the trait's `impl Future + Send`: the compiler checks that
-// each future really is `Send`, which holds because a `SqlitePool` is.
+// `async fn` in an impl satisfies the trait's `impl Future + Send`: the
+// compiler checks that each future really is `Send`, which holds because a
+// `SqlitePool` is.
 impl UserStore for SqliteUserStore {
     async fn find_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
         let row: Option<(i64, String)> =
@@ -46,14 +50,19 @@ impl UserStore for SqliteUserStore {
         Ok(row.map(|(id, username)| User { id, username }))
     }
 
-    async fn find_credentials(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
-        // No `lower(...)` needed: the column is COLLATE NOCASE, so `=` already ignores case.
-        let row: Option<CredentialsRow> =
-            sqlx::query_as("SELECT id, username, password_hash FROM users WHERE username = ?")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::new)?;
+    async fn find_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        // No `lower(...)` needed: the column is COLLATE NOCASE, so `=` already
+        // ignores case.
+        let row: Option<CredentialsRow> = sqlx::query_as(
+            "SELECT id, username, password_hash FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
         Ok(row.map(|row| {
             let user = User {
                 id: row.id,
@@ -62,35 +71,47 @@ impl UserStore for SqliteUserStore {
             (user, row.password_hash)
         }))
     }
+    // ANCHOR_END: sqlite_user_store
 
-    async fn create(&self, username: &str, password_hash: &str) -> Result<User, CreateUserError> {
-        // No "SELECT first, then INSERT": two registrations could both pass the SELECT. The
-        // UNIQUE constraint makes the database the one place that decides, atomically.
-        let inserted =
-            sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
-                .bind(username)
-                .bind(password_hash)
-                .bind(now_millis())
-                .execute(&self.pool)
-                .await;
+    // ANCHOR: create_user
+    async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<User, CreateUserError> {
+        // No "SELECT first, then INSERT": two registrations could both pass the
+        // SELECT. The UNIQUE constraint makes the database the one place that
+        // decides, atomically.
+        let inserted = sqlx::query(
+            "INSERT INTO users (username, password_hash, created_at) \
+             VALUES (?, ?, ?)",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await;
         match inserted {
             Ok(done) => Ok(User {
                 id: done.last_insert_rowid(),
                 username: username.to_owned(),
             }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::Taken),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(CreateUserError::Taken)
+            }
             Err(e) => Err(StoreError::new(e).into()),
         }
     }
+    // ANCHOR_END: create_user
 }
-// ANCHOR_END: sqlite_user_store
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::db::{open_database, open_temp_database, temp_database_url};
 
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 
     #[tokio::test]
     async fn a_created_user_can_be_found_by_id_and_by_name() {
@@ -102,7 +123,8 @@ mod tests {
         assert_eq!(alice.username, "alice");
         let by_id = store.find_by_id(alice.id).await.expect("find by id");
         assert_eq!(by_id, Some(alice.clone()));
-        let by_name = store.find_credentials("alice").await.expect("find by name");
+        let by_name =
+            store.find_credentials("alice").await.expect("find by name");
         assert_eq!(by_name, Some((alice, HASH.to_owned())));
     }
 
@@ -137,12 +159,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn login_names_match_ignoring_case_and_keep_the_registered_spelling() {
+    async fn login_names_match_ignoring_case_and_keep_the_registered_spelling()
+    {
         let (_dir, pool) = open_temp_database().await;
         let store = SqliteUserStore::new(pool);
         let alice = store.create("Alice", HASH).await.expect("create Alice");
 
-        let found = store.find_credentials("aLICE").await.expect("find by name");
+        let found =
+            store.find_credentials("aLICE").await.expect("find by name");
 
         assert_eq!(found.map(|(user, _)| user), Some(alice));
     }
@@ -180,9 +204,14 @@ mod tests {
             .expect("create alice");
         pool.close().await;
 
-        let store = SqliteUserStore::new(open_database(&url).await.expect("second open"));
+        let store = SqliteUserStore::new(
+            open_database(&url).await.expect("second open"),
+        );
 
-        assert_eq!(store.find_by_id(alice.id).await.expect("find"), Some(alice));
+        assert_eq!(
+            store.find_by_id(alice.id).await.expect("find"),
+            Some(alice)
+        );
     }
 
     #[tokio::test]

@@ -1,14 +1,16 @@
 //! Turning what a client sent into values the server can trust.
 //!
-//! A Socket.IO event carries whatever JSON the other end chose to send: any browser console can
-//! emit `socket.emit("chat message", {user: {id: 1}, text: 12})`. So handlers take the payload
-//! as a plain [`serde_json::Value`] and pass it through these functions, which either return
-//! checked values or an [`InputError`] whose message is fit to send back in the ack. Nothing
-//! here panics, whatever the input.
+//! A Socket.IO event carries whatever JSON the other end chose to send: any
+//! browser console can emit `socket.emit("chat message", {user: {id: 1}, text:
+//! 12})`. So handlers take the payload as a plain [`serde_json::Value`] and
+//! pass it through these functions, which either return checked values or an
+//! [`InputError`] whose message is fit to send back in the ack. Nothing here
+//! panics, whatever the input.
 
 use serde_json::Value;
 
-/// The room a message goes to when the client does not say: `general`, where everyone is.
+/// The room a message goes to when the client does not say: `general`, where
+/// everyone is.
 use crate::chat::GENERAL as DEFAULT_ROOM;
 /// The longest room name, in characters.
 pub const MAX_ROOM_CHARS: usize = 32;
@@ -19,17 +21,20 @@ pub const MAX_COMBINING_MARKS: usize = 4;
 /// The longest `clientOffset`: a UUID with a counter fits with room to spare.
 pub const MAX_CLIENT_OFFSET_CHARS: usize = 64;
 
-/// Why a client's payload was refused. The `Display` text is what the client is told, in the
-/// ack `{"error": "..."}`: short, lowercase, and saying what would have been accepted.
+/// Why a client's payload was refused. The `Display` text is what the client is
+/// told, in the ack `{"error": "..."}`: short, lowercase, and saying what would
+/// have been accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    /// The payload was neither an object nor a string (a number, an array, `null`...).
+    /// The payload was neither an object nor a string (a number, an array,
+    /// `null`...).
     #[error("expected {{\"room\", \"text\"}} or a string")]
     NotAMessage,
     /// The room was not a string of allowed characters of the allowed length.
     #[error("room must be 1 to {} of a-z, 0-9, _ and -", MAX_ROOM_CHARS)]
     InvalidRoom,
-    /// `clientOffset` was there but not a string of 1 to 64 printable ASCII characters.
+    /// `clientOffset` was there but not a string of 1 to 64 printable ASCII
+    /// characters.
     #[error(
         "clientOffset must be 1 to {} printable ASCII characters",
         MAX_CLIENT_OFFSET_CHARS
@@ -47,45 +52,56 @@ pub enum InputError {
     /// The text had control characters (other than new lines): NUL, ESC, ...
     #[error("text must not contain control characters")]
     ControlCharacters,
-    /// The text had nothing a reader could see: only spaces, zero-width characters or
-    /// combining marks, or a pile of combining marks on one letter.
+    /// The text had nothing a reader could see: only spaces, zero-width
+    /// characters or combining marks, or a pile of combining marks on one
+    /// letter.
     #[error("text must contain something visible")]
     NothingVisible,
 }
 
-/// A message a client wants to send, checked: `room` is a valid room name and `text` is
-/// trimmed and of allowed length. Who sends it is not here: the server knows that already.
+/// A message a client wants to send, checked: `room` is a valid room name and
+/// `text` is trimmed and of allowed length. Who sends it is not here: the
+/// server knows that already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingText {
     /// The room to send to.
     pub room: String,
     /// The trimmed text.
     pub text: String,
-    /// The client's own id for this message, if it sent one: sent again (a retry after a lost
-    /// acknowledgement), the message is stored once.
+    /// The client's own id for this message, if it sent one: sent again (a
+    /// retry after a lost acknowledgement), the message is stored once.
     pub client_offset: Option<String>,
 }
 
-/// A room name: a JSON string of 1 to 32 characters, each `a-z`, `0-9`, `_` or `-`.
+/// A room name: a JSON string of 1 to 32 characters, each `a-z`, `0-9`, `_` or
+/// `-`.
 ///
-/// Room names end up in Socket.IO room ids, the database and the page, so a small alphabet
-/// means none of those has to worry about escaping or look-alike names.
+/// Room names end up in Socket.IO room ids, the database and the page, so a
+/// small alphabet means none of those has to worry about escaping or look-alike
+/// names.
 pub fn parse_room(value: &Value) -> Result<String, InputError> {
     let room = value.as_str().ok_or(InputError::InvalidRoom)?;
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
-    // All allowed characters are ASCII, so here bytes and characters count the same.
-    if room.is_empty() || room.len() > MAX_ROOM_CHARS || !room.chars().all(allowed) {
+    let allowed = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+    };
+    // All allowed characters are ASCII, so here bytes and characters count the
+    // same.
+    if room.is_empty()
+        || room.len() > MAX_ROOM_CHARS
+        || !room.chars().all(allowed)
+    {
         return Err(InputError::InvalidRoom);
     }
     Ok(room.to_owned())
 }
 
 // ANCHOR: parse_chat_message
-/// A chat message from a client: either `{"room": "...", "text": "..."}` or just `"text"`
-/// (which goes to the `general` room).
+/// A chat message from a client: either `{"room": "...", "text": "..."}` or
+/// just `"text"` (which goes to the `general` room).
 ///
-/// Every other field is ignored, on purpose: a client that sends `"user": {"id": 1}` does not
-/// get to speak as user 1, because the sender is never read from the payload.
+/// Every other field is ignored, on purpose: a client that sends `"user":
+/// {"id": 1}` does not get to speak as user 1, because the sender is never read
+/// from the payload.
 pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
     let (room, text, client_offset) = match value {
         Value::String(text) => (DEFAULT_ROOM.to_owned(), text.as_str(), None),
@@ -112,27 +128,35 @@ pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
         client_offset,
     })
 }
+// ANCHOR_END: parse_chat_message
 
-/// A client's id for its message: 1 to 64 printable ASCII characters. It is only ever compared,
-/// never shown, but it is stored, so it is kept short and plain.
+// ANCHOR: parse_client_offset
+/// A client's id for its message: 1 to 64 printable ASCII characters. It is
+/// only ever compared, never shown, but it is stored, so it is kept short and
+/// plain.
 fn parse_client_offset(value: &Value) -> Result<String, InputError> {
     let offset = value.as_str().ok_or(InputError::InvalidClientOffset)?;
     let printable = |c: char| c.is_ascii_graphic();
-    if offset.is_empty() || offset.len() > MAX_CLIENT_OFFSET_CHARS || !offset.chars().all(printable)
+    if offset.is_empty()
+        || offset.len() > MAX_CLIENT_OFFSET_CHARS
+        || !offset.chars().all(printable)
     {
         return Err(InputError::InvalidClientOffset);
     }
     Ok(offset.to_owned())
 }
+// ANCHOR_END: parse_client_offset
 
-/// Trims the text, then checks its length in characters: `len()` counts bytes, and would let
-/// an English speaker write four times as much as someone writing in emoji.
+// ANCHOR: parse_text
+/// Trims the text, then checks its length in characters: `len()` counts bytes,
+/// and would let an English speaker write four times as much as someone writing
+/// in emoji.
 ///
-/// Then what a reader will see: control characters (a NUL, a terminal's ESC) are refused, new
-/// lines aside; bidirectional overrides, which can make "txt.exe" display as "exe.txt", are
-/// removed; and a text must have at least one visible character, with at most
-/// [`MAX_COMBINING_MARKS`] combining marks on any one of them (no "Zalgo" text towering over
-/// the lines around it).
+/// Then what a reader will see: control characters (a NUL, a terminal's ESC)
+/// are refused, new lines aside; bidirectional overrides, which can make
+/// "txt.exe" display as "exe.txt", are removed; and a text must have at least
+/// one visible character, with at most [`MAX_COMBINING_MARKS`] combining marks
+/// on any one of them (no "Zalgo" text towering over the lines around it).
 pub(crate) fn parse_text(text: &str) -> Result<String, InputError> {
     let text: String = text.chars().filter(|&c| !is_bidi_control(c)).collect();
     let text = text.trim();
@@ -161,24 +185,29 @@ pub(crate) fn parse_text(text: &str) -> Result<String, InputError> {
     }
     Ok(text.to_owned())
 }
-// ANCHOR_END: parse_chat_message
+// ANCHOR_END: parse_text
 
-/// The characters that reorder text (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI).
+/// The characters that reorder text (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI,
+/// PDI).
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Characters that take no room on screen: zero-width spaces and joiners, the word joiner,
-/// the byte-order mark, the left-to-right and right-to-left marks.
+/// Characters that take no room on screen: zero-width spaces and joiners, the
+/// word joiner, the byte-order mark, the left-to-right and right-to-left marks.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}'
+        '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
     )
 }
 
-/// Combining marks, the blocks that hold nearly all of them: accents drawn on the character
-/// before them. (A full answer needs Unicode's tables; these blocks cover what abuse uses.)
+/// Combining marks, the blocks that hold nearly all of them: accents drawn on
+/// the character before them. (A full answer needs Unicode's tables; these
+/// blocks cover what abuse uses.)
 fn is_combining_mark(c: char) -> bool {
     matches!(
         c,
@@ -240,20 +269,24 @@ mod tests {
 
     #[test]
     fn a_client_offset_is_kept_when_it_is_short_printable_ascii() {
-        let parsed = parse_chat_message(&json!({"text": "hi", "clientOffset": "tab1-7"}));
+        let parsed = parse_chat_message(
+            &json!({"text": "hi", "clientOffset": "tab1-7"}),
+        );
         assert_eq!(
             parsed.map(|message| message.client_offset),
             Ok(Some("tab1-7".to_owned()))
         );
         for bad in [json!(""), json!(7), json!("a b"), json!("x".repeat(65))] {
-            let parsed = parse_chat_message(&json!({"text": "hi", "clientOffset": bad}));
+            let parsed =
+                parse_chat_message(&json!({"text": "hi", "clientOffset": bad}));
             assert_eq!(parsed, Err(InputError::InvalidClientOffset), "{bad}");
         }
     }
 
     #[test]
     fn accepts_an_object_with_room_and_text() {
-        let parsed = parse_chat_message(&json!({"room": "rust", "text": "hello"}));
+        let parsed =
+            parse_chat_message(&json!({"room": "rust", "text": "hello"}));
 
         assert_eq!(parsed, Ok(outgoing("rust", "hello")));
     }
@@ -351,7 +384,9 @@ mod tests {
 
     #[test]
     fn payloads_that_are_neither_object_nor_string_are_refused() {
-        for payload in [json!(null), json!(42), json!(true), json!(["room", "text"])] {
+        for payload in
+            [json!(null), json!(42), json!(true), json!(["room", "text"])]
+        {
             assert_eq!(
                 parse_chat_message(&payload),
                 Err(InputError::NotAMessage),
@@ -362,7 +397,8 @@ mod tests {
 
     #[test]
     fn an_invalid_room_in_a_message_is_refused() {
-        let parsed = parse_chat_message(&json!({"room": "General!", "text": "hello"}));
+        let parsed =
+            parse_chat_message(&json!({"room": "General!", "text": "hello"}));
 
         assert_eq!(parsed, Err(InputError::InvalidRoom));
     }
@@ -411,7 +447,11 @@ mod tests {
             json!(["general"]),
             json!({"name": "general"}),
         ] {
-            assert_eq!(parse_room(&room), Err(InputError::InvalidRoom), "{room}");
+            assert_eq!(
+                parse_room(&room),
+                Err(InputError::InvalidRoom),
+                "{room}"
+            );
         }
     }
 

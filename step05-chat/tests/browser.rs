@@ -1,19 +1,23 @@
-//! The chat page, used the way people use it: two browsers, two accounts, one conversation.
+//! The chat page, used the way people use it: two browsers, two accounts, one
+//! conversation.
 //!
-//! Every scenario runs in headless Chromium through `testkit::browser_run`; each `page` name is
-//! its own browser context, so "alice" and "bob" have their own session cookies exactly like
-//! two people on two computers. Screenshots land in the temp directory, named after the port,
-//! for a human to look at when something seems off.
+//! Every scenario runs in headless Chromium through `testkit::browser_run`;
+//! each `page` name is its own browser context, so "alice" and "bob" have their
+//! own session cookies exactly like two people on two computers. Screenshots
+//! land in the temp directory, named after the port, for a human to look at
+//! when something seems off.
 
 mod support;
 
 use serde_json::{Value, json};
-use support::{Options, PASSWORD, register_in_page as register, spawn_app, spawn_app_with};
+use support::{
+    Options, PASSWORD, register_in_page as register, spawn_app, spawn_app_with,
+};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
-/// `localhost`, not 127.0.0.1: the browser then sends `Origin: http://localhost:PORT`, one of the
-/// server's own origins.
+/// `localhost`, not 127.0.0.1: the browser then sends `Origin:
+/// http://localhost:PORT`, one of the server's own origins.
 fn page_url(app: &support::TestApp) -> String {
     format!("http://localhost:{}/", app.address.port())
 }
@@ -32,13 +36,16 @@ async fn two_people_chat_see_each_other_and_markup_stays_text() {
     let port = app.address.port();
 
     let mut steps = vec![
-        // A wrong password shows the server's own words, and the chat stays hidden.
+        // A wrong password shows the server's own words, and the chat stays
+        // hidden.
         json!({ "page": "alice", "goto": url }),
         json!({ "page": "alice", "fill": "#username", "value": "alice" }),
         json!({ "page": "alice", "fill": "#password", "value": PASSWORD }),
         json!({ "page": "alice", "click": "#login-button" }),
-        json!({ "page": "alice", "waitText": "#auth-error", "text": "Invalid username or password" }),
-        json!({ "page": "alice", "screenshot": screenshot("login-error", port) }),
+        json!({ "page": "alice", "waitText": "#auth-error",
+                "text": "Invalid username or password" }),
+        json!({ "page": "alice",
+                "screenshot": screenshot("login-error", port) }),
     ];
     steps.extend(register(&url, "alice"));
     steps.extend(register(&url, "bob"));
@@ -47,29 +54,44 @@ async fn two_people_chat_see_each_other_and_markup_stays_text() {
         json!({ "page": "alice", "waitText": "#presence li", "text": "bob" }),
         json!({ "page": "bob", "waitText": "#presence li", "text": "alice" }),
         // Typing is announced to the others before the message is sent.
-        json!({ "page": "alice", "fill": "#message-input", "value": "hello bob" }),
-        json!({ "page": "bob", "waitText": "#typing", "text": "alice is typing" }),
+        json!({ "page": "alice", "fill": "#message-input",
+                "value": "hello bob" }),
+        json!({ "page": "bob", "waitText": "#typing",
+                "text": "alice is typing" }),
         json!({ "page": "alice", "press": "#message-input", "key": "Enter" }),
-        json!({ "page": "bob", "waitText": "#messages li.message:not(.own) .text", "text": "hello bob" }),
-        json!({ "page": "alice", "waitText": "#messages li.message.own .text", "text": "hello bob" }),
+        json!({ "page": "bob",
+                "waitText": "#messages li.message:not(.own) .text",
+                "text": "hello bob" }),
+        json!({ "page": "alice", "waitText": "#messages li.message.own .text",
+                "text": "hello bob" }),
         // Markup in a message is shown as the characters typed, never run.
         json!({ "page": "alice", "fill": "#message-input", "value": XSS }),
         json!({ "page": "alice", "click": "#send-button" }),
-        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "onerror" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text",
+                "text": "onerror" }),
         json!({ "page": "bob", "waitGone": "#messages img" }),
-        json!({ "page": "bob", "read": "#messages li.message:last-child .text", "as": "xss" }),
-        json!({ "page": "bob", "read": "#messages li.message:last-child .author", "as": "author" }),
-        json!({ "page": "bob", "screenshot": screenshot("chat-desktop", port) }),
+        json!({ "page": "bob", "read": "#messages li.message:last-child .text",
+                "as": "xss" }),
+        json!({ "page": "bob",
+                "read": "#messages li.message:last-child .author",
+                "as": "author" }),
+        json!({ "page": "bob",
+                "screenshot": screenshot("chat-desktop", port) }),
         json!({ "page": "bob", "viewport": { "width": 360, "height": 740 } }),
         json!({ "page": "bob", "screenshot": screenshot("chat-phone", port) }),
-        // A reload keeps bob logged in (the session cookie) and brings the history back.
+        // A reload keeps bob logged in (the session cookie) and brings the
+        // history back.
         json!({ "page": "bob", "goto": url }),
-        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "hello bob" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text",
+                "text": "hello bob" }),
         // Logging out returns alice to the form; bob sees her leave.
         json!({ "page": "alice", "click": "#logout-button" }),
-        json!({ "page": "alice", "waitText": "#login-button", "text": "Log in" }),
-        json!({ "page": "bob", "waitGone": "#presence li:has-text(\"alice\")" }),
-        json!({ "page": "alice", "screenshot": screenshot("logged-out", port) }),
+        json!({ "page": "alice", "waitText": "#login-button",
+                "text": "Log in" }),
+        json!({ "page": "bob",
+                "waitGone": "#presence li:has-text(\"alice\")" }),
+        json!({ "page": "alice",
+                "screenshot": screenshot("logged-out", port) }),
     ]);
 
     let report = testkit::browser_run(Value::Array(steps)).await;
@@ -90,27 +112,34 @@ async fn a_message_in_a_room_reaches_only_those_who_joined_it() {
     steps.extend([
         json!({ "page": "alice", "fill": "#join-input", "value": "rust" }),
         json!({ "page": "alice", "click": "#join-button" }),
-        json!({ "page": "alice", "waitText": "#rooms li[data-room=rust]", "text": "rust" }),
-        json!({ "page": "alice", "fill": "#message-input", "value": "only for rustaceans" }),
+        json!({ "page": "alice", "waitText": "#rooms li[data-room=rust]",
+                "text": "rust" }),
+        json!({ "page": "alice", "fill": "#message-input",
+                "value": "only for rustaceans" }),
         json!({ "page": "alice", "press": "#message-input", "key": "Enter" }),
-        json!({ "page": "alice", "waitText": "#messages li.message .text", "text": "only for rustaceans" }),
+        json!({ "page": "alice", "waitText": "#messages li.message .text",
+                "text": "only for rustaceans" }),
         // bob is still only in "general": nothing arrived there.
         json!({ "page": "bob", "fill": "#message-input", "value": "anyone?" }),
         json!({ "page": "bob", "press": "#message-input", "key": "Enter" }),
-        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "anyone?" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text",
+                "text": "anyone?" }),
         json!({ "page": "bob", "read": "#messages", "as": "bob general" }),
         // Joining shows the room's history, and the room's presence.
         json!({ "page": "bob", "fill": "#join-input", "value": "rust" }),
         json!({ "page": "bob", "press": "#join-input", "key": "Enter" }),
-        json!({ "page": "bob", "waitText": "#messages li.message .text", "text": "only for rustaceans" }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text",
+                "text": "only for rustaceans" }),
         json!({ "page": "bob", "waitText": "#presence li", "text": "alice" }),
         json!({ "page": "alice", "waitText": "#presence li", "text": "bob" }),
         json!({ "page": "alice", "screenshot": screenshot("room", port) }),
         // Leaving goes back to "general", where bob's own message still is.
         json!({ "page": "bob", "click": "#rooms li[data-room=rust] .leave" }),
         json!({ "page": "bob", "waitGone": "#rooms li[data-room=rust]" }),
-        json!({ "page": "bob", "waitText": "#messages li.message.own .text", "text": "anyone?" }),
-        json!({ "page": "alice", "waitGone": "#presence li:has-text(\"bob\")" }),
+        json!({ "page": "bob", "waitText": "#messages li.message.own .text",
+                "text": "anyone?" }),
+        json!({ "page": "alice",
+                "waitGone": "#presence li:has-text(\"bob\")" }),
     ]);
 
     let report = testkit::browser_run(Value::Array(steps)).await;
@@ -121,7 +150,8 @@ async fn a_message_in_a_room_reaches_only_those_who_joined_it() {
 }
 
 #[tokio::test]
-async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is_back() {
+async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is_back()
+ {
     let app = spawn_app().await;
     let url = page_url(&app);
     let port = app.address.port();
@@ -134,27 +164,37 @@ async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is
     steps.extend([
         json!({ "page": "bob", "fill": "#message-input", "value": "before" }),
         json!({ "page": "bob", "press": "#message-input", "key": "Enter" }),
-        json!({ "page": "alice", "waitText": "#messages li.message .text", "text": "before" }),
-        // Alice's network drops. Chromium's offline switch stops new requests but leaves an
-        // open WebSocket alone (a real drop is noticed when the heartbeat times out, 45 s by
-        // default), so the open connection is cut by hand, as the network would have cut it.
+        json!({ "page": "alice", "waitText": "#messages li.message .text",
+                "text": "before" }),
+        // Alice's network drops. Chromium's offline switch stops new requests
+        // but leaves an open WebSocket alone (a real drop is noticed when the
+        // heartbeat times out, 45 s by default), so the open connection is cut
+        // by hand, as the network would have cut it.
         json!({ "page": "alice", "offline": true }),
         json!({ "page": "alice", "evaluate": "socket.io.engine.close()" }),
-        json!({ "page": "alice", "waitText": "#status", "text": "reconnecting" }),
+        json!({ "page": "alice", "waitText": "#status",
+                "text": "reconnecting" }),
     ]);
     for text in &sent {
-        steps.push(json!({ "page": "bob", "fill": "#message-input", "value": text }));
-        steps.push(json!({ "page": "bob", "press": "#message-input", "key": "Enter" }));
-        steps
-            .push(json!({ "page": "bob", "waitText": "#messages li.message .text", "text": text }));
+        steps.push(
+            json!({ "page": "bob", "fill": "#message-input", "value": text }),
+        );
+        steps.push(
+            json!({ "page": "bob", "press": "#message-input", "key": "Enter" }),
+        );
+        steps.push(json!({ "page": "bob",
+                          "waitText": "#messages li.message .text",
+                          "text": text }));
     }
     steps.extend([
         json!({ "page": "alice", "sleep": 1000 }),
         json!({ "page": "alice", "offline": false }),
         json!({ "page": "alice", "waitText": "#status", "text": "connected" }),
-        json!({ "page": "alice", "waitText": "#messages li.message .text", "text": sent[5] }),
+        json!({ "page": "alice", "waitText": "#messages li.message .text",
+                "text": sent[5] }),
         json!({ "page": "alice", "read": "#messages", "as": "alice" }),
-        json!({ "page": "alice", "screenshot": screenshot("back-online", port) }),
+        json!({ "page": "alice",
+                "screenshot": screenshot("back-online", port) }),
     ]);
 
     let report = testkit::browser_run(Value::Array(steps)).await;
@@ -162,7 +202,8 @@ async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is
     let shown = report["read"]["alice"].as_str().unwrap_or_default();
     let mut expected = vec!["before".to_owned()];
     expected.extend(sent);
-    let positions: Vec<Option<usize>> = expected.iter().map(|t| shown.find(t.as_str())).collect();
+    let positions: Vec<Option<usize>> =
+        expected.iter().map(|t| shown.find(t.as_str())).collect();
     assert!(positions.iter().all(Option::is_some), "missing: {shown}");
     assert!(
         positions.windows(2).all(|w| w[0] < w[1]),
@@ -192,8 +233,10 @@ async fn a_long_online_list_shows_its_first_page_and_the_rest_on_request() {
     steps.extend(register(&url, "bob"));
     steps.extend(register(&url, "carol"));
     steps.extend([
-        // Carol sees the first page (alice), herself, and a button for the rest.
-        json!({ "page": "carol", "waitText": "#presence-heading", "text": "Online · 3" }),
+        // Carol sees the first page (alice), herself, and a button for the
+        // rest.
+        json!({ "page": "carol", "waitText": "#presence-heading",
+                "text": "Online · 3" }),
         json!({ "page": "carol", "waitText": "#presence li", "text": "alice" }),
         json!({ "page": "carol", "read": "#presence", "as": "first page" }),
         json!({ "page": "carol", "click": "#more-online" }),
@@ -201,15 +244,19 @@ async fn a_long_online_list_shows_its_first_page_and_the_rest_on_request() {
         json!({ "page": "carol", "click": "#more-online" }),
         json!({ "page": "carol", "waitGone": "#more-online" }),
         json!({ "page": "carol", "read": "#presence", "as": "whole list" }),
-        // With the whole list in hand, she hears of a newcomer and of someone leaving.
+        // With the whole list in hand, she hears of a newcomer and of someone
+        // leaving.
     ]);
     steps.extend(register(&url, "dave"));
     steps.extend([
         json!({ "page": "carol", "waitText": "#presence li", "text": "dave" }),
-        json!({ "page": "carol", "waitText": "#presence-heading", "text": "Online · 4" }),
+        json!({ "page": "carol", "waitText": "#presence-heading",
+                "text": "Online · 4" }),
         json!({ "page": "alice", "click": "#logout-button" }),
-        json!({ "page": "carol", "waitGone": "#presence li:has-text(\"alice\")" }),
-        json!({ "page": "carol", "waitText": "#presence-heading", "text": "Online · 3" }),
+        json!({ "page": "carol",
+                "waitGone": "#presence li:has-text(\"alice\")" }),
+        json!({ "page": "carol", "waitText": "#presence-heading",
+                "text": "Online · 3" }),
         json!({ "page": "carol", "read": "#presence", "as": "after" }),
     ]);
 

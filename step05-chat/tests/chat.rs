@@ -1,12 +1,14 @@
-//! The chat's contract (chapter 5), line by line, with real HTTP and the official Socket.IO
-//! JavaScript client.
+//! The chat's contract (chapter 5), line by line, with real HTTP and the
+//! official Socket.IO JavaScript client.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Options, PASSWORD, assert_silent, say, spawn_app, spawn_app_with};
+use support::{
+    Options, PASSWORD, assert_silent, say, spawn_app, spawn_app_with,
+};
 
 // ---------------------------------------------------------------- HTTP
 
@@ -38,7 +40,8 @@ async fn register_creates_the_account_and_logs_in() {
 }
 
 #[tokio::test]
-async fn register_refuses_taken_names_invalid_input_and_malformed_bodies_with_json_errors() {
+async fn register_refuses_taken_names_invalid_input_and_malformed_bodies_with_json_errors()
+ {
     let app = spawn_app().await;
     app.register("alice").await;
     let cases = [
@@ -86,7 +89,9 @@ async fn login_issues_a_new_session_and_wrong_credentials_get_401() {
     ] {
         let response = app.post_json("/login", None, body).await;
         assert_eq!(response.status(), 401);
-        assert!(response.json::<Value>().await.expect("JSON")["error"].is_string());
+        assert!(
+            response.json::<Value>().await.expect("JSON")["error"].is_string()
+        );
     }
 }
 
@@ -114,14 +119,15 @@ async fn the_page_is_served_with_the_pinned_socket_io_client() {
     assert!(html.contains(testkit::SOCKET_IO_SRI));
 }
 
-// ---------------------------------------------------------------- the handshake
+// ---------------------------------------------------------------- the
+// handshake
 
 #[tokio::test]
 async fn a_socket_without_a_session_gets_unauthorized() {
     let app = spawn_app().await;
     let socket = app.socket(None, json!({})).await;
-    // Refused over HTTP, before a connection exists (step 4): the client reports a
-    // transport error, the reason is the 401's body.
+    // Refused over HTTP, before a connection exists (step 4): the client
+    // reports a transport error, the reason is the 401's body.
     assert_eq!(socket.expect_connect_error().await, "xhr poll error");
     let handshake = app
         .http
@@ -139,8 +145,13 @@ async fn a_foreign_origin_is_refused_and_an_own_one_accepted() {
     let foreign = app
         .socket(
             None,
-            json!({ "transports": ["websocket"],
-                    "extraHeaders": { "cookie": cookie, "origin": "http://evil.example" } }),
+            json!({
+                "transports": ["websocket"],
+                "extraHeaders": {
+                    "cookie": cookie,
+                    "origin": "http://evil.example"
+                }
+            }),
         )
         .await;
     // Refused over HTTP with a 403 (step 4): a transport error for the client.
@@ -232,8 +243,12 @@ async fn the_author_is_the_session_user_whatever_the_payload_claims() {
     let app = spawn_app().await;
     let (mallory, _) = app.connected(&app.register("mallory").await).await;
     let (bob, _) = app.connected(&app.register("bob").await).await;
-    let forged = json!({ "room": "general", "text": "I am bob",
-                         "user": { "id": 2, "username": "bob" }, "username": "bob" });
+    let forged = json!({
+        "room": "general",
+        "text": "I am bob",
+        "user": { "id": 2, "username": "bob" },
+        "username": "bob"
+    });
     assert_eq!(say(&mallory, forged).await["ok"], true);
     let message = bob.next_named("chat message").await.data().clone();
     assert_eq!(message["user"]["username"], "mallory");
@@ -264,7 +279,8 @@ async fn unknown_events_are_ignored_and_the_socket_stays_up() {
     );
 }
 
-// ---------------------------------------------------------------- history and rooms
+// ---------------------------------------------------------------- history and
+// rooms
 
 #[tokio::test]
 async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
@@ -280,7 +296,10 @@ async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
         json!({ "room": "general", "messages": [], "truncated": false })
     );
     for n in 1..=60 {
-        assert_eq!(say(&alice, json!(format!("message {n}"))).await["ok"], true);
+        assert_eq!(
+            say(&alice, json!(format!("message {n}"))).await["ok"],
+            true
+        );
     }
     let (_, history) = app.connected(&cookie).await;
     let texts: Vec<&str> = history["messages"]
@@ -289,7 +308,8 @@ async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
         .iter()
         .filter_map(|m| m["text"].as_str())
         .collect();
-    let expected: Vec<String> = (11..=60).map(|n| format!("message {n}")).collect();
+    let expected: Vec<String> =
+        (11..=60).map(|n| format!("message {n}")).collect();
     assert_eq!(texts, expected);
 }
 
@@ -311,8 +331,10 @@ async fn join_answers_with_history_and_messages_stay_in_their_room() {
     );
     assert_silent(&bob, "chat message").await;
 
-    // Bob cannot post into a room he has not joined; after joining he sees its history.
-    let refused = say(&bob, json!({ "room": "rust", "text": "let me in" })).await;
+    // Bob cannot post into a room he has not joined; after joining he sees its
+    // history.
+    let refused =
+        say(&bob, json!({ "room": "rust", "text": "let me in" })).await;
     assert!(refused["error"].is_string(), "{refused}");
     let ack = bob.emit_with_ack("join", json!(["rust"])).await;
     assert_eq!(ack["history"][0]["text"], "ferris");
@@ -340,12 +362,17 @@ async fn leave_stops_messages_from_that_room() {
         alice.emit_with_ack("leave", json!(["rust"])).await,
         json!({ "ok": true })
     );
-    let refused = say(&alice, json!({ "room": "rust", "text": "anyone?" })).await;
+    let refused =
+        say(&alice, json!({ "room": "rust", "text": "anyone?" })).await;
     assert!(refused["error"].is_string());
-    assert!(alice.emit_with_ack("leave", json!(["general"])).await["error"].is_string());
+    assert!(
+        alice.emit_with_ack("leave", json!(["general"])).await["error"]
+            .is_string()
+    );
 }
 
-// ---------------------------------------------------------------- presence and typing
+// ---------------------------------------------------------------- presence and
+// typing
 
 fn names(presence: &Value) -> Vec<String> {
     presence["users"]
@@ -377,8 +404,9 @@ async fn presence_lists_each_online_user_once() {
         names(bob.next_named("presence").await.data()),
         ["alice", "bob"]
     );
-    // Everyone in the room then hears that Bob came, Bob too (harmless: he is on his list).
-    // Alice's own arrival may be gathered into the same change, named just as harmlessly.
+    // Everyone in the room then hears that Bob came, Bob too (harmless: he is
+    // on his list). Alice's own arrival may be gathered into the same change,
+    // named just as harmlessly.
     for socket in [&alice, &bob] {
         loop {
             let change = socket.next_named("presence change").await;
@@ -388,12 +416,17 @@ async fn presence_lists_each_online_user_once() {
             if joined.contains(&"bob".to_owned()) {
                 break;
             }
-            assert_eq!(joined, ["alice"], "only Alice's own arrival may come first");
+            assert_eq!(
+                joined,
+                ["alice"],
+                "only Alice's own arrival may come first"
+            );
         }
     }
     assert_silent(&alice, "presence").await;
 
-    // A second tab of alice: she is listed once, and the room hears of no change.
+    // A second tab of alice: she is listed once, and the room hears of no
+    // change.
     let (second_tab, _) = app.connected(&alice_cookie).await;
     assert_eq!(
         names(second_tab.next_named("presence").await.data()),
@@ -436,16 +469,25 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
     // Eve enters: the first two users by id, and how many are online in all.
     let first = eve.next_named("presence").await.data().clone();
     assert_eq!(names(&first), ["amy", "bob"]);
-    assert_eq!((&first["online"], &first["more"]), (&json!(5), &json!(true)));
+    assert_eq!(
+        (&first["online"], &first["more"]),
+        (&json!(5), &json!(true))
+    );
 
     // The rest, one page at a time, each after the last id she was given.
     let mut listed = names(&first);
     let mut after = *ids(&first).last().expect("a full first page");
     loop {
         let page = eve
-            .emit_with_ack("presence page", json!([{ "room": "general", "after": after }]))
+            .emit_with_ack(
+                "presence page",
+                json!([{ "room": "general", "after": after }]),
+            )
             .await;
-        assert_eq!((&page["room"], &page["online"]), (&json!("general"), &json!(5)));
+        assert_eq!(
+            (&page["room"], &page["online"]),
+            (&json!("general"), &json!(5))
+        );
         assert!(ids(&page).iter().all(|id| *id > after), "{page}");
         listed.extend(names(&page));
         if page["more"] == json!(false) {
@@ -457,7 +499,11 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
 
     // Everyone hears that Eve came, with the new count.
     let change = loop {
-        let change = sockets[0].next_named("presence change").await.data().clone();
+        let change = sockets[0]
+            .next_named("presence change")
+            .await
+            .data()
+            .clone();
         if changed(&change, "joined").contains(&"eve".to_owned()) {
             break change;
         }
@@ -466,10 +512,19 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
 
     // Bad requests are refused with a reason, and the socket stays.
     let refusals = [
-        (json!({ "room": "general", "after": "bob" }), "after must be a user id"),
+        (
+            json!({ "room": "general", "after": "bob" }),
+            "after must be a user id",
+        ),
         (json!({ "room": "general" }), "after must be a user id"),
-        (json!({ "room": "rust", "after": 0 }), "you have not joined this room"),
-        (json!({ "room": "No Such Room!", "after": 0 }), "room must be"),
+        (
+            json!({ "room": "rust", "after": 0 }),
+            "you have not joined this room",
+        ),
+        (
+            json!({ "room": "No Such Room!", "after": 0 }),
+            "room must be",
+        ),
         (json!(null), "room must be"),
     ];
     for (payload, reason) in refusals {
@@ -478,7 +533,10 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
         assert!(error.starts_with(reason), "{payload} -> {answer}");
     }
     let still_there = eve
-        .emit_with_ack("presence page", json!([{ "room": "general", "after": 0 }]))
+        .emit_with_ack(
+            "presence page",
+            json!([{ "room": "general", "after": 0 }]),
+        )
         .await;
     assert_eq!(names(&still_there), ["amy", "bob"]);
 }
@@ -505,14 +563,16 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
     let (alice, _) = app.connected(&alice_cookie).await;
 
     say(&bob, json!("seen 1")).await;
-    let last_seen = say(&bob, json!("seen 2")).await["id"].as_i64().expect("id");
+    let last_seen =
+        say(&bob, json!("seen 2")).await["id"].as_i64().expect("id");
     alice.next_named("chat message").await;
     alice.next_named("chat message").await;
     alice.close().await;
 
     let mut missed = Vec::new();
     for n in 1..=3 {
-        missed.push(say(&bob, json!(format!("missed {n}"))).await["id"].clone());
+        missed
+            .push(say(&bob, json!(format!("missed {n}"))).await["id"].clone());
     }
 
     let (alice, history) = app
@@ -521,7 +581,8 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
             json!({ "auth": { "serverOffset": last_seen } }),
         )
         .await;
-    // The history ends where she left off; what she missed comes after it, once.
+    // The history ends where she left off; what she missed comes after it,
+    // once.
     assert_eq!(
         history["messages"].as_array().map(Vec::len),
         Some(2),
@@ -530,7 +591,8 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
     assert_eq!(history["truncated"], false);
     let mut replayed = Vec::new();
     for _ in 0..3 {
-        replayed.push(alice.next_named("chat message").await.data()["id"].clone());
+        replayed
+            .push(alice.next_named("chat message").await.data()["id"].clone());
     }
     assert_eq!(replayed, missed);
     assert_silent(&alice, "chat message").await; // exactly once
@@ -540,9 +602,10 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
 
 #[tokio::test]
 async fn a_burst_of_messages_is_rate_limited_and_the_connection_stays_up() {
-    // A burst of 20 as in production, but a slow refill, so that a slow test machine cannot
-    // earn an extra token while the 25 messages are on their way. (The refill itself is
-    // unit-tested in `rate_limit.rs`, with a clock the test controls.)
+    // A burst of 20 as in production, but a slow refill, so that a slow test
+    // machine cannot earn an extra token while the 25 messages are on their
+    // way. (The refill itself is unit-tested in `rate_limit.rs`, with a clock
+    // the test controls.)
     let app = spawn_app_with(support::Options {
         rate_limit: Some((20, 0.01)),
         ..Default::default()
@@ -581,7 +644,8 @@ async fn the_limit_is_per_user_not_per_socket() {
     for n in 0..3 {
         assert_eq!(say(&tab_one, json!(format!("one {n}"))).await["ok"], true);
     }
-    // Another tab of the same user shares the bucket; another user has their own.
+    // Another tab of the same user shares the bucket; another user has their
+    // own.
     assert_eq!(say(&tab_two, json!("two")).await["error"], "rate limited");
     assert_eq!(say(&bob, json!("bob")).await["ok"], true);
 }
@@ -602,7 +666,8 @@ async fn logout_disconnects_every_socket_of_that_session() {
         assert_eq!(event.raw["reason"], "io server disconnect");
     }
     let again = app.socket(Some(&cookie), json!({})).await;
-    assert_eq!(again.expect_connect_error().await, "xhr poll error"); // a 401 handshake
+    // The handshake gets a 401:
+    assert_eq!(again.expect_connect_error().await, "xhr poll error");
 }
 
 // ---------------------------------------------------------------- restart

@@ -1,6 +1,6 @@
-//! Chapter 5's delivery promises, tried where they break: long absences, clients that stop
-//! reading, retried sends, and tabs that close as fast as they open. Every client here is the
-//! official Socket.IO JavaScript client.
+//! Chapter 5's delivery promises, tried where they break: long absences,
+//! clients that stop reading, retried sends, and tabs that close as fast as
+//! they open. Every client here is the official Socket.IO JavaScript client.
 
 mod support;
 
@@ -21,11 +21,13 @@ async fn unlimited(socket_buffer: Option<usize>) -> TestApp {
     .await
 }
 
-/// Sends `count` messages to `general` from `socket`, in chunks of pipelined emits (a chunk
-/// is sent without waiting for acknowledgements), and returns their ids in order.
+/// Sends `count` messages to `general` from `socket`, in chunks of pipelined
+/// emits (a chunk is sent without waiting for acknowledgements), and returns
+/// their ids in order.
 async fn send_many(socket: &JsSocket, label: &str, count: usize) -> Vec<i64> {
     let mut ids = Vec::with_capacity(count);
-    let texts: Vec<String> = (0..count).map(|n| format!("{label} {n}")).collect();
+    let texts: Vec<String> =
+        (0..count).map(|n| format!("{label} {n}")).collect();
     for chunk in texts.chunks(100) {
         let args = chunk.iter().map(|text| json!([text])).collect();
         for ack in socket.emit_many("chat message", args).await {
@@ -39,11 +41,17 @@ async fn send_many(socket: &JsSocket, label: &str, count: usize) -> Vec<i64> {
     ids
 }
 
-/// Reads `count` `chat message` events from `socket` and returns their ids, in arrival order.
-async fn receive_ids(socket: &JsSocket, count: usize, wait: Duration) -> Vec<i64> {
+/// Reads `count` `chat message` events from `socket` and returns their ids, in
+/// arrival order.
+async fn receive_ids(
+    socket: &JsSocket,
+    count: usize,
+    wait: Duration,
+) -> Vec<i64> {
     let mut ids = Vec::with_capacity(count);
     while ids.len() < count {
-        let Some(event) = socket.try_next_named("chat message", wait).await else {
+        let Some(event) = socket.try_next_named("chat message", wait).await
+        else {
             panic!(
                 "got {} of {count} messages, then nothing for {wait:?}",
                 ids.len()
@@ -65,8 +73,8 @@ fn message_ids(history: &Value) -> Vec<i64> {
 
 // ---------------------------------------------------------------- catch-up
 
-/// Alice is away while `missed` messages are sent to `general`; she comes back over
-/// `transport` with the id of the last message she saw.
+/// Alice is away while `missed` messages are sent to `general`; she comes back
+/// over `transport` with the id of the last message she saw.
 async fn catch_up(missed: usize, transport: &str) {
     let app = unlimited(None).await;
     let alice = app.register("alice").await;
@@ -77,7 +85,10 @@ async fn catch_up(missed: usize, transport: &str) {
 
     let sent = send_many(&bob, "while you were away", missed).await;
 
-    let auth = json!({ "transports": [transport], "auth": { "serverOffset": last_seen } });
+    let auth = json!({
+        "transports": [transport],
+        "auth": { "serverOffset": last_seen }
+    });
     let (alice, history) = app.connected_with(&alice, auth).await;
     // The history is what she had already seen; the rest is replayed after it.
     assert!(message_ids(&history).iter().all(|&id| id <= last_seen));
@@ -99,28 +110,35 @@ async fn away_for_300_messages_over_polling_gets_all_300_once_in_order() {
 }
 
 #[tokio::test]
-async fn away_for_1500_messages_over_websocket_gets_the_newest_1000_and_is_told() {
+async fn away_for_1500_messages_over_websocket_gets_the_newest_1000_and_is_told()
+ {
     catch_up(1500, "websocket").await;
 }
 
 #[tokio::test]
-async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told() {
+async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told()
+{
     catch_up(1500, "polling").await;
 }
 
-// ---------------------------------------------------------------- slow consumers
+// ---------------------------------------------------------------- slow
+// consumers
 
 #[tokio::test]
 async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
-    // A small queue, so that 500 messages overflow it while the client is frozen.
+    // A small queue, so that 500 messages overflow it while the client is
+    // frozen.
     let app = unlimited(Some(100)).await;
     let carol = app.register("carol").await;
     let (bob, _) = app.connected(&app.register("bob").await).await;
-    // Carol's client runs in a Node.js process of its own, which the test freezes; over
-    // long-polling, a frozen client asks for nothing, so the server's queue for her fills up.
+    // Carol's client runs in a Node.js process of its own, which the test
+    // freezes; over long-polling, a frozen client asks for nothing, so the
+    // server's queue for her fills up.
     let frozen_tab = JsClient::start().await;
     let opts = json!({
-        "extraHeaders": { "cookie": carol }, "transports": ["polling"], "resync": true,
+        "extraHeaders": { "cookie": carol },
+        "transports": ["polling"],
+        "resync": true,
     });
     let carol = frozen_tab.connect(&app.url("/"), opts).await;
     carol.expect_connect().await;
@@ -134,7 +152,8 @@ async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
     let got = receive_ids(&carol, sent.len(), Duration::from_secs(15)).await;
     assert_eq!(got, sent, "every message, in order");
     assert_silent(&carol, "chat message").await;
-    // And it took the resync path: the server did not pretend the queue was endless.
+    // And it took the resync path: the server did not pretend the queue was
+    // endless.
     assert!(
         carol
             .try_next_named("resyncing", Duration::from_millis(10))
@@ -144,10 +163,12 @@ async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
     );
 }
 
-// ---------------------------------------------------------------- retried sends
+// ---------------------------------------------------------------- retried
+// sends
 
 #[tokio::test]
-async fn a_message_sent_again_with_the_same_client_offset_is_stored_and_broadcast_once() {
+async fn a_message_sent_again_with_the_same_client_offset_is_stored_and_broadcast_once()
+ {
     let app = unlimited(None).await;
     let alice_cookie = app.register("alice").await;
     let (bob, _) = app.connected(&app.register("bob").await).await;
@@ -189,7 +210,10 @@ async fn tabs_closed_as_they_open_during_a_flood_leave_no_ghost() {
     let ghost = app.register("ghost").await;
     let (bob, _) = app.connected(&app.register("bob").await).await;
     let alice = app.register("alice").await;
-    let tab = json!({ "extraHeaders": { "cookie": ghost }, "transports": ["websocket"] });
+    let tab = json!({
+        "extraHeaders": { "cookie": ghost },
+        "transports": ["websocket"]
+    });
 
     let url = app.url("/");
     for round in 1..=3 {
@@ -210,7 +234,8 @@ async fn tabs_closed_as_they_open_during_a_flood_leave_no_ghost() {
             .collect();
         assert!(
             !names.contains(&"ghost"),
-            "round {round}: ghost shown online after {opened} closed tabs: {names:?}"
+            "round {round}: ghost shown online after {opened} closed tabs: \
+             {names:?}"
         );
         observer.close().await;
     }

@@ -1,5 +1,5 @@
-//! The checks of chapter 5's exercises, one per exercise. Each fails on the code as shipped
-//! and passes once the exercise is done:
+//! The checks of chapter 5's exercises, one per exercise. Each fails on the
+//! code as shipped and passes once the exercise is done:
 //!
 //! ```console
 //! cargo test -p step05-chat --test exercises ex2 -- --ignored
@@ -18,17 +18,21 @@ use step05_chat::solutions as under_test;
 use support::{Options, TestApp, assert_silent, say};
 use testkit::{DEFAULT_WAIT, JsSocket};
 
-/// The chat as `under_test::build` builds it, on a free port, over a fresh database.
+/// The chat as `under_test::build` builds it, on a free port, over a fresh
+/// database.
 async fn spawn_app() -> TestApp {
     support::spawn_app_built_by(under_test::build, Options::default()).await
 }
 
-/// The payload of the next `event` that reaches `socket`, which belongs to `who`.
+/// The payload of the next `event` that reaches `socket`, which belongs to
+/// `who`.
 async fn received(socket: &JsSocket, event: &str, who: &str) -> Value {
     socket
         .try_next_named(event, DEFAULT_WAIT)
         .await
-        .unwrap_or_else(|| panic!("{who} got no `{event}` within {DEFAULT_WAIT:?}"))
+        .unwrap_or_else(|| {
+            panic!("{who} got no `{event}` within {DEFAULT_WAIT:?}")
+        })
         .data()
         .clone()
 }
@@ -116,7 +120,9 @@ async fn ex2_private_messages() {
 fn texts(history: &Value) -> Vec<&str> {
     history["messages"]
         .as_array()
-        .map(|messages| messages.iter().filter_map(|m| m["text"].as_str()).collect())
+        .map(|messages| {
+            messages.iter().filter_map(|m| m["text"].as_str()).collect()
+        })
         .unwrap_or_default()
 }
 

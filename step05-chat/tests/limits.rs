@@ -1,5 +1,5 @@
-//! The chat's abuse limits (chapter 5, "Limits"), each tried the way a script would break it,
-//! and the classroom that must never notice them.
+//! The chat's abuse limits (chapter 5, "Limits"), each tried the way a script
+//! would break it, and the classroom that must never notice them.
 
 mod support;
 
@@ -10,7 +10,8 @@ use step05_chat::limits::ChatLimits;
 use support::{Options, say, spawn_app, spawn_app_with};
 
 #[tokio::test]
-async fn the_21st_socket_of_a_user_is_refused_with_a_reason_and_others_are_not() {
+async fn the_21st_socket_of_a_user_is_refused_with_a_reason_and_others_are_not()
+{
     let app = spawn_app().await;
     let alice = app.register("alice").await;
     let mut tabs = Vec::new();
@@ -34,10 +35,12 @@ async fn the_21st_socket_of_a_user_is_refused_with_a_reason_and_others_are_not()
 }
 
 #[tokio::test]
-async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms() {
+async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms()
+{
     let app = spawn_app_with(Options {
         limits: Some(ChatLimits {
-            room_changes_per_second: 1e6, // this test is about the room count alone
+            // This test is about the room count alone.
+            room_changes_per_second: 1e6,
             ..ChatLimits::default()
         }),
         ..Default::default()
@@ -57,7 +60,8 @@ async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms() 
 }
 
 #[tokio::test]
-async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_off() {
+async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_off()
+ {
     let app = spawn_app().await;
     let bystander = app.register("bystander").await;
     let (bystander, _) = app.connected(&bystander).await;
@@ -74,8 +78,9 @@ async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_o
         flooder.emit_many("leave", flood)
     );
 
-    // Each of the flood's changes would be a presence event to every bystander; they get a
-    // handful, because joins and leaves are rate-limited and presence is gathered.
+    // Each of the flood's changes would be a presence event to every bystander;
+    // they get a handful, because joins and leaves are rate-limited and
+    // presence is gathered.
     let mut events = 0;
     while bystander
         .try_next_named("presence change", Duration::from_millis(500))
@@ -100,7 +105,8 @@ async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_o
 }
 
 #[tokio::test]
-async fn a_thousand_reconnections_from_offset_zero_do_not_hold_up_anybody_s_messages() {
+async fn a_thousand_reconnections_from_offset_zero_do_not_hold_up_anybody_s_messages()
+ {
     let app = spawn_app_with(Options {
         limits: Some(ChatLimits::off()),
         rate_limit: Some((u32::MAX, 1e9)),
@@ -169,19 +175,20 @@ async fn a_class_of_40_registers_logs_in_and_chats_without_a_single_refusal() {
 
     // "Everybody say hello", all at once; then again, a little later.
     for round in 0..2 {
-        let sends = students
-            .iter()
-            .enumerate()
-            .map(|(n, socket)| say(socket, json!(format!("hello from {n}, round {round}"))));
+        let sends = students.iter().enumerate().map(|(n, socket)| {
+            say(socket, json!(format!("hello from {n}, round {round}")))
+        });
         let acks = futures_util::future::join_all(sends).await;
-        let refused: Vec<&Value> = acks.iter().filter(|ack| ack["ok"] != true).collect();
+        let refused: Vec<&Value> =
+            acks.iter().filter(|ack| ack["ok"] != true).collect();
         assert!(refused.is_empty(), "round {round}: {refused:?}");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
 #[tokio::test]
-async fn logging_in_again_in_the_same_browser_closes_the_old_session_s_sockets_at_once() {
+async fn logging_in_again_in_the_same_browser_closes_the_old_session_s_sockets_at_once()
+ {
     let app = spawn_app().await;
     let old_cookie = app.register("alice").await;
     let (old_tab, _) = app.connected(&old_cookie).await;

@@ -1,9 +1,10 @@
-//! A server that stops leaves nothing running. Its background jobs (the session cleanup, the
-//! housekeeping, the rooms' tasks) belong to the server's `BackgroundTasks` and stop with it;
-//! a job spawned and forgotten would still be counted here.
+//! A server that stops leaves nothing running. Its background jobs (the session
+//! cleanup, the housekeeping, the rooms' tasks) belong to the server's
+//! `BackgroundTasks` and stop with it; a job spawned and forgotten would still
+//! be counted here.
 //!
-//! One test in its own file, so its process runs nothing else: every task of the test's
-//! runtime, and every task on the rooms' thread, is this server's.
+//! One test in its own file, so its process runs nothing else: every task of
+//! the test's runtime, and every task on the rooms' thread, is this server's.
 
 mod support;
 
@@ -21,13 +22,17 @@ async fn a_server_that_stops_leaves_no_task_running() {
     // Its acknowledgement means general's task ran, on the rooms' thread.
     assert_eq!(say(&alice, json!("hello")).await["ok"], true);
     let running = (runtime.metrics().num_alive_tasks(), rooms_tasks_alive());
-    assert!(running.0 > 0 && running.1 > 0, "nothing to stop: {running:?}");
+    assert!(
+        running.0 > 0 && running.1 > 0,
+        "nothing to stop: {running:?}"
+    );
 
     alice.close().await;
     drop(alice); // the test's own client, and its tasks
     app.stop().await;
 
-    // The server's own tasks end at once; its connections' tasks as their sockets close.
+    // The server's own tasks end at once; its connections' tasks as their
+    // sockets close.
     let mut left = (usize::MAX, usize::MAX);
     for _ in 0..50 {
         left = (runtime.metrics().num_alive_tasks(), rooms_tasks_alive());

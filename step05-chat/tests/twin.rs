@@ -1,10 +1,12 @@
-//! The Node twin (`compare/node-chat`) speaks step 5's contract word for word: the same
-//! scenario is played against both servers, and every HTTP answer, acknowledgement and event
-//! each socket receives must be the same, names, keys and values (only timestamps may differ).
-//! Renaming an event, a key or an error message in either server makes this test fail.
+//! The Node twin (`compare/node-chat`) speaks step 5's contract word for word:
+//! the same scenario is played against both servers, and every HTTP answer,
+//! acknowledgement and event each socket receives must be the same, names, keys
+//! and values (only timestamps may differ). Renaming an event, a key or an
+//! error message in either server makes this test fail.
 //!
-//! It needs the twin installed (`npm ci` in `compare/node-chat`), so it is ignored by a plain
-//! `cargo test`; `scripts/test.sh` runs it with `--include-ignored`, after installing the twin.
+//! It needs the twin installed (`npm ci` in `compare/node-chat`), so it is
+//! ignored by a plain `cargo test`; `scripts/test.sh` runs it with
+//! `--include-ignored`, after installing the twin.
 
 mod support;
 
@@ -14,23 +16,28 @@ use serde_json::{Value, json};
 use support::{Options, PASSWORD, TestApp, spawn_app_built_by, spawn_node_app};
 use testkit::JsSocket;
 
-/// How long a socket must stay silent before a step's events are taken as complete. Presence
-/// is gathered for 100 ms before it is sent, so this must be well above that.
+/// How long a socket must stay silent before a step's events are taken as
+/// complete. Presence is gathered for 100 ms before it is sent, so this must be
+/// well above that.
 const QUIET: Duration = Duration::from_millis(400);
 
 #[tokio::test]
-#[ignore = "needs the Node twin: `npm ci` in compare/node-chat (scripts/test.sh runs it)"]
+#[ignore = "needs the Node twin: `npm ci` in compare/node-chat \
+            (scripts/test.sh runs it)"]
 async fn the_node_twin_answers_every_step_exactly_as_step05_does() {
     let rust = spawn_app_built_by(step05_chat::build, Options::default()).await;
     let node = spawn_node_app(Options::default()).await;
 
-    let (rust_transcript, node_transcript) = tokio::join!(play(&rust), play(&node));
+    let (rust_transcript, node_transcript) =
+        tokio::join!(play(&rust), play(&node));
 
     assert!(
         rust_transcript.len() > 60,
         "the scenario recorded too little"
     );
-    for (n, (ours, theirs)) in rust_transcript.iter().zip(&node_transcript).enumerate() {
+    for (n, (ours, theirs)) in
+        rust_transcript.iter().zip(&node_transcript).enumerate()
+    {
         assert_eq!(
             ours,
             theirs,
@@ -61,9 +68,15 @@ fn lines(entries: &[Value]) -> String {
 struct Transcript(Vec<Value>);
 
 impl Transcript {
-    /// Records an HTTP answer: status and body. With `exact: false` only the body's shape
-    /// counts (the text of a JSON parser's error is each library's own).
-    async fn http(&mut self, step: &str, response: reqwest::Response, exact: bool) -> String {
+    /// Records an HTTP answer: status and body. With `exact: false` only the
+    /// body's shape counts (the text of a JSON parser's error is each library's
+    /// own).
+    async fn http(
+        &mut self,
+        step: &str,
+        response: reqwest::Response,
+        exact: bool,
+    ) -> String {
         let status = response.status().as_u16();
         let cookie = support::session_cookie(&response).unwrap_or_default();
         let text = response.text().await.expect("a body");
@@ -84,11 +97,13 @@ impl Transcript {
             .push(json!({ "ack": step, "value": normalize(&ack) }));
     }
 
-    /// Records every event `socket` received since the last call, until it is quiet.
+    /// Records every event `socket` received since the last call, until it is
+    /// quiet.
     async fn events(&mut self, who: &str, socket: &JsSocket) {
         for event in socket.drain(QUIET).await {
             let entry = match event.name.as_str() {
-                // When the client upgrades from polling to WebSocket is the client's business.
+                // When the client upgrades from polling to WebSocket is the
+                // client's business.
                 "upgrade" => continue,
                 "connect" => json!({ "socket": who, "event": "connect" }),
                 "connect_error" | "disconnect" => {
@@ -97,18 +112,25 @@ impl Transcript {
                     } else {
                         "message"
                     }];
-                    json!({ "socket": who, "event": event.name, "detail": detail })
+                    json!({
+                        "socket": who,
+                        "event": event.name,
+                        "detail": detail
+                    })
                 }
-                _ => {
-                    json!({ "socket": who, "event": event.name, "args": normalize(&event.raw["args"]) })
-                }
+                _ => json!({
+                    "socket": who,
+                    "event": event.name,
+                    "args": normalize(&event.raw["args"])
+                }),
             };
             self.0.push(entry);
         }
     }
 }
 
-/// The value with every timestamp (`ts`) replaced by a marker: the one thing that may differ.
+/// The value with every timestamp (`ts`) replaced by a marker: the one thing
+/// that may differ.
 fn normalize(value: &Value) -> Value {
     match value {
         Value::Object(fields) => Value::Object(
@@ -124,7 +146,9 @@ fn normalize(value: &Value) -> Value {
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(normalize).collect())
+        }
         other => other.clone(),
     }
 }
@@ -146,10 +170,12 @@ fn shape(value: &Value) -> Value {
     }
 }
 
-/// The scenario: every route, event, acknowledgement and refusal of the contract, in order.
+/// The scenario: every route, event, acknowledgement and refusal of the
+/// contract, in order.
 async fn play(app: &TestApp) -> Vec<Value> {
     let mut log = Transcript::default();
-    let credentials = |name: &str| json!({ "username": name, "password": PASSWORD });
+    let credentials =
+        |name: &str| json!({ "username": name, "password": PASSWORD });
 
     // ---- HTTP
     let alice = app.post_json("/register", None, credentials("alice")).await;
@@ -185,7 +211,8 @@ async fn play(app: &TestApp) -> Vec<Value> {
     log.http("a wrong password", wrong, true).await;
     let login = app.post_json("/login", None, credentials("alice")).await;
     let alice = log.http("login alice", login, true).await;
-    for (step, cookie) in [("me, anonymous", None), ("me, alice", Some(&alice))] {
+    for (step, cookie) in [("me, anonymous", None), ("me, alice", Some(&alice))]
+    {
         let mut request = app.http.get(app.url("/me"));
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie);
@@ -225,7 +252,8 @@ async fn play(app: &TestApp) -> Vec<Value> {
             .await
     };
     log.ack("hello", say(json!("hello")).await);
-    let forged = json!({ "room": "general", "text": " I am bob ", "user": { "id": 2 } });
+    let forged =
+        json!({ "room": "general", "text": " I am bob ", "user": { "id": 2 } });
     log.ack("a forged user", say(forged).await);
     for (step, payload) in [
         ("a number", json!(42)),
@@ -269,7 +297,10 @@ async fn play(app: &TestApp) -> Vec<Value> {
     log.events("alice", &a).await;
     let ferris = json!({ "room": "rust", "text": "ferris" });
     log.ack("alice in rust", say(ferris).await);
-    let refused = b.emit_with_ack("chat message", json!([{ "room": "rust", "text": "hi" }]));
+    let refused = b.emit_with_ack(
+        "chat message",
+        json!([{ "room": "rust", "text": "hi" }]),
+    );
     log.ack("bob, not in rust", refused.await);
     log.ack(
         "bob joins rust",
@@ -314,8 +345,10 @@ async fn play(app: &TestApp) -> Vec<Value> {
     log.events("bob", &b).await;
     let again = app.socket(Some(&alice), json!({})).await;
     log.events("alice, logged out", &again).await;
-    let foreign = json!({ "transports": ["websocket"],
-                          "extraHeaders": { "cookie": bob, "origin": "http://evil.example" } });
+    let foreign = json!({
+        "transports": ["websocket"],
+        "extraHeaders": { "cookie": bob, "origin": "http://evil.example" }
+    });
     let foreign = app.socket(None, foreign).await;
     log.events("bob, from a foreign page", &foreign).await;
     log.0

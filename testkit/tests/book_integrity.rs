@@ -100,11 +100,12 @@ fn check_include(chapter_dir: &Path, argument: &str) -> Option<String> {
 
 /// The chapters whose listings fit the book's code column: at most
 /// `MAX_LISTING_LINES` lines, none wider than `MAX_LISTING_WIDTH` characters.
-const CHAPTERS_WITH_THE_LISTING_RULE: [&str; 4] = [
+const CHAPTERS_WITH_THE_LISTING_RULE: [&str; 5] = [
     "step01-http-vs-socket.md",
     "step02-sessions.md",
     "step03-passport-like-auth.md",
     "step04-socket-middleware.md",
+    "step05-chat.md",
 ];
 
 /// The longest listing a reader takes in at once; longer ones are split, with

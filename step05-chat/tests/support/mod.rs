@@ -1,13 +1,16 @@
-//! One `spawn_app` for every step-5 test: the real chat on a free port, over a fresh SQLite
-//! file, with the official Socket.IO client and an HTTP client at hand.
+//! One `spawn_app` for every step-5 test: the real chat on a free port, over a
+//! fresh SQLite file, with the official Socket.IO client and an HTTP client at
+//! hand.
 //!
 //! `CHAT_SERVER=node` runs the same tests against step 5's Node.js twin
-//! (`compare/node-chat`, chapter "Rust and Node side by side"): `spawn_app_with` then starts
-//! `node compare/node-chat/server.js` as a process, on a free loopback port, over a fresh
-//! database, with the settings of [`Options`] passed as environment variables. The contract
-//! (`chat.rs`, `delivery.rs`, `limits.rs`, `browser.rs`) runs against both; the exercise checks
-//! (`spawn_app_built_by`) and the cluster tests (crate `scaling-with-redis`, which the twin lacks)
-//! test Rust code and stay Rust-only.
+//! (`compare/node-chat`, chapter "Rust and Node side by side"):
+//! `spawn_app_with` then starts `node compare/node-chat/server.js` as a
+//! process, on a free loopback port, over a fresh database, with the settings
+//! of [`Options`] passed as environment variables. The contract (`chat.rs`,
+//! `delivery.rs`, `limits.rs`, `browser.rs`) runs against both; the exercise
+//! checks (`spawn_app_built_by`) and the cluster tests (crate
+//! `scaling-with-redis`, which the twin lacks) test Rust code and stay
+//! Rust-only.
 #![allow(dead_code)] // each test file uses a different part of this helper
 
 use std::net::SocketAddr;
@@ -62,7 +65,9 @@ pub fn implementation() -> Implementation {
     match std::env::var("CHAT_SERVER").as_deref() {
         Err(_) | Ok("" | "rust") => Implementation::Rust,
         Ok("node") => Implementation::Node,
-        Ok(other) => panic!("CHAT_SERVER must be `rust` or `node`, not {other:?}"),
+        Ok(other) => {
+            panic!("CHAT_SERVER must be `rust` or `node`, not {other:?}")
+        }
     }
 }
 
@@ -87,19 +92,27 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-/// The chat with `options`: step 5 in this process, or with `CHAT_SERVER=node` the Node twin.
+/// The chat with `options`: step 5 in this process, or with `CHAT_SERVER=node`
+/// the Node twin.
 pub async fn spawn_app_with(options: Options) -> TestApp {
     match implementation() {
-        Implementation::Rust => spawn_app_built_by(step05_chat::build, options).await,
+        Implementation::Rust => {
+            spawn_app_built_by(step05_chat::build, options).await
+        }
         Implementation::Node => spawn_node_app(options).await,
     }
 }
 
-/// [`spawn_app_with`], with the server built by `build` instead of `step05_chat::build`: the
-/// exercise checks pass the `build` under test (the student's, or the reference solutions').
+/// [`spawn_app_with`], with the server built by `build` instead of
+/// `step05_chat::build`: the exercise checks pass the `build` under test (the
+/// student's, or the reference solutions').
 ///
-/// Always Rust, in this process, whatever `CHAT_SERVER` says: what it tests is Rust code.
-pub async fn spawn_app_built_by<F, Fut, E>(build: F, options: Options) -> TestApp
+/// Always Rust, in this process, whatever `CHAT_SERVER` says: what it tests is
+/// Rust code.
+pub async fn spawn_app_built_by<F, Fut, E>(
+    build: F,
+    options: Options,
+) -> TestApp
 where
     F: FnOnce(ChatConfig) -> Fut,
     Fut: Future<Output = Result<ChatServer, E>>,
@@ -116,8 +129,9 @@ where
     spawn_server(build, options).await
 }
 
-/// The lowest level: `build` returns the router to serve and what to do on shutdown (close
-/// the sockets). Another crate's tests (`scaling-with-redis`) start their servers with it.
+/// The lowest level: `build` returns the router to serve and what to do on
+/// shutdown (close the sockets). Another crate's tests (`scaling-with-redis`)
+/// start their servers with it.
 pub async fn spawn_server<F, Fut, C>(build: F, options: Options) -> TestApp
 where
     F: FnOnce(ChatConfig) -> Fut,
@@ -176,14 +190,15 @@ pub fn node_chat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../compare/node-chat")
 }
 
-/// Starts `node compare/node-chat/server.js` on a free loopback port (`PORT=0`; the port is
-/// read from the line it prints), over `options`' database, with `options`' key as its
-/// `SESSION_SECRET`.
+/// Starts `node compare/node-chat/server.js` on a free loopback port (`PORT=0`;
+/// the port is read from the line it prints), over `options`' database, with
+/// `options`' key as its `SESSION_SECRET`.
 pub async fn spawn_node_app(options: Options) -> TestApp {
     let dir = node_chat_dir();
     assert!(
         dir.join("node_modules/.package-lock.json").exists(),
-        "the Node twin is not installed: run `npm ci` in {} (bash scripts/test.sh does it)",
+        "the Node twin is not installed: run `npm ci` in {} \
+         (bash scripts/test.sh does it)",
         dir.display()
     );
     let database = options
@@ -194,8 +209,8 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
     let mut command = Command::new("node");
     command
         .arg(dir.join("server.js"))
-        // Only what this test sets: nothing leaks in from the developer's shell, and the
-        // folder it runs in has no `.env`.
+        // Only what this test sets: nothing leaks in from the developer's
+        // shell, and the folder it runs in has no `.env`.
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(node_env(&options, database_url(&database), &key))
@@ -210,8 +225,12 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let started = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read the twin's output") {
-            if let Some(url) = line.strip_prefix("The chat is running: open http://") {
+        while let Some(line) =
+            lines.next_line().await.expect("read the twin's output")
+        {
+            if let Some(url) =
+                line.strip_prefix("The chat is running: open http://")
+            {
                 return url.trim_end_matches('/').parse::<SocketAddr>().ok();
             }
         }
@@ -222,7 +241,9 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
         panic!("the Node twin did not start (its error, if any, is above)");
     };
     // Keep reading, so that a full pipe never blocks the server.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::spawn(
+        async move { while let Ok(Some(_)) = lines.next_line().await {} },
+    );
     TestApp {
         address,
         http: reqwest::Client::new(),
@@ -233,14 +254,21 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
     }
 }
 
-/// The twin's environment for `options`: step 5's variables where step 5 has one, and
-/// `NODE_CHAT_TEST_SETTINGS` for what these tests set in-process in `ChatConfig` (the message
-/// rate, the pace of joins and leaves, cheap password hashing).
+/// The twin's environment for `options`: step 5's variables where step 5 has
+/// one, and `NODE_CHAT_TEST_SETTINGS` for what these tests set in-process in
+/// `ChatConfig` (the message rate, the pace of joins and leaves, cheap password
+/// hashing).
 ///
-/// One difference: `ChatLimits::off()` becomes `RATE_LIMITS=off`, which also lifts the login
-/// throttles that the in-process server keeps. No test with the limits off counts logins.
-fn node_env(options: &Options, database_url: String, key: &Key) -> Vec<(&'static str, String)> {
-    let secret: String = key.master().iter().map(|b| format!("{b:02x}")).collect();
+/// One difference: `ChatLimits::off()` becomes `RATE_LIMITS=off`, which also
+/// lifts the login throttles that the in-process server keeps. No test with the
+/// limits off counts logins.
+fn node_env(
+    options: &Options,
+    database_url: String,
+    key: &Key,
+) -> Vec<(&'static str, String)> {
+    let secret: String =
+        key.master().iter().map(|b| format!("{b:02x}")).collect();
     let (burst, per_second) = options.rate_limit.unwrap_or((20, 5.0));
     let mut test = json!({
         "messageRate": [burst, per_second],
@@ -261,13 +289,22 @@ fn node_env(options: &Options, database_url: String, key: &Key) -> Vec<(&'static
         env.push(("PRESENCE_PAGE", users.to_string()));
     }
     match &options.limits {
-        Some(limits) if !limits.enabled => env.push(("RATE_LIMITS", "off".to_owned())),
+        Some(limits) if !limits.enabled => {
+            env.push(("RATE_LIMITS", "off".to_owned()))
+        }
         Some(limits) => {
-            env.push(("MAX_SOCKETS_PER_USER", limits.sockets_per_user.to_string()));
-            env.push(("MAX_ROOMS_PER_SOCKET", limits.rooms_per_socket.to_string()));
+            env.push((
+                "MAX_SOCKETS_PER_USER",
+                limits.sockets_per_user.to_string(),
+            ));
+            env.push((
+                "MAX_ROOMS_PER_SOCKET",
+                limits.rooms_per_socket.to_string(),
+            ));
             let per_room = limits.room_messages_per_second.to_string();
             env.push(("ROOM_MESSAGES_PER_SECOND", per_room));
-            test["roomChangesPerSecond"] = json!(limits.room_changes_per_second);
+            test["roomChangesPerSecond"] =
+                json!(limits.room_changes_per_second);
             test["refusalsPer10s"] = json!(limits.refusals_per_10s);
         }
         None => {}
@@ -276,8 +313,9 @@ fn node_env(options: &Options, database_url: String, key: &Key) -> Vec<(&'static
     env
 }
 
-/// The settings of every test server: listening on `address`, over the database in
-/// `database`, signing cookies with `key`, with a rate limit of (burst, per second).
+/// The settings of every test server: listening on `address`, over the database
+/// in `database`, signing cookies with `key`, with a rate limit of (burst, per
+/// second).
 pub fn test_config(
     address: SocketAddr,
     database: &tempfile::TempDir,
@@ -288,13 +326,16 @@ pub fn test_config(
         database_url: database_url(database),
         sessions: SessionConfig::with_key(key.clone()),
         sockets: SocketSettings {
-            allowed_origins: step05_chat::config::allowed_origins(address, None),
+            allowed_origins: step05_chat::config::allowed_origins(
+                address, None,
+            ),
             session_recheck: Duration::from_secs(30),
             limits: Default::default(),
         },
         rate_limit: RateLimiter::new(burst, per_second),
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
-        hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
+        hashing: argon2::Params::new(8, 1, 1, None)
+            .expect("valid argon2 params"),
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         presence_page: step05_chat::presence::PRESENCE_PAGE,
         limits: step05_chat::limits::ChatLimits::default(),
@@ -312,8 +353,8 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
-    /// Stops the server (sockets closed, requests finished) and hands back what a restart
-    /// needs: the same database folder and the same key.
+    /// Stops the server (sockets closed, requests finished) and hands back what
+    /// a restart needs: the same database folder and the same key.
     pub async fn stop(mut self) -> Options {
         match &mut self.server {
             Server::InProcess { stop, task } => {
@@ -326,17 +367,20 @@ impl TestApp {
                     .expect("the server task ended cleanly");
             }
             Server::Node(child) => {
-                // SIGTERM, as a service manager would: the twin closes its sockets and exits.
+                // SIGTERM, as a service manager would: the twin closes its
+                // sockets and exits.
                 let pid = child.id().expect("the twin is running").to_string();
-                let signal = Command::new("kill").args(["-TERM", &pid]).status().await;
+                let signal =
+                    Command::new("kill").args(["-TERM", &pid]).status().await;
                 assert!(
                     signal.is_ok_and(|status| status.success()),
                     "kill -TERM {pid}"
                 );
-                let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
-                    .await
-                    .expect("the twin stops within 10 s")
-                    .expect("wait for the twin");
+                let exit =
+                    tokio::time::timeout(Duration::from_secs(10), child.wait())
+                        .await
+                        .expect("the twin stops within 10 s")
+                        .expect("wait for the twin");
                 assert!(exit.success(), "the twin exited with {exit}");
             }
         }
@@ -404,24 +448,32 @@ impl TestApp {
         me["id"].as_i64().expect("GET /me answers with an id")
     }
 
-    /// Opens a socket with the session `cookie`; `extra` is merged into `io(url, opts)`.
+    /// Opens a socket with the session `cookie`; `extra` is merged into
+    /// `io(url, opts)`.
     pub async fn socket(&self, cookie: Option<&str>, extra: Value) -> JsSocket {
         let mut opts = json!({});
         if let Some(cookie) = cookie {
             opts["extraHeaders"] = json!({ "cookie": cookie });
         }
-        if let (Some(opts), Some(extra)) = (opts.as_object_mut(), extra.as_object()) {
+        if let (Some(opts), Some(extra)) =
+            (opts.as_object_mut(), extra.as_object())
+        {
             opts.extend(extra.clone());
         }
         self.js.connect(&self.url("/"), opts).await
     }
 
-    /// A socket that is connected and has received its `history`, which is returned.
+    /// A socket that is connected and has received its `history`, which is
+    /// returned.
     pub async fn connected(&self, cookie: &str) -> (JsSocket, Value) {
         self.connected_with(cookie, json!({})).await
     }
 
-    pub async fn connected_with(&self, cookie: &str, extra: Value) -> (JsSocket, Value) {
+    pub async fn connected_with(
+        &self,
+        cookie: &str,
+        extra: Value,
+    ) -> (JsSocket, Value) {
         let socket = self.socket(Some(cookie), extra).await;
         socket.expect_connect().await;
         let history = socket.next_named("history").await.data().clone();
@@ -447,8 +499,8 @@ pub async fn assert_silent(socket: &JsSocket, event: &str) {
     assert!(got.is_none(), "unexpected `{event}`: {got:?}");
 }
 
-/// The browser steps (for `testkit`'s Chromium driver) for `who` to open the page and create
-/// an account named after themselves.
+/// The browser steps (for `testkit`'s Chromium driver) for `who` to open the
+/// page and create an account named after themselves.
 pub fn register_in_page(url: &str, who: &str) -> Vec<Value> {
     vec![
         json!({ "page": who, "goto": url }),
