@@ -11,7 +11,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use tower_sessions_sqlx_store::SqliteStore;
 
@@ -38,11 +37,7 @@ pub async fn open_database(
     // The SQL files are embedded into the binary at compile time, so the
     // program carries its own schema and needs no migrations directory at run
     // time.
-    let migrator = sqlx::migrate!("./migrations");
-    // sqlx refuses a migration file that changed since the database ran it,
-    // even in a comment. Ours had their comments rewrapped once: see there.
-    accept_rewrapped_migrations(&pool, &migrator).await?;
-    migrator.run(&pool).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
     session_store(&pool).migrate().await?;
 
     Ok(pool)
@@ -79,61 +74,6 @@ fn connect_options(
     Ok(options)
 }
 // ANCHOR_END: connect_options
-
-/// The migrations whose comments were rewrapped (to fit the book's 80 columns)
-/// after databases had run them, each with the checksum sqlx recorded then: a
-/// SHA-384 of the file, in hex. Their statements did not change.
-const REWRAPPED_MIGRATIONS: [(i64, &str); 2] = [
-    (
-        1,
-        concat!(
-            "419280a25f58869b5b95c9fcfa8628a78bcb165a202bac25",
-            "234932acdce0fde788178f048e855a89d63f3f25fd0a624e",
-        ),
-    ),
-    (
-        2,
-        concat!(
-            "2184ebe9f77b1ee2b6821622aa9d26ac0b2cef24f2cc5146",
-            "996dde9fc7f1c2e4d6d3b45ffa00e64c446d2a8b945a5bfd",
-        ),
-    ),
-];
-
-/// sqlx keeps the checksum of every migration a database ran, and refuses to
-/// start when a file no longer matches it, even for a comment. A database that
-/// ran [`REWRAPPED_MIGRATIONS`] before the rewrap is given their new checksums;
-/// any other difference is still refused.
-async fn accept_rewrapped_migrations(
-    pool: &SqlitePool,
-    migrator: &Migrator,
-) -> Result<(), sqlx::Error> {
-    let migrations_table: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master \
-         WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_optional(pool)
-    .await?;
-    if migrations_table.is_none() {
-        return Ok(()); // a new database: nothing ran yet
-    }
-    for (version, old_checksum) in REWRAPPED_MIGRATIONS {
-        let Some(migration) = migrator.iter().find(|m| m.version == version)
-        else {
-            continue;
-        };
-        sqlx::query(
-            "UPDATE _sqlx_migrations SET checksum = ? \
-             WHERE version = ? AND lower(hex(checksum)) = ?",
-        )
-        .bind(&*migration.checksum)
-        .bind(version)
-        .bind(old_checksum)
-        .execute(pool)
-        .await?;
-    }
-    Ok(())
-}
 
 /// Now, in milliseconds since the Unix epoch: the unit of every timestamp in
 /// the database, and the one JavaScript's `Date.now()` and `new Date(ms)` use,
@@ -212,65 +152,6 @@ mod tests {
         let pool = open_database(&url).await.expect("second open");
 
         assert!(table_names(&pool).await.contains(&"users".to_owned()));
-    }
-
-    /// The bytes of a hex string.
-    fn from_hex(hex: &str) -> Vec<u8> {
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
-
-    /// Records `checksum` for migration `version`, as an older file would
-    /// have left it.
-    async fn record_checksum(pool: &SqlitePool, version: i64, checksum: &[u8]) {
-        sqlx::query(
-            "UPDATE _sqlx_migrations SET checksum = ? WHERE version = ?",
-        )
-        .bind(checksum)
-        .bind(version)
-        .execute(pool)
-        .await
-        .expect("record a checksum");
-    }
-
-    #[tokio::test]
-    async fn opens_a_database_that_ran_the_migrations_before_the_rewrap() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = temp_database_url(&dir);
-        let pool = open_database(&url).await.expect("first open");
-        for (version, old_checksum) in REWRAPPED_MIGRATIONS {
-            record_checksum(&pool, version, &from_hex(old_checksum)).await;
-        }
-        pool.close().await;
-
-        let pool = open_database(&url).await.expect("open after the rewrap");
-
-        let recorded: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT checksum FROM _sqlx_migrations ORDER BY version",
-        )
-        .fetch_all(&pool)
-        .await
-        .expect("read the checksums");
-        let current: Vec<Vec<u8>> = sqlx::migrate!("./migrations")
-            .iter()
-            .map(|migration| migration.checksum.to_vec())
-            .collect();
-        assert_eq!(recorded, current);
-    }
-
-    #[tokio::test]
-    async fn still_refuses_a_migration_that_changed_otherwise() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = temp_database_url(&dir);
-        let pool = open_database(&url).await.expect("first open");
-        record_checksum(&pool, 1, &[0; 48]).await;
-        pool.close().await;
-
-        let reopened = open_database(&url).await;
-
-        assert!(reopened.is_err(), "a changed migration must be refused");
     }
 
     #[tokio::test]
