@@ -138,12 +138,7 @@ async fn when_node_a_goes_away_no_message_is_lost_and_node_b_keeps_serving() {
 
     // Alice comes back through node B, with the same cookie: her session is in Redis.
     let (alice_on_b, history) = b.connected(&alice_cookie).await;
-    let texts: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
+    let texts = support::history_texts(&history);
     assert_eq!(texts, ["via A 1", "via A 2", "via A 3"]);
     assert_eq!(say(&alice_on_b, json!("via B now")).await["ok"], true);
     let message = bob_on_b.next_named("chat message").await.data().clone();
@@ -223,12 +218,7 @@ async fn a_redis_outage_degrades_the_cluster_and_a_restart_heals_it() {
     );
     // The stored messages were never in danger: they are in the database.
     let (_, history) = cluster.b.connected(&cluster.b.login("bob").await).await;
-    let texts: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
+    let texts = support::history_texts(&history);
     assert!(texts.contains(&"during the outage"), "{texts:?}");
 }
 

@@ -93,7 +93,11 @@ where
 /// `/`: the private page for someone logged in, the login page for anyone
 /// else. It serves both, so it takes a [`MaybeUser`], which never refuses.
 async fn home(MaybeUser(user): MaybeUser) -> Redirect {
-    Redirect::to(if user.is_some() { "/private" } else { LOGIN_PATH })
+    Redirect::to(if user.is_some() {
+        "/private"
+    } else {
+        LOGIN_PATH
+    })
 }
 
 async fn login_page() -> Html<&'static str> {

@@ -28,7 +28,6 @@
 //!   to `CONNECT` (step 4).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::argon2;
@@ -108,7 +107,7 @@ impl ChatConfig {
                     addr,
                     std::env::var("ALLOWED_ORIGINS").ok(),
                 ),
-                session_recheck: Duration::from_secs(30),
+                session_recheck: step04_socket_middleware::SESSION_RECHECK,
                 limits: SocketLimits::from_env()?,
             },
             rate_limit: RateLimiter::default(),

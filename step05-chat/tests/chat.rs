@@ -64,14 +64,7 @@ async fn register_refuses_taken_names_invalid_input_and_malformed_bodies_with_js
             "{body}: {error}"
         );
     }
-    let not_json = app
-        .http
-        .post(app.url("/register"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .expect("POST");
+    let not_json = app.post_not_json("/register").await;
     assert_eq!(not_json.status(), 400);
     assert!(not_json.json::<Value>().await.expect("JSON")["error"].is_string());
 }
@@ -302,12 +295,7 @@ async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
         );
     }
     let (_, history) = app.connected(&cookie).await;
-    let texts: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
+    let texts = support::history_texts(&history);
     let expected: Vec<String> =
         (11..=60).map(|n| format!("message {n}")).collect();
     assert_eq!(texts, expected);

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use step05_chat as under_test;
 #[cfg(feature = "solutions")]
 use step05_chat::solutions as under_test;
-use support::{Options, TestApp, assert_silent, say};
+use support::{Options, TestApp, assert_silent, history_texts, say};
 use testkit::{DEFAULT_WAIT, JsSocket};
 
 /// The chat as `under_test::build` builds it, on a free port, over a fresh
@@ -116,16 +116,6 @@ async fn ex2_private_messages() {
     assert_silent(&alice, "private message").await;
 }
 
-/// The texts of a `history` event.
-fn texts(history: &Value) -> Vec<&str> {
-    history["messages"]
-        .as_array()
-        .map(|messages| {
-            messages.iter().filter_map(|m| m["text"].as_str()).collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex3_edit_and_delete_own_messages() {
@@ -166,7 +156,7 @@ async fn ex3_edit_and_delete_own_messages() {
     }
     let carol_cookie = app.register("carol").await;
     let (_, history) = app.connected(&carol_cookie).await;
-    assert_eq!(texts(&history), ["hello"], "the edit is stored");
+    assert_eq!(history_texts(&history), ["hello"], "the edit is stored");
 
     let delete = alice
         .emit_with_ack("delete message", json!([{ "id": id }]))
@@ -177,5 +167,8 @@ async fn ex3_edit_and_delete_own_messages() {
         assert_eq!(deleted, json!({ "id": id, "room": "general" }));
     }
     let (_, history) = app.connected(&carol_cookie).await;
-    assert!(texts(&history).is_empty(), "the message is gone: {history}");
+    assert!(
+        history_texts(&history).is_empty(),
+        "the message is gone: {history}"
+    );
 }

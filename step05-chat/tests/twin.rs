@@ -197,14 +197,7 @@ async fn play(app: &TestApp) -> Vec<Value> {
         .post_json("/register", None, json!({ "username": "carol" }))
         .await;
     log.http("no password", missing, false).await;
-    let not_json = app
-        .http
-        .post(app.url("/register"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .expect("POST");
+    let not_json = app.post_not_json("/register").await;
     log.http("not JSON", not_json, false).await;
     let wrong = json!({ "username": "alice", "password": "wrong password" });
     let wrong = app.post_json("/login", None, wrong).await;

@@ -329,7 +329,7 @@ pub fn test_config(
             allowed_origins: step05_chat::config::allowed_origins(
                 address, None,
             ),
-            session_recheck: Duration::from_secs(30),
+            session_recheck: step04_socket_middleware::SESSION_RECHECK,
             limits: Default::default(),
         },
         rate_limit: RateLimiter::new(burst, per_second),
@@ -409,28 +409,37 @@ impl TestApp {
 
     /// Registers `username` and returns the session cookie (`name=value`).
     pub async fn register(&self, username: &str) -> String {
-        let response = self
-            .post_json(
-                "/register",
-                None,
-                json!({ "username": username, "password": PASSWORD }),
-            )
-            .await;
-        assert_eq!(response.status(), 201, "register {username}");
-        session_cookie(&response).expect("register sets a session cookie")
+        self.session_from("/register", username, 201).await
     }
 
     /// Logs `username` in and returns the session cookie.
     pub async fn login(&self, username: &str) -> String {
-        let response = self
-            .post_json(
-                "/login",
-                None,
-                json!({ "username": username, "password": PASSWORD }),
-            )
-            .await;
-        assert_eq!(response.status(), 200, "login {username}");
-        session_cookie(&response).expect("login sets a session cookie")
+        self.session_from("/login", username, 200).await
+    }
+
+    /// Posts `username` and [`PASSWORD`] to `path`, expects `status`, and
+    /// returns the session cookie the answer sets.
+    async fn session_from(
+        &self,
+        path: &str,
+        username: &str,
+        status: u16,
+    ) -> String {
+        let credentials = json!({ "username": username, "password": PASSWORD });
+        let response = self.post_json(path, None, credentials).await;
+        assert_eq!(response.status(), status, "{path} {username}");
+        session_cookie(&response).expect("the answer sets a session cookie")
+    }
+
+    /// Posts a body that claims to be JSON and is not.
+    pub async fn post_not_json(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .expect("POST")
     }
 
     /// The id of the user logged in with `cookie`, from `GET /me`.
@@ -484,6 +493,16 @@ impl TestApp {
 pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
     let set_cookie = response.headers().get("set-cookie")?.to_str().ok()?;
     Some(set_cookie.split(';').next()?.to_owned())
+}
+
+/// The texts of a `history` event's messages, oldest first.
+pub fn history_texts(history: &Value) -> Vec<&str> {
+    history["messages"]
+        .as_array()
+        .expect("a history has messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect()
 }
 
 /// Sends a chat message and returns the acknowledgement.
