@@ -5,12 +5,10 @@ use std::process::ExitCode;
 
 use jwt_vs_session::{TokenConfig, token_app};
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
-    shutdown_signal,
+    exit_code, init_tracing, load_dotenv, serve, shutdown_signal,
 };
-use step02_sessions::SessionConfig;
 use step03_passport_like_auth::DEMO_PASSWORD;
-use step04_socket_middleware::{SocketSettings, demo_stores};
+use step04_socket_middleware::Demo;
 
 // ANCHOR: main
 #[tokio::main]
@@ -23,14 +21,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     // TOKEN_SECRET, or a random secret for this run (with a warning).
     let tokens = TokenConfig::from_env()?;
-    let sessions = SessionConfig::from_env()?;
-    // Step 4's users and sessions, in memory: alice and bob.
-    let (passport, store) = demo_stores().await?;
-    let listener =
-        tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
+    // Step 4's starting point: its settings, alice and bob, the listener.
+    let Demo {
+        sessions,
+        passport,
+        store,
+        listener,
+        settings,
+    } = Demo::from_env().await?;
     let port = listener.local_addr()?.port();
-    let settings = SocketSettings::from_env(port)?;
-
     let router = token_app(passport, &sessions, store, settings, tokens);
     println!("jwt-vs-session is running: open http://localhost:{port}/");
     println!("sockets need a token from POST /token");

@@ -127,6 +127,43 @@ pub async fn demo_stores()
     Ok((passport, store))
 }
 
+/// Everything `cargo run` starts from, read from the environment: the session
+/// settings, [`demo_stores`], a listener on `HOST`/`PORT`, and the socket
+/// settings for its port. The JWT chapter's server starts from it too.
+#[derive(Debug)]
+pub struct Demo {
+    /// The session cookie's settings (`SESSION_SECRET`...).
+    pub sessions: SessionConfig,
+    /// Step 3's passport over the demo users.
+    pub passport: Passport<MemoryUserStore>,
+    /// Where the sessions live.
+    pub store: MemoryStore,
+    /// Bound to `HOST`/`PORT`.
+    pub listener: tokio::net::TcpListener,
+    /// The allowed origins (for the listener's port) and the socket limits.
+    pub settings: SocketSettings,
+}
+
+impl Demo {
+    /// Reads the settings, seeds the demo users and binds the listener.
+    pub async fn from_env() -> Result<Self, Box<dyn Error>> {
+        let sessions = SessionConfig::from_env()?;
+        // Users and sessions in memory, together: a restart forgets both (see
+        // `in_memory_stores`).
+        let (passport, store) = demo_stores().await?;
+        let addr = step01_http_vs_socket::listen_addr_from_env()?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let settings = SocketSettings::from_env(listener.local_addr()?.port())?;
+        Ok(Demo {
+            sessions,
+            passport,
+            store,
+            listener,
+            settings,
+        })
+    }
+}
+
 /// What the connect handler needs to watch a socket's session (see
 /// [`watch_session`]): the store to ask, and how often. Socket.IO state, shared
 /// with step 5.
