@@ -26,9 +26,6 @@ use serde::{Deserialize, Serialize};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::{SendError, SocketError, SocketIo};
 
-#[cfg(feature = "solutions")]
-pub mod solutions;
-
 mod security_headers;
 mod server;
 mod socket_io_client;

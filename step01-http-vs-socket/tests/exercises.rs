@@ -8,14 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use step01_http_vs_socket::serve;
+use step01_http_vs_socket::{app, serve};
 use testkit::{DEFAULT_WAIT, JsClient, JsSocket};
-
-// The reference solutions (`--features solutions`, used by CI) or your code.
-#[cfg(not(feature = "solutions"))]
-use step01_http_vs_socket as under_test;
-#[cfg(feature = "solutions")]
-use step01_http_vs_socket::solutions as under_test;
 
 /// Starts the app under test on a port the OS picked and returns its base URL.
 async fn spawn_app() -> String {
@@ -23,7 +17,7 @@ async fn spawn_app() -> String {
         .await
         .expect("bind a free port");
     let address: SocketAddr = listener.local_addr().expect("local address");
-    tokio::spawn(serve(listener, under_test::app(), std::future::pending()));
+    tokio::spawn(serve(listener, app(), std::future::pending()));
     format!("http://{address}/")
 }
 
@@ -52,9 +46,7 @@ fn spawn_app_on_its_own_thread() -> String {
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .expect("tokio listener");
-            serve(listener, under_test::app(), std::future::pending())
-                .await
-                .ok();
+            serve(listener, app(), std::future::pending()).await.ok();
         });
     });
     format!("http://{address}/")
