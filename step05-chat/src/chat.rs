@@ -928,8 +928,9 @@ async fn broadcast_presence<A: Adapter>(
     // it.
     let newly_due = lock(&chat.presence_due).insert(room.to_owned());
     if newly_due {
-        let (io, chat, room) = (io.clone(), chat.clone(), room.to_owned());
-        tokio::spawn(send_presence_change(io, chat, room));
+        let announce =
+            send_presence_change(io.clone(), chat.clone(), room.into());
+        chat.tasks.spawn(announce);
     }
 }
 
@@ -973,7 +974,7 @@ async fn send_presence_change<A: Adapter>(
 // ANCHOR: presence_through_adapter
 /// [`broadcast_presence`] through an adapter (chapter "Scaling out with
 /// Redis"): several processes, each of which knows only its own sockets, so
-/// each sends its whole list, at once.
+/// each sends the first page of its own list to the room, at once.
 async fn broadcast_presence_list<A: Adapter>(
     io: &SocketIo<A>,
     chat: &Chat,

@@ -224,8 +224,10 @@ impl Table {
 }
 // ANCHOR_END: presence_page_users
 
+#[cfg(test)]
 impl Presence {
-    /// The users online in `room`, each once, ordered by id.
+    /// The users online in `room`, each once, ordered by id (what the tests
+    /// compare pages and changes with).
     pub fn users_in(&self, room: &str) -> Vec<User> {
         self.lock()
             .rooms
@@ -233,7 +235,9 @@ impl Presence {
             .map(|users| users.values().map(|(user, _)| user.clone()).collect())
             .unwrap_or_default()
     }
+}
 
+impl Presence {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // Nothing in here panics half-way through a change, so a poisoned table
         // is still sound.
