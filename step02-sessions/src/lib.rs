@@ -40,9 +40,6 @@ pub use tower_sessions_sqlx_store::SqliteStore;
 pub mod tasks;
 pub use tasks::BackgroundTasks;
 
-#[cfg(feature = "solutions")]
-pub mod solutions;
-
 /// The name of the session cookie. express-session calls it `connect.sid`; a
 /// name that does not advertise the framework tells an attacker a little less.
 pub const SESSION_COOKIE_NAME: &str = "id";

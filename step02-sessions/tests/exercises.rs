@@ -12,16 +12,10 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::Value;
 use step01_http_vs_socket::{now_ms, serve};
-use step02_sessions::{MemoryStore, SessionConfig};
+use step02_sessions::{MemoryStore, SessionConfig, app};
 use time::Duration;
 use tokio::time::Instant;
 use tower_sessions::cookie::Key;
-
-// The reference solutions (`--features solutions`, used by CI) or your code.
-#[cfg(not(feature = "solutions"))]
-use step02_sessions as under_test;
-#[cfg(feature = "solutions")]
-use step02_sessions::solutions as under_test;
 
 /// The app under test on a free port, and a client that keeps no cookies: each
 /// check says exactly which `Cookie` it sends.
@@ -36,8 +30,8 @@ async fn spawn_app(config: &SessionConfig) -> TestApp {
         .expect("bind a free port");
     let address =
         format!("http://{}", listener.local_addr().expect("local address"));
-    let app = under_test::app(config, MemoryStore::default());
-    tokio::spawn(serve(listener, app, std::future::pending()));
+    let router = app(config, MemoryStore::default());
+    tokio::spawn(serve(listener, router, std::future::pending()));
     TestApp {
         address,
         client: reqwest::Client::new(),

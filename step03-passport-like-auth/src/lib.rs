@@ -26,9 +26,6 @@ pub mod passport;
 pub mod routes;
 pub mod store;
 
-#[cfg(feature = "solutions")]
-pub mod solutions;
-
 use axum::Router;
 use axum::response::{Html, Redirect};
 use axum::routing::get;

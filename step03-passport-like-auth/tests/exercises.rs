@@ -11,15 +11,9 @@ use serde_json::{Value, json};
 use step02_sessions::{MemoryStore, SessionConfig};
 use step03_passport_like_auth::argon2::Params;
 use step03_passport_like_auth::{
-    AuthLimits, DEMO_PASSWORD, MemoryUserStore, Passport, seed_demo_users,
+    AuthLimits, DEMO_PASSWORD, MemoryUserStore, Passport, app, seed_demo_users,
 };
 use tower_sessions::cookie::Key;
-
-// The reference solutions (`--features solutions`, used by CI) or your code.
-#[cfg(not(feature = "solutions"))]
-use step03_passport_like_auth as under_test;
-#[cfg(feature = "solutions")]
-use step03_passport_like_auth::solutions as under_test;
 
 /// The app under test, on a free port, with the demo users `alice` and `bob`.
 struct TestApp {
@@ -43,7 +37,7 @@ async fn spawn_app() -> TestApp {
     let address = listener.local_addr().expect("local address");
     tokio::spawn(step01_http_vs_socket::serve(
         listener,
-        under_test::app(passport, session_layer),
+        app(passport, session_layer),
         std::future::pending(),
     ));
     TestApp { address }
