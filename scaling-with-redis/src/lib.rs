@@ -13,9 +13,6 @@
 //! Everything else is step 5's chat, reused from its library: its handlers are generic over
 //! the adapter for this crate's sake.
 
-#[cfg(feature = "solutions")]
-pub mod solutions;
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -170,11 +167,25 @@ pub struct Node {
 }
 
 // ANCHOR: build
-/// Builds one node of a cluster whose nodes share `redis_url` and `config.database_url`.
+/// Builds one node of a cluster whose nodes share `redis_url` and `config.database_url`: step
+/// 5's server, with the sessions and the Socket.IO adapter in Redis, and every new message
+/// broadcast through the adapter.
 pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeError> {
-    let node = build_server(config, connect(redis_url).await?).await?;
+    let redis = connect(redis_url).await?;
+    let pool = db::open_database(&config.database_url)
+        .await
+        .map_err(BuildError::from)?;
+    let session_store = RedisStore::new(redis.sessions);
+    let (passport, chat) = passport_and_chat(&config, pool);
+    let chat = chat.broadcast_through_adapter();
+    chat.spawn_housekeeping();
+    let tasks = chat.tasks().clone();
+
+    let (socket_layer, io) = socket_io_builder(&config, chat, &session_store)
+        .with_adapter::<ClusterAdapter>(redis.adapter)
+        .build_layer();
     // Step 5's chain, now over the Redis adapter: the same handlers.
-    let adapter_ready = node.io.ns(
+    let adapter_ready = io.ns(
         "/",
         on_connect
             .with(register_chat_handlers)
@@ -184,26 +195,7 @@ pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeErro
     );
     // A remote adapter subscribes to its Redis channels before the node may accept sockets.
     adapter_ready.await.map_err(redis_error)?;
-    Ok(node)
-}
-
-/// The node without its namespace (`build` adds it): step 5's server, with the sessions and
-/// the Socket.IO adapter in Redis, and every new message broadcast through the adapter.
-pub async fn build_server(config: ChatConfig, redis: RedisParts) -> Result<Node, NodeError> {
-    let pool = db::open_database(&config.database_url)
-        .await
-        .map_err(BuildError::from)?;
-    let session_store = RedisStore::new(redis.sessions);
-    let (passport, chat) = passport_and_chat(&config, pool);
-    let chat = chat.broadcast_through_adapter();
-    chat.spawn_housekeeping();
-    let chat_tasks = chat.tasks().clone();
-
-    let (socket_layer, io) = socket_io_builder(&config, chat, &session_store)
-        .with_adapter::<ClusterAdapter>(redis.adapter)
-        .build_layer();
     let router = router(passport, &config, session_store, socket_layer, io.clone());
-    let tasks = chat_tasks;
     Ok(Node { router, io, tasks })
 }
 // ANCHOR_END: build
@@ -222,21 +214,15 @@ pub async fn close_sockets(io: SocketIo<ClusterAdapter>) {
 
 // ANCHOR: connect
 /// A node's two uses of Redis.
-pub struct RedisParts {
+struct RedisParts {
     /// A pool for the session store (and anything else that reads and writes keys).
-    pub sessions: Pool,
+    sessions: Pool,
     /// What the Socket.IO adapter needs: a subscriber connection, wrapped in our driver.
-    pub adapter: RedisAdapterCtr<ResubscribingDriver>,
-}
-
-impl std::fmt::Debug for RedisParts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisParts").finish_non_exhaustive()
-    }
+    adapter: RedisAdapterCtr<ResubscribingDriver>,
 }
 
 /// Connects to Redis for sessions and for the adapter.
-pub async fn connect(redis_url: &str) -> Result<RedisParts, NodeError> {
+async fn connect(redis_url: &str) -> Result<RedisParts, NodeError> {
     let redis_config = Config::from_url(redis_url).map_err(redis_error)?;
     // Start-up fails at once if Redis is not there (fred's `fail_fast`), but once running,
     // a lost connection is retried for ever, backing off up to 1 s between attempts: a node

@@ -18,19 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-// The reference solutions (`--features solutions`, used by CI) or your code.
-#[cfg(not(feature = "solutions"))]
-use scaling_with_redis as under_test;
-#[cfg(feature = "solutions")]
-use scaling_with_redis::solutions as under_test;
 use support::{Options, TestApp, say};
 use testkit::{DEFAULT_WAIT, JsSocket, RedisServer};
 use tower_sessions::cookie::Key;
 
-/// A node as `under_test::build` builds it, behind `redis_url`, on a free port.
+/// A node as `scaling_with_redis::build` builds it (your code), behind `redis_url`, on a free
+/// port.
 async fn spawn_node(redis_url: &str, options: Options) -> TestApp {
     let build = |config| async move {
-        let node = under_test::build(config, redis_url)
+        let node = scaling_with_redis::build(config, redis_url)
             .await
             .expect("build the node");
         let (io, tasks) = (node.io.clone(), node.tasks.clone());

@@ -610,7 +610,7 @@ pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a
 /// failure is logged, never sent to the client whose event caused it.
-pub(crate) async fn broadcast(
+async fn broadcast(
     what: &str,
     emit: impl Future<Output = Result<(), BroadcastError>>,
 ) {

@@ -34,9 +34,6 @@ pub mod sequencer;
 pub mod users;
 pub mod validation;
 
-#[cfg(feature = "solutions")]
-pub mod solutions;
-
 use std::sync::Arc;
 
 use axum::Router;
@@ -84,24 +81,10 @@ pub enum BuildError {
 }
 
 // ANCHOR: build
-/// Opens (or creates) the database and builds the whole chat server.
+/// Opens (or creates) the database and builds the whole chat server: the
+/// database and the sessions in it, step 3's routes, the Socket.IO layer and
+/// its namespace, the page.
 pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
-    let server = build_base(config).await?;
-    // Origin first, then the session's user, then the chat: chapter 4's chain.
-    server.io.ns(
-        "/",
-        on_connect
-            .with(register_chat_handlers)
-            .with(admit_socket)
-            .with(authenticate_socket)
-            .with(check_origin),
-    );
-    Ok(server)
-}
-
-/// The server without its namespace, which `build` adds: the database
-/// and the sessions in it, step 3's routes, the Socket.IO layer, the page.
-pub async fn build_base(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let pool = db::open_database(&config.database_url).await?;
     let sessions = db::session_store(&pool);
     let (passport, chat) = passport_and_chat(&config, pool);
@@ -111,6 +94,15 @@ pub async fn build_base(config: ChatConfig) -> Result<ChatServer, BuildError> {
 
     let builder = socket_io_builder(&config, chat, &sessions);
     let (socket_layer, io) = builder.build_layer();
+    // Origin first, then the session's user, then the chat: chapter 4's chain.
+    io.ns(
+        "/",
+        on_connect
+            .with(register_chat_handlers)
+            .with(admit_socket)
+            .with(authenticate_socket)
+            .with(check_origin),
+    );
     let router = router(passport, &config, sessions, socket_layer, io.clone());
     Ok(ChatServer { router, io, tasks })
 }

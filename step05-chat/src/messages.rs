@@ -118,7 +118,7 @@ pub struct Page {
 /// one.
 #[derive(Clone, Debug)]
 pub struct MessageStore {
-    pub(crate) pool: SqlitePool,
+    pool: SqlitePool,
     /// One connection of its own for storing messages. SQLite takes one writer
     /// at a time anyway, and a writer with its own connection never queues
     /// behind readers (a flood of reconnections reading their history) for a

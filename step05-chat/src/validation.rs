@@ -157,7 +157,7 @@ fn parse_client_offset(value: &Value) -> Result<String, InputError> {
 /// "txt.exe" display as "exe.txt", are removed; and a text must have at least
 /// one visible character, with at most [`MAX_COMBINING_MARKS`] combining marks
 /// on any one of them (no "Zalgo" text towering over the lines around it).
-pub(crate) fn parse_text(text: &str) -> Result<String, InputError> {
+fn parse_text(text: &str) -> Result<String, InputError> {
     let text: String = text.chars().filter(|&c| !is_bidi_control(c)).collect();
     let text = text.trim();
     let chars = text.chars().count();
@@ -240,7 +240,10 @@ mod tests {
                 "\u{200B}\u{200B}\u{200D}".to_owned(),
                 InputError::NothingVisible,
             ),
-            ("\u{0301}".repeat(999), InputError::NothingVisible),
+            (
+                "\u{0301}".repeat(MAX_TEXT_CHARS - 1),
+                InputError::NothingVisible,
+            ),
             (
                 format!("Z{}", "\u{0301}".repeat(5)),
                 InputError::NothingVisible,
@@ -344,7 +347,7 @@ mod tests {
 
     #[test]
     fn text_length_is_counted_in_characters_not_bytes() {
-        // 1000 four-byte characters: 4000 bytes, but within the limit.
+        // The most characters allowed, each four bytes long: within the limit.
         let emoji = "🦀".repeat(MAX_TEXT_CHARS);
         assert_eq!(
             parse_chat_message(&json!(emoji)).map(|m| m.text),
@@ -471,7 +474,7 @@ mod tests {
         );
         assert_eq!(
             InputError::TextLength.to_string(),
-            "text must be 1 to 1000 characters"
+            format!("text must be 1 to {MAX_TEXT_CHARS} characters")
         );
     }
 }

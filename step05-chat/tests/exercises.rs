@@ -10,18 +10,13 @@
 mod support;
 
 use serde_json::{Value, json};
-// The reference solutions (`--features solutions`, used by CI) or your code.
-#[cfg(not(feature = "solutions"))]
-use step05_chat as under_test;
-#[cfg(feature = "solutions")]
-use step05_chat::solutions as under_test;
 use support::{Options, TestApp, assert_silent, history_texts, say};
 use testkit::{DEFAULT_WAIT, JsSocket};
 
-/// The chat as `under_test::build` builds it, on a free port, over a fresh
-/// database.
+/// The chat as `step05_chat::build` builds it (your code), on a free port,
+/// over a fresh database.
 async fn spawn_app() -> TestApp {
-    support::spawn_app_built_by(under_test::build, Options::default()).await
+    support::spawn_app_built_by(step05_chat::build, Options::default()).await
 }
 
 /// The payload of the next `event` that reaches `socket`, which belongs to

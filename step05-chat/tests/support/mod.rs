@@ -104,8 +104,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 }
 
 /// [`spawn_app_with`], with the server built by `build` instead of
-/// `step05_chat::build`: the exercise checks pass the `build` under test (the
-/// student's, or the reference solutions').
+/// `step05_chat::build` (a test that changes the built server passes its own).
 ///
 /// Always Rust, in this process, whatever `CHAT_SERVER` says: what it tests is
 /// Rust code.
