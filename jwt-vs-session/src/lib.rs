@@ -19,9 +19,6 @@
 
 pub mod tokens;
 
-#[cfg(feature = "solutions")]
-pub mod solutions;
-
 use axum::extract::State as HttpState;
 use axum::http::HeaderValue;
 use axum::http::header::CACHE_CONTROL;

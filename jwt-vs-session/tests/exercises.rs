@@ -5,8 +5,8 @@
 //! cargo test -p jwt-vs-session --test exercises ex1 -- --ignored
 //! ```
 //!
-//! They build the app with `token_app`, so that is the function your changes
-//! must reach.
+//! They build the app with `token_app` (see `support::spawn_token_app`), so
+//! that is the function your changes must reach.
 
 mod support;
 
@@ -15,20 +15,6 @@ use std::time::Duration;
 use jwt_vs_session::TokenConfig;
 use serde_json::json;
 use support::spawn_token_app;
-
-/// The app each check starts: your `token_app`, or (`--features solutions`, as
-/// CI does) the reference solution of that exercise.
-mod under_test {
-    #[cfg(feature = "solutions")]
-    pub use jwt_vs_session::solutions::{
-        bearer_header::token_app as ex3, close_at_expiry::token_app as ex1,
-        revoke_on_logout::token_app as ex2,
-    };
-    #[cfg(not(feature = "solutions"))]
-    pub use jwt_vs_session::{
-        token_app as ex1, token_app as ex2, token_app as ex3,
-    };
-}
 
 const SECRET: &[u8] = b"the exercise checks' secret, 32+ bytes";
 
@@ -41,7 +27,7 @@ fn five_minute_tokens() -> TokenConfig {
 async fn ex1_close_at_expiry() {
     // A two-second token, so the check is quick.
     let tokens = five_minute_tokens().with_lifetime(Duration::from_secs(2));
-    let app = spawn_token_app(under_test::ex1, tokens).await;
+    let app = spawn_token_app(tokens).await;
     let (_, token) = app.login_and_get_token("alice").await;
     let socket = app.socket(json!({ "auth": { "token": token } })).await;
     socket.expect_connect().await;
@@ -54,7 +40,7 @@ async fn ex1_close_at_expiry() {
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex2_revoke_on_logout() {
-    let app = spawn_token_app(under_test::ex2, five_minute_tokens()).await;
+    let app = spawn_token_app(five_minute_tokens()).await;
     let (cookie, token) = app.login_and_get_token("alice").await;
     let open = app.socket(json!({ "auth": { "token": token } })).await;
     open.expect_connect().await;
@@ -70,7 +56,7 @@ async fn ex2_revoke_on_logout() {
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
 async fn ex3_bearer_header() {
-    let app = spawn_token_app(under_test::ex3, five_minute_tokens()).await;
+    let app = spawn_token_app(five_minute_tokens()).await;
     let (_, token) = app.login_and_get_token("alice").await;
     // What a Node.js client can do and a browser's WebSocket cannot: set a
     // header.

@@ -11,9 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use jwt_vs_session::{
-    Claims, TOKEN_AUDIENCE, TOKEN_ISSUER, TokenConfig, token_app,
-};
+use jwt_vs_session::{Claims, TOKEN_AUDIENCE, TOKEN_ISSUER, TokenConfig};
 use serde_json::{Value, json};
 use support::{TestApp, spawn_token_app};
 
@@ -22,12 +20,8 @@ use support::{TestApp, spawn_token_app};
 const SECRET: &[u8] = b"the test server's token secret, 32+ bytes";
 
 async fn spawn_app() -> TestApp {
-    spawn_app_with(TokenConfig::new(SECRET).expect("a long enough secret"))
+    spawn_token_app(TokenConfig::new(SECRET).expect("a long enough secret"))
         .await
-}
-
-async fn spawn_app_with(tokens: TokenConfig) -> TestApp {
-    spawn_token_app(token_app, tokens).await
 }
 
 fn now() -> u64 {
@@ -316,7 +310,7 @@ async fn a_token_outlives_logout_but_not_its_expiry() {
     let tokens = TokenConfig::new(SECRET)
         .expect("a long enough secret")
         .with_lifetime(Duration::from_secs(4));
-    let app = spawn_app_with(tokens).await;
+    let app = spawn_token_app(tokens).await;
     let cookie = app.login("alice").await;
     let response = app.post_token(Some(&cookie)).await;
     let body: Value = response.json().await.expect("a JSON body");

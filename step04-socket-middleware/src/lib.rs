@@ -24,9 +24,6 @@ pub mod live_sessions;
 pub mod origin;
 pub mod socket_auth;
 
-#[cfg(feature = "solutions")]
-pub mod solutions;
-
 use std::convert::Infallible;
 use std::error::Error;
 use std::sync::Arc;

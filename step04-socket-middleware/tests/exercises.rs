@@ -11,17 +11,13 @@ use serde_json::{Value, json};
 use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::{MemoryUserStore, Passport};
-use step04_socket_middleware::{AllowedOrigins, SocketSettings};
+use step04_socket_middleware::{
+    AllowedOrigins, SESSION_RECHECK, SocketSettings, app,
+};
 use testkit::{JsClient, JsSocket};
 use tower_sessions::cookie::Key;
 use tower_sessions::session::Id;
 use tower_sessions::{MemoryStore, SessionStore};
-
-// The reference solutions (`--features solutions`, used by CI) or your code.
-#[cfg(not(feature = "solutions"))]
-use step04_socket_middleware as under_test;
-#[cfg(feature = "solutions")]
-use step04_socket_middleware::solutions as under_test;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -55,7 +51,7 @@ async fn spawn_app(
             session_recheck,
             ..SocketSettings::new(origins)
         };
-        let router = under_test::app(passport, &sessions, app_store, settings);
+        let router = app(passport, &sessions, app_store, settings);
         serve(listener, router, std::future::pending())
     })
     .await;
@@ -110,9 +106,7 @@ async fn whoami(socket: &JsSocket) -> Value {
 async fn ex1_recheck_interval() {
     // The session runs out in the store 3 seconds after the login; nobody logs
     // out.
-    let app =
-        spawn_app(time::Duration::seconds(3), under_test::SESSION_RECHECK)
-            .await;
+    let app = spawn_app(time::Duration::seconds(3), SESSION_RECHECK).await;
     let cookie = app.login("alice").await;
     let socket = app.socket(Some(&cookie)).await;
     socket.expect_connect().await;
@@ -127,7 +121,7 @@ async fn ex1_recheck_interval() {
         ended.is_some(),
         "no `session ended` within 10 s of the session's expiry: \
          SESSION_RECHECK is {:?}",
-        under_test::SESSION_RECHECK
+        SESSION_RECHECK
     );
     let disconnect = socket.next_named("disconnect").await;
     assert_eq!(disconnect.raw["reason"], "io server disconnect");

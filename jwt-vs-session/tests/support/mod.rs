@@ -5,8 +5,7 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
-use jwt_vs_session::TokenConfig;
+use jwt_vs_session::{TokenConfig, token_app};
 use serde_json::{Value, json};
 use step01_http_vs_socket::serve;
 use step02_sessions::SessionConfig;
@@ -18,16 +17,6 @@ use tower_sessions::cookie::Key;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// `token_app` (or the reference solutions' version of it), with the test's
-/// types.
-pub type TokenAppBuilder = fn(
-    Passport<MemoryUserStore>,
-    &SessionConfig,
-    MemoryStore,
-    SocketSettings,
-    TokenConfig,
-) -> Router;
-
 pub struct TestApp {
     pub address: SocketAddr,
     pub http: reqwest::Client,
@@ -36,12 +25,8 @@ pub struct TestApp {
     pub users: MemoryUserStore,
 }
 
-/// Starts the app that `build` makes, with `tokens`, and alice and bob
-/// registered.
-pub async fn spawn_token_app(
-    build: TokenAppBuilder,
-    tokens: TokenConfig,
-) -> TestApp {
+/// Starts `token_app` with `tokens`, and alice and bob registered.
+pub async fn spawn_token_app(tokens: TokenConfig) -> TestApp {
     let users = MemoryUserStore::default();
     let passport = Passport::new(users.clone());
     for name in ["alice", "bob"] {
@@ -55,7 +40,7 @@ pub async fn spawn_token_app(
         let sessions = SessionConfig::with_key(Key::generate());
         let store = MemoryStore::default();
         let settings = SocketSettings::new(origins);
-        let router = build(passport, &sessions, store, settings, tokens);
+        let router = token_app(passport, &sessions, store, settings, tokens);
         serve(listener, router, std::future::pending())
     })
     .await;
