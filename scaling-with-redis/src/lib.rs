@@ -22,15 +22,12 @@ use tokio::sync::broadcast::error::RecvError;
 use axum::Router;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
-use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use step02_sessions::BackgroundTasks;
-use step04_socket_middleware::{authenticate_socket, check_origin};
 use step05_chat::{
-    BuildError, ChatConfig, admit_socket, db, on_connect, passport_and_chat,
-    register_chat_handlers, router, socket_io_builder,
+    BuildError, ChatConfig, chat_connect_handler, db, passport_and_chat, router, socket_io_builder,
 };
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
@@ -184,17 +181,11 @@ pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeErro
     let (socket_layer, io) = socket_io_builder(&config, chat, &session_store)
         .with_adapter::<ClusterAdapter>(redis.adapter)
         .build_layer();
-    // Step 5's chain, now over the Redis adapter: the same handlers.
-    let adapter_ready = io.ns(
-        "/",
-        on_connect
-            .with(register_chat_handlers)
-            .with(admit_socket)
-            .with(authenticate_socket)
-            .with(check_origin),
-    );
-    // A remote adapter subscribes to its Redis channels before the node may accept sockets.
-    adapter_ready.await.map_err(redis_error)?;
+    // Step 5's chain, now over the Redis adapter: the same handlers. A remote adapter
+    // subscribes to its Redis channels before the node may accept sockets.
+    io.ns("/", chat_connect_handler())
+        .await
+        .map_err(redis_error)?;
     let router = router(passport, &config, session_store, socket_layer, io.clone());
     Ok(Node { router, io, tasks })
 }

@@ -41,7 +41,7 @@ use axum::response::Html;
 use axum::routing::get;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Extension, SocketRef, State};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use sqlx::SqlitePool;
@@ -94,19 +94,37 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
 
     let builder = socket_io_builder(&config, chat, &sessions);
     let (socket_layer, io) = builder.build_layer();
-    // Origin first, then the session's user, then the chat: chapter 4's chain.
-    io.ns(
-        "/",
-        on_connect
-            .with(register_chat_handlers)
-            .with(admit_socket)
-            .with(authenticate_socket)
-            .with(check_origin),
-    );
+    io.ns("/", chat_connect_handler());
     let router = router(passport, &config, sessions, socket_layer, io.clone());
     Ok(ChatServer { router, io, tasks })
 }
 // ANCHOR_END: build
+
+// ANCHOR: chat_namespace
+/// The connect handler of the namespace `/`: chapter 4's chain (origin
+/// first, then the session's user), then the chat's admission and its
+/// handlers, then [`on_connect`]. Generic over the adapter for the reason
+/// given at [`register_chat_handlers`].
+pub fn chat_connect_handler<A: Adapter>()
+-> impl ConnectHandler<A, OnConnectArgs<A>> {
+    on_connect
+        .with(register_chat_handlers)
+        .with(admit_socket)
+        .with(authenticate_socket)
+        .with(check_origin)
+}
+
+/// What [`on_connect`] takes. socketioxide tells handlers apart by the types
+/// of their arguments, so naming a handler's type means naming these.
+pub type OnConnectArgs<A> = (
+    SocketIo<A>,
+    SocketRef<A>,
+    Extension<User>,
+    State<Chat>,
+    TryData<chat::HandshakeAuth>,
+    State<SessionWatch>,
+);
+// ANCHOR_END: chat_namespace
 
 /// Step 3's passport module, unchanged, over users in SQLite instead of in
 /// memory; and the chat's shared state, over the messages in the same database.
@@ -182,7 +200,7 @@ pub async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     user: Extension<User>,
     chat: State<Chat>,
-    auth: socketioxide::extract::TryData<chat::HandshakeAuth>,
+    auth: TryData<chat::HandshakeAuth>,
     State(watch): State<SessionWatch>,
 ) {
     let watching = watch_session(socket.clone(), watch.store, watch.every);
