@@ -70,7 +70,21 @@ check_with_patch() { # crate target test patch log
     { echo "error: could not take $patch back out of $scratch: delete that folder" >&2; exit 2; }
   return "$status"
 }
-scratch_synced=0
+
+# Cargo gives a workspace crate's build the same name whichever folder the workspace is in,
+# so a build made in the scratch copy (with a patch applied) stands in the shared target
+# directory for the working tree's, and cargo, which compares file times, would run it for
+# the starter. Hence the order: every check on the starter first, then every patch; and,
+# once patches have been built, the working tree's sources get a new time, so that the next
+# build anywhere rebuilds them from what they really say. A marker survives an interrupted
+# run, whose next run then starts with that.
+stale_marker="$scratch.target-has-patched-builds"
+mark_sources_newer() {
+  git ls-files -z -- ':(glob)*/src/**' ':(glob)*/static/**' ':(glob)*/tests/**' \
+    ':(glob)*/migrations/**' | xargs -0 -r touch
+  rm -f "$stale_marker"
+}
+[ -e "$stale_marker" ] && mark_sources_newer
 
 failures=0
 passed=0
@@ -84,6 +98,9 @@ for crate in "${crates[@]}"; do
   done
   [ "$found" -eq 1 ] || { echo "FAIL $crate: no tests/*exercises.rs"; failures=$((failures + 1)); }
 done
+
+# 1. On the starter, every check fails.
+to_patch=() # "crate target test" of the checks that did
 for file in "${files[@]}"; do
   read -r crate target <<<"$file"
   # Build the starter's checks once, quietly, so the per-test runs below only run.
@@ -92,7 +109,6 @@ for file in "${files[@]}"; do
   cargo test -q -p "$crate" --test "$target" --no-run >"$build_log" 2>&1 ||
     { echo "FAIL $crate: the exercise checks of tests/$target.rs do not compile on the starter"
       tail -n 30 "$build_log"; failures=$((failures + 1)); continue; }
-  [ "$scratch_synced" -eq 1 ] || { sync_scratch; scratch_synced=1; }
   tests=$(cargo test -q -p "$crate" --test "$target" -- --ignored --list 2>/dev/null |
     sed -n 's/: test$//p')
   if [ -z "$tests" ]; then
@@ -100,29 +116,40 @@ for file in "${files[@]}"; do
   fi
   checks_of[$crate]+=" ${tests//$'\n'/ } "
   for test in $tests; do
-    log="/tmp/exercise-$crate-$target-$test.log"
     if cargo test -q -p "$crate" --test "$target" -- --ignored --exact "$test" >/dev/null 2>&1; then
       echo "FAIL $crate::$test passes on the starter: it does not check the task"
       failures=$((failures + 1))
-      continue
-    fi
-    # ex2_second_pushed_event -> solutions/ex2-*.patch
-    patches=("$crate/solutions/${test%%_*}"-*.patch)
-    if [ ${#patches[@]} -ne 1 ] || [ ! -f "${patches[0]}" ]; then
-      echo "FAIL $crate::$test: not exactly one $crate/solutions/${test%%_*}-*.patch"
-      failures=$((failures + 1))
-    elif ! check_with_patch "$crate" "$target" "$test" "${patches[0]}" "$log"; then
-      echo "FAIL $crate::$test fails with ${patches[0]} applied (log: $log)"
-      failures=$((failures + 1))
-    elif grep -qE '^ *--> ' "$log"; then
-      # A diagnostic with a place in a passing build is a warning.
-      echo "FAIL $crate::$test: the code with ${patches[0]} applied compiles with a warning (log: $log)"
-      failures=$((failures + 1))
     else
-      echo "ok   $crate::$test (fails on the starter, passes with ${patches[0]##*/})"
-      passed=$((passed + 1))
+      to_patch+=("$crate $target $test")
     fi
   done
+done
+
+# 2. With its patch applied, in the scratch copy, each of them passes.
+if [ ${#to_patch[@]} -gt 0 ]; then
+  sync_scratch
+  touch "$stale_marker"
+  trap mark_sources_newer EXIT
+fi
+for check in "${to_patch[@]}"; do
+  read -r crate target test <<<"$check"
+  log="/tmp/exercise-$crate-$target-$test.log"
+  # ex2_second_pushed_event -> solutions/ex2-*.patch
+  patches=("$crate/solutions/${test%%_*}"-*.patch)
+  if [ ${#patches[@]} -ne 1 ] || [ ! -f "${patches[0]}" ]; then
+    echo "FAIL $crate::$test: not exactly one $crate/solutions/${test%%_*}-*.patch"
+    failures=$((failures + 1))
+  elif ! check_with_patch "$crate" "$target" "$test" "${patches[0]}" "$log"; then
+    echo "FAIL $crate::$test fails with ${patches[0]} applied (log: $log)"
+    failures=$((failures + 1))
+  elif grep -qE '^ *--> ' "$log"; then
+    # A diagnostic with a place in a passing build is a warning.
+    echo "FAIL $crate::$test: the code with ${patches[0]} applied compiles with a warning (log: $log)"
+    failures=$((failures + 1))
+  else
+    echo "ok   $crate::$test (fails on the starter, passes with ${patches[0]##*/})"
+    passed=$((passed + 1))
+  fi
 done
 # A patch whose exercise has no check would never be proven.
 for crate in "${!checks_of[@]}"; do

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::response::Html;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -170,6 +171,7 @@ pub fn app() -> Router {
 
     Router::new()
         .route("/", get(page))
+        .route("/steps.css", get(steps_stylesheet))
         .route("/api/time", get(time_now))
         .with_state(RequestCounter::default())
         // Socket.IO lives *beside* the routes, on the same port, as a tower
@@ -181,6 +183,12 @@ pub fn app() -> Router {
 
 async fn page() -> Html<&'static str> {
     Html(include_str!("../static/index.html"))
+}
+
+/// The look the demo pages share (step 4's page links it too).
+pub async fn steps_stylesheet() -> impl IntoResponse {
+    let css = include_str!("../static/steps.css");
+    ([(CONTENT_TYPE, "text/css; charset=utf-8")], css)
 }
 
 // ANCHOR: shutdown_signal

@@ -174,6 +174,32 @@ async fn the_page_shows_pushed_ticks_and_the_websocket_transport() {
     assert_eq!(report["errors"], json!([]), "page errors: {report}");
 }
 
+/// Run in a page: writes the corner radius of its first panel into a new
+/// `#corners` element, for a `read` step.
+const READ_PANEL_CORNERS: &str = "const out = document.createElement('output'); \
+    out.id = 'corners'; \
+    out.textContent = getComputedStyle(document.querySelector('section')) \
+        .borderRadius; \
+    document.body.append(out);";
+
+#[tokio::test]
+async fn the_page_takes_its_look_from_the_shared_stylesheet() {
+    let app = spawn_app().await;
+    let css = reqwest::get(app.url("/steps.css")).await.expect("request");
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    // The rounded panels come from /steps.css only: if the browser refused
+    // the file (a wrong type under `nosniff`, a policy), they would be square.
+    let report = testkit::browser_run(json!([
+        { "goto": app.url("/") },
+        { "evaluate": READ_PANEL_CORNERS },
+        { "read": "#corners", "as": "corners" },
+    ]))
+    .await;
+    assert_eq!(report["read"]["corners"], "8px", "{report}");
+    assert_eq!(report["errors"], json!([]), "page errors: {report}");
+}
+
 #[tokio::test]
 async fn in_local_mode_the_page_loads_the_client_from_this_server() {
     let app = spawn_app_serving_the_client().await;

@@ -222,11 +222,12 @@ where
 }
 // ANCHOR_END: app_middlewares
 
-/// The HTTP side of step 4: the page at `/`, and step 3's `/register`,
-/// `/login`, `/logout` and `/me`.
+/// The HTTP side of step 4: the page at `/` (with step 1's stylesheet), and
+/// step 3's `/register`, `/login`, `/logout` and `/me`.
 pub fn http_routes<U: UserStore>(passport: Passport<U>) -> Router {
     Router::new()
         .route("/", get(page))
+        .route("/steps.css", get(step01_http_vs_socket::steps_stylesheet))
         .merge(auth_routes::<U>())
         .with_state(passport)
 }

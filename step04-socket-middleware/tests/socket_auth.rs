@@ -484,7 +484,14 @@ async fn the_page_walks_through_refusal_login_and_logout_in_a_real_browser() {
         { "click": "#connect" },
         { "waitText": "#connect-error", "text": "Unauthorized" },
         { "screenshot": shots.join(format!("step04-{port}-after-logout.png")) },
+        // Step 1's stylesheet gives the panels their rounded corners.
+        { "evaluate": "const out = document.createElement('output'); \
+            out.id = 'corners'; out.textContent = \
+            getComputedStyle(document.querySelector('section')).borderRadius; \
+            document.body.append(out);" },
+        { "read": "#corners", "as": "corners" },
     ]))
     .await;
     assert_eq!(report["errors"], json!([]), "page errors: {report}");
+    assert_eq!(report["read"]["corners"], "8px", "{report}");
 }

@@ -8,7 +8,7 @@
 //! tests), and says so loudly at startup.
 //!
 //! In Node.js the same jobs fall to `rate-limiter-flexible` (per key, in memory
-//! or Redis) and to counting sockets yourself in `io.use()`.
+//! or in a shared store) and to counting sockets yourself in `io.use()`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,8 +55,8 @@ impl Default for ChatLimits {
 }
 // ANCHOR_END: settings
 
-/// "As fast as anyone can": a rate no client reaches (kept finite so the token
-/// arithmetic stays ordinary numbers).
+/// "As fast as anyone can": a rate no client reaches (kept finite so the
+/// bucket arithmetic stays ordinary numbers).
 pub const UNLIMITED_RATE: f64 = 1e12;
 
 impl ChatLimits {

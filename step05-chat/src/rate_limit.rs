@@ -2,9 +2,8 @@
 //!
 //! Logging in proves who is talking, not that they are talking at a human pace:
 //! one `setInterval(() => socket.emit("chat message", "spam"), 1)` fills every
-//! screen and the database. Each user gets a token bucket: it holds up to
-//! `burst` tokens, every message takes one, and tokens come back at
-//! `per_second`. A person typing never notices; a loop is cut down to
+//! screen and the database. Each user gets a bucket of sends: it holds up to
+//! `burst`, every message spends one, and they come back at `per_second`. A person typing never notices; a loop is cut down to
 //! `per_second` messages a second.
 //!
 //! The limit is per user, not per socket, so opening ten tabs does not buy ten
@@ -18,13 +17,13 @@ use std::time::Instant;
 /// One user's bucket.
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
-    /// Tokens left, fractional because they trickle back continuously.
-    tokens: f64,
-    /// When `tokens` was last brought up to date.
+    /// Sends left, fractional because they trickle back continuously.
+    allowance: f64,
+    /// When `allowance` was last brought up to date.
     updated: Instant,
 }
 
-/// Token buckets for every user (or other key: a room's name) that sent
+/// The buckets of every user (or other key: a room's name) that sent
 /// something recently.
 ///
 /// Cloning is cheap and every clone shares the same buckets, so one limiter can
@@ -49,7 +48,7 @@ impl Default for RateLimiter {
 impl<K: Hash + Eq> RateLimiter<K> {
     /// A limiter that lets each user send `burst` messages at once, then
     /// `per_second` more every second. A `per_second` that is not positive (or
-    /// NaN) means the tokens never come back.
+    /// NaN) means spent sends never come back.
     pub fn new(burst: u32, per_second: f64) -> Self {
         Self {
             buckets: Arc::default(),
@@ -64,13 +63,12 @@ impl<K: Hash + Eq> RateLimiter<K> {
         self.burst
     }
 
-    /// How many tokens come back each second.
+    /// How many sends come back each second.
     pub fn per_second(&self) -> f64 {
         self.per_second
     }
 
-    /// Whether `user_id` may send a message now; if so, the message's token is
-    /// taken.
+    /// Whether `user_id` may send a message now; if so, the send is spent.
     pub fn check(&self, user_id: K) -> bool {
         self.check_at(user_id, Instant::now())
     }
@@ -83,19 +81,19 @@ impl<K: Hash + Eq> RateLimiter<K> {
         // A user we have not seen (or have forgotten) starts with a full
         // bucket.
         let bucket = buckets.entry(user_id).or_insert(Bucket {
-            tokens: self.burst,
+            allowance: self.burst,
             updated: now,
         });
-        // Rather than a timer adding tokens, work out how many would have been
+        // Rather than a timer adding sends, work out how many would have been
         // added since we last looked. `saturating_` because a caller's `now`
         // may be slightly behind ours.
         let elapsed =
             now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens =
-            (bucket.tokens + elapsed * self.per_second).min(self.burst);
+        bucket.allowance =
+            (bucket.allowance + elapsed * self.per_second).min(self.burst);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.allowance >= 1.0 {
+            bucket.allowance -= 1.0;
             true
         } else {
             false
@@ -115,7 +113,7 @@ impl<K: Hash + Eq> RateLimiter<K> {
         self.lock().retain(|_, bucket| {
             let elapsed =
                 now.saturating_duration_since(bucket.updated).as_secs_f64();
-            bucket.tokens + elapsed * per_second < burst
+            bucket.allowance + elapsed * per_second < burst
         });
     }
 
@@ -170,12 +168,12 @@ mod tests {
     }
 
     #[test]
-    fn tokens_come_back_gradually_not_all_at_once() {
+    fn sends_come_back_gradually_not_all_at_once() {
         let limiter = RateLimiter::default();
         let start = Instant::now();
         allowed(&limiter, 1, 20, start);
 
-        // At 5 a second, one token takes 200 ms.
+        // At 5 a second, one send takes 200 ms to come back.
         assert!(!limiter.check_at(1, start + Duration::from_millis(150)));
         assert!(limiter.check_at(1, start + Duration::from_millis(200)));
         assert!(!limiter.check_at(1, start + Duration::from_millis(250)));
