@@ -190,6 +190,38 @@ mod tests {
         assert!(error.contains("is not socket.io-client 4.8.3"), "{error}");
     }
 
+    /// The pinned `<script>` tag is written out in every page that loads the
+    /// client (steps 1, 4 and 5): a page must carry it whole for the browser
+    /// to check it. This keeps the copies equal to the one pin served here.
+    #[test]
+    fn every_page_of_the_project_pins_this_client() {
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let workspace = here.parent().expect("the workspace folder");
+        let mut pinned = Vec::new();
+        for member in std::fs::read_dir(workspace).expect("read workspace") {
+            let pages = member.expect("folder entry").path().join("static");
+            let Ok(pages) = std::fs::read_dir(pages) else {
+                continue;
+            };
+            for page in pages {
+                let path = page.expect("folder entry").path();
+                let html = std::fs::read_to_string(&path).unwrap_or_default();
+                if !html.contains("socket.io.min.js") {
+                    continue;
+                }
+                let tag = format!(
+                    "<script src=\"{SOCKET_IO_CLIENT_URL}\"\n          \
+                     integrity=\"{SOCKET_IO_CLIENT_SRI}\"\n          \
+                     crossorigin=\"anonymous\"></script>"
+                );
+                let shown = path.display();
+                assert!(html.contains(&tag), "{shown} pins another client");
+                pinned.push(path);
+            }
+        }
+        assert!(pinned.len() >= 3, "only {pinned:?} load the client");
+    }
+
     #[test]
     fn the_sri_hash_is_the_one_the_page_pins() {
         let page = include_str!("../static/index.html");
