@@ -60,6 +60,12 @@ cargo test ${scope[@]+"${scope[@]}"} "$@"
 # With a package selection, that is all.
 [ ${#scope[@]} -gt 0 ] || exit 0
 
+# The chapter "The chat under load" (crate chat-under-load) keeps step 5's contract with the
+# delivery machinery built for 10,000 sockets: the same contract tests against it.
+echo "==> the step 5 contract against chat-under-load (CHAT_SERVER=chat-under-load)"
+CHAT_SERVER=chat-under-load cargo test -p step05-chat --test chat --test delivery \
+  --test limits --test browser
+
 # Step 5's Node.js twin (compare/node-chat, chapter "Rust and Node side by side"): the same
 # contract tests against it (the browser ones too: it serves step 5's page), and the test that
 # plays one scenario against both servers and compares every answer

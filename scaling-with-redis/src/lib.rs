@@ -10,8 +10,8 @@
 //!   every room change and every remote disconnect to the other nodes through Redis pub/sub;
 //! - **the messages and accounts** already live in the database, which every node opens.
 //!
-//! Everything else is step 5's chat, reused from its library: its handlers are generic over
-//! the adapter for this crate's sake.
+//! Everything else is the chat of the chapter "The chat under load", reused from its library:
+//! its handlers are generic over the adapter for this crate's sake.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,15 +20,14 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use axum::Router;
+use chat_under_load::{chat_connect_handler, passport_and_chat, router, socket_io_builder};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use step02_sessions::BackgroundTasks;
-use step05_chat::{
-    BuildError, ChatConfig, chat_connect_handler, db, passport_and_chat, router, socket_io_builder,
-};
+use step05_chat::{BuildError, ChatConfig, db};
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
 use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterface};

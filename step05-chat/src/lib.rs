@@ -208,6 +208,7 @@ pub async fn on_connect<A: Adapter>(
     chat::on_connect(io, socket, user, chat, auth).await;
 }
 
-async fn page() -> Html<&'static str> {
+/// The chat's page, `GET /` (the chapter "The chat under load" serves it too).
+pub async fn page() -> Html<&'static str> {
     Html(include_str!("../static/index.html"))
 }

@@ -56,18 +56,24 @@ enum Server {
 pub enum Implementation {
     /// step05-chat, built in this process (the default).
     Rust,
+    /// `chat-under-load` (chapter "The chat under load"), built in this
+    /// process: step 5's chat with the delivery machinery for 10,000 sockets.
+    UnderLoad,
     /// `compare/node-chat`, started with `node`.
     Node,
 }
 
-/// `CHAT_SERVER`: unset or `rust` for step 5, `node` for its twin.
+/// `CHAT_SERVER`: unset or `rust` for step 5, `chat-under-load` for the
+/// chapter of that name, `node` for the Node twin.
 pub fn implementation() -> Implementation {
     match std::env::var("CHAT_SERVER").as_deref() {
         Err(_) | Ok("" | "rust") => Implementation::Rust,
+        Ok("chat-under-load") => Implementation::UnderLoad,
         Ok("node") => Implementation::Node,
-        Ok(other) => {
-            panic!("CHAT_SERVER must be `rust` or `node`, not {other:?}")
-        }
+        Ok(other) => panic!(
+            "CHAT_SERVER must be `rust`, `chat-under-load` or `node`, \
+             not {other:?}"
+        ),
     }
 }
 
@@ -98,6 +104,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     match implementation() {
         Implementation::Rust => {
             spawn_app_built_by(step05_chat::build, options).await
+        }
+        Implementation::UnderLoad => {
+            spawn_app_built_by(chat_under_load::build, options).await
         }
         Implementation::Node => spawn_node_app(options).await,
     }

@@ -6,18 +6,19 @@
 //! One test in its own file, so its process runs nothing else: every task of
 //! the test's runtime, and every task on the rooms' thread, is this server's.
 
+#[path = "../../step05-chat/tests/support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
+use chat_under_load::sequencer::rooms_tasks_alive;
 use serde_json::json;
-use step05_chat::sequencer::rooms_tasks_alive;
 use support::{Options, say, spawn_app_built_by};
 
 #[tokio::test]
 async fn a_server_that_stops_leaves_no_task_running() {
     let runtime = tokio::runtime::Handle::current();
-    let app = spawn_app_built_by(step05_chat::build, Options::default()).await;
+    let app = spawn_app_built_by(chat_under_load::build, Options::default()).await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
     // Its acknowledgement means general's task ran, on the rooms' thread.
     assert_eq!(say(&alice, json!("hello")).await["ok"], true);

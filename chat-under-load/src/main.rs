@@ -1,0 +1,50 @@
+//! `cargo run -p chat-under-load`: step 5's chat, built for 10,000 sockets.
+
+use std::process::ExitCode;
+
+use step01_http_vs_socket::{
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve, shutdown_signal,
+};
+use step05_chat::config::ChatConfig;
+
+// ANCHOR: main
+#[tokio::main]
+async fn main() -> ExitCode {
+    exit_code("chat-under-load", run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
+    init_tracing();
+    let listener = tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
+    let addr = listener.local_addr()?;
+    let config = ChatConfig::from_env(addr)?;
+    let origins = config.sockets.allowed_origins.as_slice();
+    tracing::info!(database = %config.database_url, ?origins, "starting");
+    let server = chat_under_load::build(config).await?;
+
+    let url = if addr.ip().is_unspecified() {
+        format!(
+            "http://localhost:{} (and this machine's address on your network)",
+            addr.port()
+        )
+    } else {
+        format!("http://{addr}/")
+    };
+    println!("The chat is running: open {url}");
+    println!("(Ctrl-C to stop)");
+
+    // On Ctrl-C, close every socket first: an open WebSocket would otherwise
+    // keep the graceful shutdown waiting for as long as the tab stays open.
+    let io = server.io.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        io.close().await;
+    };
+    serve(listener, server.router, shutdown).await?;
+    // Last, the jobs beside the handlers: the session cleanup, the rooms'
+    // tasks.
+    server.tasks.stop().await;
+    Ok(())
+}
+// ANCHOR_END: main
