@@ -12,7 +12,7 @@ use step02_sessions::SessionConfig;
 use step03_passport_like_auth::argon2;
 use step04_socket_middleware::SocketSettings;
 use step05_chat::ChatConfig;
-use step05_chat::rate_limit::RateLimiter;
+use step05_chat::limits::MessageRate;
 use tower_sessions::cookie::Key;
 
 /// 3 users × 3 tabs, each user sends 5 messages at 10/s.
@@ -61,7 +61,10 @@ async fn spawn_step05() -> (SocketAddr, SocketIo<LocalAdapter>, tempfile::TempDi
             session_recheck: step04_socket_middleware::SESSION_RECHECK,
             limits: step04_socket_middleware::SocketLimits::default(),
         },
-        rate_limit: RateLimiter::new(u32::MAX, 1e9),
+        rate_limit: MessageRate {
+            burst: u32::MAX,
+            per_second: 1e9,
+        },
         hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
         socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
         presence_page: step05_chat::presence::PRESENCE_PAGE,

@@ -22,10 +22,11 @@ use tokio::sync::Semaphore;
 
 use crate::delivery::{self, Encoded, Sent};
 use crate::presence::Presence;
+use crate::quotas::Quotas;
+use crate::rate_limit::RateLimiter;
 use crate::sequencer::{Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers};
-use step05_chat::limits::{ChatLimits, Quotas, UNLIMITED_RATE};
+use step05_chat::limits::{ChatLimits, UNLIMITED_RATE};
 use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
-use step05_chat::rate_limit::RateLimiter;
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.

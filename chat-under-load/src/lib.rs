@@ -19,6 +19,8 @@
 pub mod chat;
 pub mod delivery;
 pub mod presence;
+pub mod quotas;
+pub mod rate_limit;
 pub mod sequencer;
 
 use std::sync::Arc;
@@ -38,6 +40,7 @@ use step04_socket_middleware::{
 };
 use tower_sessions::SessionStore;
 
+use crate::rate_limit::RateLimiter;
 pub use chat::{Chat, admit_socket, register_chat_handlers};
 use step05_chat::config::ChatConfig;
 use step05_chat::messages::MessageStore;
@@ -98,9 +101,12 @@ pub fn passport_and_chat(
     let users = SqliteUserStore::new(pool.clone());
     let passport = Passport::with_hasher_params(users, config.hashing.clone())
         .with_limits(config.auth_limits.clone());
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit.clone())
-        .with_limits(config.limits.clone())
-        .with_presence_page(config.presence_page);
+    let chat = Chat::new(
+        MessageStore::new(pool),
+        RateLimiter::new(config.rate_limit.burst, config.rate_limit.per_second),
+    )
+    .with_limits(config.limits.clone())
+    .with_presence_page(config.presence_page);
     (passport, chat)
 }
 

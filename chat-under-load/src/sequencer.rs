@@ -41,7 +41,9 @@ use step02_sessions::BackgroundTasks;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::{CATCH_UP_LIMIT, ChatError};
-use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored};
+use step05_chat::messages::{
+    ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored, insert_one,
+};
 
 /// How a sequencer hands a batch of newly stored messages to the room's
 /// sockets. The chat builds it from its `io` (see `chat::fanout`); tests can
@@ -417,7 +419,7 @@ impl Room {
         }
         let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let started = std::time::Instant::now();
-        let stored = self.context.store.insert_batch(&self.name, &messages).await;
+        let stored = insert_batch(&self.context.store, &self.name, &messages).await;
         let inserted = started.elapsed();
         let fresh: Arc<[ChatMessage]> = stored
             .iter()
@@ -583,6 +585,47 @@ fn window(
         truncated: missed_count > limit,
     })
 }
+
+// ANCHOR: insert_batch
+/// Stores `batch` (all for `room`, in order) in ONE transaction: one commit,
+/// one wait for the disk, however many messages. Returns, for each, the stored
+/// message, or the one stored earlier with the same `(user, client_offset)`.
+///
+/// If the transaction fails (say one sender was deleted meanwhile), each
+/// message is stored on its own instead, so one bad message does not sink the
+/// others.
+pub async fn insert_batch(
+    store: &MessageStore,
+    room: &str,
+    batch: &[NewMessage],
+) -> Vec<Result<Stored, sqlx::Error>> {
+    match insert_all(store, room, batch).await {
+        Ok(stored) => stored.into_iter().map(Ok).collect(),
+        Err(_) if batch.len() > 1 => {
+            let mut one_by_one = Vec::with_capacity(batch.len());
+            for new in batch {
+                one_by_one.push(store.store(room, new).await);
+            }
+            one_by_one
+        }
+        Err(error) => vec![Err(error)],
+    }
+}
+
+async fn insert_all(
+    store: &MessageStore,
+    room: &str,
+    batch: &[NewMessage],
+) -> Result<Vec<Stored>, sqlx::Error> {
+    let mut tx = store.writer().begin().await?;
+    let mut stored = Vec::with_capacity(batch.len());
+    for new in batch {
+        stored.push(insert_one(&mut tx, room, new).await?);
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+// ANCHOR_END: insert_batch
 
 #[cfg(test)]
 mod tests {

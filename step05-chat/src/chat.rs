@@ -1,48 +1,29 @@
-//! The chat itself: what happens on each Socket.IO event.
-//!
-//! Every handler here can rely on one thing: step 4's `authenticate_socket` ran
-//! first, so the socket carries the `User` of its session, the `socket.user` of
-//! the Node.js walkthrough. No handler ever reads a user name from a client's
-//! payload: a message is always signed by the session, which is the whole point
-//! of authenticating the socket.
+//! What every handler shares: the messages, the order of deliveries, who is
+//! online, and the limits; and the one error type the handlers answer with.
 
-use std::collections::HashSet;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
-use socketioxide::{BroadcastError, SocketError, SocketIo};
+use socketioxide::extract::SocketRef;
 use step02_sessions::BackgroundTasks;
-use step03_passport_like_auth::User;
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore};
 
-use crate::delivery::{self, Encoded, Sent};
-use crate::limits::{ChatLimits, Quotas, UNLIMITED_RATE};
-use crate::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
-use crate::presence::Presence;
-use crate::rate_limit::RateLimiter;
-use crate::sequencer::{
-    Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers,
+use crate::limits::{
+    ChatLimits, Limiter, MessageRate, SocketCount, allows, limiter,
 };
-use crate::validation::{InputError, parse_chat_message, parse_room};
+use crate::messages::MessageStore;
+use crate::presence::Presence;
+use crate::validation::InputError;
 
 /// The room every socket is in, and cannot leave.
 pub const GENERAL: &str = "general";
-/// How long presence changes in a room are gathered before the room is told:
-/// ten tabs opening at once, or a script joining and leaving, make one
-/// `presence` event, not ten.
-const PRESENCE_EVERY: Duration = Duration::from_millis(100);
 /// At most this many missed messages are replayed on reconnection, the newest
 /// ones; a client that missed more is told so (`"truncated": true` in its
 /// `history`).
 pub const CATCH_UP_LIMIT: i64 = 1000;
 /// How many sockets may read their history and catch-up from the database at
 /// once. Each read is up to 1,050 rows; a flood of reconnections must not take
-/// every connection of the pool from the messages being stored.
+/// every connection of the pool from everybody else.
 const CONCURRENT_CATCH_UPS: usize = 2;
 
 // ANCHOR: chat_error
@@ -56,7 +37,7 @@ pub enum ChatError {
     /// Sending to, or typing in, a room the socket has not joined.
     #[error("you have not joined this room")]
     NotInRoom,
-    /// Too many messages too fast.
+    /// Too many messages (or joins, or typing notices) too fast.
     #[error("rate limited")]
     RateLimited,
     /// A socket asked to join more rooms than `MAX_ROOMS_PER_SOCKET`.
@@ -83,965 +64,137 @@ impl From<sqlx::Error> for ChatError {
 }
 // ANCHOR_END: chat_error
 
-/// Everything the chat handlers share. Cheap to clone: every field is a handle.
-#[derive(Debug, Clone)]
-pub struct Chat {
+// ANCHOR: chat_state
+/// Everything the chat handlers share (`State<Chat>` in a handler). Cheap to
+/// clone: every field is a handle.
+#[derive(Clone)]
+pub(crate) struct Chat {
     /// The messages, in SQLite.
-    pub messages: MessageStore,
-    /// Who is online where.
-    pub presence: Presence,
-    /// How fast each user may send messages.
-    pub limiter: RateLimiter,
-    /// How fast each user may send `typing` (cheap for them, a broadcast for
-    /// us).
-    typing_limiter: RateLimiter,
-    /// Each room's order: store, broadcast, acknowledge (see `sequencer`).
-    sequencers: Sequencers,
-    catch_ups: Arc<Semaphore>,
-    /// Whether new messages go out as one broadcast through the adapter (see
-    /// `fanout`).
-    through_adapter: bool,
-    limits: ChatLimits,
-    /// Sockets per user, rooms per socket.
-    quotas: Quotas,
-    /// Messages per second in one room, from everyone together.
-    room_limiter: RateLimiter<String>,
-    /// Joins and leaves per user.
-    room_changes: RateLimiter,
-    /// Refused events per user, before the socket that keeps trying is
-    /// disconnected.
-    refusals: RateLimiter,
-    /// Rooms whose presence change is about to be announced.
-    presence_due: Arc<Mutex<HashSet<String>>>,
+    pub(crate) messages: MessageStore,
+    /// Taken to store a message and hand it to each socket of its room, and
+    /// to put a socket in a room: one delivery at a time, so every socket
+    /// sees every message once, in the order of their ids.
+    pub(crate) deliveries: Arc<Mutex<()>>,
+    /// Who is online in which room.
+    pub(crate) presence: Presence,
     /// Users per page of a room's online list.
-    presence_page: usize,
-    /// The jobs that run beside the handlers (the rooms' tasks, housekeeping).
-    tasks: BackgroundTasks,
-    /// How fast each user may ask for pages of online lists.
-    page_limiter: RateLimiter,
+    pub(crate) presence_page: usize,
+    pub(crate) limits: ChatLimits,
+    pub(crate) sockets: SocketCount,
+    pub(crate) rates: Rates,
+    pub(crate) catch_ups: Arc<Semaphore>,
+    /// The jobs beside the handlers (presence announcements, housekeeping).
+    pub(crate) tasks: BackgroundTasks,
+}
+// ANCHOR_END: chat_state
+
+/// How fast each user (or room) may do each thing; `None` is no limit.
+#[derive(Clone)]
+pub(crate) struct Rates {
+    pub(crate) messages: Limiter<i64>,
+    /// Messages per room, from everyone together.
+    pub(crate) room_messages: Limiter<String>,
+    /// `typing` is cheap to send and costs a broadcast to the whole room.
+    pub(crate) typing: Limiter<i64>,
+    pub(crate) pages: Limiter<i64>,
+    /// Joins and leaves: each one tells the whole room who is there.
+    pub(crate) room_changes: Limiter<i64>,
+    /// Refused events, before the socket that keeps trying is disconnected.
+    refusals: Limiter<i64>,
 }
 
 impl Chat {
-    /// A chat over `messages`, with `limiter` for `chat message`.
-    pub fn new(messages: MessageStore, limiter: RateLimiter) -> Self {
-        let tasks = BackgroundTasks::default();
+    /// A chat over `messages`, with `rate` for `chat message`, `limits`, and
+    /// `presence_page` users per page of an online list.
+    pub(crate) fn new(
+        messages: MessageStore,
+        rate: MessageRate,
+        limits: ChatLimits,
+        presence_page: usize,
+    ) -> Self {
+        let on = limits.enabled;
+        let per_user = |burst, per_second| {
+            if on { limiter(burst, per_second) } else { None }
+        };
+        let room = limits.room_messages_per_second;
+        let changes = limits.room_changes_per_second;
+        let refusals = f64::from(limits.refusals_per_10s);
+        let rates = Rates {
+            messages: per_user(f64::from(rate.burst), rate.per_second),
+            room_messages: limiter(room * 2.0, room),
+            typing: per_user(5.0, 2.0),
+            pages: per_user(20.0, 10.0),
+            room_changes: limiter(changes * 5.0, changes),
+            refusals: limiter(refusals, refusals / 10.0),
+        };
         Chat {
             messages,
+            deliveries: Arc::default(),
             presence: Presence::default(),
-            limiter,
-            typing_limiter: RateLimiter::new(5, 2.0),
-            sequencers: Sequencers::new(tasks.clone()),
+            presence_page: presence_page.max(1),
+            limits,
+            sockets: SocketCount::default(),
+            rates,
             catch_ups: Arc::new(Semaphore::new(CONCURRENT_CATCH_UPS)),
-            through_adapter: false,
-            limits: ChatLimits::default(),
-            quotas: Quotas::default(),
-            // Set from the limits by `with_limits`, just below.
-            room_limiter: RateLimiter::new(0, 0.0),
-            room_changes: RateLimiter::default(),
-            refusals: RateLimiter::default(),
-            presence_due: Arc::default(),
-            presence_page: crate::presence::PRESENCE_PAGE,
-            page_limiter: RateLimiter::new(20, 10.0),
-            tasks,
+            tasks: BackgroundTasks::default(),
         }
-        .with_limits(ChatLimits::default())
     }
-
-    // ANCHOR: with_limits
-    /// The same chat with `limits` (see [`crate::limits`]).
-    pub fn with_limits(mut self, limits: ChatLimits) -> Self {
-        let room_burst =
-            (limits.room_messages_per_second * 2.0).min(f64::from(u32::MAX));
-        self.room_limiter = RateLimiter::new(
-            room_burst as u32,
-            limits.room_messages_per_second,
-        );
-        let changes_burst =
-            (limits.room_changes_per_second * 5.0).min(f64::from(u32::MAX));
-        self.room_changes = RateLimiter::new(
-            changes_burst as u32,
-            limits.room_changes_per_second,
-        );
-        let refusals = limits.refusals_per_10s;
-        self.refusals = RateLimiter::new(refusals, f64::from(refusals) / 10.0);
-        if !limits.enabled {
-            self.limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
-            self.typing_limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
-            self.page_limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
-        }
-        self.limits = limits;
-        self
-    }
-    // ANCHOR_END: with_limits
 
     // ANCHOR: limited
-    /// `Ok` if `allowed`; otherwise `RateLimited`, counted against `user_id`. A
-    /// person who is refused now and then stays connected; a socket that keeps
-    /// sending far past its limit (more than `refusals_per_10s`) is
+    /// `Ok` if `rate` lets `user_id` go on; otherwise `RateLimited`, counted
+    /// against the user. A person refused now and then stays connected; a
+    /// socket that keeps sending far past its limit (`refusals_per_10s`) is
     /// disconnected: answering it costs more than it is worth.
-    fn limited<A: Adapter>(
+    pub(crate) fn check(
+        &self,
+        rate: &Limiter<i64>,
+        socket: &SocketRef,
+        user_id: i64,
+    ) -> Result<(), ChatError> {
+        self.limited(allows(rate, &user_id), socket, user_id)
+    }
+
+    /// [`Self::check`], for a check already made.
+    pub(crate) fn limited(
         &self,
         allowed: bool,
-        socket: &SocketRef<A>,
+        socket: &SocketRef,
         user_id: i64,
     ) -> Result<(), ChatError> {
         if allowed {
             return Ok(());
         }
-        if !self.refusals.check(user_id) {
-            tracing::warn!(
-                user_id,
-                sid = %socket.id,
-                "too many refused events: disconnecting"
-            );
+        if !allows(&self.rates.refusals, &user_id) {
+            tracing::warn!(user_id, "too many refused events: disconnecting");
             socket.clone().disconnect().ok();
         }
         Err(ChatError::RateLimited)
     }
     // ANCHOR_END: limited
 
-    /// The same chat, with `users` per page of a room's online list.
-    pub fn with_presence_page(mut self, users: usize) -> Self {
-        self.presence_page = users.max(1);
-        self
-    }
-
-    /// The same chat, broadcasting each new message once through the Socket.IO
-    /// adapter rather than sending it to each local socket, and taking the
-    /// database's newest id as a room's watermark. For an adapter that reaches
-    /// sockets this process does not hold (chapter "Scaling out with Redis").
-    pub fn broadcast_through_adapter(mut self) -> Self {
-        self.through_adapter = true;
-        self
-    }
-
-    /// The chat's background jobs: the rooms' tasks and the housekeeping. The
-    /// server's owner stops them once it has stopped serving (see `main`).
-    pub fn tasks(&self) -> &BackgroundTasks {
-        &self.tasks
-    }
-
-    /// Drops the rate-limit buckets of users who have gone quiet, now and then,
-    /// so the limiters' tables do not grow with every user who ever sent a
-    /// message.
-    pub fn spawn_housekeeping(&self) {
-        let chat = self.clone();
+    /// Now and then, forgets the users and rooms whose rate is back to full,
+    /// so the limiters do not grow with everyone who ever sent a message.
+    pub(crate) fn spawn_housekeeping(&self) {
+        let rates = self.rates.clone();
         self.tasks.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
                 every.tick().await;
-                let now = std::time::Instant::now();
-                chat.limiter.forget_idle(now);
-                chat.typing_limiter.forget_idle(now);
-                chat.room_limiter.forget_idle(now);
-                chat.room_changes.forget_idle(now);
-                chat.refusals.forget_idle(now);
-                chat.page_limiter.forget_idle(now);
+                let Rates {
+                    messages,
+                    room_messages,
+                    typing,
+                    pages,
+                    room_changes,
+                    refusals,
+                } = &rates;
+                for per_user in
+                    [messages, typing, pages, room_changes, refusals]
+                {
+                    per_user.iter().for_each(|l| l.retain_recent());
+                }
+                room_messages.iter().for_each(|l| l.retain_recent());
             }
         });
-    }
-
-    /// The id up to which `room`'s messages have been broadcast (see
-    /// `Sequencers::watermark`).
-    ///
-    /// Through the adapter, other processes may store and broadcast too, and
-    /// this one's sequencer does not see their messages: the database's newest
-    /// id is the best answer there, and "exactly once on entering" holds per
-    /// process only (chapter "Scaling out with Redis").
-    async fn watermark(
-        &self,
-        room: &str,
-        context: &RoomContext,
-    ) -> Result<i64, ChatError> {
-        if self.through_adapter {
-            return Ok(self.messages.last_id(room).await?);
-        }
-        self.sequencers.watermark(room, context).await
-    }
-
-    /// Tells `room`'s sequencer that stored messages changed some other way
-    /// than through [`send_message`] (an edit, a delete), so that it reads them
-    /// again: it keeps the newest in memory for the sockets that enter. Call it
-    /// after the change, before telling the room.
-    pub async fn reload_room<A: Adapter>(
-        &self,
-        socket: &SocketRef<A>,
-        room: &str,
-    ) -> Result<(), ChatError> {
-        let context = self.room_context(socket);
-        self.sequencers.reload(room, &context).await
-    }
-
-    /// What a room's sequencer needs, reaching the room through `socket`'s
-    /// namespace.
-    fn room_context<A: Adapter>(&self, socket: &SocketRef<A>) -> RoomContext {
-        RoomContext {
-            store: self.messages.clone(),
-            fanout: fanout(socket.clone(), self.through_adapter),
-        }
-    }
-}
-
-// ANCHOR: fanout
-/// How a room's new messages reach its sockets: each socket gets each message
-/// through [`delivery::send`], so a socket that cannot keep up is
-/// resynchronised, never skipped.
-///
-/// Each message is serialised once for the whole room ([`Encoded`]), as a
-/// broadcast would. (A broadcast, `io.within(room).emit(..)`, skips a full
-/// socket in silence. It is the only way to reach the sockets of other
-/// processes, so `broadcast_through_adapter` uses it, with that limit: chapter
-/// "Scaling out with Redis".)
-fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
-    Arc::new(move |room: String, batch: Arc<[ChatMessage]>| {
-        let socket = socket.clone();
-        Box::pin(async move {
-            if through_adapter {
-                for message in batch.iter() {
-                    let emit = socket
-                        .within(room.clone())
-                        .emit("chat message", message);
-                    broadcast("a message", emit).await;
-                }
-                return;
-            }
-            let encoded: Vec<Encoded> =
-                batch.iter().filter_map(encode).collect();
-            for member in socket.within(room).sockets() {
-                for message in &encoded {
-                    if delivery::send(&member, "chat message", message)
-                        == Sent::Dropped
-                    {
-                        // Gone, or resynchronising: it catches up on
-                        // reconnection.
-                        break;
-                    }
-                }
-            }
-        })
-    })
-}
-// ANCHOR_END: fanout
-
-/// A message as JSON, once for the whole room. (Serialising a `ChatMessage`
-/// cannot fail: no maps with non-string keys, no floats that JSON cannot hold.)
-fn encode(message: &ChatMessage) -> Option<Encoded> {
-    Encoded::new(message)
-        .inspect_err(
-            |error| tracing::error!(%error, id = message.id, "cannot encode"),
-        )
-        .ok()
-}
-
-// ANCHOR: register
-/// The last connect middleware: registers every chat event handler before
-/// the client is told it is connected, so no event sent the instant it
-/// connects is lost (see chapter 4).
-///
-/// Why `<A: Adapter>`, here and on every handler: `A` is the Socket.IO
-/// *adapter*, the part that knows which sockets are in which room. This
-/// crate only uses the default one, `LocalAdapter` (`SocketRef` without
-/// `<A>` means `SocketRef<LocalAdapter>`). The handlers are generic only so
-/// that the chapter "Scaling out with Redis" can reuse them unchanged with
-/// its Redis adapter. Read `SocketRef<A>` as "a socket".
-pub async fn register_chat_handlers<A: Adapter>(
-    socket: SocketRef<A>,
-) -> Result<(), Infallible> {
-    socket.on("chat message", on_chat_message::<A>);
-    socket.on("join", on_join::<A>);
-    socket.on("leave", on_leave::<A>);
-    socket.on("typing", on_typing::<A>);
-    socket.on("presence page", on_presence_page::<A>);
-    socket.on_disconnect(on_disconnect::<A>);
-    Ok(())
-}
-// ANCHOR_END: register
-
-// ANCHOR: admit_socket
-/// A connect middleware: at most `MAX_SOCKETS_PER_USER` sockets per user. The
-/// refused client gets a `connect_error` whose message says why.
-pub async fn admit_socket<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-) -> Result<(), ChatError> {
-    if chat
-        .quotas
-        .admit(user.id, socket.id, chat.limits.sockets_per_user)
-    {
-        Ok(())
-    } else {
-        tracing::info!(user = %user.username, "refused a socket: too many");
-        Err(ChatError::TooManySockets)
-    }
-}
-// ANCHOR_END: admit_socket
-
-/// What a client may send in the handshake's `auth`: `io({ auth: {
-/// serverOffset: 41 } })`, the id of the last message it saw, so the server can
-/// replay what it missed.
-#[derive(Debug, Deserialize)]
-pub struct HandshakeAuth {
-    #[serde(rename = "serverOffset")]
-    server_offset: Option<i64>,
-}
-
-// ANCHOR: on_connect
-/// Runs once the socket is admitted: put it in `general`, send the history,
-/// replay what it missed while disconnected, and tell the room who is online.
-pub async fn on_connect<A: Adapter>(
-    io: SocketIo<A>,
-    socket: SocketRef<A>,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-    TryData(auth): TryData<HandshakeAuth>,
-) {
-    let server_offset = auth.ok().and_then(|auth| auth.server_offset);
-    let replayed = match enter_general(&socket, &chat, server_offset).await {
-        Ok(replayed) => replayed,
-        Err(error) => {
-            tracing::error!(%error, "could not send history");
-            0
-        }
-    };
-    tracing::info!(
-        user = %user.username,
-        sid = %socket.id,
-        replayed,
-        "joined general"
-    );
-    announce_presence(&io, &socket, &chat, &user, GENERAL).await;
-}
-// ANCHOR_END: on_connect
-
-// ANCHOR: enter_general
-/// Sends `history`, then each message after `server_offset` as a `chat message`
-/// event, in order, then puts the socket in `general`. Returns how many were
-/// replayed.
-///
-/// Usually all of it comes from the memory of the room's sequencer, in one
-/// step: a new socket gets the newest messages, serialised once for every
-/// socket that connects before the next message. A socket that was away longer
-/// than the sequencer remembers reads the database instead, outside the
-/// sequencer, so the room does not wait for it; the sequencer then fills the
-/// gap (what was broadcast during the reads) and adds the socket to the room.
-async fn enter_general<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    server_offset: Option<i64>,
-) -> Result<usize, ChatError> {
-    let room = chat.room_context(socket);
-    // Through an adapter, other processes store messages this one's sequencer
-    // never sees: only the database knows them all.
-    if !chat.through_adapter {
-        let entering = socket.clone();
-        let enter: EnterWith =
-            Box::new(move |catchup| send_catchup(&entering, catchup));
-        let sequencers = &chat.sequencers;
-        if let Some(replayed) = sequencers
-            .enter_from_memory(GENERAL, &room, server_offset, enter)
-            .await?
-        {
-            return Ok(replayed);
-        }
-    }
-    enter_general_from_database(socket, chat, &room, server_offset).await
-}
-// ANCHOR_END: enter_general
-
-// ANCHOR: catch_up_read
-/// [`enter_general`] for a socket that was away longer than the sequencer
-/// remembers (and for every socket, through an adapter): reads the history and
-/// the missed messages from the database, outside the sequencer, sends them,
-/// then lets the sequencer send what was broadcast meanwhile and add the socket
-/// to the room.
-async fn enter_general_from_database<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    room: &RoomContext,
-    server_offset: Option<i64>,
-) -> Result<usize, ChatError> {
-    let upto = chat.watermark(GENERAL, room).await?;
-    let (history, missed) = {
-        let _turn = chat.catch_ups.acquire().await;
-        if !socket.connected() {
-            return Ok(0); // gone while waiting: nothing to read for
-        }
-        let store = &chat.messages;
-        // The window the client shows ends where it left off; the rest is
-        // replayed.
-        let shown = server_offset.unwrap_or(upto).min(upto);
-        let history = store.newest(GENERAL, 0, shown, HISTORY_LIMIT).await?;
-        let missed = match server_offset {
-            Some(offset) => {
-                store.newest(GENERAL, offset, upto, CATCH_UP_LIMIT).await?
-            }
-            None => Default::default(),
-        };
-        (history.messages, missed)
-    };
-    // ANCHOR_END: catch_up_read
-    // ANCHOR: catch_up_send
-    let history = json!({
-        "room": GENERAL, "messages": history, "truncated": missed.truncated,
-    });
-    if delivery::send(socket, "history", &history) == Sent::Dropped {
-        return Ok(0);
-    }
-    for message in &missed.messages {
-        if delivery::send(socket, "chat message", message) == Sent::Dropped {
-            return Ok(0);
-        }
-    }
-    let entering = socket.clone();
-    let enter: Enter = Box::new(move |since_read: &[ChatMessage]| {
-        for message in since_read {
-            if delivery::send(&entering, "chat message", message)
-                == Sent::Dropped
-            {
-                return;
-            }
-        }
-        entering.join(GENERAL);
-    });
-    chat.sequencers.enter(GENERAL, room, upto, enter).await?;
-    Ok(missed.messages.len())
-}
-// ANCHOR_END: catch_up_send
-
-// ANCHOR: send_catchup
-/// Sends a catch-up from the sequencer's memory (`history`, then the missed
-/// messages), then puts the socket in `general`. Returns how many missed
-/// messages it sent.
-fn send_catchup<A: Adapter>(
-    socket: &SocketRef<A>,
-    catchup: Catchup<'_>,
-) -> usize {
-    let history = HistoryEvent {
-        room: GENERAL,
-        messages: catchup.history,
-        truncated: catchup.truncated,
-    };
-    if delivery::send(socket, "history", &history) == Sent::Dropped {
-        return 0;
-    }
-    for message in catchup.missed {
-        if delivery::send(socket, "chat message", message) == Sent::Dropped {
-            return 0;
-        }
-    }
-    socket.join(GENERAL);
-    catchup.missed.len()
-}
-
-/// The `history` event: `{"room": "general", "messages": [...], "truncated":
-/// false}`.
-#[derive(Serialize)]
-struct HistoryEvent<'a> {
-    room: &'a str,
-    messages: History<'a>,
-    truncated: bool,
-}
-// ANCHOR_END: send_catchup
-
-// ANCHOR: chat_message
-/// `chat message`: store the message, then send it to everybody in the room,
-/// sender included.
-async fn on_chat_message<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-    TryData(payload): TryData<Value>,
-    ack: AckSender<A>,
-) {
-    let sent =
-        send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null))
-            .await;
-    answer(
-        ack,
-        sent.map(|message| json!({ "ok": true, "id": message.id })),
-    );
-}
-
-/// Acknowledges with `ok` as it is, or with `{"error": "..."}`.
-fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
-    let reply =
-        result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
-    // The acknowledgement is optional for the client; without one, `send` fails
-    // harmlessly. If the socket's queue is full the client times out and sends
-    // again, and the retry is answered from the database (see `Stored::Again`).
-    ack.send(&reply).ok();
-}
-// ANCHOR_END: chat_message
-
-// ANCHOR: send_message
-/// `chat message` without its acknowledgement: checks, limits, stores and
-/// broadcasts one message from `user`.
-pub async fn send_message<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    user: &User,
-    payload: Value,
-) -> Result<ChatMessage, ChatError> {
-    let outgoing = parse_chat_message(&payload)?;
-    if !has_joined(socket, &outgoing.room) {
-        return Err(ChatError::NotInRoom);
-    }
-    let allowed = chat.limiter.check(user.id)
-        && chat.room_limiter.check(outgoing.room.clone());
-    chat.limited(allowed, socket, user.id)?;
-    // The author is the socket's user, from the session. Whatever "user" the
-    // payload claimed was never even parsed.
-    let message = NewMessage {
-        user: user.clone(),
-        text: outgoing.text,
-        client_offset: outgoing.client_offset,
-    };
-    let room = chat.room_context(socket);
-    chat.sequencers.send(&outgoing.room, &room, message).await
-}
-// ANCHOR_END: send_message
-
-// ANCHOR: broadcast
-/// How long a broadcast may take. In one process it is instant; through a
-/// remote adapter (chapter "Scaling out with Redis") it may wait, and hold the
-/// room's lock, for as long as the adapter's server is unreachable.
-pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
-
-/// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a
-/// failure is logged, never sent to the client whose event caused it.
-async fn broadcast(
-    what: &str,
-    emit: impl Future<Output = Result<(), BroadcastError>>,
-) {
-    match tokio::time::timeout(BROADCAST_DEADLINE, emit).await {
-        Ok(Ok(())) => {}
-        // A tab closing while the broadcast went out: nothing is wrong.
-        Ok(Err(error)) if only_closed_sockets(&error) => {
-            tracing::debug!(%error, "{what}: some sockets were already closed");
-        }
-        Ok(Err(error)) => tracing::warn!(%error, "could not broadcast {what}"),
-        Err(_) => tracing::warn!(
-            "gave up broadcasting {what} after {BROADCAST_DEADLINE:?}"
-        ),
-    }
-}
-
-/// Whether every socket a broadcast missed was already closed.
-fn only_closed_sockets(error: &BroadcastError) -> bool {
-    matches!(error, BroadcastError::Socket(errors)
-        if errors.iter().all(|error| matches!(error, SocketError::Closed)))
-}
-// ANCHOR_END: broadcast
-
-/// Whether the socket may speak in `room`. `general` always counts as joined:
-/// the socket is put there by `on_connect`, which may still be running when a
-/// fast client sends its first message (and that message then reaches it
-/// through `history`).
-fn has_joined<A: Adapter>(socket: &SocketRef<A>, room: &str) -> bool {
-    room == GENERAL || socket.rooms().iter().any(|joined| joined == room)
-}
-
-// ANCHOR: join
-/// `join`: enter a room, and get its history in the acknowledgement.
-async fn on_join<A: Adapter>(
-    io: SocketIo<A>,
-    socket: SocketRef<A>,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-    TryData(payload): TryData<Value>,
-    ack: AckSender<A>,
-) {
-    let payload = payload.unwrap_or(Value::Null);
-    let room = match room_to_join(&socket, &chat, &user, &payload) {
-        Ok(room) => room,
-        Err(error) => return answer(ack, Err(error)),
-    };
-    if let Err(error) = enter_room(&socket, &chat, &room, ack).await {
-        tracing::error!(%error, %room, "could not join");
-        chat.quotas.give_back_room(socket.id, &room);
-        return;
-    }
-    announce_presence(&io, &socket, &chat, &user, &room).await;
-}
-
-/// The room a `join` payload names, if this socket may join it; its place among
-/// the socket's rooms is taken at once, in the same step as the check.
-fn room_to_join<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    user: &User,
-    payload: &Value,
-) -> Result<String, ChatError> {
-    let room = parse_room(payload)?;
-    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
-    let rooms = chat.limits.rooms_per_socket;
-    if room != GENERAL && !chat.quotas.take_room(socket.id, &room, rooms) {
-        return Err(ChatError::TooManyRooms);
-    }
-    Ok(room)
-}
-// ANCHOR_END: join
-
-// ANCHOR: enter_room
-/// Puts the socket in `room` through the room's sequencer, and acknowledges
-/// the `join` with the room's history.
-async fn enter_room<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    room: &str,
-    ack: AckSender<A>,
-) -> Result<(), ChatError> {
-    let context = chat.room_context(socket);
-    if chat.through_adapter {
-        return join_from_database(socket, chat, room, &context, ack).await;
-    }
-    // The acknowledgement carries the history, so it is sent from inside the
-    // sequencer, right before the socket joins the room: nothing is missed,
-    // nothing comes twice, and nothing arrives before the history. A new entry
-    // is always served from memory.
-    let enter = acknowledge_with_history(socket.clone(), room.to_owned(), ack);
-    let sequencers = &chat.sequencers;
-    let entered = sequencers.enter_from_memory(room, &context, None, enter);
-    entered.await?.map(drop).ok_or(ChatError::Internal)
-}
-// ANCHOR_END: enter_room
-
-// ANCHOR: join_reply
-/// What a joining socket does inside the sequencer when memory holds its
-/// history: acknowledge with it, then join.
-fn acknowledge_with_history<A: Adapter>(
-    socket: SocketRef<A>,
-    room: String,
-    ack: AckSender<A>,
-) -> EnterWith {
-    Box::new(move |catchup: Catchup<'_>| {
-        let reply = JoinReply {
-            ok: true,
-            room: &room,
-            history: catchup.history,
-        };
-        if ack.send(&reply).is_ok() && socket.connected() {
-            socket.join(room);
-        }
-        0
-    })
-}
-
-/// A `join`'s acknowledgement: `{"ok": true, "room": "rust", "history":
-/// [...]}`.
-#[derive(Serialize)]
-struct JoinReply<'a> {
-    ok: bool,
-    room: &'a str,
-    history: History<'a>,
-}
-// ANCHOR_END: join_reply
-
-// ANCHOR: join_from_database
-/// `join` through an adapter (chapter "Scaling out with Redis"): the history is
-/// read from the database, outside the room's sequencer, which then adds what
-/// was broadcast since the read.
-async fn join_from_database<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    room: &str,
-    context: &RoomContext,
-    ack: AckSender<A>,
-) -> Result<(), ChatError> {
-    let read = async {
-        let upto = chat.watermark(room, context).await?;
-        let _turn = chat.catch_ups.acquire().await;
-        let history =
-            chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
-        Ok((upto, history.messages))
-    };
-    let (upto, history) = match read.await {
-        Ok(read) => read,
-        Err(error) => {
-            answer(ack, Err(error));
-            return Err(ChatError::Internal);
-        }
-    };
-    let enter =
-        enter_with_history(socket.clone(), room.to_owned(), history, ack);
-    chat.sequencers.enter(room, context, upto, enter).await
-}
-// ANCHOR_END: join_from_database
-
-// ANCHOR: enter_with_history
-/// What a joining socket does inside the sequencer: acknowledge with the
-/// history (plus the messages broadcast since it was read, keeping the newest
-/// [`HISTORY_LIMIT`]), then join.
-fn enter_with_history<A: Adapter>(
-    socket: SocketRef<A>,
-    room: String,
-    mut history: Vec<ChatMessage>,
-    ack: AckSender<A>,
-) -> Enter {
-    Box::new(move |since_read: &[ChatMessage]| {
-        history.extend_from_slice(since_read);
-        let keep_from = history.len().saturating_sub(HISTORY_LIMIT as usize);
-        let reply = json!({
-            "ok": true,
-            "room": room,
-            "history": &history[keep_from..]
-        });
-        if ack.send(&reply).is_ok() && socket.connected() {
-            socket.join(room);
-        }
-    })
-}
-// ANCHOR_END: enter_with_history
-
-/// `leave`: the opposite of `join`. Leaving a room one is not in is not an
-/// error.
-async fn on_leave<A: Adapter>(
-    io: SocketIo<A>,
-    socket: SocketRef<A>,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-    TryData(payload): TryData<Value>,
-    ack: AckSender<A>,
-) {
-    let payload = payload.unwrap_or(Value::Null);
-    answer(ack, leave_room(&io, &socket, &chat, &user, payload).await);
-}
-
-async fn leave_room<A: Adapter>(
-    io: &SocketIo<A>,
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    user: &User,
-    payload: Value,
-) -> Result<Value, ChatError> {
-    let room = parse_room(&payload)?;
-    if room == GENERAL {
-        return Err(ChatError::CannotLeaveGeneral);
-    }
-    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
-    socket.leave(room.clone());
-    chat.quotas.give_back_room(socket.id, &room);
-    if chat.presence.leave(socket.id, &room) {
-        broadcast_presence(io, chat, &room).await;
-    }
-    Ok(json!({ "ok": true }))
-}
-
-// ANCHOR: typing
-/// `typing`: tell the *others* in the room. Fire-and-forget, but rate-limited,
-/// because one cheap event from a client costs a broadcast to everyone in the
-/// room.
-async fn on_typing<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-    TryData(payload): TryData<Value>,
-    ack: AckSender<A>,
-) {
-    answer(
-        ack,
-        tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null))
-            .await,
-    );
-}
-
-async fn tell_typing<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    user: &User,
-    payload: Value,
-) -> Result<Value, ChatError> {
-    let room = parse_room(&payload["room"])?;
-    if !has_joined(socket, &room) {
-        return Err(ChatError::NotInRoom);
-    }
-    chat.limited(chat.typing_limiter.check(user.id), socket, user.id)?;
-    let event = json!({ "room": room, "user": user });
-    // `to` (unlike `within`) leaves the sender out: you know you are typing.
-    broadcast("typing", socket.to(room).emit("typing", &event)).await;
-    Ok(json!({ "ok": true }))
-}
-// ANCHOR_END: typing
-
-/// A socket went away: if it was its user's last socket in a room, the room is
-/// told.
-async fn on_disconnect<A: Adapter>(
-    io: SocketIo<A>,
-    socket: SocketRef<A>,
-    State(chat): State<Chat>,
-) {
-    chat.quotas.release(socket.id);
-    for room in chat.presence.disconnect(socket.id) {
-        broadcast_presence(&io, &chat, &room).await;
-    }
-}
-
-// ANCHOR: presence
-/// Counts the socket in `room` and sends it the room's list. The others hear of
-/// a change of users (a user's first socket in, or last socket out) as a
-/// `presence change`.
-///
-/// A socket that closed while it was being set up has already run
-/// `on_disconnect`; counting it now would leave a ghost online for ever.
-/// `Presence::join` checks `connected()` under the same lock `on_disconnect`
-/// takes, so one of the two always sees the other.
-async fn announce_presence<A: Adapter>(
-    io: &SocketIo<A>,
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    user: &User,
-    room: &str,
-) {
-    let came = chat
-        .presence
-        .join(socket.id, user, room, || socket.connected());
-    if socket.connected() {
-        match chat.presence.page(room, None, chat.presence_page) {
-            Ok(page) => {
-                delivery::send(socket, "presence", &*page);
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot encode the presence list")
-            }
-        }
-    }
-    if came {
-        broadcast_presence(io, chat, room).await;
-    }
-}
-// ANCHOR_END: presence
-
-// ANCHOR: presence_change
-/// Tells `room` that its users changed. The changes of the next
-/// [`PRESENCE_EVERY`] are gathered into one `presence change` (who came, who
-/// went), sent to each socket.
-async fn broadcast_presence<A: Adapter>(
-    io: &SocketIo<A>,
-    chat: &Chat,
-    room: &str,
-) {
-    if chat.through_adapter {
-        return broadcast_presence_list(io, chat, room).await;
-    }
-    // Gathered: the first change schedules the announcement, later ones join
-    // it.
-    let newly_due = lock(&chat.presence_due).insert(room.to_owned());
-    if newly_due {
-        let announce =
-            send_presence_change(io.clone(), chat.clone(), room.into());
-        chat.tasks.spawn(announce);
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while holding these locks, so a poisoned one is still
-    // sound.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-// ANCHOR_END: presence_change
-
-// ANCHOR: send_presence_change
-/// Once [`PRESENCE_EVERY`] has passed, sends `room`'s gathered change to each
-/// of its sockets.
-async fn send_presence_change<A: Adapter>(
-    io: SocketIo<A>,
-    chat: Chat,
-    room: String,
-) {
-    tokio::time::sleep(PRESENCE_EVERY).await;
-    lock(&chat.presence_due).remove(&room);
-    let Some(change) = chat.presence.take_change(&room) else {
-        return;
-    };
-    // The list is state the page shows: a socket too slow for a change is
-    // resynchronised (and gets a fresh list when it reconnects), never left
-    // showing a stale one.
-    let Ok(change) = Encoded::new(&change) else {
-        return; // users and room names always serialise
-    };
-    // Shutting down, the namespace is gone: nobody is left to tell.
-    // (`io.within(..)` would panic here.)
-    let Some(namespace) = io.of("/") else {
-        return;
-    };
-    for member in namespace.within(room).sockets() {
-        delivery::send(&member, "presence change", &change);
-    }
-}
-// ANCHOR_END: send_presence_change
-
-// ANCHOR: presence_through_adapter
-/// [`broadcast_presence`] through an adapter (chapter "Scaling out with
-/// Redis"): several processes, each of which knows only its own sockets, so
-/// each sends the first page of its own list to the room, at once.
-async fn broadcast_presence_list<A: Adapter>(
-    io: &SocketIo<A>,
-    chat: &Chat,
-    room: &str,
-) {
-    chat.presence.take_change(room);
-    let Ok(page) = chat.presence.page(room, None, chat.presence_page) else {
-        return; // users and room names always serialise
-    };
-    // `io.of("/")`, not `io.within(..)`, which panics once the server has
-    // closed.
-    if let Some(namespace) = io.of("/") {
-        let emit = namespace.within(room.to_owned()).emit("presence", &*page);
-        broadcast("presence", emit).await;
-    }
-}
-// ANCHOR_END: presence_through_adapter
-
-// ANCHOR: presence_page
-/// `presence page`: the next page of a room's online list, for a reader who
-/// scrolls past the first one. `{"room": "general", "after": 42}` asks for the
-/// users whose id comes after 42.
-async fn on_presence_page<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(user): Extension<User>,
-    State(chat): State<Chat>,
-    TryData(payload): TryData<Value>,
-    ack: AckSender<A>,
-) {
-    let payload = payload.unwrap_or(Value::Null);
-    match next_presence_page(&socket, &chat, &user, &payload) {
-        Ok(page) => drop(ack.send(&*page)),
-        Err(error) => answer(ack, Err(error)),
-    }
-}
-
-fn next_presence_page<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    user: &User,
-    payload: &Value,
-) -> Result<Arc<Encoded>, ChatError> {
-    let room = parse_room(&payload["room"])?;
-    let after = payload["after"].as_i64().ok_or(InputError::InvalidAfter)?;
-    if !has_joined(socket, &room) {
-        return Err(ChatError::NotInRoom);
-    }
-    chat.limited(chat.page_limiter.check(user.id), socket, user.id)?;
-    let page = chat.presence.page(&room, Some(after), chat.presence_page);
-    page.map_err(|_| ChatError::Internal)
-}
-// ANCHOR_END: presence_page
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_broadcast_that_missed_only_closed_sockets_is_not_worth_a_warning() {
-        let closed = || SocketError::Closed;
-        assert!(only_closed_sockets(&BroadcastError::Socket(vec![
-            closed(),
-            closed()
-        ])));
-        assert!(!only_closed_sockets(&BroadcastError::Socket(vec![
-            closed(),
-            SocketError::InternalChannelFull,
-        ])));
     }
 }

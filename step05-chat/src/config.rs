@@ -1,47 +1,31 @@
 //! The chat's settings, from the environment (and a `.env` file, loaded by
-//! `main`).
-//!
-//! Each variable, its default, and what it means:
-//! - `PORT` (`3000`): the port to listen on;
-//! - `HOST` (`127.0.0.1`): the address to listen on; `0.0.0.0` serves a
-//!   classroom network;
+//! `main`). Each variable, and its default:
+//! - `PORT` (`3000`), `HOST` (`127.0.0.1`; `0.0.0.0` serves a classroom);
 //! - `DATABASE_URL` (`sqlite://data/chat.db`): users, messages and sessions;
-//! - `SESSION_SECRET` (generated, with a warning): ≥ 64 bytes that sign the
-//!   session cookie;
-//! - `ALLOWED_ORIGINS` (none): extra origins whose pages may connect,
-//!   comma-separated;
-//! - `COOKIE_SECURE` (`false`): `true` behind HTTPS;
-//! - `SOCKET_BUFFER` (`2048`): packets that may wait for one slow socket before
-//!   it is resynchronised;
+//! - `SESSION_SECRET` (generated, with a warning), `COOKIE_SECURE` (`false`;
+//!   `true` behind HTTPS): the session cookie (step 2);
+//! - `ALLOWED_ORIGINS` (none): extra origins whose pages may connect;
+//! - `SOCKET_BUFFER` (`2048`): packets that may wait for one slow socket;
 //! - `PRESENCE_PAGE` (`50`): users per page of a room's online list;
-//! - `RATE_LIMITS` (`on`): `off` lifts every limit below and the message rate
-//!   limit (load tests);
-//! - `MAX_SOCKETS_PER_USER` (`20`): tabs and devices one user may have
-//!   connected at once;
-//! - `MAX_ROOMS_PER_SOCKET` (`20`): rooms one socket may be in, besides
-//!   `general`;
-//! - `ROOM_MESSAGES_PER_SECOND` (`30`): messages one room accepts per second
-//!   from everyone together;
-//! - `SOCKET_MAX_MESSAGE_BYTES` (`16384`): the largest Socket.IO message a
-//!   client may send (step 4);
-//! - `SOCKET_CONNECT_TIMEOUT_SECS` (`10`): how long a new connection may take
-//!   to `CONNECT` (step 4).
+//! - `RATE_LIMITS` (`on`): `off` lifts every limit below (load tests);
+//! - `MAX_SOCKETS_PER_USER` (`20`), `MAX_ROOMS_PER_SOCKET` (`20`),
+//!   `ROOM_MESSAGES_PER_SECOND` (`30`): see [`crate::limits`];
+//! - `SOCKET_MAX_MESSAGE_BYTES` (`16384`), `SOCKET_CONNECT_TIMEOUT_SECS`
+//!   (`10`): step 4's limits.
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
-use step03_passport_like_auth::argon2;
+use step03_passport_like_auth::{AuthLimits, argon2};
+use step03_passport_like_auth::{
+    LimitsError as AuthLimitsError, rate_limits_enabled_from_env,
+};
 use step04_socket_middleware::{
     AllowedOrigins, LimitsError, SocketLimits, SocketSettings,
 };
 
-use crate::limits::{ChatLimits, UNLIMITED_RATE};
-use crate::rate_limit::RateLimiter;
-use step03_passport_like_auth::{AuthLimits, rate_limits_enabled_from_env};
-
-/// The database the chat uses when `DATABASE_URL` is not set: a file, created
-/// on first run.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chat.db";
+use crate::limits::{ChatLimits, MessageRate, UNLIMITED_RATE};
 
 /// Everything [`crate::build`] needs.
 #[derive(Debug, Clone)]
@@ -50,46 +34,32 @@ pub struct ChatConfig {
     pub database_url: String,
     /// The session cookie: key, lifetime, attributes (step 2).
     pub sessions: SessionConfig,
-    /// Allowed origins and how often live sockets re-check their session (step
-    /// 4).
+    /// Allowed origins, session re-checks, Socket.IO limits (step 4).
     pub sockets: SocketSettings,
     /// How fast one user may send messages.
-    pub rate_limit: RateLimiter,
+    pub rate_limit: MessageRate,
     /// The cost of password hashing (step 3). Keep the default outside tests.
     pub hashing: argon2::Params,
-    /// Sockets per user, rooms per socket, messages per room (see
-    /// [`crate::limits`]).
+    /// Sockets per user, rooms per socket, messages per room.
     pub limits: ChatLimits,
-    /// The throttles on `/login` and `/register`, and the Argon2 bound (step
-    /// 3).
+    /// The throttles on `/login` and `/register` (step 3).
     pub auth_limits: AuthLimits,
-    /// How many packets may wait in one socket's queue (see
-    /// [`crate::delivery`]).
+    /// How many packets may wait in one socket's queue.
     pub socket_buffer: usize,
-    /// How many users one page of a room's online list names (see
-    /// [`crate::presence`]).
+    /// How many users one page of a room's online list names.
     pub presence_page: usize,
 }
 
 /// A setting that could not be understood. Startup stops with this message.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// `SOCKET_BUFFER` is not a positive number.
-    #[error("SOCKET_BUFFER must be a number of packets from 1 up, got {0:?}")]
-    SocketBuffer(String),
-    /// `PRESENCE_PAGE` is not a positive number.
-    #[error("PRESENCE_PAGE must be a number of users from 1 up, got {0:?}")]
-    PresencePage(String),
-    /// A step 3 throttle setting that could not be read.
+    /// A number that is not a number, or not a positive one.
+    #[error("{0} must be a positive number, got {1:?}")]
+    NotPositive(&'static str, String),
     #[error(transparent)]
-    AuthLimits(#[from] step03_passport_like_auth::LimitsError),
-    /// A limit that is not a positive number.
-    #[error("{0} must be {1}, got {2:?}")]
-    Limit(&'static str, &'static str, String),
-    /// A session setting (step 2's checks).
+    AuthLimits(#[from] AuthLimitsError),
     #[error(transparent)]
     Sessions(#[from] SessionConfigError),
-    /// A Socket.IO size or time limit (step 4's checks).
     #[error(transparent)]
     SocketLimits(#[from] LimitsError),
 }
@@ -98,43 +68,35 @@ impl ChatConfig {
     /// Reads the environment, for a server that listens on `addr` (the port may
     /// be the one the OS picked).
     pub fn from_env(addr: SocketAddr) -> Result<Self, ConfigError> {
+        let origins = std::env::var("ALLOWED_ORIGINS").ok();
         Ok(ChatConfig {
             database_url: std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
+                .unwrap_or_else(|_| "sqlite://data/chat.db".to_owned()),
             sessions: SessionConfig::from_env()?,
             sockets: SocketSettings {
-                allowed_origins: allowed_origins(
-                    addr,
-                    std::env::var("ALLOWED_ORIGINS").ok(),
-                ),
+                allowed_origins: allowed_origins(addr, origins),
                 session_recheck: step04_socket_middleware::SESSION_RECHECK,
                 limits: SocketLimits::from_env()?,
             },
-            rate_limit: RateLimiter::default(),
+            rate_limit: MessageRate::default(),
             limits: limits_from_env()?,
             auth_limits: AuthLimits::from_env()?,
             hashing: argon2::Params::default(),
-            socket_buffer: match std::env::var("SOCKET_BUFFER") {
-                Ok(value) => match value.parse() {
-                    Ok(packets) if packets > 0 => packets,
-                    _ => return Err(ConfigError::SocketBuffer(value)),
-                },
-                Err(_) => crate::delivery::DEFAULT_SOCKET_BUFFER,
-            },
-            presence_page: match std::env::var("PRESENCE_PAGE") {
-                Ok(value) => match value.parse() {
-                    Ok(users) if users > 0 => users,
-                    _ => return Err(ConfigError::PresencePage(value)),
-                },
-                Err(_) => crate::presence::PRESENCE_PAGE,
-            },
+            socket_buffer: positive(
+                "SOCKET_BUFFER",
+                crate::delivery::DEFAULT_SOCKET_BUFFER,
+            )?,
+            presence_page: positive(
+                "PRESENCE_PAGE",
+                crate::presence::PRESENCE_PAGE,
+            )?,
         })
     }
 }
 
 /// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`,
 /// `MAX_ROOMS_PER_SOCKET` and `ROOM_MESSAGES_PER_SECOND`.
-pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
+fn limits_from_env() -> Result<ChatLimits, ConfigError> {
     // Step 3 reads the same switch for its throttles.
     if !rate_limits_enabled_from_env() {
         tracing::warn!(
@@ -143,28 +105,37 @@ pub fn limits_from_env() -> Result<ChatLimits, ConfigError> {
         return Ok(ChatLimits::off());
     }
     let defaults = ChatLimits::default();
-    let number = |name: &'static str, default: f64| match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => match value.parse::<f64>() {
-            Ok(n) if n > 0.0 && n < UNLIMITED_RATE => Ok(n),
-            _ => Err(ConfigError::Limit(name, "a positive number", value)),
-        },
-    };
+    let per_room = positive(
+        "ROOM_MESSAGES_PER_SECOND",
+        defaults.room_messages_per_second,
+    )?;
     Ok(ChatLimits {
-        sockets_per_user: number(
+        sockets_per_user: positive(
             "MAX_SOCKETS_PER_USER",
-            defaults.sockets_per_user as f64,
-        )? as usize,
-        rooms_per_socket: number(
-            "MAX_ROOMS_PER_SOCKET",
-            defaults.rooms_per_socket as f64,
-        )? as usize,
-        room_messages_per_second: number(
-            "ROOM_MESSAGES_PER_SECOND",
-            defaults.room_messages_per_second,
+            defaults.sockets_per_user,
         )?,
+        rooms_per_socket: positive(
+            "MAX_ROOMS_PER_SOCKET",
+            defaults.rooms_per_socket,
+        )?,
+        room_messages_per_second: per_room.min(UNLIMITED_RATE),
         ..defaults
     })
+}
+
+/// The number in the variable `name`, if it is set and above zero; `default`
+/// if it is not set.
+fn positive<T>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Default,
+{
+    let Ok(value) = std::env::var(name) else {
+        return Ok(default);
+    };
+    match value.parse::<T>() {
+        Ok(number) if number > T::default() => Ok(number),
+        _ => Err(ConfigError::NotPositive(name, value)),
+    }
 }
 
 // ANCHOR: allowed_origins

@@ -4,33 +4,27 @@
 //! comes together into a chat whose users, messages and sessions live in one
 //! SQLite file, so a restart loses nobody's account, history or login.
 //!
-//! - [`db`]: opening the database and creating its tables.
-//! - [`users`]: step03's `UserStore`, answered from SQLite.
-//! - [`messages`]: the chat message as clients see it, and its history.
-//! - [`validation`]: turning a client's JSON into checked values.
-//! - [`rate_limit`]: a per-user limit on how fast messages may be sent.
-//! - [`limits`]: how much one user, one socket and one room may ask of the
-//!   server.
-//! - [`presence`]: who is online in which room.
-//! - [`sequencer`]: each room's messages stored, broadcast and acknowledged in
-//!   order.
-//! - [`delivery`]: sending to a socket that may be too slow, without losing
+//! - `handlers`: the Socket.IO events; `handlers/messages.rs` holds the
+//!   lesson, a `chat message` signed by the socket's user.
+//! - `presence`: who is online in which room.
+//! - `delivery`: sending to a socket that may be too slow, without losing
 //!   anything.
-//! - [`chat`]: the Socket.IO event handlers.
-//! - [`config`]: settings from the environment.
+//! - [`db`], [`users`], [`messages`]: the database, step 3's `UserStore` in
+//!   SQLite, and the messages.
+//! - [`validation`], [`limits`], [`config`]: checked input, limits, settings.
 //!
-//! The crate `scaling-with-redis` (its own chapter) runs this chat as one node
-//! of several.
+//! The chapter "The chat under load" (crate `chat-under-load`) keeps the same
+//! promises at 10,000 sockets, with the pieces of this library it does not
+//! replace.
 
-pub mod chat;
+mod chat;
 pub mod config;
 pub mod db;
 pub mod delivery;
+mod handlers;
 pub mod limits;
 pub mod messages;
 pub mod presence;
-pub mod rate_limit;
-pub mod sequencer;
 pub mod users;
 pub mod validation;
 
@@ -39,23 +33,20 @@ use std::sync::Arc;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
-use socketioxide::SocketIo;
-use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::layer::SocketIoLayer;
-use sqlx::SqlitePool;
+use socketioxide::{SocketIo, SocketIoBuilder};
 use step02_sessions::BackgroundTasks;
-use step03_passport_like_auth::{Passport, User, auth_routes};
+use step03_passport_like_auth::{Passport, auth_routes};
 use step04_socket_middleware::{
-    SessionWatch, SocketSettings, authenticate_socket, check_origin,
-    disconnect_on_logout, watch_session, with_session_layers,
+    SessionWatch, authenticate_socket, check_origin, disconnect_on_logout,
+    with_session_layers,
 };
-use tower_sessions::SessionStore;
+use tower_sessions_sqlx_store::SqliteStore;
 
-pub use chat::{Chat, admit_socket, register_chat_handlers};
 pub use config::ChatConfig;
 
+use crate::chat::Chat;
+use crate::handlers::{admit_socket, on_connect, register_chat_handlers};
 use crate::messages::MessageStore;
 use crate::users::SqliteUserStore;
 
@@ -68,7 +59,7 @@ pub struct ChatServer {
     pub router: Router,
     /// The `io` object, as in Node.js.
     pub io: SocketIo,
-    /// The session cleanup, the housekeeping and the rooms' tasks.
+    /// The session cleanup, the session watches and the chat's own jobs.
     pub tasks: BackgroundTasks,
 }
 
@@ -81,131 +72,71 @@ pub enum BuildError {
 }
 
 // ANCHOR: build
-/// Opens (or creates) the database and builds the whole chat server: the
-/// database and the sessions in it, step 3's routes, the Socket.IO layer and
-/// its namespace, the page.
+/// Opens (or creates) the database and builds the whole chat server: step 3's
+/// routes over users in SQLite, the sessions in the same file, the Socket.IO
+/// layer and its namespace, the page.
 pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let pool = db::open_database(&config.database_url).await?;
     let sessions = db::session_store(&pool);
-    let (passport, chat) = passport_and_chat(&config, pool);
-    let tasks = chat.tasks().clone();
+    let users = SqliteUserStore::new(pool.clone());
+    let passport = Passport::with_hasher_params(users, config.hashing.clone())
+        .with_limits(config.auth_limits.clone());
+    let (rate, limits) = (config.rate_limit, config.limits.clone());
+    let messages = MessageStore::new(pool);
+    let chat = Chat::new(messages, rate, limits, config.presence_page);
+    let tasks = chat.tasks.clone();
     step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
     chat.spawn_housekeeping();
 
-    let builder = socket_io_builder(&config, chat, &sessions);
-    let (socket_layer, io) = builder.build_layer();
-    io.ns("/", chat_connect_handler());
-    let router = router(passport, &config, sessions, socket_layer, io.clone());
+    let (socket_layer, io) = socket_io(&config, chat, &sessions).build_layer();
+    // ANCHOR: chat_namespace
+    // Chapter 4's chain (origin first, then the session's user), then at most
+    // so many sockets per user, then the event handlers, then `on_connect`.
+    let connect = on_connect
+        .with(register_chat_handlers)
+        .with(admit_socket)
+        .with(authenticate_socket)
+        .with(check_origin);
+    io.ns("/", connect);
+    // ANCHOR_END: chat_namespace
+    let passport = passport.on_logout(disconnect_on_logout(io.clone()));
+    let routes = Router::new()
+        .route("/", get(page))
+        .merge(auth_routes::<SqliteUserStore>())
+        .with_state(passport.clone());
+    let (session_config, sockets) = (&config.sessions, &config.sockets);
+    let router = with_session_layers(
+        routes,
+        socket_layer,
+        passport,
+        session_config,
+        sessions,
+        sockets,
+    );
     Ok(ChatServer { router, io, tasks })
 }
 // ANCHOR_END: build
 
-// ANCHOR: chat_namespace
-/// The connect handler of the namespace `/`: chapter 4's chain (origin
-/// first, then the session's user), then the chat's admission and its
-/// handlers, then [`on_connect`]. Generic over the adapter for the reason
-/// given at [`register_chat_handlers`].
-pub fn chat_connect_handler<A: Adapter>()
--> impl ConnectHandler<A, OnConnectArgs<A>> {
-    on_connect
-        .with(register_chat_handlers)
-        .with(admit_socket)
-        .with(authenticate_socket)
-        .with(check_origin)
-}
-
-/// What [`on_connect`] takes. socketioxide tells handlers apart by the types
-/// of their arguments, so naming a handler's type means naming these.
-pub type OnConnectArgs<A> = (
-    SocketIo<A>,
-    SocketRef<A>,
-    Extension<User>,
-    State<Chat>,
-    TryData<chat::HandshakeAuth>,
-    State<SessionWatch>,
-);
-// ANCHOR_END: chat_namespace
-
-/// Step 3's passport module, unchanged, over users in SQLite instead of in
-/// memory; and the chat's shared state, over the messages in the same database.
-pub fn passport_and_chat(
-    config: &ChatConfig,
-    pool: SqlitePool,
-) -> (Passport<SqliteUserStore>, Chat) {
-    let users = SqliteUserStore::new(pool.clone());
-    let passport = Passport::with_hasher_params(users, config.hashing.clone())
-        .with_limits(config.auth_limits.clone());
-    let chat = Chat::new(MessageStore::new(pool), config.rate_limit.clone())
-        .with_limits(config.limits.clone())
-        .with_presence_page(config.presence_page);
-    (passport, chat)
-}
-
 /// The Socket.IO server's settings and shared state: step 4's size and time
-/// limits (16 KiB messages, no binary, a 10 s connect timeout), the allowed
-/// origins, the chat, and what the session watch needs.
-pub fn socket_io_builder<S: SessionStore + Clone>(
+/// limits, the queue of each socket, the allowed origins, the chat, and what
+/// step 4's session watch needs.
+fn socket_io(
     config: &ChatConfig,
     chat: Chat,
-    session_store: &S,
-) -> socketioxide::SocketIoBuilder {
-    let sockets: &SocketSettings = &config.sockets;
+    sessions: &SqliteStore,
+) -> SocketIoBuilder {
+    let watch = SessionWatch {
+        store: Arc::new(sessions.clone()),
+        every: config.sockets.session_recheck,
+    };
+    let sockets = &config.sockets;
     sockets
         .limits
         .apply(SocketIo::builder())
         .max_buffer_size(config.socket_buffer)
         .with_state(sockets.allowed_origins.clone())
         .with_state(chat)
-        .with_state(SessionWatch {
-            store: Arc::new(session_store.clone()),
-            every: sockets.session_recheck,
-        })
-}
-
-/// The HTTP side: the page and step 3's routes, inside step 4's layers around
-/// the Socket.IO layer. A logout disconnects that session's sockets.
-///
-/// Generic over the adapter `A` for the reason given at
-/// [`register_chat_handlers`].
-pub fn router<S, A>(
-    passport: Passport<SqliteUserStore>,
-    config: &ChatConfig,
-    session_store: S,
-    socket_layer: SocketIoLayer<A>,
-    io: SocketIo<A>,
-) -> Router
-where
-    S: SessionStore + Clone,
-    A: Adapter,
-{
-    let passport = passport.on_logout(disconnect_on_logout(io));
-    let routes = Router::new()
-        .route("/", get(page))
-        .merge(auth_routes::<SqliteUserStore>())
-        .with_state(passport.clone());
-    with_session_layers(
-        routes,
-        socket_layer,
-        passport,
-        &config.sessions,
-        session_store,
-        &config.sockets,
-    )
-}
-
-/// The connect handler: the chat's own welcome, then step 4's session watch.
-/// (Generic over the adapter: see [`register_chat_handlers`].)
-pub async fn on_connect<A: Adapter>(
-    io: SocketIo<A>,
-    socket: SocketRef<A>,
-    user: Extension<User>,
-    chat: State<Chat>,
-    auth: TryData<chat::HandshakeAuth>,
-    State(watch): State<SessionWatch>,
-) {
-    let watching = watch_session(socket.clone(), watch.store, watch.every);
-    chat.tasks().spawn(watching);
-    chat::on_connect(io, socket, user, chat, auth).await;
+        .with_state(watch)
 }
 
 /// The chat's page, `GET /` (the chapter "The chat under load" serves it too).

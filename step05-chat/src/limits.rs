@@ -1,43 +1,42 @@
 //! How much one user, one socket and one room may ask of the server.
 //!
 //! Logging in proves who someone is, not that they are harmless: an account is
-//! free, and a script with one can open a thousand sockets, join and leave
-//! rooms ten thousand times a second, or keep sending after it has been told
-//! "rate limited". Each limit here is a named setting with a default that a
-//! class of 40 never reaches; `RATE_LIMITS=off` lifts them all (for load
-//! tests), and says so loudly at startup.
+//! free, and a script with one can open a thousand sockets, or join and leave
+//! rooms ten thousand times a second. Each limit here is a named setting with a
+//! default that a class of 40 never reaches; `RATE_LIMITS=off` lifts them all
+//! (for load tests), and says so loudly at startup.
 //!
-//! In Node.js the same jobs fall to `rate-limiter-flexible` (per key, in memory
-//! or in a shared store) and to counting sockets yourself in `io.use()`.
+//! The rates are counted by the [`governor`] crate, as step 3's login
+//! throttles are. In Node.js: `rate-limiter-flexible`, and counting sockets
+//! yourself in `io.use()`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use socketioxide::socket::Sid;
+use governor::{DefaultKeyedRateLimiter, Quota};
 
 // ANCHOR: settings
 /// The chat's limits. `Default` is what `cargo run` uses without settings.
 #[derive(Debug, Clone)]
 pub struct ChatLimits {
-    /// `RATE_LIMITS`: `off` lifts every limit below and the per-user message
-    /// limit.
+    /// `RATE_LIMITS`: `off` lifts every limit, the message rate included.
     pub enabled: bool,
-    /// `MAX_SOCKETS_PER_USER`: tabs and devices one user may have connected at
-    /// once.
+    /// `MAX_SOCKETS_PER_USER`: tabs and devices connected at once.
     pub sockets_per_user: usize,
     /// `MAX_ROOMS_PER_SOCKET`: rooms one socket may be in, besides `general`.
     pub rooms_per_socket: usize,
-    /// `ROOM_MESSAGES_PER_SECOND`: messages per second one room accepts from
-    /// everyone together (twice that in a burst), whatever the number of
-    /// accounts sending.
+    /// `ROOM_MESSAGES_PER_SECOND`: messages one room accepts per second from
+    /// everyone together (twice that in a burst).
     pub room_messages_per_second: f64,
-    /// Joins and leaves per second one user may make (five times that in a
-    /// burst): each one tells the whole room who is there.
+    /// Joins and leaves per second per user (five times that in a burst):
+    /// each one tells the whole room who is there.
     pub room_changes_per_second: f64,
-    /// Refused events (rate-limited sends, joins, typing) one user may rack up
-    /// in ten seconds before the socket that keeps trying is disconnected. A
-    /// person who pastes twenty lines is refused a few times and stays; a
-    /// script is cut off.
+    /// Refused events one user may rack up in ten seconds before the socket
+    /// that keeps trying is disconnected: a person is refused a few times and
+    /// stays; a script is cut off.
     pub refusals_per_10s: u32,
 }
 
@@ -55,8 +54,7 @@ impl Default for ChatLimits {
 }
 // ANCHOR_END: settings
 
-/// "As fast as anyone can": a rate no client reaches (kept finite so the
-/// bucket arithmetic stays ordinary numbers).
+/// "As fast as anyone can": a rate no client reaches.
 pub const UNLIMITED_RATE: f64 = 1e12;
 
 impl ChatLimits {
@@ -73,91 +71,81 @@ impl ChatLimits {
     }
 }
 
-/// What each socket holds: a place among its user's sockets, and its rooms.
-/// Checked and taken in one step under one lock, so that 500 `join`s arriving
-/// at once cannot all see "19 rooms, one more is fine" before any of them is
-/// counted.
+// ANCHOR: message_rate
+/// How fast one user may send messages: `burst` at once, then `per_second`.
+/// Per user, not per socket: ten tabs do not buy ten times the rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MessageRate {
+    pub burst: u32,
+    pub per_second: f64,
+}
+
+impl Default for MessageRate {
+    /// 20 at once, then 5 a second: generous for a person, tight for a script.
+    fn default() -> Self {
+        MessageRate { burst: 20, per_second: 5.0 }
+    }
+}
+
+/// A rate per key (a user id, a room) from governor; `None` is no limit.
+pub(crate) type Limiter<K> = Option<Arc<DefaultKeyedRateLimiter<K>>>;
+
+/// `burst` at once, then `per_second`, for each key. Faster than one a
+/// nanosecond (such as [`UNLIMITED_RATE`]) is no limit; a rate that is not
+/// positive gives one back a day.
+pub(crate) fn limiter<K: Hash + Eq + Clone>(
+    burst: f64,
+    per_second: f64,
+) -> Limiter<K> {
+    let burst = burst.clamp(1.0, f64::from(u32::MAX)) as u32;
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::try_from_secs_f64(1.0 / per_second)
+        .unwrap_or(Duration::from_secs(86_400));
+    let quota = Quota::with_period(period)?.allow_burst(burst);
+    Some(Arc::new(DefaultKeyedRateLimiter::keyed(quota)))
+}
+
+/// Whether `key` may go on: always, if there is no limit.
+pub(crate) fn allows<K: Hash + Eq + Clone>(
+    limiter: &Limiter<K>,
+    key: &K,
+) -> bool {
+    limiter.as_ref().is_none_or(|limiter| limiter.check_key(key).is_ok())
+}
+// ANCHOR_END: message_rate
+
+// ANCHOR: sockets_per_user
+/// How many sockets each user has connected. Checked and counted under one
+/// lock, so that 30 tabs connecting at once cannot all see "19, one more is
+/// fine".
 #[derive(Debug, Clone, Default)]
-pub struct Quotas {
-    inner: Arc<Mutex<Holdings>>,
-}
+pub(crate) struct SocketCount(Arc<Mutex<HashMap<i64, usize>>>);
 
-#[derive(Debug, Default)]
-struct Holdings {
-    /// user id → their connected sockets
-    users: HashMap<i64, HashSet<Sid>>,
-    /// socket → (its user, the rooms it holds a place in)
-    sockets: HashMap<Sid, (i64, HashSet<String>)>,
-}
-
-// ANCHOR: quotas
-impl Quotas {
-    /// Takes a place for `room` among the rooms of `socket`, if it holds fewer
-    /// than `max` (or holds `room` already). Returns whether it may be in the
-    /// room.
-    pub fn take_room(&self, socket: Sid, room: &str, max: usize) -> bool {
-        let mut held = self.lock();
-        let Some((_, rooms)) = held.sockets.get_mut(&socket) else {
-            return false; // not admitted, or already gone
-        };
-        if rooms.contains(room) {
-            return true;
+impl SocketCount {
+    /// Counts one more socket of `user_id`, if fewer than `max` are counted.
+    pub(crate) fn admit(&self, user_id: i64, max: usize) -> bool {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(user_id).or_default();
+        let admitted = *count < max;
+        *count += usize::from(admitted);
+        if *count == 0 {
+            counts.remove(&user_id);
         }
-        if rooms.len() >= max {
-            return false;
-        }
-        rooms.insert(room.to_owned());
-        true
+        admitted
     }
 
-    /// Gives back the place of `room` (after a `leave`, or a join that failed).
-    pub fn give_back_room(&self, socket: Sid, room: &str) {
-        if let Some((_, rooms)) = self.lock().sockets.get_mut(&socket) {
-            rooms.remove(room);
-        }
-    }
-}
-// ANCHOR_END: quotas
-
-// ANCHOR: quotas_sockets
-impl Quotas {
-    /// Takes a place for `socket` among the sockets of `user_id`, if fewer than
-    /// `max` are taken. Returns whether it got one.
-    pub fn admit(&self, user_id: i64, socket: Sid, max: usize) -> bool {
-        let mut held = self.lock();
-        let sockets = held.users.entry(user_id).or_default();
-        if sockets.len() >= max && !sockets.contains(&socket) {
-            return false;
-        }
-        sockets.insert(socket);
-        held.sockets
-            .entry(socket)
-            .or_insert((user_id, HashSet::new()));
-        true
-    }
-
-    /// Gives back everything `socket` held: it disconnected.
-    pub fn release(&self, socket: Sid) {
-        let mut held = self.lock();
-        let Some((user_id, _)) = held.sockets.remove(&socket) else {
-            return;
-        };
-        if let Some(sockets) = held.users.get_mut(&user_id) {
-            sockets.remove(&socket);
-            if sockets.is_empty() {
-                held.users.remove(&user_id);
+    /// One socket of `user_id` fewer: it disconnected.
+    pub(crate) fn release(&self, user_id: i64) {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&user_id) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&user_id);
             }
         }
     }
 }
-// ANCHOR_END: quotas_sockets
-
-impl Quotas {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Holdings> {
-        // Nothing panics while holding it, so a poisoned table is still sound.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+// ANCHOR_END: sockets_per_user
 
 #[cfg(test)]
 mod tests {
@@ -165,27 +153,22 @@ mod tests {
 
     #[test]
     fn a_user_gets_max_sockets_and_a_place_comes_back_on_release() {
-        let quotas = Quotas::default();
-        let tabs: Vec<Sid> = (0..3).map(|_| Sid::new()).collect();
-        assert!(quotas.admit(1, tabs[0], 2));
-        assert!(quotas.admit(1, tabs[1], 2));
-        assert!(!quotas.admit(1, tabs[2], 2), "the third of two");
-        assert!(quotas.admit(2, tabs[2], 2), "another user is not affected");
-        quotas.release(tabs[0]);
-        assert!(quotas.admit(1, Sid::new(), 2));
+        let count = SocketCount::default();
+        assert!(count.admit(1, 2));
+        assert!(count.admit(1, 2));
+        assert!(!count.admit(1, 2), "the third of two");
+        assert!(count.admit(2, 2), "another user is not affected");
+        count.release(1);
+        assert!(count.admit(1, 2));
+        assert!(!count.admit(3, 0), "none allowed");
+        assert!(count.0.lock().map(|c| !c.contains_key(&3)).unwrap_or(false));
     }
 
     #[test]
-    fn rooms_are_counted_once_and_given_back() {
-        let quotas = Quotas::default();
-        let socket = Sid::new();
-        assert!(!quotas.take_room(socket, "rust", 2), "not admitted yet");
-        quotas.admit(1, socket, 20);
-        assert!(quotas.take_room(socket, "rust", 2));
-        assert!(quotas.take_room(socket, "rust", 2), "the same room again");
-        assert!(quotas.take_room(socket, "go", 2));
-        assert!(!quotas.take_room(socket, "zig", 2));
-        quotas.give_back_room(socket, "go");
-        assert!(quotas.take_room(socket, "zig", 2));
+    fn governor_counts_a_burst_then_refuses() {
+        let slow = limiter::<i64>(3.0, 0.01);
+        assert_eq!((0..5).filter(|_| allows(&slow, &1)).count(), 3);
+        assert!(allows(&slow, &2), "another user has their own budget");
+        assert!(limiter::<i64>(5.0, UNLIMITED_RATE).is_none(), "no limit");
     }
 }

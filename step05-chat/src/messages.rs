@@ -1,49 +1,42 @@
 //! Chat messages: what the wire carries, and the table that remembers them.
 //!
 //! A Socket.IO broadcast reaches only the sockets connected at that moment.
-//! Storing every message lets a user who joins later see the recent history
-//! ([`MessageStore::recent`]), and a user whose connection dropped for a few
-//! seconds catch up on exactly what they missed ([`MessageStore::since`]), the
-//! way Socket.IO's "connection state recovery" does in Node.
+//! Storing every message lets a user who joins later see the recent history,
+//! and a user whose connection dropped catch up on exactly what they missed
+//! ([`MessageStore::newest`] does both), as Socket.IO's "connection state
+//! recovery" does in Node.
 
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 use step03_passport_like_auth::User;
 
 use crate::db::now_millis;
 
-/// How many messages a client gets when it joins a room, and at most per
-/// catch-up.
+/// How many messages a client gets when it enters a room.
 pub const HISTORY_LIMIT: i64 = 50;
 
 // ANCHOR: chat_message
-/// A message as every client receives it, serialized as `{"id": 7, "room":
-/// "general", "user": {"id": 1, "username": "alice"}, "text": "hi", "ts":
+/// A message as every client receives it: `{"id": 7, "room": "general",
+/// "user": {"id": 1, "username": "alice"}, "text": "hi", "ts":
 /// 1700000000000}`.
-///
-/// `user` is whoever the server authenticated on the socket, never something
-/// the client said: the payload a client sends is only ever read for `room` and
-/// `text` (see [`crate::validation::parse_chat_message`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ChatMessage {
     /// Grows with every message, in every room: a client remembers the last one
     /// it saw and asks for everything after it when it reconnects.
     pub id: i64,
-    /// The room it was sent to.
     pub room: String,
-    /// The sender. A [`User`] carries no password hash, so this is safe to send
-    /// to everyone.
+    /// Whoever the server authenticated on the socket, never something the
+    /// client said. A [`User`] carries no password hash.
     pub user: User,
-    /// The text, already trimmed and length-checked.
+    /// The text, already checked (see [`crate::validation`]).
     pub text: String,
-    /// When the server stored it, in milliseconds since the Unix epoch (`new
-    /// Date(ts)` in JS).
+    /// When it was stored, in milliseconds since the Unix epoch (as JS
+    /// `Date.now()`).
     pub ts: i64,
 }
 // ANCHOR_END: chat_message
 
-/// One `messages` row joined with its sender's name: the flat shape SQL
-/// returns, before it is nested into a [`ChatMessage`].
+/// One row joined with its sender's name: the flat shape SQL returns.
 #[derive(sqlx::FromRow)]
 struct MessageRow {
     id: i64,
@@ -56,40 +49,30 @@ struct MessageRow {
 
 impl From<MessageRow> for ChatMessage {
     fn from(row: MessageRow) -> Self {
-        Self {
-            id: row.id,
-            room: row.room,
-            user: User {
-                id: row.user_id,
-                username: row.username,
-            },
-            text: row.text,
-            ts: row.ts,
-        }
+        let user = User { id: row.user_id, username: row.username };
+        let MessageRow { id, room, text, ts, .. } = row;
+        ChatMessage { id, room, user, text, ts }
     }
 }
 
-/// A message on its way into the table: checked text, the sender from the
-/// session, and the sender's own id for it, if the client gave one (see
-/// [`Stored::Again`]).
+/// A message on its way into the table: the sender from the session, checked
+/// text, and the client's own id for it, if it gave one.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
-    /// The author, from the socket's session.
     pub user: User,
-    /// Checked text.
     pub text: String,
-    /// The client's id for this message: the same id sent twice is stored once.
+    /// Sent twice (a retry after a lost acknowledgement), the message is
+    /// stored once.
     pub client_offset: Option<String>,
 }
 
-/// What [`MessageStore::insert_batch`] did with one message.
+/// What storing a message did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stored {
     /// Stored now: broadcast it.
     New(ChatMessage),
-    /// Stored before, under the same `(user, client_offset)`: a client retrying
-    /// a message it got no acknowledgement for. Acknowledge it again; do not
-    /// broadcast it again.
+    /// Stored before under the same `(user, client_offset)`: a retry.
+    /// Acknowledge it again; do not broadcast it again.
     Again(ChatMessage),
 }
 
@@ -102,34 +85,27 @@ impl Stored {
     }
 }
 
-/// Some messages of a room, oldest first, and whether older ones were left out.
+/// Some messages of a room, oldest first, and whether older ones in the asked
+/// range were left out.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Page {
-    /// The messages, oldest first.
     pub messages: Vec<ChatMessage>,
-    /// True if the room has older messages in the asked range than `messages`
-    /// holds.
     pub truncated: bool,
 }
 
-/// The `messages` table.
-///
-/// Cloning is cheap (the pool is a handle), so every socket handler can hold
-/// one.
+/// The `messages` table. Cheap to clone (the pools are handles).
 #[derive(Clone, Debug)]
 pub struct MessageStore {
     pool: SqlitePool,
-    /// One connection of its own for storing messages. SQLite takes one writer
-    /// at a time anyway, and a writer with its own connection never queues
-    /// behind readers (a flood of reconnections reading their history) for a
-    /// connection from the pool.
+    /// One connection of its own for writing: SQLite takes one writer at a
+    /// time anyway, and this one never queues behind readers for a
+    /// connection.
     writer: SqlitePool,
 }
 
 // ANCHOR: message_store
 impl MessageStore {
-    /// A store over a pool from [`crate::db::open_database`], which has created
-    /// the table.
+    /// A store over a pool from [`crate::db::open_database`].
     pub fn new(pool: SqlitePool) -> Self {
         let options = pool.connect_options().as_ref().clone();
         let writer = sqlx::sqlite::SqlitePoolOptions::new()
@@ -138,79 +114,17 @@ impl MessageStore {
         Self { pool, writer }
     }
 
-    /// Stores a message from `user` and returns it as it should be broadcast,
-    /// with the id and timestamp the database gave it. (The chat itself stores
-    /// messages in batches, through [`Self::insert_batch`]; this is the
-    /// one-message form.)
-    ///
-    /// `text` and `room` must already be validated; `user` must exist (the
-    /// foreign key refuses a message from a deleted user).
-    pub async fn insert(
+    /// Stores `new` in `room`, with the id and time the database gives it.
+    pub async fn store(
         &self,
         room: &str,
-        user: &User,
-        text: &str,
-    ) -> Result<ChatMessage, sqlx::Error> {
-        let new = NewMessage {
-            user: user.clone(),
-            text: text.to_owned(),
-            client_offset: None,
-        };
+        new: &NewMessage,
+    ) -> Result<Stored, sqlx::Error> {
         let mut tx = self.writer.begin().await?;
-        let stored = insert_one(&mut tx, room, &new).await?;
-        tx.commit().await?;
-        Ok(stored.message().clone())
-    }
-
-    // ANCHOR: insert_batch
-    /// Stores `batch` (all for `room`, in order) in ONE transaction: one
-    /// commit, one wait for the disk, however many messages. Returns, for each,
-    /// the stored message, or the one stored earlier with the same `(user,
-    /// client_offset)`.
-    ///
-    /// If the transaction fails (say one sender was deleted meanwhile), each
-    /// message is stored on its own instead, so one bad message does not sink
-    /// the others.
-    pub async fn insert_batch(
-        &self,
-        room: &str,
-        batch: &[NewMessage],
-    ) -> Vec<Result<Stored, sqlx::Error>> {
-        match self.insert_all(room, batch).await {
-            Ok(stored) => stored.into_iter().map(Ok).collect(),
-            Err(_) if batch.len() > 1 => {
-                let mut one_by_one = Vec::with_capacity(batch.len());
-                for new in batch {
-                    one_by_one.push(
-                        self.insert_all(room, std::slice::from_ref(new)).await,
-                    );
-                }
-                let first = |stored: Vec<Stored>| stored.into_iter().next();
-                one_by_one
-                    .into_iter()
-                    .map(|r| {
-                        r.and_then(|s| first(s).ok_or(sqlx::Error::RowNotFound))
-                    })
-                    .collect()
-            }
-            Err(error) => vec![Err(error)],
-        }
-    }
-
-    async fn insert_all(
-        &self,
-        room: &str,
-        batch: &[NewMessage],
-    ) -> Result<Vec<Stored>, sqlx::Error> {
-        let mut tx = self.writer.begin().await?;
-        let mut stored = Vec::with_capacity(batch.len());
-        for new in batch {
-            stored.push(insert_one(&mut tx, room, new).await?);
-        }
+        let stored = insert_one(&mut tx, room, new).await?;
         tx.commit().await?;
         Ok(stored)
     }
-    // ANCHOR_END: insert_batch
 
     /// The id of the newest message of `room`, or 0 if it has none.
     pub async fn last_id(&self, room: &str) -> Result<i64, sqlx::Error> {
@@ -222,22 +136,9 @@ impl MessageStore {
         .await
     }
 
-    /// The `limit` newest messages of `room`, oldest first: the order a chat
-    /// window shows them.
-    pub async fn recent(
-        &self,
-        room: &str,
-        limit: i64,
-    ) -> Result<Vec<ChatMessage>, sqlx::Error> {
-        Ok(self.newest(room, 0, i64::MAX, limit).await?.messages)
-    }
-
     /// The `limit` newest messages of `room` with an id in `after+1 ..= upto`,
-    /// oldest first, and whether there were more (older ones, left out).
-    ///
-    /// With `after = 0` this is a room's history as of message `upto`; with
-    /// `after` = the last id a client saw, it is what that client missed (see
-    /// `chat::enter_general`).
+    /// oldest first. With `after = 0`, a room's history; with `after` = the
+    /// last id a client saw, what it missed.
     pub async fn newest(
         &self,
         room: &str,
@@ -245,16 +146,15 @@ impl MessageStore {
         upto: i64,
         limit: i64,
     ) -> Result<Page, sqlx::Error> {
-        let limit = sql_limit(limit);
-        // "The newest N" needs a descending scan; the reader wants them
-        // ascending. Asking SQL for the newest N + 1 (the extra one only says
-        // "there is more") and reversing here is simpler than a nested query.
+        // SQLite reads a negative LIMIT as "no limit at all".
+        let limit = limit.max(0);
+        // The newest N + 1, newest first: the extra one only says "there is
+        // more".
         let mut rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
              FROM messages m JOIN users u ON u.id = m.user_id
              WHERE m.room = ? AND m.id > ? AND m.id <= ?
-             ORDER BY m.id DESC
-             LIMIT ?",
+             ORDER BY m.id DESC LIMIT ?",
         )
         .bind(room)
         .bind(after)
@@ -264,45 +164,27 @@ impl MessageStore {
         .await?;
         let truncated = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        rows.reverse();
-        Ok(Page {
-            messages: rows.into_iter().map(ChatMessage::from).collect(),
-            truncated,
-        })
-    }
-
-    /// Up to `limit` messages of `room` sent after message `after_id`, oldest
-    /// first.
-    ///
-    /// If more than `limit` were missed, the client gets the oldest `limit` and
-    /// can ask again from the last id it received.
-    pub async fn since(
-        &self,
-        room: &str,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<ChatMessage>, sqlx::Error> {
-        let rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
-             FROM messages m JOIN users u ON u.id = m.user_id
-             WHERE m.room = ? AND m.id > ?
-             ORDER BY m.id ASC
-             LIMIT ?",
-        )
-        .bind(room)
-        .bind(after_id)
-        .bind(sql_limit(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(ChatMessage::from).collect())
+        let messages = rows.into_iter().rev().map(ChatMessage::from).collect();
+        Ok(Page { messages, truncated })
     }
 }
 // ANCHOR_END: message_store
 
+impl MessageStore {
+    /// The connection messages are written through, for a caller that stores
+    /// several in one transaction with [`insert_one`] (the chapter "The chat
+    /// under load").
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+}
+
+// ANCHOR: insert_one
 /// Inserts one message inside `tx`. A `(user, client_offset)` already in the
-/// table is not an error: the earlier message is returned as [`Stored::Again`].
-async fn insert_one(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+/// table is not an error: the earlier message is returned, as
+/// [`Stored::Again`].
+pub async fn insert_one(
+    tx: &mut Transaction<'_, Sqlite>,
     room: &str,
     new: &NewMessage,
 ) -> Result<Stored, sqlx::Error> {
@@ -320,13 +202,9 @@ async fn insert_one(
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {
-        return Ok(Stored::New(ChatMessage {
-            id: done.last_insert_rowid(),
-            room: room.to_owned(),
-            user: new.user.clone(),
-            text: new.text.clone(),
-            ts,
-        }));
+        let (id, room) = (done.last_insert_rowid(), room.to_owned());
+        let (user, text) = (new.user.clone(), new.text.clone());
+        return Ok(Stored::New(ChatMessage { id, room, user, text, ts }));
     }
     let earlier: MessageRow = sqlx::query_as(
         "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
@@ -339,17 +217,13 @@ async fn insert_one(
     .await?;
     Ok(Stored::Again(earlier.into()))
 }
-
-/// SQLite reads a negative `LIMIT` as "no limit at all"; a caller asking for -1
-/// messages means none, not the whole table.
-fn sql_limit(limit: i64) -> i64 {
-    limit.max(0)
-}
+// ANCHOR_END: insert_one
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{open_database, open_temp_database, temp_database_url};
+    use crate::db::open_database;
+    use crate::db::tests::{open_temp_database, temp_database_url};
     use crate::users::SqliteUserStore;
     use step03_passport_like_auth::UserStore;
 
@@ -358,6 +232,31 @@ mod tests {
             .create(name, "$argon2id$not-checked-here")
             .await
             .expect("create user")
+    }
+
+    /// Shorthands: one message without a client offset, and a room's newest.
+    impl MessageStore {
+        async fn insert(
+            &self,
+            room: &str,
+            user: &User,
+            text: &str,
+        ) -> Result<ChatMessage, sqlx::Error> {
+            let new = NewMessage {
+                user: user.clone(),
+                text: text.to_owned(),
+                client_offset: None,
+            };
+            Ok(self.store(room, &new).await?.message().clone())
+        }
+
+        async fn recent(
+            &self,
+            room: &str,
+            limit: i64,
+        ) -> Result<Vec<ChatMessage>, sqlx::Error> {
+            Ok(self.newest(room, 0, i64::MAX, limit).await?.messages)
+        }
     }
 
     fn texts(messages: &[ChatMessage]) -> Vec<&str> {
@@ -371,14 +270,10 @@ mod tests {
         let store = MessageStore::new(pool);
         let before = now_millis();
 
-        let first = store
-            .insert("general", &alice, "hello")
-            .await
-            .expect("insert");
-        let second = store
-            .insert("general", &alice, "again")
-            .await
-            .expect("insert");
+        let first =
+            store.insert("general", &alice, "hello").await.expect("insert");
+        let second =
+            store.insert("general", &alice, "again").await.expect("insert");
 
         assert_eq!(first.room, "general");
         assert_eq!(first.user, alice);
@@ -396,10 +291,7 @@ mod tests {
         let message = ChatMessage {
             id: 7,
             room: "general".to_owned(),
-            user: User {
-                id: 1,
-                username: "alice".to_owned(),
-            },
+            user: User { id: 1, username: "alice".to_owned() },
             text: "hi".to_owned(),
             ts: 1_700_000_000_000,
         };
@@ -433,10 +325,8 @@ mod tests {
                 .expect("insert");
         }
 
-        let recent = store
-            .recent("general", HISTORY_LIMIT)
-            .await
-            .expect("recent");
+        let recent =
+            store.recent("general", HISTORY_LIMIT).await.expect("recent");
 
         let expected: Vec<String> =
             (11..=60).map(|n| format!("message {n}")).collect();
@@ -450,23 +340,12 @@ mod tests {
         let alice = create_user(&pool, "alice").await;
         let bob = create_user(&pool, "bob").await;
         let store = MessageStore::new(pool);
-        store
-            .insert("general", &alice, "hi all")
-            .await
-            .expect("insert");
-        store
-            .insert("rust", &bob, "hi rustaceans")
-            .await
-            .expect("insert");
-        store
-            .insert("general", &bob, "hi alice")
-            .await
-            .expect("insert");
+        store.insert("general", &alice, "hi all").await.expect("insert");
+        store.insert("rust", &bob, "hi rustaceans").await.expect("insert");
+        store.insert("general", &bob, "hi alice").await.expect("insert");
 
-        let general = store
-            .recent("general", HISTORY_LIMIT)
-            .await
-            .expect("recent");
+        let general =
+            store.recent("general", HISTORY_LIMIT).await.expect("recent");
 
         assert_eq!(texts(&general), ["hi all", "hi alice"]);
         assert_eq!(general[0].user, alice);
@@ -481,72 +360,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn since_returns_exactly_the_later_messages_in_order() {
+    async fn newest_returns_the_newest_of_a_window_and_says_if_some_were_left_out()
+     {
         let (_dir, pool) = open_temp_database().await;
         let alice = create_user(&pool, "alice").await;
         let store = MessageStore::new(pool);
         let mut sent = Vec::new();
-        for n in 1..=5 {
+        for n in 1..=6 {
             sent.push(
                 store
                     .insert("general", &alice, &format!("m{n}"))
                     .await
                     .expect("insert"),
             );
-            // Messages in another room in between must not leak into the
-            // catch-up.
-            store
-                .insert("other", &alice, "elsewhere")
-                .await
-                .expect("insert");
-        }
-        let last_seen = sent[1].id;
-
-        let missed = store
-            .since("general", last_seen, HISTORY_LIMIT)
-            .await
-            .expect("since");
-
-        assert_eq!(missed, sent[2..].to_vec());
-    }
-
-    #[tokio::test]
-    async fn since_returns_at_most_limit_starting_with_the_oldest_missed() {
-        let (_dir, pool) = open_temp_database().await;
-        let alice = create_user(&pool, "alice").await;
-        let store = MessageStore::new(pool);
-        for n in 1..=10 {
-            store
-                .insert("general", &alice, &format!("m{n}"))
-                .await
-                .expect("insert");
+            // Messages in another room in between must not leak in.
+            store.insert("other", &alice, "elsewhere").await.expect("insert");
         }
 
-        let first_page = store.since("general", 0, 3).await.expect("since");
-        let last_id = first_page.last().map_or(0, |m| m.id);
-        let second_page =
-            store.since("general", last_id, 3).await.expect("since");
-
-        assert_eq!(texts(&first_page), ["m1", "m2", "m3"]);
-        assert_eq!(texts(&second_page), ["m4", "m5", "m6"]);
-    }
-
-    #[tokio::test]
-    async fn since_the_newest_id_is_empty() {
-        let (_dir, pool) = open_temp_database().await;
-        let alice = create_user(&pool, "alice").await;
-        let store = MessageStore::new(pool);
-        let newest = store
-            .insert("general", &alice, "last")
+        let window = store
+            .newest("general", sent[0].id, sent[4].id, 2)
             .await
-            .expect("insert");
+            .expect("newest");
 
-        let missed = store
-            .since("general", newest.id, HISTORY_LIMIT)
+        assert_eq!(texts(&window.messages), ["m4", "m5"]);
+        assert!(window.truncated, "m2 and m3 were left out");
+        let all = store
+            .newest("general", sent[3].id, i64::MAX, 10)
             .await
-            .expect("since");
-
-        assert!(missed.is_empty());
+            .expect("newest");
+        assert_eq!(texts(&all.messages), ["m5", "m6"]);
+        assert!(!all.truncated);
     }
 
     #[tokio::test]
@@ -554,35 +397,16 @@ mod tests {
         let (_dir, pool) = open_temp_database().await;
         let alice = create_user(&pool, "alice").await;
         let store = MessageStore::new(pool);
-        store
-            .insert("general", &alice, "hello")
-            .await
-            .expect("insert");
+        store.insert("general", &alice, "hello").await.expect("insert");
 
-        assert!(
-            store
-                .recent("general", -1)
-                .await
-                .expect("recent")
-                .is_empty()
-        );
-        assert!(
-            store
-                .since("general", 0, -1)
-                .await
-                .expect("since")
-                .is_empty()
-        );
+        assert!(store.recent("general", -1).await.expect("recent").is_empty());
     }
 
     #[tokio::test]
     async fn a_message_from_a_user_who_does_not_exist_is_refused() {
         let (_dir, pool) = open_temp_database().await;
         let store = MessageStore::new(pool);
-        let ghost = User {
-            id: 999,
-            username: "ghost".to_owned(),
-        };
+        let ghost = User { id: 999, username: "ghost".to_owned() };
 
         let result = store.insert("general", &ghost, "boo").await;
 
@@ -614,10 +438,7 @@ mod tests {
             Some(alice)
         );
         assert_eq!(
-            store
-                .recent("general", HISTORY_LIMIT)
-                .await
-                .expect("recent"),
+            store.recent("general", HISTORY_LIMIT).await.expect("recent"),
             vec![sent]
         );
     }

@@ -1,507 +1,185 @@
 //! Who is online in which room.
 //!
-//! A user may have several sockets (three tabs, a phone and a laptop), and each
-//! socket may be in several rooms. The presence list shows *users*, once each,
-//! so we count sockets per user per room and only report a change when a count
-//! goes from 0 to 1 or from 1 to 0.
+//! Socket.IO already knows which sockets are in which room, and each socket
+//! carries its user: a room's online list is read from there, each user once,
+//! by id. A user may have several sockets (tabs, a phone), so a room hears of a
+//! user only when their first socket comes in or their last one goes.
 //!
-//! A socket entering a room gets the first page of the room's list (the first
-//! [`PRESENCE_PAGE`] users by id, and how many are online in all); the page
-//! asks for the next pages only if the reader wants them. After that the socket
-//! hears only the changes ([`PresenceChange`]). Sending the whole list, on
-//! every entry or on every change, is what a room of 500 users and 10,000
-//! sockets cannot afford: see [`Presence::page`].
+//! A socket entering a room gets the first page of the list (`presence`), and
+//! asks for more (`presence page`) only if the reader scrolls. Then it hears
+//! only who came and went (`presence change`), gathered for
+//! [`PRESENCE_EVERY`]: ten tabs opening at once, or a script joining and
+//! leaving, make one event, not ten.
+//!
+//! "Is another socket of this user in the room?" is asked under
+//! `chat.deliveries`, the lock every join, leave and disconnect takes: two
+//! tabs that come (or go) together are announced once, never zero times.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ops::Bound;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use serde::Serialize;
-use socketioxide::socket::Sid;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
 
-use crate::delivery::Encoded;
+use crate::chat::{Chat, ChatError};
+use crate::delivery;
+use crate::handlers::{answer, has_joined};
+use crate::validation::{InputError, parse_room};
 
-/// The users who came and went in a room since the last change was taken, each
-/// named once, with what happened to them *last*: someone who came and went
-/// again is in `left`. Applied to any list at least as new as the previous
-/// change, it gives the room as it is now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PresenceChange {
-    pub room: String,
-    pub joined: Vec<User>,
-    pub left: Vec<User>,
-    /// How many users are online in the room now.
-    pub online: usize,
-}
-
-/// How many users one presence page lists, unless `PRESENCE_PAGE` says
-/// otherwise.
+/// Users per page of an online list, unless `PRESENCE_PAGE` says otherwise.
 pub const PRESENCE_PAGE: usize = 50;
+/// How long the changes of a room are gathered before the room is told.
+const PRESENCE_EVERY: Duration = Duration::from_millis(100);
 
-/// The online users of every room. Cheap to clone: clones share one table.
+/// What each room has not been told yet: user id → (user, online?).
 #[derive(Debug, Clone, Default)]
-pub struct Presence {
-    inner: Arc<Mutex<Table>>,
-}
+pub(crate) struct Presence(Arc<Mutex<HashMap<String, Changes>>>);
 
-#[derive(Debug, Default)]
-struct Table {
-    /// room → user id → (user, how many of their sockets are in the room)
-    rooms: HashMap<String, BTreeMap<i64, (User, usize)>>,
-    /// socket → the rooms it is counted in, so a disconnect can undo all of
-    /// them
-    sockets: HashMap<Sid, (User, HashSet<String>)>,
-    /// room → user id → (user, online?) for the changes not yet taken
-    changes: HashMap<String, BTreeMap<i64, (User, bool)>>,
-    /// room → its first page, serialised, until its users change
-    first_pages: HashMap<String, Arc<Encoded>>,
-}
+type Changes = BTreeMap<i64, (User, bool)>;
 
-// ANCHOR: presence
-impl Presence {
-    /// Counts `socket` (of `user`) in `room`, if `still_connected()` says the
-    /// socket is still there, asked under the table's lock:
-    /// [`Self::disconnect`] takes the same lock, so a socket is either counted
-    /// and later uncounted, or never counted. Returns whether the room's set of
-    /// users changed.
-    pub fn join(
-        &self,
-        socket: Sid,
-        user: &User,
-        room: &str,
-        still_connected: impl FnOnce() -> bool,
-    ) -> bool {
-        let mut table = self.lock();
-        if !still_connected() {
-            return false;
-        }
-        let (_, rooms) = table
-            .sockets
-            .entry(socket)
-            .or_insert_with(|| (user.clone(), HashSet::new()));
-        if !rooms.insert(room.to_owned()) {
-            return false; // this socket is already counted in this room
-        }
-        let users = table.rooms.entry(room.to_owned()).or_default();
-        let (_, count) =
-            users.entry(user.id).or_insert_with(|| (user.clone(), 0));
-        *count += 1;
-        let came = *count == 1;
-        if came {
-            table.note(room, user, true);
-        }
-        came
+// ANCHOR: announce
+/// Sends the socket, just put in `room`, the first page of the room's list;
+/// if no other socket of its user is there, the room will hear that they came.
+pub(crate) fn announce_presence(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    room: &str,
+) {
+    let members = socket.within(room.to_owned()).sockets();
+    let page = page(&members, room, None, chat.presence_page);
+    delivery::send(socket, "presence", &page);
+    if socket.connected() && !elsewhere_in(&members, socket, user) {
+        tell(io, chat, room, user, true);
     }
 }
-// ANCHOR_END: presence
 
-// ANCHOR: presence_leave
-impl Presence {
-    /// Stops counting `socket` in `room`. Returns whether the room's set of
-    /// users changed.
-    pub fn leave(&self, socket: Sid, room: &str) -> bool {
-        let mut table = self.lock();
-        let Some((user, rooms)) = table.sockets.get_mut(&socket) else {
-            return false;
+/// The socket is leaving `room` (or going away): if no other socket of its
+/// user is there, the room will hear that they left.
+pub(crate) fn announce_leaving(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    room: &str,
+) {
+    let members = socket.within(room.to_owned()).sockets();
+    if !elsewhere_in(&members, socket, user) {
+        tell(io, chat, room, user, false);
+    }
+}
+
+/// Whether a connected socket of `user` other than `socket` is in `members`.
+fn elsewhere_in(
+    members: &[SocketRef],
+    socket: &SocketRef,
+    user: &User,
+) -> bool {
+    members.iter().any(|other| {
+        other.id != socket.id
+            && other.connected()
+            && other.extensions.get::<User>().is_some_and(|u| u.id == user.id)
+    })
+}
+// ANCHOR_END: announce
+
+// ANCHOR: tell
+/// Notes that `user` came (`online`) or went. The first change a room has not
+/// been told of schedules the `presence change`; later ones join it, each user
+/// named once, with what happened to them last.
+fn tell(io: &SocketIo, chat: &Chat, room: &str, user: &User, online: bool) {
+    let mut untold =
+        chat.presence.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let changes = untold.entry(room.to_owned()).or_default();
+    let first = changes.is_empty();
+    changes.insert(user.id, (user.clone(), online));
+    if !first {
+        return;
+    }
+    let (presence, room, io) =
+        (chat.presence.clone(), room.to_owned(), io.clone());
+    chat.tasks.spawn(async move {
+        tokio::time::sleep(PRESENCE_EVERY).await;
+        let mut untold =
+            presence.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let changes = untold.remove(&room).unwrap_or_default();
+        drop(untold);
+        let (joined, left): (Vec<_>, Vec<_>) =
+            changes.into_values().partition(|(_, online)| *online);
+        let users = |them: Vec<(User, bool)>| -> Vec<User> {
+            them.into_iter().map(|(user, _)| user).collect()
         };
-        if !rooms.remove(room) {
-            return false;
+        // `io.of("/")` is `None` once the server is shutting down.
+        let members = io.of("/").map(|ns| ns.within(room.clone()).sockets());
+        let members = members.unwrap_or_default();
+        let change = json!({
+            "room": room, "joined": users(joined), "left": users(left),
+            "online": users_in(&members).len(),
+        });
+        for member in &members {
+            delivery::send(member, "presence change", &change);
         }
-        let user_id = user.id;
-        table.uncount(room, user_id)
-    }
-
-    /// Forgets `socket` everywhere. Returns the rooms whose set of users
-    /// changed.
-    pub fn disconnect(&self, socket: Sid) -> Vec<String> {
-        let mut table = self.lock();
-        let Some((user, rooms)) = table.sockets.remove(&socket) else {
-            return Vec::new();
-        };
-        let mut changed: Vec<String> = rooms
-            .into_iter()
-            .filter(|room| table.uncount(room, user.id))
-            .collect();
-        changed.sort();
-        changed
-    }
+    });
 }
-// ANCHOR_END: presence_leave
-
-// ANCHOR: presence_change
-impl Presence {
-    /// Takes the changes of `room` since the last call, if there are any.
-    pub fn take_change(&self, room: &str) -> Option<PresenceChange> {
-        let mut table = self.lock();
-        let changes = table.changes.remove(room)?;
-        let (joined, left) =
-            changes.into_values().partition::<Vec<_>, _>(|(_, on)| *on);
-        Some(PresenceChange {
-            room: room.to_owned(),
-            joined: joined.into_iter().map(|(user, _)| user).collect(),
-            left: left.into_iter().map(|(user, _)| user).collect(),
-            online: table.rooms.get(room).map_or(0, BTreeMap::len),
-        })
-    }
-}
-// ANCHOR_END: presence_change
+// ANCHOR_END: tell
 
 // ANCHOR: presence_page
-impl Presence {
-    /// The page of `room`'s users that comes `after` a user id (`None`: the
-    /// first page), at most `size` of them, serialised.
-    ///
-    /// Why pages: a socket's WebSocket keeps a write buffer as large as the
-    /// largest burst it was ever sent, for as long as it lives. The whole list
-    /// of a 500-user room is about 15 KB, sent to every socket as it enters, so
-    /// every socket would keep 15 KB for that alone (chapter 5, "Measured"). A
-    /// page is under 2 KB, and a reader who wants more asks for it, one page at
-    /// a time.
-    ///
-    /// The first page is serialised once per change of the room's users, not
-    /// once per socket that enters (10,000 sockets entering a room would
-    /// otherwise serialise it 10,000 times).
-    pub fn page(
-        &self,
-        room: &str,
-        after: Option<i64>,
-        size: usize,
-    ) -> serde_json::Result<Arc<Encoded>> {
-        let mut table = self.lock();
-        if after.is_none()
-            && let Some(page) = table.first_pages.get(room)
-        {
-            return Ok(page.clone());
-        }
-        let page = table.page_after(room, after, size);
-        let page = Arc::new(Encoded::new(&page)?);
-        // Only for a room with someone in it: the cache must not keep every
-        // name ever asked.
-        if after.is_none() && table.rooms.contains_key(room) {
-            table.first_pages.insert(room.to_owned(), page.clone());
-        }
-        Ok(page)
+/// `presence page`: `{"room": "general", "after": 42}` asks for the next
+/// page of a room's online list, the users whose id comes after 42.
+pub(crate) async fn on_presence_page(
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let payload = payload.unwrap_or_default();
+    let page = next_page(&socket, &chat, &user, &payload);
+    answer(&socket, ack, page);
+}
+
+fn next_page(
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<Value, ChatError> {
+    let room = parse_room(&payload["room"])?;
+    let after = payload["after"].as_i64().ok_or(InputError::InvalidAfter)?;
+    if !has_joined(socket, &room) {
+        return Err(ChatError::NotInRoom);
     }
+    chat.check(&chat.rates.pages, socket, user.id)?;
+    let members = socket.within(room.clone()).sockets();
+    Ok(page(&members, &room, Some(after), chat.presence_page))
+}
+
+/// At most `size` of the users of `members`, by id, from the one after
+/// `after`: `{"room", "users", "online", "more"}`, where `more` says whether
+/// others come after them. (A page, not the whole list: a room of 500 users
+/// would send 15 KB to every socket that enters it.)
+fn page(
+    members: &[SocketRef],
+    room: &str,
+    after: Option<i64>,
+    size: usize,
+) -> Value {
+    let online = users_in(members);
+    let mut next =
+        online.values().filter(|user| after.is_none_or(|a| user.id > a));
+    let users: Vec<&User> = next.by_ref().take(size).collect();
+    let more = next.next().is_some();
+    json!({ "room": room, "users": users, "online": online.len(), "more": more })
+}
+
+/// The users of the connected sockets among `members`, each once, by id.
+fn users_in(members: &[SocketRef]) -> BTreeMap<i64, User> {
+    let connected = members.iter().filter(|member| member.connected());
+    let users = connected.filter_map(|member| member.extensions.get::<User>());
+    users.map(|user| (user.id, user)).collect()
 }
 // ANCHOR_END: presence_page
-
-// ANCHOR: presence_page_users
-/// A `presence` event, or the answer to `presence page`: `{"room": "general",
-/// "users": [...], "online": 500, "more": true}`. `users` are the next users by
-/// id, `online` counts everyone in the room, and `more` says whether users with
-/// a higher id than the last one listed are online too.
-#[derive(Serialize)]
-struct PresencePage<'a> {
-    room: &'a str,
-    users: Vec<&'a User>,
-    online: usize,
-    more: bool,
-}
-
-impl Table {
-    /// The page of `room`'s users that comes `after` a user id, at most `size`
-    /// of them.
-    fn page_after<'a>(
-        &'a self,
-        room: &'a str,
-        after: Option<i64>,
-        size: usize,
-    ) -> PresencePage<'a> {
-        let users = self.rooms.get(room);
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut next = users
-            .into_iter()
-            .flat_map(|users| users.range((from, Bound::Unbounded)))
-            .map(|(_, (user, _))| user);
-        PresencePage {
-            room,
-            users: next.by_ref().take(size).collect(),
-            online: users.map_or(0, BTreeMap::len),
-            more: next.next().is_some(),
-        }
-    }
-}
-// ANCHOR_END: presence_page_users
-
-#[cfg(test)]
-impl Presence {
-    /// The users online in `room`, each once, ordered by id (what the tests
-    /// compare pages and changes with).
-    pub fn users_in(&self, room: &str) -> Vec<User> {
-        self.lock()
-            .rooms
-            .get(room)
-            .map(|users| users.values().map(|(user, _)| user.clone()).collect())
-            .unwrap_or_default()
-    }
-}
-
-impl Presence {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
-        // Nothing in here panics half-way through a change, so a poisoned table
-        // is still sound.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Table {
-    /// One socket of `user_id` fewer in `room`; true if that was the last one.
-    fn uncount(&mut self, room: &str, user_id: i64) -> bool {
-        let Some(users) = self.rooms.get_mut(room) else {
-            return false;
-        };
-        let gone = match users.get_mut(&user_id) {
-            Some((_, count)) => {
-                *count -= 1;
-                *count == 0
-            }
-            None => false,
-        };
-        if gone {
-            if let Some((user, _)) = users.remove(&user_id) {
-                self.note(room, &user, false);
-            }
-            if self.rooms.get(room).is_some_and(BTreeMap::is_empty) {
-                self.rooms.remove(room); // empty rooms must not pile up
-            }
-        }
-        gone
-    }
-
-    /// Remembers that `user` came (`online`) or went in `room`, until the
-    /// change is taken.
-    fn note(&mut self, room: &str, user: &User, online: bool) {
-        self.first_pages.remove(room);
-        let changes = self.changes.entry(room.to_owned()).or_default();
-        changes.insert(user.id, (user.clone(), online));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn user(id: i64, name: &str) -> User {
-        User {
-            id,
-            username: name.to_owned(),
-        }
-    }
-
-    #[test]
-    fn a_user_with_three_tabs_counts_once() {
-        let presence = Presence::default();
-        let alice = user(1, "alice");
-        let tabs = [Sid::new(), Sid::new(), Sid::new()];
-        assert!(presence.join(tabs[0], &alice, "general", || true));
-        assert!(!presence.join(tabs[1], &alice, "general", || true));
-        assert!(!presence.join(tabs[2], &alice, "general", || true));
-        assert_eq!(presence.users_in("general"), vec![alice.clone()]);
-
-        assert!(presence.disconnect(tabs[0]).is_empty());
-        assert!(presence.disconnect(tabs[1]).is_empty());
-        assert_eq!(presence.disconnect(tabs[2]), vec!["general".to_owned()]);
-        assert!(presence.users_in("general").is_empty());
-    }
-
-    #[test]
-    fn leaving_one_room_keeps_the_others() {
-        let presence = Presence::default();
-        let bob = user(2, "bob");
-        let socket = Sid::new();
-        presence.join(socket, &bob, "general", || true);
-        presence.join(socket, &bob, "rust", || true);
-        assert!(presence.leave(socket, "rust"));
-        assert!(
-            !presence.leave(socket, "rust"),
-            "leaving twice changes nothing"
-        );
-        assert_eq!(presence.users_in("general"), vec![bob]);
-        assert!(presence.users_in("rust").is_empty());
-    }
-
-    #[test]
-    fn joining_the_same_room_twice_counts_once() {
-        let presence = Presence::default();
-        let carol = user(3, "carol");
-        let socket = Sid::new();
-        assert!(presence.join(socket, &carol, "general", || true));
-        assert!(!presence.join(socket, &carol, "general", || true));
-        assert_eq!(presence.disconnect(socket), vec!["general".to_owned()]);
-    }
-
-    #[test]
-    fn users_are_listed_by_id() {
-        let presence = Presence::default();
-        presence.join(Sid::new(), &user(9, "zed"), "general", || true);
-        presence.join(Sid::new(), &user(4, "amy"), "general", || true);
-        let names: Vec<_> = presence
-            .users_in("general")
-            .into_iter()
-            .map(|u| u.username)
-            .collect();
-        assert_eq!(names, ["amy", "zed"]);
-    }
-
-    #[test]
-    fn a_socket_that_is_already_gone_is_never_counted() {
-        let presence = Presence::default();
-        let socket = Sid::new();
-        // `on_disconnect` ran first (it found nothing to undo), then the
-        // connect path got here.
-        assert!(presence.disconnect(socket).is_empty());
-        assert!(!presence.join(socket, &user(5, "ghost"), "general", || false));
-        assert!(presence.users_in("general").is_empty());
-    }
-
-    #[test]
-    fn a_change_names_each_user_once_with_what_happened_last() {
-        let presence = Presence::default();
-        let (amy, bob) = (user(1, "amy"), user(2, "bob"));
-        let (tab, other_tab, bobs) = (Sid::new(), Sid::new(), Sid::new());
-        presence.join(tab, &amy, "general", || true);
-        assert_eq!(
-            presence.take_change("general"),
-            Some(PresenceChange {
-                room: "general".into(),
-                joined: vec![amy.clone()],
-                left: vec![],
-                online: 1,
-            })
-        );
-        assert_eq!(presence.take_change("general"), None, "taken once");
-
-        // Bob comes and goes again; Amy's second tab changes nothing; Amy then
-        // leaves.
-        presence.join(bobs, &bob, "general", || true);
-        presence.join(other_tab, &amy, "general", || true);
-        presence.disconnect(bobs);
-        presence.disconnect(tab);
-        presence.disconnect(other_tab);
-        let change = presence.take_change("general").expect("a change");
-        assert!(change.joined.is_empty());
-        assert_eq!(change.left, vec![amy, bob]);
-    }
-
-    #[test]
-    fn a_change_applied_to_a_newer_list_gives_the_room_as_it_is() {
-        let presence = Presence::default();
-        let (amy, bob) = (user(1, "amy"), user(2, "bob"));
-        let bobs = Sid::new();
-        presence.join(Sid::new(), &amy, "general", || true);
-        presence.take_change("general");
-        // A socket enters between two changes: its list shows Bob, who then
-        // goes.
-        presence.join(bobs, &bob, "general", || true);
-        let mut seen: Vec<User> = presence.users_in("general");
-        presence.disconnect(bobs);
-        let change = presence.take_change("general").expect("a change");
-        seen.retain(|u| !change.left.contains(u));
-        let newcomers: Vec<User> = change
-            .joined
-            .into_iter()
-            .filter(|u| !seen.contains(u))
-            .collect();
-        seen.extend(newcomers);
-        assert_eq!(seen, presence.users_in("general"));
-    }
-
-    /// A page as the client would parse it.
-    fn parsed_page(
-        presence: &Presence,
-        after: Option<i64>,
-        size: usize,
-    ) -> serde_json::Value {
-        let page = presence.page("general", after, size).expect("serialises");
-        // `Encoded` is an event's one argument: `[{...}]`.
-        let arguments = serde_json::to_value(&*page).expect("serialises");
-        arguments[0].clone()
-    }
-
-    #[test]
-    fn the_first_page_is_serialised_once_per_change_and_always_current() {
-        let presence = Presence::default();
-        let (amy, bob) = (user(1, "amy"), user(2, "bob"));
-        let (amys, bobs, bobs_tab) = (Sid::new(), Sid::new(), Sid::new());
-        presence.join(amys, &amy, "general", || true);
-        presence.join(bobs, &bob, "general", || true);
-        let first = presence.page("general", None, 50).expect("serialises");
-        // A second tab of Bob changes nobody: the same serialised page.
-        presence.join(bobs_tab, &bob, "general", || true);
-        let again = presence.page("general", None, 50).expect("serialises");
-        assert!(Arc::ptr_eq(&first, &again));
-        assert_eq!(
-            parsed_page(&presence, None, 50),
-            serde_json::json!({
-                "room": "general",
-                "users": [amy, bob],
-                "online": 2,
-                "more": false
-            })
-        );
-        // Amy goes: a new page.
-        presence.disconnect(amys);
-        assert_eq!(
-            parsed_page(&presence, None, 50),
-            serde_json::json!({
-                "room": "general", "users": [bob], "online": 1, "more": false
-            })
-        );
-        // An empty room is not kept.
-        presence.disconnect(bobs);
-        presence.disconnect(bobs_tab);
-        assert_eq!(
-            parsed_page(&presence, None, 50),
-            serde_json::json!({
-                "room": "general", "users": [], "online": 0, "more": false
-            })
-        );
-        assert!(presence.lock().first_pages.is_empty());
-    }
-
-    #[test]
-    fn pages_list_every_user_once_in_id_order() {
-        let presence = Presence::default();
-        // Ids with gaps, joined out of order: pages follow ids, not arrival.
-        let users: Vec<User> = [7, 3, 12, 5, 9]
-            .into_iter()
-            .map(|id| user(id, &format!("user{id}")))
-            .collect();
-        for u in &users {
-            presence.join(Sid::new(), u, "general", || true);
-        }
-        let ids = |page: &serde_json::Value| -> Vec<i64> {
-            page["users"]
-                .as_array()
-                .expect("users")
-                .iter()
-                .map(|u| u["id"].as_i64().expect("an id"))
-                .collect()
-        };
-        let first = parsed_page(&presence, None, 2);
-        assert_eq!((ids(&first), &first["more"]), (vec![3, 5], &json!(true)));
-        assert_eq!(first["online"], 5);
-        let second = parsed_page(&presence, Some(5), 2);
-        assert_eq!((ids(&second), &second["more"]), (vec![7, 9], &json!(true)));
-        let last = parsed_page(&presence, Some(9), 2);
-        assert_eq!((ids(&last), &last["more"]), (vec![12], &json!(false)));
-        // Past the end, or after an id that is not online: still well-formed.
-        assert_eq!(
-            ids(&parsed_page(&presence, Some(12), 2)),
-            Vec::<i64>::new()
-        );
-        assert_eq!(ids(&parsed_page(&presence, Some(4), 2)), vec![5, 7]);
-        // A page of exactly the rest says there is no more.
-        let exact = parsed_page(&presence, Some(7), 2);
-        assert_eq!((ids(&exact), &exact["more"]), (vec![9, 12], &json!(false)));
-    }
-
-    #[test]
-    fn unknown_sockets_change_nothing() {
-        let presence = Presence::default();
-        assert!(!presence.leave(Sid::new(), "general"));
-        assert!(presence.disconnect(Sid::new()).is_empty());
-    }
-}

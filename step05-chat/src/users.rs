@@ -64,10 +64,7 @@ impl UserStore for SqliteUserStore {
         .await
         .map_err(StoreError::new)?;
         Ok(row.map(|row| {
-            let user = User {
-                id: row.id,
-                username: row.username,
-            };
+            let user = User { id: row.id, username: row.username };
             (user, row.password_hash)
         }))
     }
@@ -108,7 +105,8 @@ impl UserStore for SqliteUserStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{open_database, open_temp_database, temp_database_url};
+    use crate::db::open_database;
+    use crate::db::tests::{open_temp_database, temp_database_url};
 
     const HASH: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
@@ -135,10 +133,7 @@ mod tests {
 
         assert_eq!(store.find_by_id(42).await.expect("find by id"), None);
         assert_eq!(
-            store
-                .find_credentials("nobody")
-                .await
-                .expect("find by name"),
+            store.find_credentials("nobody").await.expect("find by name"),
             None
         );
     }

@@ -1,17 +1,14 @@
 //! Turning what a client sent into values the server can trust.
 //!
-//! A Socket.IO event carries whatever JSON the other end chose to send: any
-//! browser console can emit `socket.emit("chat message", {user: {id: 1}, text:
-//! 12})`. So handlers take the payload as a plain [`serde_json::Value`] and
-//! pass it through these functions, which either return checked values or an
-//! [`InputError`] whose message is fit to send back in the ack. Nothing here
-//! panics, whatever the input.
+//! Any browser console can emit `socket.emit("chat message", {user: {id: 1},
+//! text: 12})`. So handlers take the payload as a plain [`serde_json::Value`]
+//! and pass it through these functions, which return checked values or an
+//! [`InputError`] fit to send back in the ack. Nothing here panics.
 
 use serde_json::Value;
 
-/// The room a message goes to when the client does not say: `general`, where
-/// everyone is.
 use crate::chat::GENERAL as DEFAULT_ROOM;
+
 /// The longest room name, in characters.
 pub const MAX_ROOM_CHARS: usize = 32;
 /// The longest message, in characters (not bytes: "héllo" is 5).
@@ -21,71 +18,49 @@ pub const MAX_COMBINING_MARKS: usize = 4;
 /// The longest `clientOffset`: a UUID with a counter fits with room to spare.
 pub const MAX_CLIENT_OFFSET_CHARS: usize = 64;
 
-/// Why a client's payload was refused. The `Display` text is what the client is
-/// told, in the ack `{"error": "..."}`: short, lowercase, and saying what would
-/// have been accepted.
+/// Why a payload was refused: the text is what the client is told, in the ack
+/// `{"error": "..."}`, saying what would have been accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    /// The payload was neither an object nor a string (a number, an array,
-    /// `null`...).
     #[error("expected {{\"room\", \"text\"}} or a string")]
     NotAMessage,
-    /// The room was not a string of allowed characters of the allowed length.
     #[error("room must be 1 to {} of a-z, 0-9, _ and -", MAX_ROOM_CHARS)]
     InvalidRoom,
-    /// `clientOffset` was there but not a string of 1 to 64 printable ASCII
-    /// characters.
     #[error(
         "clientOffset must be 1 to {} printable ASCII characters",
         MAX_CLIENT_OFFSET_CHARS
     )]
     InvalidClientOffset,
-    /// `after` (in `presence page`) was not a user id.
     #[error("after must be a user id (an integer)")]
     InvalidAfter,
-    /// The object had no `text`, or it was not a string.
     #[error("text must be a string")]
     TextNotAString,
-    /// The text was empty (after trimming) or too long.
     #[error("text must be 1 to {} characters", MAX_TEXT_CHARS)]
     TextLength,
-    /// The text had control characters (other than new lines): NUL, ESC, ...
     #[error("text must not contain control characters")]
     ControlCharacters,
-    /// The text had nothing a reader could see: only spaces, zero-width
-    /// characters or combining marks, or a pile of combining marks on one
-    /// letter.
     #[error("text must contain something visible")]
     NothingVisible,
 }
 
-/// A message a client wants to send, checked: `room` is a valid room name and
-/// `text` is trimmed and of allowed length. Who sends it is not here: the
+/// A message a client wants to send, checked. Who sends it is not here: the
 /// server knows that already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingText {
-    /// The room to send to.
     pub room: String,
-    /// The trimmed text.
     pub text: String,
-    /// The client's own id for this message, if it sent one: sent again (a
-    /// retry after a lost acknowledgement), the message is stored once.
+    /// The client's own id for this message, if it sent one.
     pub client_offset: Option<String>,
 }
 
-/// A room name: a JSON string of 1 to 32 characters, each `a-z`, `0-9`, `_` or
-/// `-`.
-///
-/// Room names end up in Socket.IO room ids, the database and the page, so a
-/// small alphabet means none of those has to worry about escaping or look-alike
-/// names.
+/// A room name: 1 to 32 of `a-z`, `0-9`, `_` and `-`. Room names end up in
+/// Socket.IO, the database and the page: a small alphabet means none of them
+/// worries about escaping or look-alike names.
 pub fn parse_room(value: &Value) -> Result<String, InputError> {
     let room = value.as_str().ok_or(InputError::InvalidRoom)?;
     let allowed = |c: char| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
     };
-    // All allowed characters are ASCII, so here bytes and characters count the
-    // same.
     if room.is_empty()
         || room.len() > MAX_ROOM_CHARS
         || !room.chars().all(allowed)
@@ -96,12 +71,9 @@ pub fn parse_room(value: &Value) -> Result<String, InputError> {
 }
 
 // ANCHOR: parse_chat_message
-/// A chat message from a client: either `{"room": "...", "text": "..."}` or
-/// just `"text"` (which goes to the `general` room).
-///
-/// Every other field is ignored, on purpose: a client that sends `"user":
-/// {"id": 1}` does not get to speak as user 1, because the sender is never read
-/// from the payload.
+/// A chat message from a client: `{"room": "...", "text": "...",
+/// "clientOffset": "..."}`, or just `"text"` (for `general`). Every other
+/// field is ignored: `"user": {"id": 1}` does not make anyone user 1.
 pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
     let (room, text, client_offset) = match value {
         Value::String(text) => (DEFAULT_ROOM.to_owned(), text.as_str(), None),
@@ -122,18 +94,13 @@ pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
         }
         _ => return Err(InputError::NotAMessage),
     };
-    Ok(OutgoingText {
-        room,
-        text: parse_text(text)?,
-        client_offset,
-    })
+    Ok(OutgoingText { room, text: parse_text(text)?, client_offset })
 }
 // ANCHOR_END: parse_chat_message
 
 // ANCHOR: parse_client_offset
-/// A client's id for its message: 1 to 64 printable ASCII characters. It is
-/// only ever compared, never shown, but it is stored, so it is kept short and
-/// plain.
+/// A client's id for its message: 1 to 64 printable ASCII characters (it is
+/// stored, so it is kept short and plain).
 fn parse_client_offset(value: &Value) -> Result<String, InputError> {
     let offset = value.as_str().ok_or(InputError::InvalidClientOffset)?;
     let printable = |c: char| c.is_ascii_graphic();
@@ -148,15 +115,11 @@ fn parse_client_offset(value: &Value) -> Result<String, InputError> {
 // ANCHOR_END: parse_client_offset
 
 // ANCHOR: parse_text
-/// Trims the text, then checks its length in characters: `len()` counts bytes,
-/// and would let an English speaker write four times as much as someone writing
-/// in emoji.
-///
-/// Then what a reader will see: control characters (a NUL, a terminal's ESC)
-/// are refused, new lines aside; bidirectional overrides, which can make
-/// "txt.exe" display as "exe.txt", are removed; and a text must have at least
-/// one visible character, with at most [`MAX_COMBINING_MARKS`] combining marks
-/// on any one of them (no "Zalgo" text towering over the lines around it).
+/// Trims the text and counts its characters (not bytes: emoji count as one).
+/// Then what a reader will see: control characters (NUL, ESC) are refused, new
+/// lines aside; bidirectional overrides ("txt.exe" shown as "exe.txt") are
+/// removed; and something must be visible, with at most
+/// [`MAX_COMBINING_MARKS`] combining marks on a character (no "Zalgo" text).
 fn parse_text(text: &str) -> Result<String, InputError> {
     let text: String = text.chars().filter(|&c| !is_bidi_control(c)).collect();
     let text = text.trim();
@@ -187,14 +150,13 @@ fn parse_text(text: &str) -> Result<String, InputError> {
 }
 // ANCHOR_END: parse_text
 
-/// The characters that reorder text (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI,
-/// PDI).
+/// The characters that reorder text (LRE, RLE, PDF, LRO, RLO, LRI ... PDI).
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Characters that take no room on screen: zero-width spaces and joiners, the
-/// word joiner, the byte-order mark, the left-to-right and right-to-left marks.
+/// Characters that take no room on screen: zero-width spaces and joiners,
+/// direction marks, the byte-order mark, the soft hyphen.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -205,9 +167,8 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Combining marks, the blocks that hold nearly all of them: accents drawn on
-/// the character before them. (A full answer needs Unicode's tables; these
-/// blocks cover what abuse uses.)
+/// Combining marks (accents drawn on the character before them): the blocks
+/// that abuse uses. A full answer needs Unicode's tables.
 fn is_combining_mark(c: char) -> bool {
     matches!(
         c,
@@ -236,18 +197,9 @@ mod tests {
     #[test]
     fn text_a_reader_cannot_see_or_that_hides_control_characters_is_refused() {
         let refused = [
-            (
-                "\u{200B}\u{200B}\u{200D}".to_owned(),
-                InputError::NothingVisible,
-            ),
-            (
-                "\u{0301}".repeat(MAX_TEXT_CHARS - 1),
-                InputError::NothingVisible,
-            ),
-            (
-                format!("Z{}", "\u{0301}".repeat(5)),
-                InputError::NothingVisible,
-            ),
+            ("\u{200B}\u{200B}\u{200D}".to_owned(), InputError::NothingVisible),
+            ("\u{0301}".repeat(MAX_TEXT_CHARS - 1), InputError::NothingVisible),
+            (format!("Z{}", "\u{0301}".repeat(5)), InputError::NothingVisible),
             ("nul\u{0}here".to_owned(), InputError::ControlCharacters),
             ("esc\u{1b}[31mred".to_owned(), InputError::ControlCharacters),
         ];
@@ -409,14 +361,9 @@ mod tests {
     #[test]
     fn accepts_room_names_of_the_allowed_alphabet_and_length() {
         let longest = "a".repeat(MAX_ROOM_CHARS);
-        for room in [
-            "general",
-            "a",
-            "rust-2024",
-            "off_topic",
-            "0",
-            longest.as_str(),
-        ] {
+        for room in
+            ["general", "a", "rust-2024", "off_topic", "0", longest.as_str()]
+        {
             assert_eq!(parse_room(&json!(room)), Ok(room.to_owned()));
         }
     }

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use step02_sessions::SessionConfig;
 use step03_passport_like_auth::argon2;
 use step04_socket_middleware::SocketSettings;
-use step05_chat::rate_limit::RateLimiter;
+use step05_chat::limits::MessageRate;
 use step05_chat::{ChatConfig, ChatServer};
 use testkit::{JsClient, JsSocket};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -340,7 +340,7 @@ pub fn test_config(
             session_recheck: step04_socket_middleware::SESSION_RECHECK,
             limits: Default::default(),
         },
-        rate_limit: RateLimiter::new(burst, per_second),
+        rate_limit: MessageRate { burst, per_second },
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
         hashing: argon2::Params::new(8, 1, 1, None)
             .expect("valid argon2 params"),

@@ -87,10 +87,8 @@ impl<K: Hash + Eq> RateLimiter<K> {
         // Rather than a timer adding sends, work out how many would have been
         // added since we last looked. `saturating_` because a caller's `now`
         // may be slightly behind ours.
-        let elapsed =
-            now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.allowance =
-            (bucket.allowance + elapsed * self.per_second).min(self.burst);
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.allowance = (bucket.allowance + elapsed * self.per_second).min(self.burst);
         bucket.updated = now;
         if bucket.allowance >= 1.0 {
             bucket.allowance -= 1.0;
@@ -111,8 +109,7 @@ impl<K: Hash + Eq> RateLimiter<K> {
     pub fn forget_idle(&self, now: Instant) {
         let (burst, per_second) = (self.burst, self.per_second);
         self.lock().retain(|_, bucket| {
-            let elapsed =
-                now.saturating_duration_since(bucket.updated).as_secs_f64();
+            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
             bucket.allowance + elapsed * per_second < burst
         });
     }
@@ -136,12 +133,7 @@ mod tests {
     use std::time::Duration;
 
     /// How many of `attempts` checks at `now` were allowed.
-    fn allowed(
-        limiter: &RateLimiter,
-        user_id: i64,
-        attempts: usize,
-        now: Instant,
-    ) -> usize {
+    fn allowed(limiter: &RateLimiter, user_id: i64, attempts: usize, now: Instant) -> usize {
         (0..attempts)
             .filter(|_| limiter.check_at(user_id, now))
             .count()

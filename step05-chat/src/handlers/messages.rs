@@ -1,0 +1,113 @@
+//! `chat message`, the lesson of this step: the author comes from the socket,
+//! never from the payload. And `typing`, its fire-and-forget cousin.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use step03_passport_like_auth::User;
+
+use super::{answer, has_joined};
+use crate::chat::{Chat, ChatError};
+use crate::delivery;
+use crate::limits::allows;
+use crate::messages::{ChatMessage, NewMessage, Stored};
+use crate::validation::{parse_chat_message, parse_room};
+
+// ANCHOR: chat_message
+/// `chat message`: check it, store it, send it to everybody in the room
+/// (sender included), and acknowledge with its id.
+pub(crate) async fn on_chat_message(
+    socket: SocketRef,
+    Extension(user): Extension<User>, // `socket.user`, from the session
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let payload = payload.unwrap_or_default();
+    let sent = send_message(&socket, &chat, &user, &payload).await;
+    let reply = sent.map(|message| json!({ "ok": true, "id": message.id }));
+    answer(&socket, ack, reply);
+}
+
+async fn send_message(
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<ChatMessage, ChatError> {
+    let outgoing = parse_chat_message(payload)?;
+    if !has_joined(socket, &outgoing.room) {
+        return Err(ChatError::NotInRoom);
+    }
+    let allowed = allows(&chat.rates.messages, &user.id)
+        && allows(&chat.rates.room_messages, &outgoing.room);
+    chat.limited(allowed, socket, user.id)?;
+    // The author is the socket's user. Whatever "user" the payload claimed
+    // was never even parsed.
+    let message = NewMessage {
+        user: user.clone(),
+        text: outgoing.text,
+        client_offset: outgoing.client_offset,
+    };
+    let _turn = chat.deliveries.lock().await;
+    match chat.messages.store(&outgoing.room, &message).await? {
+        Stored::New(message) => {
+            to_room(socket, &message.room, "chat message", &message);
+            Ok(message)
+        }
+        // A retry of a stored message: acknowledged again, not sent again.
+        Stored::Again(message) => Ok(message),
+    }
+}
+// ANCHOR_END: chat_message
+
+// ANCHOR: to_room
+/// Sends `data` to each socket in `room`, one by one, so that a socket too
+/// slow to take it is resynchronised (see [`delivery`]) rather than skipped
+/// in silence, as `io.to(room).emit(..)` would.
+pub(crate) fn to_room<T: Serialize + ?Sized>(
+    socket: &SocketRef,
+    room: &str,
+    event: &'static str,
+    data: &T,
+) {
+    for member in socket.within(room.to_owned()).sockets() {
+        delivery::send(&member, event, data);
+    }
+}
+// ANCHOR_END: to_room
+
+// ANCHOR: typing
+/// `typing`: tell the *others* in the room. Rate-limited, because one cheap
+/// event from a client costs a packet to everyone in the room.
+pub(crate) async fn on_typing(
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let payload = payload.unwrap_or_default();
+    let told = tell_typing(&socket, &chat, &user, &payload);
+    answer(&socket, ack, told);
+}
+
+fn tell_typing(
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<Value, ChatError> {
+    let room = parse_room(&payload["room"])?;
+    if !has_joined(socket, &room) {
+        return Err(ChatError::NotInRoom);
+    }
+    chat.check(&chat.rates.typing, socket, user.id)?;
+    let event = json!({ "room": room, "user": user });
+    // `to` (unlike `within`) leaves the sender out: you know you are typing.
+    for member in socket.to(room).sockets() {
+        delivery::send(&member, "typing", &event);
+    }
+    Ok(json!({ "ok": true }))
+}
+// ANCHOR_END: typing

@@ -1,0 +1,130 @@
+//! The Socket.IO event handlers, by concern: [`messages`] (the lesson of this
+//! step, `chat message`; and `typing`), [`rooms`] (`join`, `leave`, and
+//! entering `general` on connect), and, in [`crate::presence`], who is online.
+//!
+//! Every handler can rely on one thing: step 4's `authenticate_socket` ran
+//! first, so the socket carries the `User` of its session (`Extension<User>`,
+//! the `socket.user` of the Node.js walkthrough). No handler ever reads a user
+//! from a client's payload.
+
+pub(crate) mod messages;
+pub(crate) mod rooms;
+
+use std::convert::Infallible;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use step03_passport_like_auth::User;
+use step04_socket_middleware::{SessionWatch, watch_session};
+
+use crate::chat::{Chat, ChatError, GENERAL};
+use crate::presence::{announce_leaving, on_presence_page};
+
+// ANCHOR: register
+/// The last connect middleware: registers every event handler before the
+/// client is told it is connected, so no event sent the instant it connects
+/// is lost (see chapter 4).
+pub(crate) async fn register_chat_handlers(
+    socket: SocketRef,
+) -> Result<(), Infallible> {
+    socket.on("chat message", messages::on_chat_message);
+    socket.on("typing", messages::on_typing);
+    socket.on("join", rooms::on_join);
+    socket.on("leave", rooms::on_leave);
+    socket.on("presence page", on_presence_page);
+    socket.on_disconnect(on_disconnect);
+    Ok(())
+}
+// ANCHOR_END: register
+
+// ANCHOR: admit_socket
+/// A connect middleware: at most `MAX_SOCKETS_PER_USER` sockets per user. The
+/// refused client gets a `connect_error` whose message says why.
+pub(crate) async fn admit_socket(
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+) -> Result<(), ChatError> {
+    if chat.sockets.admit(user.id, chat.limits.sockets_per_user) {
+        Ok(())
+    } else {
+        tracing::info!(user = %user.username, "refused a socket: too many");
+        Err(ChatError::TooManySockets)
+    }
+}
+// ANCHOR_END: admit_socket
+
+/// What a client may send in the handshake: `io({ auth: { serverOffset: 41
+/// } })`, the id of the last message it saw, to get what it missed.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HandshakeAuth {
+    #[serde(rename = "serverOffset")]
+    server_offset: Option<i64>,
+}
+
+// ANCHOR: on_connect
+/// Runs once the socket is admitted: step 4's session watch, then `general`,
+/// with its history, what the client missed, and who is online.
+pub(crate) async fn on_connect(
+    io: SocketIo,
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(auth): TryData<HandshakeAuth>,
+    State(watch): State<SessionWatch>,
+) {
+    let watching = watch_session(socket.clone(), watch.store, watch.every);
+    chat.tasks.spawn(watching);
+    let offset = auth.ok().and_then(|auth| auth.server_offset);
+    let entered = rooms::enter_general(&io, &socket, &chat, &user, offset);
+    match entered.await {
+        Ok(replayed) => tracing::info!(user = %user.username, replayed, "in"),
+        Err(error) => tracing::error!(%error, "could not send the history"),
+    }
+}
+// ANCHOR_END: on_connect
+
+/// A socket went away: its place is given back, and the rooms in which it was
+/// its user's last socket will hear that they left.
+async fn on_disconnect(
+    io: SocketIo,
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+) {
+    chat.sockets.release(user.id);
+    let _turn = chat.deliveries.lock().await;
+    for room in chat_rooms(&socket) {
+        announce_leaving(&io, &socket, &chat, &user, &room);
+    }
+}
+
+// ANCHOR: answer
+/// Acknowledges with `reply`, or with `{"error": "..."}`. (The client may not
+/// have asked for an acknowledgement; then this does nothing.)
+pub(crate) fn answer(
+    socket: &SocketRef,
+    ack: AckSender,
+    reply: Result<Value, ChatError>,
+) {
+    let reply =
+        reply.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+    crate::delivery::acknowledge(socket, ack, &reply);
+}
+// ANCHOR_END: answer
+
+/// The chat rooms the socket is in. (Step 4 puts each socket in rooms of its
+/// own, `user:1` and `session:...`, to find them at logout: no chat room name
+/// has a `:`.)
+pub(crate) fn chat_rooms(socket: &SocketRef) -> Vec<String> {
+    let rooms = socket.rooms().into_iter().map(|room| room.into_owned());
+    rooms.filter(|room| !room.contains(':')).collect()
+}
+
+/// Whether the socket may speak in `room`. `general` always counts: a fast
+/// client may send before `on_connect` has put it there (and then gets its
+/// message in the catch-up).
+pub(crate) fn has_joined(socket: &SocketRef, room: &str) -> bool {
+    room == GENERAL || socket.rooms().iter().any(|joined| joined == room)
+}

@@ -1,0 +1,157 @@
+//! Rooms: `join` and `leave`, and entering `general` on connect with the
+//! history and the messages the client missed while it was away.
+//!
+//! Entering a room is where "exactly once, in order" is easy to break: a
+//! message stored between reading the history and joining the room would be
+//! missed; one stored after joining but before the read would come twice. So
+//! the socket joins the room while holding `chat.deliveries`, the lock every
+//! message is stored and sent under: each message is either in what the
+//! socket read, or sent to it live, never both.
+
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use step03_passport_like_auth::User;
+
+use super::{answer, chat_rooms};
+use crate::chat::{CATCH_UP_LIMIT, Chat, ChatError, GENERAL};
+use crate::delivery;
+use crate::messages::{HISTORY_LIMIT, Page};
+use crate::presence::{announce_leaving, announce_presence};
+use crate::validation::parse_room;
+
+// ANCHOR: enter_general
+/// Sends `history`, then each message after `offset` as a `chat message`, in
+/// order, then puts the socket in `general` and tells it who is online.
+/// Returns how many messages were replayed.
+pub(crate) async fn enter_general(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    offset: Option<i64>,
+) -> Result<usize, ChatError> {
+    // The big reads (up to 1,050 rows) happen outside the lock, two sockets
+    // at a time, so that a flood of reconnections holds up nobody.
+    let turn = chat.catch_ups.acquire().await;
+    let store = &chat.messages;
+    let upto = store.last_id(GENERAL).await?;
+    // The history ends where the client left off; the rest is replayed.
+    let shown = offset.map_or(upto, |offset| offset.min(upto));
+    let history = store.newest(GENERAL, 0, shown, HISTORY_LIMIT).await?;
+    let missed = match offset {
+        Some(after) => {
+            store.newest(GENERAL, after, upto, CATCH_UP_LIMIT).await?
+        }
+        None => Page::default(),
+    };
+    drop(turn);
+    let (messages, truncated) = (history.messages, missed.truncated);
+    let history = json!({ "room": GENERAL, "messages": messages, "truncated": truncated });
+    if !delivery::send(socket, "history", &history) || !replay(socket, &missed)
+    {
+        return Ok(0); // gone, or resynchronising
+    }
+    // What was stored since the reads comes in the same turn as the join.
+    let _turn = chat.deliveries.lock().await;
+    let after = upto.max(offset.unwrap_or(0));
+    let since = store.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT).await?;
+    if replay(socket, &since) {
+        socket.join(GENERAL);
+        announce_presence(io, socket, chat, user, GENERAL);
+    }
+    Ok(missed.messages.len() + since.messages.len())
+}
+
+/// Sends each message of `page`; whether all of them were queued.
+fn replay(socket: &SocketRef, page: &Page) -> bool {
+    page.messages
+        .iter()
+        .all(|message| delivery::send(socket, "chat message", message))
+}
+// ANCHOR_END: enter_general
+
+// ANCHOR: join
+/// `join`: enter a room, and get its history in the acknowledgement.
+pub(crate) async fn on_join(
+    io: SocketIo,
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let payload = payload.unwrap_or_default();
+    let room = match parse_room(&payload) {
+        Ok(room) => room,
+        Err(error) => return answer(&socket, ack, Err(error.into())),
+    };
+    if let Err(error) = chat.check(&chat.rates.room_changes, &socket, user.id) {
+        return answer(&socket, ack, Err(error));
+    }
+    // Checked and done in one turn of the lock, as `leave` is: a `leave`
+    // racing this `join` finds the socket either not in yet, or all in.
+    let _turn = chat.deliveries.lock().await;
+    if !may_enter(&socket, &chat, &room) {
+        return answer(&socket, ack, Err(ChatError::TooManyRooms));
+    }
+    let history = chat.messages.newest(&room, 0, i64::MAX, HISTORY_LIMIT);
+    let reply = match history.await {
+        Ok(page) => {
+            json!({ "ok": true, "room": room, "history": page.messages })
+        }
+        Err(error) => return answer(&socket, ack, Err(error.into())),
+    };
+    if delivery::acknowledge(&socket, ack, &reply) {
+        socket.join(room.clone());
+        announce_presence(&io, &socket, &chat, &user, &room);
+    }
+}
+/// Whether the socket may be in `room`: it is in it already, or in fewer than
+/// `MAX_ROOMS_PER_SOCKET` rooms besides `general`. (Asked under the lock every
+/// join takes: 500 joins at once cannot all see "19 rooms, one more is fine".)
+fn may_enter(socket: &SocketRef, chat: &Chat, room: &str) -> bool {
+    let rooms = chat_rooms(socket);
+    let others = rooms.iter().filter(|joined| *joined != GENERAL).count();
+    room == GENERAL
+        || rooms.iter().any(|joined| joined == room)
+        || others < chat.limits.rooms_per_socket
+}
+// ANCHOR_END: join
+
+// ANCHOR: leave
+/// `leave`: the opposite of `join`. Leaving a room one is not in is not an
+/// error.
+pub(crate) async fn on_leave(
+    io: SocketIo,
+    socket: SocketRef,
+    Extension(user): Extension<User>,
+    State(chat): State<Chat>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let payload = payload.unwrap_or_default();
+    let left = leave_room(&io, &socket, &chat, &user, &payload).await;
+    answer(&socket, ack, left);
+}
+
+async fn leave_room(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    payload: &Value,
+) -> Result<Value, ChatError> {
+    let room = parse_room(payload)?;
+    if room == GENERAL {
+        return Err(ChatError::CannotLeaveGeneral);
+    }
+    chat.check(&chat.rates.room_changes, socket, user.id)?;
+    let _turn = chat.deliveries.lock().await;
+    if socket.rooms().iter().any(|joined| *joined == room) {
+        socket.leave(room.clone());
+        announce_leaving(io, socket, chat, user, &room);
+    }
+    Ok(json!({ "ok": true }))
+}
+// ANCHOR_END: leave
