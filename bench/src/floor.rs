@@ -22,7 +22,7 @@ pub const GENERAL: &str = "general";
 
 /// How many packets socketioxide may queue for one socket before it counts as a slow consumer.
 /// Kept equal to step 5's setting, so both servers drop (or keep) the same slow sockets.
-pub const MAX_BUFFER_SIZE: usize = 2048; // step05_chat::delivery::DEFAULT_SOCKET_BUFFER
+pub const MAX_BUFFER_SIZE: usize = 2048; // step05_chat::config::DEFAULT_SOCKET_BUFFER
 
 /// The payload a client sends: `{"room": "general", "text": "hi"}`.
 #[derive(Debug, Deserialize)]

@@ -66,8 +66,8 @@ async fn spawn_step05() -> (SocketAddr, SocketIo<LocalAdapter>, tempfile::TempDi
             per_second: 1e9,
         },
         hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
-        socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
-        presence_page: step05_chat::presence::PRESENCE_PAGE,
+        socket_buffer: step05_chat::config::DEFAULT_SOCKET_BUFFER,
+        presence_page: step05_chat::config::PRESENCE_PAGE,
         limits: step05_chat::limits::ChatLimits::off(),
         auth_limits: step03_passport_like_auth::AuthLimits::disabled(),
     };

@@ -18,6 +18,7 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use socketioxide::{BroadcastError, SocketError, SocketIo};
 use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::User;
+use step04_socket_middleware::InOrder;
 use tokio::sync::Semaphore;
 
 use crate::delivery::{self, Encoded, Sent};
@@ -523,8 +524,13 @@ async fn on_chat_message<A: Adapter>(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
+    mut turn: InOrder,
 ) {
-    let sent = send_message(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await;
+    // This socket's messages reach the sequencer in the order they came
+    // (step 4's `InOrder`); the next one goes as soon as this one is queued.
+    turn.wait().await;
+    let payload = payload.unwrap_or(Value::Null);
+    let sent = send_message(&socket, &chat, &user, payload, turn).await;
     answer(
         ack,
         sent.map(|message| json!({ "ok": true, "id": message.id })),
@@ -543,12 +549,14 @@ fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
 
 // ANCHOR: send_message
 /// `chat message` without its acknowledgement: checks, limits, stores and
-/// broadcasts one message from `user`.
+/// broadcasts one message from `user`. `turn` ends once the message is queued
+/// in its room's sequencer.
 pub async fn send_message<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
     user: &User,
     payload: Value,
+    turn: InOrder,
 ) -> Result<ChatMessage, ChatError> {
     let outgoing = parse_chat_message(&payload)?;
     if !has_joined(socket, &outgoing.room) {
@@ -564,7 +572,9 @@ pub async fn send_message<A: Adapter>(
         client_offset: outgoing.client_offset,
     };
     let room = chat.room_context(socket);
-    chat.sequencers.send(&outgoing.room, &room, message).await
+    chat.sequencers
+        .send(&outgoing.room, &room, message, turn)
+        .await
 }
 // ANCHOR_END: send_message
 

@@ -41,6 +41,7 @@ use step02_sessions::BackgroundTasks;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::{CATCH_UP_LIMIT, ChatError};
+use step04_socket_middleware::InOrder;
 use step05_chat::messages::{
     ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored, insert_one,
 };
@@ -176,9 +177,11 @@ impl Sequencers {
         room: &str,
         context: &RoomContext,
         message: NewMessage,
+        turn: InOrder,
     ) -> Result<ChatMessage, ChatError> {
         let (reply, stored) = oneshot::channel();
         self.command(room, context, Command::Send((message, reply)))?;
+        drop(turn); // queued: the sender's next message may follow
         // A dropped reply means the task ended before it saw the message:
         // nothing was stored.
         stored.await.map_err(|_| ChatError::Internal)?

@@ -19,6 +19,7 @@
 //! [`http_routes`], [`register_handlers`] and [`around_sockets`] from here.)
 
 pub mod handshake;
+pub mod in_order;
 pub mod limits;
 pub mod live_sessions;
 pub mod origin;
@@ -46,6 +47,7 @@ use step03_passport_like_auth::{
 use tower_sessions::{MemoryStore, SessionStore};
 
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
+pub use in_order::InOrder;
 pub use limits::{LimitsError, SocketLimits};
 pub use live_sessions::{
     disconnect_on_logout, session_room, user_room, watch_session,

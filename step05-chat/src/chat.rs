@@ -1,5 +1,5 @@
-//! What every handler shares: the messages, the order of deliveries, who is
-//! online, and the limits; and the one error type the handlers answer with.
+//! What every handler shares (`State<Chat>`): the messages, the lock that
+//! orders deliveries, the limits; and the error the handlers answer with.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +8,8 @@ use socketioxide::extract::SocketRef;
 use step02_sessions::BackgroundTasks;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::limits::{
-    ChatLimits, Limiter, MessageRate, SocketCount, allows, limiter,
-};
+use crate::limits::{ChatLimits, Limiter, MessageRate, SocketCount};
+use crate::limits::{allows, limiter};
 use crate::messages::MessageStore;
 use crate::presence::Presence;
 use crate::validation::InputError;
@@ -18,40 +17,28 @@ use crate::validation::InputError;
 /// The room every socket is in, and cannot leave.
 pub const GENERAL: &str = "general";
 /// At most this many missed messages are replayed on reconnection, the newest
-/// ones; a client that missed more is told so (`"truncated": true` in its
-/// `history`).
+/// ones; a client that missed more is told (`"truncated": true`).
 pub const CATCH_UP_LIMIT: i64 = 1000;
-/// How many sockets may read their history and catch-up from the database at
-/// once. Each read is up to 1,050 rows; a flood of reconnections must not take
-/// every connection of the pool from everybody else.
-const CONCURRENT_CATCH_UPS: usize = 2;
 
 // ANCHOR: chat_error
-/// Why an event was refused. The text goes back to the client in the
-/// acknowledgement, `{"error": "..."}`, and the connection stays up.
+/// Why an event was refused. The text goes back in the acknowledgement,
+/// `{"error": "..."}`, and the connection stays up.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    /// The payload did not have the expected shape.
     #[error(transparent)]
     Input(#[from] InputError),
-    /// Sending to, or typing in, a room the socket has not joined.
     #[error("you have not joined this room")]
     NotInRoom,
-    /// Too many messages (or joins, or typing notices) too fast.
     #[error("rate limited")]
     RateLimited,
-    /// A socket asked to join more rooms than `MAX_ROOMS_PER_SOCKET`.
     #[error("too many rooms: leave one first")]
     TooManyRooms,
-    /// `general` is home: everybody is always there.
     #[error("you cannot leave general")]
     CannotLeaveGeneral,
-    /// The user has `MAX_SOCKETS_PER_USER` sockets connected already (a
-    /// `connect_error`).
+    /// A `connect_error`: the user has too many sockets already.
     #[error("too many connections: close another tab first")]
     TooManySockets,
-    /// The database failed. Logged in full on the server, never sent to the
-    /// client.
+    /// The database failed: logged in full, never sent to the client.
     #[error("internal error")]
     Internal,
 }
@@ -65,47 +52,44 @@ impl From<sqlx::Error> for ChatError {
 // ANCHOR_END: chat_error
 
 // ANCHOR: chat_state
-/// Everything the chat handlers share (`State<Chat>` in a handler). Cheap to
-/// clone: every field is a handle.
+/// Everything the chat handlers share. Cheap to clone: every field is a
+/// handle.
 #[derive(Clone)]
 pub(crate) struct Chat {
-    /// The messages, in SQLite.
     pub(crate) messages: MessageStore,
-    /// Taken to store a message and hand it to each socket of its room, and
-    /// to put a socket in a room: one delivery at a time, so every socket
-    /// sees every message once, in the order of their ids.
+    /// Held to store a message and hand it to each socket of its room, and to
+    /// put a socket in a room or take it out: one at a time, so that every
+    /// socket gets every message once, in order.
     pub(crate) deliveries: Arc<Mutex<()>>,
-    /// Who is online in which room.
     pub(crate) presence: Presence,
     /// Users per page of a room's online list.
     pub(crate) presence_page: usize,
     pub(crate) limits: ChatLimits,
     pub(crate) sockets: SocketCount,
     pub(crate) rates: Rates,
+    /// How many sockets may read their catch-up from the database at once.
     pub(crate) catch_ups: Arc<Semaphore>,
-    /// The jobs beside the handlers (presence announcements, housekeeping).
+    /// The jobs beside the handlers (presence changes, housekeeping).
     pub(crate) tasks: BackgroundTasks,
 }
 // ANCHOR_END: chat_state
 
-/// How fast each user (or room) may do each thing; `None` is no limit.
+/// How fast each user may do each thing (`None`: no limit).
 #[derive(Clone)]
 pub(crate) struct Rates {
     pub(crate) messages: Limiter<i64>,
     /// Messages per room, from everyone together.
     pub(crate) room_messages: Limiter<String>,
-    /// `typing` is cheap to send and costs a broadcast to the whole room.
+    /// `typing` is cheap to send, and costs a packet to the whole room.
     pub(crate) typing: Limiter<i64>,
     pub(crate) pages: Limiter<i64>,
     /// Joins and leaves: each one tells the whole room who is there.
     pub(crate) room_changes: Limiter<i64>,
-    /// Refused events, before the socket that keeps trying is disconnected.
     refusals: Limiter<i64>,
 }
 
 impl Chat {
-    /// A chat over `messages`, with `rate` for `chat message`, `limits`, and
-    /// `presence_page` users per page of an online list.
+    /// A chat over `messages`, with these limits.
     pub(crate) fn new(
         messages: MessageStore,
         rate: MessageRate,
@@ -114,10 +98,10 @@ impl Chat {
     ) -> Self {
         let on = limits.enabled;
         let per_user = |burst, per_second| {
-            if on { limiter(burst, per_second) } else { None }
+            on.then(|| limiter(burst, per_second)).flatten()
         };
-        let room = limits.room_messages_per_second;
-        let changes = limits.room_changes_per_second;
+        let (room, changes) =
+            (limits.room_messages_per_second, limits.room_changes_per_second);
         let refusals = f64::from(limits.refusals_per_10s);
         let rates = Rates {
             messages: per_user(f64::from(rate.burst), rate.per_second),
@@ -135,33 +119,24 @@ impl Chat {
             limits,
             sockets: SocketCount::default(),
             rates,
-            catch_ups: Arc::new(Semaphore::new(CONCURRENT_CATCH_UPS)),
+            // Each catch-up reads up to 1,050 rows: a flood of reconnections
+            // must not take every connection of the pool.
+            catch_ups: Arc::new(Semaphore::new(2)),
             tasks: BackgroundTasks::default(),
         }
     }
 
     // ANCHOR: limited
-    /// `Ok` if `rate` lets `user_id` go on; otherwise `RateLimited`, counted
-    /// against the user. A person refused now and then stays connected; a
-    /// socket that keeps sending far past its limit (`refusals_per_10s`) is
-    /// disconnected: answering it costs more than it is worth.
+    /// `Ok` if `rate` lets `user_id` go on; otherwise `RateLimited`. A person
+    /// refused now and then stays connected; a socket that keeps sending far
+    /// past its limit (`refusals_per_10s`) is disconnected.
     pub(crate) fn check(
         &self,
         rate: &Limiter<i64>,
         socket: &SocketRef,
         user_id: i64,
     ) -> Result<(), ChatError> {
-        self.limited(allows(rate, &user_id), socket, user_id)
-    }
-
-    /// [`Self::check`], for a check already made.
-    pub(crate) fn limited(
-        &self,
-        allowed: bool,
-        socket: &SocketRef,
-        user_id: i64,
-    ) -> Result<(), ChatError> {
-        if allowed {
+        if allows(rate, &user_id) {
             return Ok(());
         }
         if !allows(&self.rates.refusals, &user_id) {
@@ -172,7 +147,7 @@ impl Chat {
     }
     // ANCHOR_END: limited
 
-    /// Now and then, forgets the users and rooms whose rate is back to full,
+    /// Every minute, forgets the users and rooms whose budget is full again,
     /// so the limiters do not grow with everyone who ever sent a message.
     pub(crate) fn spawn_housekeeping(&self) {
         let rates = self.rates.clone();
@@ -182,18 +157,16 @@ impl Chat {
                 every.tick().await;
                 let Rates {
                     messages,
-                    room_messages,
                     typing,
                     pages,
                     room_changes,
                     refusals,
+                    ..
                 } = &rates;
-                for per_user in
-                    [messages, typing, pages, room_changes, refusals]
-                {
-                    per_user.iter().for_each(|l| l.retain_recent());
-                }
-                room_messages.iter().for_each(|l| l.retain_recent());
+                let per_user =
+                    [messages, typing, pages, room_changes, refusals];
+                per_user.into_iter().flatten().for_each(|l| l.retain_recent());
+                rates.room_messages.iter().for_each(|l| l.retain_recent());
             }
         });
     }

@@ -19,13 +19,20 @@ use std::str::FromStr;
 use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::{AuthLimits, argon2};
 use step03_passport_like_auth::{
-    LimitsError as AuthLimitsError, rate_limits_enabled_from_env,
+    LimitsError as AuthLimitsError,
+    rate_limits_enabled_from_env as rate_limits_on,
 };
 use step04_socket_middleware::{
     AllowedOrigins, LimitsError, SocketLimits, SocketSettings,
 };
 
 use crate::limits::{ChatLimits, MessageRate, UNLIMITED_RATE};
+
+/// Packets that may wait in one socket's queue unless `SOCKET_BUFFER` says
+/// otherwise (socketioxide's default is 128): room for a whole catch-up.
+pub const DEFAULT_SOCKET_BUFFER: usize = 2048;
+/// Users per page of an online list, unless `PRESENCE_PAGE` says otherwise.
+pub const PRESENCE_PAGE: usize = 50;
 
 /// Everything [`crate::build`] needs.
 #[derive(Debug, Clone)]
@@ -82,44 +89,27 @@ impl ChatConfig {
             limits: limits_from_env()?,
             auth_limits: AuthLimits::from_env()?,
             hashing: argon2::Params::default(),
-            socket_buffer: positive(
-                "SOCKET_BUFFER",
-                crate::delivery::DEFAULT_SOCKET_BUFFER,
-            )?,
-            presence_page: positive(
-                "PRESENCE_PAGE",
-                crate::presence::PRESENCE_PAGE,
-            )?,
+            socket_buffer: positive("SOCKET_BUFFER", DEFAULT_SOCKET_BUFFER)?,
+            presence_page: positive("PRESENCE_PAGE", PRESENCE_PAGE)?,
         })
     }
 }
 
-/// The limits from `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`,
-/// `MAX_ROOMS_PER_SOCKET` and `ROOM_MESSAGES_PER_SECOND`.
+/// `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`, `MAX_ROOMS_PER_SOCKET`,
+/// `ROOM_MESSAGES_PER_SECOND`. (Step 3 reads the same switch.)
 fn limits_from_env() -> Result<ChatLimits, ConfigError> {
-    // Step 3 reads the same switch for its throttles.
-    if !rate_limits_enabled_from_env() {
-        tracing::warn!(
-            "RATE_LIMITS=off: every chat limit and per-user cap is OFF"
-        );
+    if !rate_limits_on() {
+        tracing::warn!("RATE_LIMITS=off: every chat limit is OFF");
         return Ok(ChatLimits::off());
     }
-    let defaults = ChatLimits::default();
-    let per_room = positive(
-        "ROOM_MESSAGES_PER_SECOND",
-        defaults.room_messages_per_second,
-    )?;
+    let d = ChatLimits::default();
+    let per_room = "ROOM_MESSAGES_PER_SECOND";
+    let per_room = positive(per_room, d.room_messages_per_second)?;
     Ok(ChatLimits {
-        sockets_per_user: positive(
-            "MAX_SOCKETS_PER_USER",
-            defaults.sockets_per_user,
-        )?,
-        rooms_per_socket: positive(
-            "MAX_ROOMS_PER_SOCKET",
-            defaults.rooms_per_socket,
-        )?,
+        sockets_per_user: positive("MAX_SOCKETS_PER_USER", d.sockets_per_user)?,
+        rooms_per_socket: positive("MAX_ROOMS_PER_SOCKET", d.rooms_per_socket)?,
         room_messages_per_second: per_room.min(UNLIMITED_RATE),
-        ..defaults
+        ..d
     })
 }
 
@@ -139,10 +129,10 @@ where
 }
 
 // ANCHOR: allowed_origins
-/// The server's own origins, plus `extra`, plus whatever the listening address
-/// adds: a specific LAN address is an origin of its own; `0.0.0.0` (every
-/// address) means we cannot list the names students will type, so pages are
-/// allowed whose origin is the host they asked for.
+/// The server's own origins, plus `extra`, plus what the listening address
+/// adds: a LAN address is an origin of its own; with `0.0.0.0` we cannot list
+/// the names students will type, so a page may connect to the host it came
+/// from.
 pub fn allowed_origins(
     addr: SocketAddr,
     extra: Option<String>,

@@ -1,21 +1,16 @@
 //! Sending to one socket without ever losing a packet in silence.
 //!
-//! Every socket has an outgoing queue of `SOCKET_BUFFER` packets
-//! ([`DEFAULT_SOCKET_BUFFER`]). A client that reads slower than the room talks
-//! (a phone on a bad network, a frozen tab) fills it, and then socketioxide
-//! refuses the next packet: `emit` returns `InternalChannelFull`, and a
-//! broadcast (`io.to(room).emit(..)`) skips that socket without a word. For a
-//! chat that is a lie: the user would see the conversation go on with holes in
-//! it.
+//! Each socket has a queue of `SOCKET_BUFFER` packets. A client that reads
+//! slower than the room talks (a frozen tab, a phone on a bad network) fills
+//! it, and then `emit` returns `InternalChannelFull`; a broadcast,
+//! `io.to(room).emit(..)`, would skip that socket without a word, and its user
+//! would see the conversation go on with holes in it.
 //!
-//! So the chat sends to each socket itself, and never drops that error. The
-//! first packet a socket cannot take marks it as *lagging*: nothing more is
-//! queued for it (a later message after a hole would move the client's
-//! `serverOffset` past the hole), and as soon as its queue has room again it
-//! gets a `resync` event and is disconnected. The page answers by connecting
-//! again with the id of the last message it saw, and the catch-up sends it the
-//! rest, once, in order. Node's Socket.IO has no such limit: its queue simply
-//! grows with the backlog.
+//! So the chat sends to each socket itself, and never drops that error: the
+//! socket is marked *lagging* (nothing more is queued for it, or a message
+//! after the hole would move the client's `serverOffset` past it), and as soon
+//! as its queue has room it gets `resync` and is disconnected. The page
+//! reconnects with the id of the last message it saw, and catches up.
 
 use std::time::Duration;
 
@@ -23,43 +18,32 @@ use serde::Serialize;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::{SendError, SocketError};
 
-/// How many packets may wait in one socket's queue unless `SOCKET_BUFFER` says
-/// otherwise (socketioxide's `max_buffer_size`, 128 by default). Big enough for
-/// a full catch-up (up to 1,000 messages, plus history and presence) and for a
-/// burst in a busy room; the queue's memory is taken only as packets wait.
-pub const DEFAULT_SOCKET_BUFFER: usize = 2048;
-
-/// How long a lagging socket may take to make room for its `resync` before we
-/// stop trying (by then Engine.IO's heartbeat has closed a client that reads
-/// nothing at all).
-const RESYNC_PATIENCE: Duration = Duration::from_secs(60);
-
-/// Marks a socket whose queue overflowed (kept in the socket's extensions).
+/// Marks a socket whose queue overflowed (in the socket's extensions).
 #[derive(Clone, Copy, Debug)]
 struct Lagging;
 
 // ANCHOR: send
 /// Queues `event` for `socket`, or, if its queue is full, starts a resync.
-/// Returns whether the packet was queued; if not, the socket is gone or about
-/// to be resynchronised, and catches up when it reconnects.
-pub(crate) fn send<T: Serialize + ?Sized>(
-    socket: &SocketRef,
-    event: &'static str,
-    data: &T,
-) -> bool {
+/// Whether it was queued (if not, the socket catches up when it reconnects).
+pub(crate) fn send<T>(socket: &SocketRef, event: &'static str, data: &T) -> bool
+where
+    T: Serialize + ?Sized,
+{
     if socket.extensions.get::<Lagging>().is_some() {
         return false; // a resync is on its way: more would hide the hole
     }
-    let sent = socket.emit(event, data);
-    queued_or_resync(socket, sent)
+    queued_or_resync(socket, socket.emit(event, data))
 }
 
 /// [`send`] for an acknowledgement, which goes through the same queue.
-pub(crate) fn acknowledge<T: Serialize + ?Sized>(
+pub(crate) fn acknowledge<T>(
     socket: &SocketRef,
     ack: AckSender,
     data: &T,
-) -> bool {
+) -> bool
+where
+    T: Serialize + ?Sized,
+{
     queued_or_resync(socket, ack.send(data))
 }
 
@@ -76,21 +60,22 @@ fn queued_or_resync(socket: &SocketRef, sent: Result<(), SendError>) -> bool {
 // ANCHOR_END: send
 
 // ANCHOR: resync
-/// Marks `socket` as lagging and, in the background, tells it `resync` and
-/// disconnects it as soon as its queue has room for those two packets.
-/// (socketioxide's `disconnect` goes through the same queue, so it too must
-/// wait for room.)
+/// Marks `socket` as lagging and, in the background, sends it `resync` and
+/// disconnects it once its queue has room for those two packets (the
+/// disconnect goes through the same queue). After a minute, Engine.IO's
+/// heartbeat has closed a client that reads nothing at all.
 fn resync(socket: SocketRef) {
     if socket.extensions.insert(Lagging).is_some() {
         return; // already on its way
     }
     tracing::warn!(sid = %socket.id, "socket too slow: resynchronising it");
     tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + RESYNC_PATIENCE;
         let mut told = false;
-        while socket.connected() && tokio::time::Instant::now() < deadline {
+        for _ in 0..3000 {
             told = told || socket.emit("resync", &()).is_ok();
-            if told && socket.clone().disconnect().is_ok() {
+            if !socket.connected()
+                || told && socket.clone().disconnect().is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,14 +1,9 @@
-//! How much one user, one socket and one room may ask of the server.
-//!
-//! Logging in proves who someone is, not that they are harmless: an account is
-//! free, and a script with one can open a thousand sockets, or join and leave
-//! rooms ten thousand times a second. Each limit here is a named setting with a
-//! default that a class of 40 never reaches; `RATE_LIMITS=off` lifts them all
-//! (for load tests), and says so loudly at startup.
-//!
-//! The rates are counted by the [`governor`] crate, as step 3's login
-//! throttles are. In Node.js: `rate-limiter-flexible`, and counting sockets
-//! yourself in `io.use()`.
+//! How much one user, one socket and one room may ask of the server. Logging
+//! in proves who someone is, not that they are harmless: a script with a free
+//! account can open a thousand sockets. Each limit is a setting with a default
+//! a class of 40 never reaches; `RATE_LIMITS=off` lifts them all (load tests).
+//! Rates are counted by the [`governor`] crate, as step 3's throttles are (in
+//! Node.js: `rate-limiter-flexible`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -28,15 +23,12 @@ pub struct ChatLimits {
     pub sockets_per_user: usize,
     /// `MAX_ROOMS_PER_SOCKET`: rooms one socket may be in, besides `general`.
     pub rooms_per_socket: usize,
-    /// `ROOM_MESSAGES_PER_SECOND`: messages one room accepts per second from
-    /// everyone together (twice that in a burst).
+    /// `ROOM_MESSAGES_PER_SECOND`: from everyone together (twice that at once).
     pub room_messages_per_second: f64,
-    /// Joins and leaves per second per user (five times that in a burst):
-    /// each one tells the whole room who is there.
+    /// Joins and leaves per second per user (five times that at once).
     pub room_changes_per_second: f64,
-    /// Refused events one user may rack up in ten seconds before the socket
-    /// that keeps trying is disconnected: a person is refused a few times and
-    /// stays; a script is cut off.
+    /// Refused events in ten seconds before a socket is disconnected: a person
+    /// is refused a few times and stays; a script is cut off.
     pub refusals_per_10s: u32,
 }
 
@@ -115,9 +107,8 @@ pub(crate) fn allows<K: Hash + Eq + Clone>(
 // ANCHOR_END: message_rate
 
 // ANCHOR: sockets_per_user
-/// How many sockets each user has connected. Checked and counted under one
-/// lock, so that 30 tabs connecting at once cannot all see "19, one more is
-/// fine".
+/// How many sockets each user has connected, checked and counted under one
+/// lock: 30 tabs connecting at once cannot all see "19, one more is fine".
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SocketCount(Arc<Mutex<HashMap<i64, usize>>>);
 
@@ -125,11 +116,10 @@ impl SocketCount {
     /// Counts one more socket of `user_id`, if fewer than `max` are counted.
     pub(crate) fn admit(&self, user_id: i64, max: usize) -> bool {
         let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(user_id).or_default();
-        let admitted = *count < max;
-        *count += usize::from(admitted);
-        if *count == 0 {
-            counts.remove(&user_id);
+        let count = counts.get(&user_id).copied().unwrap_or(0);
+        let admitted = count < max;
+        if admitted {
+            counts.insert(user_id, count + 1);
         }
         admitted
     }

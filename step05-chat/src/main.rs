@@ -25,15 +25,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(database = %config.database_url, ?origins, "starting");
     let server = step05_chat::build(config).await?;
 
-    let url = if addr.ip().is_unspecified() {
-        format!(
-            "http://localhost:{} (and this machine's address on your network)",
-            addr.port()
-        )
+    // With HOST=0.0.0.0: localhost, or this machine's address on the network.
+    let port = addr.port();
+    let host = if addr.ip().is_unspecified() {
+        format!("localhost:{port}")
     } else {
-        format!("http://{addr}/")
+        addr.to_string()
     };
-    println!("The chat is running: open {url}");
+    println!("The chat is running: open http://{host}/");
     println!("(Ctrl-C to stop)");
 
     // On Ctrl-C, close every socket first: an open WebSocket would otherwise

@@ -1,68 +1,42 @@
 //! Chat messages: what the wire carries, and the table that remembers them.
 //!
-//! A Socket.IO broadcast reaches only the sockets connected at that moment.
-//! Storing every message lets a user who joins later see the recent history,
-//! and a user whose connection dropped catch up on exactly what they missed
-//! ([`MessageStore::newest`] does both), as Socket.IO's "connection state
-//! recovery" does in Node.
+//! A broadcast reaches only the sockets connected at that moment. Stored, a
+//! message can be shown to whoever joins later, and replayed to a client whose
+//! connection dropped ([`MessageStore::newest`] does both), as Socket.IO's
+//! "connection state recovery" does in Node.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use step03_passport_like_auth::User;
-
-use crate::db::now_millis;
 
 /// How many messages a client gets when it enters a room.
 pub const HISTORY_LIMIT: i64 = 50;
 
 // ANCHOR: chat_message
 /// A message as every client receives it: `{"id": 7, "room": "general",
-/// "user": {"id": 1, "username": "alice"}, "text": "hi", "ts":
-/// 1700000000000}`.
+/// "user": {"id": 1, "username": "alice"}, "text": "hi", "ts": 1700000000000}`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ChatMessage {
     /// Grows with every message, in every room: a client remembers the last one
-    /// it saw and asks for everything after it when it reconnects.
+    /// it saw, and asks for what came after it when it reconnects.
     pub id: i64,
     pub room: String,
-    /// Whoever the server authenticated on the socket, never something the
-    /// client said. A [`User`] carries no password hash.
+    /// The socket's user, never something the client said. (A [`User`] has no
+    /// password hash.)
     pub user: User,
-    /// The text, already checked (see [`crate::validation`]).
     pub text: String,
-    /// When it was stored, in milliseconds since the Unix epoch (as JS
-    /// `Date.now()`).
+    /// When it was stored, in milliseconds since 1970 (JS `Date.now()`).
     pub ts: i64,
 }
 // ANCHOR_END: chat_message
 
-/// One row joined with its sender's name: the flat shape SQL returns.
-#[derive(sqlx::FromRow)]
-struct MessageRow {
-    id: i64,
-    room: String,
-    user_id: i64,
-    username: String,
-    text: String,
-    ts: i64,
-}
-
-impl From<MessageRow> for ChatMessage {
-    fn from(row: MessageRow) -> Self {
-        let user = User { id: row.user_id, username: row.username };
-        let MessageRow { id, room, text, ts, .. } = row;
-        ChatMessage { id, room, user, text, ts }
-    }
-}
-
-/// A message on its way into the table: the sender from the session, checked
-/// text, and the client's own id for it, if it gave one.
+/// A message on its way into the table.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
     pub user: User,
     pub text: String,
-    /// Sent twice (a retry after a lost acknowledgement), the message is
-    /// stored once.
+    /// The client's own id for it: sent again (a retry after a lost
+    /// acknowledgement), the message is stored once.
     pub client_offset: Option<String>,
 }
 
@@ -71,13 +45,12 @@ pub struct NewMessage {
 pub enum Stored {
     /// Stored now: broadcast it.
     New(ChatMessage),
-    /// Stored before under the same `(user, client_offset)`: a retry.
-    /// Acknowledge it again; do not broadcast it again.
+    /// Stored before under the same `(user, client_offset)`: acknowledge it
+    /// again, do not broadcast it again.
     Again(ChatMessage),
 }
 
 impl Stored {
-    /// The message, however it got stored.
     pub fn message(&self) -> &ChatMessage {
         match self {
             Stored::New(message) | Stored::Again(message) => message,
@@ -85,27 +58,33 @@ impl Stored {
     }
 }
 
-/// Some messages of a room, oldest first, and whether older ones in the asked
-/// range were left out.
+/// Messages of a room, oldest first, and whether older ones were left out.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Page {
     pub messages: Vec<ChatMessage>,
     pub truncated: bool,
 }
 
-/// The `messages` table. Cheap to clone (the pools are handles).
+/// A message and its sender's name, as every query reads them.
+const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
+    FROM messages m JOIN users u ON u.id = m.user_id";
+type Row = (i64, String, i64, String, String, i64);
+
+fn from_row((id, room, user_id, username, text, ts): Row) -> ChatMessage {
+    ChatMessage { id, room, user: User { id: user_id, username }, text, ts }
+}
+
+/// The `messages` table. Cheap to clone (pools are handles).
 #[derive(Clone, Debug)]
 pub struct MessageStore {
     pool: SqlitePool,
-    /// One connection of its own for writing: SQLite takes one writer at a
-    /// time anyway, and this one never queues behind readers for a
-    /// connection.
+    /// One connection of its own for writing: SQLite has one writer at a time
+    /// anyway, and this one never waits behind readers for a connection.
     writer: SqlitePool,
 }
 
 // ANCHOR: message_store
 impl MessageStore {
-    /// A store over a pool from [`crate::db::open_database`].
     pub fn new(pool: SqlitePool) -> Self {
         let options = pool.connect_options().as_ref().clone();
         let writer = sqlx::sqlite::SqlitePoolOptions::new()
@@ -146,34 +125,30 @@ impl MessageStore {
         upto: i64,
         limit: i64,
     ) -> Result<Page, sqlx::Error> {
-        // SQLite reads a negative LIMIT as "no limit at all".
-        let limit = limit.max(0);
-        // The newest N + 1, newest first: the extra one only says "there is
-        // more".
-        let mut rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
-             FROM messages m JOIN users u ON u.id = m.user_id
-             WHERE m.room = ? AND m.id > ? AND m.id <= ?
-             ORDER BY m.id DESC LIMIT ?",
-        )
-        .bind(room)
-        .bind(after)
-        .bind(upto)
-        .bind(limit.saturating_add(1))
-        .fetch_all(&self.pool)
-        .await?;
+        let limit = limit.max(0); // SQLite reads LIMIT -1 as "no limit"
+        // One more than asked: if it comes, some were left out.
+        let sql = format!(
+            "{SELECT} WHERE m.room = ? AND m.id > ? AND m.id <= ?
+             ORDER BY m.id DESC LIMIT ?"
+        );
+        let mut rows: Vec<Row> = sqlx::query_as(&sql)
+            .bind(room)
+            .bind(after)
+            .bind(upto)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
         let truncated = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let messages = rows.into_iter().rev().map(ChatMessage::from).collect();
+        let messages = rows.into_iter().rev().map(from_row).collect();
         Ok(Page { messages, truncated })
     }
 }
 // ANCHOR_END: message_store
 
 impl MessageStore {
-    /// The connection messages are written through, for a caller that stores
-    /// several in one transaction with [`insert_one`] (the chapter "The chat
-    /// under load").
+    /// The writing connection, for storing several messages in one
+    /// transaction with [`insert_one`] (the chapter "The chat under load").
     pub fn writer(&self) -> &SqlitePool {
         &self.writer
     }
@@ -181,18 +156,17 @@ impl MessageStore {
 
 // ANCHOR: insert_one
 /// Inserts one message inside `tx`. A `(user, client_offset)` already in the
-/// table is not an error: the earlier message is returned, as
+/// table is not an error: the earlier message comes back, as
 /// [`Stored::Again`].
 pub async fn insert_one(
     tx: &mut Transaction<'_, Sqlite>,
     room: &str,
     new: &NewMessage,
 ) -> Result<Stored, sqlx::Error> {
-    let ts = now_millis();
+    let ts = crate::db::now_millis();
     let done = sqlx::query(
-        "INSERT INTO messages (room, user_id, text, ts, client_offset) \
-         VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (user_id, client_offset) DO NOTHING",
+        "INSERT INTO messages (room, user_id, text, ts, client_offset)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, client_offset) DO NOTHING",
     )
     .bind(room)
     .bind(new.user.id)
@@ -202,28 +176,31 @@ pub async fn insert_one(
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {
-        let (id, room) = (done.last_insert_rowid(), room.to_owned());
-        let (user, text) = (new.user.clone(), new.text.clone());
-        return Ok(Stored::New(ChatMessage { id, room, user, text, ts }));
+        let (id, room, user) =
+            (done.last_insert_rowid(), room.to_owned(), new.user.clone());
+        return Ok(Stored::New(ChatMessage {
+            id,
+            room,
+            user,
+            text: new.text.clone(),
+            ts,
+        }));
     }
-    let earlier: MessageRow = sqlx::query_as(
-        "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
-         FROM messages m JOIN users u ON u.id = m.user_id
-         WHERE m.user_id = ? AND m.client_offset = ?",
-    )
-    .bind(new.user.id)
-    .bind(&new.client_offset)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(Stored::Again(earlier.into()))
+    let sql = format!("{SELECT} WHERE m.user_id = ? AND m.client_offset = ?");
+    let earlier: Row = sqlx::query_as(&sql)
+        .bind(new.user.id)
+        .bind(&new.client_offset)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Stored::Again(from_row(earlier)))
 }
 // ANCHOR_END: insert_one
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::open_database;
     use crate::db::tests::{open_temp_database, temp_database_url};
+    use crate::db::{now_millis, open_database};
     use crate::users::SqliteUserStore;
     use step03_passport_like_auth::UserStore;
 

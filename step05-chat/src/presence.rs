@@ -1,19 +1,14 @@
-//! Who is online in which room.
+//! Who is online in which room. Socket.IO knows which sockets are in a room,
+//! and each socket carries its user: the list is read from there, each user
+//! once, by id. A room hears of a user when their first socket comes in or
+//! their last one goes ("another socket of theirs here?" is asked under the
+//! lock every join, leave and disconnect takes: two tabs that come together
+//! are announced once, never zero times).
 //!
-//! Socket.IO already knows which sockets are in which room, and each socket
-//! carries its user: a room's online list is read from there, each user once,
-//! by id. A user may have several sockets (tabs, a phone), so a room hears of a
-//! user only when their first socket comes in or their last one goes.
-//!
-//! A socket entering a room gets the first page of the list (`presence`), and
-//! asks for more (`presence page`) only if the reader scrolls. Then it hears
-//! only who came and went (`presence change`), gathered for
-//! [`PRESENCE_EVERY`]: ten tabs opening at once, or a script joining and
-//! leaving, make one event, not ten.
-//!
-//! "Is another socket of this user in the room?" is asked under
-//! `chat.deliveries`, the lock every join, leave and disconnect takes: two
-//! tabs that come (or go) together are announced once, never zero times.
+//! A socket entering a room gets the first page of the list (`presence`),
+//! asks for more (`presence page`) if the reader scrolls, then hears who came
+//! and went (`presence change`), gathered for [`PRESENCE_EVERY`]: ten tabs
+//! opening at once make one event, not ten.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,8 +24,6 @@ use crate::delivery;
 use crate::handlers::{answer, has_joined};
 use crate::validation::{InputError, parse_room};
 
-/// Users per page of an online list, unless `PRESENCE_PAGE` says otherwise.
-pub const PRESENCE_PAGE: usize = 50;
 /// How long the changes of a room are gathered before the room is told.
 const PRESENCE_EVERY: Duration = Duration::from_millis(100);
 
@@ -89,8 +82,8 @@ fn elsewhere_in(
 
 // ANCHOR: tell
 /// Notes that `user` came (`online`) or went. The first change a room has not
-/// been told of schedules the `presence change`; later ones join it, each user
-/// named once, with what happened to them last.
+/// been told of schedules the `presence change`; later ones join it (a user
+/// is named once, with what happened to them last).
 fn tell(io: &SocketIo, chat: &Chat, room: &str, user: &User, online: bool) {
     let mut untold =
         chat.presence.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -109,13 +102,15 @@ fn tell(io: &SocketIo, chat: &Chat, room: &str, user: &User, online: bool) {
         let changes = untold.remove(&room).unwrap_or_default();
         drop(untold);
         let (joined, left): (Vec<_>, Vec<_>) =
-            changes.into_values().partition(|(_, online)| *online);
-        let users = |them: Vec<(User, bool)>| -> Vec<User> {
-            them.into_iter().map(|(user, _)| user).collect()
+            changes.into_values().partition(|c| c.1);
+        let users = |them: Vec<(User, bool)>| {
+            them.into_iter().map(|c| c.0).collect::<Vec<_>>()
         };
         // `io.of("/")` is `None` once the server is shutting down.
-        let members = io.of("/").map(|ns| ns.within(room.clone()).sockets());
-        let members = members.unwrap_or_default();
+        let members = io
+            .of("/")
+            .map(|ns| ns.within(room.clone()).sockets())
+            .unwrap_or_default();
         let change = json!({
             "room": room, "joined": users(joined), "left": users(left),
             "online": users_in(&members).len(),
@@ -158,10 +153,9 @@ fn next_page(
     Ok(page(&members, &room, Some(after), chat.presence_page))
 }
 
-/// At most `size` of the users of `members`, by id, from the one after
-/// `after`: `{"room", "users", "online", "more"}`, where `more` says whether
-/// others come after them. (A page, not the whole list: a room of 500 users
-/// would send 15 KB to every socket that enters it.)
+/// At most `size` users of `members`, by id, after `after`: `{"room",
+/// "users", "online", "more"}`. (A page: the list of a room of 500 users
+/// would be 15 KB for every socket that enters it.)
 fn page(
     members: &[SocketRef],
     room: &str,

@@ -1,44 +1,27 @@
-//! Users in SQLite: step03's [`UserStore`] answered from a table instead of a
-//! map.
-//!
-//! Passport (step03) only ever asks the three questions of the trait, so
-//! swapping `MemoryUserStore` for [`SqliteUserStore`] is the whole change:
-//! registration, login and `req.user` keep working, and now survive a restart.
+//! Users in SQLite: step 3's [`UserStore`], answered from a table instead of a
+//! map. Passport asks only the trait's three questions, so this is the whole
+//! change: registration, login and `req.user` now survive a restart.
 
 use sqlx::SqlitePool;
 use step03_passport_like_auth::{CreateUserError, StoreError, User, UserStore};
 
 use crate::db::now_millis;
 
-/// A [`UserStore`] backed by the `users` table.
-///
-/// Cloning is cheap (the pool is a handle), which is what axum state and
-/// Passport need.
+/// A [`UserStore`] backed by the `users` table. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SqliteUserStore {
     pool: SqlitePool,
 }
 
 impl SqliteUserStore {
-    /// A store over a pool from [`crate::db::open_database`], which has created
-    /// the table.
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
 }
 
-/// One row of `users` as `find_credentials` reads it.
-#[derive(sqlx::FromRow)]
-struct CredentialsRow {
-    id: i64,
-    username: String,
-    password_hash: String,
-}
-
 // ANCHOR: sqlite_user_store
-// `async fn` in an impl satisfies the trait's `impl Future + Send`: the
-// compiler checks that each future really is `Send`, which holds because a
-// `SqlitePool` is.
+// `async fn` here satisfies the trait's `impl Future + Send`: the compiler
+// checks that each future is `Send`.
 impl UserStore for SqliteUserStore {
     async fn find_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
         let row: Option<(i64, String)> =
@@ -56,17 +39,14 @@ impl UserStore for SqliteUserStore {
     ) -> Result<Option<(User, String)>, StoreError> {
         // No `lower(...)` needed: the column is COLLATE NOCASE, so `=` already
         // ignores case.
-        let row: Option<CredentialsRow> = sqlx::query_as(
+        let row: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT id, username, password_hash FROM users WHERE username = ?",
         )
         .bind(username)
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::new)?;
-        Ok(row.map(|row| {
-            let user = User { id: row.id, username: row.username };
-            (user, row.password_hash)
-        }))
+        Ok(row.map(|(id, username, hash)| (User { id, username }, hash)))
     }
     // ANCHOR_END: sqlite_user_store
 

@@ -133,7 +133,7 @@ fn parse_text(text: &str) -> Result<String, InputError> {
     let mut visible = false;
     let mut marks_in_a_row = 0;
     for c in text.chars() {
-        if is_combining_mark(c) {
+        if unicode_normalization::char::is_combining_mark(c) {
             marks_in_a_row += 1;
             if marks_in_a_row > MAX_COMBINING_MARKS {
                 return Err(InputError::NothingVisible);
@@ -164,20 +164,6 @@ fn is_invisible(c: char) -> bool {
             | '\u{2060}'..='\u{2064}'
             | '\u{FEFF}'
             | '\u{00AD}'
-    )
-}
-
-/// Combining marks (accents drawn on the character before them): the blocks
-/// that abuse uses. A full answer needs Unicode's tables.
-fn is_combining_mark(c: char) -> bool {
-    matches!(
-        c,
-        '\u{0300}'..='\u{036F}'
-            | '\u{0483}'..='\u{0489}'
-            | '\u{1AB0}'..='\u{1AFF}'
-            | '\u{1DC0}'..='\u{1DFF}'
-            | '\u{20D0}'..='\u{20FF}'
-            | '\u{FE20}'..='\u{FE2F}'
     )
 }
 

@@ -12,7 +12,7 @@ use support::{
 
 // ---------------------------------------------------------------- HTTP
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_creates_the_account_and_logs_in() {
     let app = spawn_app().await;
     let response = app
@@ -39,7 +39,7 @@ async fn register_creates_the_account_and_logs_in() {
     assert_eq!(me.json::<Value>().await.expect("JSON"), body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_refuses_taken_names_invalid_input_and_malformed_bodies_with_json_errors()
  {
     let app = spawn_app().await;
@@ -69,7 +69,7 @@ async fn register_refuses_taken_names_invalid_input_and_malformed_bodies_with_js
     assert!(not_json.json::<Value>().await.expect("JSON")["error"].is_string());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_issues_a_new_session_and_wrong_credentials_get_401() {
     let app = spawn_app().await;
     let registered = app.register("alice").await;
@@ -88,7 +88,7 @@ async fn login_issues_a_new_session_and_wrong_credentials_get_401() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn me_is_401_unauthorized_without_a_session() {
     let app = spawn_app().await;
     let response = app.http.get(app.url("/me")).send().await.expect("GET /me");
@@ -99,7 +99,7 @@ async fn me_is_401_unauthorized_without_a_session() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_is_served_with_the_pinned_socket_io_client() {
     let app = spawn_app().await;
     let html = reqwest::get(app.url("/"))
@@ -115,7 +115,7 @@ async fn the_page_is_served_with_the_pinned_socket_io_client() {
 // ---------------------------------------------------------------- the
 // handshake
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_without_a_session_gets_unauthorized() {
     let app = spawn_app().await;
     let socket = app.socket(None, json!({})).await;
@@ -131,7 +131,7 @@ async fn a_socket_without_a_session_gets_unauthorized() {
     assert_eq!(handshake.status(), 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_origin_is_refused_and_an_own_one_accepted() {
     let app = spawn_app().await;
     let cookie = app.register("alice").await;
@@ -162,7 +162,7 @@ async fn a_foreign_origin_is_refused_and_an_own_one_accepted() {
 
 // ---------------------------------------------------------------- messages
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_reaches_everyone_in_the_room_sender_included() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -191,7 +191,7 @@ async fn a_message_reaches_everyone_in_the_room_sender_included() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_increase_and_a_bare_string_goes_to_general() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -205,7 +205,7 @@ async fn ids_increase_and_a_bare_string_goes_to_general() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_get_an_error_and_nothing_is_broadcast() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -231,7 +231,7 @@ async fn bad_messages_get_an_error_and_nothing_is_broadcast() {
     assert_eq!(say(&alice, json!("still here")).await["ok"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_author_is_the_session_user_whatever_the_payload_claims() {
     let app = spawn_app().await;
     let (mallory, _) = app.connected(&app.register("mallory").await).await;
@@ -247,7 +247,7 @@ async fn the_author_is_the_session_user_whatever_the_payload_claims() {
     assert_eq!(message["user"]["username"], "mallory");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_may_be_sent_without_asking_for_an_acknowledgement() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -261,7 +261,7 @@ async fn a_message_may_be_sent_without_asking_for_an_acknowledgement() {
     assert_eq!(message["text"], "fire and forget");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_events_are_ignored_and_the_socket_stays_up() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -275,7 +275,7 @@ async fn unknown_events_are_ignored_and_the_socket_stays_up() {
 // ---------------------------------------------------------------- history and
 // rooms
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
     let app = spawn_app_with(support::Options {
         rate_limit: Some((100, 100.0)),
@@ -301,7 +301,7 @@ async fn on_connect_the_socket_gets_the_50_newest_messages_oldest_first() {
     assert_eq!(texts, expected);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_answers_with_history_and_messages_stay_in_their_room() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -341,7 +341,7 @@ async fn join_answers_with_history_and_messages_stay_in_their_room() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_stops_messages_from_that_room() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -379,7 +379,7 @@ fn changed(change: &Value, key: &str) -> Vec<String> {
     names(&json!({ "users": change[key] }))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_lists_each_online_user_once() {
     let app = spawn_app().await;
     let alice_cookie = app.register("alice").await;
@@ -439,7 +439,7 @@ fn ids(page: &Value) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
     let app = spawn_app_with(Options {
         presence_page: Some(2),
@@ -529,7 +529,7 @@ async fn the_online_list_comes_a_page_at_a_time_and_the_rest_on_request() {
     assert_eq!(names(&still_there), ["amy", "bob"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_reaches_the_others_in_the_room_but_not_the_typist() {
     let app = spawn_app().await;
     let (alice, _) = app.connected(&app.register("alice").await).await;
@@ -543,7 +543,7 @@ async fn typing_reaches_the_others_in_the_room_but_not_the_typist() {
 
 // ---------------------------------------------------------------- catch-up
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
     let app = spawn_app().await;
     let alice_cookie = app.register("alice").await;
@@ -588,7 +588,7 @@ async fn a_reconnecting_client_gets_each_missed_message_once_in_order() {
 
 // ---------------------------------------------------------------- abuse
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_messages_is_rate_limited_and_the_connection_stays_up() {
     // A burst of 20 as in production, but a slow refill, so that a slow test
     // machine cannot earn an extra token while the 25 messages are on their
@@ -618,7 +618,7 @@ async fn a_burst_of_messages_is_rate_limited_and_the_connection_stays_up() {
     assert_eq!(ack["ok"], true, "{ack}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_is_per_user_not_per_socket() {
     let app = spawn_app_with(support::Options {
         rate_limit: Some((3, 0.01)),
@@ -638,7 +638,7 @@ async fn the_limit_is_per_user_not_per_socket() {
     assert_eq!(say(&bob, json!("bob")).await["ok"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_disconnects_every_socket_of_that_session() {
     let app = spawn_app().await;
     let cookie = app.register("alice").await;
@@ -660,7 +660,7 @@ async fn logout_disconnects_every_socket_of_that_session() {
 
 // ---------------------------------------------------------------- restart
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_the_same_database_keeps_accounts_messages_and_logins() {
     let app = spawn_app().await;
     let cookie = app.register("alice").await;

@@ -99,23 +99,23 @@ async fn catch_up(missed: usize, transport: &str) {
     assert_silent(&alice, "chat message").await; // and each once
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn away_for_300_messages_over_websocket_gets_all_300_once_in_order() {
     catch_up(300, "websocket").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn away_for_300_messages_over_polling_gets_all_300_once_in_order() {
     catch_up(300, "polling").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn away_for_1500_messages_over_websocket_gets_the_newest_1000_and_is_told()
  {
     catch_up(1500, "websocket").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told()
 {
     catch_up(1500, "polling").await;
@@ -124,7 +124,7 @@ async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told()
 // ---------------------------------------------------------------- slow
 // consumers
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
     // A small queue, so that 500 messages overflow it while the client is
     // frozen.
@@ -166,7 +166,7 @@ async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
 // ---------------------------------------------------------------- retried
 // sends
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_again_with_the_same_client_offset_is_stored_and_broadcast_once()
  {
     let app = unlimited(None).await;
@@ -204,7 +204,7 @@ async fn a_message_sent_again_with_the_same_client_offset_is_stored_and_broadcas
 
 // ---------------------------------------------------------------- presence
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tabs_closed_as_they_open_during_a_flood_leave_no_ghost() {
     let app = unlimited(None).await;
     let ghost = app.register("ghost").await;

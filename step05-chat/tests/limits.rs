@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use step05_chat::limits::ChatLimits;
 use support::{Options, say, spawn_app, spawn_app_with};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_21st_socket_of_a_user_is_refused_with_a_reason_and_others_are_not()
 {
     let app = spawn_app().await;
@@ -34,7 +34,7 @@ async fn the_21st_socket_of_a_user_is_refused_with_a_reason_and_others_are_not()
     again.expect_connect().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms()
 {
     let app = spawn_app_with(Options {
@@ -59,7 +59,7 @@ async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms()
     assert_eq!((joined, refused), (20, 480), "{acks:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_off()
  {
     let app = spawn_app().await;
@@ -104,7 +104,7 @@ async fn a_join_leave_flood_reaches_bystanders_as_a_bounded_trickle_and_is_cut_o
     flooder.next_named("disconnect").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_reconnections_from_offset_zero_do_not_hold_up_anybody_s_messages()
  {
     let app = spawn_app_with(Options {
@@ -161,7 +161,7 @@ async fn a_thousand_reconnections_from_offset_zero_do_not_hold_up_anybody_s_mess
 }
 
 /// 40 students behind one school router: every request comes from one address.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_of_40_registers_logs_in_and_chats_without_a_single_refusal() {
     let app = spawn_app().await;
     let mut students = Vec::new();
@@ -186,7 +186,7 @@ async fn a_class_of_40_registers_logs_in_and_chats_without_a_single_refusal() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logging_in_again_in_the_same_browser_closes_the_old_session_s_sockets_at_once()
  {
     let app = spawn_app().await;

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
+use step04_socket_middleware::InOrder;
 
 use super::{answer, has_joined};
 use crate::chat::{Chat, ChatError};
@@ -22,7 +23,9 @@ pub(crate) async fn on_chat_message(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender,
+    mut turn: InOrder, // this socket's messages, in the order they came
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or_default();
     let sent = send_message(&socket, &chat, &user, &payload).await;
     let reply = sent.map(|message| json!({ "ok": true, "id": message.id }));
@@ -39,9 +42,10 @@ async fn send_message(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    let allowed = allows(&chat.rates.messages, &user.id)
-        && allows(&chat.rates.room_messages, &outgoing.room);
-    chat.limited(allowed, socket, user.id)?;
+    chat.check(&chat.rates.messages, socket, user.id)?;
+    if !allows(&chat.rates.room_messages, &outgoing.room) {
+        return Err(ChatError::RateLimited); // the room's pace, not the user's
+    }
     // The author is the socket's user. Whatever "user" the payload claimed
     // was never even parsed.
     let message = NewMessage {

@@ -344,8 +344,8 @@ pub fn test_config(
         // Cheap hashing: the tests are about the chat, not about Argon2's cost.
         hashing: argon2::Params::new(8, 1, 1, None)
             .expect("valid argon2 params"),
-        socket_buffer: step05_chat::delivery::DEFAULT_SOCKET_BUFFER,
-        presence_page: step05_chat::presence::PRESENCE_PAGE,
+        socket_buffer: step05_chat::config::DEFAULT_SOCKET_BUFFER,
+        presence_page: step05_chat::config::PRESENCE_PAGE,
         limits: step05_chat::limits::ChatLimits::default(),
         auth_limits: step03_passport_like_auth::AuthLimits::default(),
     }
