@@ -75,6 +75,8 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let tasks = chat.tasks.clone();
     step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
     chat.spawn_housekeeping();
+    // ANCHOR_END: build
+    // ANCHOR: build_socket_io
     let store = Arc::new(sessions.clone());
     let watch = SessionWatch { store, every: config.sockets.session_recheck };
     let (socket_layer, io) = (config.sockets.limits.apply(SocketIo::builder()))
@@ -109,7 +111,7 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     );
     Ok(ChatServer { router, io, tasks })
 }
-// ANCHOR_END: build
+// ANCHOR_END: build_socket_io
 
 /// The chat's page, `GET /` (the chapter "The chat under load" serves it too).
 pub async fn page() -> Html<&'static str> {

@@ -115,6 +115,8 @@ impl MessageStore {
         .await
     }
 
+    // ANCHOR_END: message_store
+    // ANCHOR: newest
     /// The `limit` newest messages of `room` with an id in `after+1 ..= upto`,
     /// oldest first. With `after = 0`, a room's history; with `after` = the
     /// last id a client saw, what it missed.
@@ -144,7 +146,7 @@ impl MessageStore {
         Ok(Page { messages, truncated })
     }
 }
-// ANCHOR_END: message_store
+// ANCHOR_END: newest
 
 impl MessageStore {
     /// The writing connection, for storing several messages in one
@@ -166,7 +168,8 @@ pub async fn insert_one(
     let ts = crate::db::now_millis();
     let done = sqlx::query(
         "INSERT INTO messages (room, user_id, text, ts, client_offset)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, client_offset) DO NOTHING",
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (user_id, client_offset) DO NOTHING",
     )
     .bind(room)
     .bind(new.user.id)

@@ -51,6 +51,9 @@ pub(crate) fn announce_presence(
     }
 }
 
+// ANCHOR_END: announce
+
+// ANCHOR: announce_leaving
 /// The socket is leaving `room` (or going away): if no other socket of its
 /// user is there, the room will hear that they left.
 pub(crate) fn announce_leaving(
@@ -78,7 +81,7 @@ fn elsewhere_in(
             && other.extensions.get::<User>().is_some_and(|u| u.id == user.id)
     })
 }
-// ANCHOR_END: announce
+// ANCHOR_END: announce_leaving
 
 // ANCHOR: tell
 /// Notes that `user` came (`online`) or went. The first change a room has not
@@ -153,6 +156,9 @@ fn next_page(
     Ok(page(&members, &room, Some(after), chat.presence_page))
 }
 
+// ANCHOR_END: presence_page
+
+// ANCHOR: page
 /// At most `size` users of `members`, by id, after `after`: `{"room",
 /// "users", "online", "more"}`. (A page: the list of a room of 500 users
 /// would be 15 KB for every socket that enters it.)
@@ -167,7 +173,9 @@ fn page(
         online.values().filter(|user| after.is_none_or(|a| user.id > a));
     let users: Vec<&User> = next.by_ref().take(size).collect();
     let more = next.next().is_some();
-    json!({ "room": room, "users": users, "online": online.len(), "more": more })
+    json!({
+        "room": room, "users": users, "online": online.len(), "more": more
+    })
 }
 
 /// The users of the connected sockets among `members`, each once, by id.
@@ -176,4 +184,4 @@ fn users_in(members: &[SocketRef]) -> BTreeMap<i64, User> {
     let users = connected.filter_map(|member| member.extensions.get::<User>());
     users.map(|user| (user.id, user)).collect()
 }
-// ANCHOR_END: presence_page
+// ANCHOR_END: page

@@ -31,7 +31,9 @@ pub(crate) async fn on_chat_message(
     let reply = sent.map(|message| json!({ "ok": true, "id": message.id }));
     answer(&socket, ack, reply);
 }
+// ANCHOR_END: chat_message
 
+// ANCHOR: send_message
 async fn send_message(
     socket: &SocketRef,
     chat: &Chat,
@@ -63,7 +65,7 @@ async fn send_message(
         Stored::Again(message) => Ok(message),
     }
 }
-// ANCHOR_END: chat_message
+// ANCHOR_END: send_message
 
 // ANCHOR: to_room
 /// Sends `data` to each socket in `room`, one by one, so that a socket too

@@ -20,7 +20,7 @@ use crate::messages::{HISTORY_LIMIT, Page};
 use crate::presence::{announce_leaving, announce_presence};
 use crate::validation::parse_room;
 
-// ANCHOR: enter_general
+// ANCHOR: catch_up_read
 /// Sends `history`, then each message after `offset` as a `chat message`, in
 /// order, then puts the socket in `general` and tells it who is online.
 /// Returns how many messages were replayed.
@@ -46,8 +46,12 @@ pub(crate) async fn enter_general(
         None => Page::default(),
     };
     drop(turn);
+    // ANCHOR_END: catch_up_read
+    // ANCHOR: catch_up_send
     let (messages, truncated) = (history.messages, missed.truncated);
-    let history = json!({ "room": GENERAL, "messages": messages, "truncated": truncated });
+    let history = json!({
+        "room": GENERAL, "messages": messages, "truncated": truncated
+    });
     if !delivery::send(socket, "history", &history) || !replay(socket, &missed)
     {
         return Ok(0); // gone, or resynchronising
@@ -69,7 +73,7 @@ fn replay(socket: &SocketRef, page: &Page) -> bool {
         .iter()
         .all(|message| delivery::send(socket, "chat message", message))
 }
-// ANCHOR_END: enter_general
+// ANCHOR_END: catch_up_send
 
 // ANCHOR: join
 /// `join`: enter a room, and get its history in the acknowledgement.
@@ -107,6 +111,9 @@ pub(crate) async fn on_join(
         announce_presence(&io, &socket, &chat, &user, &room);
     }
 }
+// ANCHOR_END: join
+
+// ANCHOR: may_enter
 /// Whether the socket may be in `room`: it is in it already, or in fewer than
 /// `MAX_ROOMS_PER_SOCKET` rooms besides `general`. (Asked under the lock every
 /// join takes: 500 joins at once cannot all see "19 rooms, one more is fine".)
@@ -117,7 +124,7 @@ fn may_enter(socket: &SocketRef, chat: &Chat, room: &str) -> bool {
         || rooms.iter().any(|joined| joined == room)
         || others < chat.limits.rooms_per_socket
 }
-// ANCHOR_END: join
+// ANCHOR_END: may_enter
 
 // ANCHOR: leave
 /// `leave`: the opposite of `join`. Leaving a room one is not in is not an
