@@ -67,23 +67,19 @@ pub(crate) struct Chat {
     pub(crate) limits: ChatLimits,
     pub(crate) sockets: SocketCount,
     pub(crate) rates: Rates,
-    /// How many sockets may read their catch-up from the database at once.
+    /// Catch-ups reading the database at once.
     pub(crate) catch_ups: Arc<Semaphore>,
-    /// The jobs beside the handlers (presence changes, housekeeping).
     pub(crate) tasks: BackgroundTasks,
 }
 // ANCHOR_END: chat_state
 
-/// How fast each user may do each thing (`None`: no limit).
+/// How fast each user (and room) may do each thing (`None`: no limit).
 #[derive(Clone)]
 pub(crate) struct Rates {
     pub(crate) messages: Limiter<i64>,
-    /// Messages per room, from everyone together.
     pub(crate) room_messages: Limiter<String>,
-    /// `typing` is cheap to send, and costs a packet to the whole room.
     pub(crate) typing: Limiter<i64>,
     pub(crate) pages: Limiter<i64>,
-    /// Joins and leaves: each one tells the whole room who is there.
     pub(crate) room_changes: Limiter<i64>,
     refusals: Limiter<i64>,
 }

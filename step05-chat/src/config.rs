@@ -57,10 +57,9 @@ pub struct ChatConfig {
     pub presence_page: usize,
 }
 
-/// A setting that could not be understood. Startup stops with this message.
+/// A setting that could not be understood: startup stops.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A number that is not a number, or not a positive one.
     #[error("{0} must be a positive number, got {1:?}")]
     NotPositive(&'static str, String),
     #[error(transparent)]

@@ -47,10 +47,8 @@ pub fn session_store(pool: &SqlitePool) -> SqliteStore {
 }
 // ANCHOR_END: open_database
 
-/// Now, in milliseconds since the Unix epoch: the unit of every timestamp in
-/// the database, and JavaScript's (`Date.now()`), so the page converts nothing.
+/// Now, in milliseconds since 1970, as JavaScript's `Date.now()`.
 pub(crate) fn now_millis() -> i64 {
-    // Saturates rather than panic, in the year 292 million.
     i64::try_from(step01_http_vs_socket::now_ms()).unwrap_or(i64::MAX)
 }
 

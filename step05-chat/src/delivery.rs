@@ -18,7 +18,7 @@ use serde::Serialize;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::{SendError, SocketError};
 
-/// Marks a socket whose queue overflowed (in the socket's extensions).
+/// In a socket's extensions: its queue overflowed.
 #[derive(Clone, Copy, Debug)]
 struct Lagging;
 

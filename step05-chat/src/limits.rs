@@ -79,7 +79,7 @@ impl Default for MessageRate {
     }
 }
 
-/// A rate per key (a user id, a room) from governor; `None` is no limit.
+/// A rate per key (a user id, a room); `None` is no limit.
 pub(crate) type Limiter<K> = Option<Arc<DefaultKeyedRateLimiter<K>>>;
 
 /// `burst` at once, then `per_second`, for each key. Faster than one a

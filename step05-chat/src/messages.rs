@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use step03_passport_like_auth::User;
 
-/// How many messages a client gets when it enters a room.
+/// Messages a client gets when it enters a room.
 pub const HISTORY_LIMIT: i64 = 50;
 
 // ANCHOR: chat_message
@@ -149,8 +149,7 @@ impl MessageStore {
 // ANCHOR_END: newest
 
 impl MessageStore {
-    /// The writing connection, for storing several messages in one
-    /// transaction with [`insert_one`] (the chapter "The chat under load").
+    /// For several messages in one transaction ("The chat under load").
     pub fn writer(&self) -> &SqlitePool {
         &self.writer
     }

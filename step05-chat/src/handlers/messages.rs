@@ -68,9 +68,8 @@ async fn send_message(
 // ANCHOR_END: send_message
 
 // ANCHOR: to_room
-/// Sends `data` to each socket in `room`, one by one, so that a socket too
-/// slow to take it is resynchronised (see [`delivery`]) rather than skipped
-/// in silence, as `io.to(room).emit(..)` would.
+/// Sends `data` to each socket in `room`, one by one: a socket too slow to
+/// take it is resynchronised (see [`delivery`]), not skipped in silence.
 pub(crate) fn to_room<T: Serialize + ?Sized>(
     socket: &SocketRef,
     room: &str,

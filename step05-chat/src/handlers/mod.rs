@@ -1,11 +1,8 @@
-//! The Socket.IO event handlers, by concern: [`messages`] (the lesson of this
-//! step, `chat message`; and `typing`), [`rooms`] (`join`, `leave`, and
-//! entering `general` on connect), and, in [`crate::presence`], who is online.
-//!
-//! Every handler can rely on one thing: step 4's `authenticate_socket` ran
-//! first, so the socket carries the `User` of its session (`Extension<User>`,
-//! the `socket.user` of the Node.js walkthrough). No handler ever reads a user
-//! from a client's payload.
+//! The Socket.IO event handlers, by concern: [`messages`] (the lesson), and
+//! [`rooms`]; who is online is in `crate::presence`. Step 4's
+//! `authenticate_socket` ran first, so every socket carries the `User` of its
+//! session (`Extension<User>`, Node's `socket.user`): no handler ever reads a
+//! user from a payload.
 
 pub(crate) mod messages;
 pub(crate) mod rooms;
@@ -85,8 +82,7 @@ pub(crate) async fn on_connect(
 }
 // ANCHOR_END: on_connect
 
-/// A socket went away: its place is given back, and the rooms in which it was
-/// its user's last socket will hear that they left.
+/// A socket went away: its place is given back, and its rooms are told.
 async fn on_disconnect(
     io: SocketIo,
     socket: SocketRef,
@@ -114,17 +110,15 @@ pub(crate) fn answer(
 }
 // ANCHOR_END: answer
 
-/// The chat rooms the socket is in. (Step 4 puts each socket in rooms of its
-/// own, `user:1` and `session:...`, to find them at logout: no chat room name
-/// has a `:`.)
+/// The chat rooms the socket is in (not step 4's `user:1` and `session:..`:
+/// no chat room's name has a `:`).
 pub(crate) fn chat_rooms(socket: &SocketRef) -> Vec<String> {
     let rooms = socket.rooms().into_iter().map(|room| room.into_owned());
     rooms.filter(|room| !room.contains(':')).collect()
 }
 
 /// Whether the socket may speak in `room`. `general` always counts: a fast
-/// client may send before `on_connect` has put it there (and then gets its
-/// message in the catch-up).
+/// client may send before `on_connect` has put it there.
 pub(crate) fn has_joined(socket: &SocketRef, room: &str) -> bool {
     room == GENERAL || socket.rooms().iter().any(|joined| joined == room)
 }

@@ -1,12 +1,7 @@
-//! Rooms: `join` and `leave`, and entering `general` on connect with the
-//! history and the messages the client missed while it was away.
-//!
-//! Entering a room is where "exactly once, in order" is easy to break: a
-//! message stored between reading the history and joining the room would be
-//! missed; one stored after joining but before the read would come twice. So
-//! the socket joins the room while holding `chat.deliveries`, the lock every
-//! message is stored and sent under: each message is either in what the
-//! socket read, or sent to it live, never both.
+//! Rooms: `join`, `leave`, and `general` on connect, with the history and
+//! what the client missed. A socket joins a room while holding
+//! `chat.deliveries`, the lock every message is stored and sent under: each
+//! message is in what the socket read, or sent to it live, never both.
 
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -21,9 +16,8 @@ use crate::presence::{announce_leaving, announce_presence};
 use crate::validation::parse_room;
 
 // ANCHOR: catch_up_read
-/// Sends `history`, then each message after `offset` as a `chat message`, in
-/// order, then puts the socket in `general` and tells it who is online.
-/// Returns how many messages were replayed.
+/// Sends `history`, then each message after `offset`, in order, then puts
+/// the socket in `general`. Returns how many messages were replayed.
 pub(crate) async fn enter_general(
     io: &SocketIo,
     socket: &SocketRef,
