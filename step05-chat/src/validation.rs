@@ -233,30 +233,17 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_string_goes_to_the_general_room() {
-        assert_eq!(
-            parse_chat_message(&json!("hello")),
-            Ok(outgoing("general", "hello"))
-        );
-    }
-
-    #[test]
-    fn an_object_without_a_room_goes_to_the_general_room() {
-        assert_eq!(
-            parse_chat_message(&json!({"text": "hello"})),
-            Ok(outgoing("general", "hello"))
-        );
+    fn a_bare_string_or_an_object_without_a_room_goes_to_general() {
+        for payload in [json!("hello"), json!({"text": "hello"})] {
+            let parsed = parse_chat_message(&payload);
+            assert_eq!(parsed, Ok(outgoing("general", "hello")), "{payload}");
+        }
     }
 
     #[test]
     fn a_forged_user_and_other_extra_fields_are_ignored() {
-        let forged = json!({
-            "room": "general",
-            "text": "I am the admin",
-            "user": {"id": 1, "username": "admin"},
-            "id": 1,
-            "ts": 0,
-        });
+        let forged = json!({"room": "general", "text": "I am the admin",
+            "user": {"id": 1, "username": "admin"}, "id": 1, "ts": 0});
 
         assert_eq!(
             parse_chat_message(&forged),
