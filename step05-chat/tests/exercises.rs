@@ -110,3 +110,49 @@ async fn ex2_private_messages() {
     );
     assert_silent(&alice, "private message").await;
 }
+
+#[tokio::test]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex3_older_messages() {
+    // No rate limit: the check sends 60 messages at once.
+    let options = Options {
+        rate_limit: Some((1000, 1000.0)),
+        ..Options::default()
+    };
+    let app = support::spawn_app_built_by(step05_chat::build, options).await;
+    let (alice, _) = app.connected(&app.register("alice").await).await;
+    let mut ids = Vec::new();
+    for n in 0..60 {
+        let ack = say(&alice, json!(format!("message {n}"))).await;
+        ids.push(ack["id"].as_i64().expect("the message is stored"));
+    }
+    let message_ids = |page: &Value| -> Vec<i64> {
+        page["messages"]
+            .as_array()
+            .map(|all| all.iter().filter_map(|m| m["id"].as_i64()).collect())
+            .unwrap_or_default()
+    };
+
+    // Bob's history is the newest 50; he scrolls up for the 10 before them.
+    let (bob, history) = app.connected(&app.register("bob").await).await;
+    assert_eq!(
+        message_ids(&history),
+        ids[10..],
+        "the history: the newest 50"
+    );
+    let before = json!([{ "room": "general", "before": ids[10] }]);
+    let older = bob.emit_with_ack("older", before).await;
+    assert_eq!(message_ids(&older), ids[..10], "the 10 before: {older}");
+    assert_eq!(
+        (&older["room"], &older["more"]),
+        (&json!("general"), &json!(false))
+    );
+
+    // Before the first message there is nothing; a room not joined is refused.
+    let first = json!([{ "room": "general", "before": ids[0] }]);
+    let none = bob.emit_with_ack("older", first).await;
+    assert_eq!(message_ids(&none), Vec::<i64>::new(), "{none}");
+    let elsewhere = json!([{ "room": "rust", "before": ids[10] }]);
+    let refused = bob.emit_with_ack("older", elsewhere).await;
+    assert_eq!(refused, json!({ "error": "you have not joined this room" }));
+}
