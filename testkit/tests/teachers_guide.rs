@@ -281,14 +281,19 @@ fn plan_problems(plan: &Plan, chapter: &dyn Fn(&str) -> Option<String>) -> Vec<S
     let title = &plan.title;
     // (time given, time the book states) per place.
     let mut spent: Vec<(Place, f64, f64)> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
     for row in &plan.rows {
         let mut required = 0.0;
         if let Some(file) = &row.chapter {
             let Some(text) = chapter(file) else {
-                problems.push(format!(
-                    "plan \"{title}\", {}: links to {file}, which does not exist",
-                    row.when
-                ));
+                // (d) once per chapter, however many rows name it.
+                if !missing.contains(file) {
+                    problems.push(format!(
+                        "plan \"{title}\", {}: links to {file}, which does not exist",
+                        row.when
+                    ));
+                    missing.push(file.clone());
+                }
                 continue;
             };
             let stated = stated_times(&text);
