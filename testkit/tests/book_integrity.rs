@@ -100,12 +100,16 @@ fn check_include(chapter_dir: &Path, argument: &str) -> Option<String> {
 
 /// The chapters whose listings fit the book's code column: at most
 /// `MAX_LISTING_LINES` lines, none wider than `MAX_LISTING_WIDTH` characters.
-const CHAPTERS_WITH_THE_LISTING_RULE: [&str; 5] = [
+/// The five steps, and the two chapters that read steps 1 and 3 again for
+/// their hardening (it was taught in those chapters, under the same rule).
+const CHAPTERS_WITH_THE_LISTING_RULE: [&str; 7] = [
     "step01-http-vs-socket.md",
     "step02-sessions.md",
     "step03-passport-like-auth.md",
     "step04-socket-middleware.md",
     "step05-chat.md",
+    "before-the-internet.md",
+    "before-the-internet-login.md",
 ];
 
 /// The longest listing a reader takes in at once; longer ones are split, with
