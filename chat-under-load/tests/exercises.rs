@@ -92,3 +92,37 @@ async fn ex1_edit_and_delete_own_messages() {
         "the message is gone: {history}"
     );
 }
+
+#[tokio::test]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex2_the_batches_are_counted() {
+    let app = spawn_app().await;
+    let stats = || async {
+        let response = app.http.get(app.url("/stats")).send().await;
+        let response = response.expect("GET /stats");
+        assert_eq!(response.status(), 200, "GET /stats");
+        response.json::<Value>().await.expect("a JSON body")
+    };
+    let none = json!({ "batches": 0, "messages": 0 });
+    assert_eq!(stats().await, none, "nothing stored yet");
+
+    // One at a time: each message waits for its acknowledgement before the
+    // next is sent, so each is a batch of its own.
+    let (alice, _) = app.connected(&app.register("alice").await).await;
+    for text in ["one", "two", "three"] {
+        assert_eq!(say(&alice, json!(text)).await["ok"], true, "{text}");
+    }
+    let three = json!({ "batches": 3, "messages": 3 });
+    assert_eq!(stats().await, three, "three messages sent one at a time");
+
+    // Ten at once: however the room's task groups them, every message is in
+    // exactly one batch.
+    let sent = (0..10).map(|n| say(&alice, json!(format!("at once {n}"))));
+    for ack in futures_util::future::join_all(sent).await {
+        assert_eq!(ack["ok"], true, "{ack}");
+    }
+    let counted = stats().await;
+    assert_eq!(counted["messages"], 13, "{counted}");
+    let batches = counted["batches"].as_u64().unwrap_or_default();
+    assert!((4..=13).contains(&batches), "{counted}");
+}
