@@ -3,7 +3,7 @@
 //!
 //! The binaries are looked for next to the running executable (`target/release/` when the
 //! load generator runs from there), where `cargo build --release -p step05-chat
-//! -p scaling-with-redis -p bench` puts them. The Node twin is
+//! -p chat-under-load -p scaling-with-redis -p bench` puts them. The Node twin is
 //! `node compare/node-chat/server.js`, installed with `npm ci` there.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -63,11 +63,26 @@ pub async fn start_step05(
     setup: &ChatSetup,
     redis_url: Option<&str>,
 ) -> Result<ServerProcess, String> {
-    let database = setup.data.path().join("chat.db");
     let binary = match redis_url {
         Some(_) => "scaling-with-redis",
         None => "step05-chat",
     };
+    start_chat(binary, setup, redis_url).await
+}
+
+/// Starts the chat of the chapter "The chat under load" (`chat-under-load` next to this
+/// executable), with the same settings as [`start_step05`].
+pub async fn start_chat_under_load(setup: &ChatSetup) -> Result<ServerProcess, String> {
+    start_chat("chat-under-load", setup, None).await
+}
+
+/// Starts the chat binary `binary` over `setup`'s database, every throttle off.
+async fn start_chat(
+    binary: &str,
+    setup: &ChatSetup,
+    redis_url: Option<&str>,
+) -> Result<ServerProcess, String> {
+    let database = setup.data.path().join("chat.db");
     let mut command = Command::new(sibling_binary(binary)?);
     command
         .env("DATABASE_URL", format!("sqlite://{}", database.display()))
@@ -202,7 +217,8 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     } else {
         Err(format!(
             "{} is missing: build it first with \
-             `cargo build --release -p step05-chat -p scaling-with-redis -p bench`",
+             `cargo build --release -p step05-chat -p chat-under-load -p scaling-with-redis \
+             -p bench`",
             path.display()
         ))
     }
@@ -212,7 +228,7 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
 /// this process was started by `cargo run` (which sets `CARGO`): `cargo run -p bench` builds
 /// only this package's binaries.
 pub fn build_step05_if_missing() -> Result<(), String> {
-    const BINARIES: [&str; 2] = ["step05-chat", "scaling-with-redis"];
+    const BINARIES: [&str; 3] = ["step05-chat", "chat-under-load", "scaling-with-redis"];
     let all_there = || {
         BINARIES
             .iter()
@@ -227,12 +243,14 @@ pub fn build_step05_if_missing() -> Result<(), String> {
     let me = std::env::current_exe().map_err(|error| format!("where am I? {error}"))?;
     let release = me.parent().is_some_and(|dir| dir.ends_with("release"));
     let mut build = std::process::Command::new(cargo);
-    // All three packages, as in the README: built alone, a package's dependencies would get
+    // All four packages, as in the README: built alone, a package's dependencies would get
     // other features, and everything would be compiled again.
     build.args([
         "build",
         "-p",
         "step05-chat",
+        "-p",
+        "chat-under-load",
         "-p",
         "scaling-with-redis",
         "-p",

@@ -6,6 +6,8 @@
 //! One test in its own file, so its process runs nothing else: every task of
 //! the test's runtime, and every task on the rooms' thread, is this server's.
 
+// Formatted as step 5's code is (its own rustfmt.toml), not as this crate's.
+#[rustfmt::skip]
 #[path = "../../step05-chat/tests/support/mod.rs"]
 mod support;
 

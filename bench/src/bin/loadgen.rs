@@ -4,6 +4,7 @@
 //! ```console
 //! cargo run --release -p bench --bin loadgen     # 1,000 sockets, 200 messages/s
 //! cargo run --release -p bench --bin loadgen -- --users 500 --senders 50 --rate 0.2 --messages 10
+//! cargo run --release -p bench --bin loadgen -- --targets floor,step05,chat-under-load
 //! cargo run --release -p bench --bin loadgen -- --targets floor,step05,node
 //! cargo run --release -p bench --bin loadgen -- --targets floor,step05,cluster
 //! ```
@@ -20,10 +21,10 @@ use std::time::Duration;
 use bench::servers::{self, ChatSetup, ServerProcess};
 use bench::{Report, Target, Workload, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,node,cluster]";
+const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster]";
 
 /// Every target this load generator knows.
-const TARGETS: [&str; 4] = ["floor", "step05", "node", "cluster"];
+const TARGETS: [&str; 5] = ["floor", "step05", "chat-under-load", "node", "cluster"];
 
 /// How long a server is left alone after its first socket closed, before its memory at idle
 /// is read.
@@ -156,6 +157,7 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
     let processes: Vec<ServerProcess> = match target {
         "floor" => vec![servers::start_floor().await?],
         "step05" => vec![servers::start_step05(&setup, None).await?],
+        "chat-under-load" => vec![servers::start_chat_under_load(&setup).await?],
         "node" => vec![servers::start_node(&setup).await?],
         _ => {
             let server = redis.insert(testkit::RedisServer::start().await);
@@ -218,7 +220,7 @@ fn check_open_files(workload: &Workload) -> Result<(), String> {
 fn check_binaries(targets: &[String]) -> Result<(), String> {
     if targets
         .iter()
-        .any(|target| target == "step05" || target == "cluster")
+        .any(|target| ["step05", "chat-under-load", "cluster"].contains(&target.as_str()))
     {
         servers::build_step05_if_missing()?;
     }
@@ -226,6 +228,7 @@ fn check_binaries(targets: &[String]) -> Result<(), String> {
         let binary = match target.as_str() {
             "floor" => "floor",
             "cluster" => "scaling-with-redis",
+            "chat-under-load" => "chat-under-load",
             "node" => {
                 servers::check_node_chat()?;
                 continue;
