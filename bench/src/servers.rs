@@ -227,13 +227,12 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Builds step 5's chat, the chat under load and the cluster node next to this executable, if
-/// one is missing and this process was started by `cargo run` (which sets `CARGO`):
-/// `cargo run -p bench` builds only this package's binaries.
-pub fn build_chats_if_missing() -> Result<(), String> {
-    const BINARIES: [&str; 3] = ["step05-chat", "chat-under-load", "scaling-with-redis"];
+/// Makes sure the chat `binaries` (of [`Chat::binary`]) are next to this executable: if one is
+/// missing and this process was started by `cargo run` (which sets `CARGO`), builds all the
+/// chats, since `cargo run -p bench` builds only this package's binaries.
+pub fn build_chats_if_missing(binaries: &[&str]) -> Result<(), String> {
     let all_there = || {
-        BINARIES
+        binaries
             .iter()
             .try_for_each(|name| sibling_binary(name).map(drop))
     };

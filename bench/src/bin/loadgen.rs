@@ -283,23 +283,32 @@ fn check_open_files(workload: &Workload) -> Result<(), String> {
     }
 }
 
+/// The binary that serves `target`, if it is a Rust chat.
+fn chat_binary(target: &str) -> Option<&'static str> {
+    match target {
+        "step05" => Some(servers::Chat::Step05.binary()),
+        "chat-under-load" => Some(servers::Chat::UnderLoad.binary()),
+        "cluster" => Some(servers::Chat::ClusterNode { redis_url: "" }.binary()),
+        _ => None,
+    }
+}
+
 fn check_binaries(targets: &[String]) -> Result<(), String> {
-    if targets
+    let chats: Vec<&str> = targets
         .iter()
-        .any(|target| ["step05", "chat-under-load", "cluster"].contains(&target.as_str()))
-    {
-        servers::build_chats_if_missing()?;
+        .filter_map(|target| chat_binary(target))
+        .collect();
+    if !chats.is_empty() {
+        servers::build_chats_if_missing(&chats)?;
     }
     for target in targets {
         let binary = match target.as_str() {
             "floor" => "floor",
-            "cluster" => "scaling-with-redis",
-            "chat-under-load" => "chat-under-load",
             "node" => {
                 servers::check_node_chat()?;
                 continue;
             }
-            _ => "step05-chat",
+            chat => chat_binary(chat).unwrap_or(chat),
         };
         servers::sibling_binary(binary)?;
         if target == "cluster"
