@@ -57,33 +57,36 @@ pub async fn start_floor() -> Result<ServerProcess, String> {
     start(command).await
 }
 
-/// Starts step 5's chat (`step05-chat` next to this executable) over `setup`'s database, with
-/// every throttle off; with `redis_url`, one node of a cluster instead (`scaling-with-redis`).
-pub async fn start_step05(
-    setup: &ChatSetup,
-    redis_url: Option<&str>,
-) -> Result<ServerProcess, String> {
-    let binary = match redis_url {
-        Some(_) => "scaling-with-redis",
-        None => "step05-chat",
-    };
-    start_chat(binary, setup, redis_url).await
+/// The Rust chats, which all read the same settings.
+#[derive(Debug, Clone, Copy)]
+pub enum Chat<'a> {
+    /// Step 5's chat, `step05-chat`.
+    Step05,
+    /// Step 5 with the delivery machinery of "The chat under load", `chat-under-load`.
+    UnderLoad,
+    /// One node of a cluster sharing `redis_url`, `scaling-with-redis`.
+    ClusterNode {
+        /// The Redis server every node of the cluster uses.
+        redis_url: &'a str,
+    },
 }
 
-/// Starts the chat of the chapter "The chat under load" (`chat-under-load` next to this
-/// executable), with the same settings as [`start_step05`].
-pub async fn start_chat_under_load(setup: &ChatSetup) -> Result<ServerProcess, String> {
-    start_chat("chat-under-load", setup, None).await
+impl Chat<'_> {
+    /// Its binary's name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Chat::Step05 => "step05-chat",
+            Chat::UnderLoad => "chat-under-load",
+            Chat::ClusterNode { .. } => "scaling-with-redis",
+        }
+    }
 }
 
-/// Starts the chat binary `binary` over `setup`'s database, every throttle off.
-async fn start_chat(
-    binary: &str,
-    setup: &ChatSetup,
-    redis_url: Option<&str>,
-) -> Result<ServerProcess, String> {
+/// Starts `chat` (its binary next to this executable) over `setup`'s database, with every
+/// throttle off.
+pub async fn start_chat(setup: &ChatSetup, chat: Chat<'_>) -> Result<ServerProcess, String> {
     let database = setup.data.path().join("chat.db");
-    let mut command = Command::new(sibling_binary(binary)?);
+    let mut command = Command::new(sibling_binary(chat.binary())?);
     command
         .env("DATABASE_URL", format!("sqlite://{}", database.display()))
         .env("SESSION_SECRET", &setup.session_secret)
@@ -93,9 +96,9 @@ async fn start_chat(
         .env("HOST", "127.0.0.1")
         // The chat loads `.env` from the directory it runs in: run it where there is none.
         .current_dir(setup.data.path());
-    match redis_url {
-        Some(url) => command.env("REDIS_URL", url),
-        None => command.env_remove("REDIS_URL"),
+    match chat {
+        Chat::ClusterNode { redis_url } => command.env("REDIS_URL", redis_url),
+        Chat::Step05 | Chat::UnderLoad => command.env_remove("REDIS_URL"),
     };
     start(command).await
 }
@@ -115,7 +118,7 @@ fn server_log_filter() -> String {
 }
 
 /// Starts step 5's Node.js twin (`node compare/node-chat/server.js`) over `setup`'s database,
-/// with the same settings as [`start_step05`].
+/// with the same settings as [`start_chat`].
 pub async fn start_node(setup: &ChatSetup) -> Result<ServerProcess, String> {
     let database = setup.data.path().join("chat.db");
     let mut command = Command::new("node");
@@ -224,13 +227,12 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Builds step 5's chat and the cluster node next to this executable, if one is missing and
-/// this process was started by `cargo run` (which sets `CARGO`): `cargo run -p bench` builds
-/// only this package's binaries.
-pub fn build_step05_if_missing() -> Result<(), String> {
-    const BINARIES: [&str; 3] = ["step05-chat", "chat-under-load", "scaling-with-redis"];
+/// Makes sure the chat `binaries` (of [`Chat::binary`]) are next to this executable: if one is
+/// missing and this process was started by `cargo run` (which sets `CARGO`), builds all the
+/// chats, since `cargo run -p bench` builds only this package's binaries.
+pub fn build_chats_if_missing(binaries: &[&str]) -> Result<(), String> {
     let all_there = || {
-        BINARIES
+        binaries
             .iter()
             .try_for_each(|name| sibling_binary(name).map(drop))
     };
