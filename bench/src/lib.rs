@@ -12,7 +12,9 @@
 //! - [`procfs`]: a server process's memory and CPU time, from `/proc`.
 //! - [`servers`]: the servers under test, each started as its own process.
 //! - [`table`]: the report as a Markdown table.
+//! - [`chart`]: the same reports as an SVG chart.
 
+pub mod chart;
 pub mod client;
 pub mod floor;
 pub mod procfs;

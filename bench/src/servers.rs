@@ -3,7 +3,7 @@
 //!
 //! The binaries are looked for next to the running executable (`target/release/` when the
 //! load generator runs from there), where `cargo build --release -p step05-chat
-//! -p scaling-with-redis -p bench` puts them. The Node twin is
+//! -p chat-under-load -p scaling-with-redis -p bench` puts them. The Node twin is
 //! `node compare/node-chat/server.js`, installed with `npm ci` there.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -57,18 +57,36 @@ pub async fn start_floor() -> Result<ServerProcess, String> {
     start(command).await
 }
 
-/// Starts step 5's chat (`step05-chat` next to this executable) over `setup`'s database, with
-/// every throttle off; with `redis_url`, one node of a cluster instead (`scaling-with-redis`).
-pub async fn start_step05(
-    setup: &ChatSetup,
-    redis_url: Option<&str>,
-) -> Result<ServerProcess, String> {
+/// The Rust chats, which all read the same settings.
+#[derive(Debug, Clone, Copy)]
+pub enum Chat<'a> {
+    /// Step 5's chat, `step05-chat`.
+    Step05,
+    /// Step 5 with the delivery machinery of "The chat under load", `chat-under-load`.
+    UnderLoad,
+    /// One node of a cluster sharing `redis_url`, `scaling-with-redis`.
+    ClusterNode {
+        /// The Redis server every node of the cluster uses.
+        redis_url: &'a str,
+    },
+}
+
+impl Chat<'_> {
+    /// Its binary's name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Chat::Step05 => "step05-chat",
+            Chat::UnderLoad => "chat-under-load",
+            Chat::ClusterNode { .. } => "scaling-with-redis",
+        }
+    }
+}
+
+/// Starts `chat` (its binary next to this executable) over `setup`'s database, with every
+/// throttle off.
+pub async fn start_chat(setup: &ChatSetup, chat: Chat<'_>) -> Result<ServerProcess, String> {
     let database = setup.data.path().join("chat.db");
-    let binary = match redis_url {
-        Some(_) => "scaling-with-redis",
-        None => "step05-chat",
-    };
-    let mut command = Command::new(sibling_binary(binary)?);
+    let mut command = Command::new(sibling_binary(chat.binary())?);
     command
         .env("DATABASE_URL", format!("sqlite://{}", database.display()))
         .env("SESSION_SECRET", &setup.session_secret)
@@ -78,9 +96,9 @@ pub async fn start_step05(
         .env("HOST", "127.0.0.1")
         // The chat loads `.env` from the directory it runs in: run it where there is none.
         .current_dir(setup.data.path());
-    match redis_url {
-        Some(url) => command.env("REDIS_URL", url),
-        None => command.env_remove("REDIS_URL"),
+    match chat {
+        Chat::ClusterNode { redis_url } => command.env("REDIS_URL", redis_url),
+        Chat::Step05 | Chat::UnderLoad => command.env_remove("REDIS_URL"),
     };
     start(command).await
 }
@@ -100,7 +118,7 @@ fn server_log_filter() -> String {
 }
 
 /// Starts step 5's Node.js twin (`node compare/node-chat/server.js`) over `setup`'s database,
-/// with the same settings as [`start_step05`].
+/// with the same settings as [`start_chat`].
 pub async fn start_node(setup: &ChatSetup) -> Result<ServerProcess, String> {
     let database = setup.data.path().join("chat.db");
     let mut command = Command::new("node");
@@ -202,19 +220,19 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     } else {
         Err(format!(
             "{} is missing: build it first with \
-             `cargo build --release -p step05-chat -p scaling-with-redis -p bench`",
+             `cargo build --release -p step05-chat -p chat-under-load -p scaling-with-redis \
+             -p bench`",
             path.display()
         ))
     }
 }
 
-/// Builds step 5's chat and the cluster node next to this executable, if one is missing and
-/// this process was started by `cargo run` (which sets `CARGO`): `cargo run -p bench` builds
-/// only this package's binaries.
-pub fn build_step05_if_missing() -> Result<(), String> {
-    const BINARIES: [&str; 2] = ["step05-chat", "scaling-with-redis"];
+/// Makes sure the chat `binaries` (of [`Chat::binary`]) are next to this executable: if one is
+/// missing and this process was started by `cargo run` (which sets `CARGO`), builds all the
+/// chats, since `cargo run -p bench` builds only this package's binaries.
+pub fn build_chats_if_missing(binaries: &[&str]) -> Result<(), String> {
     let all_there = || {
-        BINARIES
+        binaries
             .iter()
             .try_for_each(|name| sibling_binary(name).map(drop))
     };
@@ -227,12 +245,14 @@ pub fn build_step05_if_missing() -> Result<(), String> {
     let me = std::env::current_exe().map_err(|error| format!("where am I? {error}"))?;
     let release = me.parent().is_some_and(|dir| dir.ends_with("release"));
     let mut build = std::process::Command::new(cargo);
-    // All three packages, as in the README: built alone, a package's dependencies would get
+    // All four packages, as in the README: built alone, a package's dependencies would get
     // other features, and everything would be compiled again.
     build.args([
         "build",
         "-p",
         "step05-chat",
+        "-p",
+        "chat-under-load",
         "-p",
         "scaling-with-redis",
         "-p",

@@ -148,7 +148,7 @@ pub enum RunError {
 }
 
 /// What one run measured, per target: one row of the table, one JSON line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// The target's name.
     pub target: String,
@@ -180,6 +180,8 @@ pub struct Report {
     pub out_of_order: usize,
     /// Latency from send to receipt over every delivery, in ms.
     pub latency_ms_p50: f64,
+    /// 90th percentile.
+    pub latency_ms_p90: f64,
     /// 99th percentile.
     pub latency_ms_p99: f64,
     /// The slowest.
@@ -335,6 +337,7 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         duplicates: totals.duplicates,
         out_of_order: totals.out_of_order,
         latency_ms_p50: latency_ms(0.50),
+        latency_ms_p90: latency_ms(0.90),
         latency_ms_p99: latency_ms(0.99),
         latency_ms_max: latency_ms(1.0),
         disconnects: totals.disconnects,

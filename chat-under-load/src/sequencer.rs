@@ -436,7 +436,7 @@ impl Room {
             self.broadcast_upto = last.id;
             self.remember(&fresh);
         }
-        // `RUST_LOG=step05_chat::sequencer=debug`: where a room's time goes.
+        // `RUST_LOG=chat_under_load::sequencer=debug`: where a room's time goes.
         tracing::debug!(
             room = %self.name,
             messages = messages.len(),

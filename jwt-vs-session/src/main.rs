@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use jwt_vs_session::{TokenConfig, token_app};
 use step01_http_vs_socket::{
-    exit_code, init_tracing, load_dotenv, serve, shutdown_signal,
+    exit_code, init_tracing, load_dotenv, raise_open_file_limit, serve,
+    shutdown_signal,
 };
 use step03_passport_like_auth::DEMO_PASSWORD;
 use step04_socket_middleware::Demo;
@@ -19,6 +20,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?; // TOKEN_SECRET and friends may live in a .env file
     init_tracing();
+    raise_open_file_limit()?;
     // TOKEN_SECRET, or a random secret for this run (with a warning).
     let tokens = TokenConfig::from_env()?;
     // Step 4's starting point: its settings, alice and bob, the listener.

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use scaling_with_redis::close_sockets;
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve, shutdown_signal,
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv, raise_open_file_limit, serve,
+    shutdown_signal,
 };
 use step05_chat::config::ChatConfig;
 
@@ -18,6 +19,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?; // SESSION_SECRET, REDIS_URL and friends may live in a .env file
     init_tracing();
+    raise_open_file_limit()?;
     let redis_url = std::env::var("REDIS_URL")
         .ok()
         .filter(|url| !url.is_empty())

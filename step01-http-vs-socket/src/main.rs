@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    app, exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
-    shutdown_signal,
+    app, exit_code, init_tracing, listen_addr_from_env, load_dotenv,
+    raise_open_file_limit, serve, shutdown_signal,
 };
 
 // ANCHOR: main
@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?;
     init_tracing();
+    raise_open_file_limit()?;
     let listener =
         tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
     println!("step01 is running: open http://{}/", listener.local_addr()?);

@@ -8,6 +8,13 @@
 //! this module drives hyper, the HTTP library under axum, itself: it is the
 //! same accept loop as `axum::serve`, plus a slot per connection and the timers
 //! hyper already has.
+//!
+//! Shutting down is tokio-util's `CancellationToken` (tell every connection to
+//! finish) and `TaskTracker` (wait until they have). hyper-util's
+//! `GracefulShutdown` does the same for plain connections, but as of 0.1.21 it
+//! cannot watch an HTTP/1 connection that may upgrade to a WebSocket, and its
+//! `auto` builder, which it can watch, reads the first bytes without any
+//! timeout and also speaks HTTP/2, where these timeouts do not apply.
 
 use std::future::Future;
 use std::io;
@@ -26,7 +33,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 
@@ -56,7 +65,7 @@ impl Default for ServeLimits {
         Self {
             // A classroom needs a few hundred; the 10,000-socket benchmark
             // needs 10,000 and some. Each one is an open file: see
-            // `connection_cap`.
+            // `raise_open_file_limit`.
             max_connections: 16_384,
             header_read_timeout: Duration::from_secs(10),
             // Above Engine.IO's 25 s ping interval, which is how long
@@ -125,7 +134,7 @@ impl ServeLimits {
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let invalid = |error| io::Error::new(io::ErrorKind::InvalidInput, error);
     let limits = ServeLimits::from_env().map_err(invalid)?;
@@ -142,7 +151,7 @@ pub async fn serve(
 pub async fn serve_with(
     listener: TcpListener,
     app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send,
     limits: ServeLimits,
 ) -> io::Result<()> {
     let app = app
@@ -153,27 +162,28 @@ pub async fn serve_with(
         .layer(axum::middleware::from_fn(security_headers));
     let cap = connection_cap(limits.max_connections);
     let slots = Arc::new(Semaphore::new(cap));
-    let stopping = stop_signal(shutdown);
-    // Each connection task holds a clone of `open`; `closed()` waits for
-    // the last one to be dropped.
-    let (open_tx, open) = watch::channel(());
+    // `finish` tells every connection to end after its current request;
+    // `connections` knows which are still running.
+    let finish = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
-            () = stopped(stopping.clone()) => break,
+            () = shutdown.as_mut() => break,
             accepted = next_connection(&listener, &slots) => accepted,
         };
         let Some((connection, remote)) = accepted else {
             continue;
         };
         let timeout = limits.header_read_timeout;
-        let (app, stop, open) = (app.clone(), stopping.clone(), open.clone());
-        tokio::spawn(async move {
-            serve_connection(connection, remote, app, timeout, stop).await;
-            drop(open);
-        });
+        let (app, finish) = (app.clone(), finish.clone());
+        connections
+            .spawn(serve_connection(connection, remote, app, timeout, finish));
     }
-    drop((listener, open));
-    open_tx.closed().await;
+    drop(listener);
+    finish.cancel();
+    connections.close();
+    connections.wait().await;
     Ok(())
 }
 // ANCHOR_END: serve_with
@@ -223,27 +233,54 @@ fn is_one_connection_failing(error: &io::Error) -> bool {
 /// runtime's own.
 pub const RESERVED_FILES: u64 = 128;
 
+// ANCHOR: open_file_limit
+/// Raises this process's limit on open files as far as the system allows
+/// (the soft limit up to the hard one, as Go's runtime does at start) and
+/// returns the new limit. Every connection is an open file, and a common
+/// default of 1,024 would hold a few hundred sockets. Past the limit,
+/// `accept` fails with "Too many open files", and so does every other file
+/// the server opens, SQLite's included. A `main` calls this before
+/// [`serve`]: the limit belongs to the whole process, so the program sets
+/// it, and `serve` only sizes its cap on connections to fit under it.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+// ANCHOR_END: open_file_limit
+
+/// The process's soft limit on open files, read and left as it is.
+#[cfg(unix)]
+fn open_file_limit() -> io::Result<Option<u64>> {
+    rlimit::Resource::NOFILE
+        .get()
+        .map(|(soft, _hard)| Some(soft))
+}
+
+/// No limit on open files to read on this system.
+#[cfg(not(unix))]
+fn open_file_limit() -> io::Result<Option<u64>> {
+    Ok(None)
+}
+
 /// How many connections the server can really hold: `wanted`, unless the
-/// process's limit on open files is too low. Past that limit, `accept` fails
-/// with "Too many open files", and so does every other file the server opens,
-/// SQLite's included: everybody's requests fail, not only the newcomer's. So
-/// the soft limit is raised as far as the hard one allows (as Go's runtime does
-/// at start), and the cap lowered to fit under it.
+/// process's limit on open files is too low; then the cap is lowered to fit
+/// under it, so that a crowd of clients cannot starve the files the server
+/// itself needs.
 fn connection_cap(wanted: usize) -> usize {
-    let needed = wanted as u64 + RESERVED_FILES;
-    match rlimit::increase_nofile_limit(needed) {
-        Ok(file_limit) => {
+    match open_file_limit() {
+        Ok(Some(file_limit)) => {
             let cap = cap_for_file_limit(wanted, file_limit);
             if cap < wanted {
                 tracing::warn!(
                     "MAX_CONNECTIONS is {wanted} but this process may open \
                      only {file_limit} files: serving at most {cap} \
-                     connections at once. Raise the limit (`ulimit -n`, or \
-                     LimitNOFILE= in systemd) for more."
+                     connections at once. Raise the limit (`ulimit -n`, \
+                     LimitNOFILE= in systemd, or `raise_open_file_limit` in \
+                     `main`) for more."
                 );
             }
             cap
         }
+        Ok(None) => wanted,
         Err(error) => {
             tracing::warn!(
                 %error,
@@ -261,25 +298,6 @@ pub fn cap_for_file_limit(wanted: usize, file_limit: u64) -> usize {
     wanted.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
-/// A watch channel that turns `true` when `shutdown` completes. The future runs
-/// in its own task, so that it makes progress even while the accept loop is
-/// waiting.
-fn stop_signal(
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> watch::Receiver<bool> {
-    let (stop_tx, stopping) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        stop_tx.send_replace(true);
-    });
-    stopping
-}
-
-/// Completes once the shutdown signal has fired (or its task is gone).
-async fn stopped(mut stopping: watch::Receiver<bool>) {
-    stopping.wait_for(|stop| *stop).await.ok();
-}
-
 // ANCHOR: connection
 /// Serves one connection over HTTP/1.1 until it closes. On shutdown,
 /// it finishes the request in progress, then closes.
@@ -288,7 +306,7 @@ async fn serve_connection(
     remote: SocketAddr,
     app: Router,
     header_read_timeout: Duration,
-    stopping: watch::Receiver<bool>,
+    finish: CancellationToken,
 ) {
     // What `into_make_service_with_connect_info` did: handlers may ask
     // for `ConnectInfo<SocketAddr>`, the client's address.
@@ -305,9 +323,10 @@ async fn serve_connection(
     // `with_upgrades`: a WebSocket handshake hands the connection over
     // to socketioxide, which from then on owns it, and its slot.
     let mut served = pin!(http.serve_connection(io, service).with_upgrades());
-    let result = tokio::select! {
-        result = served.as_mut() => result,
-        () = stopped(stopping) => {
+    let result = match finish.run_until_cancelled(served.as_mut()).await {
+        Some(result) => result,
+        // Shutting down: finish the request in progress, take no other.
+        None => {
             served.as_mut().graceful_shutdown();
             served.await
         }
@@ -394,6 +413,25 @@ mod tests {
         );
         // Even a silly limit leaves one connection, not none.
         assert_eq!(cap_for_file_limit(16_384, 10), 1);
+    }
+
+    // One test, not two: both read the process's limit, and tests run in
+    // parallel.
+    #[cfg(unix)]
+    #[test]
+    fn serve_only_reads_the_open_file_limit_and_main_raises_it() {
+        let nofile = || rlimit::Resource::NOFILE.get().expect("readable");
+        let (soft, hard) = nofile();
+        // Asking for more connections than the limit allows lowers the cap,
+        // and leaves the limit as it was.
+        let wanted = usize::try_from(hard).unwrap_or(usize::MAX);
+        let cap = connection_cap(wanted);
+        assert_eq!(nofile(), (soft, hard));
+        assert_eq!(cap, cap_for_file_limit(wanted, soft));
+
+        let raised = raise_open_file_limit().expect("raised");
+        assert_eq!(nofile().0, raised);
+        assert!(raised >= soft, "{raised} < {soft}");
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use step01_http_vs_socket::{app, serve};
+use step01_http_vs_socket::{ServeLimits, app, serve, serve_with};
 use testkit::{DEFAULT_WAIT, JsClient, JsSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Starts the app under test on a port the OS picked and returns its base URL.
 async fn spawn_app() -> String {
@@ -190,4 +192,96 @@ async fn ex3_stop_ticks() {
         bob.try_next_named("tick", DEFAULT_WAIT).await.is_some(),
         "bob's ticks stopped too, but only alice sent `stop-ticks`"
     );
+}
+
+#[tokio::test]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex4_permissions_policy() {
+    let url = spawn_app().await;
+    let client = reqwest::Client::new();
+    for path in ["", "api/time", "no-such-page"] {
+        let response = client
+            .get(format!("{url}{path}"))
+            .send()
+            .await
+            .expect("request");
+        let policy = response
+            .headers()
+            .get("permissions-policy")
+            .unwrap_or_else(|| panic!("no Permissions-Policy on /{path}"))
+            .to_str()
+            .expect("a text header")
+            .to_owned();
+        for feature in ["camera=()", "microphone=()", "geolocation=()"] {
+            assert!(
+                policy.contains(feature),
+                "the Permissions-Policy of /{path} should say {feature}: \
+                 {policy:?}"
+            );
+        }
+    }
+}
+
+const GET_TIME: &[u8] = b"GET /api/time HTTP/1.1\r\nHost: test\r\n\r\n";
+
+/// Reads until the end of a response's headers, or panics after `DEFAULT_WAIT`.
+async fn read_response_head(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let reading = async {
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = stream.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "closed before answering");
+            received.extend_from_slice(&buffer[..read]);
+        }
+    };
+    tokio::time::timeout(DEFAULT_WAIT, reading)
+        .await
+        .expect("an answer");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+#[ignore = "exercise check: run it with --ignored, see the chapter"]
+async fn ex5_refuse_over_the_cap() {
+    // One slot, and timeouts far longer than the check: only a refusal can
+    // close the second connection within its two seconds.
+    let limits = ServeLimits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(30),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(serve_with(listener, app(), std::future::pending(), limits));
+
+    // The first connection is answered, and then kept open (keep-alive): it
+    // holds the only slot.
+    let mut first = TcpStream::connect(address).await.expect("connect");
+    first.write_all(GET_TIME).await.expect("write");
+    let answer = read_response_head(&mut first).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let mut second = TcpStream::connect(address).await.expect("connect");
+    second.write_all(GET_TIME).await.ok();
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(2),
+        second.read_to_end(&mut received),
+    )
+    .await;
+    assert!(
+        closed.is_ok(),
+        "over the cap, the second connection still waits after 2 s: it \
+         should be accepted and closed at once"
+    );
+    let received = String::from_utf8_lossy(&received);
+    assert!(
+        !received.contains("200 OK"),
+        "the second connection was served while the first held the only \
+         slot: {received}"
+    );
+    drop(first);
 }

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
-    shutdown_signal,
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv,
+    raise_open_file_limit, serve, shutdown_signal,
 };
 use step02_sessions::{
     BackgroundTasks, SessionBackend, SessionConfig, app_with_backend,
@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
     init_tracing();
+    raise_open_file_limit()?;
     let config = SessionConfig::from_env()?;
     let backend = SessionBackend::from_env()?;
     let tasks = BackgroundTasks::default();

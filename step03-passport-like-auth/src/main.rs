@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
-    shutdown_signal,
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv,
+    raise_open_file_limit, serve, shutdown_signal,
 };
 use step02_sessions::{MemoryStore, SessionConfig};
 use step03_passport_like_auth::{
@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
     init_tracing();
+    raise_open_file_limit()?;
     let config = SessionConfig::from_env()?;
     // The users live in memory in this step, so the sessions must too. Sessions
     // kept on disk would outlive the users, and after a restart an old cookie

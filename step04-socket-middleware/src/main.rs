@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    exit_code, init_tracing, load_dotenv, serve, shutdown_signal,
+    exit_code, init_tracing, load_dotenv, raise_open_file_limit, serve,
+    shutdown_signal,
 };
 use step03_passport_like_auth::DEMO_PASSWORD;
 use step04_socket_middleware::{Demo, app};
@@ -18,6 +19,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
     init_tracing();
+    raise_open_file_limit()?;
     let demo = Demo::from_env().await?;
     let port = demo.listener.local_addr()?.port();
     let router = app(demo.passport, &demo.sessions, demo.store, demo.settings);

@@ -7,7 +7,9 @@
 //! - every image a chapter shows (`![...](img/...)` or `<img src="...">`) exists, and every
 //!   diagram in `book/src/img/` is shown by some chapter (none left behind after an edit);
 //! - in the chapters of `CHAPTERS_WITH_THE_LISTING_RULE`, no listing is longer than 40 lines
-//!   or wider than the book's 80-column code block (issue 12).
+//!   or wider than the book's 80-column code block (issue 12);
+//! - every stated reading time is close to a careful read's, and every chapter beyond the
+//!   chat (`SUMMARY.md`'s part of that name) reads in 90 minutes at most (issue 19).
 
 use std::path::{Path, PathBuf};
 
@@ -100,12 +102,16 @@ fn check_include(chapter_dir: &Path, argument: &str) -> Option<String> {
 
 /// The chapters whose listings fit the book's code column: at most
 /// `MAX_LISTING_LINES` lines, none wider than `MAX_LISTING_WIDTH` characters.
-const CHAPTERS_WITH_THE_LISTING_RULE: [&str; 5] = [
+/// The five steps, and the two chapters that read steps 1 and 3 again for
+/// their hardening (it was taught in those chapters, under the same rule).
+const CHAPTERS_WITH_THE_LISTING_RULE: [&str; 7] = [
     "step01-http-vs-socket.md",
     "step02-sessions.md",
     "step03-passport-like-auth.md",
     "step04-socket-middleware.md",
     "step05-chat.md",
+    "before-the-internet.md",
+    "before-the-internet-login.md",
 ];
 
 /// The longest listing a reader takes in at once; longer ones are split, with
@@ -550,6 +556,55 @@ fn every_stated_reading_time_is_within_a_quarter_of_a_careful_read() {
     assert!(
         checked >= 10,
         "only {checked} chapters state a reading time"
+    );
+}
+
+/// The longest a chapter beyond the chat may take to read (issue 19): one
+/// sitting of a class.
+const MAX_BEYOND_THE_CHAT_MINUTES: f64 = 90.0;
+
+/// The chapters `SUMMARY.md` lists under its heading `# {part}`, in order.
+fn chapters_of_part(summary: &str, part: &str) -> Vec<String> {
+    let heading = format!("# {part}");
+    summary
+        .lines()
+        .skip_while(|line| line.trim() != heading)
+        .skip(1)
+        .take_while(|line| !line.starts_with("# "))
+        .filter_map(|line| {
+            let start = line.find("](")? + 2;
+            let end = start + line[start..].find(')')?;
+            Some(line[start..end].to_owned()).filter(|target| !target.is_empty())
+        })
+        .collect()
+}
+
+#[test]
+fn every_chapter_beyond_the_chat_reads_in_an_hour_and_a_half_at_most() {
+    let summary = std::fs::read_to_string(book_src().join("SUMMARY.md")).expect("SUMMARY.md");
+    let chapters = chapters_of_part(&summary, "Beyond the chat");
+    assert!(
+        chapters
+            .iter()
+            .any(|chapter| chapter == "chat-under-load.md"),
+        "SUMMARY.md's part \"Beyond the chat\" lists: {chapters:?}"
+    );
+    let mut too_long = Vec::new();
+    for chapter in &chapters {
+        let path = book_src().join(chapter);
+        let text = std::fs::read_to_string(&path).expect("read chapter");
+        let measured = reading_minutes(&path);
+        let stated = stated_reading_minutes(&text).unwrap_or(f64::INFINITY);
+        if measured > MAX_BEYOND_THE_CHAT_MINUTES || stated > MAX_BEYOND_THE_CHAT_MINUTES {
+            too_long.push(format!(
+                "{chapter}: says {stated:.0} minutes, measures {measured:.0}"
+            ));
+        }
+    }
+    assert!(
+        too_long.is_empty(),
+        "chapters beyond the chat over {MAX_BEYOND_THE_CHAT_MINUTES} minutes:\n{}",
+        too_long.join("\n")
     );
 }
 

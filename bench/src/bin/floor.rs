@@ -13,6 +13,8 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // One open file per socket: 10,000 sockets need more than a shell's usual 1,024.
+    step01_http_vs_socket::raise_open_file_limit()?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()

@@ -1,29 +1,39 @@
-//! `loadgen`: the same workload against the floor and step 5 (and optionally step 5's Node.js
-//! twin, or a two-node cluster), one after the other, each server in its own process.
+//! `loadgen`: the same workload against the floor, step 5 and the chat under load (and
+//! optionally step 5's Node.js twin, or a two-node cluster), one after the other, each server
+//! in its own process.
 //!
 //! ```console
 //! cargo run --release -p bench --bin loadgen     # 1,000 sockets, 200 messages/s
 //! cargo run --release -p bench --bin loadgen -- --users 500 --senders 50 --rate 0.2 --messages 10
 //! cargo run --release -p bench --bin loadgen -- --targets floor,step05,node
-//! cargo run --release -p bench --bin loadgen -- --targets floor,step05,cluster
+//! cargo run --release -p bench --bin loadgen -- --targets floor,chat-under-load,cluster
 //! ```
 //!
 //! Before the workload, each server's cold start (process start to its first accepted socket)
-//! and its memory at idle are measured.
+//! and its memory at idle are measured. After it, the results are printed as a Markdown table
+//! and drawn as an SVG chart (`--chart PATH`; by default `loadgen.svg` in the target folder,
+//! next to `release/`).
 //!
 //! The second line is the 10,000-socket case: 500 users × 20 tabs, 50 of them sending one
-//! message every 5 s, 10 messages/s in all. Run from `cargo run`, a missing `step05-chat`
-//! binary is built first.
+//! message every 5 s, 10 messages/s in all. Run from `cargo run`, a missing `step05-chat`,
+//! `chat-under-load` or `scaling-with-redis` binary is built first.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bench::servers::{self, ChatSetup, ServerProcess};
-use bench::{Report, Target, Workload, procfs, table};
+use bench::{Report, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,node,cluster]";
+const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]";
 
-/// Every target this load generator knows.
-const TARGETS: [&str; 4] = ["floor", "step05", "node", "cluster"];
+/// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
+/// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
+/// step 5's Node.js twin, and two nodes of the Redis cluster.
+const TARGETS: [&str; 5] = ["floor", "step05", "chat-under-load", "node", "cluster"];
+
+/// The targets run when `--targets` is not given: what the chapter on the chat under load
+/// compares.
+const DEFAULT_TARGETS: [&str; 3] = ["floor", "step05", "chat-under-load"];
 
 /// How long a server is left alone after its first socket closed, before its memory at idle
 /// is read.
@@ -36,12 +46,15 @@ const SPARE_FILES: u64 = 256;
 struct Args {
     workload: Workload,
     targets: Vec<String>,
+    /// Where the SVG chart is written.
+    chart: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut workload = Workload::default();
     let mut senders = None;
-    let mut targets = vec!["floor".to_owned(), "step05".to_owned()];
+    let mut targets: Vec<String> = DEFAULT_TARGETS.map(str::to_owned).to_vec();
+    let mut chart = None;
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         if flag == "--help" || flag == "-h" {
@@ -68,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => workload.rate = decimal()?,
             "--drain" => workload.drain = Duration::from_secs_f64(decimal()?.max(0.0)),
             "--targets" => targets = value.split(',').map(str::to_owned).collect(),
+            "--chart" => chart = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -83,7 +97,21 @@ fn parse_args() -> Result<Args, String> {
             TARGETS.join(", ")
         ));
     }
-    Ok(Args { workload, targets })
+    Ok(Args {
+        workload,
+        targets,
+        chart: chart.unwrap_or_else(default_chart_path),
+    })
+}
+
+/// `loadgen.svg` in the target folder: `target/loadgen.svg` for `target/release/loadgen`.
+fn default_chart_path() -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_default();
+    let target_dir = me.parent().and_then(|dir| dir.parent());
+    target_dir.map_or_else(
+        || PathBuf::from("loadgen.svg"),
+        |dir| dir.join("loadgen.svg"),
+    )
 }
 
 #[tokio::main]
@@ -145,7 +173,43 @@ async fn run() -> Result<(), String> {
     if let (Some(step05), Some(node)) = (named("step05"), named("node")) {
         println!("{}", table::versus(step05, node));
     }
+    if let (Some(under_load), Some(step05)) = (named("chat-under-load"), named("step05")) {
+        println!("{}", table::versus(under_load, step05));
+    }
+
+    let messages_per_sec = workload.senders as f64 * workload.rate;
+    let title = format!(
+        "{} sockets, {} messages/s, {} deliveries/s",
+        thousands(workload.sockets() as f64),
+        thousands(messages_per_sec),
+        thousands(messages_per_sec * workload.sockets() as f64),
+    );
+    write_chart(&args.chart, &chart::svg(&title, &reports))?;
+    println!();
+    println!("chart: {}", args.chart.display());
     Ok(())
+}
+
+/// `value` rounded, with a comma every three digits: 200,000.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Writes `svg` to `path`, creating its folder if needed.
+fn write_chart(path: &std::path::Path, svg: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    }
+    std::fs::write(path, svg).map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 /// Starts `target`'s server(s), runs the workload, stops them.
@@ -155,12 +219,16 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
     let mut redis = None;
     let processes: Vec<ServerProcess> = match target {
         "floor" => vec![servers::start_floor().await?],
-        "step05" => vec![servers::start_step05(&setup, None).await?],
+        "step05" => vec![servers::start_chat(&setup, servers::Chat::Step05).await?],
+        "chat-under-load" => vec![servers::start_chat(&setup, servers::Chat::UnderLoad).await?],
         "node" => vec![servers::start_node(&setup).await?],
         _ => {
             let server = redis.insert(testkit::RedisServer::start().await);
-            let node_a = servers::start_step05(&setup, Some(&server.url)).await?;
-            let node_b = servers::start_step05(&setup, Some(&server.url)).await?;
+            let node = servers::Chat::ClusterNode {
+                redis_url: &server.url,
+            };
+            let node_a = servers::start_chat(&setup, node).await?;
+            let node_b = servers::start_chat(&setup, node).await?;
             vec![node_a, node_b]
         }
     };
@@ -215,22 +283,32 @@ fn check_open_files(workload: &Workload) -> Result<(), String> {
     }
 }
 
+/// The binary that serves `target`, if it is a Rust chat.
+fn chat_binary(target: &str) -> Option<&'static str> {
+    match target {
+        "step05" => Some(servers::Chat::Step05.binary()),
+        "chat-under-load" => Some(servers::Chat::UnderLoad.binary()),
+        "cluster" => Some(servers::Chat::ClusterNode { redis_url: "" }.binary()),
+        _ => None,
+    }
+}
+
 fn check_binaries(targets: &[String]) -> Result<(), String> {
-    if targets
+    let chats: Vec<&str> = targets
         .iter()
-        .any(|target| target == "step05" || target == "cluster")
-    {
-        servers::build_step05_if_missing()?;
+        .filter_map(|target| chat_binary(target))
+        .collect();
+    if !chats.is_empty() {
+        servers::build_chats_if_missing(&chats)?;
     }
     for target in targets {
         let binary = match target.as_str() {
             "floor" => "floor",
-            "cluster" => "scaling-with-redis",
             "node" => {
                 servers::check_node_chat()?;
                 continue;
             }
-            _ => "step05-chat",
+            chat => chat_binary(chat).unwrap_or(chat),
         };
         servers::sibling_binary(binary)?;
         if target == "cluster"
@@ -245,4 +323,18 @@ fn check_binaries(targets: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn big_numbers_get_a_comma_every_three_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_000.0), "1,000");
+        assert_eq!(thousands(200_000.0), "200,000");
+        assert_eq!(thousands(12_345_678.0), "12,345,678");
+    }
 }
