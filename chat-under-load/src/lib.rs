@@ -101,12 +101,10 @@ pub fn passport_and_chat(
     let users = SqliteUserStore::new(pool.clone());
     let passport = Passport::with_hasher_params(users, config.hashing.clone())
         .with_limits(config.auth_limits.clone());
-    let chat = Chat::new(
-        MessageStore::new(pool),
-        RateLimiter::new(config.rate_limit.burst, config.rate_limit.per_second),
-    )
-    .with_limits(config.limits.clone())
-    .with_presence_page(config.presence_page);
+    let rate = RateLimiter::new(config.rate_limit.burst, config.rate_limit.per_second);
+    let chat = Chat::new(MessageStore::new(pool), rate)
+        .with_limits(config.limits.clone())
+        .with_presence_page(config.presence_page);
     (passport, chat)
 }
 
