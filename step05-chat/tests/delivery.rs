@@ -71,6 +71,41 @@ fn message_ids(history: &Value) -> Vec<i64> {
         .collect()
 }
 
+// ---------------------------------------------------------------- order
+
+/// A script or a bot sends without waiting for each acknowledgement (the
+/// official client without `retries` writes its packets back to back). On the
+/// multi-threaded runtime production uses, socketioxide runs each event's
+/// handler as a task of its own, and the last spawned may run first: without
+/// step 4's `InOrder`, 30 to 49 of 500 such messages were stored out of the
+/// order they were sent. Their ids must follow the order of sending.
+async fn sent_back_to_back_keep_their_order(transport: &str) {
+    let app = unlimited(None).await;
+    let cookie = app.register("bot").await;
+    let only = json!({ "transports": [transport] });
+    let (bot, _) = app.connected_with(&cookie, only).await;
+    let args = (0..200).map(|n| json!([format!("burst {n}")])).collect();
+    let ids: Vec<i64> = bot
+        .emit_many("chat message", args)
+        .await
+        .iter()
+        .map(|ack| ack["id"].as_i64().unwrap_or_else(|| panic!("{ack}")))
+        .collect();
+    assert_eq!(ids.len(), 200);
+    let out_of_order = ids.windows(2).filter(|pair| pair[0] >= pair[1]).count();
+    assert_eq!(out_of_order, 0, "ids in the order sent: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_back_to_back_over_websocket_are_stored_in_order() {
+    sent_back_to_back_keep_their_order("websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_back_to_back_over_polling_are_stored_in_order() {
+    sent_back_to_back_keep_their_order("polling").await;
+}
+
 // ---------------------------------------------------------------- catch-up
 
 /// Alice is away while `missed` messages are sent to `general`; she comes back
