@@ -1,15 +1,15 @@
 //! Where the pages get the official Socket.IO client: from its CDN, or from
 //! this server.
 //!
-//! Every page of the book loads the pinned client from `cdn.socket.io`, with a
+//! Every page of the book names the pinned client on `cdn.socket.io`, with a
 //! Subresource Integrity hash. In a classroom whose network does not reach the
-//! Internet, that script never arrives and every page stays blank.
-//! `SOCKET_IO_CLIENT=local` makes the server hand out the very same file
-//! itself, at [`LOCAL_CLIENT_PATH`], and rewrites the pages' `<script src>` to
-//! point there. The file comes from the `socket.io-client` npm package (the
-//! tests install it in `testkit/js`), never from this repository, and its hash
-//! is checked before it is served: the pages keep their `integrity` attribute,
-//! so the browser checks it too.
+//! Internet, that script never arrives and every page stays blank. So the
+//! server hands out the very same file itself, at [`LOCAL_CLIENT_PATH`], and
+//! rewrites the pages' `<script src>` to point there, whenever it has the file:
+//! the `socket.io-client` npm package (the tests install it in `testkit/js`),
+//! never a copy in this repository. Its hash is checked before it is served,
+//! and the pages keep their `integrity` attribute, so the browser checks it
+//! too. Without the file, the pages load it from the CDN, as they are written.
 
 use std::path::Path;
 
@@ -36,9 +36,9 @@ pub const SOCKET_IO_CLIENT_SRI: &str =
 /// `/socket.io`: the Socket.IO layer answers every path that starts with that.
 pub const LOCAL_CLIENT_PATH: &str = "/vendor/socket.io.min.js";
 
-/// The file `SOCKET_IO_CLIENT=local` serves: the npm package that `npm ci` in
-/// `testkit/js` installs (so does `bash scripts/test.sh`), found from this
-/// crate's folder.
+/// The file the server serves when it can (and must, with
+/// `SOCKET_IO_CLIENT=local`): the npm package that `npm ci` in `testkit/js`
+/// installs (so does `bash scripts/test.sh`), found from this crate's folder.
 pub const NPM_CLIENT_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testkit/js/node_modules/socket.io-client/dist/socket.io.min.js"
@@ -46,8 +46,10 @@ pub const NPM_CLIENT_FILE: &str = concat!(
 
 // ANCHOR: socket_io_client
 /// Where the pages load the Socket.IO client from, set by `SOCKET_IO_CLIENT`:
-/// `cdn` (the default), `local` (the npm package, [`NPM_CLIENT_FILE`]),
-/// or the path of a copy of `socket.io.min.js` 4.8.3.
+/// unset, from this server when the npm package ([`NPM_CLIENT_FILE`]) is
+/// installed and pinned, else from the CDN; `cdn`, always the CDN; `local`,
+/// the npm package or an error; or the path of a copy of `socket.io.min.js`
+/// 4.8.3.
 #[derive(Clone, Debug, Default)]
 pub struct SocketIoClient {
     /// The file's bytes when this server serves it; `None` for the CDN.
@@ -83,6 +85,19 @@ impl SocketIoClient {
     }
     // ANCHOR_END: socket_io_client
 
+    /// The npm package's file when it is there and is the pinned version;
+    /// the CDN otherwise (a wrong version is worth a warning: somebody ran
+    /// `npm install` instead of `npm ci`).
+    pub fn local_if_installed(file: &Path) -> Self {
+        if !file.is_file() {
+            return Self::cdn();
+        }
+        Self::local(file).unwrap_or_else(|error| {
+            tracing::warn!("{error}: the pages load it from the CDN");
+            Self::cdn()
+        })
+    }
+
     /// Reads `SOCKET_IO_CLIENT`.
     pub fn from_env() -> Result<Self, String> {
         Self::from_setting(std::env::var("SOCKET_IO_CLIENT").ok().as_deref())
@@ -92,7 +107,10 @@ impl SocketIoClient {
     /// tested.
     pub fn from_setting(setting: Option<&str>) -> Result<Self, String> {
         match setting.map(str::trim) {
-            None | Some("" | "cdn") => Ok(Self::cdn()),
+            None | Some("") => {
+                Ok(Self::local_if_installed(Path::new(NPM_CLIENT_FILE)))
+            }
+            Some("cdn") => Ok(Self::cdn()),
             Some("local") => Self::local(Path::new(NPM_CLIENT_FILE)),
             Some(path) => Self::local(Path::new(path)),
         }
@@ -163,12 +181,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cdn_is_the_default() {
-        for setting in [None, Some(""), Some("cdn"), Some(" cdn ")] {
+    fn cdn_is_always_the_cdn() {
+        for setting in [Some("cdn"), Some(" cdn ")] {
             let client =
                 SocketIoClient::from_setting(setting).expect("valid setting");
             assert!(!client.is_local(), "{setting:?}");
         }
+    }
+
+    /// What `cargo run` does on a machine where `bash scripts/test.sh` ran:
+    /// the page works with no Internet, and nobody had to know the setting.
+    #[test]
+    fn unset_serves_the_installed_npm_file() {
+        assert!(
+            Path::new(NPM_CLIENT_FILE).is_file(),
+            "run `npm ci` in testkit/js first (bash scripts/test.sh does)"
+        );
+        for setting in [None, Some(""), Some("  ")] {
+            let client =
+                SocketIoClient::from_setting(setting).expect("valid setting");
+            assert!(client.is_local(), "{setting:?}");
+        }
+    }
+
+    #[test]
+    fn without_the_npm_file_the_pages_use_the_cdn() {
+        let missing = Path::new("/nowhere/socket.io.min.js");
+        assert!(!SocketIoClient::local_if_installed(missing).is_local());
+        let file = std::env::temp_dir()
+            .join(format!("another-socket-io-{}.js", std::process::id()));
+        std::fs::write(&file, "console.log('another version')")
+            .expect("write scratch file");
+        let client = SocketIoClient::local_if_installed(&file);
+        std::fs::remove_file(&file).ok();
+        assert!(!client.is_local(), "a file with another hash is not served");
     }
 
     #[test]

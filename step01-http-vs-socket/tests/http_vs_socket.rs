@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use step01_http_vs_socket::{
-    LOCAL_CLIENT_PATH, SocketIoClient, TimeReply, app, serve,
+    LOCAL_CLIENT_PATH, ServeLimits, SocketIoClient, TimeReply, app, serve,
+    serve_with,
 };
 use testkit::JsClient;
 
@@ -61,7 +62,8 @@ async fn every_http_answer_needs_its_own_request() {
 
 #[tokio::test]
 async fn page_loads_the_pinned_socket_io_client() {
-    let app = spawn_app().await;
+    // The page as written; `serve` points it at its own copy when it has one.
+    let app = spawn_app_with_the_cdn_client().await;
     let response = reqwest::get(app.url("/")).await.expect("request");
     assert_eq!(response.status(), 200);
     let html = response.text().await.expect("body");
@@ -246,10 +248,36 @@ async fn in_local_mode_the_page_works_with_no_internet_at_all() {
     assert_eq!(report["blocked"], json!([]), "asked the Internet: {report}");
 }
 
+/// The app with its pages as written, loading the client from the CDN
+/// (`SOCKET_IO_CLIENT=cdn`, or a machine without the npm package).
+async fn spawn_app_with_the_cdn_client() -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = listener.local_addr().expect("local address");
+    let limits = ServeLimits::default();
+    tokio::spawn(serve_with(listener, app(), std::future::pending(), limits));
+    TestApp { address }
+}
+
+#[tokio::test]
+async fn by_default_the_page_works_with_no_internet_once_the_client_is_installed()
+ {
+    // `bash scripts/test.sh` installed the npm package: `serve` hands it out.
+    let app = spawn_app().await;
+    let report = testkit::browser_run_without_internet(json!([
+        { "goto": app.url("/") },
+        { "waitText": "#transport", "text": "websocket" },
+    ]))
+    .await;
+    assert_eq!(report["errors"], json!([]), "page errors: {report}");
+    assert_eq!(report["blocked"], json!([]), "asked the Internet: {report}");
+}
+
 #[tokio::test]
 async fn with_no_internet_the_cdn_page_says_the_client_could_not_be_loaded() {
-    // The control: the default page, the same blocked network.
-    let app = spawn_app().await;
+    // The control: the page as written, the same blocked network.
+    let app = spawn_app_with_the_cdn_client().await;
     let report = testkit::browser_run_without_internet(json!([
         { "goto": app.url("/") },
         { "waitText": "#status", "text": "could not be loaded" },
