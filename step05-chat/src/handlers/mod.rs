@@ -92,7 +92,7 @@ async fn on_disconnect(
     chat.sockets.release(user.id);
     let _turn = chat.deliveries.lock().await;
     for room in chat_rooms(&socket) {
-        announce_leaving(&io, &socket, &chat, &user, &room);
+        announce_leaving(&io, &chat, &user, &room);
     }
 }
 

@@ -55,7 +55,6 @@ pub(crate) async fn enter_general(
     let after = upto.max(offset.unwrap_or(0));
     let since = store.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT).await?;
     if replay(socket, &since) {
-        socket.join(GENERAL);
         announce_presence(io, socket, chat, user, GENERAL);
     }
     Ok(missed.messages.len() + since.messages.len())
@@ -101,7 +100,6 @@ pub(crate) async fn on_join(
         Err(error) => return answer(&socket, ack, Err(error.into())),
     };
     if delivery::acknowledge(&socket, ack, &reply) {
-        socket.join(room.clone());
         announce_presence(&io, &socket, &chat, &user, &room);
     }
 }
@@ -151,7 +149,7 @@ async fn leave_room(
     let _turn = chat.deliveries.lock().await;
     if socket.rooms().iter().any(|joined| *joined == room) {
         socket.leave(room.clone());
-        announce_leaving(io, socket, chat, user, &room);
+        announce_leaving(io, chat, user, &room);
     }
     Ok(json!({ "ok": true }))
 }
