@@ -37,6 +37,16 @@ pub(crate) struct Presence {
 type Online = BTreeMap<i64, (User, usize)>;
 type Changes = BTreeMap<i64, (User, bool)>;
 
+/// In a socket's extensions: the rooms it is counted in. Read at disconnect,
+/// when Socket.IO may have taken the socket out of its rooms already.
+#[derive(Debug, Clone, Default)]
+struct CountedIn(Vec<String>);
+
+/// The rooms `socket` is counted in.
+pub(crate) fn counted_rooms(socket: &SocketRef) -> Vec<String> {
+    socket.extensions.get::<CountedIn>().unwrap_or_default().0
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -59,11 +69,17 @@ pub(crate) fn announce_presence(
         return;
     }
     socket.join(room.to_owned());
+    let mut counted = counted_rooms(socket);
+    let new = !counted.iter().any(|joined| joined == room); // not a 2nd join
+    if new {
+        counted.push(room.to_owned());
+        socket.extensions.insert(CountedIn(counted));
+    }
     let mut online = lock(&chat.presence.online);
     let users = online.entry(room.to_owned()).or_default();
     let sockets = &mut users.entry(user.id).or_insert((user.clone(), 0)).1;
-    *sockets += 1;
-    let came = *sockets == 1;
+    *sockets += usize::from(new);
+    let came = new && *sockets == 1;
     let page = page(users, room, None, chat.presence_page);
     drop(online);
     delivery::send(socket, "presence", &page);
@@ -78,10 +94,17 @@ pub(crate) fn announce_presence(
 /// socket there, the room will hear that they left.
 pub(crate) fn announce_leaving(
     io: &SocketIo,
+    socket: &SocketRef,
     chat: &Chat,
     user: &User,
     room: &str,
 ) {
+    let mut counted = counted_rooms(socket);
+    let Some(at) = counted.iter().position(|joined| joined == room) else {
+        return;
+    };
+    counted.remove(at);
+    socket.extensions.insert(CountedIn(counted));
     let mut online = lock(&chat.presence.online);
     let Some(users) = online.get_mut(room) else { return };
     let Some((_, sockets)) = users.get_mut(&user.id) else { return };

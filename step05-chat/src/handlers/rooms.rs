@@ -149,7 +149,7 @@ async fn leave_room(
     let _turn = chat.deliveries.lock().await;
     if socket.rooms().iter().any(|joined| *joined == room) {
         socket.leave(room.clone());
-        announce_leaving(io, chat, user, &room);
+        announce_leaving(io, socket, chat, user, &room);
     }
     Ok(json!({ "ok": true }))
 }
