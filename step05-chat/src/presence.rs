@@ -1,9 +1,8 @@
-//! Who is online in which room. Socket.IO knows which sockets are in a room,
-//! and each socket carries its user: the list is read from there, each user
-//! once, by id. A room hears of a user when their first socket comes in or
-//! their last one goes ("another socket of theirs here?" is asked under the
-//! lock every join, leave and disconnect takes: two tabs that come together
-//! are announced once, never zero times).
+//! Who is online in which room: for each room, its users by id, each with how
+//! many of their sockets are in it. The count changes where a socket enters
+//! or leaves a room, under the lock every join, leave and disconnect takes; a
+//! room hears of a user when the count goes from 0 to 1 or back (two tabs
+//! that come together are announced once, never zero times).
 //!
 //! A socket entering a room gets the first page of the list (`presence`),
 //! asks for more (`presence page`) if the reader scrolls, then hears who came
@@ -27,15 +26,36 @@ use crate::validation::{InputError, parse_room};
 /// How long the changes of a room are gathered before the room is told.
 const PRESENCE_EVERY: Duration = Duration::from_millis(100);
 
-/// What each room has not been told yet: user id → (user, online?).
+/// Room → its users by id, with their number of sockets in it; and what each
+/// room has not been told yet: user id → (user, online?).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Presence(Arc<Mutex<HashMap<String, Changes>>>);
+pub(crate) struct Presence {
+    online: Arc<Mutex<HashMap<String, Online>>>,
+    untold: Arc<Mutex<HashMap<String, Changes>>>,
+}
 
+type Online = BTreeMap<i64, (User, usize)>;
 type Changes = BTreeMap<i64, (User, bool)>;
 
+/// In a socket's extensions: the rooms it is counted in. Read at disconnect,
+/// when Socket.IO may have taken the socket out of its rooms already.
+#[derive(Debug, Clone, Default)]
+struct CountedIn(Vec<String>);
+
+/// The rooms `socket` is counted in.
+pub(crate) fn counted_rooms(socket: &SocketRef) -> Vec<String> {
+    socket.extensions.get::<CountedIn>().unwrap_or_default().0
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 // ANCHOR: announce
-/// Sends the socket, just put in `room`, the first page of the room's list;
-/// if no other socket of its user is there, the room will hear that they came.
+/// Puts the socket in `room` (under `chat.deliveries`) and sends it the first
+/// page of the room's list; if it is its user's first socket there, the room
+/// will hear that they came. Counting a user is one map lookup, not a scan of
+/// the room: 10,000 sockets joining must not cost 10,000 × 10,000.
 pub(crate) fn announce_presence(
     io: &SocketIo,
     socket: &SocketRef,
@@ -43,19 +63,35 @@ pub(crate) fn announce_presence(
     user: &User,
     room: &str,
 ) {
-    let members = socket.within(room.to_owned()).sockets();
-    let page = page(&members, room, None, chat.presence_page);
+    // Gone already: `on_disconnect` (waiting for the lock, or done) will not
+    // see this room, so neither may the count.
+    if !socket.connected() {
+        return;
+    }
+    socket.join(room.to_owned());
+    let mut counted = counted_rooms(socket);
+    let new = !counted.iter().any(|joined| joined == room); // not a 2nd join
+    if new {
+        counted.push(room.to_owned());
+        socket.extensions.insert(CountedIn(counted));
+    }
+    let mut online = lock(&chat.presence.online);
+    let users = online.entry(room.to_owned()).or_default();
+    let sockets = &mut users.entry(user.id).or_insert((user.clone(), 0)).1;
+    *sockets += usize::from(new);
+    let came = new && *sockets == 1;
+    let page = page(users, room, None, chat.presence_page);
+    drop(online);
     delivery::send(socket, "presence", &page);
-    if socket.connected() && !elsewhere_in(&members, socket, user) {
+    if came {
         tell(io, chat, room, user, true);
     }
 }
-
 // ANCHOR_END: announce
 
 // ANCHOR: announce_leaving
-/// The socket is leaving `room` (or going away): if no other socket of its
-/// user is there, the room will hear that they left.
+/// The socket is leaving `room` (or going away): if it was its user's last
+/// socket there, the room will hear that they left.
 pub(crate) fn announce_leaving(
     io: &SocketIo,
     socket: &SocketRef,
@@ -63,23 +99,25 @@ pub(crate) fn announce_leaving(
     user: &User,
     room: &str,
 ) {
-    let members = socket.within(room.to_owned()).sockets();
-    if !elsewhere_in(&members, socket, user) {
-        tell(io, chat, room, user, false);
+    let mut counted = counted_rooms(socket);
+    let Some(at) = counted.iter().position(|joined| joined == room) else {
+        return;
+    };
+    counted.remove(at);
+    socket.extensions.insert(CountedIn(counted));
+    let mut online = lock(&chat.presence.online);
+    let Some(users) = online.get_mut(room) else { return };
+    let Some((_, sockets)) = users.get_mut(&user.id) else { return };
+    *sockets -= 1;
+    if *sockets > 0 {
+        return;
     }
-}
-
-/// Whether a connected socket of `user` other than `socket` is in `members`.
-fn elsewhere_in(
-    members: &[SocketRef],
-    socket: &SocketRef,
-    user: &User,
-) -> bool {
-    members.iter().any(|other| {
-        other.id != socket.id
-            && other.connected()
-            && other.extensions.get::<User>().is_some_and(|u| u.id == user.id)
-    })
+    users.remove(&user.id);
+    if users.is_empty() {
+        online.remove(room);
+    }
+    drop(online);
+    tell(io, chat, room, user, false);
 }
 // ANCHOR_END: announce_leaving
 
@@ -88,8 +126,7 @@ fn elsewhere_in(
 /// been told of schedules the `presence change`; later ones join it (a user
 /// is named once, with what happened to them last).
 fn tell(io: &SocketIo, chat: &Chat, room: &str, user: &User, online: bool) {
-    let mut untold =
-        chat.presence.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut untold = lock(&chat.presence.untold);
     let changes = untold.entry(room.to_owned()).or_default();
     let first = changes.is_empty();
     changes.insert(user.id, (user.clone(), online));
@@ -100,26 +137,21 @@ fn tell(io: &SocketIo, chat: &Chat, room: &str, user: &User, online: bool) {
         (chat.presence.clone(), room.to_owned(), io.clone());
     chat.tasks.spawn(async move {
         tokio::time::sleep(PRESENCE_EVERY).await;
-        let mut untold =
-            presence.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let changes = untold.remove(&room).unwrap_or_default();
-        drop(untold);
+        let changes = lock(&presence.untold).remove(&room).unwrap_or_default();
         let (joined, left): (Vec<_>, Vec<_>) =
             changes.into_values().partition(|c| c.1);
         let users = |them: Vec<(User, bool)>| {
             them.into_iter().map(|c| c.0).collect::<Vec<_>>()
         };
-        // `io.of("/")` is `None` once the server is shutting down.
-        let members = io
-            .of("/")
-            .map(|ns| ns.within(room.clone()).sockets())
-            .unwrap_or_default();
+        let online = lock(&presence.online).get(&room).map_or(0, |u| u.len());
         let change = json!({
             "room": room, "joined": users(joined), "left": users(left),
-            "online": users_in(&members).len(),
+            "online": online,
         });
-        for member in &members {
-            delivery::send(member, "presence change", &change);
+        // `io.of("/")` is `None` once the server is shutting down.
+        let members = io.of("/").map(|ns| ns.within(room).sockets());
+        for member in members.unwrap_or_default() {
+            delivery::send(&member, "presence change", &change);
         }
     });
 }
@@ -152,36 +184,24 @@ fn next_page(
         return Err(ChatError::NotInRoom);
     }
     chat.check(&chat.rates.pages, socket, user.id)?;
-    let members = socket.within(room.clone()).sockets();
-    Ok(page(&members, &room, Some(after), chat.presence_page))
+    let online = lock(&chat.presence.online);
+    let (users, none) = (online.get(&room), Online::new());
+    Ok(page(users.unwrap_or(&none), &room, Some(after), chat.presence_page))
 }
 
 // ANCHOR_END: presence_page
 
 // ANCHOR: page
-/// At most `size` users of `members`, by id, after `after`: `{"room",
+/// At most `size` users of `online`, by id, after `after`: `{"room",
 /// "users", "online", "more"}`. (A page: the list of a room of 500 users
 /// would be 15 KB for every socket that enters it.)
-fn page(
-    members: &[SocketRef],
-    room: &str,
-    after: Option<i64>,
-    size: usize,
-) -> Value {
-    let online = users_in(members);
-    let mut next =
-        online.values().filter(|user| after.is_none_or(|a| user.id > a));
+fn page(online: &Online, room: &str, after: Option<i64>, size: usize) -> Value {
+    let from = after.map_or(i64::MIN, |after| after.saturating_add(1));
+    let mut next = online.range(from..).map(|(_, (user, _))| user);
     let users: Vec<&User> = next.by_ref().take(size).collect();
     let more = next.next().is_some();
     json!({
         "room": room, "users": users, "online": online.len(), "more": more
     })
-}
-
-/// The users of the connected sockets among `members`, each once, by id.
-fn users_in(members: &[SocketRef]) -> BTreeMap<i64, User> {
-    let connected = members.iter().filter(|member| member.connected());
-    let users = connected.filter_map(|member| member.extensions.get::<User>());
-    users.map(|user| (user.id, user)).collect()
 }
 // ANCHOR_END: page

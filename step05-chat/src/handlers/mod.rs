@@ -17,7 +17,7 @@ use step03_passport_like_auth::User;
 use step04_socket_middleware::{SessionWatch, watch_session};
 
 use crate::chat::{Chat, ChatError, GENERAL};
-use crate::presence::{announce_leaving, on_presence_page};
+use crate::presence::{announce_leaving, counted_rooms, on_presence_page};
 
 // ANCHOR: register
 /// The last connect middleware: registers every event handler before the
@@ -91,7 +91,7 @@ async fn on_disconnect(
 ) {
     chat.sockets.release(user.id);
     let _turn = chat.deliveries.lock().await;
-    for room in chat_rooms(&socket) {
+    for room in counted_rooms(&socket) {
         announce_leaving(&io, &socket, &chat, &user, &room);
     }
 }

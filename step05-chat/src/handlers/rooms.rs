@@ -55,7 +55,6 @@ pub(crate) async fn enter_general(
     let after = upto.max(offset.unwrap_or(0));
     let since = store.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT).await?;
     if replay(socket, &since) {
-        socket.join(GENERAL);
         announce_presence(io, socket, chat, user, GENERAL);
     }
     Ok(missed.messages.len() + since.messages.len())
@@ -101,7 +100,6 @@ pub(crate) async fn on_join(
         Err(error) => return answer(&socket, ack, Err(error.into())),
     };
     if delivery::acknowledge(&socket, ack, &reply) {
-        socket.join(room.clone());
         announce_presence(&io, &socket, &chat, &user, &room);
     }
 }
