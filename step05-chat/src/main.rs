@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv, serve,
-    shutdown_signal,
+    exit_code, init_tracing, listen_addr_from_env, load_dotenv,
+    raise_open_file_limit, serve, shutdown_signal,
 };
 use step05_chat::config::ChatConfig;
 
@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     load_dotenv()?; // SESSION_SECRET and friends may live in a .env file
     init_tracing();
+    raise_open_file_limit()?; // a socket is an open file; 1,024 is few
     let listener =
         tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
     let addr = listener.local_addr()?;
@@ -43,9 +44,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         io.close().await;
     };
     serve(listener, server.router, shutdown).await?;
-    // Last, the jobs beside the handlers: the session cleanup, the rooms'
-    // tasks.
-    server.tasks.stop().await;
+    server.tasks.stop().await; // last, the session cleanup beside the handlers
     Ok(())
 }
 // ANCHOR_END: main
