@@ -108,8 +108,22 @@ async fn the_page_is_served_with_the_pinned_socket_io_client() {
         .text()
         .await
         .expect("body");
-    assert!(html.contains(testkit::SOCKET_IO_CDN_URL));
+    // From the CDN as the page is written, or from this server when it has
+    // the pinned npm file (step 1's `SocketIoClient`): either way pinned.
+    let local = html.contains("src=\"/vendor/socket.io.min.js\"");
+    assert!(local || html.contains(testkit::SOCKET_IO_CDN_URL), "{html}");
     assert!(html.contains(testkit::SOCKET_IO_SRI));
+    if local {
+        let served = reqwest::get(app.url("/vendor/socket.io.min.js"))
+            .await
+            .expect("GET the client")
+            .bytes()
+            .await
+            .expect("body");
+        let npm = std::fs::read(testkit::socket_io_browser_bundle())
+            .expect("the npm package's file");
+        assert!(served == npm, "not the pinned npm file");
+    }
 }
 
 // ---------------------------------------------------------------- the
