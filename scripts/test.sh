@@ -63,8 +63,11 @@ cargo test ${scope[@]+"${scope[@]}"} "$@"
 # The chapter "The chat under load" (crate chat-under-load) keeps step 5's contract with the
 # delivery machinery built for 10,000 sockets: the same contract tests against it.
 echo "==> the step 5 contract against chat-under-load (CHAT_SERVER=chat-under-load)"
+# One test at a time: these tests start 1,000 sockets or 40 logins each, and on two cores the
+# heaviest ones running side by side have made a handshake of another fail (seen once in four
+# runs of limits.rs; under investigation in the issue on every promise).
 CHAT_SERVER=chat-under-load cargo test -p step05-chat --test chat --test delivery \
-  --test limits --test browser
+  --test limits --test browser -- --test-threads=1
 
 # Step 5's Node.js twin (compare/node-chat, chapter "Rust and Node side by side"): the same
 # contract tests against it (the browser ones too: it serves step 5's page), and the test that
