@@ -57,7 +57,7 @@ async fn spawn_step05() -> (SocketAddr, SocketIo<LocalAdapter>, tempfile::TempDi
         database_url: format!("sqlite://{}", data.path().join("chat.db").display()),
         sessions: SessionConfig::with_key(Key::generate()),
         sockets: SocketSettings {
-            allowed_origins: step05_chat::config::allowed_origins(addr, None),
+            allowed_origins: step04_socket_middleware::AllowedOrigins::for_listener(addr, None),
             session_recheck: step04_socket_middleware::SESSION_RECHECK,
             limits: step04_socket_middleware::SocketLimits::default(),
         },

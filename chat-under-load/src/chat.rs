@@ -24,9 +24,9 @@ use tokio::sync::Semaphore;
 use crate::delivery::{self, Encoded, Sent};
 use crate::presence::Presence;
 use crate::quotas::Quotas;
-use crate::rate_limit::RateLimiter;
 use crate::sequencer::{Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers};
-use step05_chat::limits::{ChatLimits, UNLIMITED_RATE};
+use step04_socket_middleware::RateLimit;
+use step05_chat::limits::ChatLimits;
 use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
 
@@ -91,10 +91,10 @@ pub struct Chat {
     /// Who is online where.
     pub presence: Presence,
     /// How fast each user may send messages.
-    pub limiter: RateLimiter,
+    pub limiter: RateLimit<i64>,
     /// How fast each user may send `typing` (cheap for them, a broadcast for
     /// us).
-    typing_limiter: RateLimiter,
+    typing_limiter: RateLimit<i64>,
     /// Each room's order: store, broadcast, acknowledge (see `sequencer`).
     sequencers: Sequencers,
     catch_ups: Arc<Semaphore>,
@@ -105,12 +105,12 @@ pub struct Chat {
     /// Sockets per user, rooms per socket.
     quotas: Quotas,
     /// Messages per second in one room, from everyone together.
-    room_limiter: RateLimiter<String>,
+    room_limiter: RateLimit<String>,
     /// Joins and leaves per user.
-    room_changes: RateLimiter,
+    room_changes: RateLimit<i64>,
     /// Refused events per user, before the socket that keeps trying is
     /// disconnected.
-    refusals: RateLimiter,
+    refusals: RateLimit<i64>,
     /// Rooms whose presence change is about to be announced.
     presence_due: Arc<Mutex<HashSet<String>>>,
     /// Users per page of a room's online list.
@@ -118,30 +118,30 @@ pub struct Chat {
     /// The jobs that run beside the handlers (the rooms' tasks, housekeeping).
     tasks: BackgroundTasks,
     /// How fast each user may ask for pages of online lists.
-    page_limiter: RateLimiter,
+    page_limiter: RateLimit<i64>,
 }
 
 impl Chat {
     /// A chat over `messages`, with `limiter` for `chat message`.
-    pub fn new(messages: MessageStore, limiter: RateLimiter) -> Self {
+    pub fn new(messages: MessageStore, limiter: RateLimit<i64>) -> Self {
         let tasks = BackgroundTasks::default();
         Chat {
             messages,
             presence: Presence::default(),
             limiter,
-            typing_limiter: RateLimiter::new(5, 2.0),
+            typing_limiter: RateLimit::new(5.0, 2.0),
             sequencers: Sequencers::new(tasks.clone()),
             catch_ups: Arc::new(Semaphore::new(CONCURRENT_CATCH_UPS)),
             through_adapter: false,
             limits: ChatLimits::default(),
             quotas: Quotas::default(),
             // Set from the limits by `with_limits`, just below.
-            room_limiter: RateLimiter::new(0, 0.0),
-            room_changes: RateLimiter::default(),
-            refusals: RateLimiter::default(),
+            room_limiter: RateLimit::unlimited(),
+            room_changes: RateLimit::unlimited(),
+            refusals: RateLimit::unlimited(),
             presence_due: Arc::default(),
             presence_page: crate::presence::PRESENCE_PAGE,
-            page_limiter: RateLimiter::new(20, 10.0),
+            page_limiter: RateLimit::new(20.0, 10.0),
             tasks,
         }
         .with_limits(ChatLimits::default())
@@ -150,16 +150,18 @@ impl Chat {
     // ANCHOR: with_limits
     /// The same chat with `limits` (see [`step05_chat::limits`]).
     pub fn with_limits(mut self, limits: ChatLimits) -> Self {
-        let room_burst = (limits.room_messages_per_second * 2.0).min(f64::from(u32::MAX));
-        self.room_limiter = RateLimiter::new(room_burst as u32, limits.room_messages_per_second);
-        let changes_burst = (limits.room_changes_per_second * 5.0).min(f64::from(u32::MAX));
-        self.room_changes = RateLimiter::new(changes_burst as u32, limits.room_changes_per_second);
-        let refusals = limits.refusals_per_10s;
-        self.refusals = RateLimiter::new(refusals, f64::from(refusals) / 10.0);
+        let (room, changes) = (
+            limits.room_messages_per_second,
+            limits.room_changes_per_second,
+        );
+        self.room_limiter = RateLimit::new(room * 2.0, room);
+        self.room_changes = RateLimit::new(changes * 5.0, changes);
+        let refusals = f64::from(limits.refusals_per_10s);
+        self.refusals = RateLimit::new(refusals, refusals / 10.0);
         if !limits.enabled {
-            self.limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
-            self.typing_limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
-            self.page_limiter = RateLimiter::new(u32::MAX, UNLIMITED_RATE);
+            self.limiter = RateLimit::unlimited();
+            self.typing_limiter = RateLimit::unlimited();
+            self.page_limiter = RateLimit::unlimited();
         }
         self.limits = limits;
         self
@@ -180,7 +182,7 @@ impl Chat {
         if allowed {
             return Ok(());
         }
-        if !self.refusals.check(user_id) {
+        if !self.refusals.allows(&user_id) {
             tracing::warn!(
                 user_id,
                 sid = %socket.id,
@@ -211,26 +213,6 @@ impl Chat {
     /// server's owner stops them once it has stopped serving (see `main`).
     pub fn tasks(&self) -> &BackgroundTasks {
         &self.tasks
-    }
-
-    /// Drops the rate-limit buckets of users who have gone quiet, now and then,
-    /// so the limiters' tables do not grow with every user who ever sent a
-    /// message.
-    pub fn spawn_housekeeping(&self) {
-        let chat = self.clone();
-        self.tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                let now = std::time::Instant::now();
-                chat.limiter.forget_idle(now);
-                chat.typing_limiter.forget_idle(now);
-                chat.room_limiter.forget_idle(now);
-                chat.room_changes.forget_idle(now);
-                chat.refusals.forget_idle(now);
-                chat.page_limiter.forget_idle(now);
-            }
-        });
     }
 
     /// The id up to which `room`'s messages have been broadcast (see
@@ -562,7 +544,7 @@ pub async fn send_message<A: Adapter>(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    let allowed = chat.limiter.check(user.id) && chat.room_limiter.check(outgoing.room.clone());
+    let allowed = chat.limiter.allows(&user.id) && chat.room_limiter.allows(&outgoing.room);
     chat.limited(allowed, socket, user.id)?;
     // The author is the socket's user, from the session. Whatever "user" the
     // payload claimed was never even parsed.
@@ -645,7 +627,7 @@ fn room_to_join<A: Adapter>(
     payload: &Value,
 ) -> Result<String, ChatError> {
     let room = parse_room(payload)?;
-    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
+    chat.limited(chat.room_changes.allows(&user.id), socket, user.id)?;
     let rooms = chat.limits.rooms_per_socket;
     if room != GENERAL && !chat.quotas.take_room(socket.id, &room, rooms) {
         return Err(ChatError::TooManyRooms);
@@ -788,7 +770,7 @@ async fn leave_room<A: Adapter>(
     if room == GENERAL {
         return Err(ChatError::CannotLeaveGeneral);
     }
-    chat.limited(chat.room_changes.check(user.id), socket, user.id)?;
+    chat.limited(chat.room_changes.allows(&user.id), socket, user.id)?;
     socket.leave(room.clone());
     chat.quotas.give_back_room(socket.id, &room);
     if chat.presence.leave(socket.id, &room) {
@@ -824,7 +806,7 @@ async fn tell_typing<A: Adapter>(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.limited(chat.typing_limiter.check(user.id), socket, user.id)?;
+    chat.limited(chat.typing_limiter.allows(&user.id), socket, user.id)?;
     let event = json!({ "room": room, "user": user });
     // `to` (unlike `within`) leaves the sender out: you know you are typing.
     broadcast("typing", socket.to(room).emit("typing", &event)).await;
@@ -977,7 +959,7 @@ fn next_presence_page<A: Adapter>(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.limited(chat.page_limiter.check(user.id), socket, user.id)?;
+    chat.limited(chat.page_limiter.allows(&user.id), socket, user.id)?;
     let page = chat.presence.page(&room, Some(after), chat.presence_page);
     page.map_err(|_| ChatError::Internal)
 }

@@ -20,7 +20,6 @@ pub mod chat;
 pub mod delivery;
 pub mod presence;
 pub mod quotas;
-pub mod rate_limit;
 pub mod sequencer;
 
 use std::sync::Arc;
@@ -40,8 +39,8 @@ use step04_socket_middleware::{
 };
 use tower_sessions::SessionStore;
 
-use crate::rate_limit::RateLimiter;
 pub use chat::{Chat, admit_socket, register_chat_handlers};
+use step04_socket_middleware::RateLimit;
 use step05_chat::config::ChatConfig;
 use step05_chat::messages::MessageStore;
 use step05_chat::users::SqliteUserStore;
@@ -57,7 +56,6 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let (passport, chat) = passport_and_chat(&config, pool);
     let tasks = chat.tasks().clone();
     step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
-    chat.spawn_housekeeping();
 
     let builder = socket_io_builder(&config, chat, &sessions);
     let (socket_layer, io) = builder.build_layer();
@@ -101,7 +99,10 @@ pub fn passport_and_chat(
     let users = SqliteUserStore::new(pool.clone());
     let passport = Passport::with_hasher_params(users, config.hashing.clone())
         .with_limits(config.auth_limits.clone());
-    let rate = RateLimiter::new(config.rate_limit.burst, config.rate_limit.per_second);
+    let rate = RateLimit::new(
+        f64::from(config.rate_limit.burst),
+        config.rate_limit.per_second,
+    );
     let chat = Chat::new(MessageStore::new(pool), rate)
         .with_limits(config.limits.clone())
         .with_presence_page(config.presence_page);

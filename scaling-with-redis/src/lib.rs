@@ -174,7 +174,6 @@ pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeErro
     let session_store = RedisStore::new(redis.sessions);
     let (passport, chat) = passport_and_chat(&config, pool);
     let chat = chat.broadcast_through_adapter();
-    chat.spawn_housekeeping();
     let tasks = chat.tasks().clone();
 
     let (socket_layer, io) = socket_io_builder(&config, chat, &session_store)

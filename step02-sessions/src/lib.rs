@@ -24,7 +24,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
+};
 use step01_http_vs_socket::now_ms;
 use time::Duration;
 use tower_sessions::cookie::{Key, SameSite};
@@ -322,18 +325,31 @@ pub fn key_from_secret(secret: &str) -> Result<Key, SessionConfigError> {
 pub async fn open_sqlite_store(
     database_url: &str,
 ) -> Result<SqliteStore, sqlx::Error> {
-    let options =
-        SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
-    // SQLite creates the file but not a missing directory.
+    let store = SqliteStore::new(open_sqlite(database_url).await?);
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// A pool on the SQLite file at `database_url`, made if missing (and its
+/// directory: SQLite makes the file, not the directory it goes in). Step 5
+/// keeps its users and messages in the same file.
+pub async fn open_sqlite(
+    database_url: &str,
+) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(database_url)?
+        .create_if_missing(true)
+        // Readers (a joining user's history) carry on while a writer commits.
+        .journal_mode(SqliteJournalMode::Wal)
+        // One writer at a time: under a burst, wait for the lock rather than
+        // fail at once with "database is locked".
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .foreign_keys(true); // sqlx's default, said out loud
     let directory = options.get_filename().parent();
     if let Some(directory) = directory.filter(|dir| !dir.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(directory)?;
+        tokio::fs::create_dir_all(directory).await?;
     }
-    let pool = SqlitePoolOptions::new().connect_with(options).await?;
-    let store = SqliteStore::new(pool);
-    store.migrate().await?;
-    Ok(store)
+    SqlitePoolOptions::new().connect_with(options).await
 }
 // ANCHOR_END: sqlite_store
 

@@ -11,19 +11,22 @@
 //!   must reach it.
 //! - [`handshake`]: the same "logged in?" question asked over HTTP, before
 //!   socketioxide allocates a connection, and [`limits`]: how big and how slow
-//!   a client may be.
+//!   a client may be; [`fair_use`]: how much one user may ask, counted (step 5
+//!   chooses the numbers); [`text`]: text fit to show other people.
 //!
 //! Everything else is reused: step 2's session layer, step 3's passport module
 //! and routes, step 1's `serve`. (The chapter "JWT vs session" and its crate,
 //! `jwt-vs-session`, admit sockets by a signed token instead, with
 //! [`http_routes`], [`register_handlers`] and [`around_sockets`] from here.)
 
+pub mod fair_use;
 pub mod handshake;
 pub mod in_order;
 pub mod limits;
 pub mod live_sessions;
 pub mod origin;
 pub mod socket_auth;
+pub mod text;
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -46,9 +49,10 @@ use step03_passport_like_auth::{
 };
 use tower_sessions::{MemoryStore, SessionStore};
 
+pub use fair_use::{RateLimit, SocketCount, UNLIMITED_RATE};
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use in_order::InOrder;
-pub use limits::{LimitsError, SocketLimits};
+pub use limits::{LimitsError, SocketLimits, positive_env};
 pub use live_sessions::{
     disconnect_on_logout, session_room, user_room, watch_session,
 };

@@ -7,6 +7,7 @@
 //! [`SocketLimits::apply`] sets every limit to what the chat needs, in one
 //! place, so that step 5 gets the same limits by calling the same function.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use socketioxide::adapter::Adapter;
@@ -91,24 +92,25 @@ impl SocketLimits {
     }
 }
 
-/// A setting that must be a whole number above zero.
-fn positive_env(
-    name: &'static str,
-    default: usize,
-) -> Result<usize, LimitsError> {
+/// The number in the environment variable `name`, if it is set and above
+/// zero; `default` if it is unset or blank. Step 5 reads its settings with it.
+pub fn positive_env<T>(name: &'static str, default: T) -> Result<T, LimitsError>
+where
+    T: FromStr + PartialOrd + Default,
+{
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(value) if value.trim().is_empty() => Ok(default),
-        Ok(value) => match value.trim().parse::<usize>() {
-            Ok(number) if number > 0 => Ok(number),
+        Ok(value) => match value.trim().parse::<T>() {
+            Ok(number) if number > T::default() => Ok(number),
             _ => Err(LimitsError { name, value }),
         },
     }
 }
 
-/// A limit in the environment that is not a positive whole number.
+/// A setting in the environment that is not a number above zero.
 #[derive(Debug, thiserror::Error)]
-#[error("{name} must be a whole number above 0, not {value:?}")]
+#[error("{name} must be a number above 0, not {value:?}")]
 pub struct LimitsError {
     /// The variable's name.
     pub name: &'static str,

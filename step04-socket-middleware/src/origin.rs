@@ -8,6 +8,8 @@
 //! WebSocket handshakes are not subject to CORS. What the browser does send,
 //! and a page cannot forge, is the `Origin` header: so we check it ourselves.
 
+use std::net::SocketAddr;
+
 use axum::extract::{Request, State as HttpState};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -57,6 +59,28 @@ impl AllowedOrigins {
     }
 }
 // ANCHOR_END: allowed_origins
+
+// ANCHOR: for_listener
+impl AllowedOrigins {
+    /// The origins of a server listening on `addr`, plus `extra`: a LAN
+    /// address is an origin of its own; with `0.0.0.0` nobody can list the
+    /// names students will type, so a page may connect to the host it came
+    /// from ([`AllowedOrigins::also_same_host`]).
+    pub fn for_listener(addr: SocketAddr, extra: Option<&str>) -> Self {
+        let origins = Self::for_port(addr.port(), extra);
+        match addr.ip() {
+            ip if ip.is_unspecified() => origins.also_same_host(),
+            ip if ip.is_loopback() => origins,
+            ip => {
+                let own =
+                    format!("http://{}", SocketAddr::new(ip, addr.port()));
+                let extra = [extra.unwrap_or_default(), &own].join(",");
+                Self::for_port(addr.port(), Some(&extra))
+            }
+        }
+    }
+}
+// ANCHOR_END: for_listener
 
 // ANCHOR: allows
 impl AllowedOrigins {
@@ -225,5 +249,32 @@ mod tests {
         // Off unless asked for.
         let local = AllowedOrigins::for_port(3000, None);
         assert!(!local.allows("http://192.168.1.20:3000", host));
+    }
+
+    #[test]
+    fn a_lan_address_is_an_allowed_origin_of_its_own() {
+        let addr = "192.168.1.20:3000".parse().expect("addr");
+        let origins = AllowedOrigins::for_listener(addr, None);
+        assert!(origins.allows("http://192.168.1.20:3000", None));
+        assert!(origins.allows("http://localhost:3000", None));
+        assert!(!origins.allows("http://192.168.1.21:3000", None));
+    }
+
+    #[test]
+    fn every_address_allows_the_host_the_browser_asked_for() {
+        let addr = "0.0.0.0:3000".parse().expect("addr");
+        let origins = AllowedOrigins::for_listener(addr, None);
+        let host = Some("10.0.0.5:3000");
+        assert!(origins.allows("http://10.0.0.5:3000", host));
+        assert!(!origins.allows("http://evil.example", host));
+    }
+
+    #[test]
+    fn loopback_allows_only_its_own_origins_and_the_extra_ones() {
+        let addr = "127.0.0.1:3000".parse().expect("addr");
+        let extra = Some("http://localhost:5173");
+        let origins = AllowedOrigins::for_listener(addr, extra);
+        assert!(origins.allows("http://localhost:5173", None));
+        assert!(!origins.allows("http://10.0.0.5:3000", Some("10.0.0.5:3000")));
     }
 }

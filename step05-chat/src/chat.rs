@@ -2,14 +2,13 @@
 //! orders deliveries, the limits; and the error the handlers answer with.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use socketioxide::extract::SocketRef;
 use step02_sessions::BackgroundTasks;
+use step04_socket_middleware::{RateLimit, SocketCount};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::limits::{ChatLimits, Limiter, MessageRate, SocketCount};
-use crate::limits::{allows, limiter};
+use crate::limits::{ChatLimits, MessageRate};
 use crate::messages::MessageStore;
 use crate::presence::Presence;
 use crate::validation::InputError;
@@ -73,15 +72,15 @@ pub(crate) struct Chat {
 }
 // ANCHOR_END: chat_state
 
-/// How fast each user (and room) may do each thing (`None`: no limit).
+/// How fast each user (and room) may do each thing.
 #[derive(Clone)]
 pub(crate) struct Rates {
-    pub(crate) messages: Limiter<i64>,
-    pub(crate) room_messages: Limiter<String>,
-    pub(crate) typing: Limiter<i64>,
-    pub(crate) pages: Limiter<i64>,
-    pub(crate) room_changes: Limiter<i64>,
-    refusals: Limiter<i64>,
+    pub(crate) messages: RateLimit<i64>,
+    pub(crate) room_messages: RateLimit<String>,
+    pub(crate) typing: RateLimit<i64>,
+    pub(crate) pages: RateLimit<i64>,
+    pub(crate) room_changes: RateLimit<i64>,
+    refusals: RateLimit<i64>,
 }
 
 impl Chat {
@@ -92,20 +91,20 @@ impl Chat {
         limits: ChatLimits,
         presence_page: usize,
     ) -> Self {
-        let on = limits.enabled;
-        let per_user = |burst, per_second| {
-            on.then(|| limiter(burst, per_second)).flatten()
+        let per_user = |burst, per_second| match limits.enabled {
+            true => RateLimit::new(burst, per_second),
+            false => RateLimit::unlimited(),
         };
         let (room, changes) =
             (limits.room_messages_per_second, limits.room_changes_per_second);
         let refusals = f64::from(limits.refusals_per_10s);
         let rates = Rates {
             messages: per_user(f64::from(rate.burst), rate.per_second),
-            room_messages: limiter(room * 2.0, room),
+            room_messages: RateLimit::new(room * 2.0, room),
             typing: per_user(5.0, 2.0),
             pages: per_user(20.0, 10.0),
-            room_changes: limiter(changes * 5.0, changes),
-            refusals: limiter(refusals, refusals / 10.0),
+            room_changes: RateLimit::new(changes * 5.0, changes),
+            refusals: RateLimit::new(refusals, refusals / 10.0),
         };
         Chat {
             messages,
@@ -128,42 +127,18 @@ impl Chat {
     /// past its limit (`refusals_per_10s`) is disconnected.
     pub(crate) fn check(
         &self,
-        rate: &Limiter<i64>,
+        rate: &RateLimit<i64>,
         socket: &SocketRef,
         user_id: i64,
     ) -> Result<(), ChatError> {
-        if allows(rate, &user_id) {
+        if rate.allows(&user_id) {
             return Ok(());
         }
-        if !allows(&self.rates.refusals, &user_id) {
+        if !self.rates.refusals.allows(&user_id) {
             tracing::warn!(user_id, "too many refused events: disconnecting");
             socket.clone().disconnect().ok();
         }
         Err(ChatError::RateLimited)
     }
     // ANCHOR_END: limited
-
-    /// Every minute, forgets the users and rooms whose budget is full again,
-    /// so the limiters do not grow with everyone who ever sent a message.
-    pub(crate) fn spawn_housekeeping(&self) {
-        let rates = self.rates.clone();
-        self.tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                let Rates {
-                    messages,
-                    typing,
-                    pages,
-                    room_changes,
-                    refusals,
-                    ..
-                } = &rates;
-                let per_user =
-                    [messages, typing, pages, room_changes, refusals];
-                per_user.into_iter().flatten().for_each(|l| l.retain_recent());
-                rates.room_messages.iter().for_each(|l| l.retain_recent());
-            }
-        });
-    }
 }

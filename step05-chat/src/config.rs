@@ -14,7 +14,6 @@
 //!   (`10`): step 4's limits.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use step02_sessions::{SessionConfig, SessionConfigError};
 use step03_passport_like_auth::{AuthLimits, argon2};
@@ -22,6 +21,7 @@ use step03_passport_like_auth::{
     LimitsError as AuthLimitsError,
     rate_limits_enabled_from_env as rate_limits_on,
 };
+use step04_socket_middleware::positive_env as positive;
 use step04_socket_middleware::{
     AllowedOrigins, LimitsError, SocketLimits, SocketSettings,
 };
@@ -60,27 +60,27 @@ pub struct ChatConfig {
 /// A setting that could not be understood: startup stops.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0} must be a positive number, got {1:?}")]
-    NotPositive(&'static str, String),
     #[error(transparent)]
     AuthLimits(#[from] AuthLimitsError),
     #[error(transparent)]
     Sessions(#[from] SessionConfigError),
+    /// A number that is not above zero, here or in step 4's limits.
     #[error(transparent)]
-    SocketLimits(#[from] LimitsError),
+    Number(#[from] LimitsError),
 }
 
 impl ChatConfig {
     /// Reads the environment, for a server that listens on `addr` (the port may
     /// be the one the OS picked).
     pub fn from_env(addr: SocketAddr) -> Result<Self, ConfigError> {
-        let origins = std::env::var("ALLOWED_ORIGINS").ok();
+        let extra = std::env::var("ALLOWED_ORIGINS").ok();
+        let origins = AllowedOrigins::for_listener(addr, extra.as_deref());
         Ok(ChatConfig {
             database_url: std::env::var("DATABASE_URL")
                 .unwrap_or_else(|_| "sqlite://data/chat.db".to_owned()),
             sessions: SessionConfig::from_env()?,
             sockets: SocketSettings {
-                allowed_origins: allowed_origins(addr, origins),
+                allowed_origins: origins,
                 session_recheck: step04_socket_middleware::SESSION_RECHECK,
                 limits: SocketLimits::from_env()?,
             },
@@ -110,73 +110,4 @@ fn limits_from_env() -> Result<ChatLimits, ConfigError> {
         room_messages_per_second: per_room.min(UNLIMITED_RATE),
         ..d
     })
-}
-
-/// The number in the variable `name`, if it is set and above zero; `default`
-/// if it is not set.
-fn positive<T>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Default,
-{
-    let Ok(value) = std::env::var(name) else {
-        return Ok(default);
-    };
-    match value.parse::<T>() {
-        Ok(number) if number > T::default() => Ok(number),
-        _ => Err(ConfigError::NotPositive(name, value)),
-    }
-}
-
-// ANCHOR: allowed_origins
-/// The server's own origins, plus `extra`, plus what the listening address
-/// adds: a LAN address is an origin of its own; with `0.0.0.0` we cannot list
-/// the names students will type, so a page may connect to the host it came
-/// from.
-pub fn allowed_origins(
-    addr: SocketAddr,
-    extra: Option<String>,
-) -> AllowedOrigins {
-    let origins = AllowedOrigins::for_port(addr.port(), extra.as_deref());
-    match addr.ip() {
-        ip if ip.is_unspecified() => origins.also_same_host(),
-        ip if ip.is_loopback() => origins,
-        ip => {
-            let own = format!("http://{}", SocketAddr::new(ip, addr.port()));
-            let extra = [extra.unwrap_or_default(), own].join(",");
-            AllowedOrigins::for_port(addr.port(), Some(&extra))
-        }
-    }
-}
-// ANCHOR_END: allowed_origins
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lan_address_is_an_allowed_origin_of_its_own() {
-        let origins =
-            allowed_origins("192.168.1.20:3000".parse().expect("addr"), None);
-        assert!(origins.allows("http://192.168.1.20:3000", None));
-        assert!(origins.allows("http://localhost:3000", None));
-        assert!(!origins.allows("http://192.168.1.21:3000", None));
-    }
-
-    #[test]
-    fn every_address_allows_the_host_the_browser_asked_for() {
-        let origins =
-            allowed_origins("0.0.0.0:3000".parse().expect("addr"), None);
-        let host = Some("10.0.0.5:3000");
-        assert!(origins.allows("http://10.0.0.5:3000", host));
-        assert!(!origins.allows("http://evil.example", host));
-    }
-
-    #[test]
-    fn loopback_allows_only_its_own_origins_and_the_extra_ones() {
-        let addr = "127.0.0.1:3000".parse().expect("addr");
-        let origins =
-            allowed_origins(addr, Some("http://localhost:5173".into()));
-        assert!(origins.allows("http://localhost:5173", None));
-        assert!(!origins.allows("http://10.0.0.5:3000", Some("10.0.0.5:3000")));
-    }
 }

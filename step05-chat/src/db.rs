@@ -3,37 +3,18 @@
 //! ([`crate::users::SqliteUserStore`], [`crate::messages::MessageStore`] and
 //! tower-sessions' [`SqliteStore`]). One file is one thing to back up.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use tower_sessions_sqlx_store::SqliteStore;
 
 // ANCHOR: open_database
-/// Opens (creating if needed) the database at `database_url`, e.g.
-/// `sqlite://data/chat.db`, and brings its tables up to date. Safe on every
-/// start: migrations that already ran are skipped.
+/// Opens (or creates) the database at `database_url`, e.g.
+/// `sqlite://data/chat.db` (with step 2's settings: WAL, a busy timeout), and
+/// brings its tables up to date. Safe on every start: migrations that already
+/// ran are skipped.
 pub async fn open_database(
     database_url: &str,
 ) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::from_str(database_url)?
-        // A fresh checkout has no database yet: make one.
-        .create_if_missing(true)
-        // Readers (a joining user's history) carry on while a writer commits.
-        .journal_mode(SqliteJournalMode::Wal)
-        // One writer at a time: under a burst, wait for the lock rather than
-        // fail at once with "database is locked".
-        .busy_timeout(Duration::from_secs(5))
-        // Keeps `messages.user_id` honest (sqlx's default, said out loud).
-        .foreign_keys(true);
-    // `create_if_missing` makes the file, not the directory it goes in.
-    if let Some(parent) = options.get_filename().parent()
-        && !parent.as_os_str().is_empty()
-    {
-        tokio::fs::create_dir_all(parent).await?;
-    }
-    let pool = SqlitePool::connect_with(options).await?;
+    let pool = step02_sessions::open_sqlite(database_url).await?;
     // The SQL files are compiled into the binary: it carries its own schema.
     sqlx::migrate!("./migrations").run(&pool).await?;
     session_store(&pool).migrate().await?;

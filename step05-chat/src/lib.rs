@@ -74,7 +74,6 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
         Chat::new(MessageStore::new(pool), rate, limits, config.presence_page);
     let tasks = chat.tasks.clone();
     step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
-    chat.spawn_housekeeping();
     // ANCHOR_END: build
     // ANCHOR: build_socket_io
     let store = Arc::new(sessions.clone());

@@ -6,6 +6,9 @@
 //! [`InputError`] fit to send back in the ack. Nothing here panics.
 
 use serde_json::Value;
+use step04_socket_middleware::text::{
+    TextError, shows_something, without_bidi_controls,
+};
 
 use crate::chat::GENERAL as DEFAULT_ROOM;
 
@@ -13,8 +16,6 @@ use crate::chat::GENERAL as DEFAULT_ROOM;
 pub const MAX_ROOM_CHARS: usize = 32;
 /// The longest message, in characters (not bytes: "héllo" is 5).
 pub const MAX_TEXT_CHARS: usize = 1000;
-/// The most combining marks (accents) allowed on one character.
-pub const MAX_COMBINING_MARKS: usize = 4;
 /// The longest `clientOffset`: a UUID with a counter fits with room to spare.
 pub const MAX_CLIENT_OFFSET_CHARS: usize = 64;
 
@@ -37,10 +38,9 @@ pub enum InputError {
     TextNotAString,
     #[error("text must be 1 to {} characters", MAX_TEXT_CHARS)]
     TextLength,
-    #[error("text must not contain control characters")]
-    ControlCharacters,
-    #[error("text must contain something visible")]
-    NothingVisible,
+    /// Step 4's rules for text others will read.
+    #[error(transparent)]
+    Text(#[from] TextError),
 }
 
 /// A message a client wants to send, checked. Who sends it is not here: the
@@ -115,57 +115,21 @@ fn parse_client_offset(value: &Value) -> Result<String, InputError> {
 // ANCHOR_END: parse_client_offset
 
 // ANCHOR: parse_text
-/// Trims the text and counts its characters (not bytes: emoji count as one).
-/// Then what a reader will see: control characters (NUL, ESC) are refused, new
-/// lines aside; bidirectional overrides ("txt.exe" shown as "exe.txt") are
-/// removed; and something must be visible, with at most
-/// [`MAX_COMBINING_MARKS`] combining marks on a character (no "Zalgo" text).
+/// Trims the text and counts its characters (not bytes: emoji count as one),
+/// then applies step 4's rules for text others will read: no control
+/// characters but new lines, no bidirectional overrides (removed), something
+/// visible, no tower of accents.
 fn parse_text(text: &str) -> Result<String, InputError> {
-    let text: String = text.chars().filter(|&c| !is_bidi_control(c)).collect();
+    let text = without_bidi_controls(text);
     let text = text.trim();
     let chars = text.chars().count();
     if chars == 0 || chars > MAX_TEXT_CHARS {
         return Err(InputError::TextLength);
     }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(InputError::ControlCharacters);
-    }
-    let mut visible = false;
-    let mut marks_in_a_row = 0;
-    for c in text.chars() {
-        if unicode_normalization::char::is_combining_mark(c) {
-            marks_in_a_row += 1;
-            if marks_in_a_row > MAX_COMBINING_MARKS {
-                return Err(InputError::NothingVisible);
-            }
-        } else {
-            marks_in_a_row = 0;
-            visible |= !c.is_whitespace() && !is_invisible(c);
-        }
-    }
-    if !visible {
-        return Err(InputError::NothingVisible);
-    }
+    shows_something(text)?;
     Ok(text.to_owned())
 }
 // ANCHOR_END: parse_text
-
-/// The characters that reorder text (LRE, RLE, PDF, LRO, RLO, LRI ... PDI).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Characters that take no room on screen: zero-width spaces and joiners,
-/// direction marks, the byte-order mark, the soft hyphen.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}'..='\u{200F}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{FEFF}'
-            | '\u{00AD}'
-    )
-}
 
 #[cfg(test)]
 mod tests {
@@ -183,11 +147,26 @@ mod tests {
     #[test]
     fn text_a_reader_cannot_see_or_that_hides_control_characters_is_refused() {
         let refused = [
-            ("\u{200B}\u{200B}\u{200D}".to_owned(), InputError::NothingVisible),
-            ("\u{0301}".repeat(MAX_TEXT_CHARS - 1), InputError::NothingVisible),
-            (format!("Z{}", "\u{0301}".repeat(5)), InputError::NothingVisible),
-            ("nul\u{0}here".to_owned(), InputError::ControlCharacters),
-            ("esc\u{1b}[31mred".to_owned(), InputError::ControlCharacters),
+            (
+                "\u{200B}\u{200B}\u{200D}".to_owned(),
+                InputError::Text(TextError::NothingVisible),
+            ),
+            (
+                "\u{0301}".repeat(MAX_TEXT_CHARS - 1),
+                InputError::Text(TextError::NothingVisible),
+            ),
+            (
+                format!("Z{}", "\u{0301}".repeat(5)),
+                InputError::Text(TextError::NothingVisible),
+            ),
+            (
+                "nul\u{0}here".to_owned(),
+                InputError::Text(TextError::ControlCharacters),
+            ),
+            (
+                "esc\u{1b}[31mred".to_owned(),
+                InputError::Text(TextError::ControlCharacters),
+            ),
         ];
         for (text, error) in refused {
             assert_eq!(parse_text(&text), Err(error), "{text:?}");

@@ -10,7 +10,6 @@ use step04_socket_middleware::InOrder;
 use super::{answer, has_joined};
 use crate::chat::{Chat, ChatError};
 use crate::delivery;
-use crate::limits::allows;
 use crate::messages::{ChatMessage, NewMessage, Stored};
 use crate::validation::{parse_chat_message, parse_room};
 
@@ -45,7 +44,7 @@ async fn send_message(
         return Err(ChatError::NotInRoom);
     }
     chat.check(&chat.rates.messages, socket, user.id)?;
-    if !allows(&chat.rates.room_messages, &outgoing.room) {
+    if !chat.rates.room_messages.allows(&outgoing.room) {
         return Err(ChatError::RateLimited); // the room's pace, not the user's
     }
     // The author is the socket's user. Whatever "user" the payload claimed

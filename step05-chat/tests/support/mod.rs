@@ -334,9 +334,10 @@ pub fn test_config(
         database_url: database_url(database),
         sessions: SessionConfig::with_key(key.clone()),
         sockets: SocketSettings {
-            allowed_origins: step05_chat::config::allowed_origins(
-                address, None,
-            ),
+            allowed_origins:
+                step04_socket_middleware::AllowedOrigins::for_listener(
+                    address, None,
+                ),
             session_recheck: step04_socket_middleware::SESSION_RECHECK,
             limits: Default::default(),
         },

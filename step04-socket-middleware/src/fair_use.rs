@@ -1,0 +1,181 @@
+//! Fair use: how much one user, or one room, may ask of a socket server.
+//! Logging in proves who someone is, not that they are harmless: a script with
+//! a free account can open a thousand sockets, or send a thousand events a
+//! second. Step 5 chooses the numbers; this module counts:
+//! - [`RateLimit`]: `burst` at once, then so many a second, per key (a user
+//!   id, a room's name), counted by the [`governor`] crate as step 3's
+//!   throttles are (in Node.js: `rate-limiter-flexible`);
+//! - [`SocketCount`]: how many sockets each user has connected.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+/// "As fast as anyone can": a rate no client reaches, so no limit at all.
+pub const UNLIMITED_RATE: f64 = 1e12;
+
+// ANCHOR: rate_limit
+/// `burst` at once, then `per_second`, for each key. Cheap to clone: clones
+/// share their counts.
+#[derive(Clone)]
+pub struct RateLimit<K: Hash + Eq + Clone>(Option<Arc<Counts<K>>>); // None: no limit
+
+struct Counts<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    /// How many keys may be remembered before the idle ones are forgotten.
+    tidy_at: AtomicUsize,
+}
+
+/// Keys remembered before the first tidying.
+const FIRST_TIDY: usize = 1024;
+
+impl<K: Hash + Eq + Clone> RateLimit<K> {
+    /// Faster than one a nanosecond (such as [`UNLIMITED_RATE`]) is no limit;
+    /// a rate that is not positive gives one back a day.
+    pub fn new(burst: f64, per_second: f64) -> Self {
+        let burst = burst.clamp(1.0, f64::from(u32::MAX)) as u32;
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        let period = Duration::try_from_secs_f64(1.0 / per_second)
+            .unwrap_or(Duration::from_secs(86_400));
+        let quota = Quota::with_period(period).map(|q| q.allow_burst(burst));
+        RateLimit(quota.map(|quota| {
+            let limiter = DefaultKeyedRateLimiter::keyed(quota);
+            Arc::new(Counts {
+                limiter,
+                tidy_at: FIRST_TIDY.into(),
+            })
+        }))
+    }
+
+    /// No limit at all.
+    pub fn unlimited() -> Self {
+        RateLimit(None)
+    }
+
+    /// Whether `key` may go on now; if so, it is counted.
+    pub fn allows(&self, key: &K) -> bool {
+        let Some(counts) = &self.0 else { return true };
+        let allowed = counts.limiter.check_key(key).is_ok();
+        // Every key that ever sent something has an entry: forget the ones
+        // whose budget is full again each time the table doubles, so it
+        // tracks who is active now, at a cost spread over the calls.
+        let remembered = counts.limiter.len();
+        if remembered >= counts.tidy_at.load(Ordering::Relaxed) {
+            counts.limiter.retain_recent();
+            let next = (2 * counts.limiter.len()).max(FIRST_TIDY);
+            counts.tidy_at.store(next, Ordering::Relaxed);
+        }
+        allowed
+    }
+
+    /// How many keys it remembers.
+    pub fn remembered(&self) -> usize {
+        self.0.as_ref().map_or(0, |counts| counts.limiter.len())
+    }
+}
+// ANCHOR_END: rate_limit
+
+impl<K: Hash + Eq + Clone> fmt::Debug for RateLimit<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limited = self.0.is_some();
+        f.debug_struct("RateLimit")
+            .field("limited", &limited)
+            .finish()
+    }
+}
+
+// ANCHOR: socket_count
+/// How many sockets each user has connected, checked and counted under one
+/// lock: 30 tabs connecting at once cannot all see "19, one more is fine".
+#[derive(Debug, Clone, Default)]
+pub struct SocketCount(Arc<Mutex<HashMap<i64, usize>>>);
+
+impl SocketCount {
+    /// Counts one more socket of `user_id`, if fewer than `max` are counted.
+    pub fn admit(&self, user_id: i64, max: usize) -> bool {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(user_id).or_insert(0);
+        let admitted = *count < max;
+        *count += usize::from(admitted);
+        if *count == 0 {
+            counts.remove(&user_id);
+        }
+        admitted
+    }
+
+    /// One socket of `user_id` fewer: it disconnected.
+    pub fn release(&self, user_id: i64) {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&user_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&user_id);
+            }
+        }
+    }
+}
+// ANCHOR_END: socket_count
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_allows_its_burst_then_refuses_and_each_key_has_its_own() {
+        let limit = RateLimit::new(3.0, 0.001);
+        assert!((0..3).all(|_| limit.allows(&1)));
+        assert!(!limit.allows(&1));
+        assert!(limit.allows(&2), "another key has a budget of its own");
+    }
+
+    #[test]
+    fn an_unlimited_rate_never_refuses_and_remembers_nobody() {
+        for limit in
+            [RateLimit::new(1.0, UNLIMITED_RATE), RateLimit::unlimited()]
+        {
+            assert!((0..10_000).all(|_| limit.allows(&1)));
+            assert_eq!(limit.remembered(), 0);
+        }
+    }
+
+    #[test]
+    fn keys_whose_budget_is_full_again_are_forgotten_as_the_table_grows() {
+        // Full again 10 ns after each use: sooner than the next call.
+        let limit = RateLimit::new(1.0, 1e8);
+        for user in 0..FIRST_TIDY as i64 - 1 {
+            assert!(limit.allows(&user));
+        }
+        assert!(limit.allows(&-1), "the key that reaches the threshold");
+        assert!(limit.remembered() < 10, "{} kept", limit.remembered());
+        let busy = RateLimit::new(1.0, 0.001); // stays spent for 1,000 s
+        for user in 0..2 * FIRST_TIDY as i64 {
+            assert!(busy.allows(&user));
+        }
+        assert_eq!(busy.remembered(), 2 * FIRST_TIDY, "spent keys are kept");
+        assert!(!busy.allows(&0), "and still refused");
+    }
+
+    #[test]
+    fn a_rate_that_is_not_positive_still_allows_one() {
+        let limit = RateLimit::new(0.0, 0.0);
+        assert!(limit.allows(&"room"));
+        assert!(!limit.allows(&"room"));
+    }
+
+    #[test]
+    fn sockets_are_counted_up_to_the_limit_and_given_back() {
+        let count = SocketCount::default();
+        assert!(count.admit(7, 2) && count.admit(7, 2));
+        assert!(!count.admit(7, 2), "a third socket is one too many");
+        count.release(7);
+        assert!(count.admit(7, 2), "a closed tab makes room");
+        assert!(!count.admit(8, 0), "a limit of zero admits nobody");
+        count.release(9); // never counted: nothing to give back, no panic
+    }
+}
