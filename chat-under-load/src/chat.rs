@@ -21,7 +21,7 @@ use step03_passport_like_auth::User;
 use step04_socket_middleware::InOrder;
 use tokio::sync::Semaphore;
 
-use crate::delivery::{self, Encoded, Sent};
+use crate::delivery::{self, Encoded};
 use crate::presence::Presence;
 use crate::quotas::Quotas;
 use crate::sequencer::{Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers};
@@ -276,7 +276,7 @@ fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
             let encoded: Vec<Encoded> = batch.iter().filter_map(encode).collect();
             for member in socket.within(room).sockets() {
                 for message in &encoded {
-                    if delivery::send(&member, "chat message", message) == Sent::Dropped {
+                    if !delivery::send(&member, "chat message", message) {
                         // Gone, or resynchronising: it catches up on
                         // reconnection.
                         break;
@@ -443,18 +443,18 @@ async fn enter_general_from_database<A: Adapter>(
     let history = json!({
         "room": GENERAL, "messages": history, "truncated": missed.truncated,
     });
-    if delivery::send(socket, "history", &history) == Sent::Dropped {
+    if !delivery::send(socket, "history", &history) {
         return Ok(0);
     }
     for message in &missed.messages {
-        if delivery::send(socket, "chat message", message) == Sent::Dropped {
+        if !delivery::send(socket, "chat message", message) {
             return Ok(0);
         }
     }
     let entering = socket.clone();
     let enter: Enter = Box::new(move |since_read: &[ChatMessage]| {
         for message in since_read {
-            if delivery::send(&entering, "chat message", message) == Sent::Dropped {
+            if !delivery::send(&entering, "chat message", message) {
                 return;
             }
         }
@@ -475,11 +475,11 @@ fn send_catchup<A: Adapter>(socket: &SocketRef<A>, catchup: Catchup<'_>) -> usiz
         messages: catchup.history,
         truncated: catchup.truncated,
     };
-    if delivery::send(socket, "history", &history) == Sent::Dropped {
+    if !delivery::send(socket, "history", &history) {
         return 0;
     }
     for message in catchup.missed {
-        if delivery::send(socket, "chat message", message) == Sent::Dropped {
+        if !delivery::send(socket, "chat message", message) {
             return 0;
         }
     }

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv, raise_open_file_limit, serve,
-    shutdown_signal,
+    browser_url, exit_code, init_tracing, listen_addr_from_env, load_dotenv, raise_open_file_limit,
+    serve, shutdown_signal,
 };
 use step05_chat::config::ChatConfig;
 
@@ -25,15 +25,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(database = %config.database_url, ?origins, "starting");
     let server = chat_under_load::build(config).await?;
 
-    let url = if addr.ip().is_unspecified() {
-        format!(
-            "http://localhost:{} (and this machine's address on your network)",
-            addr.port()
-        )
-    } else {
-        format!("http://{addr}/")
-    };
-    println!("The chat is running: open {url}");
+    println!("The chat is running: open {}", browser_url(addr));
     println!("(Ctrl-C to stop)");
 
     // On Ctrl-C, close every socket first: an open WebSocket would otherwise

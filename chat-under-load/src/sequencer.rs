@@ -446,7 +446,7 @@ impl Room {
         );
         for (stored, reply) in stored.into_iter().zip(replies) {
             let answer = stored
-                .map(|stored| stored.message().clone())
+                .map(|(Stored::New(message) | Stored::Again(message))| message)
                 .map_err(ChatError::from);
             // The sender may have gone: it is stored all the same.
             reply.send(answer).ok();

@@ -246,6 +246,15 @@ pub fn listen_addr_from_env() -> Result<SocketAddr, String> {
 }
 // ANCHOR_END: listen_addr
 
+/// The address to open in a browser for a server listening on `addr`: with
+/// `0.0.0.0` (every address of this machine), `localhost`.
+pub fn browser_url(addr: SocketAddr) -> String {
+    match addr.ip().is_unspecified() {
+        true => format!("http://localhost:{}/", addr.port()),
+        false => format!("http://{addr}/"),
+    }
+}
+
 // ANCHOR: main_helpers
 /// Reads a `.env` file into the environment, if there is one. No file is
 /// fine; a file that cannot be read or parsed is an error, not a silent

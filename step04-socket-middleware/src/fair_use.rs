@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
 
 /// "As fast as anyone can": a rate no client reaches, so no limit at all.
 pub const UNLIMITED_RATE: f64 = 1e12;
@@ -89,6 +91,40 @@ impl<K: Hash + Eq + Clone> fmt::Debug for RateLimit<K> {
             .finish()
     }
 }
+
+// ANCHOR: strikes
+/// Refused events per user, before the socket that keeps trying is cut off: a
+/// person refused now and then stays connected; a script sending far past its
+/// limits costs more to answer than it is worth.
+#[derive(Clone, Debug)]
+pub struct Strikes(RateLimit<i64>);
+
+impl Strikes {
+    /// At most `per_10s` refusals in ten seconds (as many at once).
+    pub fn new(per_10s: u32) -> Self {
+        let per_10s = f64::from(per_10s);
+        Strikes(RateLimit::new(per_10s, per_10s / 10.0))
+    }
+
+    /// Whether `rate` lets `user_id` go on. If not, a strike, and past the
+    /// allowance `socket` is disconnected.
+    pub fn allows<A: Adapter>(
+        &self,
+        rate: &RateLimit<i64>,
+        socket: &SocketRef<A>,
+        user_id: i64,
+    ) -> bool {
+        if rate.allows(&user_id) {
+            return true;
+        }
+        if !self.0.allows(&user_id) {
+            tracing::warn!(user_id, sid = %socket.id, "too many refused events: disconnecting");
+            socket.clone().disconnect().ok();
+        }
+        false
+    }
+}
+// ANCHOR_END: strikes
 
 // ANCHOR: socket_count
 /// How many sockets each user has connected, checked and counted under one

@@ -12,13 +12,15 @@
 //! - [`handshake`]: the same "logged in?" question asked over HTTP, before
 //!   socketioxide allocates a connection, and [`limits`]: how big and how slow
 //!   a client may be; [`fair_use`]: how much one user may ask, counted (step 5
-//!   chooses the numbers); [`text`]: text fit to show other people.
+//!   chooses the numbers); [`text`]: text fit to show other people;
+//!   [`delivery`]: sending to one socket without losing a packet in silence.
 //!
 //! Everything else is reused: step 2's session layer, step 3's passport module
 //! and routes, step 1's `serve`. (The chapter "JWT vs session" and its crate,
 //! `jwt-vs-session`, admit sockets by a signed token instead, with
 //! [`http_routes`], [`register_handlers`] and [`around_sockets`] from here.)
 
+pub mod delivery;
 pub mod fair_use;
 pub mod handshake;
 pub mod in_order;
@@ -49,7 +51,7 @@ use step03_passport_like_auth::{
 };
 use tower_sessions::{MemoryStore, SessionStore};
 
-pub use fair_use::{RateLimit, SocketCount, UNLIMITED_RATE};
+pub use fair_use::{RateLimit, SocketCount, Strikes, UNLIMITED_RATE};
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use in_order::InOrder;
 pub use limits::{LimitsError, SocketLimits, positive_env};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use socketioxide::extract::SocketRef;
 use step02_sessions::BackgroundTasks;
-use step04_socket_middleware::{RateLimit, SocketCount};
+use step04_socket_middleware::{RateLimit, SocketCount, Strikes};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::limits::{ChatLimits, MessageRate};
@@ -80,7 +80,7 @@ pub(crate) struct Rates {
     pub(crate) typing: RateLimit<i64>,
     pub(crate) pages: RateLimit<i64>,
     pub(crate) room_changes: RateLimit<i64>,
-    refusals: RateLimit<i64>,
+    strikes: Strikes,
 }
 
 impl Chat {
@@ -97,14 +97,13 @@ impl Chat {
         };
         let (room, changes) =
             (limits.room_messages_per_second, limits.room_changes_per_second);
-        let refusals = f64::from(limits.refusals_per_10s);
         let rates = Rates {
             messages: per_user(f64::from(rate.burst), rate.per_second),
             room_messages: RateLimit::new(room * 2.0, room),
             typing: per_user(5.0, 2.0),
             pages: per_user(20.0, 10.0),
             room_changes: RateLimit::new(changes * 5.0, changes),
-            refusals: RateLimit::new(refusals, refusals / 10.0),
+            strikes: Strikes::new(limits.refusals_per_10s),
         };
         Chat {
             messages,
@@ -131,14 +130,10 @@ impl Chat {
         socket: &SocketRef,
         user_id: i64,
     ) -> Result<(), ChatError> {
-        if rate.allows(&user_id) {
-            return Ok(());
+        match self.rates.strikes.allows(rate, socket, user_id) {
+            true => Ok(()),
+            false => Err(ChatError::RateLimited),
         }
-        if !self.rates.refusals.allows(&user_id) {
-            tracing::warn!(user_id, "too many refused events: disconnecting");
-            socket.clone().disconnect().ok();
-        }
-        Err(ChatError::RateLimited)
     }
     // ANCHOR_END: limited
 }

@@ -1,17 +1,6 @@
 //! The chat's settings, from the environment (and a `.env` file, loaded by
-//! `main`). Each variable, and its default:
-//! - `PORT` (`3000`), `HOST` (`127.0.0.1`; `0.0.0.0` serves a classroom);
-//! - `DATABASE_URL` (`sqlite://data/chat.db`): users, messages and sessions;
-//! - `SESSION_SECRET` (generated, with a warning), `COOKIE_SECURE` (`false`;
-//!   `true` behind HTTPS): the session cookie (step 2);
-//! - `ALLOWED_ORIGINS` (none): extra origins whose pages may connect;
-//! - `SOCKET_BUFFER` (`2048`): packets that may wait for one slow socket;
-//! - `PRESENCE_PAGE` (`50`): users per page of a room's online list;
-//! - `RATE_LIMITS` (`on`): `off` lifts every limit below (load tests);
-//! - `MAX_SOCKETS_PER_USER` (`20`), `MAX_ROOMS_PER_SOCKET` (`20`),
-//!   `ROOM_MESSAGES_PER_SECOND` (`30`): see [`crate::limits`];
-//! - `SOCKET_MAX_MESSAGE_BYTES` (`16384`), `SOCKET_CONNECT_TIMEOUT_SECS`
-//!   (`10`): step 4's limits.
+//! `main`). README's table lists every variable and its default; those of
+//! steps 2 to 4 are read by their own crates.
 
 use std::net::SocketAddr;
 
@@ -26,7 +15,7 @@ use step04_socket_middleware::{
     AllowedOrigins, LimitsError, SocketLimits, SocketSettings,
 };
 
-use crate::limits::{ChatLimits, MessageRate, UNLIMITED_RATE};
+use crate::limits::{ChatLimits, MessageRate};
 
 /// Packets that may wait in one socket's queue unless `SOCKET_BUFFER` says
 /// otherwise (socketioxide's default is 128): room for a whole catch-up.
@@ -107,7 +96,7 @@ fn limits_from_env() -> Result<ChatLimits, ConfigError> {
     Ok(ChatLimits {
         sockets_per_user: positive("MAX_SOCKETS_PER_USER", d.sockets_per_user)?,
         rooms_per_socket: positive("MAX_ROOMS_PER_SOCKET", d.rooms_per_socket)?,
-        room_messages_per_second: per_room.min(UNLIMITED_RATE),
+        room_messages_per_second: per_room,
         ..d
     })
 }

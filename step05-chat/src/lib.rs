@@ -5,15 +5,16 @@
 //!
 //! The lesson is in `handlers/messages.rs`: a `chat message` signed by the
 //! socket's user. Around it: `handlers/rooms.rs` (rooms, history, catch-up),
-//! `presence` (who is online), `delivery` (slow sockets), [`messages`],
-//! [`users`] and [`db`] (SQLite), [`validation`], [`limits`], [`config`].
+//! `presence` (who is online), [`messages`], [`users`] and [`db`] (SQLite),
+//! [`validation`], [`limits`], [`config`]. Every packet goes out through step
+//! 4's `delivery`: a socket too slow to take one is resynchronised, never
+//! skipped in silence.
 //! The chapter "The chat under load" (crate `chat-under-load`) keeps the same
 //! promises at 10,000 sockets, on this library.
 
 mod chat;
 pub mod config;
 pub mod db;
-mod delivery;
 mod handlers;
 pub mod limits;
 pub mod messages;

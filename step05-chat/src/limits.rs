@@ -43,14 +43,12 @@ impl ChatLimits {
             enabled: false,
             sockets_per_user: usize::MAX,
             rooms_per_socket: usize::MAX,
-            room_messages_per_second: UNLIMITED_RATE,
-            room_changes_per_second: UNLIMITED_RATE,
+            room_messages_per_second: f64::INFINITY,
+            room_changes_per_second: f64::INFINITY,
             refusals_per_10s: u32::MAX,
         }
     }
 }
-
-pub use step04_socket_middleware::UNLIMITED_RATE;
 
 // ANCHOR: message_rate
 /// How fast one user may send messages: `burst` at once, then `per_second`.

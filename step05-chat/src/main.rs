@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use step01_http_vs_socket::{
-    exit_code, init_tracing, listen_addr_from_env, load_dotenv,
+    browser_url, exit_code, init_tracing, listen_addr_from_env, load_dotenv,
     raise_open_file_limit, serve, shutdown_signal,
 };
 use step05_chat::config::ChatConfig;
@@ -26,14 +26,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(database = %config.database_url, ?origins, "starting");
     let server = step05_chat::build(config).await?;
 
-    // With HOST=0.0.0.0: localhost, or this machine's address on the network.
-    let port = addr.port();
-    let host = if addr.ip().is_unspecified() {
-        format!("localhost:{port}")
-    } else {
-        addr.to_string()
-    };
-    println!("The chat is running: open http://{host}/");
+    println!("The chat is running: open {}", browser_url(addr));
     println!("(Ctrl-C to stop)");
 
     // On Ctrl-C, close every socket first: an open WebSocket would otherwise

@@ -1,9 +1,7 @@
-//! Chat messages: what the wire carries, and the table that remembers them.
-//!
-//! A broadcast reaches only the sockets connected at that moment. Stored, a
-//! message can be shown to whoever joins later, and replayed to a client whose
-//! connection dropped ([`MessageStore::newest`] does both), as Socket.IO's
-//! "connection state recovery" does in Node.
+//! Chat messages: what the wire carries, and the table that remembers them. A
+//! broadcast reaches only the sockets connected at that moment; stored, a
+//! message is shown to whoever joins later, and replayed to a client whose
+//! connection dropped, as Socket.IO's "connection state recovery" does in Node.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -48,14 +46,6 @@ pub enum Stored {
     /// Stored before under the same `(user, client_offset)`: acknowledge it
     /// again, do not broadcast it again.
     Again(ChatMessage),
-}
-
-impl Stored {
-    pub fn message(&self) -> &ChatMessage {
-        match self {
-            Stored::New(message) | Stored::Again(message) => message,
-        }
-    }
 }
 
 /// Messages of a room, oldest first, and whether older ones were left out.
@@ -223,7 +213,9 @@ mod tests {
         ) -> Result<ChatMessage, sqlx::Error> {
             let (user, text) = (user.clone(), text.to_owned());
             let new = NewMessage { user, text, client_offset: None };
-            Ok(self.store(room, &new).await?.message().clone())
+            let (Stored::New(message) | Stored::Again(message)) =
+                self.store(room, &new).await?;
+            Ok(message)
         }
 
         async fn recent(

@@ -1,9 +1,7 @@
-//! Who is online in which room: for each room, its users by id, each with how
-//! many of their sockets are in it. The count changes where a socket enters
-//! or leaves a room, under the lock every join, leave and disconnect takes; a
-//! room hears of a user when the count goes from 0 to 1 or back (two tabs
-//! that come together are announced once, never zero times).
-//!
+//! Who is online in which room: each room's users by id, with how many of
+//! their sockets are in it, counted under the lock every join, leave and
+//! disconnect takes. A room hears of a user when the count goes from 0 to 1 or
+//! back (two tabs that come together are announced once, never zero times).
 //! A socket entering a room gets the first page of the list (`presence`),
 //! asks for more (`presence page`) if the reader scrolls, then hears who came
 //! and went (`presence change`), gathered for [`PRESENCE_EVERY`]: ten tabs
@@ -17,9 +15,9 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
+use step04_socket_middleware::delivery;
 
 use crate::chat::{Chat, ChatError};
-use crate::delivery;
 use crate::handlers::{answer, has_joined};
 use crate::validation::{InputError, parse_room};
 

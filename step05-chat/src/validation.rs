@@ -57,17 +57,21 @@ pub struct OutgoingText {
 /// Socket.IO, the database and the page: a small alphabet means none of them
 /// worries about escaping or look-alike names.
 pub fn parse_room(value: &Value) -> Result<String, InputError> {
-    let room = value.as_str().ok_or(InputError::InvalidRoom)?;
     let allowed = |c: char| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
     };
-    if room.is_empty()
-        || room.len() > MAX_ROOM_CHARS
-        || !room.chars().all(allowed)
-    {
-        return Err(InputError::InvalidRoom);
-    }
-    Ok(room.to_owned())
+    short_string(value, MAX_ROOM_CHARS, allowed).ok_or(InputError::InvalidRoom)
+}
+
+/// `value`, if it is a string of 1 to `max` characters, each `allowed`.
+fn short_string(
+    value: &Value,
+    max: usize,
+    allowed: fn(char) -> bool,
+) -> Option<String> {
+    let text = value.as_str()?;
+    let fits = !text.is_empty() && text.len() <= max;
+    (fits && text.chars().all(allowed)).then(|| text.to_owned())
 }
 
 // ANCHOR: parse_chat_message
@@ -102,15 +106,9 @@ pub fn parse_chat_message(value: &Value) -> Result<OutgoingText, InputError> {
 /// A client's id for its message: 1 to 64 printable ASCII characters (it is
 /// stored, so it is kept short and plain).
 fn parse_client_offset(value: &Value) -> Result<String, InputError> {
-    let offset = value.as_str().ok_or(InputError::InvalidClientOffset)?;
     let printable = |c: char| c.is_ascii_graphic();
-    if offset.is_empty()
-        || offset.len() > MAX_CLIENT_OFFSET_CHARS
-        || !offset.chars().all(printable)
-    {
-        return Err(InputError::InvalidClientOffset);
-    }
-    Ok(offset.to_owned())
+    short_string(value, MAX_CLIENT_OFFSET_CHARS, printable)
+        .ok_or(InputError::InvalidClientOffset)
 }
 // ANCHOR_END: parse_client_offset
 

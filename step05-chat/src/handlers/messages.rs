@@ -5,11 +5,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::InOrder;
+use step04_socket_middleware::{InOrder, delivery};
 
 use super::{answer, has_joined};
 use crate::chat::{Chat, ChatError};
-use crate::delivery;
 use crate::messages::{ChatMessage, NewMessage, Stored};
 use crate::validation::{parse_chat_message, parse_room};
 

@@ -9,12 +9,11 @@ pub(crate) mod rooms;
 
 use std::convert::Infallible;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::{SessionWatch, watch_session};
+use step04_socket_middleware::{SessionWatch, delivery, watch_session};
 
 use crate::chat::{Chat, ChatError, GENERAL};
 use crate::presence::{announce_leaving, counted_rooms, on_presence_page};
@@ -52,28 +51,22 @@ pub(crate) async fn admit_socket(
 }
 // ANCHOR_END: admit_socket
 
-/// What a client may send in the handshake: `io({ auth: { serverOffset: 41
-/// } })`, the id of the last message it saw, to get what it missed.
-#[derive(Debug, Deserialize)]
-pub(crate) struct HandshakeAuth {
-    #[serde(rename = "serverOffset")]
-    server_offset: Option<i64>,
-}
-
 // ANCHOR: on_connect
 /// Runs once the socket is admitted: step 4's session watch, then `general`,
-/// with its history, what the client missed, and who is online.
+/// with its history, what the client missed, and who is online. The client
+/// says what it saw last in the handshake: `io({ auth: { serverOffset: 41 }
+/// })`.
 pub(crate) async fn on_connect(
     io: SocketIo,
     socket: SocketRef,
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
-    TryData(auth): TryData<HandshakeAuth>,
+    TryData(auth): TryData<Value>,
     State(watch): State<SessionWatch>,
 ) {
     let watching = watch_session(socket.clone(), watch.store, watch.every);
     chat.tasks.spawn(watching);
-    let offset = auth.ok().and_then(|auth| auth.server_offset);
+    let offset = auth.ok().and_then(|auth| auth["serverOffset"].as_i64());
     let entered = rooms::enter_general(&io, &socket, &chat, &user, offset);
     match entered.await {
         Ok(replayed) => tracing::info!(user = %user.username, replayed, "in"),
@@ -106,16 +99,9 @@ pub(crate) fn answer(
 ) {
     let reply =
         reply.unwrap_or_else(|error| json!({ "error": error.to_string() }));
-    crate::delivery::acknowledge(socket, ack, &reply);
+    delivery::acknowledge(socket, ack, &reply);
 }
 // ANCHOR_END: answer
-
-/// The chat rooms the socket is in (not step 4's `user:1` and `session:..`:
-/// no chat room's name has a `:`).
-pub(crate) fn chat_rooms(socket: &SocketRef) -> Vec<String> {
-    let rooms = socket.rooms().into_iter().map(|room| room.into_owned());
-    rooms.filter(|room| !room.contains(':')).collect()
-}
 
 /// Whether the socket may speak in `room`. `general` always counts: a fast
 /// client may send before `on_connect` has put it there.

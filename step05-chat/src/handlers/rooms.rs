@@ -7,12 +7,12 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
+use step04_socket_middleware::delivery;
 
-use super::{answer, chat_rooms};
+use super::answer;
 use crate::chat::{CATCH_UP_LIMIT, Chat, ChatError, GENERAL};
-use crate::delivery;
 use crate::messages::{HISTORY_LIMIT, Page};
-use crate::presence::{announce_leaving, announce_presence};
+use crate::presence::{announce_leaving, announce_presence, counted_rooms};
 use crate::validation::parse_room;
 
 // ANCHOR: catch_up_read
@@ -110,7 +110,7 @@ pub(crate) async fn on_join(
 /// `MAX_ROOMS_PER_SOCKET` rooms besides `general`. (Asked under the lock every
 /// join takes: 500 joins at once cannot all see "19 rooms, one more is fine".)
 fn may_enter(socket: &SocketRef, chat: &Chat, room: &str) -> bool {
-    let rooms = chat_rooms(socket);
+    let rooms = counted_rooms(socket);
     let others = rooms.iter().filter(|joined| *joined != GENERAL).count();
     room == GENERAL
         || rooms.iter().any(|joined| joined == room)

@@ -1,20 +1,23 @@
 //! Sending to one socket without ever losing a packet in silence.
 //!
-//! Each socket has a queue of `SOCKET_BUFFER` packets. A client that reads
-//! slower than the room talks (a frozen tab, a phone on a bad network) fills
-//! it, and then `emit` returns `InternalChannelFull`; a broadcast,
-//! `io.to(room).emit(..)`, would skip that socket without a word, and its user
-//! would see the conversation go on with holes in it.
+//! Each socket has a queue of so many packets (socketioxide's
+//! `max_buffer_size`). A client that reads slower than the room talks (a
+//! frozen tab, a phone on a bad network) fills it, and then `emit` returns
+//! `InternalChannelFull`; a broadcast, `io.to(room).emit(..)`, would skip that
+//! socket without a word, and its user would see the conversation go on with
+//! holes in it. (Node's Socket.IO has no such limit: its queue just grows.)
 //!
-//! So the chat sends to each socket itself, and never drops that error: the
+//! So a chat sends to each socket itself, and never drops that error: the
 //! socket is marked *lagging* (nothing more is queued for it, or a message
 //! after the hole would move the client's `serverOffset` past it), and as soon
 //! as its queue has room it gets `resync` and is disconnected. The page
-//! reconnects with the id of the last message it saw, and catches up.
+//! reconnects with the id of the last message it saw, and catches up. Step 5
+//! and the chapters after it send everything through here.
 
 use std::time::Duration;
 
 use serde::Serialize;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::{SendError, SocketError};
 
@@ -22,32 +25,41 @@ use socketioxide::{SendError, SocketError};
 #[derive(Clone, Copy, Debug)]
 struct Lagging;
 
+/// How long a lagging socket has to take its `resync` and disconnect. After a
+/// minute, Engine.IO's heartbeat has closed a client that reads nothing.
+const RESYNC_PATIENCE: Duration = Duration::from_secs(60);
+
 // ANCHOR: send
 /// Queues `event` for `socket`, or, if its queue is full, starts a resync.
 /// Whether it was queued (if not, the socket catches up when it reconnects).
-pub(crate) fn send<T>(socket: &SocketRef, event: &'static str, data: &T) -> bool
+pub fn send<A, T>(socket: &SocketRef<A>, event: &'static str, data: &T) -> bool
 where
+    A: Adapter,
     T: Serialize + ?Sized,
 {
-    if socket.extensions.get::<Lagging>().is_some() {
+    if is_lagging(socket) {
         return false; // a resync is on its way: more would hide the hole
     }
     queued_or_resync(socket, socket.emit(event, data))
 }
 
 /// [`send`] for an acknowledgement, which goes through the same queue.
-pub(crate) fn acknowledge<T>(
-    socket: &SocketRef,
-    ack: AckSender,
+pub fn acknowledge<A, T>(
+    socket: &SocketRef<A>,
+    ack: AckSender<A>,
     data: &T,
 ) -> bool
 where
+    A: Adapter,
     T: Serialize + ?Sized,
 {
     queued_or_resync(socket, ack.send(data))
 }
 
-fn queued_or_resync(socket: &SocketRef, sent: Result<(), SendError>) -> bool {
+fn queued_or_resync<A: Adapter>(
+    socket: &SocketRef<A>,
+    sent: Result<(), SendError>,
+) -> bool {
     match sent {
         Ok(()) => true,
         Err(SendError::Socket(SocketError::InternalChannelFull)) => {
@@ -59,23 +71,26 @@ fn queued_or_resync(socket: &SocketRef, sent: Result<(), SendError>) -> bool {
 }
 // ANCHOR_END: send
 
+/// Whether `socket` overflowed and waits for its resync.
+pub fn is_lagging<A: Adapter>(socket: &SocketRef<A>) -> bool {
+    socket.extensions.get::<Lagging>().is_some()
+}
+
 // ANCHOR: resync
 /// Marks `socket` as lagging and, in the background, sends it `resync` and
 /// disconnects it once its queue has room for those two packets (the
-/// disconnect goes through the same queue). After a minute, Engine.IO's
-/// heartbeat has closed a client that reads nothing at all.
-fn resync(socket: SocketRef) {
+/// disconnect goes through the same queue).
+fn resync<A: Adapter>(socket: SocketRef<A>) {
     if socket.extensions.insert(Lagging).is_some() {
         return; // already on its way
     }
     tracing::warn!(sid = %socket.id, "socket too slow: resynchronising it");
     tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + RESYNC_PATIENCE;
         let mut told = false;
-        for _ in 0..3000 {
+        while socket.connected() && tokio::time::Instant::now() < deadline {
             told = told || socket.emit("resync", &()).is_ok();
-            if !socket.connected()
-                || told && socket.clone().disconnect().is_ok()
-            {
+            if told && socket.clone().disconnect().is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
