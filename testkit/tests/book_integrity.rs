@@ -6,6 +6,8 @@
 //!   and a named anchor exists in it and holds at least one non-blank line;
 //! - every image a chapter shows (`![...](img/...)` or `<img src="...">`) exists, and every
 //!   diagram in `book/src/img/` is shown by some chapter (none left behind after an edit);
+//! - every SVG a chapter shows is drawn at most 750 px wide (the book's column, so it is
+//!   never scaled down) with no text under 13 px (issue 21);
 //! - in the chapters of `CHAPTERS_WITH_THE_LISTING_RULE`, no listing is longer than 40 lines
 //!   or wider than the book's 80-column code block (issue 12);
 //! - every stated reading time is close to a careful read's, and every chapter beyond the
@@ -446,6 +448,217 @@ fn the_listing_rule_catches_a_41_line_listing_and_an_81_character_line() {
         Some(vec!["b".to_owned()])
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---------------------------------------------------------------- diagrams
+
+/// The width of the book's text column in CSS pixels: a wider image is scaled down to fit,
+/// and its text with it (issue 21: 11 px labels in an 880 px drawing rendered at 9.5 px).
+const MAX_DIAGRAM_WIDTH: f64 = 750.0;
+
+/// The smallest text a diagram may draw, in px at its own scale (1:1 in the column).
+const MIN_DIAGRAM_FONT_SIZE: f64 = 13.0;
+
+/// The SVG files that some chapter shows, each once.
+fn shown_svgs(src: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let mut svgs = std::collections::BTreeSet::new();
+    for chapter in markdown_files(src) {
+        let text = std::fs::read_to_string(&chapter).expect("read chapter");
+        let dir = chapter.parent().expect("chapter folder");
+        for target in image_references(&text) {
+            if target.ends_with(".svg")
+                && !target.contains("://")
+                && let Ok(file) = dir.join(&target).canonicalize()
+            {
+                svgs.insert(file);
+            }
+        }
+    }
+    svgs
+}
+
+/// The value of attribute `name` in the attribute text of one tag, if present.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = tag;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().last();
+        let after = rest[at + name.len()..].trim_start();
+        rest = &rest[at + name.len()..];
+        // `width` must not match `stroke-width`, nor `viewBox` a longer name.
+        if before.is_some_and(|c| !c.is_whitespace()) {
+            continue;
+        }
+        let Some(value) = after.strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let quote = value.chars().next()?;
+        if quote != '"' && quote != '\'' {
+            continue;
+        }
+        let value = &value[1..];
+        return value.find(quote).map(|end| &value[..end]);
+    }
+    None
+}
+
+/// A length in px: `13`, `13px`, `13.5` (no unit means user units, px at 1:1). Other units
+/// (`em`, `%`, `pt`) are refused rather than guessed, so the check stays exact.
+fn px(value: &str) -> Result<f64, String> {
+    let value = value.trim();
+    let number_end = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(number_end);
+    match (number.parse::<f64>(), unit.trim()) {
+        (Ok(n), "" | "px") => Ok(n),
+        _ => Err(format!("`{value}` is not a length in px")),
+    }
+}
+
+/// What keeps the SVG `text` of the file `name` from being shown at 1:1 in the book's
+/// column with text of `MIN_DIAGRAM_FONT_SIZE` or more: the root's `width` or `viewBox`
+/// width over `MAX_DIAGRAM_WIDTH` (or the two differing, which scales the drawing), and
+/// every `font-size` below the minimum, whether an attribute (`font-size="11"`) or CSS
+/// (`font-size: 11px` in a `style`), or in a unit the check cannot compare.
+fn svg_problems(name: &str, svg: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let root = svg.find("<svg").and_then(|start| {
+        svg[start..]
+            .find('>')
+            .map(|end| &svg[start + 4..start + end])
+    });
+    let Some(root) = root else {
+        return vec![format!("{name}: no <svg> root element")];
+    };
+    let view_box_width = attribute(root, "viewBox").map(|view_box| {
+        let numbers: Vec<&str> = view_box
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|part| !part.is_empty())
+            .collect();
+        match numbers.get(2).map(|width| width.parse::<f64>()) {
+            Some(Ok(width)) if numbers.len() == 4 => Ok(width),
+            _ => Err(format!("viewBox=\"{view_box}\" is not four numbers")),
+        }
+    });
+    let width = attribute(root, "width").map(px);
+    match (&view_box_width, &width) {
+        (None, _) => problems.push(format!(
+            "{name}: the root <svg> has no viewBox, so the check cannot know its width"
+        )),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => problems.push(format!("{name}: {e}")),
+        (Some(Ok(view_box)), width) => {
+            if *view_box > MAX_DIAGRAM_WIDTH {
+                problems.push(format!(
+                    "{name}: viewBox width {view_box} is over {MAX_DIAGRAM_WIDTH}: the book \
+                     scales it down, and its text with it"
+                ));
+            }
+            if let Some(Ok(width)) = width {
+                if *width > MAX_DIAGRAM_WIDTH {
+                    problems.push(format!(
+                        "{name}: width=\"{width}\" is over {MAX_DIAGRAM_WIDTH}"
+                    ));
+                }
+                if (width - view_box).abs() > 0.5 {
+                    problems.push(format!(
+                        "{name}: width=\"{width}\" differs from the viewBox width {view_box}: \
+                         the drawing is scaled, and its font sizes with it"
+                    ));
+                }
+            }
+        }
+    }
+    // Each offending value once per file, with how often it occurs.
+    let mut sizes: Vec<(String, usize)> = Vec::new();
+    let mut rest = svg;
+    while let Some(at) = rest.find("font-size") {
+        rest = &rest[at + "font-size".len()..];
+        let after = rest.trim_start();
+        let Some(value) = after.strip_prefix(['=', ':']) else {
+            continue;
+        };
+        let value = value.trim_start().trim_start_matches(['"', '\'']);
+        let end = value
+            .find(['"', '\'', ';', '}', '<', '>', '\n', '!'])
+            .unwrap_or(value.len());
+        let problem = match px(&value[..end]) {
+            Ok(size) if size < MIN_DIAGRAM_FONT_SIZE => {
+                format!("{name}: font-size {size} px is under {MIN_DIAGRAM_FONT_SIZE} px")
+            }
+            Ok(_) => continue,
+            Err(e) => format!("{name}: font-size {e}"),
+        };
+        match sizes.iter_mut().find(|(seen, _)| *seen == problem) {
+            Some((_, count)) => *count += 1,
+            None => sizes.push((problem, 1)),
+        }
+    }
+    problems.extend(sizes.into_iter().map(|(problem, count)| match count {
+        1 => problem,
+        _ => format!("{problem} ({count} times)"),
+    }));
+    if svg.contains("font:") {
+        problems.push(format!(
+            "{name}: a CSS `font:` shorthand: write `font-size`, which this check reads"
+        ));
+    }
+    problems
+}
+
+#[test]
+fn every_diagram_fits_the_column_with_text_of_13_px_or_more() {
+    let src = book_src();
+    let svgs = shown_svgs(&src);
+    assert!(svgs.len() >= 5, "the book shows only {} SVGs", svgs.len());
+    let mut problems = Vec::new();
+    for svg in &svgs {
+        let text = std::fs::read_to_string(svg).expect("read SVG");
+        let name = svg
+            .strip_prefix(src.canonicalize().expect("book/src"))
+            .unwrap_or(svg);
+        problems.extend(svg_problems(&name.display().to_string(), &text));
+    }
+    assert!(
+        problems.is_empty(),
+        "diagrams the book's column would shrink, or with text too small to read on a \
+         phone:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_diagram_rule_catches_a_wide_drawing_and_small_text() {
+    let good = r#"<svg xmlns="http://www.w3.org/2000/svg" width="750" height="90"
+        viewBox="0 0 750 90"><style>text { font-size: 13px; }</style>
+        <rect stroke-width="1.2" width="800"/><text font-size="14">a</text></svg>"#;
+    assert_eq!(svg_problems("good.svg", good), Vec::<String>::new());
+    let wide = r#"<svg width="880" viewBox="0 0 880 600"><text font-size="13">a</text></svg>"#;
+    let wide = svg_problems("wide.svg", wide).join("\n");
+    assert!(
+        wide.contains("wide.svg: viewBox width 880 is over 750"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("wide.svg: width=\"880\" is over 750"),
+        "{wide}"
+    );
+    let scaled = svg_problems("s.svg", r#"<svg width="700" viewBox="0 0 1400 100"></svg>"#);
+    assert_eq!(scaled.len(), 2, "{scaled:?}");
+    let small = r#"<svg viewBox="0,0,700,100"><style>.note { font-size:11.5px }</style>
+        <text font-size="12">a</text><text style="fill: red; font-size: 9px">b</text>
+        <text font-size="1em">c</text></svg>"#;
+    let small = svg_problems("small.svg", small).join("\n");
+    for expected in [
+        "small.svg: font-size 11.5 px is under 13 px",
+        "small.svg: font-size 12 px is under 13 px",
+        "small.svg: font-size 9 px is under 13 px",
+        "small.svg: font-size `1em` is not a length in px",
+    ] {
+        assert!(small.contains(expected), "{expected} not in:\n{small}");
+    }
+    let no_view_box = svg_problems("n.svg", r#"<svg width="300"></svg>"#).join("\n");
+    assert!(no_view_box.contains("no viewBox"), "{no_view_box}");
 }
 
 // ---------------------------------------------------------------- reading times
