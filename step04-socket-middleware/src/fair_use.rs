@@ -25,8 +25,9 @@ pub const UNLIMITED_RATE: f64 = 1e12;
 // ANCHOR: rate_limit
 /// `burst` at once, then `per_second`, for each key. Cheap to clone: clones
 /// share their counts.
+/// (`None`: no limit.)
 #[derive(Clone)]
-pub struct RateLimit<K: Hash + Eq + Clone>(Option<Arc<Counts<K>>>); // None: no limit
+pub struct RateLimit<K: Hash + Eq + Clone>(Option<Arc<Counts<K>>>);
 
 struct Counts<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
@@ -118,7 +119,8 @@ impl Strikes {
             return true;
         }
         if !self.0.allows(&user_id) {
-            tracing::warn!(user_id, sid = %socket.id, "too many refused events: disconnecting");
+            let sid = socket.id;
+            tracing::warn!(user_id, %sid, "too many refusals: disconnecting");
             socket.clone().disconnect().ok();
         }
         false

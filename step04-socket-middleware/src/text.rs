@@ -20,8 +20,11 @@ pub enum TextError {
 /// `text` without the characters that reorder it (LRE, RLE, PDF, LRO, RLO,
 /// LRI ... PDI).
 pub fn without_bidi_controls(text: &str) -> String {
-    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    text.chars().filter(|&c| !bidi(c)).collect()
+    let reorders = |c: char| {
+        let embedding = ('\u{202A}'..='\u{202E}').contains(&c);
+        embedding || ('\u{2066}'..='\u{2069}').contains(&c) // isolates
+    };
+    text.chars().filter(|&c| !reorders(c)).collect()
 }
 
 /// `Ok` if `text` has no control character but new lines, something visible,
@@ -51,7 +54,10 @@ pub fn shows_something(text: &str) -> Result<(), TextError> {
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}'
+        '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
     )
 }
 // ANCHOR_END: shows_something
@@ -82,8 +88,8 @@ mod tests {
 
     #[test]
     fn new_lines_accents_and_emoji_show_and_bidi_overrides_go() {
-        for text in ["two\nlines", "e\u{0301}t\u{0301}e\u{0301}", "🦀", "日本"]
-        {
+        let accents = "e\u{0301}t\u{0301}e\u{0301}";
+        for text in ["two\nlines", accents, "🦀", "日本"] {
             assert_eq!(shows_something(text), Ok(()), "{text:?}");
         }
         assert_eq!(without_bidi_controls("a\u{202E}b\u{2066}c"), "abc");
