@@ -7,23 +7,28 @@
 //! cargo run -p step01-http-vs-socket --example primer
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use axum::routing::get;
+use serde::{Deserialize, Deserializer};
 use tower::ServiceExt;
 
 #[tokio::main]
 async fn main() {
+    // In the order the chapter reads them: its test compares each section's
+    // lines with the output the chapter shows.
     println!("1. a future is lazy");
     lazy_future().await;
     println!("2. tasks on several threads share through Arc<Mutex<..>>");
@@ -34,16 +39,24 @@ async fn main() {
     extractor().await;
     println!("5. Result and ?");
     results();
-    println!("6. a trait, and a function generic over it");
+    println!("6. Infallible: an error that cannot happen");
+    infallible();
+    println!("7. a trait, and a function generic over it");
     traits();
-    println!("7. an async closure");
-    async_closure().await;
-    println!("8. layers: the last one added runs first");
-    layers().await;
-    println!("9. a let chain");
-    let_chain();
-    println!("10. a future handed over to run later");
+    println!("8. trait objects: dyn Trait behind a pointer");
+    trait_objects();
+    println!("9. a future handed over to run later");
     handed_over().await;
+    println!("10. lifetimes: 'static, '_ and 'de");
+    lifetimes();
+    println!("11. an async closure");
+    async_closure().await;
+    println!("12. layers: the last one added runs first");
+    layers().await;
+    println!("13. a let chain");
+    let_chain();
+    println!("14. a generic handler, and the question it must answer");
+    handler_bound().await;
 }
 
 async fn lazy_future() {
@@ -154,8 +167,25 @@ fn results() {
     }
 }
 
+// ANCHOR: infallible
+/// Admits every visitor: it cannot fail, and says so with an error type that
+/// has no values at all. The `Result` is there because the caller's
+/// signature wants one (a socketioxide connect middleware, say).
+fn admit(visitors: &mut Vec<String>, name: &str) -> Result<(), Infallible> {
+    visitors.push(name.to_owned());
+    Ok(())
+}
+
+fn infallible() {
+    let mut visitors = Vec::new();
+    // No `else`, no `Err` arm: the compiler knows there is no `Err` to match.
+    let Ok(()) = admit(&mut visitors, "ada");
+    println!("   admitted {visitors:?}");
+}
+// ANCHOR_END: infallible
+
 // ANCHOR: traits
-trait UserStore {
+trait UserStore: Send + Sync + 'static {
     fn name_of(&self, id: u64) -> Option<String>;
 }
 
@@ -179,6 +209,73 @@ fn greet<U: UserStore>(users: &U, id: u64) -> String {
 fn traits() {
     let users = InMemory(HashMap::from([(1, "ada".to_owned())]));
     println!("   {} / {}", greet(&users, 1), greet(&users, 2));
+}
+
+// ANCHOR: trait_objects
+/// Code to run at logout. Each closure has a type of its own, so a list of
+/// different closures holds each one behind a pointer, as a `dyn Fn`.
+type LogoutHook = Box<dyn Fn(&str) + Send + Sync>;
+
+fn trait_objects() {
+    let farewell = String::from("bye");
+    let hooks: Vec<LogoutHook> = vec![
+        Box::new(|user| println!("   close the sockets of {user}")),
+        Box::new(move |user| println!("   {farewell}, {user}")),
+    ];
+    for hook in &hooks {
+        hook("ada"); // which closure runs is looked up at run time
+    }
+    // One store, shared by every clone of the app, whatever its type.
+    let users: Arc<dyn UserStore> =
+        Arc::new(InMemory(HashMap::from([(1, "ada".to_owned())])));
+    println!("   {:?}", users.name_of(1));
+}
+// ANCHOR_END: trait_objects
+
+// ANCHOR: lifetimes
+/// `'static`: borrowed from something that lives as long as the program (a
+/// literal), or owned. A `Cow` is either, so only a built text allocates.
+fn refusal(failures: u32) -> Cow<'static, str> {
+    match failures {
+        0 => Cow::Borrowed("Unauthorized"),
+        n => Cow::Owned(format!("{n} failed logins: wait a minute")),
+    }
+}
+
+/// `'_`: the guard borrows the mutex, so it cannot outlive it. Which borrow
+/// it is the compiler can tell from the arguments; `'_` says "that one".
+fn lock(visitors: &Mutex<Vec<String>>) -> MutexGuard<'_, Vec<String>> {
+    visitors.lock().unwrap_or_else(PoisonError::into_inner)
+}
+// ANCHOR_END: lifetimes
+
+// ANCHOR: lifetime_de
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    remember: bool,
+}
+
+/// An HTML checkbox sends `"on"` when ticked and nothing when not. `'de` is
+/// the life of the input serde reads from: this function copies what it
+/// needs, so any `'de` will do, and it only has to name it.
+fn checkbox<'de, D: Deserializer<'de>>(input: D) -> Result<bool, D::Error> {
+    Ok(String::deserialize(input)? == "on")
+}
+// ANCHOR_END: lifetime_de
+
+fn lifetimes() {
+    println!("   {} / {}", refusal(0), refusal(3));
+    let visitors = Mutex::new(vec!["ada".to_owned()]);
+    println!("   first visitor: {:?}", lock(&visitors).first());
+    let body = String::from(r#"{"username":"ada","remember":"on"}"#);
+    match serde_json::from_str::<LoginForm>(&body) {
+        Ok(form) => {
+            println!("   {}, remember: {}", form.username, form.remember)
+        }
+        Err(error) => println!("   {error}"),
+    }
 }
 
 async fn async_closure() {
@@ -224,6 +321,54 @@ fn let_chain() {
         println!("   join {room}");
     }
     // ANCHOR_END: let_chain
+}
+
+// ANCHOR: generic_handler
+/// The app's state, generic over its store as step 3's `Passport<U>` is.
+struct App<U> {
+    users: U,
+    visits: Mutex<u64>,
+}
+
+/// Counts a visit under a `std::sync::Mutex`, then awaits: the guard must be
+/// gone by then, or the future is not `Send` and `visit` is no `Handler`.
+async fn visit<U: UserStore>(State(app): State<Arc<App<U>>>) -> String {
+    let count = {
+        let mut visits =
+            app.visits.lock().unwrap_or_else(PoisonError::into_inner);
+        *visits += 1;
+        *visits
+    }; // the guard is dropped here, before the await
+    tokio::task::yield_now().await; // stands for a database call
+    let name = app.users.name_of(1).unwrap_or_default();
+    format!("visit {count} by {name}")
+}
+
+fn visit_router<U: UserStore>(app: Arc<App<U>>) -> Router {
+    Router::new().route("/", get(visit::<U>)).with_state(app)
+}
+// ANCHOR_END: generic_handler
+
+// ANCHOR: is_send
+/// Compiles only if `visit`'s future may move between threads. When it may
+/// not, the error names the value that cannot, and the `.await` it is held
+/// across.
+fn visit_is_send<U: UserStore>(app: Arc<App<U>>) {
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&visit(State(app)));
+}
+// ANCHOR_END: is_send
+
+async fn handler_bound() {
+    let users = InMemory(HashMap::from([(1, "ada".to_owned())]));
+    let app = Arc::new(App {
+        users,
+        visits: Mutex::new(0),
+    });
+    visit_is_send(Arc::clone(&app)); // its work was done by the compiler
+    let request = Request::get("/").body(Body::empty()).unwrap_or_default();
+    let Ok(response) = visit_router(app).oneshot(request).await;
+    println!("   {}", body_text(response).await);
 }
 
 // ANCHOR: handed_over
