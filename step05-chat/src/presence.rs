@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::delivery;
+use step04_socket_middleware::{InOrder, delivery};
 
 use crate::chat::{Chat, ChatError};
 use crate::handlers::{answer, has_joined};
@@ -164,7 +164,9 @@ pub(crate) async fn on_presence_page(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender,
+    mut turn: InOrder, // after the join it follows
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or_default();
     let page = next_page(&socket, &chat, &user, &payload);
     answer(&socket, ack, page);

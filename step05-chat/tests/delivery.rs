@@ -30,11 +30,22 @@ async fn unlimited(socket_buffer: Option<usize>) -> TestApp {
 /// queue these tests give a socket, 100 packets: a bigger chunk made the
 /// sender itself lag on a slow machine, and lose acknowledgements by design.
 async fn send_many(socket: &JsSocket, label: &str, count: usize) -> Vec<i64> {
+    send_many_to(socket, "general", label, count).await
+}
+
+/// [`send_many`] to `room`.
+async fn send_many_to(
+    socket: &JsSocket,
+    room: &str,
+    label: &str,
+    count: usize,
+) -> Vec<i64> {
     let mut ids = Vec::with_capacity(count);
     let texts: Vec<String> =
         (0..count).map(|n| format!("{label} {n}")).collect();
     for chunk in texts.chunks(40) {
-        let args = chunk.iter().map(|text| json!([text])).collect();
+        let message = |text| json!([{ "room": room, "text": text }]);
+        let args = chunk.iter().map(message).collect();
         for ack in socket.emit_many("chat message", args).await {
             ids.push(
                 ack["id"]
@@ -159,6 +170,69 @@ async fn away_for_1500_messages_over_websocket_gets_the_newest_1000_and_is_told(
 async fn away_for_1500_messages_over_polling_gets_the_newest_1000_and_is_told()
 {
     catch_up(1500, "polling").await;
+}
+
+/// The same in a room other than `general`: Alice had joined `lobby` and seen
+/// its messages up to `last_seen`; while she is away `missed` messages come to
+/// `lobby` (and some to `general`). She comes back and joins `lobby` again with
+/// that room's offset, as the page does for each room it was in: the join's
+/// history ends where she left off, then every message she missed there
+/// follows, once, in order (the newest 1,000, and `truncated` beyond).
+async fn catch_up_in_a_room(missed: usize, transport: &str) {
+    let app = unlimited(None).await;
+    let alice = app.register("alice").await;
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    let joined = bob.emit_with_ack("join", json!(["lobby"])).await;
+    assert_eq!(joined["ok"], true, "{joined}");
+    let before = json!({ "room": "lobby", "text": "before you left" });
+    let last_seen = say(&bob, before).await["id"].as_i64().expect("id");
+
+    let sent = send_many_to(&bob, "lobby", "while you were away", missed).await;
+    send_many(&bob, "elsewhere", 5).await; // not hers to replay in `lobby`
+
+    let only = json!({ "transports": [transport] });
+    let (alice, _) = app.connected_with(&alice, only).await;
+    let again = json!([{ "room": "lobby", "serverOffset": last_seen }]);
+    let joined = alice.emit_with_ack("join", again).await;
+    assert_eq!(
+        (&joined["ok"], &joined["room"]),
+        (&json!(true), &json!("lobby"))
+    );
+    let history = json!({ "messages": joined["history"] });
+    assert!(message_ids(&history).iter().all(|&id| id <= last_seen));
+    assert!(message_ids(&history).contains(&last_seen), "{joined}");
+    assert_eq!(joined["truncated"], missed > 1000, "truncated flag");
+    let replayed = sent.len().min(1000);
+    let got = receive_ids(&alice, replayed, Duration::from_secs(10)).await;
+    assert_eq!(got, sent[sent.len() - replayed..], "the newest, in order");
+    assert_silent(&alice, "chat message").await; // and each once
+
+    // Live again: the next message in `lobby` comes once, after them.
+    let next = json!({ "room": "lobby", "text": "welcome back" });
+    let id = say(&bob, next).await["id"].as_i64().expect("id");
+    assert_eq!(receive_ids(&alice, 1, Duration::from_secs(10)).await, [id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn away_from_a_room_for_300_messages_over_websocket_gets_all_300() {
+    catch_up_in_a_room(300, "websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn away_from_a_room_for_300_messages_over_polling_gets_all_300() {
+    catch_up_in_a_room(300, "polling").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn away_from_a_room_for_1500_messages_over_websocket_gets_1000_and_is_told()
+ {
+    catch_up_in_a_room(1500, "websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn away_from_a_room_for_1500_messages_over_polling_gets_1000_and_is_told()
+{
+    catch_up_in_a_room(1500, "polling").await;
 }
 
 // ---------------------------------------------------------------- slow

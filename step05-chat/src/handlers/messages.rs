@@ -89,7 +89,9 @@ pub(crate) async fn on_typing(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender,
+    mut turn: InOrder,
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or_default();
     let told = tell_typing(&socket, &chat, &user, &payload);
     answer(&socket, ack, told);

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::delivery;
+use step04_socket_middleware::{InOrder, delivery};
 
 use super::answer;
 use crate::chat::{CATCH_UP_LIMIT, Chat, ChatError, GENERAL};
@@ -28,17 +28,8 @@ pub(crate) async fn enter_general(
     // The big reads (up to 1,050 rows) happen outside the lock, two sockets
     // at a time, so that a flood of reconnections holds up nobody.
     let turn = chat.catch_ups.acquire().await;
-    let store = &chat.messages;
-    let upto = store.last_id(GENERAL).await?;
-    // The history ends where the client left off; the rest is replayed.
-    let shown = offset.map_or(upto, |offset| offset.min(upto));
-    let history = store.newest(GENERAL, 0, shown, HISTORY_LIMIT).await?;
-    let missed = match offset {
-        Some(after) => {
-            store.newest(GENERAL, after, upto, CATCH_UP_LIMIT).await?
-        }
-        None => Page::default(),
-    };
+    let upto = chat.messages.last_id(GENERAL).await?;
+    let (history, missed) = read_entry(chat, GENERAL, offset, upto).await?;
     drop(turn);
     // ANCHOR_END: catch_up_read
     // ANCHOR: catch_up_send
@@ -53,11 +44,32 @@ pub(crate) async fn enter_general(
     // What was stored since the reads comes in the same turn as the join.
     let _turn = chat.deliveries.lock().await;
     let after = upto.max(offset.unwrap_or(0));
-    let since = store.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT).await?;
+    let since = chat.messages.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT);
+    let since = since.await?;
     if replay(socket, &since) {
         announce_presence(io, socket, chat, user, GENERAL);
     }
     Ok(missed.messages.len() + since.messages.len())
+}
+
+/// What a socket entering `room` is shown: the history up to `offset` (the
+/// last message the client saw there), and the messages after `offset` up to
+/// `upto`, the newest [`CATCH_UP_LIMIT`] of them (`truncated` if there were
+/// more).
+async fn read_entry(
+    chat: &Chat,
+    room: &str,
+    offset: Option<i64>,
+    upto: i64,
+) -> Result<(Page, Page), sqlx::Error> {
+    let store = &chat.messages;
+    let shown = offset.map_or(upto, |offset| offset.min(upto));
+    let history = store.newest(room, 0, shown, HISTORY_LIMIT).await?;
+    let missed = match offset {
+        Some(after) => store.newest(room, after, upto, CATCH_UP_LIMIT).await?,
+        None => Page::default(),
+    };
+    Ok((history, missed))
 }
 
 /// Sends each message of `page`; whether all of them were queued.
@@ -69,7 +81,9 @@ fn replay(socket: &SocketRef, page: &Page) -> bool {
 // ANCHOR_END: catch_up_send
 
 // ANCHOR: join
-/// `join`: enter a room, and get its history in the acknowledgement.
+/// `join`: `"rust"`, or `{"room": "rust", "serverOffset": 41}` from a client
+/// coming back with the last message it saw there. The acknowledgement has the
+/// room's history, up to that message; what came after it follows, in order.
 pub(crate) async fn on_join(
     io: SocketIo,
     socket: SocketRef,
@@ -77,9 +91,15 @@ pub(crate) async fn on_join(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender,
+    mut turn: InOrder, // a join, then a message to that room: in that order
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or_default();
-    let room = match parse_room(&payload) {
+    let room = match payload.get("room") {
+        Some(room) => parse_room(room),
+        None => parse_room(&payload),
+    };
+    let room = match room {
         Ok(room) => room,
         Err(error) => return answer(&socket, ack, Err(error.into())),
     };
@@ -87,19 +107,23 @@ pub(crate) async fn on_join(
         return answer(&socket, ack, Err(error));
     }
     // Checked and done in one turn of the lock, as `leave` is: a `leave`
-    // racing this `join` finds the socket either not in yet, or all in.
+    // racing this `join` finds the socket either not in yet, or all in; and
+    // no message is stored between what is read here and the join.
     let _turn = chat.deliveries.lock().await;
     if !may_enter(&socket, &chat, &room) {
         return answer(&socket, ack, Err(ChatError::TooManyRooms));
     }
-    let history = chat.messages.newest(&room, 0, i64::MAX, HISTORY_LIMIT);
-    let reply = match history.await {
-        Ok(page) => {
-            json!({ "ok": true, "room": room, "history": page.messages })
-        }
-        Err(error) => return answer(&socket, ack, Err(error.into())),
-    };
-    if delivery::acknowledge(&socket, ack, &reply) {
+    let offset = payload["serverOffset"].as_i64();
+    let (history, missed) =
+        match read_entry(&chat, &room, offset, i64::MAX).await {
+            Ok(pages) => pages,
+            Err(error) => return answer(&socket, ack, Err(error.into())),
+        };
+    let reply = json!({
+        "ok": true, "room": room, "history": history.messages,
+        "truncated": missed.truncated,
+    });
+    if delivery::acknowledge(&socket, ack, &reply) && replay(&socket, &missed) {
         announce_presence(&io, &socket, &chat, &user, &room);
     }
 }
@@ -128,7 +152,9 @@ pub(crate) async fn on_leave(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender,
+    mut turn: InOrder,
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or_default();
     let left = leave_room(&io, &socket, &chat, &user, &payload).await;
     answer(&socket, ack, left);
