@@ -152,15 +152,45 @@ async fn a_message_in_a_room_reaches_only_those_who_joined_it() {
 #[tokio::test]
 async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is_back()
  {
-    let app = spawn_app().await;
+    network_drop_in("general").await;
+}
+
+/// The same in a room both joined: back online, the page joins it again with
+/// the last message it saw there, and the server replays the rest.
+#[tokio::test]
+async fn back_online_a_page_shows_every_message_it_missed_in_a_room_once_in_order()
+ {
+    network_drop_in("rust").await;
+}
+
+/// Alice and Bob are in `room`; Alice's network drops while Bob sends 60
+/// messages there (more than a join's history of 50, so a page that rejoined
+/// without its offset would show a hole); back online, her page shows them
+/// all, once, in order.
+async fn network_drop_in(room: &str) {
+    let app = spawn_app_with(Options {
+        rate_limit: Some((u32::MAX, 1e9)), // 60 messages at once
+        ..Options::default()
+    })
+    .await;
     let url = page_url(&app);
     let port = app.address.port();
-    let sent: Vec<String> = (1..=6)
-        .map(|n| format!("while you were away {n}"))
+    let sent: Vec<String> = (1..=60)
+        .map(|n| format!("while you were away {n:02}"))
         .collect();
 
     let mut steps = register(&url, "alice");
     steps.extend(register(&url, "bob"));
+    if room != "general" {
+        for who in ["alice", "bob"] {
+            steps.extend([
+                json!({ "page": who, "fill": "#join-input", "value": room }),
+                json!({ "page": who, "press": "#join-input", "key": "Enter" }),
+                json!({ "page": who, "waitText": "#room-title",
+                        "text": room }),
+            ]);
+        }
+    }
     steps.extend([
         json!({ "page": "bob", "fill": "#message-input", "value": "before" }),
         json!({ "page": "bob", "press": "#message-input", "key": "Enter" }),
@@ -174,27 +204,24 @@ async fn a_page_whose_network_drops_shows_every_message_once_in_order_when_it_is
         json!({ "page": "alice", "evaluate": "socket.io.engine.close()" }),
         json!({ "page": "alice", "waitText": "#status",
                 "text": "reconnecting" }),
+        // Bob's page sends them one after the other, each acknowledged.
+        json!({ "page": "bob", "evaluate": format!(
+            "(async () => {{ for (let n = 1; n <= 60; n++) await socket
+               .emitWithAck('chat message', {{ room: '{room}',
+               text: 'while you were away ' + String(n).padStart(2, '0') }});
+             }})()") }),
+        json!({ "page": "bob", "waitText": "#messages li.message .text",
+                "text": sent[59] }),
     ]);
-    for text in &sent {
-        steps.push(
-            json!({ "page": "bob", "fill": "#message-input", "value": text }),
-        );
-        steps.push(
-            json!({ "page": "bob", "press": "#message-input", "key": "Enter" }),
-        );
-        steps.push(json!({ "page": "bob",
-                          "waitText": "#messages li.message .text",
-                          "text": text }));
-    }
     steps.extend([
         json!({ "page": "alice", "sleep": 1000 }),
         json!({ "page": "alice", "offline": false }),
         json!({ "page": "alice", "waitText": "#status", "text": "connected" }),
         json!({ "page": "alice", "waitText": "#messages li.message .text",
-                "text": sent[5] }),
+                "text": sent[59] }),
         json!({ "page": "alice", "read": "#messages", "as": "alice" }),
         json!({ "page": "alice",
-                "screenshot": screenshot("back-online", port) }),
+                "screenshot": screenshot(&format!("back-in-{room}"), port) }),
     ]);
 
     let report = testkit::browser_run(Value::Array(steps)).await;
