@@ -132,9 +132,17 @@ export function onConnect(chat, socket) {
   });
   socket.on("join", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    const reply = answer(() => joinRoom(chat, socket, user, payload));
+    const entry = answer(() => joinRoom(chat, socket, user, payload));
+    if (!entry.ok) {
+      ack(entry);
+      return;
+    }
+    const { missed, ...reply } = entry;
+    // The ack, the missed messages, the join: one run, nothing in between.
     ack(reply);
-    if (reply.ok) announcePresence(chat, socket, user, reply.room);
+    if (!replay(chat.delivery, socket, missed)) return;
+    socket.join(reply.room);
+    announcePresence(chat, socket, user, reply.room);
   });
   socket.on("leave", (...args) => {
     const [payload, ack] = payloadAndAck(args);
@@ -150,8 +158,7 @@ export function onConnect(chat, socket) {
   });
   socket.on("disconnect", () => onDisconnect(chat, socket));
 
-  const offset = socket.handshake.auth?.serverOffset;
-  const serverOffset = Number.isSafeInteger(offset) ? offset : null;
+  const serverOffset = parseOffset(socket.handshake.auth?.serverOffset);
   // Each catch-up waits its turn: a thousand reconnections at once must not
   // hold up everybody else's messages (step 5's CONCURRENT_CATCH_UPS).
   chat.catchUps.push(() => {
@@ -223,24 +230,38 @@ function answer(handle) {
 function enterGeneral(chat, socket, serverOffset) {
   const { messages, delivery } = chat;
   const upto = messages.lastId(GENERAL);
-  // The window the client shows ends where it left off; the rest is replayed.
-  const shown = Math.min(serverOffset ?? upto, upto);
-  const history = messages.newest(GENERAL, 0, shown, HISTORY_LIMIT);
-  const missed =
-    serverOffset === null
-      ? { messages: [], truncated: false }
-      : messages.newest(GENERAL, serverOffset, upto, CATCH_UP_LIMIT);
+  const { history, missed } = readEntry(messages, GENERAL, serverOffset, upto);
   const event = {
     room: GENERAL,
     messages: history.messages,
     truncated: missed.truncated,
   };
   if (!delivery.toSocket(socket, "history", event)) return 0;
-  for (const message of missed.messages) {
-    if (!delivery.toSocket(socket, "chat message", message)) return 0;
-  }
+  if (!replay(delivery, socket, missed.messages)) return 0;
   socket.join(GENERAL);
   return missed.messages.length;
+}
+
+/**
+ * What a socket entering `room` is shown: the history up to `offset` (the
+ * last message the client saw there), and the messages after `offset` up to
+ * `upto`, the newest CATCH_UP_LIMIT of them (`truncated` if there were more).
+ */
+function readEntry(messages, room, offset, upto) {
+  const shown = Math.min(offset ?? upto, upto);
+  const history = messages.newest(room, 0, shown, HISTORY_LIMIT);
+  const missed =
+    offset === null
+      ? { messages: [], truncated: false }
+      : messages.newest(room, offset, upto, CATCH_UP_LIMIT);
+  return { history, missed };
+}
+
+/** Sends each of `missed`; whether all of them were queued. */
+function replay(delivery, socket, missed) {
+  return missed.every((message) =>
+    delivery.toSocket(socket, "chat message", message),
+  );
 }
 // ANCHOR_END: catch_up
 
@@ -271,18 +292,36 @@ function hasJoined(socket, room) {
   return room === GENERAL || socket.rooms.has(room);
 }
 
-/** `join`: the room's history comes back in the acknowledgement. */
+/**
+ * `join`: `"rust"`, or `{room: "rust", serverOffset: 41}` from a client
+ * coming back with the last message it saw there. The acknowledgement has
+ * the room's history, up to that message; what came after it, `missed`, is
+ * for the handler to send after the acknowledgement, then to join.
+ */
 function joinRoom(chat, socket, user, payload) {
-  const room = parseRoom(payload);
+  const named = payload !== null && typeof payload === "object";
+  const asked = named && Object.hasOwn(payload, "room");
+  const room = parseRoom(asked ? payload.room : payload);
   chat.limited(chat.roomChanges.check(user.id), socket, user.id);
   const max = chat.limits.roomsPerSocket;
   if (room !== GENERAL && !chat.quotas.takeRoom(socket.id, room, max)) {
     throw new ChatError(TOO_MANY_ROOMS);
   }
+  const offset = asked ? parseOffset(payload.serverOffset) : null;
   const upto = chat.messages.lastId(room);
-  const history = chat.messages.newest(room, 0, upto, HISTORY_LIMIT);
-  socket.join(room);
-  return { ok: true, room, history: history.messages };
+  const { history, missed } = readEntry(chat.messages, room, offset, upto);
+  return {
+    ok: true,
+    room,
+    history: history.messages,
+    truncated: missed.truncated,
+    missed: missed.messages,
+  };
+}
+
+/** The id of the last message a client saw: an integer, or null (none). */
+function parseOffset(value) {
+  return Number.isSafeInteger(value) ? value : null;
 }
 
 /** `leave`: leaving a room one is not in is not an error. */
