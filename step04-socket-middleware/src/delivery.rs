@@ -14,9 +14,11 @@
 //! reconnects with the id of the last message it saw, and catches up. Step 5
 //! and the chapters after it send everything through here.
 
+use std::fmt::Display;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::{SendError, SocketError};
@@ -43,19 +45,6 @@ where
     queued_or_resync(socket, socket.emit(event, data))
 }
 
-/// [`send`] for an acknowledgement, which goes through the same queue.
-pub fn acknowledge<A, T>(
-    socket: &SocketRef<A>,
-    ack: AckSender<A>,
-    data: &T,
-) -> bool
-where
-    A: Adapter,
-    T: Serialize + ?Sized,
-{
-    queued_or_resync(socket, ack.send(data))
-}
-
 fn queued_or_resync<A: Adapter>(
     socket: &SocketRef<A>,
     sent: Result<(), SendError>,
@@ -70,6 +59,55 @@ fn queued_or_resync<A: Adapter>(
     }
 }
 // ANCHOR_END: send
+
+// ANCHOR: send_to_each
+/// [`send`] to each of `sockets`, one by one, such as a room's
+/// (`socket.within(room).sockets()`): where a broadcast would skip a socket
+/// too slow to take it, this resynchronises it.
+pub fn send_to_each<A, T>(
+    sockets: Vec<SocketRef<A>>,
+    event: &'static str,
+    data: &T,
+) where
+    A: Adapter,
+    T: Serialize + ?Sized,
+{
+    for socket in sockets {
+        send(&socket, event, data);
+    }
+}
+// ANCHOR_END: send_to_each
+
+// ANCHOR: answer
+/// [`send`] for an acknowledgement, which goes through the same queue.
+pub fn acknowledge<A, T>(
+    socket: &SocketRef<A>,
+    ack: AckSender<A>,
+    data: &T,
+) -> bool
+where
+    A: Adapter,
+    T: Serialize + ?Sized,
+{
+    queued_or_resync(socket, ack.send(data))
+}
+
+/// Acknowledges with `reply`, or with `{"error": "..."}` saying why the event
+/// was refused; the connection stays up. (A client that asked for no
+/// acknowledgement gets nothing.)
+pub fn answer<A, E>(
+    socket: &SocketRef<A>,
+    ack: AckSender<A>,
+    reply: Result<Value, E>,
+) where
+    A: Adapter,
+    E: Display,
+{
+    let reply =
+        reply.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+    acknowledge(socket, ack, &reply);
+}
+// ANCHOR_END: answer
 
 /// Whether `socket` overflowed and waits for its resync.
 pub fn is_lagging<A: Adapter>(socket: &SocketRef<A>) -> bool {

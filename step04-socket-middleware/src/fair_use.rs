@@ -61,6 +61,8 @@ impl<K: Hash + Eq + Clone> RateLimit<K> {
         RateLimit(None)
     }
 
+    // ANCHOR_END: rate_limit
+    // ANCHOR: allows
     /// Whether `key` may go on now; if so, it is counted.
     pub fn allows(&self, key: &K) -> bool {
         let Some(counts) = &self.0 else { return true };
@@ -82,7 +84,7 @@ impl<K: Hash + Eq + Clone> RateLimit<K> {
         self.0.as_ref().map_or(0, |counts| counts.limiter.len())
     }
 }
-// ANCHOR_END: rate_limit
+// ANCHOR_END: allows
 
 impl<K: Hash + Eq + Clone> fmt::Debug for RateLimit<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -16,7 +16,7 @@ pub enum TextError {
     NothingVisible,
 }
 
-// ANCHOR: shows_something
+// ANCHOR: without_bidi
 /// `text` without the characters that reorder it (LRE, RLE, PDF, LRO, RLO,
 /// LRI ... PDI).
 pub fn without_bidi_controls(text: &str) -> String {
@@ -27,6 +27,9 @@ pub fn without_bidi_controls(text: &str) -> String {
     text.chars().filter(|&c| !reorders(c)).collect()
 }
 
+// ANCHOR_END: without_bidi
+
+// ANCHOR: shows_something
 /// `Ok` if `text` has no control character but new lines, something visible,
 /// and at most [`MAX_COMBINING_MARKS`] combining marks on a character.
 pub fn shows_something(text: &str) -> Result<(), TextError> {
@@ -49,6 +52,8 @@ pub fn shows_something(text: &str) -> Result<(), TextError> {
     visible.then_some(()).ok_or(TextError::NothingVisible)
 }
 
+// ANCHOR_END: shows_something
+
 /// Characters that take no room on screen: zero-width spaces and joiners,
 /// direction marks, the byte-order mark, the soft hyphen.
 fn is_invisible(c: char) -> bool {
@@ -60,7 +65,6 @@ fn is_invisible(c: char) -> bool {
             | '\u{00AD}'
     )
 }
-// ANCHOR_END: shows_something
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,8 @@ use step02_sessions::BackgroundTasks;
 use step04_socket_middleware::{RateLimit, SocketCount, Strikes};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::limits::{ChatLimits, MessageRate};
+use crate::ChatConfig;
+use crate::limits::ChatLimits;
 use crate::messages::MessageStore;
 use crate::presence::Presence;
 use crate::validation::InputError;
@@ -84,13 +85,9 @@ pub(crate) struct Rates {
 }
 
 impl Chat {
-    /// A chat over `messages`, with these limits.
-    pub(crate) fn new(
-        messages: MessageStore,
-        rate: MessageRate,
-        limits: ChatLimits,
-        presence_page: usize,
-    ) -> Self {
+    /// A chat over `messages`, with the limits of `config`.
+    pub(crate) fn new(messages: MessageStore, config: &ChatConfig) -> Self {
+        let (rate, limits) = (config.rate_limit, config.limits.clone());
         let per_user = |burst, per_second| match limits.enabled {
             true => RateLimit::new(burst, per_second),
             false => RateLimit::unlimited(),
@@ -109,7 +106,7 @@ impl Chat {
             messages,
             deliveries: Arc::default(),
             presence: Presence::default(),
-            presence_page: presence_page.max(1),
+            presence_page: config.presence_page.max(1),
             limits,
             sockets: SocketCount::default(),
             rates,

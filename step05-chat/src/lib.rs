@@ -43,9 +43,8 @@ use crate::handlers::{admit_socket, on_connect, register_chat_handlers};
 use crate::messages::MessageStore;
 use crate::users::SqliteUserStore;
 
-/// The built server: the router to serve, the `io` handle (`main` closes every
-/// socket with it on shutdown), and the background jobs (`main` stops them
-/// last).
+/// The built server: the router, the `io` handle (`main` closes every socket
+/// with it on shutdown), the background jobs (`main` stops them last).
 #[derive(Debug)]
 pub struct ChatServer {
     pub router: Router,
@@ -70,9 +69,7 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let users = SqliteUserStore::new(pool.clone());
     let passport = Passport::with_hasher_params(users, config.hashing.clone())
         .with_limits(config.auth_limits.clone());
-    let (rate, limits) = (config.rate_limit, config.limits.clone());
-    let chat =
-        Chat::new(MessageStore::new(pool), rate, limits, config.presence_page);
+    let chat = Chat::new(MessageStore::new(pool), &config);
     let tasks = chat.tasks.clone();
     step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
     // ANCHOR_END: build

@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::{InOrder, delivery};
+use step04_socket_middleware::InOrder;
+use step04_socket_middleware::delivery::{self, answer};
 
 use crate::chat::{Chat, ChatError};
-use crate::handlers::{answer, has_joined};
+use crate::handlers::has_joined;
 use crate::validation::{InputError, parse_room};
 
 /// How long the changes of a room are gathered before the room is told.
@@ -148,9 +149,8 @@ fn tell(io: &SocketIo, chat: &Chat, room: &str, user: &User, online: bool) {
         });
         // `io.of("/")` is `None` once the server is shutting down.
         let members = io.of("/").map(|ns| ns.within(room).sockets());
-        for member in members.unwrap_or_default() {
-            delivery::send(&member, "presence change", &change);
-        }
+        let members = members.unwrap_or_default();
+        delivery::send_to_each(members, "presence change", &change);
     });
 }
 // ANCHOR_END: tell

@@ -1,13 +1,13 @@
 //! `chat message`, the lesson of this step: the author comes from the socket,
 //! never from the payload. And `typing`, its fire-and-forget cousin.
 
-use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::{InOrder, delivery};
+use step04_socket_middleware::InOrder;
+use step04_socket_middleware::delivery::{self, answer};
 
-use super::{answer, has_joined};
+use super::has_joined;
 use crate::chat::{Chat, ChatError};
 use crate::messages::{ChatMessage, NewMessage, Stored};
 use crate::validation::{parse_chat_message, parse_room};
@@ -56,7 +56,10 @@ async fn send_message(
     let _turn = chat.deliveries.lock().await;
     match chat.messages.store(&outgoing.room, &message).await? {
         Stored::New(message) => {
-            to_room(socket, &message.room, "chat message", &message);
+            // To each socket of the room, the sender's too (step 4's
+            // `delivery`: a socket too slow to take it is resynchronised).
+            let members = socket.within(message.room.clone()).sockets();
+            delivery::send_to_each(members, "chat message", &message);
             Ok(message)
         }
         // A retry of a stored message: acknowledged again, not sent again.
@@ -64,21 +67,6 @@ async fn send_message(
     }
 }
 // ANCHOR_END: send_message
-
-// ANCHOR: to_room
-/// Sends `data` to each socket in `room`, one by one: a socket too slow to
-/// take it is resynchronised (see [`delivery`]), not skipped in silence.
-pub(crate) fn to_room<T: Serialize + ?Sized>(
-    socket: &SocketRef,
-    room: &str,
-    event: &'static str,
-    data: &T,
-) {
-    for member in socket.within(room.to_owned()).sockets() {
-        delivery::send(&member, event, data);
-    }
-}
-// ANCHOR_END: to_room
 
 // ANCHOR: typing
 /// `typing`: tell the *others* in the room. Rate-limited, because one cheap
@@ -110,9 +98,7 @@ fn tell_typing(
     chat.check(&chat.rates.typing, socket, user.id)?;
     let event = json!({ "room": room, "user": user });
     // `to` (unlike `within`) leaves the sender out: you know you are typing.
-    for member in socket.to(room).sockets() {
-        delivery::send(&member, "typing", &event);
-    }
+    delivery::send_to_each(socket.to(room).sockets(), "typing", &event);
     Ok(json!({ "ok": true }))
 }
 // ANCHOR_END: typing

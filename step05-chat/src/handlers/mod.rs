@@ -1,19 +1,18 @@
-//! The Socket.IO event handlers, by concern: [`messages`] (the lesson), and
-//! [`rooms`]; who is online is in `crate::presence`. Step 4's
-//! `authenticate_socket` ran first, so every socket carries the `User` of its
-//! session (`Extension<User>`, Node's `socket.user`): no handler ever reads a
-//! user from a payload.
+//! The event handlers, by concern: [`messages`] (the lesson), [`rooms`], and
+//! `crate::presence`. Step 4's `authenticate_socket` ran first, so every socket
+//! carries its session's `User` (`Extension<User>`, Node's `socket.user`): no
+//! handler ever reads a user from a payload.
 
 pub(crate) mod messages;
 pub(crate) mod rooms;
 
 use std::convert::Infallible;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::{SessionWatch, delivery, watch_session};
+use step04_socket_middleware::{SessionWatch, watch_session};
 
 use crate::chat::{Chat, ChatError, GENERAL};
 use crate::presence::{announce_leaving, counted_rooms, on_presence_page};
@@ -52,10 +51,9 @@ pub(crate) async fn admit_socket(
 // ANCHOR_END: admit_socket
 
 // ANCHOR: on_connect
-/// Runs once the socket is admitted: step 4's session watch, then `general`,
-/// with its history, what the client missed, and who is online. The client
-/// says what it saw last in the handshake: `io({ auth: { serverOffset: 41 }
-/// })`.
+/// Once the socket is admitted: step 4's session watch, then `general`, with
+/// its history, what the client missed since the last message it saw (`io({
+/// auth: { serverOffset: 41 } })`), and who is online.
 pub(crate) async fn on_connect(
     io: SocketIo,
     socket: SocketRef,
@@ -68,9 +66,9 @@ pub(crate) async fn on_connect(
     chat.tasks.spawn(watching);
     let offset = auth.ok().and_then(|auth| auth["serverOffset"].as_i64());
     let entered = rooms::enter_general(&io, &socket, &chat, &user, offset);
-    match entered.await {
-        Ok(replayed) => tracing::info!(user = %user.username, replayed, "in"),
-        Err(error) => tracing::error!(%error, "could not send the history"),
+    if let Err(error) = entered.await {
+        tracing::error!(%error, "could not enter general: disconnecting");
+        socket.disconnect().ok(); // not left connected, outside `general`
     }
 }
 // ANCHOR_END: on_connect
@@ -88,20 +86,6 @@ async fn on_disconnect(
         announce_leaving(&io, &socket, &chat, &user, &room);
     }
 }
-
-// ANCHOR: answer
-/// Acknowledges with `reply`, or with `{"error": "..."}`. (The client may not
-/// have asked for an acknowledgement; then this does nothing.)
-pub(crate) fn answer(
-    socket: &SocketRef,
-    ack: AckSender,
-    reply: Result<Value, ChatError>,
-) {
-    let reply =
-        reply.unwrap_or_else(|error| json!({ "error": error.to_string() }));
-    delivery::acknowledge(socket, ack, &reply);
-}
-// ANCHOR_END: answer
 
 /// Whether the socket may speak in `room`. `general` always counts: a fast
 /// client may send before `on_connect` has put it there.

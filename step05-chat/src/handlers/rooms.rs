@@ -7,55 +7,18 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::{InOrder, delivery};
+use step04_socket_middleware::InOrder;
+use step04_socket_middleware::delivery::{self, answer};
 
-use super::answer;
 use crate::chat::{CATCH_UP_LIMIT, Chat, ChatError, GENERAL};
 use crate::messages::{HISTORY_LIMIT, Page};
 use crate::presence::{announce_leaving, announce_presence, counted_rooms};
 use crate::validation::parse_room;
 
-// ANCHOR: catch_up_read
-/// Sends `history`, then each message after `offset`, in order, then puts
-/// the socket in `general`. Returns how many messages were replayed.
-pub(crate) async fn enter_general(
-    io: &SocketIo,
-    socket: &SocketRef,
-    chat: &Chat,
-    user: &User,
-    offset: Option<i64>,
-) -> Result<usize, ChatError> {
-    // The big reads (up to 1,050 rows) happen outside the lock, two sockets
-    // at a time, so that a flood of reconnections holds up nobody.
-    let turn = chat.catch_ups.acquire().await;
-    let upto = chat.messages.last_id(GENERAL).await?;
-    let (history, missed) = read_entry(chat, GENERAL, offset, upto).await?;
-    drop(turn);
-    // ANCHOR_END: catch_up_read
-    // ANCHOR: catch_up_send
-    let (messages, truncated) = (history.messages, missed.truncated);
-    let history = json!({
-        "room": GENERAL, "messages": messages, "truncated": truncated
-    });
-    if !delivery::send(socket, "history", &history) || !replay(socket, &missed)
-    {
-        return Ok(0); // gone, or resynchronising
-    }
-    // What was stored since the reads comes in the same turn as the join.
-    let _turn = chat.deliveries.lock().await;
-    let after = upto.max(offset.unwrap_or(0));
-    let since = chat.messages.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT);
-    let since = since.await?;
-    if replay(socket, &since) {
-        announce_presence(io, socket, chat, user, GENERAL);
-    }
-    Ok(missed.messages.len() + since.messages.len())
-}
-
-/// What a socket entering `room` is shown: the history up to `offset` (the
-/// last message the client saw there), and the messages after `offset` up to
-/// `upto`, the newest [`CATCH_UP_LIMIT`] of them (`truncated` if there were
-/// more).
+// ANCHOR: read_entry
+/// For a socket entering `room`: its history up to `offset` (the last message
+/// the client saw there), and the newest [`CATCH_UP_LIMIT`] messages after
+/// `offset` up to `upto` (`truncated` if there were more).
 async fn read_entry(
     chat: &Chat,
     room: &str,
@@ -70,6 +33,44 @@ async fn read_entry(
         None => Page::default(),
     };
     Ok((history, missed))
+}
+// ANCHOR_END: read_entry
+
+// ANCHOR: catch_up_read
+/// Sends `history`, then each message after `offset`, in order, then puts
+/// the socket in `general`.
+pub(crate) async fn enter_general(
+    io: &SocketIo,
+    socket: &SocketRef,
+    chat: &Chat,
+    user: &User,
+    offset: Option<i64>,
+) -> Result<(), ChatError> {
+    // The big reads (up to 1,050 rows) happen outside the lock, two sockets
+    // at a time, so that a flood of reconnections holds up nobody.
+    let turn = chat.catch_ups.acquire().await;
+    let upto = chat.messages.last_id(GENERAL).await?;
+    let (history, missed) = read_entry(chat, GENERAL, offset, upto).await?;
+    drop(turn);
+    // ANCHOR_END: catch_up_read
+    // ANCHOR: catch_up_send
+    let (messages, truncated) = (history.messages, missed.truncated);
+    let history = json!({
+        "room": GENERAL, "messages": messages, "truncated": truncated
+    });
+    if !delivery::send(socket, "history", &history) || !replay(socket, &missed)
+    {
+        return Ok(()); // gone, or resynchronising
+    }
+    // What was stored since the reads comes in the same turn as the join.
+    let _turn = chat.deliveries.lock().await;
+    let after = upto.max(offset.unwrap_or(0));
+    let since = chat.messages.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT);
+    let since = since.await?;
+    if replay(socket, &since) {
+        announce_presence(io, socket, chat, user, GENERAL);
+    }
+    Ok(())
 }
 
 /// Sends each message of `page`; whether all of them were queued.
@@ -95,13 +96,9 @@ pub(crate) async fn on_join(
 ) {
     turn.wait().await;
     let payload = payload.unwrap_or_default();
-    let room = match payload.get("room") {
-        Some(room) => parse_room(room),
-        None => parse_room(&payload),
-    };
-    let room = match room {
+    let room = match parse_room(payload.get("room").unwrap_or(&payload)) {
         Ok(room) => room,
-        Err(error) => return answer(&socket, ack, Err(error.into())),
+        Err(error) => return answer(&socket, ack, Err(ChatError::from(error))),
     };
     if let Err(error) = chat.check(&chat.rates.room_changes, &socket, user.id) {
         return answer(&socket, ack, Err(error));
@@ -113,12 +110,15 @@ pub(crate) async fn on_join(
     if !may_enter(&socket, &chat, &room) {
         return answer(&socket, ack, Err(ChatError::TooManyRooms));
     }
+    // ANCHOR_END: join
+    // ANCHOR: join_entry
     let offset = payload["serverOffset"].as_i64();
-    let (history, missed) =
-        match read_entry(&chat, &room, offset, i64::MAX).await {
-            Ok(pages) => pages,
-            Err(error) => return answer(&socket, ack, Err(error.into())),
-        };
+    let (history, missed) = match read_entry(&chat, &room, offset, i64::MAX)
+        .await
+    {
+        Ok(pages) => pages,
+        Err(error) => return answer(&socket, ack, Err(ChatError::from(error))),
+    };
     let reply = json!({
         "ok": true, "room": room, "history": history.messages,
         "truncated": missed.truncated,
@@ -127,7 +127,7 @@ pub(crate) async fn on_join(
         announce_presence(&io, &socket, &chat, &user, &room);
     }
 }
-// ANCHOR_END: join
+// ANCHOR_END: join_entry
 
 // ANCHOR: may_enter
 /// Whether the socket may be in `room`: it is in it already, or in fewer than
