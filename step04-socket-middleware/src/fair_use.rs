@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -137,20 +137,24 @@ impl Strikes {
 pub struct SocketCount(Arc<Mutex<HashMap<i64, usize>>>);
 
 impl SocketCount {
-    /// Counts one more socket of `user_id`, if fewer than `max` are counted.
-    pub fn admit(&self, user_id: i64, max: usize) -> bool {
+    /// A place for one more socket of `user_id`, if fewer than `max` are
+    /// taken.
+    pub fn admit(&self, user_id: i64, max: usize) -> Option<SocketSlot> {
         let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let count = counts.entry(user_id).or_insert(0);
-        let admitted = *count < max;
-        *count += usize::from(admitted);
-        if *count == 0 {
-            counts.remove(&user_id);
+        if *count >= max {
+            return None;
         }
-        admitted
+        *count += 1;
+        let (count, held) = (self.clone(), AtomicBool::new(true));
+        Some(SocketSlot {
+            count,
+            user_id,
+            held,
+        })
     }
 
-    /// One socket of `user_id` fewer: it disconnected.
-    pub fn release(&self, user_id: i64) {
+    fn give_back(&self, user_id: i64) {
         let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = counts.get_mut(&user_id) {
             *count = count.saturating_sub(1);
@@ -158,6 +162,33 @@ impl SocketCount {
                 counts.remove(&user_id);
             }
         }
+    }
+}
+
+/// One socket's place among its user's sockets: given back by
+/// [`SocketSlot::release`] when the socket disconnects, or else when the slot
+/// is dropped. (A socket whose transport closes while its connect middlewares
+/// run never gets a disconnect handler call; kept in its extensions, the slot
+/// is dropped with it.)
+#[derive(Debug)]
+pub struct SocketSlot {
+    count: SocketCount,
+    user_id: i64,
+    held: AtomicBool,
+}
+
+impl SocketSlot {
+    /// Gives the place back (once, however often it is called).
+    pub fn release(&self) {
+        if self.held.swap(false, Ordering::Relaxed) {
+            self.count.give_back(self.user_id);
+        }
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 // ANCHOR_END: socket_count
@@ -211,11 +242,16 @@ mod tests {
     #[test]
     fn sockets_are_counted_up_to_the_limit_and_given_back() {
         let count = SocketCount::default();
-        assert!(count.admit(7, 2) && count.admit(7, 2));
-        assert!(!count.admit(7, 2), "a third socket is one too many");
-        count.release(7);
-        assert!(count.admit(7, 2), "a closed tab makes room");
-        assert!(!count.admit(8, 0), "a limit of zero admits nobody");
-        count.release(9); // never counted: nothing to give back, no panic
+        let first = count.admit(7, 2).expect("a first place");
+        let second = count.admit(7, 2).expect("a second place");
+        assert!(count.admit(7, 2).is_none(), "a third is one too many");
+        first.release();
+        first.release(); // twice gives back one place, not two
+        let third = count.admit(7, 2).expect("a released place comes back");
+        assert!(count.admit(7, 2).is_none());
+        drop(second); // a slot dropped unreleased gives its place back too
+        assert!(count.admit(7, 2).is_some());
+        drop(third);
+        assert!(count.admit(8, 0).is_none(), "a limit of zero admits nobody");
     }
 }

@@ -51,7 +51,9 @@ use step03_passport_like_auth::{
 };
 use tower_sessions::{MemoryStore, SessionStore};
 
-pub use fair_use::{RateLimit, SocketCount, Strikes, UNLIMITED_RATE};
+pub use fair_use::{
+    RateLimit, SocketCount, SocketSlot, Strikes, UNLIMITED_RATE,
+};
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use in_order::InOrder;
 pub use limits::{LimitsError, SocketLimits, positive_env};

@@ -78,10 +78,18 @@ pub async fn watch_session<A: Adapter>(
     else {
         return; // not an authenticated socket: nothing to watch
     };
-    let mut ticks = tokio::time::interval(every);
-    ticks.tick().await; // immediate: the handshake just checked the session
+    // The socket is looked at every second, the session every `every`: a
+    // socket that closed is let go within a second (holding it would keep its
+    // queue, and its user's place, for up to `every`).
+    let mut next_check = tokio::time::Instant::now() + every;
+    let mut seconds = tokio::time::interval(every.min(Duration::from_secs(1)));
+    seconds.tick().await; // immediate: the handshake just checked the session
     while socket.connected() {
-        ticks.tick().await;
+        seconds.tick().await;
+        if tokio::time::Instant::now() < next_check || !socket.connected() {
+            continue;
+        }
+        next_check += every;
         match store.load(&session_id).await {
             Ok(Some(_)) => continue,
             Ok(None) => {

@@ -7,12 +7,13 @@ pub(crate) mod messages;
 pub(crate) mod rooms;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::{SessionWatch, watch_session};
+use step04_socket_middleware::{SessionWatch, SocketSlot, watch_session};
 
 use crate::chat::{Chat, ChatError, GENERAL};
 use crate::presence::{announce_leaving, counted_rooms, on_presence_page};
@@ -38,15 +39,19 @@ pub(crate) async fn register_chat_handlers(
 /// A connect middleware: at most `MAX_SOCKETS_PER_USER` sockets per user. The
 /// refused client gets a `connect_error` whose message says why.
 pub(crate) async fn admit_socket(
+    socket: SocketRef,
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
 ) -> Result<(), ChatError> {
-    if chat.sockets.admit(user.id, chat.limits.sockets_per_user) {
-        Ok(())
-    } else {
+    let max = chat.limits.sockets_per_user;
+    let Some(slot) = chat.sockets.admit(user.id, max) else {
         tracing::info!(user = %user.username, "refused a socket: too many");
-        Err(ChatError::TooManySockets)
-    }
+        return Err(ChatError::TooManySockets);
+    };
+    // Given back by `on_disconnect`, or dropped with a socket that never
+    // connected.
+    socket.extensions.insert(Arc::new(slot));
+    Ok(())
 }
 // ANCHOR_END: admit_socket
 
@@ -80,7 +85,9 @@ async fn on_disconnect(
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
 ) {
-    chat.sockets.release(user.id);
+    if let Some(slot) = socket.extensions.get::<Arc<SocketSlot>>() {
+        slot.release();
+    }
     let _turn = chat.deliveries.lock().await;
     for room in counted_rooms(&socket) {
         announce_leaving(&io, &socket, &chat, &user, &room);

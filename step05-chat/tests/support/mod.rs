@@ -519,6 +519,25 @@ pub async fn say(socket: &JsSocket, payload: Value) -> Value {
     socket.emit_with_ack("chat message", json!([payload])).await
 }
 
+/// Asks `check` until it says yes, for at most ten seconds (a slow machine is
+/// given time; a promise that is never kept still fails). Whether it did.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // then ask again
+    }
+}
+
 /// Asserts that no `event` reaches `socket` for a little while.
 pub async fn assert_silent(socket: &JsSocket, event: &str) {
     let got = socket
