@@ -198,13 +198,7 @@ async fn next_connection(
 ) -> Option<(Connection, SocketAddr)> {
     let slot = slots.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
-        Ok((stream, remote)) => Some((
-            Connection {
-                stream,
-                _slot: slot,
-            },
-            remote,
-        )),
+        Ok((stream, remote)) => Some((Connection::new(stream, slot), remote)),
         Err(error) => {
             tracing::warn!(%error, "accepting a connection failed");
             // Out of file descriptors, say: do not spin on the error.
@@ -342,6 +336,13 @@ async fn serve_connection(
 /// (`server.maxHeadersCount`).
 const MAX_HEADERS: usize = 100;
 
+/// How long a write may wait for the peer to read before the connection is
+/// given up. A client that reads nothing (a frozen tab, a script that only
+/// answers Engine.IO's pings) would otherwise hold its connection, and every
+/// byte queued for it, for ever: nothing above the TCP stream can close a
+/// connection whose writer is stuck waiting for it.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// An accepted TCP connection and the slot it holds under `MAX_CONNECTIONS`.
 /// The slot is given back when the connection is dropped: for a WebSocket, that
 /// is when socketioxide closes it, long after hyper has handed it over.
@@ -351,15 +352,62 @@ struct Connection {
     stream: TcpStream,
     /// Held, never read: dropping it frees the slot.
     _slot: OwnedSemaphorePermit,
+    /// Runs while a write waits for the peer to read; reset by any progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The peer read nothing for [`WRITE_STALL_TIMEOUT`]: from then on every
+    /// read and write fails, so that HTTP or the WebSocket lets go of it.
+    gone: bool,
 }
 
-// Reading and writing go straight to the TCP stream.
+impl Connection {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Self {
+        let (stalled, gone) = (None, false);
+        Connection {
+            stream,
+            _slot: slot,
+            stalled,
+            gone,
+        }
+    }
+
+    /// What a write (or flush) returned, with the stall clock applied: a
+    /// `Pending` starts it, or goes on with it; anything else stops it.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let clock = self.stalled.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT))
+        });
+        match clock.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.gone = true;
+                Poll::Ready(Err(gone()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")
+}
+
+// Reading and writing go to the TCP stream; writes under the stall clock.
 impl AsyncRead for Connection {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.gone {
+            return Poll::Ready(Err(gone()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -370,7 +418,11 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        if self.gone {
+            return Poll::Ready(Err(gone()));
+        }
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -378,7 +430,11 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        if self.gone {
+            return Poll::Ready(Err(gone()));
+        }
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -389,7 +445,11 @@ impl AsyncWrite for Connection {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        if self.gone {
+            return Poll::Ready(Err(gone()));
+        }
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.watch(cx, polled)
     }
 
     fn poll_shutdown(

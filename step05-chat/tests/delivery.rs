@@ -279,6 +279,53 @@ async fn a_client_that_stops_reading_ends_with_every_message_once_in_order() {
     );
 }
 
+/// A client that reads nothing at all but answers the server's heartbeat
+/// blindly (a stuck tab, a hostile script) must not keep its connection, and
+/// the queue that fills behind it, for ever: once its queue is full the
+/// server cannot even queue a ping for it, and closes the connection itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_closed_even_if_it_answers_heartbeats() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = unlimited(Some(100)).await;
+    let mallory = app.register("mallory").await;
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    let url =
+        format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
+    let mut request = url.as_str().into_client_request().expect("url");
+    let cookie = mallory.parse().expect("a cookie header");
+    request.headers_mut().insert("cookie", cookie);
+    let (mut stuck, _) =
+        tokio_tungstenite::connect_async(request).await.expect("ws");
+    stuck.send(Message::text("40")).await.expect("connect");
+
+    // Bob talks: 13 MB, far more than mallory's queue and the kernel's
+    // buffers hold.
+    let talking = async {
+        for _ in 0..150 {
+            send_many(&bob, &"x".repeat(900), 100).await;
+        }
+    };
+    // Mallory never reads, and says "pong" twice a second, whatever comes.
+    let pretending = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        while tokio::time::Instant::now() < deadline {
+            if stuck.send(Message::text("3")).await.is_err() {
+                return true; // the server has closed the connection
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        false
+    };
+    let ((), closed) = tokio::join!(talking, pretending);
+    assert!(
+        closed,
+        "a client that reads nothing still connected after 90 s"
+    );
+}
+
 // ---------------------------------------------------------------- retried
 // sends
 
