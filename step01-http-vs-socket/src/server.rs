@@ -359,6 +359,7 @@ struct Connection {
     gone: bool,
 }
 
+// ANCHOR: write_stall
 impl Connection {
     fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Self {
         let (stalled, gone) = (None, false);
@@ -397,6 +398,7 @@ impl Connection {
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")
 }
+// ANCHOR_END: write_stall
 
 // Reading and writing go to the TCP stream; writes under the stall clock.
 impl AsyncRead for Connection {

@@ -165,6 +165,9 @@ impl SocketCount {
     }
 }
 
+// ANCHOR_END: socket_count
+
+// ANCHOR: socket_slot
 /// One socket's place among its user's sockets: given back by
 /// [`SocketSlot::release`] when the socket disconnects, or else when the slot
 /// is dropped. (A socket whose transport closes while its connect middlewares
@@ -191,7 +194,7 @@ impl Drop for SocketSlot {
         self.release();
     }
 }
-// ANCHOR_END: socket_count
+// ANCHOR_END: socket_slot
 
 #[cfg(test)]
 mod tests {

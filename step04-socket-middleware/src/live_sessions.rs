@@ -78,9 +78,8 @@ pub async fn watch_session<A: Adapter>(
     else {
         return; // not an authenticated socket: nothing to watch
     };
-    // The socket is looked at every second, the session every `every`: a
-    // socket that closed is let go within a second (holding it would keep its
-    // queue, and its user's place, for up to `every`).
+    // The socket every second (a closed one is let go: it holds its queue),
+    // the session every `every`.
     let mut next_check = tokio::time::Instant::now() + every;
     let mut seconds = tokio::time::interval(every.min(Duration::from_secs(1)));
     seconds.tick().await; // immediate: the handshake just checked the session
@@ -92,15 +91,7 @@ pub async fn watch_session<A: Adapter>(
         next_check += every;
         match store.load(&session_id).await {
             Ok(Some(_)) => continue,
-            Ok(None) => {
-                tracing::info!(
-                    sid = %socket.id,
-                    "session ended: disconnecting its socket"
-                );
-                socket.emit("session ended", &()).ok();
-                socket.disconnect().ok();
-                break;
-            }
+            Ok(None) => return end_session(socket),
             // A store hiccup is no proof that the session is gone: retry.
             Err(error) => {
                 tracing::warn!(%error, "could not re-check a socket's session")
@@ -109,3 +100,11 @@ pub async fn watch_session<A: Adapter>(
     }
 }
 // ANCHOR_END: watch_session
+
+/// The socket's session is gone: tell the socket, and disconnect it.
+fn end_session<A: Adapter>(socket: SocketRef<A>) {
+    let sid = socket.id;
+    tracing::info!(%sid, "session ended: disconnecting its socket");
+    socket.emit("session ended", &()).ok();
+    socket.disconnect().ok();
+}
