@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -105,10 +106,15 @@ impl Survey {
     }
 }
 
+/// A check file: (crate, target), `("jwt-vs-session", "exercises")`.
+type CheckFile = (String, String);
+
+/// Test name → whether it passed.
+type TestResults = BTreeMap<String, bool>;
+
 /// What happened to one check file.
 enum Outcome {
-    /// Test name → passed.
-    Ran(BTreeMap<String, bool>),
+    Ran(TestResults),
     DidNotCompile(Option<String>),
 }
 
@@ -120,7 +126,7 @@ pub fn survey(root: &Path, say: &dyn Fn(&str)) -> io::Result<Survey> {
 
     // Build one file at a time: cargo would wait for its lock anyway.
     let mut built = Vec::new();
-    let mut outcomes: BTreeMap<(String, String), Outcome> = BTreeMap::new();
+    let mut outcomes: BTreeMap<CheckFile, Outcome> = BTreeMap::new();
     for (index, (crate_name, target)) in files.iter().enumerate() {
         say(&format!(
             "[{}/{}] building the checks of {crate_name} (tests/{target}.rs)",
@@ -139,27 +145,11 @@ pub fn survey(root: &Path, say: &dyn Fn(&str)) -> io::Result<Survey> {
     }
 
     say(&format!(
-        "running the checks of {} crate(s), side by side",
-        built.len()
+        "running the checks of {} crate(s), {} at a time",
+        built.len(),
+        side_by_side()
     ));
-    let ran = thread::scope(|scope| {
-        let runs: Vec<_> = built
-            .iter()
-            .map(|(crate_name, target, executable)| {
-                let crate_dir = root.join(crate_name);
-                let run = scope.spawn(move || run_checks(executable, &crate_dir, crate_name));
-                ((crate_name.clone(), target.clone()), run)
-            })
-            .collect();
-        runs.into_iter()
-            .map(|(key, run)| {
-                let results = run
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a check runner panicked")));
-                results.map(|results| (key, results))
-            })
-            .collect::<io::Result<Vec<_>>>()
-    })?;
+    let ran = run_side_by_side(root, &built)?;
     for (key, results) in ran {
         outcomes.insert(key, Outcome::Ran(results));
     }
@@ -246,6 +236,51 @@ pub fn survey(root: &Path, say: &dyn Fn(&str)) -> io::Result<Survey> {
     })
 }
 
+/// How many check binaries run at the same time. Most checks wait (for a tick, for a
+/// timeout), but each starts a server and a Node.js client, some a browser: all of them at
+/// once on two cores made a check whose token lives two seconds miss its own deadline.
+fn side_by_side() -> usize {
+    thread::available_parallelism()
+        .map_or(2, |cores| cores.get())
+        .clamp(3, 8)
+}
+
+/// Runs the built check binaries, a few at a time: (crate, target) → test results.
+fn run_side_by_side(
+    root: &Path,
+    built: &[(String, String, PathBuf)],
+) -> io::Result<Vec<(CheckFile, TestResults)>> {
+    let queue = Mutex::new(built.iter());
+    let results = Mutex::new(Vec::new());
+    thread::scope(|scope| {
+        let workers: Vec<_> = (0..side_by_side())
+            .map(|_| {
+                scope.spawn(|| -> io::Result<()> {
+                    loop {
+                        let next = queue.lock().map_err(|_| poisoned())?.next();
+                        let Some((crate_name, target, executable)) = next else {
+                            return Ok(());
+                        };
+                        let ran = run_checks(executable, &root.join(crate_name), crate_name)?;
+                        let key = (crate_name.clone(), target.clone());
+                        results.lock().map_err(|_| poisoned())?.push((key, ran));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a check runner panicked")))
+        })
+    })?;
+    results.into_inner().map_err(|_| poisoned())
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("a check runner panicked")
+}
+
 /// `cargo test --no-run` for one check file: the test binary, or the first error.
 fn build(
     root: &Path,
@@ -310,7 +345,7 @@ fn run_checks(
     executable: &Path,
     crate_dir: &Path,
     crate_name: &str,
-) -> io::Result<BTreeMap<String, bool>> {
+) -> io::Result<TestResults> {
     let output = Command::new(executable)
         .args(["--ignored", "--color", "never"])
         .current_dir(crate_dir)
@@ -322,7 +357,7 @@ fn run_checks(
 }
 
 /// The `test NAME ... ok` / `... FAILED` lines of a test binary's output.
-pub fn test_results(stdout: &str) -> BTreeMap<String, bool> {
+pub fn test_results(stdout: &str) -> TestResults {
     stdout
         .lines()
         .filter_map(|line| {
