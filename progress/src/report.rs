@@ -95,7 +95,7 @@ pub fn count(survey: &Survey) -> (usize, usize) {
     (solved, survey.exercises().count())
 }
 
-/// The chapter's title, and its crate when the title does not already say it.
+/// The chapter's title, and the crate to edit when the title does not already say it.
 fn chapter_heading(chapter: &Chapter) -> String {
     let mut crates: Vec<&str> = chapter
         .exercises
@@ -107,6 +107,61 @@ fn chapter_heading(chapter: &Chapter) -> String {
     if crates.is_empty() || crates.iter().all(|name| chapter.title.contains(name)) {
         chapter.title.clone()
     } else {
-        format!("{} ({})", chapter.title, crates.join(", "))
+        let folders: Vec<String> = crates.iter().map(|name| format!("{name}/")).collect();
+        format!("{}, in {}", chapter.title, folders.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::Check;
+
+    fn exercise(number: u32, title: &str, filter: &str) -> Exercise {
+        Exercise {
+            number,
+            title: title.to_string(),
+            check: Check::parse(&format!(
+                "cargo test -p step01-http-vs-socket --test exercises {filter} -- --ignored"
+            )),
+        }
+    }
+
+    #[test]
+    fn the_table_lists_each_state_and_names_the_first_exercise_not_solved() {
+        let chapter = Chapter {
+            title: "HTTP vs a persistent socket".to_string(),
+            file: "step01-http-vs-socket.md".to_string(),
+            exercises: vec![
+                exercise(1, "Faster ticks", "ex1"),
+                exercise(2, "A second pushed event", "ex2"),
+                exercise(3, "Stop the ticks", "ex3"),
+            ],
+        };
+        let check = |number: u32| chapter.exercises[number as usize - 1].check.clone();
+        let states = [
+            (check(1).expect("a check"), State::Solved),
+            (check(2).expect("a check"), State::DoesNotCompile),
+            (check(3).expect("a check"), State::NotYet),
+        ];
+        let survey = Survey::with_states(vec![chapter.clone()], &states);
+        assert_eq!(
+            table(&survey),
+            "HTTP vs a persistent socket, in step01-http-vs-socket/\n\
+             \x20 solved             1. Faster ticks\n\
+             \x20 does not compile   2. A second pushed event\n\
+             \x20 not yet            3. Stop the ticks\n\
+             \n\
+             Solved: 1 of 3 (checked in 12 s).\n\
+             Next: HTTP vs a persistent socket exercise 2 — A second pushed event; check: \
+             cargo test -p step01-http-vs-socket --test exercises ex2 -- --ignored\n"
+        );
+        assert_eq!(
+            tsv(&survey).lines().nth(1),
+            Some(
+                "HTTP vs a persistent socket\tstep01-http-vs-socket.md\t1\tFaster ticks\t\
+                 solved\tcargo test -p step01-http-vs-socket --test exercises ex1 -- --ignored"
+            )
+        );
     }
 }

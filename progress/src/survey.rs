@@ -72,6 +72,20 @@ pub struct Survey {
 }
 
 impl Survey {
+    /// A survey with the given states, as if the checks had run (for the report's tests).
+    #[cfg(test)]
+    pub(crate) fn with_states(chapters: Vec<Chapter>, states: &[(Check, State)]) -> Survey {
+        Survey {
+            chapters,
+            states: states
+                .iter()
+                .map(|(check, state)| (check.clone(), (*state, None)))
+                .collect(),
+            build_failures: Vec::new(),
+            elapsed: Duration::from_secs(12),
+        }
+    }
+
     /// The state of an exercise.
     pub fn state(&self, exercise: &Exercise) -> State {
         match &exercise.check {
@@ -341,11 +355,7 @@ fn build(
 
 /// Runs every `#[ignore]`d test of a check binary (the checks), as `cargo test` would:
 /// from the crate's folder, with the crate's `CARGO_MANIFEST_DIR`.
-fn run_checks(
-    executable: &Path,
-    crate_dir: &Path,
-    crate_name: &str,
-) -> io::Result<TestResults> {
+fn run_checks(executable: &Path, crate_dir: &Path, crate_name: &str) -> io::Result<TestResults> {
     let output = Command::new(executable)
         .args(["--ignored", "--color", "never"])
         .current_dir(crate_dir)
