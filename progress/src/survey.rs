@@ -66,7 +66,7 @@ pub struct Survey {
     /// The book's chapters with exercises, then (if any) one group per check file for the
     /// checks no chapter names, titled "Not in the book: ...".
     pub chapters: Vec<Chapter>,
-    states: HashMap<Check, (State, Option<String>)>,
+    states: HashMap<Check, State>,
     pub build_failures: Vec<BuildFailure>,
     pub elapsed: Duration,
 }
@@ -79,7 +79,7 @@ impl Survey {
             chapters,
             states: states
                 .iter()
-                .map(|(check, state)| (check.clone(), (*state, None)))
+                .map(|(check, state)| (check.clone(), *state))
                 .collect(),
             build_failures: Vec::new(),
             elapsed: Duration::from_secs(12),
@@ -93,13 +93,9 @@ impl Survey {
             Some(check) => self
                 .states
                 .get(check)
-                .map_or(State::NoSuchCheck, |(state, _)| *state),
+                .copied()
+                .unwrap_or(State::NoSuchCheck),
         }
-    }
-
-    /// The full name of the test an exercise's check runs (`ex2_second_pushed_event`).
-    pub fn test_name(&self, check: &Check) -> Option<&str> {
-        self.states.get(check)?.1.as_deref()
     }
 
     /// Every exercise, in the book's order, with its chapter.
@@ -178,19 +174,13 @@ pub fn survey(root: &Path, say: &dyn Fn(&str)) -> io::Result<Survey> {
     for check in &named {
         let key = (check.crate_name.clone(), check.target.clone());
         let state = match outcomes.get(&key) {
-            None => (State::NoSuchCheck, None),
-            Some(Outcome::DidNotCompile(_)) => (State::DoesNotCompile, None),
+            None => State::NoSuchCheck,
+            Some(Outcome::DidNotCompile(_)) => State::DoesNotCompile,
             Some(Outcome::Ran(results)) => {
                 match results.iter().find(|(name, _)| check.is_test(name)) {
-                    None => (State::NoSuchCheck, None),
-                    Some((name, passed)) => {
-                        let state = if *passed {
-                            State::Solved
-                        } else {
-                            State::NotYet
-                        };
-                        (state, Some(name.clone()))
-                    }
+                    None => State::NoSuchCheck,
+                    Some((_, true)) => State::Solved,
+                    Some((_, false)) => State::NotYet,
                 }
             }
         };
@@ -225,7 +215,7 @@ pub fn survey(root: &Path, say: &dyn Fn(&str)) -> io::Result<Survey> {
                     } else {
                         State::NotYet
                     };
-                    states.insert(check.clone(), (state, Some(name.clone())));
+                    states.insert(check.clone(), state);
                     orphans.push(Exercise {
                         number: check.filter.trim_start_matches("ex").parse().unwrap_or(0),
                         title: name.clone(),

@@ -32,7 +32,6 @@ enum Message {
 struct Current {
     describe: String,
     check: Check,
-    test_name: String,
 }
 
 /// Lists every exercise once, then watches the first one not solved.
@@ -168,13 +167,9 @@ fn to_do(survey: &Survey) -> Vec<Current> {
             continue;
         }
         seen.push(check.clone());
-        // A crate that does not compile ran no test: its test's name is its filter,
-        // which `--exact` would not find; without `--exact`, the filter picks it.
-        let test_name = survey.test_name(check).unwrap_or(&check.filter).to_string();
         to_do.push(Current {
             describe: report::describe(chapter, exercise),
             check: check.clone(),
-            test_name,
         });
     }
     to_do
@@ -199,10 +194,30 @@ fn run_check(root: &Path, current: &Current) -> io::Result<State> {
         println!("\nDoes not compile yet: the errors are above.");
         return Ok(State::DoesNotCompile);
     }
+    // The check's full name, so that `--exact` runs it alone (`ex1` would also pick `ex10_`).
+    let listed = Command::new(survey::cargo())
+        .current_dir(root)
+        .args(["test", "-q", "-p", &check.crate_name])
+        .args(["--test", &check.target, "--", "--ignored", "--list"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let Some(test_name) = listed
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .find(|name| check.is_test(name))
+    else {
+        println!(
+            "\n{}/tests/{}.rs has no check {}: is the book out of date?",
+            check.crate_name, check.target, check.filter
+        );
+        return Ok(State::NoSuchCheck);
+    };
     let passed = Command::new(survey::cargo())
         .current_dir(root)
         .args(["test", "-q", "-p", &check.crate_name])
-        .args(["--test", &check.target, &current.test_name])
+        .args(["--test", &check.target, test_name])
         .args(["--", "--ignored", "--exact"])
         .stdin(Stdio::null())
         .status()?
