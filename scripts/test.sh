@@ -60,6 +60,11 @@ cargo test ${scope[@]+"${scope[@]}"} "$@"
 # With a package selection, that is all.
 [ ${#scope[@]} -gt 0 ] || exit 0
 
+# The progress command on a fresh copy of the project, alone: its copy's builds replace the
+# workspace's binaries in target/debug for a while (progress/tests/fresh_copy.rs).
+echo "==> the progress command on a fresh copy (progress/tests/fresh_copy.rs)"
+cargo test -p progress --test fresh_copy -- --ignored
+
 # The chapter "The chat under load" (crate chat-under-load) keeps step 5's contract with the
 # delivery machinery built for 10,000 sockets: the same contract tests against it.
 echo "==> the step 5 contract against chat-under-load (CHAT_SERVER=chat-under-load)"
