@@ -24,10 +24,12 @@ use tokio::sync::Semaphore;
 use crate::delivery::{self, Encoded};
 use crate::presence::Presence;
 use crate::quotas::Quotas;
-use crate::sequencer::{Catchup, Enter, EnterWith, Fanout, History, RoomContext, Sequencers};
+use crate::sequencer::{
+    Catchup, Enter, EnterWith, Fanout, FromMemory, History, RoomContext, Sequencers,
+};
 use step04_socket_middleware::RateLimit;
 use step05_chat::limits::ChatLimits;
-use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage};
+use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Page};
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.
@@ -358,7 +360,8 @@ pub async fn on_connect<A: Adapter>(
     TryData(auth): TryData<HandshakeAuth>,
 ) {
     let server_offset = auth.ok().and_then(|auth| auth.server_offset);
-    let replayed = match enter_general(&socket, &chat, server_offset).await {
+    let entered = enter_room(&socket, &chat, GENERAL, server_offset, Greeting::History);
+    let replayed = match entered.await {
         Ok(replayed) => replayed,
         Err(error) => {
             tracing::error!(%error, "could not send history");
@@ -375,53 +378,55 @@ pub async fn on_connect<A: Adapter>(
 }
 // ANCHOR_END: on_connect
 
-// ANCHOR: enter_general
-/// Sends `history`, then each message after `server_offset` as a `chat message`
-/// event, in order, then puts the socket in `general`. Returns how many were
-/// replayed.
+// ANCHOR: enter_room
+/// Puts the socket in `room`, `general` on connect or any room on `join`:
+/// greets it with the room's history, sends each message after `offset` (the
+/// last one the client saw in `room`) as a `chat message` event, in order,
+/// then joins it to the room. Returns how many were replayed.
 ///
 /// Usually all of it comes from the memory of the room's sequencer, in one
 /// step: a new socket gets the newest messages, serialised once for every
-/// socket that connects before the next message. A socket that was away longer
+/// socket that enters before the next message. A socket that was away longer
 /// than the sequencer remembers reads the database instead, outside the
-/// sequencer, so the room does not wait for it; the sequencer then fills the
-/// gap (what was broadcast during the reads) and adds the socket to the room.
-async fn enter_general<A: Adapter>(
+/// sequencer, so the room does not wait for it; the sequencer then adds the
+/// gap (what was broadcast during the reads) and puts the socket in the room.
+async fn enter_room<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
-    server_offset: Option<i64>,
+    room: &str,
+    offset: Option<i64>,
+    greeting: Greeting<A>,
 ) -> Result<usize, ChatError> {
-    let room = chat.room_context(socket);
+    let context = chat.room_context(socket);
+    let mut enter = enter_with(socket.clone(), room.to_owned(), greeting);
     // Through an adapter, other processes store messages this one's sequencer
     // never sees: only the database knows them all.
     if !chat.through_adapter {
-        let entering = socket.clone();
-        let enter: EnterWith = Box::new(move |catchup| send_catchup(&entering, catchup));
         let sequencers = &chat.sequencers;
-        if let Some(replayed) = sequencers
-            .enter_from_memory(GENERAL, &room, server_offset, enter)
-            .await?
-        {
-            return Ok(replayed);
+        let entered = sequencers.enter_from_memory(room, &context, offset, enter);
+        match entered.await? {
+            FromMemory::Entered(replayed) => return Ok(replayed),
+            FromMemory::TooOld(not_run) => enter = not_run,
         }
     }
-    enter_general_from_database(socket, chat, &room, server_offset).await
+    enter_from_database(socket, chat, room, &context, offset, enter).await
 }
-// ANCHOR_END: enter_general
+// ANCHOR_END: enter_room
 
 // ANCHOR: catch_up_read
-/// [`enter_general`] for a socket that was away longer than the sequencer
+/// [`enter_room`] for a socket that was away longer than the sequencer
 /// remembers (and for every socket, through an adapter): reads the history and
-/// the missed messages from the database, outside the sequencer, sends them,
-/// then lets the sequencer send what was broadcast meanwhile and add the socket
-/// to the room.
-async fn enter_general_from_database<A: Adapter>(
+/// the missed messages from the database, outside the sequencer, then lets the
+/// sequencer run `enter` with them and with what was broadcast meanwhile.
+async fn enter_from_database<A: Adapter>(
     socket: &SocketRef<A>,
     chat: &Chat,
-    room: &RoomContext,
-    server_offset: Option<i64>,
+    room: &str,
+    context: &RoomContext,
+    offset: Option<i64>,
+    enter: EnterWith,
 ) -> Result<usize, ChatError> {
-    let upto = chat.watermark(GENERAL, room).await?;
+    let upto = chat.watermark(room, context).await?;
     let (history, missed) = {
         let _turn = chat.catch_ups.acquire().await;
         if !socket.connected() {
@@ -430,70 +435,52 @@ async fn enter_general_from_database<A: Adapter>(
         let store = &chat.messages;
         // The window the client shows ends where it left off; the rest is
         // replayed.
-        let shown = server_offset.unwrap_or(upto).min(upto);
-        let history = store.newest(GENERAL, 0, shown, HISTORY_LIMIT).await?;
-        let missed = match server_offset {
-            Some(offset) => store.newest(GENERAL, offset, upto, CATCH_UP_LIMIT).await?,
-            None => Default::default(),
+        let shown = offset.unwrap_or(upto).min(upto);
+        let history = store.newest(room, 0, shown, HISTORY_LIMIT).await?;
+        let missed = match offset {
+            Some(offset) => store.newest(room, offset, upto, CATCH_UP_LIMIT).await?,
+            None => Page::default(),
         };
         (history.messages, missed)
     };
     // ANCHOR_END: catch_up_read
     // ANCHOR: catch_up_send
-    let history = json!({
-        "room": GENERAL, "messages": history, "truncated": missed.truncated,
-    });
-    if !delivery::send(socket, "history", &history) {
-        return Ok(0);
-    }
-    for message in &missed.messages {
-        if !delivery::send(socket, "chat message", message) {
-            return Ok(0);
-        }
-    }
-    let entering = socket.clone();
     let enter: Enter = Box::new(move |since_read: &[ChatMessage]| {
-        for message in since_read {
-            if !delivery::send(&entering, "chat message", message) {
-                return;
-            }
-        }
-        entering.join(GENERAL);
+        let mut owed = missed.messages;
+        owed.extend_from_slice(since_read);
+        // Still the newest `CATCH_UP_LIMIT`, however many came during the
+        // reads.
+        let over = owed.len().saturating_sub(CATCH_UP_LIMIT as usize);
+        enter(Catchup {
+            history: History::Messages(&history),
+            missed: &owed[over..],
+            truncated: missed.truncated || over > 0,
+        })
     });
-    chat.sequencers.enter(GENERAL, room, upto, enter).await?;
-    Ok(missed.messages.len())
+    chat.sequencers.enter(room, context, upto, enter).await
 }
 // ANCHOR_END: catch_up_send
 
 // ANCHOR: send_catchup
-/// Sends a catch-up from the sequencer's memory (`history`, then the missed
-/// messages), then puts the socket in `general`. Returns how many missed
-/// messages it sent.
-fn send_catchup<A: Adapter>(socket: &SocketRef<A>, catchup: Catchup<'_>) -> usize {
-    let history = HistoryEvent {
-        room: GENERAL,
-        messages: catchup.history,
-        truncated: catchup.truncated,
-    };
-    if !delivery::send(socket, "history", &history) {
-        return 0;
-    }
-    for message in catchup.missed {
-        if !delivery::send(socket, "chat message", message) {
+/// What a socket entering `room` runs inside the room's sequencer, once it
+/// knows what the socket is owed: the greeting with the history, then each
+/// missed message, then the join. Returns how many missed messages it sent.
+fn enter_with<A: Adapter>(socket: SocketRef<A>, room: String, greeting: Greeting<A>) -> EnterWith {
+    Box::new(move |catchup: Catchup<'_>| {
+        if !greeting.send(&socket, &room, catchup.history, catchup.truncated) {
             return 0;
         }
-    }
-    socket.join(GENERAL);
-    catchup.missed.len()
-}
-
-/// The `history` event: `{"room": "general", "messages": [...], "truncated":
-/// false}`.
-#[derive(Serialize)]
-struct HistoryEvent<'a> {
-    room: &'a str,
-    messages: History<'a>,
-    truncated: bool,
+        for message in catchup.missed {
+            if !delivery::send(&socket, "chat message", message) {
+                return 0; // resynchronising: it catches up on reconnection
+            }
+        }
+        // A socket that closed meanwhile must not be left in the room.
+        if socket.connected() {
+            socket.join(room);
+        }
+        catchup.missed.len()
+    })
 }
 // ANCHOR_END: send_catchup
 
@@ -596,7 +583,9 @@ fn has_joined<A: Adapter>(socket: &SocketRef<A>, room: &str) -> bool {
 }
 
 // ANCHOR: join
-/// `join`: enter a room, and get its history in the acknowledgement.
+/// `join`: `"rust"`, or `{"room": "rust", "serverOffset": 41}` from a client
+/// coming back with the last message it saw there. The acknowledgement has the
+/// room's history up to that message; what came after it follows, in order.
 async fn on_join<A: Adapter>(
     io: SocketIo<A>,
     socket: SocketRef<A>,
@@ -604,13 +593,17 @@ async fn on_join<A: Adapter>(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
+    mut turn: InOrder, // a join, then a message to that room: in that order
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or(Value::Null);
     let room = match room_to_join(&socket, &chat, &user, &payload) {
         Ok(room) => room,
         Err(error) => return answer(ack, Err(error)),
     };
-    if let Err(error) = enter_room(&socket, &chat, &room, ack).await {
+    let offset = payload["serverOffset"].as_i64(); // not an integer: none
+    let greeting = Greeting::Join(ack);
+    if let Err(error) = enter_room(&socket, &chat, &room, offset, greeting).await {
         tracing::error!(%error, %room, "could not join");
         chat.quotas.give_back_room(socket.id, &room);
         return;
@@ -626,7 +619,7 @@ fn room_to_join<A: Adapter>(
     user: &User,
     payload: &Value,
 ) -> Result<String, ChatError> {
-    let room = parse_room(payload)?;
+    let room = parse_room(payload.get("room").unwrap_or(payload))?;
     chat.limited(chat.room_changes.allows(&user.id), socket, user.id)?;
     let rooms = chat.limits.rooms_per_socket;
     if room != GENERAL && !chat.quotas.take_room(socket.id, &room, rooms) {
@@ -636,114 +629,67 @@ fn room_to_join<A: Adapter>(
 }
 // ANCHOR_END: join
 
-// ANCHOR: enter_room
-/// Puts the socket in `room` through the room's sequencer, and acknowledges
-/// the `join` with the room's history.
-async fn enter_room<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    room: &str,
-    ack: AckSender<A>,
-) -> Result<(), ChatError> {
-    let context = chat.room_context(socket);
-    if chat.through_adapter {
-        return join_from_database(socket, chat, room, &context, ack).await;
-    }
-    // The acknowledgement carries the history, so it is sent from inside the
-    // sequencer, right before the socket joins the room: nothing is missed,
-    // nothing comes twice, and nothing arrives before the history. A new entry
-    // is always served from memory.
-    let enter = acknowledge_with_history(socket.clone(), room.to_owned(), ack);
-    let sequencers = &chat.sequencers;
-    let entered = sequencers.enter_from_memory(room, &context, None, enter);
-    entered.await?.map(drop).ok_or(ChatError::Internal)
-}
-// ANCHOR_END: enter_room
-
 // ANCHOR: join_reply
-/// What a joining socket does inside the sequencer when memory holds its
-/// history: acknowledge with it, then join.
-fn acknowledge_with_history<A: Adapter>(
-    socket: SocketRef<A>,
-    room: String,
-    ack: AckSender<A>,
-) -> EnterWith {
-    Box::new(move |catchup: Catchup<'_>| {
-        let reply = JoinReply {
-            ok: true,
-            room: &room,
-            history: catchup.history,
-        };
-        if ack.send(&reply).is_ok() && socket.connected() {
-            socket.join(room);
+/// How a socket entering a room is told what the room's window shows.
+enum Greeting<A: Adapter> {
+    /// On connect, in `general`: a `history` event.
+    History,
+    /// On `join`: the acknowledgement.
+    Join(AckSender<A>),
+}
+
+impl<A: Adapter> Greeting<A> {
+    /// Sends `history`; whether it was queued.
+    fn send(
+        self,
+        socket: &SocketRef<A>,
+        room: &str,
+        history: History<'_>,
+        truncated: bool,
+    ) -> bool {
+        match self {
+            Greeting::History => {
+                let messages = history;
+                let event = HistoryEvent {
+                    room,
+                    messages,
+                    truncated,
+                };
+                delivery::send(socket, "history", &event)
+            }
+            Greeting::Join(ack) => {
+                let ok = true;
+                let reply = JoinReply {
+                    ok,
+                    room,
+                    history,
+                    truncated,
+                };
+                delivery::acknowledge(socket, ack, &reply)
+            }
         }
-        0
-    })
+    }
+}
+
+/// The `history` event: `{"room": "general", "messages": [...], "truncated":
+/// false}`.
+#[derive(Serialize)]
+struct HistoryEvent<'a> {
+    room: &'a str,
+    messages: History<'a>,
+    truncated: bool,
 }
 
 /// A `join`'s acknowledgement: `{"ok": true, "room": "rust", "history":
-/// [...]}`.
+/// [...], "truncated": false}`.
 #[derive(Serialize)]
 struct JoinReply<'a> {
     ok: bool,
     room: &'a str,
     history: History<'a>,
+    truncated: bool,
 }
 // ANCHOR_END: join_reply
-
-// ANCHOR: join_from_database
-/// `join` through an adapter (chapter "Scaling out with Redis"): the history is
-/// read from the database, outside the room's sequencer, which then adds what
-/// was broadcast since the read.
-async fn join_from_database<A: Adapter>(
-    socket: &SocketRef<A>,
-    chat: &Chat,
-    room: &str,
-    context: &RoomContext,
-    ack: AckSender<A>,
-) -> Result<(), ChatError> {
-    let read = async {
-        let upto = chat.watermark(room, context).await?;
-        let _turn = chat.catch_ups.acquire().await;
-        let history = chat.messages.newest(room, 0, upto, HISTORY_LIMIT).await?;
-        Ok((upto, history.messages))
-    };
-    let (upto, history) = match read.await {
-        Ok(read) => read,
-        Err(error) => {
-            answer(ack, Err(error));
-            return Err(ChatError::Internal);
-        }
-    };
-    let enter = enter_with_history(socket.clone(), room.to_owned(), history, ack);
-    chat.sequencers.enter(room, context, upto, enter).await
-}
-// ANCHOR_END: join_from_database
-
-// ANCHOR: enter_with_history
-/// What a joining socket does inside the sequencer: acknowledge with the
-/// history (plus the messages broadcast since it was read, keeping the newest
-/// [`HISTORY_LIMIT`]), then join.
-fn enter_with_history<A: Adapter>(
-    socket: SocketRef<A>,
-    room: String,
-    mut history: Vec<ChatMessage>,
-    ack: AckSender<A>,
-) -> Enter {
-    Box::new(move |since_read: &[ChatMessage]| {
-        history.extend_from_slice(since_read);
-        let keep_from = history.len().saturating_sub(HISTORY_LIMIT as usize);
-        let reply = json!({
-            "ok": true,
-            "room": room,
-            "history": &history[keep_from..]
-        });
-        if ack.send(&reply).is_ok() && socket.connected() {
-            socket.join(room);
-        }
-    })
-}
-// ANCHOR_END: enter_with_history
 
 /// `leave`: the opposite of `join`. Leaving a room one is not in is not an
 /// error.
@@ -754,7 +700,9 @@ async fn on_leave<A: Adapter>(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
+    mut turn: InOrder,
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or(Value::Null);
     answer(ack, leave_room(&io, &socket, &chat, &user, payload).await);
 }
@@ -789,7 +737,9 @@ async fn on_typing<A: Adapter>(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
+    mut turn: InOrder,
 ) {
+    turn.wait().await;
     answer(
         ack,
         tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await,
@@ -940,7 +890,9 @@ async fn on_presence_page<A: Adapter>(
     State(chat): State<Chat>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
+    mut turn: InOrder, // after the join it follows
 ) {
+    turn.wait().await;
     let payload = payload.unwrap_or(Value::Null);
     match next_presence_page(&socket, &chat, &user, &payload) {
         Ok(page) => drop(ack.send(&*page)),

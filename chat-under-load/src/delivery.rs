@@ -4,7 +4,7 @@
 
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
-pub use step04_socket_middleware::delivery::{is_lagging, send};
+pub use step04_socket_middleware::delivery::{acknowledge, is_lagging, send};
 
 // ANCHOR: encoded
 /// A payload turned into JSON once, to be sent to many sockets. [`send`]

@@ -55,14 +55,32 @@ pub type Fanout = Arc<dyn Fn(String, Arc<[ChatMessage]>) -> Delivering + Send + 
 pub type Delivering = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// What a socket entering a room runs inside the sequencer, between two
-/// batches: given the messages stored since its database read, it sends them
-/// and joins the Socket.IO room.
-pub type Enter = Box<dyn FnOnce(&[ChatMessage]) + Send>;
+/// batches: given the messages stored since its database read, it sends them,
+/// joins the Socket.IO room, and says how many messages it replayed.
+pub type Enter = Box<dyn FnOnce(&[ChatMessage]) -> usize + Send>;
 
-/// What a socket entering a room runs inside the sequencer when the room's
-/// memory holds all it is owed: it sends the [`Catchup`], joins the Socket.IO
-/// room, and says how many missed messages it replayed.
+/// What a socket entering a room runs inside the sequencer with what it is
+/// owed: it sends the [`Catchup`], joins the Socket.IO room, and says how many
+/// missed messages it replayed.
 pub type EnterWith = Box<dyn FnOnce(Catchup<'_>) -> usize + Send>;
+
+/// What [`Sequencers::enter_from_memory`] did.
+pub enum FromMemory {
+    /// The socket is in the room, after this many missed messages.
+    Entered(usize),
+    /// The socket was away longer than the task remembers: here is its
+    /// `enter`, not run. Read the database, then [`Sequencers::enter`].
+    TooOld(EnterWith),
+}
+
+impl std::fmt::Debug for FromMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FromMemory::Entered(replayed) => write!(f, "Entered({replayed})"),
+            FromMemory::TooOld(_) => f.write_str("TooOld"),
+        }
+    }
+}
 
 /// What a socket entering a room is owed, from the room's memory.
 #[derive(Debug)]
@@ -131,12 +149,12 @@ enum Control {
     Enter {
         seen: i64,
         enter: Enter,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<usize>,
     },
     EnterFromMemory {
         offset: Option<i64>,
         enter: EnterWith,
-        reply: oneshot::Sender<Option<usize>>,
+        reply: oneshot::Sender<FromMemory>,
     },
     Reload {
         reply: oneshot::Sender<Result<(), ChatError>>,
@@ -190,12 +208,12 @@ impl Sequencers {
 
     // ANCHOR: enter_from_memory
     /// Runs `enter` inside the room's task with what a socket that last saw
-    /// message `offset` (`None`: a new socket) is owed, if the task's memory
-    /// holds all of it; returns how many missed messages `enter` replayed, or
-    /// `None` (and `enter` is not run) if the socket was away longer than the
-    /// task remembers: read the database, then [`Self::enter`].
+    /// message `offset` in the room (`None`: it saw nothing there yet) is
+    /// owed, if the task's memory holds all of it. If the socket was away
+    /// longer than the task remembers, `enter` comes back unrun
+    /// ([`FromMemory::TooOld`]): read the database, then [`Self::enter`].
     ///
-    /// A new socket (`offset` `None`) is always served from memory: the task
+    /// A socket without an offset is always served from memory: the task
     /// keeps at least the room's newest [`HISTORY_LIMIT`] messages.
     pub async fn enter_from_memory(
         &self,
@@ -203,7 +221,7 @@ impl Sequencers {
         context: &RoomContext,
         offset: Option<i64>,
         enter: EnterWith,
-    ) -> Result<Option<usize>, ChatError> {
+    ) -> Result<FromMemory, ChatError> {
         let (reply, entered) = oneshot::channel();
         let control = Control::EnterFromMemory {
             offset,
@@ -230,17 +248,18 @@ impl Sequencers {
     }
 
     /// Runs `enter` inside the room's task with the messages broadcast after
-    /// `seen` (the socket has everything up to `seen` already): it sends them,
-    /// then joins the room, and from then on every broadcast reaches it. Runs
-    /// between two batches, so no message can slip between "sent the missing
-    /// ones" and "joined".
+    /// `seen` (the socket was given everything up to `seen` from the
+    /// database): it sends them, then joins the room, and from then on every
+    /// broadcast reaches it. Runs between two batches, so no message can slip
+    /// between "sent the missing ones" and "joined". Returns what `enter`
+    /// returned.
     pub async fn enter(
         &self,
         room: &str,
         context: &RoomContext,
         seen: i64,
         enter: Enter,
-    ) -> Result<(), ChatError> {
+    ) -> Result<usize, ChatError> {
         let (reply, entered) = oneshot::channel();
         let control = Control::Enter { seen, enter, reply };
         self.command(room, context, Command::Control(control))?;
@@ -485,16 +504,18 @@ impl Room {
             }
             Control::Enter { seen, enter, reply } => {
                 let missed = self.broadcast_since(seen).await;
-                enter(&missed);
-                reply.send(()).ok();
+                reply.send(enter(&missed)).ok();
             }
             Control::EnterFromMemory {
                 offset,
                 enter,
                 reply,
             } => {
-                let replayed = self.catchup(offset).map(enter);
-                reply.send(replayed).ok();
+                let entered = match self.catchup(offset) {
+                    Some(catchup) => FromMemory::Entered(enter(catchup)),
+                    None => FromMemory::TooOld(enter),
+                };
+                reply.send(entered).ok();
             }
             Control::Reload { reply } => {
                 reply.send(self.load().await.map_err(ChatError::from)).ok();
