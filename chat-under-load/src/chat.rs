@@ -328,15 +328,15 @@ pub async fn admit_socket<A: Adapter>(
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
 ) -> Result<(), ChatError> {
-    if chat
-        .quotas
-        .admit(user.id, socket.id, chat.limits.sockets_per_user)
-    {
-        Ok(())
-    } else {
+    let max = chat.limits.sockets_per_user;
+    let Some(holding) = chat.quotas.admit(user.id, socket.id, max) else {
         tracing::info!(user = %user.username, "refused a socket: too many");
-        Err(ChatError::TooManySockets)
-    }
+        return Err(ChatError::TooManySockets);
+    };
+    // Given back by `on_disconnect`, or dropped with a socket that never
+    // connected.
+    socket.extensions.insert(Arc::new(holding));
+    Ok(())
 }
 // ANCHOR_END: admit_socket
 

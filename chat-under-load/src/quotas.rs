@@ -53,21 +53,41 @@ impl Quotas {
 }
 // ANCHOR_END: quotas
 
+/// What a socket holds in [`Quotas`], given back when this is dropped: kept in
+/// the socket's extensions, it is dropped with a socket whose connection
+/// closed while it was being admitted (no disconnect handler ever runs for
+/// such a socket; `on_disconnect` gives back the others at once).
+#[derive(Debug)]
+pub struct Holding {
+    quotas: Quotas,
+    socket: Sid,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.quotas.release(self.socket);
+    }
+}
+
 // ANCHOR: quotas_sockets
 impl Quotas {
     /// Takes a place for `socket` among the sockets of `user_id`, if fewer than
-    /// `max` are taken. Returns whether it got one.
-    pub fn admit(&self, user_id: i64, socket: Sid, max: usize) -> bool {
+    /// `max` are taken; what it holds is given back when the [`Holding`] is
+    /// dropped, or by [`Quotas::release`].
+    pub fn admit(&self, user_id: i64, socket: Sid, max: usize) -> Option<Holding> {
         let mut held = self.lock();
         let sockets = held.users.entry(user_id).or_default();
         if sockets.len() >= max && !sockets.contains(&socket) {
-            return false;
+            return None;
         }
         sockets.insert(socket);
         held.sockets
             .entry(socket)
             .or_insert((user_id, HashSet::new()));
-        true
+        Some(Holding {
+            quotas: self.clone(),
+            socket,
+        })
     }
 
     /// Gives back everything `socket` held: it disconnected.
@@ -101,12 +121,17 @@ mod tests {
     fn a_user_gets_max_sockets_and_a_place_comes_back_on_release() {
         let quotas = Quotas::default();
         let tabs: Vec<Sid> = (0..3).map(|_| Sid::new()).collect();
-        assert!(quotas.admit(1, tabs[0], 2));
-        assert!(quotas.admit(1, tabs[1], 2));
-        assert!(!quotas.admit(1, tabs[2], 2), "the third of two");
-        assert!(quotas.admit(2, tabs[2], 2), "another user is not affected");
+        let first = quotas.admit(1, tabs[0], 2).expect("a first place");
+        let _second = quotas.admit(1, tabs[1], 2).expect("a second place");
+        assert!(quotas.admit(1, tabs[2], 2).is_none(), "the third of two");
+        let other = quotas.admit(2, tabs[2], 2);
+        assert!(other.is_some(), "another user is not affected");
         quotas.release(tabs[0]);
-        assert!(quotas.admit(1, Sid::new(), 2));
+        let third = quotas.admit(1, Sid::new(), 2).expect("released");
+        drop(first); // already released: gives back nothing more
+        assert!(quotas.admit(1, Sid::new(), 2).is_none());
+        drop(third); // dropped unreleased: its place comes back
+        assert!(quotas.admit(1, Sid::new(), 2).is_some());
     }
 
     #[test]
@@ -114,7 +139,7 @@ mod tests {
         let quotas = Quotas::default();
         let socket = Sid::new();
         assert!(!quotas.take_room(socket, "rust", 2), "not admitted yet");
-        quotas.admit(1, socket, 20);
+        let _holding = quotas.admit(1, socket, 20);
         assert!(quotas.take_room(socket, "rust", 2));
         assert!(quotas.take_room(socket, "rust", 2), "the same room again");
         assert!(quotas.take_room(socket, "go", 2));
