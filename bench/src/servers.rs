@@ -167,6 +167,9 @@ async fn start(mut command: Command) -> Result<ServerProcess, String> {
     let started = Instant::now();
     let mut child = command
         .env("PORT", port.to_string())
+        // Every connection of the load comes from this machine, one address: at the default
+        // per-address limit (1,024), the 10,000-socket load would be cut off.
+        .env("MAX_CONNECTIONS_PER_ADDRESS", "65536")
         .stdin(Stdio::null())
         .stdout(server_log_output())
         .kill_on_drop(true)

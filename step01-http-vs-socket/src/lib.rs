@@ -35,8 +35,8 @@ pub use security_headers::{
     NON_PAGE_POLICY, SOCKET_IO_CLIENT_URL, page_policy, security_headers,
 };
 pub use server::{
-    RESERVED_FILES, ServeLimits, cap_for_file_limit, raise_open_file_limit,
-    serve, serve_with,
+    MIN_HEADER_BYTES, RESERVED_FILES, ServeLimits, address_key,
+    cap_for_file_limit, raise_open_file_limit, serve, serve_with,
 };
 pub use socket_io_client::{
     LOCAL_CLIENT_PATH, NPM_CLIENT_FILE, SOCKET_IO_CLIENT_SRI, SocketIoClient,

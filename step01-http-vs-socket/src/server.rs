@@ -16,11 +16,13 @@
 //! `auto` builder, which it can watch, reads the first bytes without any
 //! timeout and also speaks HTTP/2, where these timeouts do not apply.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -50,16 +52,27 @@ pub struct ServeLimits {
     /// `MAX_CONNECTIONS`: open connections, WebSockets included.
     /// Over it, new ones wait in the kernel's queue until one closes.
     pub max_connections: usize,
+    /// `MAX_CONNECTIONS_PER_ADDRESS`: open connections from one client
+    /// address (one /64 for IPv6). Over it, a new one is closed at once.
+    pub max_connections_per_address: usize,
+    /// `TRUSTED_PROXY`: addresses exempt from the per-address limit. All
+    /// the clients behind a reverse proxy come from its address.
+    pub trusted_proxies: Vec<IpAddr>,
     /// `HEADER_READ_TIMEOUT_SECS`: how long a connection may take to
     /// send a request's headers, counted from the moment it is waiting
     /// for one. So it also closes idle keep-alive connections.
     pub header_read_timeout: Duration,
+    /// `MAX_HEADER_BYTES`: a request's line and headers together. A
+    /// longer one gets `431` and its connection is closed.
+    pub max_header_bytes: usize,
     /// `REQUEST_TIMEOUT_SECS`: how long the app may take to answer,
     /// reading the body included. A WebSocket is not a request: once
     /// upgraded, no timeout here applies to it.
     pub request_timeout: Duration,
 }
+// ANCHOR_END: limits
 
+// ANCHOR: limits_default
 impl Default for ServeLimits {
     fn default() -> Self {
         Self {
@@ -67,17 +80,30 @@ impl Default for ServeLimits {
             // needs 10,000 and some. Each one is an open file: see
             // `raise_open_file_limit`.
             max_connections: 16_384,
+            // 40 students behind one school router, five tabs each: 200
+            // WebSockets, and at most 6 HTTP connections per browser, 240.
+            // Twice that still leaves a single address 1/16 of the cap.
+            max_connections_per_address: 1_024,
+            trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
+            // Node's default. The pages' requests, cookie included, are
+            // about 650 bytes; hyper's own default would be 400 kB.
+            max_header_bytes: 16 * 1024,
             // Above Engine.IO's 25 s ping interval, which is how long
             // socketioxide may hold a long-polling GET open.
             request_timeout: Duration::from_secs(60),
         }
     }
 }
-// ANCHOR_END: limits
+// ANCHOR_END: limits_default
+
+/// The least `MAX_HEADER_BYTES` may be: hyper's read buffer is never
+/// smaller.
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 impl ServeLimits {
-    /// Reads `MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_SECS` and
+    /// Reads `MAX_CONNECTIONS`, `MAX_CONNECTIONS_PER_ADDRESS`,
+    /// `TRUSTED_PROXY`, `HEADER_READ_TIMEOUT_SECS`, `MAX_HEADER_BYTES` and
     /// `REQUEST_TIMEOUT_SECS`; an unset variable keeps its default.
     pub fn from_env() -> Result<Self, String> {
         Self::from_vars(|name| std::env::var(name).ok())
@@ -104,22 +130,62 @@ impl ServeLimits {
                     }),
             }
         };
-        let max_connections =
-            number("MAX_CONNECTIONS", defaults.max_connections as u64)?;
+        let count = |name: &str, default: usize| -> Result<usize, String> {
+            let value = number(name, default as u64)?;
+            usize::try_from(value)
+                .map_err(|_| format!("{name} is too large: {value}"))
+        };
+        let max_header_bytes =
+            count("MAX_HEADER_BYTES", defaults.max_header_bytes)?;
+        if max_header_bytes < MIN_HEADER_BYTES {
+            return Err(format!(
+                "MAX_HEADER_BYTES must be at least {MIN_HEADER_BYTES}, \
+                 got {max_header_bytes}"
+            ));
+        }
         Ok(Self {
-            max_connections: usize::try_from(max_connections).map_err(
-                |_| format!("MAX_CONNECTIONS is too large: {max_connections}"),
+            max_connections: count(
+                "MAX_CONNECTIONS",
+                defaults.max_connections,
+            )?,
+            max_connections_per_address: count(
+                "MAX_CONNECTIONS_PER_ADDRESS",
+                defaults.max_connections_per_address,
+            )?,
+            trusted_proxies: addresses(
+                "TRUSTED_PROXY",
+                var("TRUSTED_PROXY").as_deref().unwrap_or_default(),
             )?,
             header_read_timeout: Duration::from_secs(number(
                 "HEADER_READ_TIMEOUT_SECS",
                 defaults.header_read_timeout.as_secs(),
             )?),
+            max_header_bytes,
             request_timeout: Duration::from_secs(number(
                 "REQUEST_TIMEOUT_SECS",
                 defaults.request_timeout.as_secs(),
             )?),
         })
     }
+}
+
+/// IP addresses separated by commas, as step 3's `TRUSTED_PROXY` reads them.
+fn addresses(name: &str, value: &str) -> Result<Vec<IpAddr>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<IpAddr>()
+                .map(|ip| ip.to_canonical())
+                .map_err(|_| {
+                    format!(
+                        "{name} must be IP addresses separated by commas, \
+                     got {value:?}"
+                    )
+                })
+        })
+        .collect()
 }
 
 // ANCHOR: serve
@@ -162,23 +228,23 @@ pub async fn serve_with(
         .layer(axum::middleware::from_fn(security_headers));
     let cap = connection_cap(limits.max_connections);
     let slots = Arc::new(Semaphore::new(cap));
-    // `finish` tells every connection to end after its current request;
-    // `connections` knows which are still running.
-    let finish = CancellationToken::new();
-    let connections = TaskTracker::new();
+    let per_address = PerAddress::new(&limits);
+    let http = http1_settings(&limits);
+    let finish = CancellationToken::new(); // end after this request
+    let connections = TaskTracker::new(); // which are still running
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = shutdown.as_mut() => break,
-            accepted = next_connection(&listener, &slots) => accepted,
+            accepted = next_connection(&listener, &slots, &per_address) =>
+                accepted,
         };
         let Some((connection, remote)) = accepted else {
             continue;
         };
-        let timeout = limits.header_read_timeout;
-        let (app, finish) = (app.clone(), finish.clone());
+        let (app, http, finish) = (app.clone(), http.clone(), finish.clone());
         connections
-            .spawn(serve_connection(connection, remote, app, timeout, finish));
+            .spawn(serve_connection(connection, remote, app, http, finish));
     }
     drop(listener);
     finish.cancel();
@@ -191,14 +257,20 @@ pub async fn serve_with(
 // ANCHOR: accept
 /// Waits for a free slot, *then* accepts. Over the cap, new connections
 /// wait in the kernel's listen queue, costing this process nothing,
-/// and are served in turn as slots free up.
+/// and are served in turn as slots free up. Over its address's limit, a
+/// connection is closed at once: queued, it would wait among everyone's.
 async fn next_connection(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
+    per_address: &PerAddress,
 ) -> Option<(Connection, SocketAddr)> {
     let slot = slots.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
-        Ok((stream, remote)) => Some((Connection::new(stream, slot), remote)),
+        Ok((stream, remote)) => {
+            // No room for its address: `stream` is dropped here, closed.
+            let address_slot = per_address.try_take(remote.ip())?;
+            Some((Connection::new(stream, slot, address_slot), remote))
+        }
         Err(error) => {
             tracing::warn!(%error, "accepting a connection failed");
             // Out of file descriptors, say: do not spin on the error.
@@ -210,6 +282,100 @@ async fn next_connection(
     }
 }
 // ANCHOR_END: accept
+
+/// How many connections are open from each address, by [`address_key`].
+type OpenByAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+// ANCHOR: per_address
+/// Counts connections per client address against
+/// `MAX_CONNECTIONS_PER_ADDRESS`, so that one address cannot take every
+/// slot under `MAX_CONNECTIONS`.
+struct PerAddress {
+    limit: usize,
+    /// Trusted proxies: every client behind one shares its address.
+    exempt: Vec<IpAddr>,
+    open: OpenByAddress,
+}
+
+impl PerAddress {
+    /// A place for one more connection from `address`, or `None` if that
+    /// address has its limit's worth open already.
+    fn try_take(&self, address: IpAddr) -> Option<AddressSlot> {
+        let address = address.to_canonical();
+        let open = Arc::clone(&self.open);
+        if self.exempt.contains(&address) {
+            return Some(AddressSlot { key: None, open });
+        }
+        let key = address_key(address);
+        let mut counts = lock(&self.open);
+        let count = counts.entry(key).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            key: Some(key),
+            open,
+        })
+    }
+}
+// ANCHOR_END: per_address
+
+// ANCHOR: address_slot
+/// A connection's place under its address's limit, given back when the
+/// connection is dropped, like its slot under `MAX_CONNECTIONS`.
+struct AddressSlot {
+    /// `None` for a trusted proxy, which is not counted.
+    key: Option<IpAddr>,
+    open: OpenByAddress,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        if let Entry::Occupied(mut count) = lock(&self.open).entry(key) {
+            *count.get_mut() -= 1;
+            // Only addresses with a connection open stay in the map.
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+    }
+}
+// ANCHOR_END: address_slot
+
+impl PerAddress {
+    fn new(limits: &ServeLimits) -> Self {
+        PerAddress {
+            limit: limits.max_connections_per_address,
+            exempt: limits.trusted_proxies.clone(),
+            open: OpenByAddress::default(),
+        }
+    }
+}
+
+/// The counts behind a poisoned lock are still right: nothing that holds
+/// it can panic halfway through changing one.
+fn lock(
+    open: &Mutex<HashMap<IpAddr, usize>>,
+) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+    open.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The key an address is counted under, here and by step 3's throttles. One
+/// IPv6 customer usually gets a whole /64, so counting each of its addresses
+/// apart would hand out billions of budgets. An IPv4 address seen through an
+/// IPv6 socket (`::ffff:192.0.2.1`) counts as itself.
+pub fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let network = u128::from(v6) & !u128::from(u64::MAX);
+            IpAddr::V6(Ipv6Addr::from(network))
+        }
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        IpAddr::V4(_) => address,
+    }
+}
 
 /// An error about one connection (the client gave up during the handshake), as
 /// opposed to the listener's (no file descriptors left).
@@ -299,7 +465,7 @@ async fn serve_connection(
     connection: Connection,
     remote: SocketAddr,
     app: Router,
-    header_read_timeout: Duration,
+    http: http1::Builder,
     finish: CancellationToken,
 ) {
     // What `into_make_service_with_connect_info` did: handlers may ask
@@ -308,10 +474,6 @@ async fn serve_connection(
         request.extensions_mut().insert(ConnectInfo(remote));
         request
     });
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .max_headers(MAX_HEADERS);
     let io = TokioIo::new(connection);
     let service = TowerToHyperService::new(app);
     // `with_upgrades`: a WebSocket handshake hands the connection over
@@ -331,6 +493,23 @@ async fn serve_connection(
     }
 }
 // ANCHOR_END: connection
+
+// ANCHOR: http1_settings
+/// How hyper serves each connection: HTTP/1.1, with the header timer on
+/// and a bound on a request's head. Past `max_header_size`, the client
+/// gets `431` and the connection is closed. `max_buf_size` is the most
+/// hyper buffers while it reads; its default, about 400 kB, is what an
+/// unfinished header would otherwise cost, per connection.
+fn http1_settings(limits: &ServeLimits) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(MAX_HEADERS);
+    http
+}
+// ANCHOR_END: http1_settings
 
 /// Headers per request, the same cap as Node's default
 /// (`server.maxHeadersCount`).
@@ -352,6 +531,8 @@ struct Connection {
     stream: TcpStream,
     /// Held, never read: dropping it frees the slot.
     _slot: OwnedSemaphorePermit,
+    /// The same for its place under `MAX_CONNECTIONS_PER_ADDRESS`.
+    _address_slot: AddressSlot,
     /// Runs while a write waits for the peer to read; reset by any progress.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The peer read nothing for [`WRITE_STALL_TIMEOUT`]: from then on every
@@ -359,18 +540,24 @@ struct Connection {
     gone: bool,
 }
 
-// ANCHOR: write_stall
 impl Connection {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Self {
-        let (stalled, gone) = (None, false);
+    fn new(
+        stream: TcpStream,
+        slot: OwnedSemaphorePermit,
+        address_slot: AddressSlot,
+    ) -> Self {
         Connection {
             stream,
             _slot: slot,
-            stalled,
-            gone,
+            _address_slot: address_slot,
+            stalled: None,
+            gone: false,
         }
     }
+}
 
+// ANCHOR: write_stall
+impl Connection {
     /// What a write (or flush) returned, with the stall clock applied: a
     /// `Pending` starts it, or goes on with it; anything else stops it.
     fn watch<T>(
@@ -497,6 +684,36 @@ mod tests {
     }
 
     #[test]
+    fn an_address_is_counted_by_its_slash_64_and_a_proxy_is_not_counted() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
+        let per_address = PerAddress::new(&ServeLimits {
+            max_connections_per_address: 2,
+            trusted_proxies: vec![ip("10.0.0.1")],
+            ..ServeLimits::default()
+        });
+        let first = per_address.try_take(ip("2001:db8::1"));
+        let second = per_address.try_take(ip("2001:db8::ffff:2"));
+        assert!(first.is_some() && second.is_some());
+        // The same /64, another address: the limit is reached.
+        assert!(per_address.try_take(ip("2001:db8::3")).is_none());
+        assert!(per_address.try_take(ip("2001:db8:0:1::3")).is_some());
+        drop(first);
+        let third = per_address.try_take(ip("2001:db8::3"));
+        assert!(third.is_some());
+
+        let through_the_proxy: Vec<_> = (0..10)
+            .filter_map(|_| per_address.try_take(ip("::ffff:10.0.0.1")))
+            .collect();
+        assert_eq!(through_the_proxy.len(), 10);
+        drop(through_the_proxy);
+        drop(second);
+        // Only addresses with a connection open are remembered.
+        assert_eq!(lock(&per_address.open).len(), 1);
+        drop(third);
+        assert!(lock(&per_address.open).is_empty());
+    }
+
+    #[test]
     fn unset_variables_keep_the_defaults() {
         assert_eq!(
             ServeLimits::from_vars(|_| None),
@@ -508,18 +725,41 @@ mod tests {
     fn each_variable_is_read_and_a_bad_value_is_named() {
         let limits = ServeLimits::from_vars(|name| match name {
             "MAX_CONNECTIONS" => Some("500".into()),
+            "MAX_CONNECTIONS_PER_ADDRESS" => Some("50".into()),
+            "TRUSTED_PROXY" => Some("10.0.0.1, ::ffff:10.0.0.2,::1".into()),
             "HEADER_READ_TIMEOUT_SECS" => Some(" 5 ".into()),
+            "MAX_HEADER_BYTES" => Some("32768".into()),
             "REQUEST_TIMEOUT_SECS" => Some("30".into()),
             _ => None,
         });
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
         assert_eq!(
             limits,
             Ok(ServeLimits {
                 max_connections: 500,
+                max_connections_per_address: 50,
+                // An IPv4 address written the IPv6 way is the IPv4 one.
+                trusted_proxies: vec![
+                    ip("10.0.0.1"),
+                    ip("10.0.0.2"),
+                    ip("::1")
+                ],
                 header_read_timeout: Duration::from_secs(5),
+                max_header_bytes: 32_768,
                 request_timeout: Duration::from_secs(30),
             })
         );
+        for (name, bad) in [
+            ("TRUSTED_PROXY", "10.0.0.1, proxy.local"),
+            ("MAX_HEADER_BYTES", "8191"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+        ] {
+            let error = ServeLimits::from_vars(|asked| {
+                (asked == name).then(|| bad.into())
+            })
+            .expect_err("refused");
+            assert!(error.contains(name), "{error}");
+        }
         for bad in ["0", "-1", "ten", "1.5"] {
             let error = ServeLimits::from_vars(|name| {
                 (name == "HEADER_READ_TIMEOUT_SECS").then(|| bad.to_owned())

@@ -250,6 +250,7 @@ async fn ex5_refuse_over_the_cap() {
         max_connections: 1,
         header_read_timeout: Duration::from_secs(30),
         request_timeout: Duration::from_secs(30),
+        ..ServeLimits::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -3,7 +3,8 @@
 //! one connection too many. Short timeouts (1 s) keep the tests quick; the
 //! defaults are the same code with other numbers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,7 +18,7 @@ use step01_http_vs_socket::{
 };
 use testkit::JsClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -55,6 +56,16 @@ impl Server {
 
     async fn connect(&self) -> TcpStream {
         TcpStream::connect(self.address).await.expect("connect")
+    }
+
+    /// A connection from `source`. Every 127.x.y.z is this machine on Linux,
+    /// so 127.0.0.2 can play another client than 127.0.0.1.
+    async fn connect_from(&self, source: IpAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind the source address");
+        socket.connect(self.address).await.expect("connect")
     }
 
     async fn stop(self) {
@@ -342,4 +353,184 @@ async fn in_a_browser_the_policy_runs_the_pages_code_and_blocks_injected_code()
     .await;
     assert_eq!(report["read"]["served"], "not run", "{report}");
     assert_eq!(report["read"]["control"], "run", "{report}");
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("an IP address")
+}
+
+#[tokio::test]
+async fn one_address_at_its_limit_cannot_keep_another_from_being_served() {
+    // Room for four connections, two per address. The header timeout is far
+    // off, so that only a refusal can close a connection during the test.
+    let limits = ServeLimits {
+        max_connections: 4,
+        max_connections_per_address: 2,
+        header_read_timeout: Duration::from_secs(30),
+        ..ServeLimits::default()
+    };
+    let server = Server::start(app(), limits).await;
+    // One address tries to take every slot with connections that say nothing.
+    let greedy = ip("127.0.0.2");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(server.connect_from(greedy).await);
+    }
+
+    let mut other = server.connect_from(ip("127.0.0.1")).await;
+    other.write_all(GET_TIME).await.expect("write");
+    let answer = read_until_closed_or_answer(&mut other).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+
+    // The two over the limit were closed at once, without an answer, and the
+    // two under it are still open.
+    let mut over = held.split_off(2);
+    for stream in &mut over {
+        let answer = read_until_closed(stream, SHORT).await;
+        assert_eq!(answer.as_deref(), Some(""), "not closed at once");
+    }
+    for stream in &mut held {
+        assert!(!answers_within(stream, SHORT / 2).await, "closed too");
+    }
+
+    // One closes: the address may open one more, once the server has seen
+    // it go.
+    drop(held.pop());
+    let served_again = async {
+        loop {
+            let mut again = server.connect_from(greedy).await;
+            again.write_all(GET_TIME).await.ok();
+            let answer = read_until_closed_or_answer(&mut again).await;
+            if answer.starts_with("HTTP/1.1 200 OK") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(SHORT * 5, served_again)
+        .await
+        .expect("the address got its place back");
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_is_not_held_to_the_per_address_limit() {
+    // Behind a reverse proxy every client comes from the proxy's address.
+    let proxy = ip("127.0.0.2");
+    let limits = ServeLimits {
+        max_connections_per_address: 1,
+        trusted_proxies: vec![proxy],
+        header_read_timeout: Duration::from_secs(30),
+        ..ServeLimits::default()
+    };
+    let server = Server::start(app(), limits).await;
+    let _first = server.connect_from(proxy).await;
+    let mut second = server.connect_from(proxy).await;
+    second.write_all(GET_TIME).await.expect("write");
+    let answer = read_until_closed_or_answer(&mut second).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+}
+
+#[tokio::test]
+async fn headers_longer_than_the_limit_get_431() {
+    let server = Server::start(app(), ServeLimits::default()).await;
+    let mut stream = server.connect().await;
+    let padding = "a".repeat(20 * 1024);
+    let request = format!(
+        "GET /api/time HTTP/1.1\r\nHost: test\r\nX-Pad: {padding}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok();
+    let answer = read_until_closed_or_answer(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+/// The resident memory of this process (the server *and* the test's
+/// clients), in bytes, as `/proc/self/status` says.
+#[cfg(target_os = "linux")]
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let kilobytes = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| {
+            value.trim().trim_end_matches("kB").trim().parse().ok()
+        })
+        .expect("a VmRSS line");
+    let kilobytes: u64 = kilobytes;
+    kilobytes * 1024
+}
+
+/// The most resident memory seen while `work` runs, sampled every 5 ms by a
+/// thread of its own (so a busy runtime cannot delay the samples).
+#[cfg(target_os = "linux")]
+async fn peak_resident_during<T>(work: impl Future<Output = T>) -> (u64, T) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(resident_bytes()));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(resident_bytes(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let result = work.await;
+    done.store(true, Ordering::Relaxed);
+    sampler.join().expect("the sampler thread");
+    (peak.load(Ordering::Relaxed), result)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_390_kb_headers_are_refused_and_cost_a_bounded_amount() {
+    // With hyper's default buffer (about 400 kB), 200 such connections took
+    // 120 MB, held until the header timeout. With `MAX_HEADER_BYTES` (16 kB),
+    // they take 1 to 2 MB, and each is refused with a 431 at once.
+    const CONNECTIONS: usize = 200;
+    const BOUND: u64 = 20 * 1024 * 1024;
+    // The header timeout is far off: only the size limit can end them soon.
+    let limits = ServeLimits {
+        header_read_timeout: Duration::from_secs(30),
+        ..ServeLimits::default()
+    };
+    let server = Server::start(app(), limits).await;
+    // A request line and one header of 390 kB, never ended by an empty line.
+    let mut head = b"GET /api/time HTTP/1.1\r\nHost: test\r\nX-Pad: ".to_vec();
+    head.resize(390 * 1000, b'a');
+    let head: Arc<[u8]> = head.into();
+
+    let before = resident_bytes();
+    let clients = (0..CONNECTIONS).map(|_| {
+        let (head, address) = (head.clone(), server.address);
+        tokio::spawn(async move {
+            let mut stream =
+                TcpStream::connect(address).await.expect("connect");
+            // The server may close before it has read it all.
+            stream.write_all(&head).await.ok();
+            read_until_closed(&mut stream, SHORT * 10).await
+        })
+    });
+    let (peak, answers) = peak_resident_during(async {
+        let mut answers = Vec::new();
+        for client in clients.collect::<Vec<_>>() {
+            answers.push(client.await.expect("a client task"));
+        }
+        answers
+    })
+    .await;
+
+    let grown = peak.saturating_sub(before);
+    assert!(
+        grown < BOUND,
+        "{CONNECTIONS} unfinished headers took {} MB",
+        grown / (1024 * 1024)
+    );
+    for answer in answers {
+        // A 431, or a reset if the server closed with bytes left unread.
+        let answer = answer.expect("closed long before the header timeout");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
+    }
 }

@@ -19,7 +19,7 @@
 //! The counting is done by the [`governor`] crate (GCRA, a token bucket without
 //! a timer).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -28,8 +28,11 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use dashmap::DashMap;
+// The key an address is counted under (one /64 for IPv6) is step 1's, so
+// that `serve`'s per-address connection limit and these throttles agree.
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
+use step01_http_vs_socket::address_key;
 
 use crate::api::ApiError;
 use crate::passport::Passport;
@@ -232,20 +235,6 @@ impl<U: UserStore> FromRequestParts<Passport<U>> for ClientAddress {
             .map(|ConnectInfo(address)| address.ip());
         let trusted = &passport.limits().trusted_proxies;
         Ok(Self(client_address(peer, &parts.headers, trusted)))
-    }
-}
-
-/// The key an address is counted under. One IPv6 customer usually gets a whole
-/// /64, so counting each of its addresses apart would hand out billions of
-/// budgets.
-fn address_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let network = u128::from(v6) & !u128::from(u64::MAX);
-            IpAddr::V6(Ipv6Addr::from(network))
-        }
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-        IpAddr::V4(_) => address,
     }
 }
 
