@@ -249,7 +249,7 @@ impl Chat {
     fn room_context<A: Adapter>(&self, socket: &SocketRef<A>) -> RoomContext {
         RoomContext {
             store: self.messages.clone(),
-            fanout: fanout(socket.clone(), self.through_adapter),
+            fanout: fanout(socket, self.through_adapter),
         }
     }
 }
@@ -264,19 +264,22 @@ impl Chat {
 /// socket in silence. It is the only way to reach the sockets of other
 /// processes, so `broadcast_through_adapter` uses it, with that limit: chapter
 /// "Scaling out with Redis".)
-fn fanout<A: Adapter>(socket: SocketRef<A>, through_adapter: bool) -> Fanout {
+fn fanout<A: Adapter>(socket: &SocketRef<A>, through_adapter: bool) -> Fanout {
+    // The namespace, not the socket: a room's task outlives the socket whose
+    // event started it, and must not keep that socket (and its queue) alive.
+    let namespace = socket.within(Vec::<String>::new());
     Arc::new(move |room: String, batch: Arc<[ChatMessage]>| {
-        let socket = socket.clone();
+        let within = namespace.clone().within(room);
         Box::pin(async move {
             if through_adapter {
                 for message in batch.iter() {
-                    let emit = socket.within(room.clone()).emit("chat message", message);
+                    let emit = within.clone().emit("chat message", message);
                     broadcast("a message", emit).await;
                 }
                 return;
             }
             let encoded: Vec<Encoded> = batch.iter().filter_map(encode).collect();
-            for member in socket.within(room).sockets() {
+            for member in within.sockets() {
                 for message in &encoded {
                     if !delivery::send(&member, "chat message", message) {
                         // Gone, or resynchronising: it catches up on
