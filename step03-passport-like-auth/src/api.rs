@@ -3,7 +3,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
@@ -12,7 +15,8 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::passport::{AuthError, RegisterError};
+use crate::passport::{AuthError, Passport, RegisterError};
+use crate::store::UserStore;
 
 // ANCHOR: api_error
 /// An error answer: a status code and `{"error": message}`.
@@ -188,26 +192,31 @@ fn bad_body(status: StatusCode, message: String) -> ApiError {
 // ANCHOR_END: json_or_form
 
 // ANCHOR: json_or_form_impl
-impl<T, S> FromRequest<S> for JsonOrForm<T>
+impl<T, U> FromRequest<Passport<U>> for JsonOrForm<T>
 where
     T: DeserializeOwned,
-    S: Send + Sync,
+    U: UserStore,
 {
     type Rejection = ApiError;
 
     async fn from_request(
         request: Request,
-        state: &S,
+        passport: &Passport<U>,
     ) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let deadline = passport.limits().body_timeout;
+        let bytes =
+            read_small_body(body, MAX_AUTH_BODY_BYTES, deadline).await?;
+        let request = Request::from_parts(parts, Body::from(bytes));
         if is_form(&request) {
-            match Form::<T>::from_request(request, state).await {
+            match Form::<T>::from_request(request, &()).await {
                 Ok(Form(value)) => Ok(Self(value)),
                 Err(rejection) => {
                     Err(bad_body(rejection.status(), rejection.body_text()))
                 }
             }
         } else {
-            match Json::<T>::from_request(request, state).await {
+            match Json::<T>::from_request(request, &()).await {
                 Ok(Json(value)) => Ok(Self(value)),
                 Err(JsonRejection::MissingJsonContentType(_)) => {
                     Err(ApiError::new(
@@ -224,3 +233,88 @@ where
     }
 }
 // ANCHOR_END: json_or_form_impl
+
+// ANCHOR: small_body_limit
+/// The largest body an auth route reads. The largest honest one is a
+/// 32-character username and a long password, each character written the
+/// longest way (`%F0%9F%94%91` in a form, `\ud83d\udd11` in JSON: 12 bytes):
+/// a password of 256 such characters still fits.
+pub const MAX_AUTH_BODY_BYTES: usize = 4 * 1024;
+// ANCHOR_END: small_body_limit
+
+// ANCHOR: small_body
+/// A body that is small by nature: at most `limit` bytes, all of them within
+/// `deadline`, or a `413` / `408` with a JSON error.
+pub async fn read_small_body(
+    mut body: Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
+    // `Content-Length` says too much: refused before reading a byte.
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large(limit));
+    }
+    let read = async {
+        let mut bytes = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            // An error here is the client's: it closed the connection.
+            let frame = frame.map_err(|_| cut_short())?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if bytes.len() + data.len() > limit {
+                return Err(too_large(limit));
+            }
+            // Copied, and the chunk dropped at once: a chunk of one byte keeps
+            // the whole buffer hyper read it into (kilobytes) alive.
+            bytes.extend_from_slice(&data);
+        }
+        Ok(Bytes::from(bytes))
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or_else(|_| Err(too_slow()))
+}
+// ANCHOR_END: small_body
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("The body may be at most {limit} bytes"),
+    )
+}
+
+fn cut_short() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "The body was cut short")
+}
+
+fn too_slow() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "The body took too long to arrive",
+    )
+}
+
+// ANCHOR: small_body_extractor
+/// The body of a route that takes nothing in it (`/logout`): read, within the
+/// same limits as [`JsonOrForm`], and thrown away.
+#[derive(Debug, Clone)]
+pub struct SmallBody(pub Bytes);
+
+impl<U: UserStore> FromRequest<Passport<U>> for SmallBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: Request,
+        passport: &Passport<U>,
+    ) -> Result<Self, Self::Rejection> {
+        let deadline = passport.limits().body_timeout;
+        let body = request.into_body();
+        read_small_body(body, MAX_AUTH_BODY_BYTES, deadline)
+            .await
+            .map(Self)
+    }
+}
+// ANCHOR_END: small_body_extractor

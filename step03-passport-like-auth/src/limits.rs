@@ -1,20 +1,24 @@
 //! Throttles on `/login` and `/register`: how many tries a client address and a
-//! username get.
+//! username get, and how long their bodies may take.
 //!
 //! Each setting, its default, and what it limits:
 //! - `RATE_LIMITS` (`on`): `off` turns every throttle off (load tests), with a
 //!   warning;
 //! - `LOGIN_ATTEMPTS_PER_ADDRESS` (`60`): logins per minute from one address;
-//! - `LOGIN_FAILURES_PER_USERNAME` (`5`): failed logins in a row before a
-//!   username slows down;
+//! - `LOGIN_FAILURES_PER_USERNAME` (`5`): failed logins in a row for one
+//!   username from one address before that pair slows down;
 //! - `LOGIN_FAILURE_DELAY_SECS` (`60`): then one more try per this many
 //!   seconds;
+//! - `LOGIN_FAILURES_PER_USERNAME_ANY_ADDRESS` (`100`): failed logins an hour
+//!   for one username from all addresses together;
 //! - `REGISTRATIONS_PER_ADDRESS` (`50`): accounts per hour from one address;
 //! - `TRUSTED_PROXY` (none): proxy addresses whose `X-Forwarded-For` names the
 //!   client;
 //! - `ARGON2_WORKERS` (CPU cores): password hashes at a time (not a throttle:
 //!   always on);
-//! - `ARGON2_QUEUE` (2 × workers): hashes that may wait; more get a `503`.
+//! - `ARGON2_QUEUE` (2 × workers): hashes that may wait; more get a `503`;
+//! - `AUTH_BODY_TIMEOUT_SECS` (`10`): how long the body of an auth route may
+//!   take to arrive; later gets a `408` (not a throttle: always on).
 //!
 //! The counting is done by the [`governor`] crate (GCRA, a token bucket without
 //! a timer).
@@ -22,7 +26,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
@@ -47,11 +51,16 @@ pub struct AuthLimits {
     pub enabled: bool,
     /// Login attempts per minute from one client address, right or wrong.
     pub login_per_address_per_minute: u32,
-    /// Failed logins in a row for one username before it slows down...
+    /// Failed logins in a row for one username from one address before
+    /// that pair slows down...
     pub login_failures_per_username: u32,
     /// ...to one more try per this long. A successful login forgets the
     /// failures.
     pub login_failure_delay: Duration,
+    /// Failed logins an hour for one username from all addresses together:
+    /// what a botnet shares. An address that logged in as that user lately
+    /// is not held back by it.
+    pub login_failures_per_username_any_address: u32,
     /// New accounts per hour from one client address.
     pub registrations_per_address_per_hour: u32,
     /// Reverse proxies whose `X-Forwarded-For` header is believed. Empty: none
@@ -61,6 +70,8 @@ pub struct AuthLimits {
     pub hash_workers: usize,
     /// Password hashes that may wait for a worker; more are refused with a 503.
     pub hash_queue: usize,
+    /// How long the body of an auth route may take to arrive: a `408` after.
+    pub body_timeout: Duration,
 }
 // ANCHOR_END: auth_limits
 
@@ -76,10 +87,12 @@ impl Default for AuthLimits {
             login_per_address_per_minute: 60,
             login_failures_per_username: 5,
             login_failure_delay: Duration::from_secs(60),
+            login_failures_per_username_any_address: 100,
             registrations_per_address_per_hour: 50,
             trusted_proxies: Vec::new(),
             hash_workers: cores,
             hash_queue: 2 * cores,
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -145,6 +158,10 @@ impl AuthLimits {
                 "LOGIN_FAILURE_DELAY_SECS",
                 60,
             )?),
+            login_failures_per_username_any_address: number(
+                "LOGIN_FAILURES_PER_USERNAME_ANY_ADDRESS",
+                default.login_failures_per_username_any_address,
+            )?,
             registrations_per_address_per_hour: number(
                 "REGISTRATIONS_PER_ADDRESS",
                 default.registrations_per_address_per_hour,
@@ -152,6 +169,10 @@ impl AuthLimits {
             trusted_proxies: trusted_proxies_from_env()?,
             hash_workers,
             hash_queue: number("ARGON2_QUEUE", 2 * hash_workers)?,
+            body_timeout: Duration::from_secs(number(
+                "AUTH_BODY_TIMEOUT_SECS",
+                10,
+            )?),
         })
     }
 }
@@ -245,17 +266,26 @@ pub struct AuthThrottle {
     limits: AuthLimits,
     logins_by_address: DefaultKeyedRateLimiter<IpAddr>,
     registrations_by_address: DefaultKeyedRateLimiter<IpAddr>,
-    /// Not governor's keyed limiter: a successful login must forget one
-    /// username's failures, and that limiter cannot forget a single key.
-    failures_by_username: DashMap<String, DefaultDirectRateLimiter>,
+    /// Failures per (username, address). Not governor's keyed limiter: a
+    /// successful login must forget one pair's failures, and that limiter
+    /// cannot forget a single key.
+    failures_by_pair: DashMap<Pair, DefaultDirectRateLimiter>,
     failure_quota: Quota,
+    /// Failures per username, from every address: never forgotten early.
+    failures_by_username: DefaultKeyedRateLimiter<String>,
+    /// The pairs that logged in lately, and when.
+    known_pairs: DashMap<Pair, Instant>,
     /// How many keys there may be before [`AuthThrottle::tidy`] walks them.
     tidy_above: AtomicUsize,
 }
 
+/// A username (canonical, cut short) and the address it is tried from.
+type Pair = (String, IpAddr);
+
 impl AuthThrottle {
     /// Counters for `limits`, all empty.
     pub fn new(limits: AuthLimits) -> Self {
+        let hour = Duration::from_secs(3600);
         Self {
             logins_by_address: DefaultKeyedRateLimiter::dashmap(per(
                 limits.login_per_address_per_minute,
@@ -263,15 +293,20 @@ impl AuthThrottle {
             )),
             registrations_by_address: DefaultKeyedRateLimiter::dashmap(per(
                 limits.registrations_per_address_per_hour,
-                Duration::from_secs(3600),
+                hour,
             )),
-            failures_by_username: DashMap::new(),
-            tidy_above: AtomicUsize::new(TIDY_AT_LEAST),
+            failures_by_pair: DashMap::new(),
             failure_quota: per(
                 limits.login_failures_per_username,
                 limits.login_failure_delay
                     * limits.login_failures_per_username.max(1),
             ),
+            failures_by_username: DefaultKeyedRateLimiter::dashmap(per(
+                limits.login_failures_per_username_any_address,
+                hour,
+            )),
+            known_pairs: DashMap::new(),
+            tidy_above: AtomicUsize::new(TIDY_AT_LEAST),
             limits,
         }
     }
@@ -283,15 +318,16 @@ impl AuthThrottle {
 }
 // ANCHOR_END: throttle
 
+/// How long a pair that logged in stays "known": a month, the time a
+/// returning user's address usually stays the same.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
 // ANCHOR: login_throttle
 impl AuthThrottle {
     /// Before checking a password: may `address` try to log in as `username`
-    /// now?
-    ///
-    /// Counts the attempt against the username too;
-    /// [`AuthThrottle::login_succeeded`] takes it back. So only failures in a
-    /// row add up, and an account that many people share (a classroom's demo
-    /// user) is never slowed down by its successful logins.
+    /// now? Counts the attempt against the pair (username, address), which
+    /// [`AuthThrottle::login_succeeded`] forgets: only failures in a row add
+    /// up, and only for the address that makes them.
     pub fn login_attempt(
         &self,
         address: IpAddr,
@@ -300,28 +336,57 @@ impl AuthThrottle {
         if !self.limits.enabled {
             return Ok(());
         }
+        let address = address_key(address);
         let clock = self.logins_by_address.clock();
         self.logins_by_address
-            .check_key(&address_key(address))
+            .check_key(&address)
             .map_err(|wait| too_many(wait.wait_time_from(clock.now())))?;
         self.tidy();
+        let pair = (username_key(username), address);
         let failures = self
-            .failures_by_username
-            .entry(username_key(username))
+            .failures_by_pair
+            .entry(pair.clone())
             .or_insert_with(|| {
                 DefaultDirectRateLimiter::direct(self.failure_quota)
             });
         failures.check().map_err(|wait| {
             too_many(wait.wait_time_from(failures.clock().now()))
-        })
-    }
-
-    /// The password was right: this username starts again with a full budget.
-    pub fn login_succeeded(&self, username: &str) {
-        self.failures_by_username.remove(&username_key(username));
+        })?;
+        if self.is_known(&pair) {
+            return Ok(());
+        }
+        // A newcomer also spends the username's allowance, which every
+        // address shares: a botnet, one guess per address, slows down too.
+        let clock = self.failures_by_username.clock();
+        self.failures_by_username
+            .check_key(&pair.0)
+            .map_err(|wait| too_many(wait.wait_time_from(clock.now())))
     }
 }
 // ANCHOR_END: login_throttle
+
+// ANCHOR: login_succeeded
+impl AuthThrottle {
+    /// The password was right: this pair starts again with a full budget, and
+    /// is known from now on, so that others' guesses cannot shut it out. The
+    /// username's shared allowance is not handed back: that would give a
+    /// botnet a fresh one at each of the victim's logins.
+    pub fn login_succeeded(&self, address: IpAddr, username: &str) {
+        if !self.limits.enabled {
+            return;
+        }
+        let pair = (username_key(username), address_key(address));
+        self.failures_by_pair.remove(&pair);
+        self.known_pairs.insert(pair, Instant::now());
+    }
+
+    fn is_known(&self, pair: &Pair) -> bool {
+        self.known_pairs
+            .get(pair)
+            .is_some_and(|since| since.elapsed() < KNOWN_FOR)
+    }
+}
+// ANCHOR_END: login_succeeded
 
 // ANCHOR: registration_throttle
 impl AuthThrottle {
@@ -348,25 +413,33 @@ impl AuthThrottle {
     /// more. The size to tidy at doubles with what is left, so a map full of
     /// live keys is not walked on every login.
     fn tidy(&self) {
-        let size = self.failures_by_username.len()
-            + self.logins_by_address.len()
-            + self.registrations_by_address.len();
-        if size <= self.tidy_above.load(Ordering::Relaxed) {
+        if self.keys() <= self.tidy_above.load(Ordering::Relaxed) {
             return;
         }
         let burst = self.failure_quota.burst_size();
-        self.failures_by_username.retain(|_, failures| {
+        self.failures_by_pair.retain(|_, failures| {
             // Only a full budget lets the whole burst through, and then the key
             // is dropped anyway: nothing was remembered about it.
             !matches!(failures.check_n(burst), Ok(Ok(())))
         });
+        self.failures_by_username.retain_recent();
+        self.known_pairs
+            .retain(|_, since| since.elapsed() < KNOWN_FOR);
         self.logins_by_address.retain_recent();
         self.registrations_by_address.retain_recent();
-        let left = self.failures_by_username.len()
-            + self.logins_by_address.len()
-            + self.registrations_by_address.len();
+        let left = self.keys();
         self.tidy_above
             .store(TIDY_AT_LEAST.max(2 * left), Ordering::Relaxed);
+    }
+}
+
+impl AuthThrottle {
+    fn keys(&self) -> usize {
+        self.failures_by_pair.len()
+            + self.failures_by_username.len()
+            + self.known_pairs.len()
+            + self.logins_by_address.len()
+            + self.registrations_by_address.len()
     }
 }
 
@@ -461,11 +534,45 @@ mod tests {
             throttle.login_attempt(address, "bob").is_ok(),
             "per username"
         );
-        throttle.login_succeeded("bob");
+        throttle.login_succeeded(address, "bob");
         for _ in 0..20 {
             assert!(throttle.login_attempt(address, "bob").is_ok());
-            throttle.login_succeeded("BOB");
+            throttle.login_succeeded(address, "BOB");
         }
+    }
+
+    #[test]
+    fn failures_from_one_address_do_not_slow_down_another() {
+        let throttle = AuthThrottle::new(AuthLimits::default());
+        let guesser = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 6));
+        let victim = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+        for _ in 0..5 {
+            assert!(throttle.login_attempt(guesser, "alice").is_ok());
+        }
+        assert!(throttle.login_attempt(guesser, "alice").is_err());
+        assert!(throttle.login_attempt(victim, "alice").is_ok());
+    }
+
+    #[test]
+    fn a_botnet_spends_the_username_allowance_but_not_a_known_address() {
+        let limits = AuthLimits {
+            login_failures_per_username_any_address: 10,
+            ..AuthLimits::default()
+        };
+        let throttle = AuthThrottle::new(limits);
+        let victim = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+        assert!(throttle.login_attempt(victim, "alice").is_ok());
+        throttle.login_succeeded(victim, "alice");
+        let bot = |n: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, n));
+        // The victim's own success took one of the ten.
+        for n in 1..=9 {
+            assert!(throttle.login_attempt(bot(n), "alice").is_ok(), "{n}");
+        }
+        let refused = throttle.login_attempt(bot(10), "alice");
+        assert!(refused.is_err(), "the 11th address is refused");
+        let newcomer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert!(throttle.login_attempt(newcomer, "alice").is_err());
+        assert!(throttle.login_attempt(victim, "alice").is_ok(), "known");
     }
 
     #[test]
@@ -483,11 +590,15 @@ mod tests {
         let limits = AuthLimits {
             login_per_address_per_minute: 1_000_000,
             login_failure_delay: Duration::from_millis(1),
+            // The shared budget back after 4 ms too, not 36 s.
+            login_failures_per_username_any_address: 1_000_000,
             ..AuthLimits::default()
         };
         let throttle = AuthThrottle::new(limits);
         let address = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        for n in 0..TIDY_AT_LEAST {
+        // Each made-up name is two keys, its pair and its name: just not
+        // enough to tidy up before "one-more".
+        for n in 0..TIDY_AT_LEAST / 2 {
             assert!(
                 throttle
                     .login_attempt(address, &format!("made-up{n}"))
@@ -496,6 +607,7 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(20));
         assert!(throttle.login_attempt(address, "one-more").is_ok());
+        assert!(throttle.failures_by_pair.len() < 10, "tidied");
         assert!(throttle.failures_by_username.len() < 10, "tidied");
     }
 

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_sessions::Session;
 
-use crate::api::{ApiError, Credentials, JsonOrForm};
+use crate::api::{ApiError, Credentials, JsonOrForm, SmallBody};
 use crate::limits::ClientAddress;
 use crate::middleware::CurrentUser;
 use crate::passport::Passport;
@@ -52,7 +52,7 @@ async fn login<U: UserStore>(
         .ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS)
         })?;
-    passport.throttle().login_succeeded(username);
+    passport.throttle().login_succeeded(address, username);
     passport.login(&session, &user).await?;
     tracing::info!(user.id, user.username, "logged in");
     Ok(Json(user))
@@ -83,6 +83,9 @@ async fn register<U: UserStore>(
 async fn logout<U: UserStore>(
     State(passport): State<Passport<U>>,
     session: Session,
+    // Nothing in it is used, but it is read within the same limits, so that
+    // a logout announcing megabytes gets the same 413 as a login.
+    _: SmallBody,
 ) -> Result<StatusCode, ApiError> {
     passport.logout(&session).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -108,9 +111,10 @@ mod send_checks {
     fn logout_future_is_send<U: UserStore>(
         passport: Passport<U>,
         session: Session,
+        body: SmallBody,
     ) {
         fn is_send<T: Send>(_: T) {}
-        is_send(logout(State(passport), session));
+        is_send(logout(State(passport), session, body));
     }
     // ANCHOR_END: is_send
 }

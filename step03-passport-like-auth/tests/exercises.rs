@@ -320,24 +320,33 @@ async fn ex4_back_to_the_page_you_came_from() {
 
 #[tokio::test]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
-async fn ex5_smaller_body_limit() {
+async fn ex5_longest_password() {
     let app = spawn_app().await;
 
-    // 8,000 characters of password: about 8 KiB of JSON, far below axum's
-    // default of 2 MB, twice the 4 KiB asked for.
-    let big = app.login("alice", &"x".repeat(8_000)).await;
+    // 257 characters: about 290 bytes of JSON, far inside the 4 KiB body
+    // limit, one character over the 256 asked for.
+    let long = json!({ "username": "dave", "password": "x".repeat(257) });
+    let refused = app.post_json("/register", long).await;
     assert_eq!(
-        big.status(),
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "a login body of 8 KiB must be refused with 413"
+        refused.status(),
+        StatusCode::BAD_REQUEST,
+        "a 257-character password must be refused"
     );
-    let message = error_message(big).await;
-    assert!(!message.is_empty(), "the 413 says why");
+    let message = error_message(refused).await;
+    assert!(
+        message.contains("at most 256 characters"),
+        "the message should name the maximum: {message:?}"
+    );
 
-    let normal = app.login("alice", DEMO_PASSWORD).await;
+    // Characters, not bytes: 256 keys are 1,024 bytes, and allowed.
+    let password = "\u{1F511}".repeat(256);
+    let longest = json!({ "username": "dave", "password": password });
+    let accepted = app.post_json("/register", longest).await;
     assert_eq!(
-        normal.status(),
-        StatusCode::OK,
-        "an ordinary login still works"
+        accepted.status(),
+        StatusCode::CREATED,
+        "256 characters are allowed"
     );
+    let normal = app.login("alice", DEMO_PASSWORD).await;
+    assert_eq!(normal.status(), StatusCode::OK, "an ordinary login works");
 }

@@ -224,6 +224,103 @@ async fn a_throttled_username_gets_a_try_again_after_the_delay() {
     }
 }
 
+/// A login for `username` from `from`, behind the test's trusted proxy.
+async fn login_from(
+    app: &TestApp,
+    from: &str,
+    username: &str,
+    password: &str,
+) -> Response {
+    Client::new()
+        .post(format!("http://{}/login", app.address))
+        .header("x-forwarded-for", from)
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .expect("request")
+}
+
+fn behind_a_trusted_proxy() -> AuthLimits {
+    AuthLimits {
+        trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+        ..AuthLimits::default()
+    }
+}
+
+// ANCHOR: victim_test
+#[tokio::test]
+async fn a_victim_logs_in_while_another_address_guesses_her_password() {
+    let app =
+        Arc::new(spawn_app(cheap_params(), behind_a_trusted_proxy()).await);
+    // The guesser: ten tries a second (ten times one try a second, to keep
+    // the test short), for as long as the victim logs in.
+    let guesser = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..40 {
+                let guess =
+                    login_from(&app, "203.0.113.6", "alice", "guess-guess");
+                statuses.push(guess.await.status());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            statuses
+        })
+    };
+    for attempt in 1..=6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let login =
+            login_from(&app, "198.51.100.7", "alice", DEMO_PASSWORD).await;
+        assert_eq!(login.status(), StatusCode::OK, "her login {attempt}");
+    }
+    let guesses = guesser.await.expect("guesser");
+    assert_eq!(guesses[5], StatusCode::TOO_MANY_REQUESTS, "{guesses:?}");
+}
+// ANCHOR_END: victim_test
+
+#[tokio::test]
+async fn a_botnet_spends_the_username_allowance_but_not_the_victims_address() {
+    let limits = AuthLimits {
+        login_failures_per_username_any_address: 20,
+        ..behind_a_trusted_proxy()
+    };
+    let app = spawn_app(cheap_params(), limits).await;
+    let home = "198.51.100.7";
+    let login = login_from(&app, home, "alice", DEMO_PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK, "from home, once");
+    let mut statuses = Vec::new();
+    for bot in 1..=30 {
+        let from = format!("203.0.113.{bot}");
+        statuses.push(login_from(&app, &from, "alice", "guess").await);
+    }
+    // Her own login took one of the twenty: 19 guesses, then 429s.
+    let refused = statuses.split_off(19);
+    assert!(
+        statuses
+            .iter()
+            .all(|r| r.status() == StatusCode::UNAUTHORIZED)
+    );
+    // One more of twenty an hour comes back within three minutes.
+    let retry_after: u64 = refused[0].headers()[RETRY_AFTER]
+        .to_str()
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((170..=180).contains(&retry_after), "{retry_after}");
+    for response in refused {
+        assert_too_many(response, "a bot past the allowance").await;
+    }
+    // A newcomer, even with the right password, waits: the trade-off.
+    let newcomer = login_from(&app, "192.0.2.1", "alice", DEMO_PASSWORD).await;
+    assert_too_many(newcomer, "a new address for alice").await;
+    let again = login_from(&app, home, "alice", DEMO_PASSWORD).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "from home, during the attack"
+    );
+}
+
 #[tokio::test]
 async fn rate_limits_off_refuses_nothing() {
     let app = spawn_app(cheap_params(), AuthLimits::disabled()).await;
