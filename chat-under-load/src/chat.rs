@@ -27,7 +27,7 @@ use crate::quotas::Quotas;
 use crate::sequencer::{
     Catchup, Enter, EnterWith, Fanout, FromMemory, History, RoomContext, Sequencers,
 };
-use step04_socket_middleware::RateLimit;
+use step04_socket_middleware::{RateLimit, let_go};
 use step05_chat::limits::ChatLimits;
 use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Page};
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
@@ -775,6 +775,7 @@ async fn on_disconnect<A: Adapter>(
     State(chat): State<Chat>,
 ) {
     chat.quotas.release(socket.id);
+    let_go(&socket); // the watch on its session ends now
     for room in chat.presence.disconnect(socket.id) {
         broadcast_presence(&io, &chat, &room).await;
     }

@@ -58,7 +58,7 @@ pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use in_order::InOrder;
 pub use limits::{LimitsError, SocketLimits, positive_env};
 pub use live_sessions::{
-    disconnect_on_logout, session_room, user_room, watch_session,
+    disconnect_on_logout, let_go, session_room, user_room, watch_session,
 };
 pub use origin::{
     AllowedOrigins, ForbiddenOrigin, check_origin, check_request_origin,

@@ -18,9 +18,11 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use step03_passport_like_auth::LogoutEvent;
+use tokio_util::sync::CancellationToken;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
 
+use crate::fair_use::SocketSlot;
 use crate::socket_auth::SocketSession;
 
 // ANCHOR: rooms
@@ -78,17 +80,17 @@ pub async fn watch_session<A: Adapter>(
     else {
         return; // not an authenticated socket: nothing to watch
     };
-    // The socket every second (a closed one is let go: it holds its queue),
-    // the session every `every`.
-    let mut next_check = tokio::time::Instant::now() + every;
-    let mut seconds = tokio::time::interval(every.min(Duration::from_secs(1)));
-    seconds.tick().await; // immediate: the handshake just checked the session
+    // Ends at the first tick after the socket closed, or at once if its
+    // disconnect handler calls `let_go` (holding a closed socket holds its
+    // queue).
+    let closed = closed_signal(&socket);
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await; // immediate: the handshake just checked the session
     while socket.connected() {
-        seconds.tick().await;
-        if tokio::time::Instant::now() < next_check || !socket.connected() {
-            continue;
+        tokio::select! {
+            () = closed.cancelled() => break,
+            _ = ticks.tick() => {}
         }
-        next_check += every;
         match store.load(&session_id).await {
             Ok(Some(_)) => continue,
             Ok(None) => return end_session(socket),
@@ -100,6 +102,32 @@ pub async fn watch_session<A: Adapter>(
     }
 }
 // ANCHOR_END: watch_session
+
+/// In a socket's extensions: cancelled by [`let_go`] when it disconnects.
+#[derive(Clone, Default)]
+struct Closed(CancellationToken);
+
+/// The socket's [`Closed`] signal, made on first use.
+fn closed_signal<A: Adapter>(socket: &SocketRef<A>) -> CancellationToken {
+    let closed = socket.extensions.get::<Closed>().unwrap_or_else(|| {
+        let closed = Closed::default();
+        socket.extensions.insert(closed.clone());
+        closed
+    });
+    closed.0
+}
+
+// ANCHOR: let_go
+/// For a socket's disconnect handler: gives back at once what step 4 keeps for
+/// the socket, its place among its user's sockets ([`SocketSlot`]) and the
+/// watch on its session, rather than when they next look.
+pub fn let_go<A: Adapter>(socket: &SocketRef<A>) {
+    if let Some(slot) = socket.extensions.get::<Arc<SocketSlot>>() {
+        slot.release();
+    }
+    closed_signal(socket).cancel();
+}
+// ANCHOR_END: let_go
 
 /// The socket's session is gone: tell the socket, and disconnect it.
 fn end_session<A: Adapter>(socket: SocketRef<A>) {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::{SessionWatch, SocketSlot, watch_session};
+use step04_socket_middleware::{SessionWatch, let_go, watch_session};
 
 use crate::chat::{Chat, ChatError, GENERAL};
 use crate::presence::{announce_leaving, counted_rooms, on_presence_page};
@@ -85,9 +85,7 @@ async fn on_disconnect(
     Extension(user): Extension<User>,
     State(chat): State<Chat>,
 ) {
-    if let Some(slot) = socket.extensions.get::<Arc<SocketSlot>>() {
-        slot.release();
-    }
+    let_go(&socket); // its place, and its session's watch
     let _turn = chat.deliveries.lock().await;
     for room in counted_rooms(&socket) {
         announce_leaving(&io, &socket, &chat, &user, &room);
