@@ -274,7 +274,13 @@ mod tests {
         let frame = r#"42["history",{"room":"general","messages":[{"id":3,"room":"general","user":{"id":1,"username":"a"},"text":"0 1 2","ts":1}],"truncated":false}]"#;
         let parsed = history(frame).expect("a history");
         assert_eq!(parsed.room, "general");
-        assert_eq!(parsed.messages, [Delivery { id: 3, text: "0 1 2" }]);
+        assert_eq!(
+            parsed.messages,
+            [Delivery {
+                id: 3,
+                text: "0 1 2"
+            }]
+        );
         let empty = history(r#"42["history",{"room":"general","messages":[]}]"#);
         assert!(empty.is_some_and(|empty| empty.messages.is_empty()));
         assert!(history(r#"42["chat message",{"id":1,"text":"x"}]"#).is_none());

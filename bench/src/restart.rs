@@ -73,7 +73,7 @@ impl Backoff {
     pub fn delay(&self, attempt: u32, random: f64) -> Duration {
         let base = self.first.as_secs_f64() * 2f64.powi(attempt.min(30) as i32);
         let deviation = random * self.jitter * base;
-        let wait = if (random * 10.0) as u64 % 2 == 0 {
+        let wait = if ((random * 10.0) as u64).is_multiple_of(2) {
             base - deviation
         } else {
             base + deviation
@@ -325,7 +325,10 @@ pub async fn run_restart<S: Restart>(
     let stopped_ms_at = stopped_us / 1000;
     let since_stop = |at: Option<u64>| at.map(|at| at.saturating_sub(stopped_ms_at));
     let back: Vec<_> = outcomes.iter().map(|o| since_stop(o.back_ms)).collect();
-    let caught_up: Vec<_> = outcomes.iter().map(|o| since_stop(o.caught_up_ms)).collect();
+    let caught_up: Vec<_> = outcomes
+        .iter()
+        .map(|o| since_stop(o.caught_up_ms))
+        .collect();
     let reconnects: Vec<u64> = outcomes.iter().filter_map(|o| o.connected_ms).collect();
     let sum = |field: fn(&Outcome) -> usize| outcomes.iter().map(field).sum::<usize>();
     Ok(RestartReport {
@@ -574,7 +577,8 @@ impl Outbox {
             return Some(in_flight.resend_at);
         }
         let start = self.start?;
-        (self.next < workload.messages).then(|| start + workload.send_offset(self.sender, self.next))
+        (self.next < workload.messages)
+            .then(|| start + workload.send_offset(self.sender, self.next))
     }
 
     /// Sends what [`Outbox::wake`] said.

@@ -31,7 +31,7 @@ use crate::procfs;
 pub(crate) const ROOM: &str = "general";
 /// Socket handshakes in flight at once: enough to keep the server busy, few enough that the
 /// listen backlog never overflows (an overflow costs a 1 s SYN retry and ruins connects/s).
-pub(crate) const CONNECTS_IN_FLIGHT: usize = 128;
+pub const CONNECTS_IN_FLIGHT: usize = 128;
 /// How long one socket may take to connect before it counts as failed.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time for the server to settle after the last connect, before its memory is read.
@@ -399,7 +399,10 @@ pub(crate) fn percentile(sorted: &[u32], fraction: f64) -> f64 {
 
 /// Registers `bench0`, `bench1`... and returns each one's session cookie, a few at a time
 /// (the server hashes every password, which is slow on purpose).
-pub(crate) async fn register_users(node: SocketAddr, users: usize) -> Result<Vec<Option<String>>, RunError> {
+pub(crate) async fn register_users(
+    node: SocketAddr,
+    users: usize,
+) -> Result<Vec<Option<String>>, RunError> {
     let http = reqwest::Client::new();
     let url = format!("http://{node}/register");
     futures_util::stream::iter(0..users)

@@ -50,10 +50,7 @@ fn plan() -> RestartPlan {
 /// Which server, and how to build it again.
 enum Kind {
     Floor,
-    Step05 {
-        data: tempfile::TempDir,
-        key: Key,
-    },
+    Step05 { data: tempfile::TempDir, key: Key },
 }
 
 /// A server in this process that can be stopped and built again on the same port.
@@ -157,10 +154,20 @@ fn assert_all_back(report: &RestartReport) {
     assert!(report.listening_ms >= report.stopped_ms);
     assert!(report.reconnects_per_sec > 0.0);
     assert_eq!(report.messages_sent, workload.total_messages());
-    assert_eq!(report.messages_acked, workload.total_messages(), "{report:?}");
+    assert_eq!(
+        report.messages_acked,
+        workload.total_messages(),
+        "{report:?}"
+    );
     assert_eq!(report.messages_refused, 0);
-    assert!(report.acked_before_stop > 0, "sent before the stop: {report:?}");
-    assert!(report.acked_before_stop < report.messages_acked, "and after: {report:?}");
+    assert!(
+        report.acked_before_stop > 0,
+        "sent before the stop: {report:?}"
+    );
+    assert!(
+        report.acked_before_stop < report.messages_acked,
+        "and after: {report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +175,10 @@ async fn every_socket_of_the_floor_comes_back_after_a_restart() {
     let report = restart("floor", Kind::Floor, false).await;
     assert_all_back(&report);
     assert!(!report.replays);
-    assert_eq!(report.caught_up_ms_all, report.back_ms_all, "no history: back is all");
+    assert_eq!(
+        report.caught_up_ms_all, report.back_ms_all,
+        "no history: back is all"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +192,11 @@ async fn step05_loses_nothing_and_repeats_nothing_through_a_restart() {
     assert_all_back(&report);
     assert!(report.replays);
     assert_eq!(report.acked_not_delivered, 0, "{report:?}");
-    assert_eq!((report.duplicates, report.out_of_order), (0, 0), "{report:?}");
+    assert_eq!(
+        (report.duplicates, report.out_of_order),
+        (0, 0),
+        "{report:?}"
+    );
     let (back, caught_up) = (report.back_ms_all, report.caught_up_ms_all);
     assert!(caught_up.is_some_and(|caught_up| back.is_some_and(|back| caught_up >= back)));
 }
