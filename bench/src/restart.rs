@@ -155,7 +155,8 @@ pub struct RestartReport {
     pub acked_before_stop: usize,
     /// Messages refused (`{"error":...}`).
     pub messages_refused: usize,
-    /// (socket, message) pairs: acknowledged, never delivered to that socket. Must be 0.
+    /// (socket, message) pairs: acknowledged, not delivered to that socket by the end of the
+    /// run. Must be 0. (A run cut short by the patience counts what was late as well.)
     pub acked_not_delivered: usize,
     /// Messages a socket got more than once (also: stored twice under two ids). Must be 0.
     pub duplicates: usize,
@@ -165,6 +166,8 @@ pub struct RestartReport {
     pub disconnects: usize,
     /// Seconds from the first send to the end of the run.
     pub run_secs: f64,
+    /// Whether the run ended on the patience rather than on everything being in.
+    pub timed_out: bool,
 }
 
 /// The phase of the run, as the socket tasks see it.
@@ -358,6 +361,7 @@ pub async fn run_restart<S: Restart>(
         out_of_order: sum(|o| o.out_of_order),
         disconnects: sum(|o| o.disconnects),
         run_secs,
+        timed_out,
     })
 }
 

@@ -71,8 +71,8 @@ pub fn versus(report: &Report, other: &Report) -> String {
 /// The restart table's header and separator lines. Times are seconds from the stop.
 pub fn restart_header() -> String {
     [
-        "| Target | Signal | Sockets | Connects/s | Ended s | Listening s | Back 99 % s | Back 100 % s | Caught up 99 % s | Caught up 100 % s | Reconnects/s | Acked (before stop) | Acked, not delivered | Dup. | Out of order | Resent |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Target | Signal | Sockets | Connects/s | Ended s | Listening s | Back 99 % s | Back 100 % s | Caught up 99 % s | Caught up 100 % s | Reconnects/s | Acked (before stop) | Acked, not delivered at the end | Dup. | Out of order | Resent | Run s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     .join("\n")
 }
@@ -85,7 +85,7 @@ pub fn restart_row(report: &RestartReport) -> String {
         false => "n/a".to_owned(),
     };
     format!(
-        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {:.0} | {} ({}) | {} | {} | {} | {} |",
+        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {:.0} | {} ({}) | {} | {} | {} | {} | {:.1} |",
         report.target,
         report.signal,
         report.sockets,
@@ -103,6 +103,7 @@ pub fn restart_row(report: &RestartReport) -> String {
         promised(report.duplicates),
         promised(report.out_of_order),
         report.resends,
+        report.run_secs,
     )
 }
 

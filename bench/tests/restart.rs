@@ -160,6 +160,7 @@ fn assert_all_back(report: &RestartReport) {
         "{report:?}"
     );
     assert_eq!(report.messages_refused, 0);
+    assert!(!report.timed_out, "{report:?}");
     assert!(
         report.acked_before_stop > 0,
         "sent before the stop: {report:?}"

@@ -33,7 +33,7 @@ use std::time::Duration;
 use bench::servers::{self, ChatSetup, Launcher, ProcessServer, ServerProcess, StopSignal};
 use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS]";
+const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS]";
 
 /// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
 /// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
@@ -75,6 +75,7 @@ struct Args {
 struct Restart {
     signals: Vec<StopSignal>,
     stop_after: Duration,
+    patience: Duration,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -84,7 +85,7 @@ fn parse_args() -> Result<Args, String> {
     let mut chart = None;
     let mut scenario = "load".to_owned();
     let mut signals = vec![StopSignal::Term, StopSignal::Kill];
-    let mut stop_after = None;
+    let (mut stop_after, mut patience) = (None, None);
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         if flag == "--help" || flag == "-h" {
@@ -123,15 +124,20 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--stop-after" => stop_after = Some(Duration::from_secs_f64(decimal()?.max(0.0))),
+            "--patience" => patience = Some(Duration::from_secs_f64(decimal()?.max(0.0))),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
     let restart = match scenario.as_str() {
         "load" => None,
-        "restart" => Some(Restart {
-            signals,
-            stop_after: stop_after.unwrap_or(RestartPlan::new(StopSignal::Term).stop_after),
-        }),
+        "restart" => {
+            let defaults = RestartPlan::new(StopSignal::Term);
+            Some(Restart {
+                signals,
+                stop_after: stop_after.unwrap_or(defaults.stop_after),
+                patience: patience.unwrap_or(defaults.patience),
+            })
+        }
         _ => return Err(format!("--scenario takes load or restart\n{USAGE}")),
     };
     if restart.is_some() {
@@ -350,16 +356,18 @@ async fn run_restarts(
 ) -> Result<(), String> {
     let plan = RestartPlan {
         stop_after: restart.stop_after,
+        patience: restart.patience,
         ..RestartPlan::new(StopSignal::Term)
     };
     println!(
-        "restart: stopped {:.1} s after the first send, then started again on the same port and database; sockets reconnect with socket.io-client's back-off ({:?} doubling to {:?}, ± {:.0} %), at most {} handshakes in flight; a message is sent again after {:?} without an acknowledgement",
+        "restart: stopped {:.1} s after the first send, then started again on the same port and database; sockets reconnect with socket.io-client's back-off ({:?} doubling to {:?}, ± {:.0} %), at most {} handshakes in flight; a message is sent again after {:?} without an acknowledgement; the run ends when every message is acknowledged and every socket is back with every acknowledged message, or {:?} after the server listens again (or after the last send, if later)",
         plan.stop_after.as_secs_f64(),
         plan.backoff.first,
         plan.backoff.max,
         plan.backoff.jitter * 100.0,
         bench::workload::CONNECTS_IN_FLIGHT,
         plan.ack_timeout,
+        plan.patience,
     );
     let mut reports = Vec::new();
     for target in targets {
