@@ -158,12 +158,18 @@ pub struct RestartReport {
     /// (socket, message) pairs: acknowledged, not delivered to that socket by the end of the
     /// run. Must be 0. (A run cut short by the patience counts what was late as well.)
     pub acked_not_delivered: usize,
+    /// Sockets missing at least one of those: a few sockets missing much (left out of the
+    /// room), or many missing little (a hole in the catch-up)?
+    pub sockets_missing: usize,
     /// Messages a socket got more than once (also: stored twice under two ids). Must be 0.
     pub duplicates: usize,
     /// `chat message`s with an id lower than one the socket had already seen.
     pub out_of_order: usize,
     /// Times a socket lost its connection (once each at the restart, at least).
     pub disconnects: usize,
+    /// Reconnection attempts that failed (refused while the server was down, timed out, or
+    /// turned away), each followed by a longer back-off.
+    pub failed_attempts: usize,
     /// Seconds from the first send to the end of the run.
     pub run_secs: f64,
     /// Whether the run ended on the patience rather than on everything being in.
@@ -357,9 +363,11 @@ pub async fn run_restart<S: Restart>(
             .count(),
         messages_refused: sum(|o| o.refused),
         acked_not_delivered: sum(|o| o.lost),
+        sockets_missing: outcomes.iter().filter(|o| o.lost > 0).count(),
         duplicates: sum(|o| o.duplicates),
         out_of_order: sum(|o| o.out_of_order),
         disconnects: sum(|o| o.disconnects),
+        failed_attempts: sum(|o| o.failed_attempts),
         run_secs,
         timed_out,
     })
@@ -432,6 +440,7 @@ struct Outcome {
     duplicates: usize,
     out_of_order: usize,
     disconnects: usize,
+    failed_attempts: usize,
     sent: usize,
     resends: usize,
     acked: usize,
@@ -724,7 +733,8 @@ async fn run_socket(
         };
         if outcome.is_err() {
             inbox.outcome.disconnects += 1;
-            match reconnect(&plan, &mut phase, &shared, inbox.last_id).await {
+            let attempts = &mut inbox.outcome.failed_attempts;
+            match reconnect(&plan, &mut phase, &shared, inbox.last_id, attempts).await {
                 Some(again) => connection = again,
                 None => break,
             }
@@ -761,6 +771,7 @@ async fn reconnect(
     phase: &mut watch::Receiver<Phase>,
     shared: &Shared,
     last_id: Option<i64>,
+    failed_attempts: &mut usize,
 ) -> Option<Connection> {
     for attempt in 0.. {
         let wait = tokio::time::sleep(shared.plan.backoff.delay(attempt, rand::random()));
@@ -780,6 +791,7 @@ async fn reconnect(
         if let Ok(Ok(connection)) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             return Some(connection);
         }
+        *failed_attempts += 1;
     }
     None
 }

@@ -71,8 +71,8 @@ pub fn versus(report: &Report, other: &Report) -> String {
 /// The restart table's header and separator lines. Times are seconds from the stop.
 pub fn restart_header() -> String {
     [
-        "| Target | Signal | Sockets | Connects/s | Ended s | Listening s | Back 99 % s | Back 100 % s | Caught up 99 % s | Caught up 100 % s | Reconnects/s | Acked (before stop) | Acked, not delivered at the end | Dup. | Out of order | Resent | Run s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Target | Signal | Sockets | Connects/s | Ended s | Listening s | Back 99 % s | Back 100 % s | Caught up 99 % s | Caught up 100 % s | Reconnects/s | Acked (before stop) | Acked, not delivered at the end | Dup. | Out of order | Resent | Failed attempts | Run s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     .join("\n")
 }
@@ -84,8 +84,12 @@ pub fn restart_row(report: &RestartReport) -> String {
         true => count.to_string(),
         false => "n/a".to_owned(),
     };
+    let lost = match (report.replays, report.sockets_missing) {
+        (true, 0) | (false, _) => promised(report.acked_not_delivered),
+        (true, sockets) => format!("{} ({sockets} sockets)", report.acked_not_delivered),
+    };
     format!(
-        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {:.0} | {} ({}) | {} | {} | {} | {} | {:.1} |",
+        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {:.0} | {} ({}) | {} | {} | {} | {} | {} | {:.1} |",
         report.target,
         report.signal,
         report.sockets,
@@ -99,10 +103,11 @@ pub fn restart_row(report: &RestartReport) -> String {
         report.reconnects_per_sec,
         report.messages_acked,
         report.acked_before_stop,
-        promised(report.acked_not_delivered),
+        lost,
         promised(report.duplicates),
         promised(report.out_of_order),
         report.resends,
+        report.failed_attempts,
         report.run_secs,
     )
 }
