@@ -94,6 +94,10 @@ pub struct RestartPlan {
     /// A message whose acknowledgement has not come after this long is sent again (the page's
     /// `ackTimeout`).
     pub ack_timeout: Duration,
+    /// What a socket that has seen no message yet sends: `false`, no `serverOffset`, as the
+    /// page does (its `lastSeenId()` is `null`), and then the server replays nothing, only the
+    /// newest 50 in `history`; `true`, `serverOffset: 0`, "everything".
+    pub zero_offset: bool,
     /// How long, once the server listens again (or after the last scheduled send, if later),
     /// every message may take to be acknowledged and every socket to be back and caught up.
     pub patience: Duration,
@@ -107,6 +111,7 @@ impl RestartPlan {
             stop_after: Duration::from_secs(3),
             backoff: Backoff::SOCKET_IO_CLIENT,
             ack_timeout: Duration::from_secs(5),
+            zero_offset: false,
             patience: Duration::from_secs(60),
         }
     }
@@ -765,7 +770,8 @@ async fn run_socket(
 }
 
 /// Reconnects as the page does: after the back-off's wait, with the newest id seen as
-/// `serverOffset`, until it works or the run stops.
+/// `serverOffset` (see [`RestartPlan::zero_offset`] for a socket that saw none), until it
+/// works or the run stops.
 async fn reconnect(
     plan: &SocketPlan,
     phase: &mut watch::Receiver<Phase>,
@@ -787,7 +793,11 @@ async fn reconnect(
             }
         }
         let _permit = shared.connects.acquire().await.ok()?;
-        let connect = Connection::connect(plan.node, plan.cookie.as_deref(), last_id);
+        let offset = match shared.plan.zero_offset {
+            true => Some(last_id.unwrap_or(0)),
+            false => last_id,
+        };
+        let connect = Connection::connect(plan.node, plan.cookie.as_deref(), offset);
         if let Ok(Ok(connection)) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             return Some(connection);
         }

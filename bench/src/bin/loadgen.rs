@@ -33,7 +33,7 @@ use std::time::Duration;
 use bench::servers::{self, ChatSetup, Launcher, ProcessServer, ServerProcess, StopSignal};
 use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS]";
+const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset page|zero]";
 
 /// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
 /// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
@@ -76,6 +76,8 @@ struct Restart {
     signals: Vec<StopSignal>,
     stop_after: Duration,
     patience: Duration,
+    /// See [`RestartPlan::zero_offset`].
+    zero_offset: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -86,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
     let mut scenario = "load".to_owned();
     let mut signals = vec![StopSignal::Term, StopSignal::Kill];
     let (mut stop_after, mut patience) = (None, None);
+    let mut zero_offset = false;
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         if flag == "--help" || flag == "-h" {
@@ -125,6 +128,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--stop-after" => stop_after = Some(Duration::from_secs_f64(decimal()?.max(0.0))),
             "--patience" => patience = Some(Duration::from_secs_f64(decimal()?.max(0.0))),
+            "--empty-offset" => {
+                zero_offset = match value.as_str() {
+                    "page" => false,
+                    "zero" => true,
+                    _ => return Err("--empty-offset takes page or zero".to_owned()),
+                };
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -136,6 +146,7 @@ fn parse_args() -> Result<Args, String> {
                 signals,
                 stop_after: stop_after.unwrap_or(defaults.stop_after),
                 patience: patience.unwrap_or(defaults.patience),
+                zero_offset,
             })
         }
         _ => return Err(format!("--scenario takes load or restart\n{USAGE}")),
@@ -357,6 +368,7 @@ async fn run_restarts(
     let plan = RestartPlan {
         stop_after: restart.stop_after,
         patience: restart.patience,
+        zero_offset: restart.zero_offset,
         ..RestartPlan::new(StopSignal::Term)
     };
     println!(
@@ -368,6 +380,13 @@ async fn run_restarts(
         bench::workload::CONNECTS_IN_FLIGHT,
         plan.ack_timeout,
         plan.patience,
+    );
+    println!(
+        "a socket that has seen no message reconnects with {}",
+        match plan.zero_offset {
+            false => "no serverOffset, as the page does (--empty-offset page)",
+            true => "serverOffset 0 (--empty-offset zero; the page sends none)",
+        }
     );
     let mut reports = Vec::new();
     for target in targets {
