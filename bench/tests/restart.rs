@@ -20,22 +20,23 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_sessions::cookie::Key;
 
-/// 4 users × 6 tabs = 24 sockets; 3 of them send 12 messages at 8/s, through the restart.
+/// 4 users × 6 tabs = 24 sockets; 3 of them send 16 messages at 8/s, through the restart.
 fn workload() -> Workload {
     Workload {
         users: 4,
         tabs: 6,
         senders: 3,
-        messages: 12,
+        messages: 16,
         rate: 8.0,
         drain: Duration::from_secs(5),
     }
 }
 
-/// Stopped half a second into the sending; a quick back-off so the test is quick.
+/// Stopped a second into the sending (time for a few acknowledgements even on a busy
+/// machine); a quick back-off so the test is quick.
 fn plan() -> RestartPlan {
     RestartPlan {
-        stop_after: Duration::from_millis(500),
+        stop_after: Duration::from_secs(1),
         backoff: Backoff {
             first: Duration::from_millis(50),
             max: Duration::from_millis(400),
