@@ -156,6 +156,22 @@ impl Connection {
         .await
     }
 
+    /// The same with a `clientOffset`, the message's own id: the page sends one so that a
+    /// message sent again (its acknowledgement never came) is stored once. `client_offset` goes
+    /// in as it is, like `text`.
+    pub async fn send_chat_message_with_offset(
+        &mut self,
+        ack_id: u64,
+        room: &str,
+        text: &str,
+        client_offset: &str,
+    ) -> Result<(), ClientError> {
+        self.send(format!(
+            r#"42{ack_id}["chat message",{{"room":"{room}","text":"{text}","clientOffset":"{client_offset}"}}]"#
+        ))
+        .await
+    }
+
     /// Closes the connection politely.
     pub async fn close(mut self) {
         self.ws.close(None).await.ok();
@@ -211,6 +227,23 @@ pub fn chat_message(frame: &str) -> Option<Delivery<'_>> {
     serde_json::from_str(payload).ok()
 }
 
+/// A `history` event, as far as the load generator reads it.
+#[derive(Debug, Deserialize)]
+pub struct History<'a> {
+    /// The room.
+    #[serde(borrow)]
+    pub room: &'a str,
+    /// Its messages, oldest first.
+    #[serde(borrow, default)]
+    pub messages: Vec<Delivery<'a>>,
+}
+
+/// The room and messages of a `42["history",{...}]` frame; `None` for any other event.
+pub fn history(frame: &str) -> Option<History<'_>> {
+    let payload = frame.strip_prefix(r#"42["history","#)?.strip_suffix(']')?;
+    serde_json::from_str(payload).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +267,23 @@ mod tests {
             None
         );
         assert_eq!(chat_message(r#"42["chat message",{"id":"x"}]"#), None);
+    }
+
+    #[test]
+    fn a_history_frame_gives_its_room_and_messages() {
+        let frame = r#"42["history",{"room":"general","messages":[{"id":3,"room":"general","user":{"id":1,"username":"a"},"text":"0 1 2","ts":1}],"truncated":false}]"#;
+        let parsed = history(frame).expect("a history");
+        assert_eq!(parsed.room, "general");
+        assert_eq!(
+            parsed.messages,
+            [Delivery {
+                id: 3,
+                text: "0 1 2"
+            }]
+        );
+        let empty = history(r#"42["history",{"room":"general","messages":[]}]"#);
+        assert!(empty.is_some_and(|empty| empty.messages.is_empty()));
+        assert!(history(r#"42["chat message",{"id":1,"text":"x"}]"#).is_none());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`client`]: a small Socket.IO client over a WebSocket, cheap enough that one process can
 //!   drive 10,000 sockets.
 //! - [`workload`]: users, tabs and senders; connects, sends, counts and times every delivery.
+//! - [`restart`]: the restart scenario, a reconnect storm: the server stopped and started
+//!   again in the middle of the sending; every socket back, caught up, nothing lost.
 //! - [`procfs`]: a server process's memory and CPU time, from `/proc`.
 //! - [`servers`]: the servers under test, each started as its own process.
 //! - [`table`]: the report as a Markdown table.
@@ -18,8 +20,10 @@ pub mod chart;
 pub mod client;
 pub mod floor;
 pub mod procfs;
+pub mod restart;
 pub mod servers;
 pub mod table;
 pub mod workload;
 
+pub use restart::{RestartPlan, RestartReport, run_restart};
 pub use workload::{Report, Target, Workload, run};

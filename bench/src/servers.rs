@@ -52,9 +52,98 @@ impl ChatSetup {
 
 /// Starts the floor (the `floor` binary next to this executable).
 pub async fn start_floor() -> Result<ServerProcess, String> {
-    let mut command = Command::new(sibling_binary("floor")?);
-    command.env("RUST_LOG", "warn");
-    start(command).await
+    Launcher::floor()?.start().await
+}
+
+/// How to start a server: its command, made afresh for every start, so that the same server
+/// can be started again on the same port over the same database (see [`crate::restart`]).
+pub struct Launcher {
+    command: Box<dyn Fn() -> Command + Send + Sync>,
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Launcher")
+    }
+}
+
+impl Launcher {
+    /// The floor.
+    pub fn floor() -> Result<Self, String> {
+        let binary = sibling_binary("floor")?;
+        Ok(Launcher::new(move || {
+            let mut command = Command::new(&binary);
+            command.env("RUST_LOG", "warn");
+            command
+        }))
+    }
+
+    /// A Rust chat over `setup`'s database and secret, with every throttle off.
+    pub fn chat(setup: &ChatSetup, chat: Chat<'_>) -> Result<Self, String> {
+        let binary = sibling_binary(chat.binary())?;
+        let database = setup.data.path().join("chat.db");
+        let (dir, secret) = (setup.data.path().to_owned(), setup.session_secret.clone());
+        let redis_url = match chat {
+            Chat::ClusterNode { redis_url } => Some(redis_url.to_owned()),
+            Chat::Step05 | Chat::UnderLoad => None,
+        };
+        Ok(Launcher::new(move || {
+            let mut command = Command::new(&binary);
+            command
+                .env("DATABASE_URL", format!("sqlite://{}", database.display()))
+                .env("SESSION_SECRET", &secret)
+                .env("RATE_LIMITS", "off")
+                // `SERVER_RUST_LOG=step05_chat=info loadgen ...` shows the server's log (on
+                // stderr).
+                .env("RUST_LOG", server_log_filter())
+                .env("HOST", "127.0.0.1")
+                // The chat loads `.env` from the directory it runs in: run it where there is
+                // none.
+                .current_dir(&dir);
+            match &redis_url {
+                Some(url) => command.env("REDIS_URL", url),
+                None => command.env_remove("REDIS_URL"),
+            };
+            command
+        }))
+    }
+
+    /// Step 5's Node.js twin (`node compare/node-chat/server.js`) over `setup`'s database,
+    /// with the same settings as [`Launcher::chat`].
+    pub fn node(setup: &ChatSetup) -> Self {
+        let database = setup.data.path().join("chat.db");
+        let (dir, secret) = (setup.data.path().to_owned(), setup.session_secret.clone());
+        Launcher::new(move || {
+            let mut command = Command::new("node");
+            command
+                .arg(node_chat_dir().join("server.js"))
+                .env("DATABASE_URL", format!("sqlite://{}", database.display()))
+                .env("SESSION_SECRET", &secret)
+                .env("RATE_LIMITS", "off")
+                .env("RUST_LOG", server_log_filter())
+                .env("HOST", "127.0.0.1")
+                .env_remove("REDIS_URL")
+                .current_dir(&dir);
+            command
+        })
+    }
+
+    fn new(command: impl Fn() -> Command + Send + Sync + 'static) -> Self {
+        Launcher {
+            command: Box::new(command),
+        }
+    }
+
+    /// Starts the server on a free port.
+    pub async fn start(&self) -> Result<ServerProcess, String> {
+        let port = free_port().map_err(|error| format!("no free port: {error}"))?;
+        self.start_on(port).await
+    }
+
+    /// Starts the server on `port` (again, after a stop), and waits until it accepts.
+    pub async fn start_on(&self, port: u16) -> Result<ServerProcess, String> {
+        start((self.command)(), port).await
+    }
 }
 
 /// The Rust chats, which all read the same settings.
@@ -85,22 +174,7 @@ impl Chat<'_> {
 /// Starts `chat` (its binary next to this executable) over `setup`'s database, with every
 /// throttle off.
 pub async fn start_chat(setup: &ChatSetup, chat: Chat<'_>) -> Result<ServerProcess, String> {
-    let database = setup.data.path().join("chat.db");
-    let mut command = Command::new(sibling_binary(chat.binary())?);
-    command
-        .env("DATABASE_URL", format!("sqlite://{}", database.display()))
-        .env("SESSION_SECRET", &setup.session_secret)
-        .env("RATE_LIMITS", "off")
-        // `SERVER_RUST_LOG=step05_chat=info loadgen ...` shows the server's log (on stderr).
-        .env("RUST_LOG", server_log_filter())
-        .env("HOST", "127.0.0.1")
-        // The chat loads `.env` from the directory it runs in: run it where there is none.
-        .current_dir(setup.data.path());
-    match chat {
-        Chat::ClusterNode { redis_url } => command.env("REDIS_URL", redis_url),
-        Chat::Step05 | Chat::UnderLoad => command.env_remove("REDIS_URL"),
-    };
-    start(command).await
+    Launcher::chat(setup, chat)?.start().await
 }
 
 /// Where a server's standard output (the Rust servers' log) goes: nowhere, unless
@@ -120,18 +194,7 @@ fn server_log_filter() -> String {
 /// Starts step 5's Node.js twin (`node compare/node-chat/server.js`) over `setup`'s database,
 /// with the same settings as [`start_chat`].
 pub async fn start_node(setup: &ChatSetup) -> Result<ServerProcess, String> {
-    let database = setup.data.path().join("chat.db");
-    let mut command = Command::new("node");
-    command
-        .arg(node_chat_dir().join("server.js"))
-        .env("DATABASE_URL", format!("sqlite://{}", database.display()))
-        .env("SESSION_SECRET", &setup.session_secret)
-        .env("RATE_LIMITS", "off")
-        .env("RUST_LOG", server_log_filter())
-        .env("HOST", "127.0.0.1")
-        .env_remove("REDIS_URL")
-        .current_dir(setup.data.path());
-    start(command).await
+    Launcher::node(setup).start().await
 }
 
 /// The Node twin's folder, `compare/node-chat`.
@@ -156,9 +219,8 @@ pub fn check_node_chat() -> Result<(), String> {
     }
 }
 
-/// Runs `command` with `PORT` set to a free port, and waits until that port accepts.
-async fn start(mut command: Command) -> Result<ServerProcess, String> {
-    let port = free_port().map_err(|error| format!("no free port: {error}"))?;
+/// Runs `command` with `PORT` set to `port`, and waits until that port accepts.
+async fn start(mut command: Command, port: u16) -> Result<ServerProcess, String> {
     let program = command
         .as_std()
         .get_program()
@@ -199,10 +261,116 @@ async fn start(mut command: Command) -> Result<ServerProcess, String> {
     })
 }
 
+/// How to stop a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopSignal {
+    /// `SIGTERM`, what `systemctl stop` and `docker stop` send first: the chat closes its
+    /// sockets and ends.
+    Term,
+    /// `SIGKILL`: a crash, an out-of-memory kill. Nothing is closed politely.
+    Kill,
+}
+
+impl StopSignal {
+    /// `term` or `kill`, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopSignal::Term => "term",
+            StopSignal::Kill => "kill",
+        }
+    }
+
+    /// From `term` or `kill`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "term" => Some(StopSignal::Term),
+            "kill" => Some(StopSignal::Kill),
+            _ => None,
+        }
+    }
+}
+
+/// How long a server may take to end after `SIGTERM` before it is killed.
+const TERM_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl ServerProcess {
     /// Stops the server at once.
     pub async fn kill(mut self) {
         self.child.kill().await.ok();
+    }
+
+    /// Sends `signal` and waits until the process has ended. A server still running
+    /// [`TERM_TIMEOUT`] after `SIGTERM` is killed, and that is an error.
+    pub async fn stop(mut self, signal: StopSignal) -> Result<(), String> {
+        match signal {
+            StopSignal::Kill => {
+                self.child.kill().await.map_err(|error| error.to_string())?;
+                Ok(())
+            }
+            StopSignal::Term => {
+                // `kill(1)` rather than a crate for one system call.
+                let sent = std::process::Command::new("kill")
+                    .args(["-TERM", &self.pid.to_string()])
+                    .status()
+                    .map_err(|error| format!("cannot run kill: {error}"))?;
+                if !sent.success() {
+                    return Err(format!("kill -TERM {} failed ({sent})", self.pid));
+                }
+                match tokio::time::timeout(TERM_TIMEOUT, self.child.wait()).await {
+                    Ok(ended) => ended.map(drop).map_err(|error| error.to_string()),
+                    Err(_) => {
+                        self.child.kill().await.ok();
+                        Err(format!("still running {TERM_TIMEOUT:?} after SIGTERM"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A server process that can be stopped and started again on the same port (the restart
+/// scenario).
+#[derive(Debug)]
+pub struct ProcessServer {
+    launcher: Launcher,
+    port: u16,
+    process: Option<ServerProcess>,
+}
+
+impl ProcessServer {
+    /// Starts `launcher`'s server on a free port.
+    pub async fn launch(launcher: Launcher) -> Result<Self, String> {
+        let process = launcher.start().await?;
+        Ok(ProcessServer {
+            launcher,
+            port: process.addr.port(),
+            process: Some(process),
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// Stops it at once, if it runs.
+    pub async fn kill(self) {
+        if let Some(process) = self.process {
+            process.kill().await;
+        }
+    }
+}
+
+impl crate::restart::Restart for ProcessServer {
+    async fn stop(&mut self, signal: StopSignal) -> Result<(), String> {
+        let process = self.process.take().ok_or("the server is not running")?;
+        process.stop(signal).await
+    }
+
+    async fn start(&mut self) -> Result<(), String> {
+        self.process = Some(self.launcher.start_on(self.port).await?);
+        Ok(())
     }
 }
 

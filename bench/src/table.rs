@@ -1,6 +1,6 @@
 //! The reports as a Markdown table, and each target against the floor.
 
-use crate::Report;
+use crate::{Report, RestartReport};
 
 /// The table's header and separator lines.
 pub fn header() -> String {
@@ -66,6 +66,77 @@ pub fn versus(report: &Report, other: &Report) -> String {
         ratio(report.cold_start_ms, other.cold_start_ms),
         ratio(report.idle_rss_mib, other.idle_rss_mib),
     )
+}
+
+/// The restart table's header and separator lines. Times are seconds from the stop.
+pub fn restart_header() -> String {
+    [
+        "| Target | Signal | Sockets | Connects/s | Ended s | Listening s | Back 99 % s | Back 100 % s | Caught up 99 % s | Caught up 100 % s | Reconnects/s | Acked (before stop) | Acked, not delivered at the end | Dup. | Out of order | Resent | Failed attempts | Run s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    .join("\n")
+}
+
+/// One row of the restart table. The floor keeps no history: what it delivers is not its
+/// promise, so its message columns say `n/a`, and caught up is back.
+pub fn restart_row(report: &RestartReport) -> String {
+    let promised = |count: usize| match report.replays {
+        true => count.to_string(),
+        false => "n/a".to_owned(),
+    };
+    let lost = match (report.replays, report.sockets_missing) {
+        (true, 0) | (false, _) => promised(report.acked_not_delivered),
+        (true, sockets) => format!("{} ({sockets} sockets)", report.acked_not_delivered),
+    };
+    format!(
+        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {:.0} | {} ({}) | {} | {} | {} | {} | {} | {:.1} |",
+        report.target,
+        report.signal,
+        report.sockets,
+        report.connects_per_sec,
+        report.stopped_ms / 1000.0,
+        report.listening_ms / 1000.0,
+        seconds(report.back_ms_p99),
+        seconds(report.back_ms_all),
+        seconds(report.caught_up_ms_p99),
+        seconds(report.caught_up_ms_all),
+        report.reconnects_per_sec,
+        report.messages_acked,
+        report.acked_before_stop,
+        lost,
+        promised(report.duplicates),
+        promised(report.out_of_order),
+        report.resends,
+        report.failed_attempts,
+        report.run_secs,
+    )
+}
+
+/// `report` against the floor's restart with the same signal, as the issue's targets put
+/// it: every socket back and caught up within 3× the floor's time to have them all back, and
+/// at least half the floor's connects per second.
+pub fn restart_versus_floor(report: &RestartReport, floor: &RestartReport) -> String {
+    let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+        (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
+        _ => "n/a".to_owned(),
+    };
+    format!(
+        "{} vs floor ({}): all caught up in {} the floor's time to have all back (target ≤ 3×); \
+         connects/s {} the floor's, reconnects/s in the storm {} (target ≥ 0.5×)",
+        report.target,
+        report.signal,
+        ratio(report.caught_up_ms_all, floor.back_ms_all),
+        ratio(Some(report.connects_per_sec), Some(floor.connects_per_sec)),
+        ratio(
+            Some(report.reconnects_per_sec),
+            Some(floor.reconnects_per_sec)
+        ),
+    )
+}
+
+/// Milliseconds as seconds, or `never` for a time that was not reached.
+fn seconds(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "never".to_owned(), |ms| format!("{:.2}", ms / 1000.0))
 }
 
 fn optional(figure: Option<f64>) -> String {

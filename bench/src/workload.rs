@@ -28,12 +28,12 @@ use crate::client::{ClientError, Connection, Packet, chat_message};
 use crate::procfs;
 
 /// The room everybody is in and every message goes to.
-const ROOM: &str = "general";
+pub(crate) const ROOM: &str = "general";
 /// Socket handshakes in flight at once: enough to keep the server busy, few enough that the
 /// listen backlog never overflows (an overflow costs a 1 s SYN retry and ruins connects/s).
-const CONNECTS_IN_FLIGHT: usize = 128;
+pub const CONNECTS_IN_FLIGHT: usize = 128;
 /// How long one socket may take to connect before it counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time for the server to settle after the last connect, before its memory is read.
 const SETTLE: Duration = Duration::from_secs(1);
 /// The password of every load-test account.
@@ -93,7 +93,7 @@ impl Workload {
     }
 
     /// When sender `sender` sends its message `number`, counted from the start of phase 3.
-    fn send_offset(&self, sender: usize, number: usize) -> Duration {
+    pub(crate) fn send_offset(&self, sender: usize, number: usize) -> Duration {
         let stagger = sender as f64 / self.senders as f64;
         self.period().mul_f64(number as f64 + stagger)
     }
@@ -137,6 +137,9 @@ pub enum RunError {
     /// The workload's numbers do not make a run.
     #[error("{0}")]
     Workload(String),
+    /// A server could not be stopped or started again (the restart scenario).
+    #[error("the server: {0}")]
+    Server(String),
     /// Registering an account failed.
     #[error("registering {username}: {reason}")]
     Register {
@@ -386,7 +389,7 @@ fn set_phase(phases: &[watch::Sender<Phase>], phase: Phase) {
 }
 
 /// The value below which `fraction` of the sorted `values` lie (0 if there are none).
-fn percentile(sorted: &[u32], fraction: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u32], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -396,7 +399,10 @@ fn percentile(sorted: &[u32], fraction: f64) -> f64 {
 
 /// Registers `bench0`, `bench1`... and returns each one's session cookie, a few at a time
 /// (the server hashes every password, which is slow on purpose).
-async fn register_users(node: SocketAddr, users: usize) -> Result<Vec<Option<String>>, RunError> {
+pub(crate) async fn register_users(
+    node: SocketAddr,
+    users: usize,
+) -> Result<Vec<Option<String>>, RunError> {
     let http = reqwest::Client::new();
     let url = format!("http://{node}/register");
     futures_util::stream::iter(0..users)
@@ -528,7 +534,7 @@ impl Inbox {
 }
 
 /// `"<sender> <number> <sent µs>"` into (the message's index, sent µs), if it is one of ours.
-fn parse_text(workload: &Workload, text: &str) -> Option<(usize, u64)> {
+pub(crate) fn parse_text(workload: &Workload, text: &str) -> Option<(usize, u64)> {
     let mut parts = text.split(' ');
     let sender: usize = parts.next()?.parse().ok()?;
     let number: usize = parts.next()?.parse().ok()?;

@@ -17,14 +17,23 @@
 //! The second line is the 10,000-socket case: 500 users × 20 tabs, 50 of them sending one
 //! message every 5 s, 10 messages/s in all. Run from `cargo run`, a missing `step05-chat`,
 //! `chat-under-load` or `scaling-with-redis` binary is built first.
+//!
+//! `--scenario restart` is the reconnect storm of [`bench::restart`]: each target is stopped
+//! (`--signal term,kill`, once per signal) `--stop-after` seconds into the sending and started
+//! again on the same port and database; the table says how long until every socket was back
+//! and caught up, and what was lost or repeated:
+//!
+//! ```console
+//! cargo run --release -p bench --bin loadgen -- --scenario restart --users 50 --tabs 20
+//! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bench::servers::{self, ChatSetup, ServerProcess};
-use bench::{Report, Target, Workload, chart, procfs, table};
+use bench::servers::{self, ChatSetup, Launcher, ProcessServer, ServerProcess, StopSignal};
+use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]";
+const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset page|zero]";
 
 /// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
 /// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
@@ -42,19 +51,44 @@ const IDLE_SETTLE: Duration = Duration::from_secs(1);
 /// Open files the load generator needs beyond one per socket (stdio, HTTP, the runtime...).
 const SPARE_FILES: u64 = 256;
 
+/// What the restart scenario can restart: one process (not a cluster).
+const RESTART_TARGETS: [&str; 4] = ["floor", "step05", "chat-under-load", "node"];
+
+/// The restart scenario's senders, unless `--senders` says otherwise: 10 users sending 20
+/// messages at 2 a second, so the sending goes on through the storm without drowning it.
+const RESTART_SENDERS: usize = 10;
+const RESTART_MESSAGES: usize = 20;
+const RESTART_RATE: f64 = 2.0;
+
 #[derive(Debug)]
 struct Args {
     workload: Workload,
     targets: Vec<String>,
     /// Where the SVG chart is written.
     chart: PathBuf,
+    /// `None`: the normal run. `Some`: the restart scenario, once per signal.
+    restart: Option<Restart>,
+}
+
+/// The restart scenario's settings.
+#[derive(Debug)]
+struct Restart {
+    signals: Vec<StopSignal>,
+    stop_after: Duration,
+    patience: Duration,
+    /// See [`RestartPlan::zero_offset`].
+    zero_offset: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut workload = Workload::default();
-    let mut senders = None;
+    let (mut senders, mut messages, mut rate) = (None, None, None);
     let mut targets: Vec<String> = DEFAULT_TARGETS.map(str::to_owned).to_vec();
     let mut chart = None;
+    let mut scenario = "load".to_owned();
+    let mut signals = vec![StopSignal::Term, StopSignal::Kill];
+    let (mut stop_after, mut patience) = (None, None);
+    let mut zero_offset = false;
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         if flag == "--help" || flag == "-h" {
@@ -77,16 +111,65 @@ fn parse_args() -> Result<Args, String> {
             "--users" => workload.users = whole()?,
             "--tabs" => workload.tabs = whole()?,
             "--senders" => senders = Some(whole()?),
-            "--messages" => workload.messages = whole()?,
-            "--rate" => workload.rate = decimal()?,
+            "--messages" => messages = Some(whole()?),
+            "--rate" => rate = Some(decimal()?),
             "--drain" => workload.drain = Duration::from_secs_f64(decimal()?.max(0.0)),
             "--targets" => targets = value.split(',').map(str::to_owned).collect(),
             "--chart" => chart = Some(PathBuf::from(value)),
+            "--scenario" => scenario = value,
+            "--signal" => {
+                signals = value
+                    .split(',')
+                    .map(|name| {
+                        StopSignal::parse(name)
+                            .ok_or_else(|| "--signal takes term, kill or term,kill".to_owned())
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--stop-after" => stop_after = Some(Duration::from_secs_f64(decimal()?.max(0.0))),
+            "--patience" => patience = Some(Duration::from_secs_f64(decimal()?.max(0.0))),
+            "--empty-offset" => {
+                zero_offset = match value.as_str() {
+                    "page" => false,
+                    "zero" => true,
+                    _ => return Err("--empty-offset takes page or zero".to_owned()),
+                };
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
-    // Every user sends unless told otherwise.
-    workload.senders = senders.unwrap_or(workload.users);
+    let restart = match scenario.as_str() {
+        "load" => None,
+        "restart" => {
+            let defaults = RestartPlan::new(StopSignal::Term);
+            Some(Restart {
+                signals,
+                stop_after: stop_after.unwrap_or(defaults.stop_after),
+                patience: patience.unwrap_or(defaults.patience),
+                zero_offset,
+            })
+        }
+        _ => return Err(format!("--scenario takes load or restart\n{USAGE}")),
+    };
+    if restart.is_some() {
+        workload.messages = messages.unwrap_or(RESTART_MESSAGES);
+        workload.rate = rate.unwrap_or(RESTART_RATE);
+        workload.senders = senders.unwrap_or(RESTART_SENDERS.min(workload.users));
+        if let Some(other) = targets
+            .iter()
+            .find(|target| !RESTART_TARGETS.contains(&target.as_str()))
+        {
+            return Err(format!(
+                "the restart scenario restarts one process: {other:?} is not one of {}",
+                RESTART_TARGETS.join(", ")
+            ));
+        }
+    } else {
+        workload.messages = messages.unwrap_or(workload.messages);
+        workload.rate = rate.unwrap_or(workload.rate);
+        // Every user sends unless told otherwise.
+        workload.senders = senders.unwrap_or(workload.users);
+    }
     workload.validate()?;
     if let Some(unknown) = targets
         .iter()
@@ -101,6 +184,7 @@ fn parse_args() -> Result<Args, String> {
         workload,
         targets,
         chart: chart.unwrap_or_else(default_chart_path),
+        restart,
     })
 }
 
@@ -146,6 +230,10 @@ async fn run() -> Result<(), String> {
         workload.senders as f64 * workload.rate,
         workload.senders as f64 * workload.rate * workload.sockets() as f64,
     );
+
+    if let Some(restart) = &args.restart {
+        return run_restarts(&args.targets, workload, restart).await;
+    }
 
     let mut reports = Vec::new();
     for target in &args.targets {
@@ -267,6 +355,100 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
         process.kill().await;
     }
     drop(redis);
+    report
+}
+
+/// The restart scenario: each target, once per signal, each on a fresh database; then the
+/// table, and each chat against the floor restarted with the same signal.
+async fn run_restarts(
+    targets: &[String],
+    workload: &Workload,
+    restart: &Restart,
+) -> Result<(), String> {
+    let plan = RestartPlan {
+        stop_after: restart.stop_after,
+        patience: restart.patience,
+        zero_offset: restart.zero_offset,
+        ..RestartPlan::new(StopSignal::Term)
+    };
+    println!(
+        "restart: stopped {:.1} s after the first send, then started again on the same port and database; sockets reconnect with socket.io-client's back-off ({:?} doubling to {:?}, ± {:.0} %), at most {} handshakes in flight; a message is sent again after {:?} without an acknowledgement; the run ends when every message is acknowledged and every socket is back with every acknowledged message, or {:?} after the server listens again (or after the last send, if later)",
+        plan.stop_after.as_secs_f64(),
+        plan.backoff.first,
+        plan.backoff.max,
+        plan.backoff.jitter * 100.0,
+        bench::workload::CONNECTS_IN_FLIGHT,
+        plan.ack_timeout,
+        plan.patience,
+    );
+    println!(
+        "a socket that has seen no message reconnects with {}",
+        match plan.zero_offset {
+            false => "no serverOffset, as the page does (--empty-offset page)",
+            true => "serverOffset 0 (--empty-offset zero; the page sends none)",
+        }
+    );
+    let mut reports = Vec::new();
+    for target in targets {
+        for signal in &restart.signals {
+            eprintln!("restarting {target} with {}...", signal.name());
+            let plan = RestartPlan {
+                signal: *signal,
+                ..plan.clone()
+            };
+            let report = measure_restart(target, workload, &plan).await?;
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|error| error.to_string())?
+            );
+            reports.push(report);
+        }
+    }
+    println!();
+    println!("{}", table::restart_header());
+    for report in &reports {
+        println!("{}", table::restart_row(report));
+    }
+    println!();
+    for report in reports.iter().filter(|report| report.target != "floor") {
+        let floor = reports
+            .iter()
+            .find(|floor| floor.target == "floor" && floor.signal == report.signal);
+        if let Some(floor) = floor {
+            println!("{}", table::restart_versus_floor(report, floor));
+        }
+    }
+    Ok(())
+}
+
+/// Starts `target`'s server, runs the restart scenario, stops it.
+async fn measure_restart(
+    target: &str,
+    workload: &Workload,
+    plan: &RestartPlan,
+) -> Result<RestartReport, String> {
+    let setup = ChatSetup::new().map_err(|error| format!("temporary folder: {error}"))?;
+    let launcher = match target {
+        "floor" => Launcher::floor()?,
+        "step05" => Launcher::chat(&setup, servers::Chat::Step05)?,
+        "chat-under-load" => Launcher::chat(&setup, servers::Chat::UnderLoad)?,
+        _ => Launcher::node(&setup),
+    };
+    let mut server = ProcessServer::launch(launcher).await?;
+    let report = bench::run_restart(
+        workload,
+        plan,
+        &Target {
+            name: target.to_owned(),
+            nodes: vec![server.addr()],
+            login: target != "floor",
+            pids: Vec::new(),
+        },
+        &mut server,
+    )
+    .await
+    .map_err(|error| format!("{target}: {error}"));
+    server.kill().await;
     report
 }
 
