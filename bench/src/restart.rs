@@ -94,9 +94,11 @@ pub struct RestartPlan {
     /// A message whose acknowledgement has not come after this long is sent again (the page's
     /// `ackTimeout`).
     pub ack_timeout: Duration,
-    /// What a socket that has seen no message yet sends: `false`, no `serverOffset`, as the
-    /// page does (its `lastSeenId()` is `null`), and then the server replays nothing, only the
-    /// newest 50 in `history`; `true`, `serverOffset: 0`, "everything".
+    /// What a socket that has had its `history` but no message yet sends: `true`,
+    /// `serverOffset: 0` ("I have everything up to nothing"), as the page does; `false`, no
+    /// `serverOffset`, as the page did before (the server then replays nothing, only the
+    /// newest 50 in `history`: at 10,000 sockets, messages acknowledged but not yet received
+    /// were lost).
     pub zero_offset: bool,
     /// How long, once the server listens again (or after the last scheduled send, if later),
     /// every message may take to be acknowledged and every socket to be back and caught up.
@@ -111,7 +113,7 @@ impl RestartPlan {
             stop_after: Duration::from_secs(3),
             backoff: Backoff::SOCKET_IO_CLIENT,
             ack_timeout: Duration::from_secs(5),
-            zero_offset: false,
+            zero_offset: true,
             patience: Duration::from_secs(60),
         }
     }

@@ -33,7 +33,7 @@ use std::time::Duration;
 use bench::servers::{self, ChatSetup, Launcher, ProcessServer, ServerProcess, StopSignal};
 use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset page|zero]";
+const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
 
 /// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
 /// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
@@ -88,7 +88,7 @@ fn parse_args() -> Result<Args, String> {
     let mut scenario = "load".to_owned();
     let mut signals = vec![StopSignal::Term, StopSignal::Kill];
     let (mut stop_after, mut patience) = (None, None);
-    let mut zero_offset = false;
+    let mut zero_offset = true;
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         if flag == "--help" || flag == "-h" {
@@ -130,9 +130,9 @@ fn parse_args() -> Result<Args, String> {
             "--patience" => patience = Some(Duration::from_secs_f64(decimal()?.max(0.0))),
             "--empty-offset" => {
                 zero_offset = match value.as_str() {
-                    "page" => false,
                     "zero" => true,
-                    _ => return Err("--empty-offset takes page or zero".to_owned()),
+                    "none" => false,
+                    _ => return Err("--empty-offset takes zero or none".to_owned()),
                 };
             }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
@@ -384,8 +384,8 @@ async fn run_restarts(
     println!(
         "a socket that has seen no message reconnects with {}",
         match plan.zero_offset {
-            false => "no serverOffset, as the page does (--empty-offset page)",
-            true => "serverOffset 0 (--empty-offset zero; the page sends none)",
+            true => "serverOffset 0, as the page does (--empty-offset zero)",
+            false => "no serverOffset, as the page did before (--empty-offset none)",
         }
     );
     let mut reports = Vec::new();
