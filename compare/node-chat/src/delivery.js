@@ -19,6 +19,12 @@ import { log } from "./log.js";
 /** How long after sending the queues are looked at. */
 const CHECK_AFTER_MS = 25;
 
+/**
+ * How long a resynchronised connection may keep unsent packets before it is
+ * closed: step 1's WRITE_STALL_TIMEOUT (step01-http-vs-socket/src/server.rs).
+ */
+const WRITE_STALL_MS = 30_000;
+
 export class Delivery {
   /** Sends through `io`; a socket may have `socketBuffer` packets waiting. */
   constructor(io, socketBuffer) {
@@ -83,5 +89,15 @@ function resync(socket) {
   log.warn(`socket ${socket.id} too slow for the room: resynchronising it`);
   socket.emit("resync");
   socket.disconnect();
+  // A client that reads nothing at all (yet answers pings) never takes those
+  // two packets either, and its connection would hold them for ever: after
+  // WRITE_STALL_MS, if they are still waiting, the connection is dropped.
+  const conn = socket.conn;
+  setTimeout(() => {
+    if (conn.readyState === "closed" || conn.writeBuffer.length === 0) return;
+    log.warn(`connection ${conn.id} read nothing for 30 s: closing it`);
+    conn.transport?.socket?.terminate?.(); // a WebSocket: dropped at once
+    conn.close(true);
+  }, WRITE_STALL_MS).unref();
 }
 // ANCHOR_END: resync
