@@ -4,6 +4,8 @@
 //! with the same session key. Tens of sockets: every one must come back; on step 5 every
 //! acknowledged message must reach every socket, once, in order.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,11 +13,6 @@ use bench::restart::{Backoff, Restart, RestartPlan};
 use bench::servers::StopSignal;
 use bench::{RestartReport, Target, Workload};
 use socketioxide::SocketIo;
-use step02_sessions::SessionConfig;
-use step03_passport_like_auth::argon2;
-use step04_socket_middleware::SocketSettings;
-use step05_chat::ChatConfig;
-use step05_chat::limits::MessageRate;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_sessions::cookie::Key;
@@ -78,7 +75,7 @@ impl InProcess {
         let (router, io) = match &self.kind {
             Kind::Floor => bench::floor::app(),
             Kind::Step05 { data, key } => {
-                let chat = step05_chat::build(step05_config(self.addr, data, key.clone()))
+                let chat = step05_chat::build(support::step05_config(self.addr, data, key.clone()))
                     .await
                     .expect("build the chat");
                 (chat.router, chat.io)
@@ -105,28 +102,6 @@ impl Restart for InProcess {
             .map_err(|error| format!("bind {} again: {error}", self.addr))?;
         self.serve(listener).await;
         Ok(())
-    }
-}
-
-/// Step 5's chat as `tests/workload.rs` builds it: cheap hashing, no limit.
-fn step05_config(addr: SocketAddr, data: &tempfile::TempDir, key: Key) -> ChatConfig {
-    ChatConfig {
-        database_url: format!("sqlite://{}", data.path().join("chat.db").display()),
-        sessions: SessionConfig::with_key(key),
-        sockets: SocketSettings {
-            allowed_origins: step04_socket_middleware::AllowedOrigins::for_listener(addr, None),
-            session_recheck: step04_socket_middleware::SESSION_RECHECK,
-            limits: step04_socket_middleware::SocketLimits::default(),
-        },
-        rate_limit: MessageRate {
-            burst: u32::MAX,
-            per_second: 1e9,
-        },
-        hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
-        socket_buffer: step05_chat::config::DEFAULT_SOCKET_BUFFER,
-        presence_page: step05_chat::config::PRESENCE_PAGE,
-        limits: step05_chat::limits::ChatLimits::off(),
-        auth_limits: step03_passport_like_auth::AuthLimits::disabled(),
     }
 }
 

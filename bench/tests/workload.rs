@@ -2,17 +2,14 @@
 //! a fresh SQLite file, with logins). A tiny workload must arrive complete, once, in order, and
 //! the report's numbers must add up.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bench::{Report, Target, Workload};
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
-use step02_sessions::SessionConfig;
-use step03_passport_like_auth::argon2;
-use step04_socket_middleware::SocketSettings;
-use step05_chat::ChatConfig;
-use step05_chat::limits::MessageRate;
 use tower_sessions::cookie::Key;
 
 /// 3 users × 3 tabs, each user sends 5 messages at 10/s.
@@ -53,24 +50,7 @@ async fn spawn_step05() -> (SocketAddr, SocketIo<LocalAdapter>, tempfile::TempDi
         .await
         .expect("bind a free port");
     let addr = listener.local_addr().expect("local address");
-    let config = ChatConfig {
-        database_url: format!("sqlite://{}", data.path().join("chat.db").display()),
-        sessions: SessionConfig::with_key(Key::generate()),
-        sockets: SocketSettings {
-            allowed_origins: step04_socket_middleware::AllowedOrigins::for_listener(addr, None),
-            session_recheck: step04_socket_middleware::SESSION_RECHECK,
-            limits: step04_socket_middleware::SocketLimits::default(),
-        },
-        rate_limit: MessageRate {
-            burst: u32::MAX,
-            per_second: 1e9,
-        },
-        hashing: argon2::Params::new(8, 1, 1, None).expect("valid argon2 params"),
-        socket_buffer: step05_chat::config::DEFAULT_SOCKET_BUFFER,
-        presence_page: step05_chat::config::PRESENCE_PAGE,
-        limits: step05_chat::limits::ChatLimits::off(),
-        auth_limits: step03_passport_like_auth::AuthLimits::disabled(),
-    };
+    let config = support::step05_config(addr, &data, Key::generate());
     let chat = step05_chat::build(config).await.expect("build the chat");
     let io = chat.io;
     tokio::spawn(step01_http_vs_socket::serve(

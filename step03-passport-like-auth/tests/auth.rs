@@ -1,9 +1,12 @@
 //! Step 3, seen from a browser's point of view: the real server on a free port,
 //! driven over HTTP by reqwest clients that keep cookies like a browser does.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::serve;
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
@@ -101,25 +104,6 @@ async fn spawn_app_with_params(params: Params) -> TestApp {
     }
 }
 // ANCHOR_END: spawn_app
-
-// ANCHOR: serve_for_tests
-/// Starts the real app for any user store, with a fresh in-memory session
-/// store.
-async fn serve<U: UserStore>(passport: Passport<U>) -> SocketAddr {
-    let session_layer =
-        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        app(passport, session_layer),
-        std::future::pending(),
-    ));
-    address
-}
-// ANCHOR_END: serve_for_tests
 
 /// A client that keeps cookies, like a browser, but shows us redirects instead
 /// of following.

@@ -1,37 +1,16 @@
 //! The bodies of the auth routes, from outside: how big they may be, and how
 //! slowly they may come. The memory they may cost is `tests/trickle.rs`.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::spawn_demo_app;
 
-use step02_sessions::{MemoryStore, SessionConfig};
+use step03_passport_like_auth::AuthLimits;
 use step03_passport_like_auth::api::MAX_AUTH_BODY_BYTES;
-use step03_passport_like_auth::argon2::Params;
-use step03_passport_like_auth::{
-    AuthLimits, MemoryUserStore, Passport, app, seed_demo_users,
-};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_sessions::cookie::Key;
-
-async fn spawn_app(limits: AuthLimits) -> SocketAddr {
-    let params = Params::new(8, 1, 1, None).expect("valid Argon2 parameters");
-    let passport = Passport::with_hasher_params(MemoryUserStore::new(), params)
-        .with_limits(limits);
-    seed_demo_users(&passport).await.expect("seed demo users");
-    let session_layer =
-        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        app(passport, session_layer),
-        std::future::pending(),
-    ));
-    address
-}
 
 /// Sends `head` and then `body` as they are, and reads the whole answer.
 async fn raw_request(address: SocketAddr, head: &str, body: &[u8]) -> String {
@@ -75,7 +54,7 @@ const KEY: char = '\u{1F511}';
 
 #[tokio::test]
 async fn the_largest_honest_bodies_fit_and_a_larger_one_gets_a_413() {
-    let address = spawn_app(AuthLimits::default()).await;
+    let address = spawn_demo_app(AuthLimits::default()).await;
     // 32 fullwidth letters (NFKC folds them onto `a`, a valid username), and
     // a password of 256 characters, each written the longest way.
     let username = "\u{FF41}".repeat(32);
@@ -146,7 +125,7 @@ async fn a_body_that_stops_coming_gets_a_408_at_the_body_deadline() {
         body_timeout: Duration::from_secs(1),
         ..AuthLimits::default()
     };
-    let address = spawn_app(limits).await;
+    let address = spawn_demo_app(limits).await;
     let started = Instant::now();
     // Ten bytes of the hundred announced, then nothing.
     let answer =

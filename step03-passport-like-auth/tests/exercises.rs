@@ -3,17 +3,18 @@
 //! `cargo test` stays green while you work; run one with `cargo test -p
 //! step03-passport-like-auth --test exercises ex1 -- --ignored`.
 
+mod support;
+
 use std::net::SocketAddr;
+use support::serve;
 
 use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use step02_sessions::{MemoryStore, SessionConfig};
 use step03_passport_like_auth::argon2::Params;
 use step03_passport_like_auth::{
-    AuthLimits, DEMO_PASSWORD, MemoryUserStore, Passport, app, seed_demo_users,
+    AuthLimits, DEMO_PASSWORD, MemoryUserStore, Passport, seed_demo_users,
 };
-use tower_sessions::cookie::Key;
 
 /// The app under test, on a free port, with the demo users `alice` and `bob`.
 struct TestApp {
@@ -29,17 +30,7 @@ async fn spawn_app() -> TestApp {
     let passport = Passport::with_hasher_params(MemoryUserStore::new(), params)
         .with_limits(AuthLimits::disabled());
     seed_demo_users(&passport).await.expect("seed demo users");
-    let session_layer =
-        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        app(passport, session_layer),
-        std::future::pending(),
-    ));
+    let address = serve(passport).await;
     TestApp { address }
 }
 

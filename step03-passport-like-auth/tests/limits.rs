@@ -1,20 +1,21 @@
 //! The abuse limits of step 3, from outside: the real server on a free port,
 //! real HTTP clients, the default settings unless a test says otherwise.
 
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::serve;
 
 use reqwest::header::{RETRY_AFTER, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use step02_sessions::{MemoryStore, SessionConfig};
 use step03_passport_like_auth::argon2::Params;
 use step03_passport_like_auth::{
-    AuthLimits, DEMO_PASSWORD, LogoutEvent, MemoryUserStore, Passport, app,
+    AuthLimits, DEMO_PASSWORD, LogoutEvent, MemoryUserStore, Passport,
     seed_demo_users,
 };
-use tower_sessions::cookie::Key;
 
 /// Argon2 at its cheapest, for tests that count answers rather than measure
 /// costs.
@@ -63,17 +64,7 @@ async fn spawn_app(params: Params, limits: AuthLimits) -> TestApp {
             recorded.lock().expect("lock").push(event.clone())
         });
     seed_demo_users(&passport).await.expect("seed demo users");
-    let session_layer =
-        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        app(passport.clone(), session_layer),
-        std::future::pending(),
-    ));
+    let address = serve(passport.clone()).await;
     TestApp {
         address,
         passport,

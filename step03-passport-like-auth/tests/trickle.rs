@@ -1,36 +1,15 @@
 //! What slow login bodies cost the server. Alone in its own test binary,
 //! because it measures the memory of the whole process.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::spawn_demo_app;
 
-use step02_sessions::{MemoryStore, SessionConfig};
-use step03_passport_like_auth::argon2::Params;
-use step03_passport_like_auth::{
-    AuthLimits, MemoryUserStore, Passport, app, seed_demo_users,
-};
+use step03_passport_like_auth::AuthLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_sessions::cookie::Key;
-
-async fn spawn_app(limits: AuthLimits) -> SocketAddr {
-    let params = Params::new(8, 1, 1, None).expect("valid Argon2 parameters");
-    let passport = Passport::with_hasher_params(MemoryUserStore::new(), params)
-        .with_limits(limits);
-    seed_demo_users(&passport).await.expect("seed demo users");
-    let session_layer =
-        SessionConfig::with_key(Key::generate()).layer(MemoryStore::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a free port");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(step01_http_vs_socket::serve(
-        listener,
-        app(passport, session_layer),
-        std::future::pending(),
-    ));
-    address
-}
 
 /// The resident memory of this process, in bytes (Linux).
 fn resident_bytes() -> u64 {
@@ -63,7 +42,7 @@ async fn two_hundred_trickled_login_bodies_cost_a_bounded_amount_of_memory() {
         body_timeout: Duration::from_secs(8),
         ..AuthLimits::default()
     };
-    let address = spawn_app(limits).await;
+    let address = spawn_demo_app(limits).await;
     let before = resident_bytes();
     let started = Instant::now();
     let trickles: Vec<_> = (0..TRICKLES)
