@@ -272,6 +272,7 @@ fn fanout<A: Adapter>(socket: &SocketRef<A>, through_adapter: bool) -> Fanout {
         let within = namespace.clone().within(room);
         Box::pin(async move {
             if through_adapter {
+                // The sequencer gives the whole batch one deadline.
                 for message in batch.iter() {
                     let emit = within.clone().emit("chat message", message);
                     broadcast("a message", emit).await;
@@ -553,7 +554,8 @@ pub async fn send_message<A: Adapter>(
 // ANCHOR: broadcast
 /// How long a broadcast may take. In one process it is instant; through a
 /// remote adapter (chapter "Scaling out with Redis") it may wait, and hold the
-/// room's lock, for as long as the adapter's server is unreachable.
+/// room's sequencer, for as long as the adapter's server is unreachable. A
+/// batch of messages gets one such deadline in all, not one per message.
 pub const BROADCAST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Awaits a broadcast, but not for longer than [`BROADCAST_DEADLINE`]; a

@@ -40,7 +40,7 @@ use serde_json::value::RawValue;
 use step02_sessions::BackgroundTasks;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chat::{CATCH_UP_LIMIT, ChatError};
+use crate::chat::{BROADCAST_DEADLINE, CATCH_UP_LIMIT, ChatError};
 use step04_socket_middleware::InOrder;
 use step05_chat::messages::{
     ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored, insert_one,
@@ -451,7 +451,19 @@ impl Room {
             })
             .collect();
         if let Some(last) = fresh.last() {
-            (self.context.fanout)(self.name.clone(), fresh.clone()).await;
+            let delivering = (self.context.fanout)(self.name.clone(), fresh.clone());
+            // One deadline for the whole batch, not one per message: through a
+            // remote adapter whose server is down, 512 messages waiting their
+            // own deadline each would hold the room for 17 minutes.
+            if tokio::time::timeout(BROADCAST_DEADLINE, delivering).await.is_err() {
+                tracing::warn!(
+                    room = %self.name,
+                    messages = fresh.len(),
+                    "gave up broadcasting a batch after {BROADCAST_DEADLINE:?}: \
+                     it is stored, and sockets that missed it catch up when \
+                     they reconnect"
+                );
+            }
             self.broadcast_upto = last.id;
             self.remember(&fresh);
         }
@@ -752,5 +764,50 @@ mod tests {
             serde_json::to_string(&History::Encoded(&encoded)).expect("serialises"),
             serde_json::to_string(&History::Messages(&recent)).expect("serialises"),
         );
+    }
+
+    /// A fanout that never finishes, as a broadcast through a remote adapter
+    /// does while the adapter's server is down: the room gives each batch one
+    /// deadline, acknowledges its senders (their messages are stored), and
+    /// goes on with the next batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fanout_that_hangs_costs_each_batch_one_deadline_and_the_room_goes_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("chat.db").display());
+        let pool = step05_chat::db::open_database(&url).await.expect("database");
+        sqlx::query(
+            "INSERT INTO users (username, password_hash, created_at) VALUES ('alice', 'x', 0)",
+        )
+        .execute(&pool)
+        .await
+        .expect("a user");
+        let context = RoomContext {
+            store: MessageStore::new(pool),
+            fanout: Arc::new(|_, _| Box::pin(std::future::pending())),
+        };
+        let sequencers = Sequencers::new(BackgroundTasks::default());
+        let user = User {
+            id: 1,
+            username: "alice".into(),
+        };
+        let sends = (0..600).map(|n| {
+            let message = NewMessage {
+                user: user.clone(),
+                text: format!("message {n}"),
+                client_offset: None,
+            };
+            sequencers.send("general", &context, message, InOrder::first())
+        });
+        // One deadline per message would take 600 × 2 s = 20 minutes; one per
+        // batch takes a few deadlines (the batches hold up to 512 messages).
+        let limit = BROADCAST_DEADLINE * 10;
+        let stored = tokio::time::timeout(limit, futures_util::future::join_all(sends))
+            .await
+            .expect("every sender is answered within a few deadlines");
+        let ids: Vec<i64> = stored
+            .into_iter()
+            .map(|stored| stored.expect("stored").id)
+            .collect();
+        assert_eq!(ids, (1..=600).collect::<Vec<_>>(), "stored once each, in order");
     }
 }

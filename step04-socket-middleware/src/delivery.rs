@@ -27,9 +27,25 @@ use socketioxide::{SendError, SocketError};
 #[derive(Clone, Copy, Debug)]
 struct Lagging;
 
-/// How long a lagging socket has to take its `resync` and disconnect. After a
-/// minute, Engine.IO's heartbeat has closed a client that reads nothing.
+/// How long a lagging socket should need to take its `resync` and disconnect.
+/// It is not a deadline: a socket whose queue stays full is closed by
+/// Engine.IO itself (its ping cannot be queued), and one whose peer stops
+/// reading by step 1's write-stall clock; past this, the resync is logged.
 const RESYNC_PATIENCE: Duration = Duration::from_secs(60);
+
+/// In a socket's extensions: the runtime that accepted it, where its chores
+/// (a resync) run, rather than wherever the code that found its queue full
+/// happens to run (`chat-under-load` sends from its rooms' own thread, which
+/// must only ever sequence rooms). Set by `authenticate_socket`.
+#[derive(Clone, Debug)]
+pub struct Home(tokio::runtime::Handle);
+
+impl Home {
+    /// The runtime this is called on.
+    pub fn here() -> Self {
+        Home(tokio::runtime::Handle::current())
+    }
+}
 
 // ANCHOR: send
 /// Queues `event` for `socket`, or, if its queue is full, starts a resync.
@@ -117,21 +133,29 @@ pub fn is_lagging<A: Adapter>(socket: &SocketRef<A>) -> bool {
 // ANCHOR: resync
 /// Marks `socket` as lagging and, in the background, sends it `resync` and
 /// disconnects it once its queue has room for those two packets (the
-/// disconnect goes through the same queue).
+/// disconnect goes through the same queue). The task ends when the socket is
+/// closed, whoever closes it; it looks again at growing intervals, up to a
+/// second, so that a thousand lagging sockets cost little.
 fn resync<A: Adapter>(socket: SocketRef<A>) {
     if socket.extensions.insert(Lagging).is_some() {
         return; // already on its way
     }
     tracing::warn!(sid = %socket.id, "socket too slow: resynchronising it");
-    tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + RESYNC_PATIENCE;
-        let mut told = false;
-        while socket.connected() && tokio::time::Instant::now() < deadline {
+    let home = socket.extensions.get::<Home>().unwrap_or_else(Home::here);
+    home.0.spawn(async move {
+        let mut patience = Some(tokio::time::Instant::now() + RESYNC_PATIENCE);
+        let (mut pause, mut told) = (Duration::from_millis(20), false);
+        while socket.connected() {
             told = told || socket.emit("resync", &()).is_ok();
             if told && socket.clone().disconnect().is_ok() {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            if patience.is_some_and(|at| tokio::time::Instant::now() > at) {
+                patience = None; // said once
+                tracing::warn!(sid = %socket.id, "resync still waiting");
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     });
 }

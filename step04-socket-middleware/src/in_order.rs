@@ -25,6 +25,16 @@ pub struct InOrder {
 }
 
 impl InOrder {
+    /// A turn with nothing before it, for what is sent outside a socket's
+    /// events (a test, a message of the server's own).
+    pub fn first() -> Self {
+        let (done, _) = oneshot::channel();
+        InOrder {
+            previous: None,
+            _done: done,
+        }
+    }
+
     /// Waits until the socket's previous event (that took an `InOrder`) has
     /// been handled.
     pub async fn wait(&mut self) {

@@ -13,6 +13,7 @@ use step03_passport_like_auth::{CurrentUser, User};
 use tower_sessions::Session;
 use tower_sessions::session::Id;
 
+use crate::delivery::Home;
 use crate::live_sessions::{session_room, user_room};
 
 // ANCHOR: error
@@ -62,6 +63,7 @@ pub async fn authenticate_socket<A: Adapter>(
     socket.join([session_room(session_id), user_room(user.id)]);
     socket.extensions.insert::<User>(user); // socket.user = user
     socket.extensions.insert(SocketSession(session_id));
+    socket.extensions.insert(Home::here()); // where its chores will run
     Ok(())
 }
 // ANCHOR_END: authenticate_socket
