@@ -368,8 +368,11 @@ pub async fn on_connect<A: Adapter>(
     let replayed = match entered.await {
         Ok(replayed) => replayed,
         Err(error) => {
-            tracing::error!(%error, "could not send history");
-            0
+            // Not left connected outside `general`, shown online, hearing
+            // nothing: the client reconnects (and tries again) or says so.
+            tracing::error!(%error, "could not enter general: disconnecting");
+            socket.disconnect().ok();
+            return;
         }
     };
     tracing::info!(

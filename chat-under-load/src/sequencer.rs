@@ -455,7 +455,10 @@ impl Room {
             // One deadline for the whole batch, not one per message: through a
             // remote adapter whose server is down, 512 messages waiting their
             // own deadline each would hold the room for 17 minutes.
-            if tokio::time::timeout(BROADCAST_DEADLINE, delivering).await.is_err() {
+            if tokio::time::timeout(BROADCAST_DEADLINE, delivering)
+                .await
+                .is_err()
+            {
                 tracing::warn!(
                     room = %self.name,
                     messages = fresh.len(),
@@ -774,7 +777,9 @@ mod tests {
     async fn a_fanout_that_hangs_costs_each_batch_one_deadline_and_the_room_goes_on() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("chat.db").display());
-        let pool = step05_chat::db::open_database(&url).await.expect("database");
+        let pool = step05_chat::db::open_database(&url)
+            .await
+            .expect("database");
         sqlx::query(
             "INSERT INTO users (username, password_hash, created_at) VALUES ('alice', 'x', 0)",
         )
@@ -808,6 +813,10 @@ mod tests {
             .into_iter()
             .map(|stored| stored.expect("stored").id)
             .collect();
-        assert_eq!(ids, (1..=600).collect::<Vec<_>>(), "stored once each, in order");
+        assert_eq!(
+            ids,
+            (1..=600).collect::<Vec<_>>(),
+            "stored once each, in order"
+        );
     }
 }

@@ -13,9 +13,10 @@
 //   {op:"connect_and_emit_many", id, url, opts, count, event, args, timeoutMs}
 //                                         open `count` sockets, each emitting `event` the
 //                                         instant it connects; reply with how many acked
-//   {op:"connect_and_close_many", id, url, opts, count}
+//   {op:"connect_and_close_many", id, url, opts, count, event?, args?}
 //                                         open `count` sockets, each closed the instant it
-//                                         connects; reply once every one has connected or failed
+//                                         connects (right after emitting `event` with `args`, if
+//                                         given); reply once every one has connected or failed
 //   {op:"emit_many", id, name, event, argsList, timeoutMs}
 //                                         emit `event` once per entry of argsList, all at once
 //                                         (pipelined); reply with the acks, in order
@@ -163,6 +164,7 @@ async function handle(command) {
           const socket = io(command.url, connectOptions(command.opts));
           return new Promise((resolve) => {
             socket.on("connect", () => {
+              if (command.event) socket.emit(command.event, ...(command.args ?? []));
               socket.disconnect();
               resolve("closed");
             });

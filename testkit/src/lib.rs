@@ -296,6 +296,25 @@ impl JsClient {
             .await;
     }
 
+    /// [`Self::connect_and_close_many`], each socket emitting `event` with `args` just before
+    /// it closes (a tab that sent something as it closed).
+    pub async fn connect_emit_and_close_many(
+        &self,
+        url: &str,
+        opts: Value,
+        count: usize,
+        event: &str,
+        args: Value,
+    ) -> usize {
+        let reply = self
+            .request(json!({
+                "op": "connect_and_close_many", "url": url, "opts": opts, "count": count,
+                "event": event, "args": args,
+            }))
+            .await;
+        reply["closed"].as_u64().unwrap_or(0) as usize
+    }
+
     async fn request(&self, mut command: Value) -> Value {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         command["id"] = json!(id);
