@@ -40,9 +40,9 @@ pub const GENERAL: &str = "general";
 const PRESENCE_EVERY: Duration = Duration::from_millis(100);
 
 /// The most `presence change` packets a room sends a second: a room of more
-/// than 2,000 sockets hears of its changes less often than every
-/// [`PRESENCE_EVERY`] (10,000 sockets: every half second).
-const PRESENCE_PACKETS_PER_SECOND: f64 = 20_000.0;
+/// than 500 sockets hears of its changes less often than every
+/// [`PRESENCE_EVERY`] (10,000 sockets: every 2 seconds).
+const PRESENCE_PACKETS_PER_SECOND: f64 = 5_000.0;
 
 /// At most this many missed messages are replayed on reconnection, the newest
 /// ones; a client that missed more is told so (`"truncated": true` in its
