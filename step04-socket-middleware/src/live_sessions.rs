@@ -17,7 +17,7 @@ use std::time::Duration;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
-use step03_passport_like_auth::LogoutEvent;
+use step03_passport_like_auth::{LogoutEvent, LogoutScope};
 use tokio_util::sync::CancellationToken;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
@@ -40,21 +40,31 @@ pub fn user_room(user_id: i64) -> String {
 
 // ANCHOR: disconnect_on_logout
 /// A logout hook for step 3's `Passport::on_logout`: disconnects every socket
-/// that was opened with the session being destroyed. The client sees
-/// `disconnect` with the reason `io server disconnect`, and does not reconnect
-/// by itself after that reason.
+/// that was opened with the sessions that end: the one being destroyed, or
+/// all of its user's (log out everywhere), or all but this one (a password
+/// change). The client sees `disconnect` with the reason
+/// `io server disconnect`, and does not reconnect by itself after that
+/// reason.
 pub fn disconnect_on_logout<A: Adapter>(
     io: SocketIo<A>,
 ) -> impl Fn(&LogoutEvent) + Send + Sync + 'static {
     move |event: &LogoutEvent| {
-        let Some(session_id) = event.session_id else {
-            return; // no session, so no socket can have been opened with it
+        let session = event.session_id.map(session_room);
+        let user = event.user.as_ref().map(|user| user_room(user.id));
+        let (room, except) = match (event.scope, session, user) {
+            (LogoutScope::ThisSession, Some(session), _) => (session, None),
+            (LogoutScope::EveryUserSession, _, Some(user)) => (user, None),
+            (LogoutScope::OtherUserSessions, session, Some(user)) => {
+                (user, session)
+            }
+            // No session or no user: no socket can have been opened with it.
+            _ => return,
         };
         let io = io.clone();
         tokio::spawn(async move {
-            if let Err(error) =
-                io.to(session_room(session_id)).disconnect().await
-            {
+            let except: Vec<String> = except.into_iter().collect();
+            let sockets = io.to(room).except(except);
+            if let Err(error) = sockets.disconnect().await {
                 tracing::error!(
                     %error,
                     "could not disconnect the sockets of a closed session"
