@@ -157,9 +157,15 @@ export function userRoom(userId) {
  * client sees `disconnect` with the reason `io server disconnect`.
  */
 export function disconnectOnLogout(io) {
-  return (sessionId) => {
+  const hook = (sessionId) => {
     if (sessionId) io.in(sessionRoom(sessionId)).disconnectSockets();
   };
+  /** Every socket of the user, but those of `exceptSessionId` if given. */
+  hook.everywhere = (userId, exceptSessionId = null) => {
+    const except = exceptSessionId ? [sessionRoom(exceptSessionId)] : [];
+    io.in(userRoom(userId)).except(except).disconnectSockets();
+  };
+  return hook;
 }
 
 /**
