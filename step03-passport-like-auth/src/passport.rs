@@ -85,8 +85,13 @@ pub enum LogoutScope {
     ThisSession,
     /// Every session of `user`: `POST /logout-everywhere`.
     EveryUserSession,
-    /// Every session of `user` but `session_id`: a password change.
-    OtherUserSessions,
+    /// Every session of `user` but `session_id`, which goes on under the new
+    /// id `kept_as`: a password change.
+    OtherUserSessions {
+        /// The id `session_id` was given, so that what belongs to the
+        /// session (its sockets) can follow it.
+        kept_as: Option<Id>,
+    },
 }
 // ANCHOR_END: passport
 
@@ -375,17 +380,19 @@ impl<U: UserStore> Passport<U> {
         let Some(epoch) = ended.map_err(AuthError::from)? else {
             return Ok(false);
         };
-        self.run_logout_hooks(&LogoutEvent {
-            session_id: session.id(),
-            user: Some(user.clone()),
-            scope: LogoutScope::OtherUserSessions,
-        });
-        // A change of privilege, like a login: a new id (OWASP).
+        // A change of privilege, like a login: a new id (OWASP), saved now so
+        // that the hooks can tell this session's sockets where it went.
+        let old_id = session.id();
         session.cycle_id().await.map_err(AuthError::from)?;
-        session
-            .insert(SESSION_EPOCH_KEY, epoch)
-            .await
-            .map_err(AuthError::from)?;
+        let saved = session.insert(SESSION_EPOCH_KEY, epoch).await;
+        saved.and(session.save().await).map_err(AuthError::from)?;
+        self.run_logout_hooks(&LogoutEvent {
+            session_id: old_id,
+            user: Some(user.clone()),
+            scope: LogoutScope::OtherUserSessions {
+                kept_as: session.id(),
+            },
+        });
         Ok(true)
     }
     // ANCHOR_END: change_password

@@ -131,7 +131,9 @@ async fn logout_everywhere_ends_every_session_of_the_user_and_no_one_elses() {
     assert_eq!(app.me(&laptop).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me(&phone).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me(&bob).await, StatusCode::OK, "bob is not alice");
-    let [everywhere] = &app.logouts(LogoutScope::EveryUserSession)[..] else {
+    let [everywhere] =
+        &app.logouts(|scope| *scope == LogoutScope::EveryUserSession)[..]
+    else {
         panic!("the hook ran once for every session of alice");
     };
     let user = everywhere.user.as_ref().map(|user| user.username.as_str());

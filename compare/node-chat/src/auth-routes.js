@@ -18,7 +18,8 @@ export const INVALID_CREDENTIALS = "Invalid username or password";
  * The routes, over the app's parts. `onLogout(sessionId)` runs before a
  * session ends (a logout, or a login that replaces it): step 4's hook that
  * disconnects the sockets opened with it; `onLogout.everywhere(userId,
- * except)` disconnects a user's. `cookieName` is the session's.
+ * except)` disconnects a user's, and `onLogout.follow(from, to)` moves a
+ * session's sockets to its new id. `cookieName` is the session's.
  */
 export function authRoutes(parts) {
   const { users, hashes, passport, throttle, onLogout, cookieName } = parts;
@@ -95,8 +96,10 @@ export function authRoutes(parts) {
     checkPassword(newPassword);
     const epoch = users.endSessions(id, await hashes.hash(newPassword));
     if (epoch === null) throw ApiError.unauthorized(); // deleted meanwhile
-    onLogout.everywhere(id, req.sessionID);
+    const oldId = req.sessionID;
+    onLogout.everywhere(id, oldId);
     await keepLoginUnderNewId(req, epoch);
+    onLogout.follow(oldId, req.sessionID); // this session's sockets stay
     log.info(`changed password ${username} (${id})`);
     res.status(204).end();
   });

@@ -58,7 +58,8 @@ export function chatConfigFromEnv(env, address) {
       absoluteLifetimeMs:
         1000 * number(env, "SESSION_ABSOLUTE_LIFETIME_SECS", 90 * 24 * 3600),
       cookieName: "id", // not `connect.sid`: no need to name the framework
-      recheckMs: 30_000, // how often a live socket re-reads its session
+      // How often a live socket re-reads its session.
+      recheckMs: test.sessionRecheckMs ?? 30_000,
     },
     allowedOrigins: allowedOrigins(address, env.ALLOWED_ORIGINS ?? ""),
     sockets: {

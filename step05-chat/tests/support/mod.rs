@@ -96,6 +96,8 @@ pub struct Options {
     /// Override how long a login lasts, however active
     /// (`SESSION_ABSOLUTE_LIFETIME_SECS`).
     pub absolute_lifetime_secs: Option<u32>,
+    /// Override how often a live socket re-reads its session.
+    pub session_recheck: Option<Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -172,6 +174,9 @@ where
     }
     if let Some(limits) = options.limits.clone() {
         config.limits = limits;
+    }
+    if let Some(every) = options.session_recheck {
+        config.sockets.session_recheck = every;
     }
     if let Some(seconds) = options.absolute_lifetime_secs {
         let lifetime =
@@ -305,6 +310,9 @@ fn node_env(
     if let Some(users) = options.presence_page {
         env.push(("PRESENCE_PAGE", users.to_string()));
     }
+    if let Some(every) = options.session_recheck {
+        test["sessionRecheckMs"] = json!(every.as_millis());
+    }
     if let Some(seconds) = options.absolute_lifetime_secs {
         env.push(("SESSION_ABSOLUTE_LIFETIME_SECS", seconds.to_string()));
     }
@@ -413,6 +421,7 @@ impl TestApp {
             presence_page: None,
             limits: None,
             absolute_lifetime_secs: None,
+            session_recheck: None,
         }
     }
 
