@@ -384,8 +384,9 @@ impl<U: UserStore> Passport<U> {
         // that the hooks can tell this session's sockets where it went.
         let old_id = session.id();
         session.cycle_id().await.map_err(AuthError::from)?;
-        let saved = session.insert(SESSION_EPOCH_KEY, epoch).await;
-        saved.and(session.save().await).map_err(AuthError::from)?;
+        let epoch_copy = session.insert(SESSION_EPOCH_KEY, epoch).await;
+        epoch_copy.map_err(AuthError::from)?;
+        session.save().await.map_err(AuthError::from)?;
         self.run_logout_hooks(&LogoutEvent {
             session_id: old_id,
             user: Some(user.clone()),
