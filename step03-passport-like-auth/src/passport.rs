@@ -77,6 +77,7 @@ pub struct LogoutEvent {
     /// Which sessions end: this one, or the user's.
     pub scope: LogoutScope,
 }
+// ANCHOR_END: passport
 
 /// Which sessions a [`LogoutEvent`] ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +94,6 @@ pub enum LogoutScope {
         kept_as: Option<Id>,
     },
 }
-// ANCHOR_END: passport
 
 // ANCHOR: new
 impl<U: UserStore> Passport<U> {

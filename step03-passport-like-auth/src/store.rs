@@ -33,9 +33,8 @@ pub struct User {
 /// A user together with their password hash (a PHC string).
 pub type UserWithHash = (User, String);
 
-/// The three questions a login system asks about users, and two that let a
-/// user end their sessions (chapter "Before it faces the Internet: the
-/// login").
+/// The three questions a login system asks about users (and, below, two that
+/// let a user end their sessions).
 ///
 /// Each method returns `impl Future + Send` rather than being an `async fn`: an
 /// axum handler's future must be `Send` (tokio may move it between threads),
@@ -49,8 +48,7 @@ pub type UserWithHash = (User, String);
 /// wake up as the next user to get the same id. (In SQLite: `INTEGER PRIMARY
 /// KEY AUTOINCREMENT`.)
 pub trait UserStore: Clone + Send + Sync + 'static {
-    /// The user with this id, if it (still) exists. (A store needs to write
-    /// only [`UserStore::find_with_epoch`], below; this asks it.)
+    /// The user with this id, if it (still) exists: see `find_with_epoch`.
     fn find_by_id(
         &self,
         id: i64,
@@ -72,8 +70,6 @@ pub trait UserStore: Clone + Send + Sync + 'static {
         username: &str,
         password_hash: &str,
     ) -> impl Future<Output = Result<User, CreateUserError>> + Send;
-
-    // (And two more, for sessions a user can end: see below.)
     // ANCHOR_END: user_store
 
     // ANCHOR: session_epoch

@@ -75,6 +75,9 @@ pub fn disconnect_on_logout<A: Adapter>(
     }
 }
 
+// ANCHOR_END: disconnect_on_logout
+
+// ANCHOR: follow_session
 /// The sockets of this process in room `old` now belong to session `id`: they
 /// change rooms, and their session watch reads the new id. Returns the new
 /// room.
@@ -96,7 +99,7 @@ fn follow_session<A: Adapter>(
     }
     new
 }
-// ANCHOR_END: disconnect_on_logout
+// ANCHOR_END: follow_session
 
 // ANCHOR: watch_session
 /// Re-reads the socket's session from the store every `every`, and disconnects
