@@ -74,12 +74,12 @@ impl TestApp {
         self.post(client, "/password", body).await
     }
 
-    /// The logouts the hook saw with this scope.
-    fn logouts(&self, scope: LogoutScope) -> Vec<LogoutEvent> {
+    /// The logouts the hook saw whose scope passes `wanted`.
+    fn logouts(&self, wanted: fn(&LogoutScope) -> bool) -> Vec<LogoutEvent> {
         let logouts = self.logouts.lock().expect("logouts lock");
         logouts
             .iter()
-            .filter(|e| e.scope == scope)
+            .filter(|e| wanted(&e.scope))
             .cloned()
             .collect()
     }
@@ -187,13 +187,21 @@ async fn a_password_change_keeps_this_session_under_a_new_id_and_ends_the_others
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.me(&phone).await, StatusCode::UNAUTHORIZED, "others end");
-    let [others] = &app.logouts(LogoutScope::OtherUserSessions)[..] else {
+    let others = app.logouts(|scope| {
+        matches!(scope, LogoutScope::OtherUserSessions { .. })
+    });
+    let [others] = &others[..] else {
         panic!("the hook ran once for the other sessions of alice");
     };
+    let LogoutScope::OtherUserSessions { kept_as } = others.scope else {
+        unreachable!("filtered above");
+    };
+    // Told where the session went, so that its sockets can follow it.
     assert!(
         others.session_id.is_some(),
         "the session whose sockets stay"
     );
+    assert!(kept_as.is_some_and(|id| Some(id) != others.session_id));
 
     let old = app.login(&device(), "alice", DEMO_PASSWORD).await;
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED, "the old password");
