@@ -73,6 +73,7 @@ export function createPassport(users, hashes, sessions) {
   });
   return passport;
 }
+// ANCHOR_END: passport
 
 /** The register's password rule: a 400 if `password` breaks it. */
 export function checkPassword(password) {
@@ -81,7 +82,6 @@ export function checkPassword(password) {
     throw new ApiError(400, WEAK_PASSWORD);
   }
 }
-// ANCHOR_END: passport
 
 /**
  * Creates an account (it does not log it in: the route does). A refusal is
