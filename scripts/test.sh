@@ -84,6 +84,11 @@ if [ ! -f "$twin/node_modules/.package-lock.json" ] ||
   echo "==> installing the Node twin's packages (npm ci; compiles better-sqlite3)"
   (cd "$twin" && npm ci --no-audit --no-fund)
 fi
+# The twin's own tests: what only the twin can get wrong (passport-local's
+# query-string fallback, express-session behind a proxy, its throttle's timer,
+# its SQLite settings), with Node's test runner.
+echo "==> the Node twin's own tests (npm test in $twin)"
+(cd "$twin" && npm test)
 echo "==> the step 5 contract against the Node twin (CHAT_SERVER=node)"
 CHAT_SERVER=node cargo test -p step05-chat --test chat --test delivery --test limits \
   --test browser --test twin -- --include-ignored

@@ -263,3 +263,20 @@ async fn logging_in_again_in_the_same_browser_closes_the_old_session_s_sockets_a
         "the old session's socket is still open after 1 s"
     );
 }
+
+/// passport-local reads `req.query` when the body's username is empty: a twin
+/// that let it would check a password sent in the URL (and logged with it)
+/// while its throttle counted the body's empty name. Only the body counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_query_string_are_not_a_login() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+
+    let password = support::PASSWORD.replace(' ', "+");
+    let query = format!("/login?username=alice&password={password}");
+    let empty = json!({ "username": "", "password": "" });
+    let response = app.post_json(&query, None, empty).await;
+
+    assert_eq!(response.status(), 401, "a login from the query string");
+    assert_eq!(support::session_cookie(&response), None);
+}

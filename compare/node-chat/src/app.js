@@ -112,12 +112,14 @@ export function build(config, httpServer) {
     res.set("Content-Security-Policy", pagePolicy(PAGE));
     res.type("html").send(PAGE);
   });
+  const throttle = new AuthThrottle(authLimits);
+  throttle.forgetIdleEvery();
   app.use(
     authRoutes({
       users,
       hashes,
       passport,
-      throttle: new AuthThrottle(authLimits),
+      throttle,
       onLogout,
       cookieName: config.sessions.cookieName,
     }),
@@ -148,6 +150,7 @@ export function build(config, httpServer) {
     /** Closes every socket, then the server and the database. */
     async close() {
       await io.close();
+      throttle.stop();
       chat.close();
       store.close();
       db.close();

@@ -47,12 +47,24 @@ export function chatConfigFromEnv(env, address) {
   }
   const limits = limitsFromEnv(env);
   const test = testSettings(env);
+  const secure = cookieSecure(env.COOKIE_SECURE);
+  const proxies = trustedProxies(env.TRUSTED_PROXY);
+  // The twin itself speaks plain HTTP, so a Secure cookie can only go out
+  // when a proxy it trusts says the client used HTTPS (X-Forwarded-Proto).
+  // Without one, express-session would silently send no login cookie.
+  if (secure && proxies.length === 0) {
+    throw new ConfigError(
+      "COOKIE_SECURE=true needs TRUSTED_PROXY: the address of the proxy " +
+        "that terminates HTTPS (its X-Forwarded-Proto says the client used " +
+        "it); without it the twin never sends the login cookie",
+    );
+  }
   const workers = number(env, "ARGON2_WORKERS", availableParallelism());
   return {
     databaseUrl: env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     sessions: {
       secret: sessionSecret(env.SESSION_SECRET),
-      secure: cookieSecure(env.COOKIE_SECURE),
+      secure,
       maxAgeMs: 30 * 24 * 60 * 60 * 1000, // 30 days, as in the walkthrough
       cookieName: "id", // not `connect.sid`: no need to name the framework
       recheckMs: 30_000, // how often a live socket re-reads its session
@@ -81,7 +93,7 @@ export function chatConfigFromEnv(env, address) {
         "REGISTRATIONS_PER_ADDRESS",
         50,
       ),
-      trustedProxies: trustedProxies(env.TRUSTED_PROXY),
+      trustedProxies: proxies,
       hashWorkers: workers,
       hashQueue: number(env, "ARGON2_QUEUE", 2 * workers),
     },
