@@ -69,21 +69,38 @@ export function jsonOrForm() {
 }
 
 /**
+ * body-parser's refusals (its `error.type`), each a 4xx that says what to
+ * change: the client sent something wrong, the server did not fail.
+ */
+const BODY_ERRORS = {
+  "entity.too.large": [413, "The body is too large"],
+  "parameters.too.many": [413, "The form has too many fields"],
+  "charset.unsupported": [415, "The body must be UTF-8"],
+  "encoding.unsupported": [415, "Unsupported Content-Encoding"],
+  "request.aborted": [400, "The request was aborted"],
+  "request.size.invalid": [400, "The body's length is not its Content-Length"],
+};
+
+/**
  * The last error handler: known errors keep their status; a body that does
- * not parse is a 400 (a 413 if too large); anything else is logged here and
- * answered with a bland 500.
+ * not parse is a 400, one the parser refuses its 4xx; anything else is
+ * logged here, with its stack, and answered with a bland 500.
  */
 export function jsonErrors(error, req, res, next) {
   if (res.headersSent) return next(error);
   if (error instanceof ApiError) return sendError(res, error);
   // Not a failure: the server protects itself (see hashing.js).
   if (error instanceof ServerBusy) return sendError(res, ApiError.busy());
-  if (error.type === "entity.too.large") {
-    return sendError(res, new ApiError(413, "The body is too large"));
-  }
   if (error.type === "entity.parse.failed") {
     const message = `Failed to parse the request body: ${error.message}`;
     return sendError(res, new ApiError(400, message));
+  }
+  const known = BODY_ERRORS[error.type];
+  if (known) return sendError(res, new ApiError(...known));
+  // Any other client error from a middleware (http-errors marks those it
+  // may show): its own status and message.
+  if (error.expose && error.status >= 400 && error.status < 500) {
+    return sendError(res, new ApiError(error.status, error.message));
   }
   log.error("request failed:", error);
   sendError(res, ApiError.internal());

@@ -45,8 +45,9 @@ const PAGE = readFileSync(
 );
 
 /**
- * Builds the chat on `httpServer` (listening already) and returns its
- * Socket.IO server and a `close()` for a graceful shutdown.
+ * Builds the chat on `httpServer` (not listening yet): the Express app for
+ * its requests, then Socket.IO on its upgrades and /socket.io/ requests.
+ * Returns the Socket.IO server and a `close()` for a graceful shutdown.
  */
 export function build(config, httpServer) {
   const db = openDatabase(config.databaseUrl);

@@ -7,13 +7,12 @@
 
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
-import { availableParallelism } from "node:os";
 
 import { DEFAULT_AUTH_LIMITS } from "./auth-limits.js";
 import { DEFAULT_HASHING } from "./hashing.js";
 import { DEFAULT_LIMITS, NO_LIMITS, UNLIMITED_RATE } from "./limits.js";
 import { log } from "./log.js";
-import { allowedOrigins } from "./socket-auth.js";
+import { AllowedOrigins } from "./socket-auth.js";
 
 export const DEFAULT_DATABASE_URL = "sqlite://data/chat.db";
 
@@ -38,8 +37,11 @@ export function listenAddressFromEnv(env) {
   return { host, port };
 }
 
-/** Everything `build` needs, for a server listening on `address`. */
-export function chatConfigFromEnv(env, address) {
+/**
+ * Everything `build` needs. The allowed origins are filled in once the
+ * server listens (`allowedOrigins.listeningOn`): they name its port.
+ */
+export function chatConfigFromEnv(env) {
   if (env.REDIS_URL) {
     throw new ConfigError(
       "REDIS_URL is set, but the Node twin runs as a single process only",
@@ -59,7 +61,9 @@ export function chatConfigFromEnv(env, address) {
         "it); without it the twin never sends the login cookie",
     );
   }
-  const workers = number(env, "ARGON2_WORKERS", availableParallelism());
+  // node-argon2 hashes on libuv's thread pool (UV_THREADPOOL_SIZE threads,
+  // 4 unless set): more hashes at once than threads would only queue there.
+  const workers = number(env, "ARGON2_WORKERS", threadPoolSize(env));
   return {
     databaseUrl: env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     sessions: {
@@ -69,7 +73,8 @@ export function chatConfigFromEnv(env, address) {
       cookieName: "id", // not `connect.sid`: no need to name the framework
       recheckMs: 30_000, // how often a live socket re-reads its session
     },
-    allowedOrigins: allowedOrigins(address, env.ALLOWED_ORIGINS ?? ""),
+    allowedOrigins: new AllowedOrigins([]),
+    extraOrigins: env.ALLOWED_ORIGINS ?? "",
     sockets: {
       maxMessageBytes: number(env, "SOCKET_MAX_MESSAGE_BYTES", 16 * 1024),
       connectTimeoutMs: 1000 * number(env, "SOCKET_CONNECT_TIMEOUT_SECS", 10),
@@ -100,6 +105,11 @@ export function chatConfigFromEnv(env, address) {
     rateLimit: test.messageRate ?? [20, 5], // a burst of 20, then 5 a second
     hashing: test.hashing ?? DEFAULT_HASHING,
   };
+}
+
+/** libuv's thread pool: UV_THREADPOOL_SIZE, read by libuv itself, or 4. */
+function threadPoolSize(env) {
+  return Math.min(1024, number(env, "UV_THREADPOOL_SIZE", 4));
 }
 
 /** RATE_LIMITS, MAX_SOCKETS_PER_USER, MAX_ROOMS_PER_SOCKET and friends. */
@@ -211,12 +221,18 @@ function trustedProxies(value = "") {
  * NODE_CHAT_TEST_SETTINGS: what step 5's tests set in-process through
  * `ChatConfig` and that has no environment variable there (the message
  * rate, the pace of joins and leaves, a cheap password hash). The tests
- * start the twin as a process, so they pass these as JSON. Never set it on
- * a real server.
+ * start the twin as a process, so they pass these as JSON. It can make the
+ * password hash cheap, so it is refused unless NODE_ENV=test.
  */
 function testSettings(env) {
   const json = env.NODE_CHAT_TEST_SETTINGS;
   if (json === undefined || json === "") return {};
+  if (env.NODE_ENV !== "test") {
+    throw new ConfigError(
+      "NODE_CHAT_TEST_SETTINGS is for the tests only (NODE_ENV=test): " +
+        "it can lower the password hash's cost",
+    );
+  }
   try {
     return JSON.parse(json);
   } catch (error) {

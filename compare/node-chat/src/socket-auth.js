@@ -30,6 +30,17 @@ export class AllowedOrigins {
     return new AllowedOrigins([...own, ...more]);
   }
 
+  /**
+   * Becomes step 5's list for the address the server listens on, known
+   * once it listens (PORT=0 lets the OS pick the port), before any request
+   * is read. In place: the middlewares and CORS hold this very object.
+   */
+  listeningOn(address, extra = "") {
+    const resolved = allowedOrigins(address, extra);
+    this.origins.splice(0, this.origins.length, ...resolved.origins);
+    this.sameHost = resolved.sameHost;
+  }
+
   /** Exact match; or, for a classroom server, the host the browser used. */
   allows(origin, host) {
     return (
