@@ -16,6 +16,30 @@ fn rss_kib_of(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Read and write system calls made so far (`syscr`, `syscw` of `/proc/<pid>/io`), summed
+/// over `pids`: how many pieces the bytes went in. (Readable for one's own children.)
+pub fn syscalls(pids: &[u32]) -> Option<(u64, u64)> {
+    pids.iter().try_fold((0, 0), |(reads, writes), pid| {
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = io.lines().find(|line| line.starts_with(name))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        };
+        Some((reads + field("syscr:")?, writes + field("syscw:")?))
+    })
+}
+
+/// The load average over 1, 5 and 15 minutes, from `/proc/loadavg`.
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 /// CPU time used so far, user + system, in seconds, summed over `pids`.
 pub fn cpu_seconds(pids: &[u32]) -> Option<f64> {
     let ticks: Option<u64> = pids.iter().map(|pid| cpu_ticks_of(*pid)).sum();

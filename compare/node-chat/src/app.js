@@ -23,6 +23,7 @@ import cors from "cors";
 import express from "express";
 import session from "express-session";
 import { Server } from "socket.io";
+import * as parser from "socket.io-parser";
 
 import { jsonErrors } from "./api.js";
 import { AuthThrottle } from "./auth-limits.js";
@@ -43,6 +44,20 @@ const PAGE = readFileSync(
   new URL("../../../step05-chat/static/index.html", import.meta.url),
   "utf8",
 );
+
+/**
+ * Socket.IO's own parser, text only: a packet that announces a binary
+ * attachment is a decoding error, and Socket.IO closes that connection
+ * before any attachment is read (step 4's `max_incoming_binaries(0)`).
+ */
+const textOnlyParser = {
+  ...parser,
+  Decoder: class TextOnlyDecoder extends parser.Decoder {
+    constructor() {
+      super({ maxAttachments: 0 });
+    }
+  },
+};
 
 /**
  * Builds the chat on `httpServer` (not listening yet): the Express app for
@@ -92,6 +107,7 @@ export function build(config, httpServer) {
     // a new connection may take to send its CONNECT.
     maxHttpBufferSize: config.sockets.maxMessageBytes,
     connectTimeout: config.sockets.connectTimeoutMs,
+    parser: textOnlyParser,
   });
   const onLogout = auth.disconnectOnLogout(io);
   const chat = new Chat({
