@@ -87,8 +87,10 @@ fi
 # The twin's own tests: what only the twin can get wrong (passport-local's
 # query-string fallback, express-session behind a proxy, its throttle's timer,
 # its SQLite settings), with Node's test runner.
-echo "==> the Node twin's own tests (npm test in $twin)"
-(cd "$twin" && npm test)
+# And the type check of the files marked `// @ts-check` (their JSDoc against the packages'
+# own types), with the TypeScript pinned in the twin's devDependencies.
+echo "==> the Node twin's own tests and type check (npm test, npm run typecheck in $twin)"
+(cd "$twin" && npm test && npm run typecheck)
 echo "==> the step 5 contract against the Node twin (CHAT_SERVER=node)"
 CHAT_SERVER=node cargo test -p step05-chat --test chat --test delivery --test limits \
   --test browser --test twin -- --include-ignored

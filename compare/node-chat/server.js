@@ -1,3 +1,4 @@
+// @ts-check
 // `node compare/node-chat/server.js`: step05-chat's Node.js twin.
 // (step05-chat/src/main.rs)
 //
@@ -30,7 +31,9 @@ function main() {
   const chat = build(config, httpServer);
   httpServer.once("error", fail);
   httpServer.listen(port, host, () => {
-    const address = httpServer.address();
+    const address = /** @type {import("node:net").AddressInfo} */ (
+      httpServer.address()
+    );
     // With PORT=0 the port is known only now, before any request is read.
     config.allowedOrigins.listeningOn(address, config.extraOrigins);
     console.log(`The chat is running: open ${url(address)}`);
@@ -47,6 +50,7 @@ function main() {
 }
 // ANCHOR_END: main
 
+/** @param {import("node:net").AddressInfo} address */
 function url({ address, port }) {
   if (address === "0.0.0.0" || address === "::") {
     const network = "(and this machine's address on your network)";
@@ -60,6 +64,7 @@ function url({ address, port }) {
  * A setting that cannot be understood is a message; anything else is a
  * crash, printed with its stack (LOG_LEVEL does not hide it).
  */
+/** @param {Error & { code?: string }} error */
 function fail(error) {
   if (error instanceof ConfigError || error.code === "EADDRINUSE") {
     console.error(`error: ${error.message}`);

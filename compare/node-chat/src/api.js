@@ -1,3 +1,4 @@
+// @ts-check
 // The JSON side of the HTTP contract: every error is `{"error": "..."}`,
 // and a body may come as JSON or as an HTML form.
 // (step03-passport-like-auth/src/api.rs)
@@ -9,13 +10,21 @@ import { log } from "./log.js";
 
 /** An error answer: a status code and `{"error": message}`. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
   constructor(status, message) {
     super(message);
     this.status = status;
+    /** @type {number | null} */
     this.retryAfterSeconds = null;
   }
 
-  /** The same error, telling the client to wait before trying again. */
+  /**
+   * The same error, telling the client to wait before trying again.
+   * @param {number} seconds
+   */
   retryAfter(seconds) {
     this.retryAfterSeconds = seconds;
     return this;
@@ -35,7 +44,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Sends `error` as JSON, with `Retry-After` when it has one. */
+/**
+ * Sends `error` as JSON, with `Retry-After` when it has one.
+ * @param {import("express").Response} res
+ * @param {ApiError} error
+ */
 export function sendError(res, error) {
   if (error.retryAfterSeconds !== null) {
     res.set("Retry-After", String(error.retryAfterSeconds));
@@ -72,6 +85,7 @@ export function jsonOrForm() {
  * body-parser's refusals (its `error.type`), each a 4xx that says what to
  * change: the client sent something wrong, the server did not fail.
  */
+/** @type {Record<string, [number, string]>} */
 const BODY_ERRORS = {
   "entity.too.large": [413, "The body is too large"],
   "parameters.too.many": [413, "The form has too many fields"],

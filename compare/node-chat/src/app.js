@@ -1,3 +1,4 @@
+// @ts-check
 // The whole chat server: database, stores, Passport, Express routes and
 // Socket.IO, put together. (step05-chat/src/lib.rs, and the layers of step
 // 4's lib.rs)
@@ -26,6 +27,7 @@ import { Server } from "socket.io";
 import * as parser from "socket.io-parser";
 
 import { jsonErrors } from "./api.js";
+/** @import { chatConfigFromEnv } from "./config.js" */
 import { AuthThrottle } from "./auth-limits.js";
 import { authRoutes } from "./auth-routes.js";
 import { Chat, admitSocket, onConnect } from "./chat.js";
@@ -50,6 +52,8 @@ const PAGE = readFileSync(
  * attachment is a decoding error, and Socket.IO closes that connection
  * before any attachment is read (step 4's `max_incoming_binaries(0)`).
  */
+/** @typedef {ReturnType<typeof chatConfigFromEnv>} ChatConfig */
+
 const textOnlyParser = {
   ...parser,
   Decoder: class TextOnlyDecoder extends parser.Decoder {
@@ -63,6 +67,9 @@ const textOnlyParser = {
  * Builds the chat on `httpServer` (not listening yet): the Express app for
  * its requests, then Socket.IO on its upgrades and /socket.io/ requests.
  * Returns the Socket.IO server and a `close()` for a graceful shutdown.
+ * @param {ChatConfig} config
+ * @param {import("node:http").Server} httpServer
+ * @returns {{ io: Server, close: () => Promise<void> }}
  */
 export function build(config, httpServer) {
   const db = openDatabase(config.databaseUrl);

@@ -1,3 +1,4 @@
+// @ts-check
 // The chat's settings, from the environment (and a `.env` file): the same
 // variables, defaults and checks as step 5. (step05-chat/src/config.rs, with
 // step 2's SESSION_SECRET rules, step 3's throttles and step 4's limits.)
@@ -19,7 +20,13 @@ export const DEFAULT_DATABASE_URL = "sqlite://data/chat.db";
 /** A setting that could not be understood. */
 export class ConfigError extends Error {}
 
-/** The address to listen on, from HOST and PORT. */
+/** @typedef {NodeJS.ProcessEnv} Env */
+
+/**
+ * The address to listen on, from HOST and PORT.
+ * @param {Env} env
+ * @returns {{ host: string, port: number }}
+ */
 export function listenAddressFromEnv(env) {
   const port = env.PORT === undefined ? 3000 : Number(env.PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535 || env.PORT === "") {
@@ -40,6 +47,7 @@ export function listenAddressFromEnv(env) {
 /**
  * Everything `build` needs. The allowed origins are filled in once the
  * server listens (`allowedOrigins.listeningOn`): they name its port.
+ * @param {Env} env
  */
 export function chatConfigFromEnv(env) {
   if (env.REDIS_URL) {
@@ -145,7 +153,12 @@ function switchIsOn(value = "") {
   return !["off", "false", "0"].includes(value.trim().toLowerCase());
 }
 
-/** A whole number above zero, or the default when unset. */
+/**
+ * A whole number above zero, or the default when unset.
+ * @param {Env} env
+ * @param {string} name
+ * @param {number} fallback
+ */
 function number(env, name, fallback) {
   const text = env[name]?.trim();
   if (text === undefined || text === "") return fallback;

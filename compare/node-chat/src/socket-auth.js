@@ -1,3 +1,4 @@
+// @ts-check
 // Only logged-in users, from allowed pages, may open a socket; and a socket
 // does not outlive its session. (step04-socket-middleware: origin.rs,
 // handshake.rs, socket_auth.rs, live_sessions.rs)
