@@ -371,9 +371,11 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         loadgen_reads_per_thousand: own_calls_before
             .zip(own_calls_after)
             .map(|((before, _), (after, _))| per_thousand(after - before, delivered)),
-        server_writes_per_thousand: server_calls_before
-            .zip(server_calls_after)
-            .map(|((_, before), (_, after))| per_thousand(after - before, delivered)),
+        server_writes_per_thousand: measured(
+            server_calls_before
+                .zip(server_calls_after)
+                .map(|((_, before), (_, after))| per_thousand(after - before, delivered)),
+        ),
         load_average,
         messaging_secs,
         cold_start_ms: None,
