@@ -198,12 +198,11 @@ pub struct Report {
     /// The same for this process, the load generator (with an in-process server, both): if it
     /// nears the number of cores × the run's seconds per million, the client is the bottleneck.
     pub loadgen_cpu_secs_per_million: Option<f64>,
-    /// System calls per 1,000 deliveries over sending and draining: the load generator's
-    /// reads and the server's writes. A server that writes each packet on its own makes the
-    /// client read (and wake up) once per packet; one that writes many at once, once for all.
-    pub loadgen_reads_per_thousand: Option<f64>,
-    /// See [`Report::loadgen_reads_per_thousand`].
-    pub server_writes_per_thousand: Option<f64>,
+    /// TCP segments with data the server sent per 1,000 deliveries, over sending and
+    /// draining. A server that writes each packet on its own sends about one segment per
+    /// delivery, and the client wakes up and reads once for each; one that writes the packets
+    /// waiting for a socket at once sends fewer, larger segments.
+    pub segments_per_thousand: Option<f64>,
     /// The load average (1, 5, 15 minutes) at the end of the drain: the machine may be shared.
     pub load_average: Option<String>,
     /// Seconds from the first send to the end of the drain.
@@ -298,8 +297,11 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     // Phases 3 and 4: send, then drain.
     let cpu_before = procfs::cpu_seconds(pids);
     let own_cpu_before = procfs::cpu_seconds(&[std::process::id()]);
-    let own_calls_before = procfs::syscalls(&[std::process::id()]);
-    let server_calls_before = procfs::syscalls(pids);
+    let segments = || -> Option<u64> {
+        let ports = target.nodes.iter().map(|node| node.port());
+        ports.map(procfs::data_segments_sent).sum()
+    };
+    let segments_before = segments();
     let start = Instant::now() + Duration::from_millis(100);
     set_phase(&phases, Phase::Sending(start));
     let last_send = start + workload.send_offset(workload.senders, workload.messages - 1);
@@ -317,8 +319,7 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     let messaging_secs = start.elapsed().as_secs_f64();
     let cpu_after = procfs::cpu_seconds(pids);
     let own_cpu_after = procfs::cpu_seconds(&[std::process::id()]);
-    let own_calls_after = procfs::syscalls(&[std::process::id()]);
-    let server_calls_after = procfs::syscalls(pids);
+    let segments_after = segments();
     let load_average = procfs::load_average();
     // A server may acknowledge a message just after delivering it (step05 broadcasts, then
     // acknowledges): give the last acknowledgements a moment before counting them.
@@ -368,23 +369,14 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         loadgen_cpu_secs_per_million: own_cpu_before
             .zip(own_cpu_after)
             .map(|(before, after)| (after - before) / (delivered.max(1) as f64 / 1e6)),
-        loadgen_reads_per_thousand: own_calls_before
-            .zip(own_calls_after)
-            .map(|((before, _), (after, _))| per_thousand(after - before, delivered)),
-        server_writes_per_thousand: measured(
-            server_calls_before
-                .zip(server_calls_after)
-                .map(|((_, before), (_, after))| per_thousand(after - before, delivered)),
-        ),
+        segments_per_thousand: segments_before.zip(segments_after).map(|(before, after)| {
+            after.saturating_sub(before) as f64 * 1000.0 / delivered.max(1) as f64
+        }),
         load_average,
         messaging_secs,
         cold_start_ms: None,
         idle_rss_mib: None,
     })
-}
-
-fn per_thousand(calls: u64, deliveries: usize) -> f64 {
-    calls as f64 * 1000.0 / deliveries.max(1) as f64
 }
 
 /// Opens one socket to `node`, registering an account first if the target has logins, and

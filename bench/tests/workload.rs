@@ -84,15 +84,12 @@ fn assert_complete(report: &Report, workload: &Workload) {
     // The server runs in this process: its memory and CPU are not measured apart.
     assert_eq!(report.rss_kib_per_socket, None);
     assert_eq!(report.cpu_secs_per_million, None);
-    assert_eq!(report.server_writes_per_thousand, None);
     assert!(report.loadgen_cpu_secs_per_million.is_some());
-    // Every delivery was read from a socket: at least one read per 1,000.
-    assert!(
-        report
-            .loadgen_reads_per_thousand
-            .is_some_and(|reads| reads >= 1.0)
-    );
     assert!(report.load_average.is_some());
+    // Every delivery went out in some segment (where `ss` is installed to count them).
+    if let Some(segments) = report.segments_per_thousand {
+        assert!(segments > 0.0, "no segment counted");
+    }
 }
 
 #[tokio::test]

@@ -278,13 +278,10 @@ async fn run() -> Result<(), String> {
     println!();
     for report in &reports {
         println!(
-            "{}: per 1,000 deliveries, loadgen reads {}, server writes {}; load average {}",
+            "{}: {} TCP segments sent per 1,000 deliveries; load average {}",
             report.target,
             report
-                .loadgen_reads_per_thousand
-                .map_or("n/a".into(), |n| format!("{n:.0}")),
-            report
-                .server_writes_per_thousand
+                .segments_per_thousand
                 .map_or("n/a".into(), |n| format!("{n:.0}")),
             report.load_average.as_deref().unwrap_or("unknown"),
         );
