@@ -152,15 +152,16 @@ export function build(config, httpServer) {
   app.use(jsonErrors);
 
   // ANCHOR: socket_chain
-  // The Engine.IO requests: the same headers and Origin rule as the routes,
-  // then session, user and the 401, on the handshake only (Socket.IO's
-  // Passport example). Then `io.use()`: Origin, `socket.user`, the quota.
+  // The Engine.IO requests (polling and the WebSocket upgrade alike): the
+  // same headers and Origin rule as the routes, then session, user and the
+  // 401, on the handshake only (Socket.IO's Passport example). A socket can
+  // only come over such a connection, so `io.use()` need not check the
+  // Origin again: it attaches `socket.user`, then takes a place in the quota.
   io.engine.use(securityHeaders());
   io.engine.use(auth.checkRequestOrigin(origins));
   io.engine.use(auth.onlyForHandshake(sessions));
   io.engine.use(auth.onlyForHandshake(passport.session()));
   io.engine.use(auth.onlyForHandshake(auth.requireLoginToConnect));
-  io.use(auth.checkOrigin(origins));
   io.use(auth.authenticateSocket);
   io.use(admitSocket(chat));
   io.on("connection", (socket) => {

@@ -125,16 +125,6 @@ export function requireLoginToConnect(req, res, next) {
 }
 // ANCHOR_END: handshake
 
-/** `io.use()`: the same Origin rule, as a `connect_error`. */
-export function checkOrigin(allowed) {
-  return (socket, next) => {
-    const { origin, host } = socket.handshake.headers;
-    if (origin === undefined || allowed.allows(origin, host)) return next();
-    log.warn(`refused a socket from a foreign origin ${origin}`);
-    next(new Error("Forbidden origin"));
-  };
-}
-
 // ANCHOR: authenticate_socket
 /**
  * `io.use()`: admits a socket only if its handshake carried a logged-in
