@@ -84,6 +84,13 @@ if [ ! -f "$twin/node_modules/.package-lock.json" ] ||
   echo "==> installing the Node twin's packages (npm ci; compiles better-sqlite3)"
   (cd "$twin" && npm ci --no-audit --no-fund)
 fi
+# The twin's own tests, with Node's test runner: what only the twin can get wrong
+# (passport-local's query-string fallback, express-session behind a proxy, its throttle's
+# timer, its SQLite settings, body-parser's refusals). Then the type check of the files
+# marked `// @ts-check` (their JSDoc against the packages' own types), with the TypeScript
+# pinned in the twin's devDependencies.
+echo "==> the Node twin's own tests and type check (npm test, npm run typecheck in $twin)"
+(cd "$twin" && npm test && npm run typecheck)
 echo "==> the step 5 contract against the Node twin (CHAT_SERVER=node)"
 CHAT_SERVER=node cargo test -p step05-chat --test chat --test delivery --test limits \
   --test browser --test ending_sessions --test twin -- --include-ignored

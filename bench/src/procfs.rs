@@ -16,6 +16,35 @@ fn rss_kib_of(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// TCP segments with data sent so far on the established connections from local `port`
+/// (`data_segs_out` in `ss -ti`), summed: how many pieces a server's bytes went out in. Each
+/// one wakes the client up and costs it a read. `None` without `ss` (iproute2).
+pub fn data_segments_sent(port: u16) -> Option<u64> {
+    let filter = format!("( sport = :{port} )");
+    let output = std::process::Command::new("ss")
+        .args(["-tinH", "state", "established", &filter])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    output.status.success().then(|| {
+        text.split_whitespace()
+            .filter_map(|word| word.strip_prefix("data_segs_out:"))
+            .filter_map(|count| count.parse::<u64>().ok())
+            .sum()
+    })
+}
+
+/// The load average over 1, 5 and 15 minutes, from `/proc/loadavg`.
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 /// CPU time used so far, user + system, in seconds, summed over `pids`.
 pub fn cpu_seconds(pids: &[u32]) -> Option<f64> {
     let ticks: Option<u64> = pids.iter().map(|pid| cpu_ticks_of(*pid)).sum();

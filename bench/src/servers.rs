@@ -85,8 +85,11 @@ impl Launcher {
         let (dir, secret) = (setup.data.path().to_owned(), setup.session_secret.clone());
         let redis_url = match chat {
             Chat::ClusterNode { redis_url } => Some(redis_url.to_owned()),
-            Chat::Step05 | Chat::UnderLoad => None,
+            Chat::Step05 | Chat::Step05OneThread | Chat::UnderLoad => None,
         };
+        // Tokio's `#[tokio::main]` runtime reads it: one worker thread, as many cores as
+        // Node's one event loop uses for JavaScript.
+        let one_thread = matches!(chat, Chat::Step05OneThread);
         Ok(Launcher::new(move || {
             let mut command = Command::new(&binary);
             command
@@ -104,6 +107,10 @@ impl Launcher {
                 Some(url) => command.env("REDIS_URL", url),
                 None => command.env_remove("REDIS_URL"),
             };
+            match one_thread {
+                true => command.env("TOKIO_WORKER_THREADS", "1"),
+                false => command.env_remove("TOKIO_WORKER_THREADS"),
+            };
             command
         }))
     }
@@ -117,6 +124,9 @@ impl Launcher {
             let mut command = Command::new("node");
             command
                 .arg(node_chat_dir().join("server.js"))
+                // What a Node.js server runs with in production: Express then skips
+                // its development-only work (and the twin refuses test settings).
+                .env("NODE_ENV", "production")
                 .env("DATABASE_URL", format!("sqlite://{}", database.display()))
                 .env("SESSION_SECRET", &secret)
                 .env("RATE_LIMITS", "off")
@@ -151,6 +161,8 @@ impl Launcher {
 pub enum Chat<'a> {
     /// Step 5's chat, `step05-chat`.
     Step05,
+    /// The same binary on one Tokio worker thread (`TOKIO_WORKER_THREADS=1`).
+    Step05OneThread,
     /// Step 5 with the delivery machinery of "The chat under load", `chat-under-load`.
     UnderLoad,
     /// One node of a cluster sharing `redis_url`, `scaling-with-redis`.
@@ -164,7 +176,7 @@ impl Chat<'_> {
     /// Its binary's name.
     pub fn binary(self) -> &'static str {
         match self {
-            Chat::Step05 => "step05-chat",
+            Chat::Step05 | Chat::Step05OneThread => "step05-chat",
             Chat::UnderLoad => "chat-under-load",
             Chat::ClusterNode { .. } => "scaling-with-redis",
         }
@@ -195,6 +207,16 @@ fn server_log_filter() -> String {
 /// with the same settings as [`start_chat`].
 pub async fn start_node(setup: &ChatSetup) -> Result<ServerProcess, String> {
     Launcher::node(setup).start().await
+}
+
+/// `node --version` (`v24.19.0`), if `node` runs.
+pub fn node_version() -> Option<String> {
+    let output = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let version = String::from_utf8(output.stdout).ok()?;
+    output.status.success().then(|| version.trim().to_owned())
 }
 
 /// The Node twin's folder, `compare/node-chat`.

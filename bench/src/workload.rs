@@ -201,6 +201,13 @@ pub struct Report {
     /// The same for this process, the load generator (with an in-process server, both): if it
     /// nears the number of cores × the run's seconds per million, the client is the bottleneck.
     pub loadgen_cpu_secs_per_million: Option<f64>,
+    /// TCP segments with data the server sent per 1,000 deliveries, over sending and
+    /// draining. A server that writes each packet on its own sends about one segment per
+    /// delivery, and the client wakes up and reads once for each; one that writes the packets
+    /// waiting for a socket at once sends fewer, larger segments.
+    pub segments_per_thousand: Option<f64>,
+    /// The load average (1, 5, 15 minutes) at the end of the drain: the machine may be shared.
+    pub load_average: Option<String>,
     /// Seconds from the first send to the end of the drain.
     pub messaging_secs: f64,
     /// Milliseconds from starting the server process to its first accepted socket (with a
@@ -297,6 +304,11 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     // Phases 3 and 4: send, then drain.
     let cpu_before = procfs::cpu_seconds(pids);
     let own_cpu_before = procfs::cpu_seconds(&[std::process::id()]);
+    let segments = || -> Option<u64> {
+        let ports = target.nodes.iter().map(|node| node.port());
+        ports.map(procfs::data_segments_sent).sum()
+    };
+    let segments_before = segments();
     let start = Instant::now() + Duration::from_millis(100);
     set_phase(&phases, Phase::Sending(start));
     let last_send = start + workload.send_offset(workload.senders, workload.messages - 1);
@@ -314,6 +326,8 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     let messaging_secs = start.elapsed().as_secs_f64();
     let cpu_after = procfs::cpu_seconds(pids);
     let own_cpu_after = procfs::cpu_seconds(&[std::process::id()]);
+    let segments_after = segments();
+    let load_average = procfs::load_average();
     // A server may acknowledge a message just after delivering it (step05 broadcasts, then
     // acknowledges): give the last acknowledgements a moment before counting them.
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -363,6 +377,10 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         loadgen_cpu_secs_per_million: own_cpu_before
             .zip(own_cpu_after)
             .map(|(before, after)| (after - before) / (delivered.max(1) as f64 / 1e6)),
+        segments_per_thousand: segments_before.zip(segments_after).map(|(before, after)| {
+            after.saturating_sub(before) as f64 * 1000.0 / delivered.max(1) as f64
+        }),
+        load_average,
         messaging_secs,
         cold_start_ms: None,
         idle_rss_mib: None,

@@ -85,6 +85,11 @@ fn assert_complete(report: &Report, workload: &Workload) {
     assert_eq!(report.rss_kib_per_socket, None);
     assert_eq!(report.cpu_secs_per_million, None);
     assert!(report.loadgen_cpu_secs_per_million.is_some());
+    assert!(report.load_average.is_some());
+    // Every delivery went out in some segment (where `ss` is installed to count them).
+    if let Some(segments) = report.segments_per_thousand {
+        assert!(segments > 0.0, "no segment counted");
+    }
 }
 
 #[tokio::test]

@@ -1,3 +1,4 @@
+// @ts-check
 // `node compare/node-chat/server.js`: step05-chat's Node.js twin.
 // (step05-chat/src/main.rs)
 //
@@ -9,31 +10,35 @@ import "./src/dotenv.js"; // first: the modules below read the environment
 import http from "node:http";
 
 import { build } from "./src/app.js";
-import { chatConfigFromEnv, listenAddressFromEnv } from "./src/config.js";
-import { log } from "./src/log.js";
+import {
+  ConfigError,
+  chatConfigFromEnv,
+  listenAddressFromEnv,
+} from "./src/config.js";
 
 // ANCHOR: main
 function main() {
   const { host, port } = listenAddressFromEnv(process.env);
-  const httpServer = http.createServer();
-  httpServer.once("error", fail);
-  // Listen first: with PORT=0 the OS picks the port, and the allowed
-  // origins are the server's own. `build` runs before any request is read.
-  httpServer.listen(port, host, () => attempt(() => serve(httpServer)));
-}
-
-function serve(httpServer) {
-  const address = httpServer.address();
-  const config = chatConfigFromEnv(process.env, address);
-  Object.assign(httpServer, {
-    maxConnections: config.server.maxConnections,
-    headersTimeout: config.server.headerReadTimeoutMs,
-    keepAliveTimeout: config.server.headerReadTimeoutMs,
-    requestTimeout: config.server.requestTimeoutMs,
+  const config = chatConfigFromEnv(process.env);
+  const { server } = config;
+  const httpServer = http.createServer({
+    headersTimeout: server.headerReadTimeoutMs,
+    requestTimeout: server.requestTimeoutMs,
   });
+  httpServer.maxConnections = server.maxConnections;
+  httpServer.keepAliveTimeout = server.headerReadTimeoutMs;
+  // The Express app, then Socket.IO on the same server, then listen.
   const chat = build(config, httpServer);
-  console.log(`The chat is running: open ${url(address)}`);
-  console.log("(Ctrl-C to stop)");
+  httpServer.once("error", fail);
+  httpServer.listen(port, host, () => {
+    const address = /** @type {import("node:net").AddressInfo} */ (
+      httpServer.address()
+    );
+    // With PORT=0 the port is known only now, before any request is read.
+    config.allowedOrigins.listeningOn(address, config.extraOrigins);
+    console.log(`The chat is running: open ${url(address)}`);
+    console.log("(Ctrl-C to stop)");
+  });
   // Close every socket first: an open WebSocket would otherwise keep the
   // server waiting for as long as the tab stays open.
   const stop = () => {
@@ -45,6 +50,7 @@ function serve(httpServer) {
 }
 // ANCHOR_END: main
 
+/** @param {import("node:net").AddressInfo} address */
 function url({ address, port }) {
   if (address === "0.0.0.0" || address === "::") {
     const network = "(and this machine's address on your network)";
@@ -54,18 +60,22 @@ function url({ address, port }) {
   return `http://${host}:${port}/`;
 }
 
-function attempt(job) {
-  try {
-    job();
-  } catch (error) {
-    fail(error);
-  }
-}
-
+/**
+ * A setting that cannot be understood is a message; anything else is a
+ * crash, printed with its stack (LOG_LEVEL does not hide it).
+ */
+/** @param {Error & { code?: string }} error */
 function fail(error) {
-  console.error(`error: ${error.message}`);
-  log.debug(error.stack);
+  if (error instanceof ConfigError || error.code === "EADDRINUSE") {
+    console.error(`error: ${error.message}`);
+  } else {
+    console.error("error:", error);
+  }
   process.exit(1);
 }
 
-attempt(main);
+try {
+  main();
+} catch (error) {
+  fail(error);
+}

@@ -100,6 +100,27 @@ pub(crate) mod tests {
         assert!(table_names(&pool).await.contains(&"users".to_owned()));
     }
 
+    /// The durability both servers promise (the Node twin's test/db.test.js
+    /// asserts the same): write-ahead log, and every commit synced to disk
+    /// (`synchronous` 2 is FULL). A per-connection setting, so it is read
+    /// from the server's own pool, not from a connection of the test's.
+    #[tokio::test]
+    async fn every_commit_is_on_disk_before_it_is_acknowledged() {
+        let (_dir, pool) = open_temp_database().await;
+
+        let mut connection = pool.acquire().await.expect("a connection");
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *connection)
+            .await
+            .expect("read synchronous");
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *connection)
+            .await
+            .expect("read journal mode");
+
+        assert_eq!((synchronous, journal_mode.as_str()), (2, "wal"));
+    }
+
     #[tokio::test]
     async fn uses_write_ahead_logging_and_enforces_foreign_keys() {
         let (_dir, pool) = open_temp_database().await;

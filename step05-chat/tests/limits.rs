@@ -263,3 +263,71 @@ async fn logging_in_again_in_the_same_browser_closes_the_old_session_s_sockets_a
         "the old session's socket is still open after 1 s"
     );
 }
+
+/// passport-local reads `req.query` when the body's username is empty: a twin
+/// that let it would check a password sent in the URL (and logged with it)
+/// while its throttle counted the body's empty name. Only the body counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_query_string_are_not_a_login() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+
+    let password = support::PASSWORD.replace(' ', "+");
+    let query = format!("/login?username=alice&password={password}");
+    let empty = json!({ "username": "", "password": "" });
+    let response = app.post_json(&query, None, empty).await;
+
+    assert_eq!(response.status(), 401, "a login from the query string");
+    assert_eq!(support::session_cookie(&response), None);
+}
+
+/// The chat is text only: a packet announcing a binary attachment closes the
+/// connection before any attachment is read (step 4's parser settings; the
+/// twin's Socket.IO parser with `maxAttachments: 0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_event_closes_the_connection_unanswered() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let url =
+        format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
+    let mut request = url.as_str().into_client_request().expect("url");
+    request
+        .headers_mut()
+        .insert("cookie", alice.parse().expect("a cookie header"));
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(request).await.expect("ws");
+    ws.next().await; // Engine.IO's `open`
+    ws.send(Message::text("40"))
+        .await
+        .expect("Socket.IO's connect");
+    // Connected first: an event before the CONNECT's answer closes the
+    // connection whatever it carries.
+    loop {
+        let message = ws.next().await.expect("an answer").expect("a frame");
+        if message
+            .into_text()
+            .is_ok_and(|text| text.starts_with("40{"))
+        {
+            break;
+        }
+    }
+
+    // `451-`: an event with one attachment, then the attachment.
+    let binary = r#"451-["chat message",{"_placeholder":true,"num":0}]"#;
+    ws.send(Message::text(binary)).await.expect("send");
+    ws.send(Message::binary(vec![0u8; 1024])).await.ok();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = ws.next().await {
+            let text = message.into_text().unwrap_or_default();
+            assert!(!text.starts_with("43"), "answered: {text}");
+            if text.starts_with("42[\"chat message\"") {
+                panic!("a binary message was delivered: {text}");
+            }
+        }
+    });
+    assert!(closed.await.is_ok(), "still open 5 s after a binary event");
+}

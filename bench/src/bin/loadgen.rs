@@ -5,7 +5,7 @@
 //! ```console
 //! cargo run --release -p bench --bin loadgen     # 1,000 sockets, 200 messages/s
 //! cargo run --release -p bench --bin loadgen -- --users 500 --senders 50 --rate 0.2 --messages 10
-//! cargo run --release -p bench --bin loadgen -- --targets floor,step05,node
+//! cargo run --release -p bench --bin loadgen -- --targets floor,step05,step05-1thread,node
 //! cargo run --release -p bench --bin loadgen -- --targets floor,chat-under-load,cluster
 //! ```
 //!
@@ -33,12 +33,21 @@ use std::time::Duration;
 use bench::servers::{self, ChatSetup, Launcher, ProcessServer, ServerProcess, StopSignal};
 use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
+const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,step05-1thread,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
 
 /// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
 /// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
 /// step 5's Node.js twin, and two nodes of the Redis cluster.
-const TARGETS: [&str; 5] = ["floor", "step05", "chat-under-load", "node", "cluster"];
+/// `step05-1thread` is step 5 on one Tokio worker thread, beside the Node twin's one event
+/// loop.
+const TARGETS: [&str; 6] = [
+    "floor",
+    "step05",
+    "step05-1thread",
+    "chat-under-load",
+    "node",
+    "cluster",
+];
 
 /// The targets run when `--targets` is not given: what the chapter on the chat under load
 /// compares.
@@ -52,7 +61,13 @@ const IDLE_SETTLE: Duration = Duration::from_secs(1);
 const SPARE_FILES: u64 = 256;
 
 /// What the restart scenario can restart: one process (not a cluster).
-const RESTART_TARGETS: [&str; 4] = ["floor", "step05", "chat-under-load", "node"];
+const RESTART_TARGETS: [&str; 5] = [
+    "floor",
+    "step05",
+    "step05-1thread",
+    "chat-under-load",
+    "node",
+];
 
 /// The restart scenario's senders, unless `--senders` says otherwise: 10 users sending 20
 /// messages at 2 a second, so the sending goes on through the storm without drowning it.
@@ -231,6 +246,15 @@ async fn run() -> Result<(), String> {
         workload.senders as f64 * workload.rate * workload.sockets() as f64,
     );
 
+    if args.targets.iter().any(|target| target == "node") {
+        let version = servers::node_version().unwrap_or_else(|| "unknown".into());
+        println!("node: {version}, NODE_ENV=production");
+    }
+    println!(
+        "load average before: {}",
+        procfs::load_average().unwrap_or_else(|| "unknown".into())
+    );
+
     if let Some(restart) = &args.restart {
         return run_restarts(&args.targets, workload, restart).await;
     }
@@ -251,6 +275,17 @@ async fn run() -> Result<(), String> {
     for report in &reports {
         println!("{}", table::row(report));
     }
+    println!();
+    for report in &reports {
+        println!(
+            "{}: {} TCP segments sent per 1,000 deliveries; load average {}",
+            report.target,
+            report
+                .segments_per_thousand
+                .map_or("n/a".into(), |n| format!("{n:.0}")),
+            report.load_average.as_deref().unwrap_or("unknown"),
+        );
+    }
     if let Some(floor) = reports.iter().find(|report| report.target == "floor") {
         println!();
         for report in reports.iter().filter(|report| report.target != "floor") {
@@ -260,6 +295,9 @@ async fn run() -> Result<(), String> {
     let named = |name: &str| reports.iter().find(|report| report.target == name);
     if let (Some(step05), Some(node)) = (named("step05"), named("node")) {
         println!("{}", table::versus(step05, node));
+    }
+    if let (Some(one_thread), Some(node)) = (named("step05-1thread"), named("node")) {
+        println!("{}", table::versus(one_thread, node));
     }
     if let (Some(under_load), Some(step05)) = (named("chat-under-load"), named("step05")) {
         println!("{}", table::versus(under_load, step05));
@@ -308,6 +346,9 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
     let processes: Vec<ServerProcess> = match target {
         "floor" => vec![servers::start_floor().await?],
         "step05" => vec![servers::start_chat(&setup, servers::Chat::Step05).await?],
+        "step05-1thread" => {
+            vec![servers::start_chat(&setup, servers::Chat::Step05OneThread).await?]
+        }
         "chat-under-load" => vec![servers::start_chat(&setup, servers::Chat::UnderLoad).await?],
         "node" => vec![servers::start_node(&setup).await?],
         _ => {
@@ -431,6 +472,7 @@ async fn measure_restart(
     let launcher = match target {
         "floor" => Launcher::floor()?,
         "step05" => Launcher::chat(&setup, servers::Chat::Step05)?,
+        "step05-1thread" => Launcher::chat(&setup, servers::Chat::Step05OneThread)?,
         "chat-under-load" => Launcher::chat(&setup, servers::Chat::UnderLoad)?,
         _ => Launcher::node(&setup),
     };
@@ -468,7 +510,7 @@ fn check_open_files(workload: &Workload) -> Result<(), String> {
 /// The binary that serves `target`, if it is a Rust chat.
 fn chat_binary(target: &str) -> Option<&'static str> {
     match target {
-        "step05" => Some(servers::Chat::Step05.binary()),
+        "step05" | "step05-1thread" => Some(servers::Chat::Step05.binary()),
         "chat-under-load" => Some(servers::Chat::UnderLoad.binary()),
         "cluster" => Some(servers::Chat::ClusterNode { redis_url: "" }.binary()),
         _ => None,

@@ -1,3 +1,4 @@
+// @ts-check
 // The whole chat server: database, stores, Passport, Express routes and
 // Socket.IO, put together. (step05-chat/src/lib.rs, and the layers of step
 // 4's lib.rs)
@@ -23,8 +24,10 @@ import cors from "cors";
 import express from "express";
 import session from "express-session";
 import { Server } from "socket.io";
+import * as parser from "socket.io-parser";
 
 import { jsonErrors } from "./api.js";
+/** @import { chatConfigFromEnv } from "./config.js" */
 import { AuthThrottle } from "./auth-limits.js";
 import { authRoutes } from "./auth-routes.js";
 import { Chat, admitSocket, onConnect } from "./chat.js";
@@ -45,8 +48,28 @@ const PAGE = readFileSync(
 );
 
 /**
- * Builds the chat on `httpServer` (listening already) and returns its
- * Socket.IO server and a `close()` for a graceful shutdown.
+ * Socket.IO's own parser, text only: a packet that announces a binary
+ * attachment is a decoding error, and Socket.IO closes that connection
+ * before any attachment is read (step 4's `max_incoming_binaries(0)`).
+ */
+/** @typedef {ReturnType<typeof chatConfigFromEnv>} ChatConfig */
+
+const textOnlyParser = {
+  ...parser,
+  Decoder: class TextOnlyDecoder extends parser.Decoder {
+    constructor() {
+      super({ maxAttachments: 0 });
+    }
+  },
+};
+
+/**
+ * Builds the chat on `httpServer` (not listening yet): the Express app for
+ * its requests, then Socket.IO on its upgrades and /socket.io/ requests.
+ * Returns the Socket.IO server and a `close()` for a graceful shutdown.
+ * @param {ChatConfig} config
+ * @param {import("node:http").Server} httpServer
+ * @returns {{ io: Server, close: () => Promise<void> }}
  */
 export function build(config, httpServer) {
   const db = openDatabase(config.databaseUrl);
@@ -91,6 +114,7 @@ export function build(config, httpServer) {
     // a new connection may take to send its CONNECT.
     maxHttpBufferSize: config.sockets.maxMessageBytes,
     connectTimeout: config.sockets.connectTimeoutMs,
+    parser: textOnlyParser,
   });
   const onLogout = auth.disconnectOnLogout(io);
   const chat = new Chat({
@@ -112,12 +136,14 @@ export function build(config, httpServer) {
     res.set("Content-Security-Policy", pagePolicy(PAGE));
     res.type("html").send(PAGE);
   });
+  const throttle = new AuthThrottle(authLimits);
+  throttle.forgetIdleEvery();
   app.use(
     authRoutes({
       users,
       hashes,
       passport,
-      throttle: new AuthThrottle(authLimits),
+      throttle,
       onLogout,
       cookieName: config.sessions.cookieName,
     }),
@@ -126,15 +152,16 @@ export function build(config, httpServer) {
   app.use(jsonErrors);
 
   // ANCHOR: socket_chain
-  // The Engine.IO requests: the same headers and Origin rule as the routes,
-  // then session, user and the 401, on the handshake only (Socket.IO's
-  // Passport example). Then `io.use()`: Origin, `socket.user`, the quota.
+  // The Engine.IO requests (polling and the WebSocket upgrade alike): the
+  // same headers and Origin rule as the routes, then session, user and the
+  // 401, on the handshake only (Socket.IO's Passport example). A socket can
+  // only come over such a connection, so `io.use()` need not check the
+  // Origin again: it attaches `socket.user`, then takes a place in the quota.
   io.engine.use(securityHeaders());
   io.engine.use(auth.checkRequestOrigin(origins));
   io.engine.use(auth.onlyForHandshake(sessions));
   io.engine.use(auth.onlyForHandshake(passport.session()));
   io.engine.use(auth.onlyForHandshake(auth.requireLoginToConnect));
-  io.use(auth.checkOrigin(origins));
   io.use(auth.authenticateSocket);
   io.use(admitSocket(chat));
   io.on("connection", (socket) => {
@@ -148,6 +175,7 @@ export function build(config, httpServer) {
     /** Closes every socket, then the server and the database. */
     async close() {
       await io.close();
+      throttle.stop();
       chat.close();
       store.close();
       db.close();

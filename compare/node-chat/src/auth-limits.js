@@ -8,7 +8,7 @@ import { isIPv6 } from "node:net";
 
 import { ApiError } from "./api.js";
 import { canonicalUsername } from "./passport.js";
-import { RateLimiter } from "./rate-limit.js";
+import { RateLimiter, nowSeconds } from "./rate-limit.js";
 
 /** Generous enough for a class of 40 behind one address. */
 export const DEFAULT_AUTH_LIMITS = Object.freeze({
@@ -19,9 +19,15 @@ export const DEFAULT_AUTH_LIMITS = Object.freeze({
   registrationsPerAddressPerHour: 50, // REGISTRATIONS_PER_ADDRESS
 });
 
+/** How often the throttle forgets the keys it no longer holds anything on. */
+export const FORGET_IDLE_EVERY_MS = 60_000;
+
 export class AuthThrottle {
-  constructor(limits) {
+  /** `clock()` is now in seconds: the tests pass their own. */
+  constructor(limits, clock = nowSeconds) {
     this.enabled = limits.enabled;
+    this.clock = clock;
+    this.forgetting = null;
     const perMinute = limits.loginPerAddressPerMinute;
     this.logins = new RateLimiter(perMinute, perMinute / 60);
     // Five failures in a row, then one more try per delay.
@@ -39,8 +45,9 @@ export class AuthThrottle {
    */
   loginAttempt(address, username) {
     if (!this.enabled) return;
-    refuseIfEmpty(this.logins, addressKey(address));
-    refuseIfEmpty(this.failures, usernameKey(username));
+    const now = this.clock();
+    refuseIfEmpty(this.logins, addressKey(address), now);
+    refuseIfEmpty(this.failures, usernameKey(username), now);
   }
 
   /** The password was right: this username starts again, full budget. */
@@ -50,19 +57,43 @@ export class AuthThrottle {
 
   registrationAttempt(address) {
     if (!this.enabled) return;
-    refuseIfEmpty(this.registrations, addressKey(address));
+    refuseIfEmpty(this.registrations, addressKey(address), this.clock());
   }
 
   /** Drops the keys whose budget is full again (bounded memory). */
   forgetIdle() {
-    for (const limiter of [this.logins, this.failures, this.registrations]) {
-      limiter.forgetIdle();
-    }
+    const now = this.clock();
+    for (const limiter of this.limiters()) limiter.forgetIdle(now);
+  }
+
+  /**
+   * Calls `forgetIdle()` every `periodMs` until `stop()`: without it, every
+   * made-up username or address of a flood would stay in memory for good.
+   * The timer is unref'd: it never keeps the process alive by itself.
+   */
+  forgetIdleEvery(periodMs = FORGET_IDLE_EVERY_MS) {
+    this.stop();
+    this.forgetting = setInterval(() => this.forgetIdle(), periodMs).unref();
+    return this.forgetting;
+  }
+
+  stop() {
+    clearInterval(this.forgetting ?? undefined);
+    this.forgetting = null;
+  }
+
+  /** How many keys the throttle remembers, all limiters together. */
+  keys() {
+    return this.limiters().reduce((sum, l) => sum + l.buckets.size, 0);
+  }
+
+  limiters() {
+    return [this.logins, this.failures, this.registrations];
   }
 }
 
-function refuseIfEmpty(limiter, key) {
-  const wait = limiter.secondsUntilNext(key);
+function refuseIfEmpty(limiter, key, now) {
+  const wait = limiter.secondsUntilNext(key, now);
   if (wait > 0) {
     const seconds = Math.max(1, Math.ceil(wait));
     throw new ApiError(
@@ -70,7 +101,7 @@ function refuseIfEmpty(limiter, key) {
       `Too many attempts: try again in ${seconds} seconds`,
     ).retryAfter(seconds);
   }
-  limiter.check(key);
+  limiter.check(key, now);
 }
 
 /** By canonical name, cut short: a megabyte of name costs what a name does. */
@@ -80,13 +111,26 @@ function usernameKey(username) {
 
 /**
  * One IPv6 customer usually has a whole /64: counting each of its addresses
- * apart would hand out billions of budgets. An IPv4-mapped address is IPv4.
+ * apart would hand out billions of budgets. An IPv4-mapped address is IPv4
+ * (a dual-stack server sees `::ffff:127.0.0.1`), and one address has one
+ * key however it is written (`2001:DB8::1`, `2001:db8:0::0001`).
  */
 export function addressKey(address = "") {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1];
   if (!isIPv6(address)) return address;
-  return expandIPv6(address).slice(0, 4).join(":") + "::/64";
+  let canonical;
+  try {
+    // The URL parser writes IPv6 the one way: lower case, `::`, hex only.
+    canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address; // with a zone (`fe80::1%eth0`): a link-local peer
+  }
+  const groups = expandIPv6(canonical).map((group) => parseInt(group, 16));
+  if (groups.slice(0, 6).join() === "0,0,0,0,0,65535") {
+    const [high, low] = groups.slice(6);
+    return [high >> 8, high & 255, low >> 8, low & 255].join(".");
+  }
+  const prefix = groups.slice(0, 4).map((group) => group.toString(16));
+  return prefix.join(":") + "::/64";
 }
 
 function expandIPv6(address) {

@@ -163,6 +163,9 @@ export function onConnect(chat, socket) {
   // hold up everybody else's messages (step 5's CONCURRENT_CATCH_UPS).
   chat.catchUps.push(() => {
     if (!socket.connected) return; // gone while waiting: nothing to send
+    // A `join "general"` sent while this waited has sent the history and
+    // the missed messages already: a second catch-up would repeat them.
+    if (socket.rooms.has(GENERAL)) return;
     const replayed = enterGeneral(chat, socket, serverOffset);
     log.info(`${user.username} joined general (${replayed} replayed)`);
     announcePresence(chat, socket, user, GENERAL);

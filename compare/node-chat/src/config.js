@@ -1,3 +1,4 @@
+// @ts-check
 // The chat's settings, from the environment (and a `.env` file): the same
 // variables, defaults and checks as step 5. (step05-chat/src/config.rs, with
 // step 2's SESSION_SECRET rules, step 3's throttles and step 4's limits.)
@@ -7,20 +8,25 @@
 
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
-import { availableParallelism } from "node:os";
 
 import { DEFAULT_AUTH_LIMITS } from "./auth-limits.js";
 import { DEFAULT_HASHING } from "./hashing.js";
 import { DEFAULT_LIMITS, NO_LIMITS, UNLIMITED_RATE } from "./limits.js";
 import { log } from "./log.js";
-import { allowedOrigins } from "./socket-auth.js";
+import { AllowedOrigins } from "./socket-auth.js";
 
 export const DEFAULT_DATABASE_URL = "sqlite://data/chat.db";
 
 /** A setting that could not be understood. */
 export class ConfigError extends Error {}
 
-/** The address to listen on, from HOST and PORT. */
+/** @typedef {NodeJS.ProcessEnv} Env */
+
+/**
+ * The address to listen on, from HOST and PORT.
+ * @param {Env} env
+ * @returns {{ host: string, port: number }}
+ */
 export function listenAddressFromEnv(env) {
   const port = env.PORT === undefined ? 3000 : Number(env.PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535 || env.PORT === "") {
@@ -38,8 +44,12 @@ export function listenAddressFromEnv(env) {
   return { host, port };
 }
 
-/** Everything `build` needs, for a server listening on `address`. */
-export function chatConfigFromEnv(env, address) {
+/**
+ * Everything `build` needs. The allowed origins are filled in once the
+ * server listens (`allowedOrigins.listeningOn`): they name its port.
+ * @param {Env} env
+ */
+export function chatConfigFromEnv(env) {
   if (env.REDIS_URL) {
     throw new ConfigError(
       "REDIS_URL is set, but the Node twin runs as a single process only",
@@ -47,12 +57,26 @@ export function chatConfigFromEnv(env, address) {
   }
   const limits = limitsFromEnv(env);
   const test = testSettings(env);
-  const workers = number(env, "ARGON2_WORKERS", availableParallelism());
+  const secure = cookieSecure(env.COOKIE_SECURE);
+  const proxies = trustedProxies(env.TRUSTED_PROXY);
+  // The twin itself speaks plain HTTP, so a Secure cookie can only go out
+  // when a proxy it trusts says the client used HTTPS (X-Forwarded-Proto).
+  // Without one, express-session would silently send no login cookie.
+  if (secure && proxies.length === 0) {
+    throw new ConfigError(
+      "COOKIE_SECURE=true needs TRUSTED_PROXY: the address of the proxy " +
+        "that terminates HTTPS (its X-Forwarded-Proto says the client used " +
+        "it); without it the twin never sends the login cookie",
+    );
+  }
+  // node-argon2 hashes on libuv's thread pool (UV_THREADPOOL_SIZE threads,
+  // 4 unless set): more hashes at once than threads would only queue there.
+  const workers = number(env, "ARGON2_WORKERS", threadPoolSize(env));
   return {
     databaseUrl: env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     sessions: {
       secret: sessionSecret(env.SESSION_SECRET),
-      secure: cookieSecure(env.COOKIE_SECURE),
+      secure,
       maxAgeMs: 30 * 24 * 60 * 60 * 1000, // 30 days, as in the walkthrough
       // However active: a login lasts this long at most (90 days).
       absoluteLifetimeMs:
@@ -61,7 +85,8 @@ export function chatConfigFromEnv(env, address) {
       // How often a live socket re-reads its session.
       recheckMs: test.sessionRecheckMs ?? 30_000,
     },
-    allowedOrigins: allowedOrigins(address, env.ALLOWED_ORIGINS ?? ""),
+    allowedOrigins: new AllowedOrigins([]),
+    extraOrigins: env.ALLOWED_ORIGINS ?? "",
     sockets: {
       maxMessageBytes: number(env, "SOCKET_MAX_MESSAGE_BYTES", 16 * 1024),
       connectTimeoutMs: 1000 * number(env, "SOCKET_CONNECT_TIMEOUT_SECS", 10),
@@ -85,13 +110,18 @@ export function chatConfigFromEnv(env, address) {
         "REGISTRATIONS_PER_ADDRESS",
         50,
       ),
-      trustedProxies: trustedProxies(env.TRUSTED_PROXY),
+      trustedProxies: proxies,
       hashWorkers: workers,
       hashQueue: number(env, "ARGON2_QUEUE", 2 * workers),
     },
     rateLimit: test.messageRate ?? [20, 5], // a burst of 20, then 5 a second
     hashing: test.hashing ?? DEFAULT_HASHING,
   };
+}
+
+/** libuv's thread pool: UV_THREADPOOL_SIZE, read by libuv itself, or 4. */
+function threadPoolSize(env) {
+  return Math.min(1024, number(env, "UV_THREADPOOL_SIZE", 4));
 }
 
 /** RATE_LIMITS, MAX_SOCKETS_PER_USER, MAX_ROOMS_PER_SOCKET and friends. */
@@ -127,7 +157,12 @@ function switchIsOn(value = "") {
   return !["off", "false", "0"].includes(value.trim().toLowerCase());
 }
 
-/** A whole number above zero, or the default when unset. */
+/**
+ * A whole number above zero, or the default when unset.
+ * @param {Env} env
+ * @param {string} name
+ * @param {number} fallback
+ */
 function number(env, name, fallback) {
   const text = env[name]?.trim();
   if (text === undefined || text === "") return fallback;
@@ -203,12 +238,18 @@ function trustedProxies(value = "") {
  * NODE_CHAT_TEST_SETTINGS: what step 5's tests set in-process through
  * `ChatConfig` and that has no environment variable there (the message
  * rate, the pace of joins and leaves, a cheap password hash). The tests
- * start the twin as a process, so they pass these as JSON. Never set it on
- * a real server.
+ * start the twin as a process, so they pass these as JSON. It can make the
+ * password hash cheap, so it is refused unless NODE_ENV=test.
  */
 function testSettings(env) {
   const json = env.NODE_CHAT_TEST_SETTINGS;
   if (json === undefined || json === "") return {};
+  if (env.NODE_ENV !== "test") {
+    throw new ConfigError(
+      "NODE_CHAT_TEST_SETTINGS is for the tests only (NODE_ENV=test): " +
+        "it can lower the password hash's cost",
+    );
+  }
   try {
     return JSON.parse(json);
   } catch (error) {

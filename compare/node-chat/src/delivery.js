@@ -1,3 +1,4 @@
+// @ts-check
 // Sending to sockets that may be too slow, without losing anything.
 // (step05-chat/src/delivery.rs)
 //

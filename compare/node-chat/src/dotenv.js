@@ -1,3 +1,4 @@
+// @ts-check
 // Loads `.env` from the directory the server runs in, like step 5's
 // `dotenvy::dotenv()`: variables already set win, and no file is fine.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Argon2, bounded: a few hashes at a time, the rest refused at once.
 // (step03-passport-like-auth/src/hashing.rs)
 //
@@ -20,25 +21,46 @@ export const DEFAULT_HASHING = Object.freeze({
 export class ServerBusy extends Error {}
 
 export class HashPool {
+  /**
+   * @param {{ memoryCost: number, timeCost: number, parallelism: number }} params
+   * @param {number} workers hashes at a time (libuv's pool runs them)
+   * @param {number} queue hashes that may wait for a turn
+   */
   constructor(params, workers, queue) {
+    /** @type {import("argon2").HashOptions} */
     this.options = { type: argon2.argon2id, ...params };
     this.workers = Math.max(1, workers);
     this.admitted = this.workers + queue;
     this.inFlight = 0; // running or waiting
     this.running = 0;
-    this.waiting = []; // resolvers of the hashes waiting for a worker
+    /** @type {Array<(value?: unknown) => void>} resolvers of waiting hashes */
+    this.waiting = [];
   }
 
-  /** A PHC string: `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. */
+  /**
+   * A PHC string: `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`.
+   * @param {string} password
+   * @returns {Promise<string>}
+   */
   hash(password) {
     return this.run(() => argon2.hash(password, this.options));
   }
 
-  /** Whether `password` matches; the cost is read from the PHC string. */
+  /**
+   * Whether `password` matches; the cost is read from the PHC string.
+   * @param {string} phcHash
+   * @param {string} password
+   * @returns {Promise<boolean>}
+   */
   verify(phcHash, password) {
     return this.run(() => argon2.verify(phcHash, password));
   }
 
+  /**
+   * @template T
+   * @param {() => Promise<T>} job
+   * @returns {Promise<T>}
+   */
   async run(job) {
     if (this.inFlight >= this.admitted) throw new ServerBusy();
     this.inFlight += 1;

@@ -1,9 +1,12 @@
-// A logger with levels, read from RUST_LOG so that one `.env` configures both
-// servers: `error`, `warn`, `info` (the default) or `debug`. Only the level
-// is read; RUST_LOG's per-module filters mean nothing to Node.
+// @ts-check
+// A logger with levels: `error`, `warn`, `info` (the default) or `debug`,
+// from LOG_LEVEL, or else from RUST_LOG so that one `.env` configures both
+// servers (only its level: per-module filters mean nothing to Node). An
+// Error argument prints with its stack.
 
 const LEVELS = ["error", "warn", "info", "debug"];
 
+/** @param {string} [value] */
 function levelFromEnv(value = "") {
   const words = value.toLowerCase().split(/[,=\s]+/);
   const named = words.filter((word) => LEVELS.includes(word));
@@ -11,8 +14,15 @@ function levelFromEnv(value = "") {
   return LEVELS.indexOf(level);
 }
 
-const threshold = levelFromEnv(process.env.RUST_LOG);
+const threshold = levelFromEnv(
+  process.env.LOG_LEVEL || process.env.RUST_LOG,
+);
 
+/**
+ * @param {string} level
+ * @param {(...args: unknown[]) => void} write
+ * @returns {(...args: unknown[]) => void}
+ */
 function at(level, write) {
   return LEVELS.indexOf(level) <= threshold
     ? (...args) => write(new Date().toISOString(), level.toUpperCase(), ...args)

@@ -25,6 +25,8 @@ export function canonicalUsername(username) {
     .replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 }
 
+const BODY_ONLY = { passReqToCallback: true };
+
 // ANCHOR: passport
 /**
  * A Passport instance for `users`, hashing with `hashes`; a login lasts
@@ -38,7 +40,12 @@ export function createPassport(users, hashes, sessions) {
   dummyHash.catch(() => {}); // awaited (and its failure seen) on first use
 
   passport.use(
-    new LocalStrategy(async (username, password, done) => {
+    // passport-local falls back to `req.query` when the body's username is
+    // empty: a password in a URL (and in every log of it), and a name the
+    // throttle never counted. Only the body's credentials are checked, the
+    // very name auth-routes.js throttles.
+    new LocalStrategy(BODY_ONLY, async (req, _name, _password, done) => {
+      const { username, password } = req.body;
       try {
         const found = users.findCredentials(canonicalUsername(username));
         const hash = found?.passwordHash ?? (await dummyHash);

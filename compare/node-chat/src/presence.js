@@ -1,3 +1,4 @@
+// @ts-check
 // Who is online in which room. (step05-chat/src/presence.rs)
 //
 // A user may have several sockets (three tabs, a phone), and each socket may

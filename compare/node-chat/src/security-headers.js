@@ -1,3 +1,4 @@
+// @ts-check
 // The security headers of every response. (step01-http-vs-socket/src/
 // security_headers.rs, which is "what helmet() adds in Express")
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // express-session's store, in the chat's SQLite file. (What step 5 gets from
 // the tower-sessions-sqlx-store crate: see step05-chat/src/db.rs.)
 //

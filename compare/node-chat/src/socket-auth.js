@@ -1,3 +1,4 @@
+// @ts-check
 // Only logged-in users, from allowed pages, may open a socket; and a socket
 // does not outlive its session. (step04-socket-middleware: origin.rs,
 // handshake.rs, socket_auth.rs, live_sessions.rs)
@@ -28,6 +29,17 @@ export class AllowedOrigins {
       .map((origin) => origin.trim().replace(/\/+$/, ""))
       .filter((origin) => origin !== "");
     return new AllowedOrigins([...own, ...more]);
+  }
+
+  /**
+   * Becomes step 5's list for the address the server listens on, known
+   * once it listens (PORT=0 lets the OS pick the port), before any request
+   * is read. In place: the middlewares and CORS hold this very object.
+   */
+  listeningOn(address, extra = "") {
+    const resolved = allowedOrigins(address, extra);
+    this.origins.splice(0, this.origins.length, ...resolved.origins);
+    this.sameHost = resolved.sameHost;
   }
 
   /** Exact match; or, for a classroom server, the host the browser used. */
@@ -112,16 +124,6 @@ export function requireLoginToConnect(req, res, next) {
   refuse(res, 401, "Unauthorized");
 }
 // ANCHOR_END: handshake
-
-/** `io.use()`: the same Origin rule, as a `connect_error`. */
-export function checkOrigin(allowed) {
-  return (socket, next) => {
-    const { origin, host } = socket.handshake.headers;
-    if (origin === undefined || allowed.allows(origin, host)) return next();
-    log.warn(`refused a socket from a foreign origin ${origin}`);
-    next(new Error("Forbidden origin"));
-  };
-}
 
 // ANCHOR: authenticate_socket
 /**

@@ -337,6 +337,8 @@ fn node_env(
         }
         None => {}
     }
+    // The twin takes test settings (a cheap hash) only from a test run.
+    env.push(("NODE_ENV", "test".to_owned()));
     env.push(("NODE_CHAT_TEST_SETTINGS", test.to_string()));
     env
 }
