@@ -1,0 +1,287 @@
+//! The cluster on PostgreSQL (chapter "Scaling out with Redis"): node processes, each in a
+//! working directory of its own, behind one Redis and one PostgreSQL, keep step 5's promises
+//! across nodes. Needs `TEST_POSTGRES_URL` (`bash scripts/test.sh` starts a throw-away
+//! PostgreSQL through `scripts/with-postgres.sh`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::{JsClient, JsSocket, RedisServer};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A fresh database on the test PostgreSQL server; its URL.
+async fn fresh_database() -> String {
+    let server = std::env::var("TEST_POSTGRES_URL").expect(
+        "TEST_POSTGRES_URL is not set: run `bash scripts/with-postgres.sh cargo test -p \
+         scaling-with-redis` (bash scripts/test.sh does it), or point it at a PostgreSQL \
+         role that may CREATE DATABASE",
+    );
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "cluster_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create a database");
+    admin.close().await;
+    format!("{server}/{name}")
+}
+
+/// The secret every node of this test run signs cookies with: random, as
+/// `openssl rand -hex 32` would make it.
+fn session_secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| {
+        use std::hash::BuildHasher;
+        (0..4u64)
+            .map(|n| format!("{:016x}", std::collections::hash_map::RandomState::new().hash_one(n)))
+            .collect()
+    })
+}
+
+/// One node: the `scaling-with-redis` binary in a working directory of its own.
+struct Node {
+    address: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start(redis_url: &str, database_url: &str) -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scaling-with-redis"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("REDIS_URL", redis_url)
+            .env("DATABASE_URL", database_url)
+            // Every node signs cookies with the same key.
+            .env("SESSION_SECRET", session_secret())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            // The tests send fast on purpose.
+            .env("RATE_LIMITS", "off")
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start a node");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let started = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("This node is running: open http://") {
+                    return url.split('/').next()?.parse::<SocketAddr>().ok();
+                }
+            }
+            None
+        })
+        .await;
+        let Ok(Some(address)) = started else {
+            panic!("the node did not start (its error, if any, is above)");
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node {
+            address,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Kills the node with SIGKILL: no goodbye to its sockets, to Redis or to PostgreSQL.
+    async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL the node");
+    }
+
+    /// Registers `username` (or logs in, if it exists) and returns the session cookie.
+    async fn session(&self, username: &str) -> String {
+        let http = reqwest::Client::new();
+        let body = json!({ "username": username, "password": PASSWORD });
+        for path in ["/register", "/login"] {
+            let response = http
+                .post(format!("{}{path}", self.url()))
+                .json(&body)
+                .send()
+                .await
+                .expect("POST");
+            if response.status().is_success() {
+                let cookie = response.headers()["set-cookie"].to_str().expect("ASCII");
+                return cookie.split(';').next().expect("a cookie").to_owned();
+            }
+        }
+        panic!("could not register nor log in {username}");
+    }
+
+    /// A connected socket with `cookie` (and `auth`), after its `history`, which is returned.
+    async fn socket(&self, js: &JsClient, cookie: &str, auth: Value) -> (JsSocket, Value) {
+        let opts = json!({
+            "transports": ["websocket"],
+            "extraHeaders": { "cookie": cookie },
+            "auth": auth,
+        });
+        let socket = js.connect(&self.url(), opts).await;
+        socket.expect_connect().await;
+        let history = socket.next_named("history").await.data().clone();
+        (socket, history)
+    }
+}
+
+/// Reads `chat message` events until `socket` has seen every id of `expected`, or nothing
+/// comes for 10 s. Returns the ids in the order they came.
+async fn read_until(socket: &JsSocket, expected: &HashSet<i64>, mut seen: Vec<i64>) -> Vec<i64> {
+    while !expected.iter().all(|id| seen.contains(id)) {
+        let Some(event) = socket
+            .try_next_named("chat message", Duration::from_secs(10))
+            .await
+        else {
+            break;
+        };
+        seen.push(event.data()["id"].as_i64().expect("an id"));
+    }
+    seen
+}
+
+/// Asserts that `seen` holds every id of `expected`, each once, in increasing order.
+fn assert_once_in_order(who: &str, seen: &[i64], expected: &HashSet<i64>) {
+    let distinct: HashSet<i64> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len(), "{who} got a message twice: {seen:?}");
+    assert!(
+        seen.windows(2).all(|pair| pair[0] < pair[1]),
+        "{who} got messages out of order: {seen:?}"
+    );
+    let missing: Vec<_> = expected.difference(&distinct).collect();
+    assert!(missing.is_empty(), "{who} never got {missing:?}");
+}
+
+/// Sends `count` messages from `socket` as fast as the acknowledgements come back, and
+/// returns the ids of the acknowledged ones.
+async fn send_many(socket: &JsSocket, who: &str, count: usize) -> Vec<i64> {
+    let payloads = (0..count)
+        .map(|n| json!([{ "room": "general", "text": format!("{who} {n}"), "clientOffset": format!("{who}-{n}") }]))
+        .collect();
+    let acks = socket.emit_many("chat message", payloads).await;
+    acks.iter().filter_map(|ack| ack["id"].as_i64()).collect()
+}
+
+// ANCHOR: three_nodes_test
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_socket_on_every_node_gets_every_message_once_in_order() {
+    let redis = RedisServer::start().await;
+    let database = fresh_database().await;
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(Node::start(&redis.url, &database).await);
+    }
+    let js = JsClient::start().await;
+    // On each node, a reader and a sender.
+    let mut readers = Vec::new();
+    let mut senders = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let reader = node.session(&format!("reader{n}")).await;
+        readers.push(node.socket(&js, &reader, json!({})).await.0);
+        let sender = node.session(&format!("sender{n}")).await;
+        senders.push((format!("sender{n}"), node.socket(&js, &sender, json!({})).await.0));
+    }
+
+    // The three senders at once: their messages interleave in the room.
+    let sending = senders
+        .iter()
+        .map(|(who, socket)| send_many(socket, who, 100));
+    let acked: HashSet<i64> = futures_util::future::join_all(sending)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(acked.len(), 300, "every message acknowledged");
+
+    for (n, reader) in readers.iter().enumerate() {
+        let seen = read_until(reader, &acked, Vec::new()).await;
+        assert_once_in_order(&format!("the reader on node {n}"), &seen, &acked);
+    }
+}
+// ANCHOR_END: three_nodes_test
+
+// ANCHOR: killed_node_test
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once() {
+    let redis = RedisServer::start().await;
+    let database = fresh_database().await;
+    let a = Node::start(&redis.url, &database).await;
+    let b = Node::start(&redis.url, &database).await;
+    let js = JsClient::start().await;
+    let reader_cookie = a.session("reader").await;
+    let (reader, _) = a.socket(&js, &reader_cookie, json!({})).await;
+    let on_a = a.session("alice").await;
+    let (alice, _) = a.socket(&js, &on_a, json!({})).await;
+    let on_b = b.session("bob").await;
+    let (bob, _) = b.socket(&js, &on_b, json!({})).await;
+
+    // Alice (on A) and Bob (on B) send; A is killed in the middle of it.
+    let alice_sends = send_many(&alice, "alice", 200);
+    let bob_sends = send_many(&bob, "bob", 200);
+    let kill_a = async {
+        let first = reader.next_named("chat message").await;
+        let first = first.data()["id"].as_i64().expect("an id");
+        a.kill().await;
+        first
+    };
+    let (alice_acked, bob_acked, first) = tokio::join!(alice_sends, bob_sends, kill_a);
+    assert_eq!(bob_acked.len(), 200, "node B acknowledged all of Bob's");
+    // Whatever the reader got on A before the kill, up to where its client stopped.
+    let mut seen = vec![first];
+    while let Some(event) = reader
+        .try_next_named("chat message", Duration::from_millis(200))
+        .await
+    {
+        seen.push(event.data()["id"].as_i64().expect("an id"));
+    }
+    let offset = *seen.last().expect("one at least");
+
+    // The reader comes back through node B with its offset, as the page would.
+    let (reader, _) = b
+        .socket(&js, &reader_cookie, json!({ "serverOffset": offset }))
+        .await;
+    let acked: HashSet<i64> = alice_acked.iter().chain(&bob_acked).copied().collect();
+    let seen = read_until(&reader, &acked, seen).await;
+    // Everything acknowledged (to Alice before her node died, and to Bob) reached the
+    // reader, once each, in order.
+    assert_once_in_order("the reader", &seen, &acked);
+}
+// ANCHOR_END: killed_node_test
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_while_redis_is_down_reach_the_other_node_from_the_database() {
+    let mut redis = RedisServer::start().await;
+    let database = fresh_database().await;
+    let a = Node::start(&redis.url, &database).await;
+    let b = Node::start(&redis.url, &database).await;
+    let js = JsClient::start().await;
+    let (alice, _) = a.socket(&js, &a.session("alice").await, json!({})).await;
+    let (bob, _) = b.socket(&js, &b.session("bob").await, json!({})).await;
+
+    redis.kill();
+    // No notice can go from A to B now; the messages are in PostgreSQL all the same.
+    let acked: HashSet<i64> = send_many(&alice, "alice", 5).await.into_iter().collect();
+    assert_eq!(acked.len(), 5, "stored and acknowledged without Redis");
+    let seen = read_until(&bob, &acked, Vec::new()).await;
+    assert_once_in_order("Bob, on the other node", &seen, &acked);
+    redis.restart().await;
+}
