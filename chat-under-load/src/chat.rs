@@ -23,6 +23,7 @@ use step04_socket_middleware::InOrder;
 use tokio::sync::Semaphore;
 
 use crate::delivery::{self, Encoded};
+use crate::log::Messages;
 use crate::presence::Presence;
 use crate::quotas::Quotas;
 use crate::sequencer::{
@@ -30,7 +31,6 @@ use crate::sequencer::{
 };
 use step04_socket_middleware::{RateLimit, let_go};
 use step05_chat::limits::ChatLimits;
-use crate::log::Messages;
 use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, NewMessage, Page};
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
 

@@ -28,6 +28,7 @@ pub struct Logged {
     pub after: Option<i64>,
 }
 
+// ANCHOR: message_log
 /// What a room's sequencer needs from the place messages are kept.
 pub trait MessageLog: Send + Sync + std::fmt::Debug + 'static {
     /// Stores `batch` (all for `room`, in order), one result per message.
@@ -55,6 +56,7 @@ pub trait MessageLog: Send + Sync + std::fmt::Debug + 'static {
     /// processes here; step 5's table has no one to tell.
     fn delivered(&self, _room: &str, _after: i64, _messages: &Arc<[ChatMessage]>) {}
 }
+// ANCHOR_END: message_log
 
 /// A chat's message log: cheap to clone, one for every room.
 #[derive(Clone, Debug)]

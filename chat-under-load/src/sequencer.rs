@@ -574,7 +574,9 @@ impl Room {
     /// processes stored, of which this one has not heard (yet, or ever: a
     /// notice lost on the way). Read from the log, which holds them all.
     async fn read_gap(&self, fresh: &mut Vec<ChatMessage>, after: i64) {
-        let upto = fresh.last().map_or(self.broadcast_upto, |message| message.id);
+        let upto = fresh
+            .last()
+            .map_or(self.broadcast_upto, |message| message.id);
         if after <= upto {
             return;
         }
@@ -593,7 +595,9 @@ impl Room {
     async fn deliver(&mut self, after: i64, messages: Vec<ChatMessage>) {
         let mut fresh = Vec::new();
         self.read_gap(&mut fresh, after).await;
-        let upto = fresh.last().map_or(self.broadcast_upto, |message| message.id);
+        let upto = fresh
+            .last()
+            .map_or(self.broadcast_upto, |message| message.id);
         fresh.extend(messages.into_iter().filter(|message| message.id > upto));
         self.broadcast(fresh).await;
     }
@@ -624,7 +628,9 @@ impl Room {
         // other processes meanwhile are theirs.
         if let Some(retired_at) = self.retired_at.take() {
             let missed: Vec<ChatMessage> = if retired_at >= self.recent_from {
-                let start = self.recent.partition_point(|message| message.id <= retired_at);
+                let start = self
+                    .recent
+                    .partition_point(|message| message.id <= retired_at);
                 self.recent[start..].to_vec()
             } else {
                 let store = &self.context.store;

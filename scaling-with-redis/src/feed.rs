@@ -9,8 +9,10 @@
 //! it: `read_gap`). And once a second each node asks the database for the newest id of each
 //! room it serves, which brings in the tail no notice announced.
 
+use std::collections::BTreeSet;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_under_load::Chat;
@@ -23,6 +25,7 @@ use tokio::sync::mpsc;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
 use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterface};
 use tower_sessions_redis_store::fred::prelude::Pool;
+use tower_sessions_redis_store::fred::types::Message;
 
 use crate::postgres::{Delivered, room_heads};
 
@@ -68,7 +71,8 @@ pub async fn publish(node: u64, redis: Pool, mut delivered: mpsc::Receiver<Deliv
         let Ok(payload) = serde_json::to_string(&notice) else {
             continue; // cannot happen: a notice is strings and numbers
         };
-        let published: Result<i64, _> = redis.next().publish(CHANNEL, payload).await;
+        // Sharded pub/sub, as the adapter's driver uses (`ssubscribe` below).
+        let published: Result<i64, _> = redis.next().spublish(CHANNEL, payload).await;
         if let Err(error) = published {
             // The others find these messages in their next sweep.
             tracing::warn!(%error, room = %notice.room, "could not publish a notice");
@@ -78,15 +82,28 @@ pub async fn publish(node: u64, redis: Pool, mut delivered: mpsc::Receiver<Deliv
 
 // ANCHOR: listen
 /// Hands every other node's notice to `chat`, whose room sequencers deliver it to this
-/// node's sockets in order, once. Subscribes again after each reconnection to Redis (fred's
-/// `manage_subscriptions`); what was published meanwhile, the sweep finds.
+/// node's sockets in order, once. Subscribes again after each reconnection to Redis (as the
+/// adapter's driver does); what was published meanwhile, the sweep finds.
 pub async fn listen<A: Adapter>(node: u64, client: SubscriberClient, chat: Chat, io: SocketIo<A>) {
-    let resubscribing = client.manage_subscriptions();
-    let _stop_with_us = AbortOnDrop(resubscribing);
-    let mut notices = client.message_rx();
-    if let Err(error) = client.subscribe(CHANNEL).await {
+    let channels = Arc::new(Mutex::new(BTreeSet::from([CHANNEL.to_owned()])));
+    let resubscribing = crate::resubscribe_after_reconnections(client.clone(), channels);
+    let notices = client.message_rx();
+    if let Err(error) = client.ssubscribe(CHANNEL).await {
         tracing::error!(%error, "could not subscribe to the notices: sweeping only");
     }
+    tokio::select! {
+        () = resubscribing => {}
+        () = hand_over(node, notices, chat, io) => {}
+    }
+}
+
+/// [`listen`]'s loop: each notice to its room's sequencer.
+async fn hand_over<A: Adapter>(
+    node: u64,
+    mut notices: tokio::sync::broadcast::Receiver<Message>,
+    chat: Chat,
+    io: SocketIo<A>,
+) {
     loop {
         let message = match notices.recv().await {
             Ok(message) => message,
@@ -107,7 +124,8 @@ pub async fn listen<A: Adapter>(node: u64, client: SubscriberClient, chat: Chat,
         if notice.node == node {
             continue; // delivered here already
         }
-        let delivering = chat.deliver_from_elsewhere(&io, &notice.room, notice.after, notice.messages);
+        let delivering =
+            chat.deliver_from_elsewhere(&io, &notice.room, notice.after, notice.messages);
         if let Err(error) = delivering {
             tracing::error!(%error, room = %notice.room, "could not deliver a notice");
         }
@@ -136,17 +154,9 @@ pub async fn sweep<A: Adapter>(pool: PgPool, chat: Chat, io: SocketIo<A>) {
             }
         };
         for (room, last_id) in heads {
-            chat.deliver_from_elsewhere(&io, &room, last_id, Vec::new()).ok();
+            chat.deliver_from_elsewhere(&io, &room, last_id, Vec::new())
+                .ok();
         }
     }
 }
 // ANCHOR_END: sweep
-
-/// Stops fred's resubscribing task with ours.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}

@@ -24,20 +24,18 @@ pub mod postgres;
 
 use axum::Router;
 use chat_under_load::log::Messages;
-use chat_under_load::{
-    Chat, chat_connect_handler, passport_and_chat, router, socket_io_builder,
-};
+use chat_under_load::{Chat, chat_connect_handler, passport_and_chat, router, socket_io_builder};
 use postgres::{PgMessageLog, PgUserStore};
-use step03_passport_like_auth::{Passport, UserStore};
-use step04_socket_middleware::RateLimit;
-use tokio::sync::mpsc;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use step02_sessions::BackgroundTasks;
+use step03_passport_like_auth::{Passport, UserStore};
+use step04_socket_middleware::RateLimit;
 use step05_chat::{BuildError, ChatConfig, db};
+use tokio::sync::mpsc;
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
 use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterface};
@@ -77,7 +75,7 @@ impl ResubscribingDriver {
 /// Subscribes to every remembered channel again after each reconnection, until Redis has
 /// accepted them all. (Not fred's `on_reconnect`: its listener stops for good when it falls
 /// behind, and a subscription that failed once would never be tried again.)
-async fn resubscribe_after_reconnections(
+pub(crate) async fn resubscribe_after_reconnections(
     client: SubscriberClient,
     channels: Arc<Mutex<BTreeSet<String>>>,
 ) {
@@ -227,9 +225,13 @@ async fn build_on_postgres(config: ChatConfig, redis: RedisParts) -> Result<Node
         .map_err(|error| NodeError::Database(error.to_string()))?;
     let (notices, delivered) = mpsc::channel(feed::NOTICES_WAITING);
     let log = PgMessageLog::new(pool.clone(), notices);
-    let passport = Passport::with_hasher_params(PgUserStore::new(pool.clone()), config.hashing.clone())
-        .with_limits(config.auth_limits.clone());
-    let rate = RateLimit::new(f64::from(config.rate_limit.burst), config.rate_limit.per_second);
+    let passport =
+        Passport::with_hasher_params(PgUserStore::new(pool.clone()), config.hashing.clone())
+            .with_limits(config.auth_limits.clone());
+    let rate = RateLimit::new(
+        f64::from(config.rate_limit.burst),
+        config.rate_limit.per_second,
+    );
     let chat = Chat::new(Messages::new(log), rate)
         .with_limits(config.limits.clone())
         .with_presence_page(config.presence_page);

@@ -30,7 +30,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = ChatConfig::from_env(addr)?;
     // Not the whole URL: a PostgreSQL URL may carry a password.
     let url = &config.database_url;
-    let database = url.rsplit('@').next().and_then(|rest| rest.split('?').next());
+    let database = url
+        .rsplit('@')
+        .next()
+        .and_then(|rest| rest.split('?').next());
     tracing::info!(database = database.unwrap_or_default(), "starting a node");
     let node = scaling_with_redis::build(config, &redis_url).await?;
     println!("This node is running: open http://{addr}/ (Ctrl-C to stop)");

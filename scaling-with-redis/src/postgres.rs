@@ -59,10 +59,7 @@ impl UserStore for PgUserStore {
         Ok(row.map(|(id, username)| User { id, username }))
     }
 
-    async fn find_credentials(
-        &self,
-        username: &str,
-    ) -> Result<Option<(User, String)>, StoreError> {
+    async fn find_credentials(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
         let row: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT id, username, password_hash FROM users WHERE lower(username) = lower($1)",
         )
@@ -210,7 +207,10 @@ impl MessageLog for PgMessageLog {
         // behind) is not a message lost: the other nodes read it from the database when the
         // next notice of the room, or their sweep, shows them the gap.
         if self.delivered.try_send(delivered).is_err() {
-            tracing::warn!(room, "the notices to the other nodes are behind: dropped one");
+            tracing::warn!(
+                room,
+                "the notices to the other nodes are behind: dropped one"
+            );
         }
     }
 }
@@ -297,7 +297,10 @@ async fn insert_one(
 }
 
 /// The newest id of each of `rooms` (those that have messages).
-pub async fn room_heads(pool: &PgPool, rooms: &[String]) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn room_heads(
+    pool: &PgPool,
+    rooms: &[String],
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT room, last_id FROM room_heads WHERE room = ANY($1)")
         .bind(rooms)
         .fetch_all(pool)
