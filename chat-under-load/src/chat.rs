@@ -271,9 +271,10 @@ impl Chat {
     }
     // ANCHOR_END: deliver_from_elsewhere
 
-    /// The rooms whose sequencers are running in this process.
-    pub fn running_rooms(&self) -> Vec<String> {
-        self.sequencers.running()
+    /// The rooms whose sequencers run, or ran, in this process: the rooms
+    /// where it may have sockets.
+    pub fn known_rooms(&self) -> Vec<String> {
+        self.sequencers.known()
     }
 
     /// What a room's sequencer needs, reaching the room through `socket`'s

@@ -55,6 +55,12 @@ pub trait MessageLog: Send + Sync + std::fmt::Debug + 'static {
     /// delivered to this process's sockets. A shared log tells the other
     /// processes here; step 5's table has no one to tell.
     fn delivered(&self, _room: &str, _after: i64, _messages: &Arc<[ChatMessage]>) {}
+
+    /// Whether other processes write to this log, and this process's room
+    /// sequencers deliver their messages too (step 5's table: no).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 // ANCHOR_END: message_log
 
@@ -91,6 +97,11 @@ impl Messages {
     /// See [`MessageLog::last_id`].
     pub async fn last_id(&self, room: &str) -> Result<i64, sqlx::Error> {
         self.0.last_id(room).await
+    }
+
+    /// See [`MessageLog::shared`].
+    pub fn shared(&self) -> bool {
+        self.0.shared()
     }
 
     /// See [`MessageLog::delivered`].

@@ -317,9 +317,14 @@ impl Sequencers {
     }
     // ANCHOR_END: deliver
 
-    /// The rooms whose tasks are running.
-    pub fn running(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+    /// The rooms whose tasks are running or ran: this process may have
+    /// sockets in them.
+    pub fn known(&self) -> Vec<String> {
+        let mut rooms: Vec<String> = self.lock().keys().cloned().collect();
+        rooms.extend(lock(&self.retired_at).keys().cloned());
+        rooms.sort_unstable();
+        rooms.dedup();
+        rooms
     }
 
     /// Hands `command` to the task of `room`, starting it if it is not running.
@@ -624,9 +629,11 @@ impl Room {
         self.recent_from = if newest.truncated { oldest_kept - 1 } else { 0 };
         self.recent = newest.messages;
         self.newest_history = None;
-        // Sockets stayed in the room while it had no task; messages stored by
-        // other processes meanwhile are theirs.
-        if let Some(retired_at) = self.retired_at.take() {
+        // Sockets stayed in the room while it had no task; messages other
+        // processes stored meanwhile are theirs, if this process delivers them
+        // (a shared log: through an adapter, their own process broadcast them).
+        let retired_at = self.retired_at.take();
+        if let Some(retired_at) = retired_at.filter(|_| self.context.store.shared()) {
             let missed: Vec<ChatMessage> = if retired_at >= self.recent_from {
                 let start = self
                     .recent

@@ -142,7 +142,7 @@ pub async fn sweep<A: Adapter>(pool: PgPool, chat: Chat, io: SocketIo<A>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let rooms = chat.running_rooms();
+        let rooms = chat.known_rooms();
         if rooms.is_empty() {
             continue;
         }

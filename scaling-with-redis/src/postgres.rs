@@ -197,6 +197,10 @@ impl MessageLog for PgMessageLog {
         })
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn delivered(&self, room: &str, after: i64, messages: &Arc<[ChatMessage]>) {
         let delivered = Delivered {
             room: room.to_owned(),
