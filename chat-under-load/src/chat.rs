@@ -265,8 +265,13 @@ impl Chat {
             store: self.messages.clone(),
             fanout: fanout_to(namespace, false),
         };
-        let start = move || !here.sockets().is_empty();
         let sequencers = &self.sequencers;
+        if messages.is_empty() && here.clone().sockets().is_empty() {
+            // A sweep's "the room is at `after`", for a room with no socket
+            // here: nothing to deliver, and no reason to keep its task alive.
+            return Ok(());
+        }
+        let start = move || !here.sockets().is_empty();
         sequencers.deliver(room, &context, after, messages, start)
     }
     // ANCHOR_END: deliver_from_elsewhere

@@ -573,6 +573,8 @@ impl Room {
         }
     }
 
+    // ANCHOR_END: store_and_broadcast
+
     // ANCHOR: read_gap
     /// Adds to `fresh` (messages to broadcast after `broadcast_upto`, in id
     /// order) the room's messages up to `after` that it lacks: messages other
@@ -617,7 +619,6 @@ impl Room {
             Err(error) => tracing::error!(%error, room = %self.name, "cannot read the newest id"),
         }
     }
-    // ANCHOR_END: store_and_broadcast
 
     /// Reads the room's newest [`RECENT`] messages from the database into
     /// memory.

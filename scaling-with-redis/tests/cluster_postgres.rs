@@ -180,16 +180,16 @@ fn assert_once_in_order(who: &str, seen: &[i64], expected: &HashSet<i64>) {
     assert!(missing.is_empty(), "{who} never got {missing:?}");
 }
 
-/// Sends `count` messages from `socket`, ten at a time (each ten sent at once, the next ten
+/// Sends `count` messages to `room` from `socket`, ten at a time (each ten sent at once, the next ten
 /// once they are acknowledged), and returns the ids of the acknowledged ones. Stops at the
 /// first ten not all acknowledged (its node is gone).
-async fn send_many(socket: &JsSocket, who: &str, count: usize) -> Vec<i64> {
+async fn send_many(socket: &JsSocket, who: &str, room: &str, count: usize) -> Vec<i64> {
     let mut acked = Vec::new();
     for tens in 0..count.div_ceil(10) {
         let payloads = (tens * 10..count.min(tens * 10 + 10))
             .map(|n| {
                 let (text, offset) = (format!("{who} {n}"), format!("{who}-{n}"));
-                json!([{ "room": "general", "text": text, "clientOffset": offset }])
+                json!([{ "room": room, "text": text, "clientOffset": offset }])
             })
             .collect::<Vec<_>>();
         let sent = payloads.len();
@@ -228,7 +228,7 @@ async fn every_socket_on_every_node_gets_every_message_once_in_order() {
     // The three senders at once: their messages interleave in the room.
     let sending = senders
         .iter()
-        .map(|(who, socket)| send_many(socket, who, 100));
+        .map(|(who, socket)| send_many(socket, who, "general", 100));
     let acked: HashSet<i64> = futures_util::future::join_all(sending)
         .await
         .into_iter()
@@ -245,7 +245,7 @@ async fn every_socket_on_every_node_gets_every_message_once_in_order() {
 
 // ANCHOR: killed_node_test
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once() {
+async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once_in_every_room() {
     let redis = RedisServer::start().await;
     let database = fresh_database().await;
     let a = Node::start(&redis.url, &database).await;
@@ -253,49 +253,80 @@ async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once() {
     let js = JsClient::start().await;
     let reader_cookie = a.session("reader").await;
     let (reader, _) = a.socket(&js, &reader_cookie, json!({})).await;
-    let on_a = a.session("alice").await;
-    let (alice, _) = a.socket(&js, &on_a, json!({})).await;
-    let on_b = b.session("bob").await;
-    let (bob, _) = b.socket(&js, &on_b, json!({})).await;
+    let (alice, _) = a.socket(&js, &a.session("alice").await, json!({})).await;
+    let (bob, _) = b.socket(&js, &b.session("bob").await, json!({})).await;
+    let (carol, _) = b.socket(&js, &b.session("carol").await, json!({})).await;
+    for socket in [&reader, &alice, &carol] {
+        let joined = socket.emit_with_ack("join", json!(["rust"])).await;
+        assert!(joined["error"].is_null(), "{joined}");
+    }
 
-    // Alice (on A) and Bob (on B) send; A is killed in the middle of it.
-    let alice_sends = send_many(&alice, "alice", 200);
-    let bob_sends = send_many(&bob, "bob", 200);
+    // Alice (on A) and Carol (on B) send in `rust`, Bob (on B) in `general`; node A is
+    // killed with SIGKILL in the middle of it, once the reader has seen 100 messages.
+    let alice_sends = send_many(&alice, "alice", "rust", 200);
+    let bob_sends = send_many(&bob, "bob", "general", 200);
+    let carol_sends = send_many(&carol, "carol", "rust", 200);
     let kill_a = async {
         let mut seen = Vec::new();
         while seen.len() < 100 {
-            let event = reader.next_named("chat message").await;
-            seen.push(event.data()["id"].as_i64().expect("an id"));
+            seen.push(room_and_id(&reader.next_named("chat message").await));
         }
         a.kill().await;
         seen
     };
-    let (alice_acked, bob_acked, mut seen) = tokio::join!(alice_sends, bob_sends, kill_a);
-    assert_eq!(bob_acked.len(), 200, "node B acknowledged all of Bob's");
-    assert!(
-        alice_acked.len() < 200,
-        "node A was killed before it acknowledged all"
-    );
-    // Whatever else the reader got on A before the kill, up to where its client stopped.
+    let (alice_acked, bob_acked, carol_acked, mut seen) =
+        tokio::join!(alice_sends, bob_sends, carol_sends, kill_a);
+    assert_eq!(bob_acked.len() + carol_acked.len(), 400, "node B acknowledged all");
+    assert!(alice_acked.len() < 200, "node A was killed mid-stream");
+    // Whatever else reached the reader's client before the kill.
     while let Some(event) = reader
         .try_next_named("chat message", Duration::from_millis(200))
         .await
     {
-        seen.push(event.data()["id"].as_i64().expect("an id"));
+        seen.push(room_and_id(&event));
     }
-    let offset = *seen.last().expect("one at least");
+    let last_seen = |room: &str| {
+        let ids = seen.iter().filter(|(r, _)| r == room).map(|(_, id)| *id);
+        ids.max().unwrap_or(0)
+    };
 
-    // The reader comes back through node B with its offset, as the page would.
-    let (reader, _) = b
-        .socket(&js, &reader_cookie, json!({ "serverOffset": offset }))
-        .await;
-    let acked: HashSet<i64> = alice_acked.iter().chain(&bob_acked).copied().collect();
-    let seen = read_until(&reader, &acked, seen).await;
-    // Everything acknowledged (to Alice before her node died, and to Bob) reached the
-    // reader, once each, in order.
-    assert_once_in_order("the reader", &seen, &acked);
+    // The reader comes back through node B with its offset in each room, as the page would:
+    // `general`'s in the handshake, `rust`'s when it joins again.
+    let auth = json!({ "serverOffset": last_seen("general") });
+    let (reader, _) = b.socket(&js, &reader_cookie, auth).await;
+    let join = json!([{ "room": "rust", "serverOffset": last_seen("rust") }]);
+    let joined = reader.emit_with_ack("join", join).await;
+    assert!(joined["error"].is_null(), "{joined}");
+    let general: HashSet<i64> = bob_acked.into_iter().collect();
+    let rust: HashSet<i64> = alice_acked.into_iter().chain(carol_acked).collect();
+    let everything: HashSet<i64> = general.union(&rust).copied().collect();
+    while !everything
+        .iter()
+        .all(|id| seen.iter().any(|(_, seen)| seen == id))
+    {
+        let Some(event) = reader
+            .try_next_named("chat message", Duration::from_secs(10))
+            .await
+        else {
+            break;
+        };
+        seen.push(room_and_id(&event));
+    }
+    // Everything acknowledged (to Alice before her node died, to Bob, to Carol) reached the
+    // reader, once each, in each room's order.
+    for (room, expected) in [("general", &general), ("rust", &rust)] {
+        let ids: Vec<i64> = seen.iter().filter(|(r, _)| r == room).map(|(_, id)| *id).collect();
+        assert_once_in_order(&format!("the reader, in {room}"), &ids, expected);
+    }
 }
 // ANCHOR_END: killed_node_test
+
+/// A `chat message` event's room and id.
+fn room_and_id(event: &testkit::Event) -> (String, i64) {
+    let message = event.data();
+    let room = message["room"].as_str().expect("a room").to_owned();
+    (room, message["id"].as_i64().expect("an id"))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_while_redis_is_down_reach_the_other_node_from_the_database() {
@@ -309,7 +340,7 @@ async fn messages_sent_while_redis_is_down_reach_the_other_node_from_the_databas
 
     redis.kill();
     // No notice can go from A to B now; the messages are in PostgreSQL all the same.
-    let acked: HashSet<i64> = send_many(&alice, "alice", 5).await.into_iter().collect();
+    let acked: HashSet<i64> = send_many(&alice, "alice", "general", 5).await.into_iter().collect();
     assert_eq!(acked.len(), 5, "stored and acknowledged without Redis");
     let seen = read_until(&bob, &acked, Vec::new()).await;
     assert_once_in_order("Bob, on the other node", &seen, &acked);
