@@ -16,8 +16,44 @@ use tokio::process::{Child, Command};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A fresh database on the test PostgreSQL server; its URL.
-async fn fresh_database() -> String {
+/// A database of one test on the test PostgreSQL server, dropped with it (declare it before
+/// the nodes: they are dropped, and killed, first).
+struct Database {
+    url: String,
+    server: String,
+    name: String,
+}
+
+impl std::ops::Deref for Database {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Drop runs outside async: a thread with a runtime of its own. `FORCE` closes what a
+        // killed node left open. On a server of your own, nothing piles up.
+        let (admin, name) = (format!("{}/postgres", self.server), self.name.clone());
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&admin).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    sqlx::query(&drop).execute(&admin).await.ok();
+                }
+            });
+        });
+        dropping.join().ok();
+    }
+}
+
+/// A fresh database on the test PostgreSQL server.
+async fn fresh_database() -> Database {
     let server = std::env::var("TEST_POSTGRES_URL").expect(
         "TEST_POSTGRES_URL is not set: run `bash scripts/with-postgres.sh cargo test -p \
          scaling-with-redis` (bash scripts/test.sh does it), or point it at a PostgreSQL \
@@ -37,7 +73,11 @@ async fn fresh_database() -> String {
         .await
         .expect("create a database");
     admin.close().await;
-    format!("{server}/{name}")
+    Database {
+        url: format!("{server}/{name}"),
+        server,
+        name,
+    }
 }
 
 /// The secret every node of this test run signs cookies with: random, as
@@ -276,7 +316,11 @@ async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once_in_every_roo
     };
     let (alice_acked, bob_acked, carol_acked, mut seen) =
         tokio::join!(alice_sends, bob_sends, carol_sends, kill_a);
-    assert_eq!(bob_acked.len() + carol_acked.len(), 400, "node B acknowledged all");
+    assert_eq!(
+        bob_acked.len() + carol_acked.len(),
+        400,
+        "node B acknowledged all"
+    );
     assert!(alice_acked.len() < 200, "node A was killed mid-stream");
     // Whatever else reached the reader's client before the kill.
     while let Some(event) = reader
@@ -315,7 +359,11 @@ async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once_in_every_roo
     // Everything acknowledged (to Alice before her node died, to Bob, to Carol) reached the
     // reader, once each, in each room's order.
     for (room, expected) in [("general", &general), ("rust", &rust)] {
-        let ids: Vec<i64> = seen.iter().filter(|(r, _)| r == room).map(|(_, id)| *id).collect();
+        let ids: Vec<i64> = seen
+            .iter()
+            .filter(|(r, _)| r == room)
+            .map(|(_, id)| *id)
+            .collect();
         assert_once_in_order(&format!("the reader, in {room}"), &ids, expected);
     }
 }
@@ -340,7 +388,10 @@ async fn messages_sent_while_redis_is_down_reach_the_other_node_from_the_databas
 
     redis.kill();
     // No notice can go from A to B now; the messages are in PostgreSQL all the same.
-    let acked: HashSet<i64> = send_many(&alice, "alice", "general", 5).await.into_iter().collect();
+    let acked: HashSet<i64> = send_many(&alice, "alice", "general", 5)
+        .await
+        .into_iter()
+        .collect();
     assert_eq!(acked.len(), 5, "stored and acknowledged without Redis");
     let seen = read_until(&bob, &acked, Vec::new()).await;
     assert_once_in_order("Bob, on the other node", &seen, &acked);
