@@ -397,3 +397,37 @@ async fn messages_sent_while_redis_is_down_reach_the_other_node_from_the_databas
     assert_once_in_order("Bob, on the other node", &seen, &acked);
     redis.restart().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_again_through_another_node_is_stored_and_delivered_once() {
+    let redis = RedisServer::start().await;
+    let database = fresh_database().await;
+    let a = Node::start(&redis.url, &database).await;
+    let b = Node::start(&redis.url, &database).await;
+    let js = JsClient::start().await;
+    let cookie = a.session("alice").await;
+    let (on_a, _) = a.socket(&js, &cookie, json!({})).await;
+    let (reader, _) = b.socket(&js, &b.session("reader").await, json!({})).await;
+
+    // The page sends again, with the same client offset, when an acknowledgement is late: here
+    // through the other node, as after a reconnection the load balancer sent elsewhere.
+    let message = json!([{ "room": "general", "text": "once", "clientOffset": "page-1" }]);
+    let first = on_a.emit_with_ack("chat message", message.clone()).await;
+    let (on_b, _) = b.socket(&js, &cookie, json!({})).await;
+    let again = on_b.emit_with_ack("chat message", message).await;
+    assert_eq!(
+        first["id"], again["id"],
+        "the same message: {first} {again}"
+    );
+
+    let id = first["id"].as_i64().expect("an id");
+    let seen = read_until(&reader, &HashSet::from([id]), Vec::new()).await;
+    assert_eq!(seen, [id]);
+    assert!(
+        reader
+            .try_next_named("chat message", Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "delivered once, even after a sweep"
+    );
+}
