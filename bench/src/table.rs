@@ -5,8 +5,8 @@ use crate::{Report, RestartReport};
 /// The table's header and separator lines.
 pub fn header() -> String {
     [
-        "| Target | Sockets | Connects/s | Delivered live | After catch-up | Dup. | Out of order | p50 ms | p99 ms | max ms | Disconnects | KiB/socket | CPU s per M deliveries | loadgen CPU s per M | Cold start ms | Idle MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Target | Sockets | Connects/s | CPU ms per connect | Delivered live | After catch-up | Dup. | Out of order | p50 ms | p99 ms | max ms | Disconnects | KiB/socket | CPU s per M deliveries | loadgen CPU s per M | Cold start ms | Idle MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     .join("\n")
 }
@@ -14,10 +14,11 @@ pub fn header() -> String {
 /// One row.
 pub fn row(report: &Report) -> String {
     format!(
-        "| {} | {} | {:.0} | {:.3} % | {:.3} % | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {:.0} | {} | {:.3} % | {:.3} % | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
         report.target,
         report.sockets,
         report.connects_per_sec,
+        optional(report.connect_cpu_ms),
         report.delivered_live_pct,
         report.delivered_total_pct,
         report.duplicates,

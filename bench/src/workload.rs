@@ -161,6 +161,9 @@ pub struct Report {
     pub connect_failures: usize,
     /// Successful connects per second, in phase 2.
     pub connects_per_sec: f64,
+    /// Server CPU time (user + system) over phase 2, per connect, in ms: what a connect costs
+    /// the server, much less sensitive to a busy machine than the rate.
+    pub connect_cpu_ms: Option<f64>,
     /// Messages sent, and how many the server acknowledged with `ok` or refused.
     pub messages_sent: usize,
     /// Acknowledged with `{"ok":true}`.
@@ -244,6 +247,7 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
     let pids = &target.pids;
     let measured = |figure: Option<f64>| figure.filter(|_| !pids.is_empty());
     let rss_before = procfs::rss_kib(pids);
+    let connect_cpu_before = procfs::cpu_seconds(pids);
 
     let shared = Arc::new(Shared {
         workload: workload.clone(),
@@ -284,6 +288,9 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         }
     }
     let connect_secs = shared.epoch.elapsed().as_secs_f64();
+    let connect_cpu = connect_cpu_before
+        .zip(procfs::cpu_seconds(pids))
+        .map(|(before, after)| (after - before) * 1000.0 / workload.sockets().max(1) as f64);
     tokio::time::sleep(SETTLE).await;
     let rss_connected = procfs::rss_kib(pids);
 
@@ -329,6 +336,7 @@ pub async fn run(workload: &Workload, target: &Target) -> Result<Report, RunErro
         sockets: workload.sockets(),
         connect_failures,
         connects_per_sec: (workload.sockets() - connect_failures) as f64 / connect_secs,
+        connect_cpu_ms: measured(connect_cpu),
         messages_sent,
         messages_acked: totals.acked,
         messages_refused: totals.refused,

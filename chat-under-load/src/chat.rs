@@ -40,6 +40,12 @@ pub const GENERAL: &str = "general";
 /// ten tabs opening at once, or a script joining and leaving, make one
 /// `presence` event, not ten.
 const PRESENCE_EVERY: Duration = Duration::from_millis(100);
+
+/// The most `presence change` packets a room sends a second: a room of more
+/// than 500 sockets hears of its changes less often than every
+/// [`PRESENCE_EVERY`] (10,000 sockets: every 2 seconds).
+const PRESENCE_PACKETS_PER_SECOND: f64 = 5_000.0;
+
 /// At most this many missed messages are replayed on reconnection, the newest
 /// ones; a client that missed more is told so (`"truncated": true` in its
 /// `history`).
@@ -892,6 +898,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// of its sockets.
 async fn send_presence_change<A: Adapter>(io: SocketIo<A>, chat: Chat, room: String) {
     tokio::time::sleep(PRESENCE_EVERY).await;
+    // Shutting down, the namespace is gone: nobody is left to tell.
+    // (`io.within(..)` would panic here.)
+    let Some(namespace) = io.of("/") else {
+        return;
+    };
+    // A big room gathers longer: every change goes to every socket, and 10,000
+    // sockets connecting at once (a restart) would otherwise each get a packet
+    // every 100 ms, the storm's main cost (measured with perf).
+    let members = namespace.clone().within(room.clone()).sockets().len() as f64;
+    let wait = Duration::from_secs_f64(members / PRESENCE_PACKETS_PER_SECOND);
+    tokio::time::sleep(wait.saturating_sub(PRESENCE_EVERY)).await;
     lock(&chat.presence_due).remove(&room);
     let Some(change) = chat.presence.take_change(&room) else {
         return;
@@ -901,11 +918,6 @@ async fn send_presence_change<A: Adapter>(io: SocketIo<A>, chat: Chat, room: Str
     // showing a stale one.
     let Ok(change) = Encoded::new(&change) else {
         return; // users and room names always serialise
-    };
-    // Shutting down, the namespace is gone: nobody is left to tell.
-    // (`io.within(..)` would panic here.)
-    let Some(namespace) = io.of("/") else {
-        return;
     };
     for member in namespace.within(room).sockets() {
         delivery::send(&member, "presence change", &change);

@@ -99,7 +99,8 @@ pub fn passport_and_chat(
 ) -> (Passport<SqliteUserStore>, Chat) {
     let users = SqliteUserStore::new(pool.clone());
     let passport = Passport::with_hasher_params(users, config.hashing.clone())
-        .with_limits(config.auth_limits.clone());
+        .with_limits(config.auth_limits.clone())
+        .with_absolute_lifetime(config.sessions.absolute_lifetime);
     let rate = RateLimit::new(
         f64::from(config.rate_limit.burst),
         config.rate_limit.per_second,

@@ -52,6 +52,10 @@ pub const SESSION_COOKIE_NAME: &str = "id";
 /// [`touch`].
 pub const DEFAULT_MAX_AGE: Duration = Duration::days(30);
 
+/// How long a session may live in all, however active: 90 days, unless
+/// `SESSION_ABSOLUTE_LIFETIME_SECS` says otherwise. See [`outlived`].
+pub const DEFAULT_ABSOLUTE_LIFETIME: Duration = Duration::days(90);
+
 /// The fewest bytes a hex `SESSION_SECRET` must decode to: 32, the size of the
 /// HMAC-SHA256 key that signs the cookie. That is 64 hex digits; `openssl rand
 /// -hex 64` prints 128.
@@ -85,6 +89,10 @@ pub struct SessionConfig {
     /// `cookie.maxAge`: how long the session lives after it was last saved.
     /// Only a change saves it (or [`touch`], at most once a day).
     pub max_age: Duration,
+    /// No express-session option: how long a session may live since it was
+    /// [`start`]ed, renewals or not (OWASP's "absolute timeout"). Checked
+    /// where the session is read, with [`outlived`].
+    pub absolute_lifetime: Duration,
     /// `cookie.secure`: the browser sends the cookie back over HTTPS only. Keep
     /// it `false` for plain http, where a browser may refuse a `Secure` cookie;
     /// then every request looks like a new visitor.
@@ -133,6 +141,13 @@ pub enum SessionConfigError {
     /// `COOKIE_SECURE` is set to something other than true/false.
     #[error("COOKIE_SECURE must be `true` or `false`, got {0:?}")]
     InvalidCookieSecure(String),
+    /// `SESSION_ABSOLUTE_LIFETIME_SECS` is not a whole number of seconds
+    /// above zero.
+    #[error(
+        "SESSION_ABSOLUTE_LIFETIME_SECS must be a whole number of seconds \
+         above zero, got {0:?}"
+    )]
+    InvalidAbsoluteLifetime(String),
     /// `SESSION_STORE` names a store this step does not have.
     #[error("SESSION_STORE must be `sqlite` or `memory`, got {0:?}")]
     UnknownStore(String),
@@ -148,6 +163,7 @@ impl SessionConfig {
             key,
             always_save: false,
             max_age: DEFAULT_MAX_AGE,
+            absolute_lifetime: DEFAULT_ABSOLUTE_LIFETIME,
             secure: false,
             same_site: SameSite::Lax,
             http_only: true,
@@ -157,8 +173,9 @@ impl SessionConfig {
     // ANCHOR_END: with_key
 
     // ANCHOR: from_env
-    /// Reads `SESSION_SECRET` and `COOKIE_SECURE` from the environment (load
-    /// `.env` first).
+    /// Reads `SESSION_SECRET`, `COOKIE_SECURE` and
+    /// `SESSION_ABSOLUTE_LIFETIME_SECS` from the environment (load `.env`
+    /// first).
     ///
     /// An unset `SESSION_SECRET` is not an error, so that the demo runs out of
     /// the box, but the generated key dies with the process: after a restart
@@ -173,7 +190,10 @@ impl SessionConfig {
             }
         };
         let cookie_secure = std::env::var("COOKIE_SECURE").ok();
-        Self::from_settings(secret.as_deref(), cookie_secure.as_deref())
+        let config =
+            Self::from_settings(secret.as_deref(), cookie_secure.as_deref())?;
+        let lifetime = std::env::var("SESSION_ABSOLUTE_LIFETIME_SECS").ok();
+        Ok(config.absolute_lifetime(parse_lifetime(lifetime.as_deref())?))
     }
     // ANCHOR_END: from_env
 
@@ -222,6 +242,12 @@ impl SessionConfig {
     /// Sets how long a session lives after it was last written.
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = max_age;
+        self
+    }
+
+    /// Sets how long a session may live since it started, however active.
+    pub fn absolute_lifetime(mut self, lifetime: Duration) -> Self {
+        self.absolute_lifetime = lifetime;
         self
     }
 
@@ -291,6 +317,49 @@ pub async fn touch(session: &Session) -> Result<bool, session::Error> {
     Ok(true)
 }
 // ANCHOR_END: touch
+
+/// `SESSION_ABSOLUTE_LIFETIME_SECS`: unset or empty is the default.
+pub fn parse_lifetime(
+    seconds: Option<&str>,
+) -> Result<Duration, SessionConfigError> {
+    match seconds.map(str::trim).filter(|value| !value.is_empty()) {
+        None => Ok(DEFAULT_ABSOLUTE_LIFETIME),
+        Some(value) => match value.parse::<u32>() {
+            Ok(seconds) if seconds > 0 => {
+                Ok(Duration::seconds(i64::from(seconds)))
+            }
+            _ => Err(SessionConfigError::InvalidAbsoluteLifetime(
+                value.to_owned(),
+            )),
+        },
+    }
+}
+
+// ANCHOR: absolute_lifetime
+/// The session key holding when the session started (a login, in later
+/// steps), in Unix milliseconds. Renewals never change it.
+pub const STARTED_AT_KEY: &str = "started_at";
+
+/// Marks now as the start of `session`'s absolute lifetime.
+pub async fn start(session: &Session) -> Result<(), session::Error> {
+    session.insert(STARTED_AT_KEY, now_ms()).await
+}
+
+/// Whether `session` started more than `lifetime` ago. Idle expiry ends a
+/// session nobody uses; this ends one that is used every day, so that a
+/// stolen cookie kept busy by a script still dies. A session never
+/// [`start`]ed has no absolute lifetime.
+pub async fn outlived(
+    session: &Session,
+    lifetime: Duration,
+) -> Result<bool, session::Error> {
+    let Some(started_at) = session.get::<u64>(STARTED_AT_KEY).await? else {
+        return Ok(false);
+    };
+    let age = i128::from(now_ms()) - i128::from(started_at);
+    Ok(age >= lifetime.whole_milliseconds())
+}
+// ANCHOR_END: absolute_lifetime
 
 // ANCHOR: key_from_secret
 /// Turns `SESSION_SECRET` into the cookie key, using every byte of it.

@@ -161,6 +161,24 @@ impl fmt::Debug for Credentials {
 }
 // ANCHOR_END: credentials
 
+/// The body of `POST /password`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChange {
+    /// The password the user has now: whoever holds only a cookie does not
+    /// know it.
+    pub current_password: String,
+    /// The password to have from now on (the register's rules apply).
+    pub new_password: String,
+}
+
+// Not derived, for the same reason as `Credentials`'.
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChange").finish_non_exhaustive()
+    }
+}
+
 // ANCHOR: json_or_form
 /// A body extractor that accepts JSON (`fetch`) and urlencoded forms (`<form
 /// method=post>`), like `express.json()` plus `express.urlencoded()`, and

@@ -13,7 +13,8 @@
 //! - [`hashing`]: Argon2, a few hashes at a time, in reused memory.
 //! - [`limits`]: the throttles on `/login` and `/register`, and `RATE_LIMITS`.
 //! - [`middleware`]: `passport.session()` and the `req.user` extractors.
-//! - [`routes`]: `/register`, `/login`, `/logout`, `/me`.
+//! - [`routes`]: `/register`, `/login`, `/logout`, `/me`,
+//!   `/logout-everywhere`, `/password`.
 //!
 //! [`app`] puts them together with a login page and a page only logged-in users
 //! may see.
@@ -32,7 +33,7 @@ use axum::routing::get;
 use tower_sessions::service::SignedCookie;
 use tower_sessions::{SessionManagerLayer, SessionStore};
 
-pub use api::{ApiError, Credentials, JsonOrForm};
+pub use api::{ApiError, Credentials, JsonOrForm, PasswordChange};
 /// The argon2 crate, for [`Passport::with_hasher_params`]'s `argon2::Params`.
 pub use argon2;
 pub use hashing::HashPool;
@@ -45,11 +46,13 @@ pub use middleware::{
     require_login,
 };
 pub use passport::{
-    AuthError, LogoutEvent, Passport, RegisterError, canonical_username,
+    AuthError, LogoutEvent, LogoutScope, Passport, RegisterError,
+    canonical_username,
 };
 pub use routes::{INVALID_CREDENTIALS, auth_routes};
 pub use store::{
     CreateUserError, MemoryUserStore, StoreError, User, UserStore,
+    end_sessions_in_sqlite,
 };
 
 // ANCHOR: app

@@ -32,7 +32,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // The throttles and the Argon2 bound: LOGIN_ATTEMPTS_PER_ADDRESS,
     // RATE_LIMITS and friends.
     let passport = Passport::new(MemoryUserStore::new())
-        .with_limits(AuthLimits::from_env()?);
+        .with_limits(AuthLimits::from_env()?)
+        .with_absolute_lifetime(config.absolute_lifetime);
     seed_demo_users(&passport).await?;
 
     let listener =

@@ -7,6 +7,7 @@
 //! | `deserializeUser`             | [`Passport::deserialize`]     |
 //! | `req.login(user)`             | [`Passport::login`]           |
 //! | `req.logout()`                | [`Passport::logout`]          |
+//! | (nothing built in)            | [`Passport::logout_everywhere`], [`Passport::change_password`] |
 //!
 //! A `Passport` is cheap to clone and holds no per-request data: the request's
 //! data lives in its [`Session`]. That is why every method takes the session as
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use argon2::Params;
 use argon2::password_hash;
 use tower_sessions::Session;
+use tower_sessions::cookie::time::Duration;
 use tower_sessions::session::Id;
 use unicode_normalization::UnicodeNormalization;
 
@@ -29,6 +31,10 @@ use crate::store::{CreateUserError, StoreError, User, UserStore};
 /// Passport.js keeps it at `req.session.passport.user`; this is the same idea
 /// under a flat key.
 pub const SESSION_USER_ID_KEY: &str = "passport.user";
+
+/// The session key holding the user's session epoch as it was at login (see
+/// [`UserStore::find_with_epoch`]).
+pub const SESSION_EPOCH_KEY: &str = "passport.epoch";
 
 /// The fewest characters a password may have.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -52,6 +58,9 @@ pub struct Passport<U> {
     /// [`crate::limits`]).
     throttle: Arc<AuthThrottle>,
     logout_hooks: Vec<LogoutHook>,
+    /// How long a login lasts, however active (step 2's
+    /// `absolute_lifetime`).
+    absolute_lifetime: Duration,
 }
 
 type LogoutHook = Arc<dyn Fn(&LogoutEvent) + Send + Sync>;
@@ -65,8 +74,26 @@ pub struct LogoutEvent {
     pub session_id: Option<Id>,
     /// Who was logged in on it, if anyone.
     pub user: Option<User>,
+    /// Which sessions end: this one, or the user's.
+    pub scope: LogoutScope,
 }
 // ANCHOR_END: passport
+
+/// Which sessions a [`LogoutEvent`] ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// `session_id` only: a logout, or a login that replaces the session.
+    ThisSession,
+    /// Every session of `user`: `POST /logout-everywhere`.
+    EveryUserSession,
+    /// Every session of `user` but `session_id`, which goes on under the new
+    /// id `kept_as`: a password change.
+    OtherUserSessions {
+        /// The id `session_id` was given, so that what belongs to the
+        /// session (its sockets) can follow it.
+        kept_as: Option<Id>,
+    },
+}
 
 // ANCHOR: new
 impl<U: UserStore> Passport<U> {
@@ -98,7 +125,15 @@ impl<U: UserStore> Passport<U> {
             dummy_hash: dummy_hash.into(),
             throttle: Arc::new(AuthThrottle::new(limits)),
             logout_hooks: Vec::new(),
+            absolute_lifetime: step02_sessions::DEFAULT_ABSOLUTE_LIFETIME,
         }
+    }
+
+    /// The same passport, logging out a session `lifetime` after its login
+    /// however active it is: pass `SessionConfig::absolute_lifetime`.
+    pub fn with_absolute_lifetime(mut self, lifetime: Duration) -> Self {
+        self.absolute_lifetime = lifetime;
+        self
     }
 }
 // ANCHOR_END: new
@@ -196,6 +231,7 @@ impl<U: UserStore> Passport<U> {
             self.run_logout_hooks(&LogoutEvent {
                 session_id: Some(old_id),
                 user: before,
+                scope: LogoutScope::ThisSession,
             });
         }
         // Session fixation: if an attacker planted a session id in the victim's
@@ -207,8 +243,13 @@ impl<U: UserStore> Passport<U> {
         // about the user is loaded fresh on each request, so a rename or a
         // deletion is seen at once.
         session.insert(SESSION_USER_ID_KEY, user.id).await?;
-        // From now on, activity keeps the session alive (`passport_session`
-        // touches it).
+        // The user's session epoch today: moving it on later ends this session.
+        let epoch = self.users.find_with_epoch(user.id).await?;
+        let epoch = epoch.map_or(0, |(_, epoch)| epoch);
+        session.insert(SESSION_EPOCH_KEY, epoch).await?;
+        // The absolute lifetime counts from here; activity keeps the session
+        // alive until then (`passport_session` touches it).
+        step02_sessions::start(session).await?;
         step02_sessions::renew(session).await?;
         Ok(())
     }
@@ -219,7 +260,8 @@ impl<U: UserStore> Passport<U> {
     ///
     /// A session whose user no longer exists is "not logged in" (and forgets
     /// the id), not an error: deleting an account must not turn its open
-    /// sessions into 500 pages.
+    /// sessions into 500 pages. So is a session that the user ended from
+    /// elsewhere, or that outlived its absolute lifetime: it is destroyed.
     pub async fn deserialize(
         &self,
         session: &Session,
@@ -228,8 +270,16 @@ impl<U: UserStore> Passport<U> {
         else {
             return Ok(None);
         };
-        match self.users.find_by_id(user_id).await? {
-            Some(user) => Ok(Some(user)),
+        match self.users.find_with_epoch(user_id).await? {
+            Some((user, epoch)) => {
+                if self.still_valid(session, epoch).await? {
+                    return Ok(Some(user));
+                }
+                tracing::info!(user_id, "session ended or too old");
+                self.end(session, Some(user), LogoutScope::ThisSession)
+                    .await?;
+                Ok(None)
+            }
             None => {
                 tracing::info!(
                     user_id,
@@ -241,6 +291,22 @@ impl<U: UserStore> Passport<U> {
         }
     }
     // ANCHOR_END: deserialize
+
+    // ANCHOR: still_valid
+    /// Whether a logged-in session still counts: its copy of the session
+    /// epoch is the user's `epoch` (no logout everywhere, no password change
+    /// since its login), and its login is younger than the absolute lifetime.
+    async fn still_valid(
+        &self,
+        session: &Session,
+        epoch: i64,
+    ) -> Result<bool, AuthError> {
+        let copy = session.get::<i64>(SESSION_EPOCH_KEY).await?;
+        let lifetime = self.absolute_lifetime;
+        Ok(copy.unwrap_or(0) == epoch
+            && !step02_sessions::outlived(session, lifetime).await?)
+    }
+    // ANCHOR_END: still_valid
 
     // ANCHOR: logout
     /// `req.logout()`: runs the [`Passport::on_logout`] hooks, then destroys
@@ -256,11 +322,23 @@ impl<U: UserStore> Passport<U> {
             );
             None
         });
+        self.end(session, user, LogoutScope::ThisSession).await
+    }
+
+    /// Runs the hooks for `scope`, then destroys `session`.
+    async fn end(
+        &self,
+        session: &Session,
+        user: Option<User>,
+        scope: LogoutScope,
+    ) -> Result<(), AuthError> {
         // Read after `deserialize`: loading the session drops an id the store
         // does not know.
+        let session_id = session.id();
         self.run_logout_hooks(&LogoutEvent {
-            session_id: session.id(),
+            session_id,
             user,
+            scope,
         });
         // Not just removing the user id: anything else the session held (a
         // cart, a flash message) was the logged-in user's too.
@@ -268,6 +346,57 @@ impl<U: UserStore> Passport<U> {
         Ok(())
     }
     // ANCHOR_END: logout
+
+    // ANCHOR: logout_everywhere
+    /// "Log out everywhere": ends every session of `user`, this one too.
+    /// Moving the epoch on makes every other session, wherever it is stored,
+    /// log out when next read; the hooks close the sockets now.
+    pub async fn logout_everywhere(
+        &self,
+        session: &Session,
+        user: &User,
+    ) -> Result<(), AuthError> {
+        self.users.end_sessions(user.id, None).await?;
+        let scope = LogoutScope::EveryUserSession;
+        self.end(session, Some(user.clone()), scope).await
+    }
+    // ANCHOR_END: logout_everywhere
+
+    // ANCHOR: change_password
+    /// Gives `user` a new password (the caller checked the current one),
+    /// keeps this session logged in under a new id, and ends every other
+    /// session of the user: whoever learnt the old password, or stole a
+    /// cookie, is out. `Ok(false)` if the user no longer exists.
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        user: &User,
+        new_password: &str,
+    ) -> Result<bool, RegisterError> {
+        validate_password(new_password)?;
+        let hash = self.hashes.hash(new_password).await?;
+        let users = &self.users;
+        let ended = users.end_sessions(user.id, Some(&hash)).await;
+        let Some(epoch) = ended.map_err(AuthError::from)? else {
+            return Ok(false);
+        };
+        // A change of privilege, like a login: a new id (OWASP), saved now so
+        // that the hooks can tell this session's sockets where it went.
+        let old_id = session.id();
+        session.cycle_id().await.map_err(AuthError::from)?;
+        let epoch_copy = session.insert(SESSION_EPOCH_KEY, epoch).await;
+        epoch_copy.map_err(AuthError::from)?;
+        session.save().await.map_err(AuthError::from)?;
+        self.run_logout_hooks(&LogoutEvent {
+            session_id: old_id,
+            user: Some(user.clone()),
+            scope: LogoutScope::OtherUserSessions {
+                kept_as: session.id(),
+            },
+        });
+        Ok(true)
+    }
+    // ANCHOR_END: change_password
 
     fn run_logout_hooks(&self, event: &LogoutEvent) {
         for hook in &self.logout_hooks {
@@ -343,6 +472,7 @@ impl<U: fmt::Debug> fmt::Debug for Passport<U> {
             .field("hashes", &self.hashes)
             .field("throttle", &self.throttle)
             .field("logout_hooks", &self.logout_hooks.len())
+            .field("absolute_lifetime", &self.absolute_lifetime)
             .finish_non_exhaustive()
     }
 }

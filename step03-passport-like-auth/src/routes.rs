@@ -1,4 +1,4 @@
-//! The four JSON routes of the HTTP contract. Step04 and step05 merge
+//! The JSON routes of the HTTP contract. Step04 and step05 merge
 //! [`auth_routes`] into their own routers unchanged.
 
 use axum::extract::State;
@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_sessions::Session;
 
-use crate::api::{ApiError, Credentials, JsonOrForm, SmallBody};
+use crate::api::{
+    ApiError, Credentials, JsonOrForm, PasswordChange, SmallBody,
+};
 use crate::limits::ClientAddress;
 use crate::middleware::CurrentUser;
 use crate::passport::Passport;
@@ -17,7 +19,8 @@ use crate::store::{User, UserStore};
 pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
 
 // ANCHOR: auth_routes
-/// `POST /register`, `POST /login`, `POST /logout` and `GET /me`.
+/// `POST /register`, `POST /login`, `POST /logout`, `GET /me`, and the
+/// routes that end sessions: `POST /logout-everywhere`, `POST /password`.
 ///
 /// The router still needs its state (`.with_state(passport)`), the
 /// [`crate::passport_layer`] for `/me`, and the session layer around both.
@@ -27,6 +30,8 @@ pub fn auth_routes<U: UserStore>() -> Router<Passport<U>> {
         .route("/login", post(login::<U>))
         .route("/logout", post(logout::<U>))
         .route("/me", get(me))
+        .route("/logout-everywhere", post(logout_everywhere::<U>))
+        .route("/password", post(change_password::<U>))
 }
 // ANCHOR_END: auth_routes
 
@@ -97,6 +102,49 @@ async fn me(CurrentUser(user): CurrentUser) -> Json<User> {
     Json(user)
 }
 // ANCHOR_END: logout_me
+
+// ANCHOR: end_sessions
+/// `POST /logout-everywhere`: every session of this user ends, this one
+/// too, and every socket of the user closes.
+async fn logout_everywhere<U: UserStore>(
+    State(passport): State<Passport<U>>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    _: SmallBody,
+) -> Result<StatusCode, ApiError> {
+    passport.logout_everywhere(&session, &user).await?;
+    tracing::info!(user.id, user.username, "logged out everywhere");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /password`: the current password, checked like a login (and
+/// throttled like one: a stolen cookie must not become a free guessing
+/// machine), then the new one. This session stays; the others end.
+async fn change_password<U: UserStore>(
+    State(passport): State<Passport<U>>,
+    ClientAddress(address): ClientAddress,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    JsonOrForm(change): JsonOrForm<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let name = &user.username;
+    passport.throttle().login_attempt(address, name)?;
+    let current = passport.authenticate(name, &change.current_password);
+    if current.await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            INVALID_CREDENTIALS,
+        ));
+    }
+    passport.throttle().login_succeeded(address, name);
+    let new = &change.new_password;
+    if !passport.change_password(&session, &user, new).await? {
+        return Err(ApiError::unauthorized()); // deleted meanwhile
+    }
+    tracing::info!(user.id, user.username, "changed password");
+    Ok(StatusCode::NO_CONTENT)
+}
+// ANCHOR_END: end_sessions
 
 /// Compile-time checks, not run: each function compiles only if the future it
 /// names is `Send`. When a route fails with "`Handler<_, _>` is not

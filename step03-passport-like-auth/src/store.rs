@@ -33,7 +33,8 @@ pub struct User {
 /// A user together with their password hash (a PHC string).
 pub type UserWithHash = (User, String);
 
-/// The three questions a login system asks about users.
+/// The three questions a login system asks about users (and, below, two that
+/// let a user end their sessions).
 ///
 /// Each method returns `impl Future + Send` rather than being an `async fn`: an
 /// axum handler's future must be `Send` (tokio may move it between threads),
@@ -47,12 +48,13 @@ pub type UserWithHash = (User, String);
 /// wake up as the next user to get the same id. (In SQLite: `INTEGER PRIMARY
 /// KEY AUTOINCREMENT`.)
 pub trait UserStore: Clone + Send + Sync + 'static {
-    /// The user with this id, if it (still) exists. Used on every request by
-    /// [`crate::Passport::deserialize`].
+    /// The user with this id, if it (still) exists: see `find_with_epoch`.
     fn find_by_id(
         &self,
         id: i64,
-    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send {
+        async move { Ok(self.find_with_epoch(id).await?.map(|(user, _)| user)) }
+    }
 
     /// The user with this name together with their password hash (a PHC
     /// string), for the login strategy only.
@@ -68,8 +70,51 @@ pub trait UserStore: Clone + Send + Sync + 'static {
         username: &str,
         password_hash: &str,
     ) -> impl Future<Output = Result<User, CreateUserError>> + Send;
+    // ANCHOR_END: user_store
+
+    // ANCHOR: session_epoch
+    /// [`UserStore::find_by_id`], with the user's session epoch: a counter
+    /// that [`crate::Passport::login`] copies into the session, and that ends
+    /// every session holding an older copy when it moves. Asked on every
+    /// request by [`crate::Passport::deserialize`], so in one query.
+    fn find_with_epoch(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<(User, i64)>, StoreError>> + Send;
+
+    /// Moves the user's session epoch on, which ends every session of the
+    /// user; with a `new_password_hash`, stores it too, both or neither (a
+    /// password change). The new epoch, or `None` if there is no such user.
+    fn end_sessions(
+        &self,
+        id: i64,
+        new_password_hash: Option<&str>,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
-// ANCHOR_END: user_store
+// ANCHOR_END: session_epoch
+
+// ANCHOR: end_sessions_in_sqlite
+/// [`UserStore::end_sessions`] over a SQLite `users` table with a
+/// `session_epoch` column (step 5's, which the Node twin shares): one
+/// statement, so the new hash and the new epoch are stored together or not
+/// at all.
+pub async fn end_sessions_in_sqlite(
+    pool: &sqlx::SqlitePool,
+    id: i64,
+    new_password_hash: Option<&str>,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(
+        "UPDATE users SET session_epoch = session_epoch + 1, \
+         password_hash = coalesce(?, password_hash) \
+         WHERE id = ? RETURNING session_epoch",
+    )
+    .bind(new_password_hash)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::new)
+}
+// ANCHOR_END: end_sessions_in_sqlite
 
 /// The user store itself failed: a lost database connection, a full disk. Not
 /// the user's fault, so it ends up as a 500 (see [`crate::AuthError`]).
@@ -113,15 +158,16 @@ struct MemoryUsers {
     /// The last id handed out. Only ever grows, so a deleted user's id is never
     /// reused.
     last_id: i64,
-    /// id → (user, PHC password hash)
-    by_id: BTreeMap<i64, (User, String)>,
+    /// id → (user, PHC password hash, session epoch)
+    by_id: BTreeMap<i64, (User, String, i64)>,
 }
 
 impl MemoryUsers {
-    fn find_by_name(&self, username: &str) -> Option<&(User, String)> {
+    fn find_by_name(&self, username: &str) -> Option<(User, String)> {
         self.by_id
             .values()
-            .find(|(user, _)| user.username.eq_ignore_ascii_case(username))
+            .find(|(user, ..)| user.username.eq_ignore_ascii_case(username))
+            .map(|(user, hash, _)| (user.clone(), hash.clone()))
     }
 }
 // ANCHOR_END: memory_store
@@ -156,15 +202,11 @@ impl MemoryUserStore {
 // never across an `.await`, so nothing can be stuck waiting on it while holding
 // up the runtime.
 impl UserStore for MemoryUserStore {
-    async fn find_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        Ok(self.read().by_id.get(&id).map(|(user, _)| user.clone()))
-    }
-
     async fn find_credentials(
         &self,
         username: &str,
     ) -> Result<Option<(User, String)>, StoreError> {
-        Ok(self.read().find_by_name(username).cloned())
+        Ok(self.read().find_by_name(username))
     }
 
     async fn create(
@@ -183,10 +225,34 @@ impl UserStore for MemoryUserStore {
             id: users.last_id,
             username: username.to_owned(),
         };
-        users
-            .by_id
-            .insert(user.id, (user.clone(), password_hash.to_owned()));
+        let account = (user.clone(), password_hash.to_owned(), 0);
+        users.by_id.insert(user.id, account);
         Ok(user)
     }
+    // ANCHOR_END: memory_store_impl
+
+    async fn find_with_epoch(
+        &self,
+        id: i64,
+    ) -> Result<Option<(User, i64)>, StoreError> {
+        let users = self.read();
+        let found = users.by_id.get(&id);
+        Ok(found.map(|(user, _, epoch)| (user.clone(), *epoch)))
+    }
+
+    async fn end_sessions(
+        &self,
+        id: i64,
+        new_password_hash: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        // Under one write lock: the new hash and the new epoch together.
+        let mut users = self.write();
+        Ok(users.by_id.get_mut(&id).map(|(_, hash, epoch)| {
+            if let Some(new_hash) = new_password_hash {
+                new_hash.clone_into(hash);
+            }
+            *epoch += 1;
+            *epoch
+        }))
+    }
 }
-// ANCHOR_END: memory_store_impl

@@ -506,9 +506,6 @@ async fn a_user_deleted_after_login_is_simply_logged_out() {
 struct BrokenStore;
 
 impl UserStore for BrokenStore {
-    async fn find_by_id(&self, _id: i64) -> Result<Option<User>, StoreError> {
-        Err(StoreError::new("database is down"))
-    }
     async fn find_credentials(
         &self,
         _: &str,
@@ -517,6 +514,19 @@ impl UserStore for BrokenStore {
     }
     async fn create(&self, _: &str, _: &str) -> Result<User, CreateUserError> {
         Err(StoreError::new("database is down").into())
+    }
+    async fn find_with_epoch(
+        &self,
+        _: i64,
+    ) -> Result<Option<(User, i64)>, StoreError> {
+        Err(StoreError::new("database is down"))
+    }
+    async fn end_sessions(
+        &self,
+        _: i64,
+        _: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        Err(StoreError::new("database is down"))
     }
 }
 

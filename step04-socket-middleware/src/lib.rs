@@ -107,6 +107,20 @@ impl SocketSettings {
         tracing::info!(limits = ?settings.limits, "socket limits");
         Ok(settings)
     }
+
+    /// A Socket.IO builder with these settings: the limits applied, the
+    /// allowed origins ([`check_origin`]'s state) and the session watch's
+    /// [`SessionWatch`] over `store`.
+    pub fn io_builder<S: SessionStore + Clone>(
+        &self,
+        store: &S,
+    ) -> socketioxide::SocketIoBuilder {
+        let store = Arc::new(store.clone());
+        let every = self.session_recheck;
+        (self.limits.apply(SocketIo::builder()))
+            .with_state(self.allowed_origins.clone())
+            .with_state(SessionWatch { store, every })
+    }
 }
 
 // ANCHOR: stores
@@ -158,6 +172,8 @@ impl Demo {
         // Users and sessions in memory, together: a restart forgets both (see
         // `in_memory_stores`).
         let (passport, store) = demo_stores().await?;
+        let passport =
+            passport.with_absolute_lifetime(sessions.absolute_lifetime);
         let addr = step01_http_vs_socket::listen_addr_from_env()?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let settings = SocketSettings::from_env(listener.local_addr()?.port())?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
-use step03_passport_like_auth::LogoutEvent;
+use step03_passport_like_auth::{LogoutEvent, LogoutScope};
 use tokio_util::sync::CancellationToken;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
@@ -40,21 +40,32 @@ pub fn user_room(user_id: i64) -> String {
 
 // ANCHOR: disconnect_on_logout
 /// A logout hook for step 3's `Passport::on_logout`: disconnects every socket
-/// that was opened with the session being destroyed. The client sees
-/// `disconnect` with the reason `io server disconnect`, and does not reconnect
-/// by itself after that reason.
+/// that was opened with the sessions that end: the one being destroyed, or
+/// all of its user's (log out everywhere), or all but this one (a password
+/// change). The client sees `disconnect` with the reason
+/// `io server disconnect`, and does not reconnect by itself after that
+/// reason.
 pub fn disconnect_on_logout<A: Adapter>(
     io: SocketIo<A>,
 ) -> impl Fn(&LogoutEvent) + Send + Sync + 'static {
     move |event: &LogoutEvent| {
-        let Some(session_id) = event.session_id else {
-            return; // no session, so no socket can have been opened with it
+        let session = event.session_id.map(session_room);
+        let user = event.user.as_ref().map(|user| user_room(user.id));
+        let (room, except) = match (event.scope, session, user) {
+            (LogoutScope::ThisSession, Some(session), _) => (session, vec![]),
+            (LogoutScope::EveryUserSession, _, Some(user)) => (user, vec![]),
+            (LogoutScope::OtherUserSessions { kept_as }, old, Some(user)) => {
+                let new =
+                    kept_as.map(|id| follow_session(&io, old.as_ref(), id));
+                (user, old.into_iter().chain(new).collect())
+            }
+            // No session or no user: no socket can have been opened with it.
+            _ => return,
         };
         let io = io.clone();
         tokio::spawn(async move {
-            if let Err(error) =
-                io.to(session_room(session_id)).disconnect().await
-            {
+            let sockets = io.to(room).except(except);
+            if let Err(error) = sockets.disconnect().await {
                 tracing::error!(
                     %error,
                     "could not disconnect the sockets of a closed session"
@@ -63,7 +74,32 @@ pub fn disconnect_on_logout<A: Adapter>(
         });
     }
 }
+
 // ANCHOR_END: disconnect_on_logout
+
+// ANCHOR: follow_session
+/// The sockets of this process in room `old` now belong to session `id`: they
+/// change rooms, and their session watch reads the new id. Returns the new
+/// room.
+fn follow_session<A: Adapter>(
+    io: &SocketIo<A>,
+    old: Option<&String>,
+    id: Id,
+) -> String {
+    let new = session_room(id);
+    for socket in old
+        .map(|old| io.to(old.clone()).sockets())
+        .unwrap_or_default()
+    {
+        socket.extensions.insert(SocketSession(id));
+        socket.join(new.clone());
+        if let Some(old) = old {
+            socket.leave(old.clone());
+        }
+    }
+    new
+}
+// ANCHOR_END: follow_session
 
 // ANCHOR: watch_session
 /// Re-reads the socket's session from the store every `every`, and disconnects
@@ -75,24 +111,27 @@ pub async fn watch_session<A: Adapter>(
     store: Arc<dyn SessionStore>,
     every: Duration,
 ) {
-    let Some(SocketSession(session_id)) =
-        socket.extensions.get::<SocketSession>()
-    else {
-        return; // not an authenticated socket: nothing to watch
-    };
     // Ends at the first tick after the socket closed, or at once if its
     // disconnect handler calls `let_go` (holding a closed socket holds its
     // queue).
     let closed = closed_signal(&socket);
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await; // immediate: the handshake just checked the session
+    // Gone twice in a row, not once: a password change deletes the old id a
+    // moment before the socket learns the new one (`follow_session`).
+    let mut missing = false;
     while socket.connected() {
         tokio::select! {
             () = closed.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        match store.load(&session_id).await {
-            Ok(Some(_)) => continue,
+        // Read each time, for the same reason.
+        let Some(SocketSession(id)) = socket.extensions.get() else {
+            return; // not an authenticated socket: nothing to watch
+        };
+        match store.load(&id).await {
+            Ok(Some(_)) => missing = false,
+            Ok(None) if !missing => missing = true,
             Ok(None) => return end_session(socket),
             // A store hiccup is no proof that the session is gone: retry.
             Err(error) => {

@@ -495,3 +495,48 @@ async fn the_page_walks_through_refusal_login_and_logout_in_a_real_browser() {
     assert_eq!(report["errors"], json!([]), "page errors: {report}");
     assert_eq!(report["read"]["corners"], "8px", "{report}");
 }
+
+#[tokio::test]
+async fn a_password_change_keeps_this_sessions_sockets_under_its_new_id() {
+    let app = spawn_app_with(Options {
+        session_recheck: Duration::from_millis(100),
+        ..Options::default()
+    })
+    .await;
+    let laptop = app.login("alice").await;
+    let phone = app.login("alice").await;
+    let kept = app.socket(Some(&laptop), None, json!({})).await;
+    let closed = app.socket(Some(&phone), None, json!({})).await;
+    kept.expect_connect().await;
+    closed.expect_connect().await;
+
+    let change = json!({
+        "currentPassword": PASSWORD,
+        "newPassword": "a brand new password",
+    });
+    let response = app
+        .http
+        .post(app.url("/password"))
+        .header("cookie", &laptop)
+        .json(&change)
+        .send()
+        .await
+        .expect("POST /password");
+    assert_eq!(response.status(), 204);
+    let renewed = testkit::session_cookie(&response).expect("a new cookie");
+
+    let disconnect = closed.next_named("disconnect").await;
+    assert_eq!(disconnect.raw["reason"], "io server disconnect");
+    // The old id is gone from the store; the session watch (every 100 ms)
+    // must look for the new one, or it would end this socket.
+    let ended = kept
+        .try_next_named("session ended", Duration::from_secs(1))
+        .await;
+    assert!(ended.is_none(), "the kept socket was ended: {ended:?}");
+    let me = kept.emit_with_ack("whoami", json!([])).await;
+    assert_eq!(me["username"], "alice");
+    // It now belongs to the renewed session: its logout closes it.
+    assert_eq!(app.logout(&renewed).await, 204);
+    let disconnect = kept.next_named("disconnect").await;
+    assert_eq!(disconnect.raw["reason"], "io server disconnect");
+}

@@ -22,8 +22,6 @@ mod presence;
 pub mod users;
 pub mod validation;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
@@ -31,9 +29,7 @@ use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::{Passport, auth_routes};
-use step04_socket_middleware::{
-    SessionWatch, authenticate_socket, check_origin,
-};
+use step04_socket_middleware::{authenticate_socket, check_origin};
 use step04_socket_middleware::{disconnect_on_logout, with_session_layers};
 
 pub use config::ChatConfig;
@@ -68,19 +64,16 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     let sessions = db::session_store(&pool);
     let users = SqliteUserStore::new(pool.clone());
     let passport = Passport::with_hasher_params(users, config.hashing.clone())
-        .with_limits(config.auth_limits.clone());
+        .with_limits(config.auth_limits.clone())
+        .with_absolute_lifetime(config.sessions.absolute_lifetime);
     let chat = Chat::new(MessageStore::new(pool), &config);
     let tasks = chat.tasks.clone();
     step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
     // ANCHOR_END: build
     // ANCHOR: build_socket_io
-    let store = Arc::new(sessions.clone());
-    let watch = SessionWatch { store, every: config.sockets.session_recheck };
-    let (socket_layer, io) = (config.sockets.limits.apply(SocketIo::builder()))
+    let (socket_layer, io) = (config.sockets.io_builder(&sessions))
         .max_buffer_size(config.socket_buffer)
-        .with_state(config.sockets.allowed_origins.clone())
         .with_state(chat)
-        .with_state(watch)
         .build_layer();
     // ANCHOR: chat_namespace
     // Chapter 4's chain (origin first, then the session's user), then at most
@@ -97,14 +90,13 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
         .route("/", get(page))
         .merge(auth_routes::<SqliteUserStore>())
         .with_state(passport.clone());
-    let (session_config, sockets) = (&config.sessions, &config.sockets);
     let router = with_session_layers(
         routes,
         socket_layer,
         passport,
-        session_config,
+        &config.sessions,
         sessions,
-        sockets,
+        &config.sockets,
     );
     Ok(ChatServer { router, io, tasks })
 }

@@ -1,8 +1,8 @@
 //! Users in SQLite: step 3's [`UserStore`], answered from a table instead of a
-//! map. Passport asks only the trait's three questions, so this is the whole
-//! change: registration, login and `req.user` now survive a restart.
+//! map: registration, login and `req.user` now survive a restart.
 
 use sqlx::SqlitePool;
+use step03_passport_like_auth::end_sessions_in_sqlite;
 use step03_passport_like_auth::{CreateUserError, StoreError, User, UserStore};
 
 use crate::db::now_millis;
@@ -23,14 +23,18 @@ impl SqliteUserStore {
 // `async fn` here satisfies the trait's `impl Future + Send`: the compiler
 // checks that each future is `Send`.
 impl UserStore for SqliteUserStore {
-    async fn find_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, username FROM users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::new)?;
-        Ok(row.map(|(id, username)| User { id, username }))
+    async fn find_with_epoch(
+        &self,
+        id: i64,
+    ) -> Result<Option<(User, i64)>, StoreError> {
+        let row: Option<(i64, String, i64)> = sqlx::query_as(
+            "SELECT id, username, session_epoch FROM users WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)?;
+        Ok(row.map(|(id, username, epoch)| (User { id, username }, epoch)))
     }
 
     async fn find_credentials(
@@ -59,20 +63,17 @@ impl UserStore for SqliteUserStore {
         // No "SELECT first, then INSERT": two registrations could both pass the
         // SELECT. The UNIQUE constraint makes the database the one place that
         // decides, atomically.
-        let inserted = sqlx::query(
+        let inserted = sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, created_at) \
-             VALUES (?, ?, ?)",
+             VALUES (?, ?, ?) RETURNING id",
         )
         .bind(username)
         .bind(password_hash)
         .bind(now_millis())
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await;
         match inserted {
-            Ok(done) => Ok(User {
-                id: done.last_insert_rowid(),
-                username: username.to_owned(),
-            }),
+            Ok(id) => Ok(User { id, username: username.to_owned() }),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(CreateUserError::Taken)
             }
@@ -80,6 +81,14 @@ impl UserStore for SqliteUserStore {
         }
     }
     // ANCHOR_END: create_user
+
+    async fn end_sessions(
+        &self,
+        id: i64,
+        new_hash: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        end_sessions_in_sqlite(&self.pool, id, new_hash).await
+    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ export function build(config, httpServer) {
     authLimits.hashWorkers,
     authLimits.hashQueue,
   );
-  const passport = createPassport(users, hashes);
+  const passport = createPassport(users, hashes, config.sessions);
   const sessions = session({
     name: config.sessions.cookieName,
     secret: config.sessions.secret,

@@ -54,8 +54,12 @@ export function chatConfigFromEnv(env, address) {
       secret: sessionSecret(env.SESSION_SECRET),
       secure: cookieSecure(env.COOKIE_SECURE),
       maxAgeMs: 30 * 24 * 60 * 60 * 1000, // 30 days, as in the walkthrough
+      // However active: a login lasts this long at most (90 days).
+      absoluteLifetimeMs:
+        1000 * number(env, "SESSION_ABSOLUTE_LIFETIME_SECS", 90 * 24 * 3600),
       cookieName: "id", // not `connect.sid`: no need to name the framework
-      recheckMs: 30_000, // how often a live socket re-reads its session
+      // How often a live socket re-reads its session.
+      recheckMs: test.sessionRecheckMs ?? 30_000,
     },
     allowedOrigins: allowedOrigins(address, env.ALLOWED_ORIGINS ?? ""),
     sockets: {

@@ -26,8 +26,11 @@ export function canonicalUsername(username) {
 }
 
 // ANCHOR: passport
-/** A Passport instance for `users`, hashing with `hashes`. */
-export function createPassport(users, hashes) {
+/**
+ * A Passport instance for `users`, hashing with `hashes`; a login lasts
+ * `sessions.absoluteLifetimeMs` at most, however active.
+ */
+export function createPassport(users, hashes, sessions) {
   const passport = new Passport();
   // A hash of a password nobody knows: a login for an unknown name is
   // checked against it, so that it takes as long as a wrong password.
@@ -47,15 +50,38 @@ export function createPassport(users, hashes) {
     }),
   );
   // Only the id goes into the session; the user is loaded on each request,
-  // so a rename or a deletion is seen at once.
-  passport.serializeUser((user, done) => done(null, user.id));
-  // A session whose user no longer exists is "not logged in", not an error.
-  passport.deserializeUser((id, done) => {
-    done(null, users.findById(id) ?? false);
+  // so a rename or a deletion is seen at once. Beside it (with `req`, the
+  // three-argument form): the user's session epoch and when the login was.
+  passport.serializeUser((req, user, done) => {
+    req.session.epoch = users.findWithEpoch(user.id)?.epoch ?? 0;
+    req.session.startedAt = Date.now();
+    done(null, user.id);
+  });
+  // A session whose user no longer exists is "not logged in", not an error;
+  // so is one the user ended elsewhere, or older than its absolute lifetime.
+  passport.deserializeUser((req, id, done) => {
+    const found = users.findWithEpoch(id);
+    if (found === null) return done(null, false);
+    const age = Date.now() - (req.session.startedAt ?? Date.now());
+    const valid =
+      (req.session.epoch ?? 0) === found.epoch &&
+      age < sessions.absoluteLifetimeMs;
+    if (valid) return done(null, found.user);
+    delete req.session.epoch;
+    delete req.session.startedAt;
+    done(null, false); // and Passport forgets the user id
   });
   return passport;
 }
 // ANCHOR_END: passport
+
+/** The register's password rule: a 400 if `password` breaks it. */
+export function checkPassword(password) {
+  // Characters, not UTF-16 units: "pässwörd" is 8 characters.
+  if ([...password].length < MIN_PASSWORD_CHARS) {
+    throw new ApiError(400, WEAK_PASSWORD);
+  }
+}
 
 /**
  * Creates an account (it does not log it in: the route does). A refusal is
@@ -66,10 +92,7 @@ export async function register(users, hashes, username, password) {
   if (!/^[a-z0-9_-]{3,32}$/.test(name)) {
     throw new ApiError(400, INVALID_USERNAME);
   }
-  // Characters, not UTF-16 units: "pässwörd" is 8 characters.
-  if ([...password].length < MIN_PASSWORD_CHARS) {
-    throw new ApiError(400, WEAK_PASSWORD);
-  }
+  checkPassword(password);
   const hash = await hashes.hash(password);
   try {
     return users.create(name, hash);

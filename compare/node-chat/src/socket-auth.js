@@ -157,9 +157,30 @@ export function userRoom(userId) {
  * client sees `disconnect` with the reason `io server disconnect`.
  */
 export function disconnectOnLogout(io) {
-  return (sessionId) => {
+  const hook = (sessionId) => {
     if (sessionId) io.in(sessionRoom(sessionId)).disconnectSockets();
   };
+  /** Every socket of the user, but those of `exceptSessionId` if given. */
+  hook.everywhere = (userId, exceptSessionId = null) => {
+    const except = exceptSessionId ? [sessionRoom(exceptSessionId)] : [];
+    io.in(userRoom(userId)).except(except).disconnectSockets();
+  };
+  /**
+   * The sockets of session `from` now belong to session `to` (its new id
+   * after a password change): they change rooms, and their session watch
+   * reads the new id.
+   */
+  hook.follow = (from, to) => {
+    const namespace = io.of("/");
+    for (const id of namespace.adapter.rooms.get(sessionRoom(from)) ?? []) {
+      const socket = namespace.sockets.get(id);
+      if (socket === undefined) continue;
+      socket.data.sessionId = to;
+      socket.join(sessionRoom(to));
+      socket.leave(sessionRoom(from));
+    }
+  };
+  return hook;
 }
 
 /**
@@ -167,10 +188,16 @@ export function disconnectOnLogout(io) {
  * socket re-reads it every `everyMs` and leaves once it is gone.
  */
 export function watchSession(socket, store, everyMs) {
+  // Gone twice in a row, not once: a password change deletes the old id a
+  // moment before the socket learns the new one (`follow`).
+  let missing = false;
   const timer = setInterval(() => {
     store.get(socket.data.sessionId, (error, session) => {
       if (error) return log.warn("could not re-check a session:", error);
-      if (session) return;
+      if (session || !missing) {
+        missing = !session;
+        return;
+      }
       log.info(`session ended: disconnecting socket ${socket.id}`);
       socket.emit("session ended");
       socket.disconnect();

@@ -1,15 +1,18 @@
 // Users in SQLite. (step05-chat/src/users.rs, over step03's UserStore)
 //
-// Passport only ever asks three questions of a user store: who has this id,
-// what are this name's credentials, and "create this account". The answers
-// come from the `users` table that step 5's migration created.
+// Passport asks three questions of a user store: who has this id, what are
+// this name's credentials, and "create this account"; ending sessions adds
+// two: the user with their session epoch, and "move the epoch on". The
+// answers come from the `users` table that step 5's migrations created.
 
 /** Thrown by `create` when the name is taken (in any case). */
 export class UsernameTaken extends Error {}
 
 export class UserStore {
   constructor(db) {
-    this.byId = db.prepare("SELECT id, username FROM users WHERE id = ?");
+    this.byId = db.prepare(
+      "SELECT id, username, session_epoch FROM users WHERE id = ?",
+    );
     // No `lower(...)`: the column is COLLATE NOCASE, so `=` ignores case.
     this.byName = db.prepare(
       "SELECT id, username, password_hash FROM users WHERE username = ?",
@@ -18,11 +21,35 @@ export class UserStore {
       `INSERT INTO users (username, password_hash, created_at)
        VALUES (?, ?, ?)`,
     );
+    // step03's `end_sessions_in_sqlite`, the same statement.
+    this.bump = db.prepare(
+      `UPDATE users SET session_epoch = session_epoch + 1,
+         password_hash = coalesce(?, password_hash)
+       WHERE id = ? RETURNING session_epoch`,
+    );
   }
 
   /** `{id, username}`, or null. */
   findById(id) {
-    return this.byId.get(id) ?? null;
+    return this.findWithEpoch(id)?.user ?? null;
+  }
+
+  /** `{user, epoch}`: the user and their session epoch, or null. */
+  findWithEpoch(id) {
+    const row = this.byId.get(id);
+    if (row === undefined) return null;
+    const user = { id: row.id, username: row.username };
+    return { user, epoch: row.session_epoch };
+  }
+
+  /**
+   * Moves the session epoch on, which ends every session of the user; with
+   * a `newPasswordHash`, stores it too, in the same statement. The new
+   * epoch, or null if there is no such user.
+   */
+  endSessions(id, newPasswordHash = null) {
+    const row = this.bump.get(newPasswordHash, id);
+    return row === undefined ? null : row.session_epoch;
   }
 
   /** `{user, passwordHash}`, or null. */

@@ -157,3 +157,27 @@ fn cookie_secure_accepts_true_and_false_and_rejects_typos() {
         Err(SessionConfigError::InvalidCookieSecure(value)) if value == "ture"
     ));
 }
+
+#[test]
+fn the_absolute_lifetime_is_90_days_unless_set_to_whole_seconds() {
+    use step02_sessions::{
+        DEFAULT_ABSOLUTE_LIFETIME, SessionConfigError, parse_lifetime,
+    };
+
+    assert_eq!(DEFAULT_ABSOLUTE_LIFETIME, time::Duration::days(90));
+    for unset in [None, Some(""), Some("  ")] {
+        let lifetime = parse_lifetime(unset).expect("the default");
+        assert_eq!(lifetime, DEFAULT_ABSOLUTE_LIFETIME, "{unset:?}");
+    }
+    let set = parse_lifetime(Some("3600")).expect("an hour");
+    assert_eq!(set, time::Duration::hours(1));
+    for bad in ["0", "-5", "1.5", "90d"] {
+        assert!(
+            matches!(
+                parse_lifetime(Some(bad)),
+                Err(SessionConfigError::InvalidAbsoluteLifetime(_))
+            ),
+            "{bad:?} should be refused"
+        );
+    }
+}

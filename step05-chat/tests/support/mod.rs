@@ -7,7 +7,8 @@
 //! `spawn_app_with` then starts `node compare/node-chat/server.js` as a
 //! process, on a free loopback port, over a fresh database, with the settings
 //! of [`Options`] passed as environment variables. The contract (`chat.rs`,
-//! `delivery.rs`, `limits.rs`, `browser.rs`) runs against both; the exercise
+//! `delivery.rs`, `limits.rs`, `browser.rs`, `ending_sessions.rs`) runs
+//! against both; the exercise
 //! checks (`spawn_app_built_by`) and the cluster tests (crate
 //! `scaling-with-redis`, which the twin lacks) test Rust code and stay
 //! Rust-only.
@@ -92,6 +93,11 @@ pub struct Options {
     pub presence_page: Option<usize>,
     /// Override the limits (sockets per user, rooms, messages per room).
     pub limits: Option<step05_chat::limits::ChatLimits>,
+    /// Override how long a login lasts, however active
+    /// (`SESSION_ABSOLUTE_LIFETIME_SECS`).
+    pub absolute_lifetime_secs: Option<u32>,
+    /// Override how often a live socket re-reads its session.
+    pub session_recheck: Option<Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -168,6 +174,14 @@ where
     }
     if let Some(limits) = options.limits.clone() {
         config.limits = limits;
+    }
+    if let Some(every) = options.session_recheck {
+        config.sockets.session_recheck = every;
+    }
+    if let Some(seconds) = options.absolute_lifetime_secs {
+        let lifetime =
+            tower_sessions::cookie::time::Duration::seconds(seconds.into());
+        config.sessions.absolute_lifetime = lifetime;
     }
     let (router, close) = build(config).await;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -296,6 +310,12 @@ fn node_env(
     if let Some(users) = options.presence_page {
         env.push(("PRESENCE_PAGE", users.to_string()));
     }
+    if let Some(every) = options.session_recheck {
+        test["sessionRecheckMs"] = json!(every.as_millis());
+    }
+    if let Some(seconds) = options.absolute_lifetime_secs {
+        env.push(("SESSION_ABSOLUTE_LIFETIME_SECS", seconds.to_string()));
+    }
     match &options.limits {
         Some(limits) if !limits.enabled => {
             env.push(("RATE_LIMITS", "off".to_owned()))
@@ -400,6 +420,8 @@ impl TestApp {
             socket_buffer: None,
             presence_page: None,
             limits: None,
+            absolute_lifetime_secs: None,
+            session_recheck: None,
         }
     }
 
