@@ -11,7 +11,9 @@ CREATE TABLE users (
     -- A PHC string (argon2id, salt and parameters included), never the password.
     password_hash TEXT   NOT NULL,
     -- Milliseconds since the Unix epoch, like `messages.ts` and JavaScript's `Date.now()`.
-    created_at    BIGINT NOT NULL
+    created_at    BIGINT NOT NULL,
+    -- Moved on to end every session of the user (step 5's column: "Sessions a user can end").
+    session_epoch BIGINT NOT NULL DEFAULT 0
 );
 -- SQLite's COLLATE NOCASE, in PostgreSQL: `Alice` cannot register beside `alice`. Every
 -- lookup by name compares `lower(username)` too, and so uses this index.

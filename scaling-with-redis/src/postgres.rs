@@ -59,6 +59,34 @@ impl UserStore for PgUserStore {
         Ok(row.map(|(id, username)| User { id, username }))
     }
 
+    async fn find_with_epoch(&self, id: i64) -> Result<Option<(User, i64)>, StoreError> {
+        let row: Option<(i64, String, i64)> =
+            sqlx::query_as("SELECT id, username, session_epoch FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::new)?;
+        Ok(row.map(|(id, username, epoch)| (User { id, username }, epoch)))
+    }
+
+    async fn end_sessions(
+        &self,
+        id: i64,
+        new_password_hash: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        // One statement: the new hash and the new epoch are stored together or not at all.
+        sqlx::query_scalar(
+            "UPDATE users SET session_epoch = session_epoch + 1, \
+             password_hash = coalesce($1, password_hash) \
+             WHERE id = $2 RETURNING session_epoch",
+        )
+        .bind(new_password_hash)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::new)
+    }
+
     async fn find_credentials(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
         let row: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT id, username, password_hash FROM users WHERE lower(username) = lower($1)",

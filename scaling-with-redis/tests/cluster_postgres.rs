@@ -431,3 +431,32 @@ async fn a_message_sent_again_through_another_node_is_stored_and_delivered_once(
         "delivered once, even after a sweep"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_everywhere_on_one_node_ends_the_sessions_made_on_another() {
+    let redis = RedisServer::start().await;
+    let database = fresh_database().await;
+    let a = Node::start(&redis.url, &database).await;
+    let b = Node::start(&redis.url, &database).await;
+    let on_a = a.session("alice").await;
+    let on_b = b.session("alice").await; // a login on the other node: a second session
+    let http = reqwest::Client::new();
+    let me = |node: &Node, cookie: &str| {
+        let request = http
+            .get(format!("{}/me", node.url()))
+            .header("cookie", cookie);
+        async move { request.send().await.expect("GET /me").status() }
+    };
+    assert_eq!(me(&b, &on_b).await, 200);
+
+    let ended = http
+        .post(format!("{}/logout-everywhere", a.url()))
+        .header("cookie", &on_a)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("POST /logout-everywhere");
+    assert!(ended.status().is_success(), "{}", ended.status());
+    // The session epoch lives in PostgreSQL: node B sees it moved.
+    assert_eq!(me(&b, &on_b).await, 401);
+}
