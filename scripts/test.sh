@@ -4,7 +4,9 @@
 #   - Node.js + npm, for the official Socket.IO JavaScript client the tests drive;
 #   - the npm packages pinned in testkit/js/package-lock.json (socket.io-client, playwright-core);
 #   - Chromium, for the tests that open the pages in a real (headless) browser;
-#   - redis-server, for the scaling tests (each test starts its own on a free loopback port).
+#   - redis-server, for the scaling tests (each test starts its own on a free loopback port);
+#   - PostgreSQL, for the cluster tests (one throw-away server for the run, on a free loopback
+#     port, stopped afterwards: scripts/with-postgres.sh).
 # Safe to run again: each step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,11 @@ if ! command -v redis-server >/dev/null; then
   apt_install redis-server
 fi
 
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "==> installing PostgreSQL (the cluster tests; scripts/with-postgres.sh starts it)"
+  apt_install postgresql
+fi
+
 if [ ! -f testkit/js/node_modules/.package-lock.json ] ||
    [ testkit/js/package-lock.json -nt testkit/js/node_modules/.package-lock.json ]; then
   echo "==> installing the JavaScript test client (npm ci)"
@@ -55,7 +62,8 @@ for arg in "$@"; do
 done
 echo "==> cargo test${scope[*]+ ${scope[*]}} $*"
 # (`${scope[@]+...}`: an empty array is an error under `set -u` in the bash of macOS.)
-cargo test ${scope[@]+"${scope[@]}"} "$@"
+# Beside a throw-away PostgreSQL, stopped and deleted afterwards (scripts/with-postgres.sh).
+bash scripts/with-postgres.sh cargo test ${scope[@]+"${scope[@]}"} "$@"
 
 # With a package selection, that is all.
 [ ${#scope[@]} -gt 0 ] || exit 0

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::{BroadcastError, SocketError, SocketIo};
 use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::User;
@@ -22,6 +23,7 @@ use step04_socket_middleware::InOrder;
 use tokio::sync::Semaphore;
 
 use crate::delivery::{self, Encoded};
+use crate::log::Messages;
 use crate::presence::Presence;
 use crate::quotas::Quotas;
 use crate::sequencer::{
@@ -29,7 +31,7 @@ use crate::sequencer::{
 };
 use step04_socket_middleware::{RateLimit, let_go};
 use step05_chat::limits::ChatLimits;
-use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Page};
+use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, NewMessage, Page};
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
 
 /// The room every socket is in, and cannot leave.
@@ -94,8 +96,8 @@ impl From<sqlx::Error> for ChatError {
 /// Everything the chat handlers share. Cheap to clone: every field is a handle.
 #[derive(Debug, Clone)]
 pub struct Chat {
-    /// The messages, in SQLite.
-    pub messages: MessageStore,
+    /// The messages: step 5's SQLite table, or a log shared by a cluster.
+    pub messages: Messages,
     /// Who is online where.
     pub presence: Presence,
     /// How fast each user may send messages.
@@ -131,10 +133,10 @@ pub struct Chat {
 
 impl Chat {
     /// A chat over `messages`, with `limiter` for `chat message`.
-    pub fn new(messages: MessageStore, limiter: RateLimit<i64>) -> Self {
+    pub fn new(messages: impl Into<Messages>, limiter: RateLimit<i64>) -> Self {
         let tasks = BackgroundTasks::default();
         Chat {
-            messages,
+            messages: messages.into(),
             presence: Presence::default(),
             limiter,
             typing_limiter: RateLimit::new(5.0, 2.0),
@@ -250,6 +252,42 @@ impl Chat {
         self.sequencers.reload(room, &context).await
     }
 
+    // ANCHOR: deliver_from_elsewhere
+    /// Messages of `room` that another process stored (the first follows the
+    /// message `after`), for this process's sockets in the room: its
+    /// sequencer delivers them in order, after anything it lacks before
+    /// them, and skips any it has delivered already (chapter "Scaling out
+    /// with Redis"). With no sockets here in the room, nothing to do.
+    pub fn deliver_from_elsewhere<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        room: &str,
+        after: i64,
+        messages: Vec<ChatMessage>,
+    ) -> Result<(), ChatError> {
+        let namespace = io.within(Vec::<String>::new());
+        let here = namespace.clone().within(room.to_owned());
+        let context = RoomContext {
+            store: self.messages.clone(),
+            fanout: fanout_to(namespace, false),
+        };
+        let sequencers = &self.sequencers;
+        if messages.is_empty() && here.clone().sockets().is_empty() {
+            // A sweep's "the room is at `after`", for a room with no socket
+            // here: nothing to deliver, and no reason to keep its task alive.
+            return Ok(());
+        }
+        let start = move || !here.sockets().is_empty();
+        sequencers.deliver(room, &context, after, messages, start)
+    }
+    // ANCHOR_END: deliver_from_elsewhere
+
+    /// The rooms whose sequencers run, or ran, in this process: the rooms
+    /// where it may have sockets.
+    pub fn known_rooms(&self) -> Vec<String> {
+        self.sequencers.known()
+    }
+
     /// What a room's sequencer needs, reaching the room through `socket`'s
     /// namespace.
     fn room_context<A: Adapter>(&self, socket: &SocketRef<A>) -> RoomContext {
@@ -273,7 +311,11 @@ impl Chat {
 fn fanout<A: Adapter>(socket: &SocketRef<A>, through_adapter: bool) -> Fanout {
     // The namespace, not the socket: a room's task outlives the socket whose
     // event started it, and must not keep that socket (and its queue) alive.
-    let namespace = socket.within(Vec::<String>::new());
+    fanout_to(socket.within(Vec::<String>::new()), through_adapter)
+}
+
+/// [`fanout`], given the namespace.
+fn fanout_to<A: Adapter>(namespace: BroadcastOperators<A>, through_adapter: bool) -> Fanout {
     Arc::new(move |room: String, batch: Arc<[ChatMessage]>| {
         let within = namespace.clone().within(room);
         Box::pin(async move {

@@ -18,6 +18,7 @@
 
 pub mod chat;
 pub mod delivery;
+pub mod log;
 pub mod presence;
 pub mod quotas;
 pub mod sequencer;
@@ -32,7 +33,7 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use sqlx::SqlitePool;
-use step03_passport_like_auth::{Passport, User, auth_routes};
+use step03_passport_like_auth::{Passport, User, UserStore, auth_routes};
 use step04_socket_middleware::{
     SessionWatch, SocketSettings, authenticate_socket, check_origin, disconnect_on_logout,
     watch_session, with_session_layers,
@@ -135,9 +136,10 @@ pub fn socket_io_builder<S: SessionStore + Clone>(
 /// the Socket.IO layer. A logout disconnects that session's sockets.
 ///
 /// Generic over the adapter `A` for the reason given at
-/// [`register_chat_handlers`].
-pub fn router<S, A>(
-    passport: Passport<SqliteUserStore>,
+/// [`register_chat_handlers`], and over the user store `U` for the chapter
+/// "Scaling out with Redis" (its users in PostgreSQL).
+pub fn router<S, A, U>(
+    passport: Passport<U>,
     config: &ChatConfig,
     session_store: S,
     socket_layer: SocketIoLayer<A>,
@@ -146,11 +148,12 @@ pub fn router<S, A>(
 where
     S: SessionStore + Clone,
     A: Adapter,
+    U: UserStore,
 {
     let passport = passport.on_logout(disconnect_on_logout(io));
     let routes = Router::new()
         .route("/", get(step05_chat::page))
-        .merge(auth_routes::<SqliteUserStore>())
+        .merge(auth_routes::<U>())
         .with_state(passport.clone());
     with_session_layers(
         routes,

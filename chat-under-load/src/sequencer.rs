@@ -41,6 +41,7 @@ use step02_sessions::BackgroundTasks;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::{BROADCAST_DEADLINE, CATCH_UP_LIMIT, ChatError};
+use crate::log::Messages;
 use step04_socket_middleware::InOrder;
 use step05_chat::messages::{
     ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Stored, insert_one,
@@ -113,6 +114,10 @@ const MAX_BATCH: usize = 512;
 /// of one that was away for up to this many messages, without reading the
 /// database.
 const RECENT: usize = 1024;
+/// The most messages a room reads from the log to fill one gap (a gap is what
+/// other processes stored since their last notice reached this one: normally
+/// a few, or a second's worth).
+const GAP_LIMIT: i64 = 100_000;
 /// A room quiet for this long stops its task (the next command starts a new
 /// one).
 const IDLE: Duration = Duration::from_secs(30);
@@ -121,6 +126,10 @@ const IDLE: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub struct Sequencers {
     rooms: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>>,
+    /// Where each retired room's task had broadcast up to. Sockets stay in a
+    /// room whose task retired; when another process stores a message there
+    /// meanwhile, the next task delivers from here (see `Room::load`).
+    retired_at: Arc<Mutex<HashMap<String, i64>>>,
     /// Where the rooms' tasks are spawned: they stop with the server.
     tasks: BackgroundTasks,
 }
@@ -159,13 +168,18 @@ enum Control {
     Reload {
         reply: oneshot::Sender<Result<(), ChatError>>,
     },
+    /// Messages another process stored, the first following `after`.
+    Deliver {
+        after: i64,
+        messages: Vec<ChatMessage>,
+    },
 }
 
 /// Everything a room's task needs to start.
 #[derive(Clone)]
 pub struct RoomContext {
     /// Where messages are stored.
-    pub store: MessageStore,
+    pub store: Messages,
     /// How they reach the room's sockets.
     pub fanout: Fanout,
 }
@@ -181,6 +195,7 @@ impl Sequencers {
     pub fn new(tasks: BackgroundTasks) -> Self {
         Sequencers {
             rooms: Arc::default(),
+            retired_at: Arc::default(),
             tasks,
         }
     }
@@ -278,6 +293,40 @@ impl Sequencers {
         reloaded.await.map_err(|_| ChatError::Internal)?
     }
 
+    // ANCHOR: deliver
+    /// Hands `room`'s task messages that another process stored (`after` is
+    /// the id of the room's message before the first; `messages` may be
+    /// empty, to say only "the room has reached `after`"). The task delivers,
+    /// in id order, those it has not delivered yet, reading from the log any
+    /// it has not heard of. A room whose task is not running is started only
+    /// if `start()` says so (this process has sockets in it): otherwise
+    /// whoever enters later reads the log anyway.
+    pub fn deliver(
+        &self,
+        room: &str,
+        context: &RoomContext,
+        after: i64,
+        messages: Vec<ChatMessage>,
+        start: impl FnOnce() -> bool,
+    ) -> Result<(), ChatError> {
+        if !self.lock().contains_key(room) && !start() {
+            return Ok(());
+        }
+        let deliver = Control::Deliver { after, messages };
+        self.command(room, context, Command::Control(deliver))
+    }
+    // ANCHOR_END: deliver
+
+    /// The rooms whose tasks are running or ran: this process may have
+    /// sockets in them.
+    pub fn known(&self) -> Vec<String> {
+        let mut rooms: Vec<String> = self.lock().keys().cloned().collect();
+        rooms.extend(lock(&self.retired_at).keys().cloned());
+        rooms.sort_unstable();
+        rooms.dedup();
+        rooms
+    }
+
     /// Hands `command` to the task of `room`, starting it if it is not running.
     fn command(
         &self,
@@ -313,13 +362,24 @@ impl Sequencers {
     /// Whether the task of `room` may stop: nothing is waiting in its channel.
     /// Removes it from the map under the lock, so no new command can reach a
     /// task that is stopping.
-    fn retire(&self, room: &str, commands: &mpsc::UnboundedReceiver<Command>) -> bool {
+    fn retire(
+        &self,
+        room: &str,
+        broadcast_upto: i64,
+        commands: &mpsc::UnboundedReceiver<Command>,
+    ) -> bool {
         let mut rooms = self.lock();
         if !commands.is_empty() {
             return false;
         }
+        // Noted before the room is free for a new task, which reads it.
+        lock(&self.retired_at).insert(room.to_owned(), broadcast_upto);
         rooms.remove(room);
         true
+    }
+
+    fn retired_at(&self, room: &str) -> Option<i64> {
+        lock(&self.retired_at).get(room).copied()
     }
 }
 
@@ -363,6 +423,8 @@ fn rooms_thread() -> Option<&'static tokio::runtime::Handle> {
 
 /// What a room's task remembers.
 struct Room {
+    /// Where the room's previous task had broadcast up to, if it had one.
+    retired_at: Option<i64>,
     name: String,
     context: RoomContext,
     /// Every message of the room up to this id has been broadcast.
@@ -388,6 +450,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut room = Room {
+        retired_at: sequencers.retired_at(&name),
         name,
         context,
         broadcast_upto: 0,
@@ -409,7 +472,9 @@ async fn run(
         let first = match tokio::time::timeout(IDLE, commands.recv()).await {
             Ok(Some(command)) => command,
             Ok(None) => return,
-            Err(_idle) if sequencers.retire(&room.name, &commands) => return,
+            Err(_idle) if sequencers.retire(&room.name, room.broadcast_upto, &commands) => {
+                return;
+            }
             Err(_idle) => continue,
         };
         let mut next = Some(first);
@@ -441,34 +506,21 @@ impl Room {
         }
         let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let started = std::time::Instant::now();
-        let stored = insert_batch(&self.context.store, &self.name, &messages).await;
+        let stored = self.context.store.insert_batch(&self.name, &messages).await;
         let inserted = started.elapsed();
-        let fresh: Arc<[ChatMessage]> = stored
-            .iter()
-            .filter_map(|stored| match stored {
-                Ok(Stored::New(message)) => Some(message.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Some(last) = fresh.last() {
-            let delivering = (self.context.fanout)(self.name.clone(), fresh.clone());
-            // One deadline for the whole batch, not one per message: through a
-            // remote adapter whose server is down, 512 messages waiting their
-            // own deadline each would hold the room for 17 minutes.
-            if tokio::time::timeout(BROADCAST_DEADLINE, delivering)
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    room = %self.name,
-                    messages = fresh.len(),
-                    "gave up broadcasting a batch after {BROADCAST_DEADLINE:?}: \
-                     it is stored, and sockets that missed it catch up when \
-                     they reconnect"
-                );
+        let mut fresh = Vec::new();
+        for logged in stored.iter().flatten() {
+            if let Stored::New(message) = &logged.stored {
+                // Another process stored messages in between: those first.
+                if let Some(after) = logged.after {
+                    self.read_gap(&mut fresh, after).await;
+                }
+                fresh.push(message.clone());
             }
-            self.broadcast_upto = last.id;
-            self.remember(&fresh);
+        }
+        let after = self.broadcast_upto;
+        if let Some(fresh) = self.broadcast(fresh).await {
+            self.context.store.delivered(&self.name, after, &fresh);
         }
         // `RUST_LOG=chat_under_load::sequencer=debug`: where a room's time goes.
         tracing::debug!(
@@ -480,13 +532,93 @@ impl Room {
         );
         for (stored, reply) in stored.into_iter().zip(replies) {
             let answer = stored
-                .map(|(Stored::New(message) | Stored::Again(message))| message)
+                .map(|logged| match logged.stored {
+                    Stored::New(message) | Stored::Again(message) => message,
+                })
                 .map_err(ChatError::from);
             // The sender may have gone: it is stored all the same.
             reply.send(answer).ok();
         }
     }
+
+    /// Hands `fresh` (the messages after `broadcast_upto`, in id order) to
+    /// the room's sockets, and remembers them. Returns them, if any.
+    async fn broadcast(&mut self, fresh: Vec<ChatMessage>) -> Option<Arc<[ChatMessage]>> {
+        let fresh: Arc<[ChatMessage]> = fresh.into();
+        let last = fresh.last()?.id;
+        self.fan_out(fresh.clone()).await;
+        self.broadcast_upto = last;
+        self.remember(&fresh);
+        Some(fresh)
+    }
+
+    /// Gives `messages` to the room's sockets, with one deadline for the
+    /// whole batch, not one per message: through a remote adapter whose
+    /// server is down, 512 messages waiting their own deadline each would hold
+    /// the room for 17 minutes.
+    async fn fan_out(&self, messages: Arc<[ChatMessage]>) {
+        let count = messages.len();
+        let delivering = (self.context.fanout)(self.name.clone(), messages);
+        if tokio::time::timeout(BROADCAST_DEADLINE, delivering)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                room = %self.name,
+                messages = count,
+                "gave up broadcasting a batch after {BROADCAST_DEADLINE:?}: \
+                 it is stored, and sockets that missed it catch up when \
+                 they reconnect"
+            );
+        }
+    }
+
     // ANCHOR_END: store_and_broadcast
+
+    // ANCHOR: read_gap
+    /// Adds to `fresh` (messages to broadcast after `broadcast_upto`, in id
+    /// order) the room's messages up to `after` that it lacks: messages other
+    /// processes stored, of which this one has not heard (yet, or ever: a
+    /// notice lost on the way). Read from the log, which holds them all.
+    async fn read_gap(&self, fresh: &mut Vec<ChatMessage>, after: i64) {
+        let upto = fresh
+            .last()
+            .map_or(self.broadcast_upto, |message| message.id);
+        if after <= upto {
+            return;
+        }
+        let store = &self.context.store;
+        match store.newest(&self.name, upto, after, GAP_LIMIT).await {
+            Ok(page) => fresh.extend(page.messages),
+            // Delivered without them: the room's sockets catch up when they
+            // reconnect.
+            Err(error) => tracing::error!(%error, room = %self.name, "cannot read a gap"),
+        }
+    }
+    // ANCHOR_END: read_gap
+
+    /// Delivers what another process stored: `messages`, the first following
+    /// `after`, and before them whatever this room lacks up to `after`.
+    async fn deliver(&mut self, after: i64, messages: Vec<ChatMessage>) {
+        let mut fresh = Vec::new();
+        self.read_gap(&mut fresh, after).await;
+        let upto = fresh
+            .last()
+            .map_or(self.broadcast_upto, |message| message.id);
+        fresh.extend(messages.into_iter().filter(|message| message.id > upto));
+        self.broadcast(fresh).await;
+    }
+
+    /// Delivers every message the log holds that this room has not
+    /// broadcast: before a socket whose offset is beyond `broadcast_upto`
+    /// (it saw them through another process) enters, so that it does not
+    /// get them again after entering.
+    async fn catch_up_with_log(&mut self) {
+        match self.context.store.last_id(&self.name).await {
+            Ok(last) => self.deliver(last, Vec::new()).await,
+            Err(error) => tracing::error!(%error, room = %self.name, "cannot read the newest id"),
+        }
+    }
 
     /// Reads the room's newest [`RECENT`] messages from the database into
     /// memory.
@@ -498,6 +630,25 @@ impl Room {
         self.recent_from = if newest.truncated { oldest_kept - 1 } else { 0 };
         self.recent = newest.messages;
         self.newest_history = None;
+        // Sockets stayed in the room while it had no task; messages other
+        // processes stored meanwhile are theirs, if this process delivers them
+        // (a shared log: through an adapter, their own process broadcast them).
+        let retired_at = self.retired_at.take();
+        if let Some(retired_at) = retired_at.filter(|_| self.context.store.shared()) {
+            let missed: Vec<ChatMessage> = if retired_at >= self.recent_from {
+                let start = self
+                    .recent
+                    .partition_point(|message| message.id <= retired_at);
+                self.recent[start..].to_vec()
+            } else {
+                let store = &self.context.store;
+                let page = store.newest(&self.name, retired_at, self.broadcast_upto, GAP_LIMIT);
+                page.await?.messages
+            };
+            if !missed.is_empty() {
+                self.fan_out(missed.into()).await;
+            }
+        }
         Ok(())
     }
 
@@ -526,6 +677,9 @@ impl Room {
                 enter,
                 reply,
             } => {
+                if offset.is_some_and(|offset| offset > self.broadcast_upto) {
+                    self.catch_up_with_log().await;
+                }
                 let entered = match self.catchup(offset) {
                     Some(catchup) => FromMemory::Entered(enter(catchup)),
                     None => FromMemory::TooOld(enter),
@@ -535,6 +689,7 @@ impl Room {
             Control::Reload { reply } => {
                 reply.send(self.load().await.map_err(ChatError::from)).ok();
             }
+            Control::Deliver { after, messages } => self.deliver(after, messages).await,
         }
     }
 
@@ -623,6 +778,11 @@ fn window(
         missed,
         truncated: missed_count > limit,
     })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks, so a poisoned one is sound.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // ANCHOR: insert_batch
@@ -787,7 +947,7 @@ mod tests {
         .await
         .expect("a user");
         let context = RoomContext {
-            store: MessageStore::new(pool),
+            store: MessageStore::new(pool).into(),
             fanout: Arc::new(|_, _| Box::pin(std::future::pending())),
         };
         let sequencers = Sequencers::new(BackgroundTasks::default());

@@ -19,15 +19,23 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
+pub mod feed;
+pub mod postgres;
+
 use axum::Router;
-use chat_under_load::{chat_connect_handler, passport_and_chat, router, socket_io_builder};
+use chat_under_load::log::Messages;
+use chat_under_load::{Chat, chat_connect_handler, passport_and_chat, router, socket_io_builder};
+use postgres::{PgMessageLog, PgUserStore};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use step02_sessions::BackgroundTasks;
+use step03_passport_like_auth::{Passport, UserStore};
+use step04_socket_middleware::RateLimit;
 use step05_chat::{BuildError, ChatConfig, db};
+use tokio::sync::mpsc;
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
 use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterface};
@@ -67,7 +75,7 @@ impl ResubscribingDriver {
 /// Subscribes to every remembered channel again after each reconnection, until Redis has
 /// accepted them all. (Not fred's `on_reconnect`: its listener stops for good when it falls
 /// behind, and a subscription that failed once would never be tried again.)
-async fn resubscribe_after_reconnections(
+pub(crate) async fn resubscribe_after_reconnections(
     client: SubscriberClient,
     channels: Arc<Mutex<BTreeSet<String>>>,
 ) {
@@ -145,6 +153,9 @@ pub enum NodeError {
     /// Redis could not be reached or set up.
     #[error("redis: {0}")]
     Redis(String),
+    /// PostgreSQL could not be reached, or its tables set up.
+    #[error("database: {0}")]
+    Database(String),
 }
 
 fn redis_error(error: impl std::fmt::Display) -> NodeError {
@@ -164,19 +175,34 @@ pub struct Node {
 
 // ANCHOR: build
 /// Builds one node of a cluster whose nodes share `redis_url` and `config.database_url`: step
-/// 5's server, with the sessions and the Socket.IO adapter in Redis, and every new message
-/// broadcast through the adapter.
+/// 5's server, with the sessions and the Socket.IO adapter in Redis. On PostgreSQL
+/// (`DATABASE_URL=postgres://...`) the nodes may run on several machines and keep step 5's
+/// promises across them ([`build_on_postgres`]); on a SQLite file, they share one machine.
 pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeError> {
     let redis = connect(redis_url).await?;
+    if postgres::is_postgres(&config.database_url) {
+        return build_on_postgres(config, redis).await;
+    }
     let pool = db::open_database(&config.database_url)
         .await
         .map_err(BuildError::from)?;
-    let session_store = RedisStore::new(redis.sessions);
     let (passport, chat) = passport_and_chat(&config, pool);
+    // Each node broadcasts its new messages through the adapter.
     let chat = chat.broadcast_through_adapter();
+    let (router, io) = assemble(&config, passport, chat.clone(), redis).await?;
     let tasks = chat.tasks().clone();
+    Ok(Node { router, io, tasks })
+}
 
-    let (socket_layer, io) = socket_io_builder(&config, chat, &session_store)
+/// The node around its passport and chat: step 5's chain, over the Redis adapter.
+async fn assemble<U: UserStore>(
+    config: &ChatConfig,
+    passport: Passport<U>,
+    chat: Chat,
+    redis: RedisParts,
+) -> Result<(Router, SocketIo<ClusterAdapter>), NodeError> {
+    let session_store = RedisStore::new(redis.sessions);
+    let (socket_layer, io) = socket_io_builder(config, chat, &session_store)
         .with_adapter::<ClusterAdapter>(redis.adapter)
         .build_layer();
     // Step 5's chain, now over the Redis adapter: the same handlers. A remote adapter
@@ -184,10 +210,41 @@ pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeErro
     io.ns("/", chat_connect_handler())
         .await
         .map_err(redis_error)?;
-    let router = router(passport, &config, session_store, socket_layer, io.clone());
-    Ok(Node { router, io, tasks })
+    let router = router(passport, config, session_store, socket_layer, io.clone());
+    Ok((router, io))
 }
 // ANCHOR_END: build
+
+// ANCHOR: build_on_postgres
+/// [`build`] on PostgreSQL: users and messages in the database every node reaches, each
+/// room's messages delivered by each node's own sequencer, in order, once, whichever node
+/// stored them (see [`feed`]).
+async fn build_on_postgres(config: ChatConfig, redis: RedisParts) -> Result<Node, NodeError> {
+    let pool = postgres::open(&config.database_url)
+        .await
+        .map_err(|error| NodeError::Database(error.to_string()))?;
+    let (notices, delivered) = mpsc::channel(feed::NOTICES_WAITING);
+    let log = PgMessageLog::new(pool.clone(), notices);
+    let passport =
+        Passport::with_hasher_params(PgUserStore::new(pool.clone()), config.hashing.clone())
+            .with_limits(config.auth_limits.clone());
+    let rate = RateLimit::new(
+        f64::from(config.rate_limit.burst),
+        config.rate_limit.per_second,
+    );
+    let chat = Chat::new(Messages::new(log), rate)
+        .with_limits(config.limits.clone())
+        .with_presence_page(config.presence_page);
+
+    let (publisher, subscriber) = (redis.sessions.clone(), redis.notices.clone());
+    let (router, io) = assemble(&config, passport, chat.clone(), redis).await?;
+    let (tasks, node) = (chat.tasks().clone(), feed::node_id());
+    tasks.spawn(feed::publish(node, publisher, delivered));
+    tasks.spawn(feed::listen(node, subscriber, chat.clone(), io.clone()));
+    tasks.spawn(feed::sweep(pool, chat, io.clone()));
+    Ok(Node { router, io, tasks })
+}
+// ANCHOR_END: build_on_postgres
 
 /// Closes every socket of this node (for a graceful shutdown). The node tells the others
 /// through Redis; with Redis down that would wait until Redis is back, and the node could not
@@ -208,6 +265,8 @@ struct RedisParts {
     sessions: Pool,
     /// What the Socket.IO adapter needs: a subscriber connection, wrapped in our driver.
     adapter: RedisAdapterCtr<ResubscribingDriver>,
+    /// A subscriber connection for the other nodes' notices (on PostgreSQL, see [`feed`]).
+    notices: SubscriberClient,
 }
 
 /// Connects to Redis for sessions and for the adapter.
@@ -240,14 +299,23 @@ async fn connect(redis_url: &str) -> Result<RedisParts, NodeError> {
     // The adapter needs a connection of its own, in subscriber mode, speaking RESP3.
     let mut subscriber_config = redis_config;
     subscriber_config.version = RespVersion::RESP3;
-    let subscriber = Builder::from_config(subscriber_config)
+    let subscriber = Builder::from_config(subscriber_config.clone())
         .set_policy(reconnect())
         .build_subscriber_client()
         .map_err(redis_error)?;
+    let notices = Builder::from_config(subscriber_config)
+        .set_policy(reconnect())
+        .build_subscriber_client()
+        .map_err(redis_error)?;
+    notices.init().await.map_err(redis_error)?;
     let driver = ResubscribingDriver::new(subscriber)
         .await
         .map_err(redis_error)?;
     let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
-    Ok(RedisParts { sessions, adapter })
+    Ok(RedisParts {
+        sessions,
+        adapter,
+        notices,
+    })
 }
 // ANCHOR_END: connect

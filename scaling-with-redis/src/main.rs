@@ -1,5 +1,6 @@
 //! `cargo run -p scaling-with-redis`: one node of a chat cluster. Needs `REDIS_URL`; every
-//! node shares it, `DATABASE_URL` and `SESSION_SECRET`.
+//! node shares it, `DATABASE_URL` (`postgres://...` for nodes on several machines) and
+//! `SESSION_SECRET`.
 
 use std::process::ExitCode;
 
@@ -27,7 +28,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(listen_addr_from_env()?).await?;
     let addr = listener.local_addr()?;
     let config = ChatConfig::from_env(addr)?;
-    tracing::info!(database = %config.database_url, "starting a node");
+    // Not the whole URL: a PostgreSQL URL may carry a password.
+    let url = &config.database_url;
+    let database = url
+        .rsplit('@')
+        .next()
+        .and_then(|rest| rest.split('?').next());
+    tracing::info!(database = database.unwrap_or_default(), "starting a node");
     let node = scaling_with_redis::build(config, &redis_url).await?;
     println!("This node is running: open http://{addr}/ (Ctrl-C to stop)");
 
