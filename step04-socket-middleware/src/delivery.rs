@@ -93,8 +93,9 @@ where
 }
 
 /// Acknowledges with `reply`, or with `{"error": "..."}` saying why the event
-/// was refused; the connection stays up. (A client that asked for no
-/// acknowledgement gets nothing.)
+/// was refused; the connection stays up, but every refusal is a strike (see
+/// [`Strikes::count_on`](crate::Strikes::count_on)). (A client that asked for
+/// no acknowledgement gets nothing, and is struck all the same.)
 pub fn answer<A, E>(
     socket: &SocketRef<A>,
     ack: AckSender<A>,
@@ -103,8 +104,10 @@ pub fn answer<A, E>(
     A: Adapter,
     E: Display,
 {
-    let reply =
-        reply.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+    let reply = reply.unwrap_or_else(|error| {
+        crate::fair_use::strike(socket);
+        json!({ "error": error.to_string() })
+    });
     acknowledge(socket, ack, &reply);
 }
 // ANCHOR_END: answer

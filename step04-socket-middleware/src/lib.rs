@@ -52,7 +52,7 @@ use step03_passport_like_auth::{
 use tower_sessions::{MemoryStore, SessionStore};
 
 pub use fair_use::{
-    RateLimit, SocketCount, SocketSlot, Strikes, UNLIMITED_RATE,
+    FairRoom, RateLimit, SocketCount, SocketSlot, Strikes, UNLIMITED_RATE,
 };
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use in_order::InOrder;

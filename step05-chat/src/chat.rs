@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use socketioxide::extract::SocketRef;
 use step02_sessions::BackgroundTasks;
-use step04_socket_middleware::{RateLimit, SocketCount, Strikes};
+use step04_socket_middleware::{FairRoom, RateLimit, SocketCount, Strikes};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::ChatConfig;
@@ -77,11 +76,11 @@ pub(crate) struct Chat {
 #[derive(Clone)]
 pub(crate) struct Rates {
     pub(crate) messages: RateLimit<i64>,
-    pub(crate) room_messages: RateLimit<String>,
+    pub(crate) room_messages: FairRoom,
     pub(crate) typing: RateLimit<i64>,
     pub(crate) pages: RateLimit<i64>,
     pub(crate) room_changes: RateLimit<i64>,
-    strikes: Strikes,
+    pub(crate) strikes: Strikes,
 }
 
 impl Chat {
@@ -96,7 +95,7 @@ impl Chat {
             (limits.room_messages_per_second, limits.room_changes_per_second);
         let rates = Rates {
             messages: per_user(f64::from(rate.burst), rate.per_second),
-            room_messages: RateLimit::new(room * 2.0, room),
+            room_messages: FairRoom::new(room * 2.0, room),
             typing: per_user(5.0, 2.0),
             pages: per_user(20.0, 10.0),
             room_changes: RateLimit::new(changes * 5.0, changes),
@@ -118,19 +117,14 @@ impl Chat {
     }
 
     // ANCHOR: limited
-    /// `Ok` if `rate` lets `user_id` go on; otherwise `RateLimited`. A person
-    /// refused now and then stays connected; a socket that keeps sending far
-    /// past its limit (`refusals_per_10s`) is disconnected.
+    /// `Ok` if `rate` lets `user_id` go on; otherwise `RateLimited` (a strike,
+    /// as every refusal: see `Strikes`).
     pub(crate) fn check(
         &self,
         rate: &RateLimit<i64>,
-        socket: &SocketRef,
         user_id: i64,
     ) -> Result<(), ChatError> {
-        match self.rates.strikes.allows(rate, socket, user_id) {
-            true => Ok(()),
-            false => Err(ChatError::RateLimited),
-        }
+        rate.allows(&user_id).then_some(()).ok_or(ChatError::RateLimited)
     }
     // ANCHOR_END: limited
 }

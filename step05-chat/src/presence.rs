@@ -183,7 +183,7 @@ fn next_page(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.check(&chat.rates.pages, socket, user.id)?;
+    chat.check(&chat.rates.pages, user.id)?;
     let online = lock(&chat.presence.online);
     let (users, none) = (online.get(&room), Online::new());
     Ok(page(users.unwrap_or(&none), &room, Some(after), chat.presence_page))

@@ -42,9 +42,10 @@ async fn send_message(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.check(&chat.rates.messages, socket, user.id)?;
-    if !chat.rates.room_messages.allows(&outgoing.room) {
-        return Err(ChatError::RateLimited); // the room's pace, not the user's
+    chat.check(&chat.rates.messages, user.id)?;
+    // The room's pace, shared fairly among the people talking in it.
+    if !chat.rates.room_messages.allows(&outgoing.room, user.id) {
+        return Err(ChatError::RateLimited);
     }
     // The author is the socket's user. Whatever "user" the payload claimed
     // was never even parsed.
@@ -95,7 +96,7 @@ fn tell_typing(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.check(&chat.rates.typing, socket, user.id)?;
+    chat.check(&chat.rates.typing, user.id)?;
     let event = json!({ "room": room, "user": user });
     // `to` (unlike `within`) leaves the sender out: you know you are typing.
     delivery::send_to_each(socket.to(room).sockets(), "typing", &event);

@@ -100,7 +100,7 @@ pub(crate) async fn on_join(
         Ok(room) => room,
         Err(error) => return answer(&socket, ack, Err(ChatError::from(error))),
     };
-    if let Err(error) = chat.check(&chat.rates.room_changes, &socket, user.id) {
+    if let Err(error) = chat.check(&chat.rates.room_changes, user.id) {
         return answer(&socket, ack, Err(error));
     }
     // Checked and done in one turn of the lock, as `leave` is: a `leave`
@@ -171,7 +171,7 @@ async fn leave_room(
     if room == GENERAL {
         return Err(ChatError::CannotLeaveGeneral);
     }
-    chat.check(&chat.rates.room_changes, socket, user.id)?;
+    chat.check(&chat.rates.room_changes, user.id)?;
     let _turn = chat.deliveries.lock().await;
     if socket.rooms().iter().any(|joined| *joined == room) {
         socket.leave(room.clone());
