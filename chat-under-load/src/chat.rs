@@ -524,7 +524,8 @@ pub async fn send_message<A: Adapter>(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    let allowed = chat.limiter.allows(&user.id) && chat.room_limiter.allows(&outgoing.room, user.id);
+    let allowed =
+        chat.limiter.allows(&user.id) && chat.room_limiter.allows(&outgoing.room, user.id);
     Chat::limited(allowed)?;
     // The author is the socket's user, from the session. Whatever "user" the
     // payload claimed was never even parsed.
@@ -697,7 +698,11 @@ async fn on_leave<A: Adapter>(
 ) {
     turn.wait().await;
     let payload = payload.unwrap_or(Value::Null);
-    answer(&socket, ack, leave_room(&io, &socket, &chat, &user, payload).await);
+    answer(
+        &socket,
+        ack,
+        leave_room(&io, &socket, &chat, &user, payload).await,
+    );
 }
 
 async fn leave_room<A: Adapter>(

@@ -76,6 +76,20 @@ pub fn send_to_each<A, T>(
         send(&socket, event, data);
     }
 }
+
+/// [`send`] of each of `items`, in order; whether all of them were queued
+/// (a catch-up: the messages a client missed).
+pub fn send_all<A, T>(
+    socket: &SocketRef<A>,
+    event: &'static str,
+    items: &[T],
+) -> bool
+where
+    A: Adapter,
+    T: Serialize,
+{
+    items.iter().all(|item| send(socket, event, item))
+}
 // ANCHOR_END: send_to_each
 
 // ANCHOR: answer

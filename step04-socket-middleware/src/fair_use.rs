@@ -21,6 +21,12 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
+/// Why an event was refused: too many, too fast. (Like every refusal, a
+/// strike: see [`Strikes`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limited")]
+pub struct RateLimited;
+
 /// "As fast as anyone can": a rate no client reaches, so no limit at all.
 pub const UNLIMITED_RATE: f64 = 1e12;
 
@@ -65,6 +71,11 @@ impl<K: Hash + Eq + Clone> RateLimit<K> {
 
     // ANCHOR_END: rate_limit
     // ANCHOR: allows
+    /// [`RateLimit::allows`], for `?`: `Err(RateLimited)` if not.
+    pub fn check(&self, key: &K) -> Result<(), RateLimited> {
+        self.allows(key).then_some(()).ok_or(RateLimited)
+    }
+
     /// Whether `key` may go on now; if so, it is counted.
     pub fn allows(&self, key: &K) -> bool {
         let Some(counts) = &self.0 else { return true };
@@ -180,12 +191,21 @@ struct Senders {
 impl FairRoom {
     pub fn new(burst: f64, per_second: f64) -> Self {
         let (pace, rooms) = (RateLimit::new(burst, per_second), Arc::default());
-        FairRoom { pace, per_second, rooms }
+        FairRoom {
+            pace,
+            per_second,
+            rooms,
+        }
     }
 
     /// Whether `user_id` may send to `room` now; if so, it is counted.
     pub fn allows(&self, room: &str, user_id: i64) -> bool {
         self.allows_at(room, user_id, Instant::now())
+    }
+
+    /// [`FairRoom::allows`], for `?`.
+    pub fn check(&self, room: &str, user_id: i64) -> Result<(), RateLimited> {
+        self.allows(room, user_id).then_some(()).ok_or(RateLimited)
     }
 
     // ANCHOR: fair_allows
@@ -194,7 +214,8 @@ impl FairRoom {
         if self.pace.is_unlimited() {
             return true;
         }
-        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rooms =
+            self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         let oldest = now.checked_sub(FAIR_SHARE_WINDOW);
         let senders = rooms.senders.entry(room.to_owned()).or_default();
         senders.forget_before(oldest);
@@ -206,7 +227,9 @@ impl FairRoom {
         }
         // As for `RateLimit`: the quiet rooms go each time the table doubles.
         if rooms.senders.len() >= rooms.tidy_at.max(FIRST_TIDY) {
-            rooms.senders.retain(|_, senders| senders.forget_before(oldest));
+            rooms
+                .senders
+                .retain(|_, senders| senders.forget_before(oldest));
             rooms.tidy_at = 2 * rooms.senders.len();
         }
         allowed
@@ -248,7 +271,9 @@ impl Senders {
 impl fmt::Debug for FairRoom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let per_second = self.per_second;
-        f.debug_struct("FairRoom").field("per_second", &per_second).finish()
+        f.debug_struct("FairRoom")
+            .field("per_second", &per_second)
+            .finish()
     }
 }
 
@@ -402,7 +427,10 @@ mod tests {
         }
         assert_eq!(quiet, [true; 4], "the person is never refused");
         // The burst, then at most a fair share each (300 / 21 senders).
-        assert!(flooded <= 60 + 20 * 15, "{flooded} flooded messages went in");
+        assert!(
+            flooded <= 60 + 20 * 15,
+            "{flooded} flooded messages went in"
+        );
         assert!(refused >= 600, "only {refused} of 1,000 refused");
         // Ten seconds later the window has forgotten them.
         let later = start + Duration::from_secs(21);

@@ -4,11 +4,11 @@
 //! text made of nothing visible, or a letter under a tower of accents
 //! ("Zalgo" text) that spills over the lines around it.
 
+use icu_properties::CodePointMapData;
 use icu_properties::props::{
     BinaryProperty, DefaultIgnorableCodePoint, GeneralCategory,
     GeneralCategoryGroup, WhiteSpace,
 };
-use icu_properties::CodePointMapData;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// The most marks (accents, vowel signs) one grapheme may carry: Vietnamese,
@@ -22,6 +22,19 @@ pub enum TextError {
     ControlCharacters,
     #[error("text must contain something visible")]
     NothingVisible,
+}
+
+/// `value`, if it is a string of 1 to `max` bytes, each character `allowed`:
+/// for the names and ids a client sends (a room, a message's id), which are
+/// kept short and plain.
+pub fn short_string(
+    value: &serde_json::Value,
+    max: usize,
+    allowed: fn(char) -> bool,
+) -> Option<String> {
+    let text = value.as_str()?;
+    let fits = !text.is_empty() && text.len() <= max;
+    (fits && text.chars().all(allowed)).then(|| text.to_owned())
 }
 
 // ANCHOR: without_bidi
@@ -88,19 +101,21 @@ mod tests {
     /// Refused, with the reason: text that shows nothing, or hides control
     /// characters, or piles marks on a letter.
     fn refused() -> Vec<(String, TextError)> {
-        use TextError::{ControlCharacters as Control, NothingVisible as Nothing};
+        use TextError::{
+            ControlCharacters as Control, NothingVisible as Nothing,
+        };
         let zalgo = format!("Z{}", "\u{0301}\u{0316}\u{0353}".repeat(3));
         vec![
             ("\u{200B}\u{200B}\u{200D}".into(), Nothing), // zero-width
-            ("\u{3164}".into(), Nothing),              // Hangul filler
-            ("\u{115F}\u{1160}".into(), Nothing),      // Hangul fillers
-            ("\u{FFA0}".into(), Nothing),              // halfwidth filler
-            ("\u{2800}\u{2800}".into(), Nothing),      // blank Braille
+            ("\u{3164}".into(), Nothing),                 // Hangul filler
+            ("\u{115F}\u{1160}".into(), Nothing),         // Hangul fillers
+            ("\u{FFA0}".into(), Nothing),                 // halfwidth filler
+            ("\u{2800}\u{2800}".into(), Nothing),         // blank Braille
             ("\u{E0067}\u{E0062}\u{E007F}".into(), Nothing), // tags
-            ("\u{061C}".into(), Nothing),              // Arabic letter mark
+            ("\u{061C}".into(), Nothing),                 // Arabic letter mark
             ("\u{180E}\u{2061}\u{FE0F}".into(), Nothing), // and others
-            ("\u{0301}".repeat(10), Nothing),          // marks on nothing
-            (zalgo, Nothing),                         // 9 marks on a letter
+            ("\u{0301}".repeat(10), Nothing),             // marks on nothing
+            (zalgo, Nothing),                             // 9 marks on a letter
             (format!("ok {}", "\u{0E49}".repeat(9)), Nothing), // Thai tower
             ("nul\u{0}here".into(), Control),
             ("esc\u{1b}[31mred".into(), Control),
@@ -110,16 +125,16 @@ mod tests {
     /// Accepted: the world's ordinary writing.
     const ACCEPTED: [&str; 14] = [
         "two\nlines",
-        "e\u{0301}te\u{0301}",         // é written as e + accent
-        "สวัสดีครับ ที่นี่",              // Thai
-        "שָׁלוֹם, בְּרֵאשִׁית",              // Hebrew with niqqud
-        "مَرْحَبًا بِكُمْ",                 // Arabic with harakat
-        "Tiếng Việt rất đẹp",            // Vietnamese
-        "नमस्ते, क्षत्रिय",                   // Devanagari
+        "e\u{0301}te\u{0301}", // é written as e + accent
+        "สวัสดีครับ ที่นี่",          // Thai
+        "שָׁלוֹם, בְּרֵאשִׁית",        // Hebrew with niqqud
+        "مَرْحَبًا بِكُمْ",           // Arabic with harakat
+        "Tiếng Việt rất đẹp",  // Vietnamese
+        "नमस्ते, क्षत्रिय",        // Devanagari
         "👩\u{200D}💻 👨\u{200D}👩\u{200D}👧", // emoji ZWJ sequences
-        "🇫🇷🇯🇵",                           // flags
+        "🇫🇷🇯🇵",                // flags
         "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", // Scotland
-        "1\u{FE0F}\u{20E3}",             // keycap one
+        "1\u{FE0F}\u{20E3}",   // keycap one
         "🦀",
         "日本",
         "Z\u{0301}\u{0316}\u{0353}\u{0301}\u{0316}\u{0353}\u{0301}\u{0316}", // 8

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use step02_sessions::BackgroundTasks;
-use step04_socket_middleware::{FairRoom, RateLimit, SocketCount, Strikes};
+use step04_socket_middleware::{Chores, FairRoom, RateLimit, SocketCount};
+use step04_socket_middleware::{RateLimited, Strikes};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::ChatConfig;
@@ -28,8 +29,8 @@ pub enum ChatError {
     Input(#[from] InputError),
     #[error("you have not joined this room")]
     NotInRoom,
-    #[error("rate limited")]
-    RateLimited,
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited), // a strike, as every refusal
     #[error("too many rooms: leave one first")]
     TooManyRooms,
     #[error("you cannot leave general")]
@@ -69,6 +70,7 @@ pub(crate) struct Chat {
     /// Catch-ups reading the database at once.
     pub(crate) catch_ups: Arc<Semaphore>,
     pub(crate) tasks: BackgroundTasks,
+    pub(crate) retention: Chores, // rooms past `ROOM_HISTORY_CAP`, maybe
 }
 // ANCHOR_END: chat_state
 
@@ -101,6 +103,11 @@ impl Chat {
             room_changes: RateLimit::new(changes * 5.0, changes),
             strikes: Strikes::new(limits.refusals_per_10s),
         };
+        let (store, cap) = (messages.clone(), limits.room_history_cap);
+        let tasks = BackgroundTasks::default();
+        // Rooms noted as they grow are trimmed, off the senders' way.
+        let retention =
+            Chores::start(&tasks, move |r| store.clone().trim(r, cap));
         Chat {
             messages,
             deliveries: Arc::default(),
@@ -112,19 +119,8 @@ impl Chat {
             // Each catch-up reads up to 1,050 rows: a flood of reconnections
             // must not take every connection of the pool.
             catch_ups: Arc::new(Semaphore::new(2)),
-            tasks: BackgroundTasks::default(),
+            tasks,
+            retention,
         }
     }
-
-    // ANCHOR: limited
-    /// `Ok` if `rate` lets `user_id` go on; otherwise `RateLimited` (a strike,
-    /// as every refusal: see `Strikes`).
-    pub(crate) fn check(
-        &self,
-        rate: &RateLimit<i64>,
-        user_id: i64,
-    ) -> Result<(), ChatError> {
-        rate.allows(&user_id).then_some(()).ok_or(ChatError::RateLimited)
-    }
-    // ANCHOR_END: limited
 }

@@ -281,8 +281,11 @@ async fn person_in_a_flood(
         sockets.push(app.connected(&cookie).await.0);
     }
     let (person, _) = app.connected(&app.register("person").await).await;
-    let (done, took, refused) =
-        (AtomicBool::new(false), AtomicUsize::new(0), AtomicUsize::new(0));
+    let (done, took, refused) = (
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let (done, took, refused) = (&done, &took, &refused);
     let tick = Duration::from_millis(200); // each flooder's own limit
     let flood = sockets.iter().enumerate().map(|(n, socket)| async move {
@@ -323,7 +326,10 @@ async fn a_person_s_messages_go_into_a_room_flooded_by_20_accounts() {
     let (acks, took, refused) = person_in_a_flood(&app, 20, 6, every).await;
     let refused_to_the_person: Vec<&Value> =
         acks.iter().filter(|ack| ack["ok"] != true).collect();
-    assert!(refused_to_the_person.is_empty(), "{refused_to_the_person:?}");
+    assert!(
+        refused_to_the_person.is_empty(),
+        "{refused_to_the_person:?}"
+    );
     assert!(refused > 0 && took > 0, "took {took}, refused {refused}");
 }
 
@@ -402,4 +408,63 @@ async fn invalid_events_count_toward_the_disconnect() {
         socket.emit(event, args.clone()).await;
     }
     socket.next_named("disconnect").await;
+}
+
+/// Retention: a room keeps its newest `ROOM_HISTORY_CAP` messages. What is
+/// kept is still served in order; a client whose last seen message was
+/// deleted is told `truncated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_a_room_at_its_cap_and_says_truncated_past_it() {
+    let app = spawn_app_with(Options {
+        limits: Some(ChatLimits {
+            room_history_cap: 5,
+            ..ChatLimits::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (alice, _) = app.connected(&app.register("alice").await).await;
+    let join = json!([{ "room": "rust" }]);
+    assert_eq!(alice.emit_with_ack("join", join).await["ok"], true);
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let sent = json!({ "room": "rust", "text": format!("m{n}") });
+        ids.push(say(&alice, sent).await["id"].as_i64().expect("an id"));
+    }
+    let url = support::database_url(&app.database);
+    let db = sqlx::SqlitePool::connect(&url).await.expect("the database");
+    let kept = || async {
+        let sql = "SELECT COUNT(*) FROM messages WHERE room = 'rust'";
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&db)
+            .await
+            .unwrap_or(-1)
+    };
+    assert!(eventually(|| async { kept().await == 5 }).await);
+
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    // Back from the first message: gone, and said so; the 5 kept follow.
+    let back = json!([{ "room": "rust", "serverOffset": ids[0] }]);
+    let reply = bob.emit_with_ack("join", back).await;
+    assert_eq!(
+        (&reply["truncated"], &reply["history"]),
+        (&json!(true), &json!([]))
+    );
+    for n in 7..12 {
+        let message = bob.next_named("chat message").await;
+        assert_eq!(message.data()["text"], format!("m{n}"));
+    }
+    // Back from a kept message: nothing missing.
+    let (carol, _) = app.connected(&app.register("carol").await).await;
+    let back = json!([{ "room": "rust", "serverOffset": ids[9] }]);
+    let reply = carol.emit_with_ack("join", back).await;
+    assert_eq!(reply["truncated"], false, "{reply}");
+    let texts: Vec<&Value> = reply["history"]
+        .as_array()
+        .iter()
+        .flat_map(|h| *h)
+        .map(|m| &m["text"])
+        .collect();
+    assert_eq!(texts, [&json!("m7"), &json!("m8"), &json!("m9")]);
+    assert_eq!(kept().await, 5, "still at its cap");
 }
