@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use crate::quotas::Quotas;
 use crate::sequencer::{
     Catchup, Enter, EnterWith, Fanout, FromMemory, History, RoomContext, Sequencers,
 };
-use step04_socket_middleware::{FairRoom, RateLimit, Strikes, UNLIMITED_RATE, let_go};
+use step04_socket_middleware::{Chores, FairRoom, RateLimit, Strikes, UNLIMITED_RATE, let_go};
 use step05_chat::limits::ChatLimits;
 use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, MessageStore, NewMessage, Page};
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
@@ -122,12 +123,23 @@ pub struct Chat {
     tasks: BackgroundTasks,
     /// How fast each user may ask for pages of online lists.
     page_limiter: RateLimit<i64>,
+    /// Rooms that may have grown past `ROOM_HISTORY_CAP` (step 5's retention),
+    /// and that cap (`i64::MAX`: none).
+    retention: Chores,
+    history_cap: Arc<AtomicI64>,
 }
 
 impl Chat {
     /// A chat over `messages`, with `limiter` for `chat message`.
     pub fn new(messages: MessageStore, limiter: RateLimit<i64>) -> Self {
         let tasks = BackgroundTasks::default();
+        // Rooms noted as they grow are trimmed, off the rooms' tasks (step 5's
+        // `MessageStore::trim`), to the cap `with_limits` sets.
+        let history_cap = Arc::new(AtomicI64::new(i64::MAX));
+        let (store, cap) = (messages.clone(), history_cap.clone());
+        let retention = Chores::start(&tasks, move |room| {
+            store.clone().trim(room, cap.load(Ordering::Relaxed))
+        });
         Chat {
             messages,
             presence: Presence::default(),
@@ -146,6 +158,8 @@ impl Chat {
             presence_page: crate::presence::PRESENCE_PAGE,
             page_limiter: RateLimit::new(20.0, 10.0),
             tasks,
+            retention,
+            history_cap,
         }
         .with_limits(ChatLimits::default())
     }
@@ -160,6 +174,7 @@ impl Chat {
         self.room_limiter = FairRoom::new(room * 2.0, room);
         self.room_changes = RateLimit::new(changes * 5.0, changes);
         self.strikes = Strikes::new(limits.refusals_per_10s);
+        (self.history_cap).store(limits.room_history_cap, Ordering::Relaxed);
         if !limits.enabled {
             self.limiter = RateLimit::unlimited();
             self.typing_limiter = RateLimit::unlimited();
@@ -234,6 +249,7 @@ impl Chat {
         RoomContext {
             store: self.messages.clone(),
             fanout: fanout(socket, self.through_adapter),
+            history_cap: self.history_cap.load(Ordering::Relaxed),
         }
     }
 }
@@ -535,9 +551,12 @@ pub async fn send_message<A: Adapter>(
         client_offset: outgoing.client_offset,
     };
     let room = chat.room_context(socket);
-    chat.sequencers
+    let sent = chat
+        .sequencers
         .send(&outgoing.room, &room, message, turn)
-        .await
+        .await;
+    chat.retention.note(&outgoing.room); // trimmed later, if need be
+    sent
 }
 // ANCHOR_END: send_message
 

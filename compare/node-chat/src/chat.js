@@ -67,6 +67,12 @@ export class Chat {
     this.roomChanges = new RateLimiter(changes * 5, changes);
     const refusals = limits.refusalsPer10s;
     this.refusals = new RateLimiter(refusals, refusals / 10);
+    // Rooms that may have grown past their cap, trimmed a pass a second.
+    this.retention = new Set();
+    if (Number.isFinite(limits.roomHistoryCap)) {
+      this.trimming = setInterval(() => this.trimRooms(), 1000);
+      this.trimming.unref();
+    }
     // Buckets of users gone quiet are dropped now and then.
     this.housekeeping = setInterval(() => this.forgetIdle(), 60_000);
     this.housekeeping.unref();
@@ -109,7 +115,28 @@ export class Chat {
     }
   }
 
+  // ANCHOR: retention
+  /**
+   * Trims each room noted since the last pass to its newest
+   * `roomHistoryCap` messages, 200 at a time, a turn of the event loop apart:
+   * the senders' events are handled in between.
+   */
+  trimRooms() {
+    const [rooms, cap] = [[...this.retention], this.limits.roomHistoryCap];
+    this.retention.clear();
+    const next = () => {
+      if (this.closed || rooms.length === 0) return;
+      const deleted = this.messages.trim(rooms.at(-1), cap);
+      if (deleted === 0) rooms.pop(); // at its cap
+      setImmediate(next);
+    };
+    next();
+  }
+  // ANCHOR_END: retention
+
   close() {
+    this.closed = true;
+    clearInterval(this.trimming);
     clearInterval(this.housekeeping);
   }
 }
@@ -302,7 +329,10 @@ function sendMessage(chat, socket, user, payload) {
     outgoing.clientOffset,
   );
   // A retry of a stored message is acknowledged again, not sent again.
-  if (fresh) chat.delivery.toRoom(message.room, "chat message", message);
+  if (fresh) {
+    chat.delivery.toRoom(message.room, "chat message", message);
+    chat.retention.add(message.room); // trimmed later, if need be
+  }
   return { ok: true, id: message.id };
 }
 // ANCHOR_END: chat_message
