@@ -143,7 +143,7 @@ mod tests {
                 InputError::Text(TextError::NothingVisible),
             ),
             (
-                format!("Z{}", "\u{0301}".repeat(5)),
+                format!("Z{}", "\u{0301}".repeat(9)),
                 InputError::Text(TextError::NothingVisible),
             ),
             (
