@@ -92,8 +92,10 @@ async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms()
 {
     let app = spawn_app_with(Options {
         limits: Some(ChatLimits {
-            // This test is about the room count alone.
+            // This test is about the room count alone: neither the pace of
+            // joins nor the 480 refusals (each a strike) may cut in.
             room_changes_per_second: 1e6,
+            refusals_per_10s: 1_000,
             ..ChatLimits::default()
         }),
         ..Default::default()
