@@ -154,11 +154,11 @@ impl MessageStore {
     /// `i64::MAX`), 200 at a time: short writes, between which the senders'
     /// messages go in.
     pub async fn trim(self, room: String, cap: i64) {
-        while cap < i64::MAX {
+        let mut more = cap < i64::MAX;
+        while more {
             let batch = sqlx::query(TRIM).bind(&room).bind(cap);
             match batch.execute(&self.writer).await {
-                Ok(done) if done.rows_affected() > 0 => {} // more to delete
-                Ok(_) => return,
+                Ok(done) => more = done.rows_affected() > 0,
                 Err(error) => return tracing::error!(%error, %room, "trim"),
             }
         }
