@@ -161,13 +161,15 @@ pub fn strike<A: Adapter>(socket: &SocketRef<A>) {
 pub const FAIR_SHARE_WINDOW: Duration = Duration::from_secs(10);
 
 /// A room's pace (`burst` at once, then `per_second`, from everyone together),
-/// shared fairly: once it is spent, a sender who sent at most a fair share of
-/// the room's rate in the last [`FAIR_SHARE_WINDOW`] (the rate divided by the
-/// number of senders then) still gets in. Twenty accounts flooding a room
-/// then crowd out nobody: each has its share, and so does every person.
+/// shared fairly: a sender who sent at most a fair share of the room's rate
+/// in the last [`FAIR_SHARE_WINDOW`] (the rate divided by the number of
+/// senders then) gets in even when the pace is spent, and the senders above
+/// their share pay for it: they are refused until the pace has caught up.
+/// Twenty accounts flooding a room then crowd out nobody, and the room still
+/// carries its rate, no more.
 #[derive(Clone)]
 pub struct FairRoom {
-    pace: RateLimit<String>,
+    burst: f64,
     per_second: f64,
     rooms: Arc<Mutex<Rooms>>,
 }
@@ -180,19 +182,24 @@ struct Rooms {
 }
 
 /// Who a room accepted messages from in the window: each message (oldest
-/// first), and how many each sender has there.
+/// first), and how many each sender has there; and how many it let in past
+/// its pace, which senders above their share pay back.
 #[derive(Default)]
 struct Senders {
     accepted: VecDeque<(Instant, i64)>,
     per_user: HashMap<i64, u32>,
+    owed: u32,
+    /// The pace, a token bucket on the same clock as the window.
+    tokens: f64,
+    updated: Option<Instant>,
 }
 // ANCHOR_END: fair_room
 
 impl FairRoom {
     pub fn new(burst: f64, per_second: f64) -> Self {
-        let (pace, rooms) = (RateLimit::new(burst, per_second), Arc::default());
+        let (burst, rooms) = (burst.max(1.0), Arc::default());
         FairRoom {
-            pace,
+            burst,
             per_second,
             rooms,
         }
@@ -211,7 +218,7 @@ impl FairRoom {
     // ANCHOR: fair_allows
     /// [`FairRoom::allows`] at `now` (the window's clock; tests move it).
     pub fn allows_at(&self, room: &str, user_id: i64, now: Instant) -> bool {
-        if self.pace.is_unlimited() {
+        if self.per_second >= UNLIMITED_RATE {
             return true;
         }
         let mut rooms =
@@ -219,8 +226,21 @@ impl FairRoom {
         let oldest = now.checked_sub(FAIR_SHARE_WINDOW);
         let senders = rooms.senders.entry(room.to_owned()).or_default();
         senders.forget_before(oldest);
-        let allowed = self.pace.allows(&room.to_owned())
-            || senders.within_fair_share(user_id, self.per_second);
+        let fair = senders.within_fair_share(user_id, self.per_second);
+        let paced = senders.take_token(now, self.burst, self.per_second);
+        let allowed = match (fair, paced) {
+            (true, paced) => {
+                // Past the pace, on credit: the room owes it to its pace.
+                senders.owed += u32::from(!paced);
+                true
+            }
+            // Above its share: the pace's next messages pay the debt first.
+            (false, true) if senders.owed > 0 => {
+                senders.owed -= 1;
+                false
+            }
+            (false, paced) => paced,
+        };
         if allowed {
             senders.accepted.push_back((now, user_id));
             *senders.per_user.entry(user_id).or_insert(0) += 1;
@@ -249,6 +269,24 @@ impl Senders {
         f64::from(mine) <= window / senders as f64
     }
 
+    /// Takes one of the room's tokens, if it has one: `burst` at most, and
+    /// `per_second` more each second.
+    fn take_token(
+        &mut self,
+        now: Instant,
+        burst: f64,
+        per_second: f64,
+    ) -> bool {
+        let since = |then| now.saturating_duration_since(then).as_secs_f64();
+        let elapsed = self.updated.map_or(f64::INFINITY, since);
+        self.tokens = (self.tokens + elapsed * per_second).min(burst);
+        self.updated = Some(now);
+        let taken = self.tokens >= 1.0;
+        self.tokens -= f64::from(u8::from(taken));
+        taken
+    }
+
+    // ANCHOR_END: fair_share
     /// Forgets what was accepted before `oldest`; whether anything is left.
     fn forget_before(&mut self, oldest: Option<Instant>) -> bool {
         while let Some(&(at, user_id)) = self.accepted.front() {
@@ -266,7 +304,6 @@ impl Senders {
         !self.accepted.is_empty()
     }
 }
-// ANCHOR_END: fair_share
 
 impl fmt::Debug for FairRoom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -426,11 +463,14 @@ mod tests {
             }
         }
         assert_eq!(quiet, [true; 4], "the person is never refused");
-        // The burst, then at most a fair share each (300 / 21 senders).
+        // The burst, then at most a fair share each (300 / 21 senders); and
+        // what the person sent was paid for by the flood, not added to it.
         assert!(
             flooded <= 60 + 20 * 15,
             "{flooded} flooded messages went in"
         );
+        let carried = flooded + 4;
+        assert!(carried <= 60 + 300, "{carried} in 10 s: more than its pace");
         assert!(refused >= 600, "only {refused} of 1,000 refused");
         // Ten seconds later the window has forgotten them.
         let later = start + Duration::from_secs(21);

@@ -74,9 +74,11 @@ export const FAIR_SHARE_WINDOW = 10;
 
 /**
  * A room's pace (`burst` at once, then `perSecond`, from everyone together),
- * shared fairly: once it is spent, a sender who sent at most a fair share of
- * the room's rate in the last 10 s (the rate divided by the number of
- * senders then) still gets in. (step04-socket-middleware's `FairRoom`)
+ * shared fairly: a sender who sent at most a fair share of the room's rate
+ * in the last 10 s (the rate divided by the number of senders then) gets in
+ * even when the pace is spent, and the senders above their share pay for it:
+ * they are refused until the pace has caught up, so the room still carries
+ * its rate. (step04-socket-middleware's `FairRoom`)
  */
 export class FairRoom {
   constructor(burst, perSecond) {
@@ -90,13 +92,22 @@ export class FairRoom {
     if (this.perSecond >= UNLIMITED) return true; // RATE_LIMITS=off
     let senders = this.rooms.get(room);
     if (senders === undefined) {
-      senders = { accepted: [], perUser: new Map() };
+      senders = { accepted: [], perUser: new Map(), owed: 0 };
       this.rooms.set(room, senders);
     }
     forgetBefore(senders, now - FAIR_SHARE_WINDOW);
-    const allowed =
-      this.pace.check(room, now) ||
-      withinFairShare(senders, userId, this.perSecond);
+    const fair = withinFairShare(senders, userId, this.perSecond);
+    const paced = this.pace.check(room, now);
+    let allowed = paced;
+    if (fair) {
+      // Past the pace, on credit: the room owes it to its pace.
+      if (!paced) senders.owed += 1;
+      allowed = true;
+    } else if (paced && senders.owed > 0) {
+      // Above its share: the pace's next messages pay the debt first.
+      senders.owed -= 1;
+      allowed = false;
+    }
     if (allowed) {
       senders.accepted.push([now, userId]);
       senders.perUser.set(userId, (senders.perUser.get(userId) ?? 0) + 1);
