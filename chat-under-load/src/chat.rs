@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ use crate::quotas::Quotas;
 use crate::sequencer::{
     Catchup, Enter, EnterWith, Fanout, FromMemory, History, RoomContext, Sequencers,
 };
-use step04_socket_middleware::{RateLimit, let_go};
+use step04_socket_middleware::{Chores, FairRoom, RateLimit, Strikes, UNLIMITED_RATE, let_go};
 use step05_chat::limits::ChatLimits;
 use step05_chat::messages::{ChatMessage, HISTORY_LIMIT, NewMessage, Page};
 use step05_chat::validation::{InputError, parse_chat_message, parse_room};
@@ -114,13 +115,14 @@ pub struct Chat {
     limits: ChatLimits,
     /// Sockets per user, rooms per socket.
     quotas: Quotas,
-    /// Messages per second in one room, from everyone together.
-    room_limiter: RateLimit<String>,
+    /// Messages per second in one room, from everyone together, shared
+    /// fairly among the senders (step 4's `FairRoom`).
+    room_limiter: FairRoom,
     /// Joins and leaves per user.
     room_changes: RateLimit<i64>,
     /// Refused events per user, before the socket that keeps trying is
-    /// disconnected.
-    refusals: RateLimit<i64>,
+    /// disconnected: every refusal `answer` sends counts.
+    strikes: Strikes,
     /// Rooms whose presence change is about to be announced.
     presence_due: Arc<Mutex<HashSet<String>>>,
     /// Users per page of a room's online list.
@@ -129,12 +131,23 @@ pub struct Chat {
     tasks: BackgroundTasks,
     /// How fast each user may ask for pages of online lists.
     page_limiter: RateLimit<i64>,
+    /// Rooms that may have grown past `ROOM_HISTORY_CAP` (step 5's retention),
+    /// and that cap (`i64::MAX`: none).
+    retention: Chores,
+    history_cap: Arc<AtomicI64>,
 }
 
 impl Chat {
     /// A chat over `messages`, with `limiter` for `chat message`.
     pub fn new(messages: impl Into<Messages>, limiter: RateLimit<i64>) -> Self {
         let tasks = BackgroundTasks::default();
+        // Rooms noted as they grow are trimmed, off the rooms' tasks (step 5's
+        // `MessageStore::trim`), to the cap `with_limits` sets.
+        let history_cap = Arc::new(AtomicI64::new(i64::MAX));
+        let (store, cap) = (messages.clone(), history_cap.clone());
+        let retention = Chores::start(&tasks, move |room| {
+            store.clone().trim(room, cap.load(Ordering::Relaxed))
+        });
         Chat {
             messages: messages.into(),
             presence: Presence::default(),
@@ -146,13 +159,15 @@ impl Chat {
             limits: ChatLimits::default(),
             quotas: Quotas::default(),
             // Set from the limits by `with_limits`, just below.
-            room_limiter: RateLimit::unlimited(),
+            room_limiter: FairRoom::new(UNLIMITED_RATE, UNLIMITED_RATE),
             room_changes: RateLimit::unlimited(),
-            refusals: RateLimit::unlimited(),
+            strikes: Strikes::new(u32::MAX),
             presence_due: Arc::default(),
             presence_page: crate::presence::PRESENCE_PAGE,
             page_limiter: RateLimit::new(20.0, 10.0),
             tasks,
+            retention,
+            history_cap,
         }
         .with_limits(ChatLimits::default())
     }
@@ -164,10 +179,10 @@ impl Chat {
             limits.room_messages_per_second,
             limits.room_changes_per_second,
         );
-        self.room_limiter = RateLimit::new(room * 2.0, room);
+        self.room_limiter = FairRoom::new(room * 2.0, room);
         self.room_changes = RateLimit::new(changes * 5.0, changes);
-        let refusals = f64::from(limits.refusals_per_10s);
-        self.refusals = RateLimit::new(refusals, refusals / 10.0);
+        self.strikes = Strikes::new(limits.refusals_per_10s);
+        (self.history_cap).store(limits.room_history_cap, Ordering::Relaxed);
         if !limits.enabled {
             self.limiter = RateLimit::unlimited();
             self.typing_limiter = RateLimit::unlimited();
@@ -179,28 +194,12 @@ impl Chat {
     // ANCHOR_END: with_limits
 
     // ANCHOR: limited
-    /// `Ok` if `allowed`; otherwise `RateLimited`, counted against `user_id`. A
-    /// person who is refused now and then stays connected; a socket that keeps
-    /// sending far past its limit (more than `refusals_per_10s`) is
-    /// disconnected: answering it costs more than it is worth.
-    fn limited<A: Adapter>(
-        &self,
-        allowed: bool,
-        socket: &SocketRef<A>,
-        user_id: i64,
-    ) -> Result<(), ChatError> {
-        if allowed {
-            return Ok(());
-        }
-        if !self.refusals.allows(&user_id) {
-            tracing::warn!(
-                user_id,
-                sid = %socket.id,
-                "too many refused events: disconnecting"
-            );
-            socket.clone().disconnect().ok();
-        }
-        Err(ChatError::RateLimited)
+    /// `Ok` if `allowed`; otherwise `RateLimited`. Like every refusal, it is a
+    /// strike against the user when `answer` sends it: a person who is refused
+    /// now and then stays connected; a socket that keeps sending far past its
+    /// limits (more than `refusals_per_10s` refusals) is disconnected.
+    fn limited(allowed: bool) -> Result<(), ChatError> {
+        allowed.then_some(()).ok_or(ChatError::RateLimited)
     }
     // ANCHOR_END: limited
 
@@ -294,6 +293,7 @@ impl Chat {
         RoomContext {
             store: self.messages.clone(),
             fanout: fanout(socket, self.through_adapter),
+            history_cap: self.history_cap.load(Ordering::Relaxed),
         }
     }
 }
@@ -388,6 +388,7 @@ pub async fn admit_socket<A: Adapter>(
     // Given back by `on_disconnect`, or dropped with a socket that never
     // connected.
     socket.extensions.insert(Arc::new(holding));
+    chat.strikes.count_on(&socket, user.id); // every refusal counts
     Ok(())
 }
 // ANCHOR_END: admit_socket
@@ -556,14 +557,19 @@ async fn on_chat_message<A: Adapter>(
     let payload = payload.unwrap_or(Value::Null);
     let sent = send_message(&socket, &chat, &user, payload, turn).await;
     answer(
+        &socket,
         ack,
         sent.map(|message| json!({ "ok": true, "id": message.id })),
     );
 }
 
-/// Acknowledges with `ok` as it is, or with `{"error": "..."}`.
-fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, ChatError>) {
-    let reply = result.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+/// Acknowledges with `ok` as it is, or with `{"error": "..."}`: a refusal,
+/// and a strike against the socket's user (see `Strikes::count_on`).
+fn answer<A: Adapter>(socket: &SocketRef<A>, ack: AckSender<A>, result: Result<Value, ChatError>) {
+    let reply = result.unwrap_or_else(|error| {
+        step04_socket_middleware::fair_use::strike(socket);
+        json!({ "error": error.to_string() })
+    });
     // The acknowledgement is optional for the client; without one, `send` fails
     // harmlessly. If the socket's queue is full the client times out and sends
     // again, and the retry is answered from the database (see `Stored::Again`).
@@ -586,8 +592,9 @@ pub async fn send_message<A: Adapter>(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    let allowed = chat.limiter.allows(&user.id) && chat.room_limiter.allows(&outgoing.room);
-    chat.limited(allowed, socket, user.id)?;
+    let allowed =
+        chat.limiter.allows(&user.id) && chat.room_limiter.allows(&outgoing.room, user.id);
+    Chat::limited(allowed)?;
     // The author is the socket's user, from the session. Whatever "user" the
     // payload claimed was never even parsed.
     let message = NewMessage {
@@ -596,9 +603,12 @@ pub async fn send_message<A: Adapter>(
         client_offset: outgoing.client_offset,
     };
     let room = chat.room_context(socket);
-    chat.sequencers
+    let sent = chat
+        .sequencers
         .send(&outgoing.room, &room, message, turn)
-        .await
+        .await;
+    chat.retention.note(&outgoing.room); // trimmed later, if need be
+    sent
 }
 // ANCHOR_END: send_message
 
@@ -655,7 +665,7 @@ async fn on_join<A: Adapter>(
     let payload = payload.unwrap_or(Value::Null);
     let room = match room_to_join(&socket, &chat, &user, &payload) {
         Ok(room) => room,
-        Err(error) => return answer(ack, Err(error)),
+        Err(error) => return answer(&socket, ack, Err(error)),
     };
     let offset = payload["serverOffset"].as_i64(); // not an integer: none
     let greeting = Greeting::Join(ack);
@@ -676,7 +686,7 @@ fn room_to_join<A: Adapter>(
     payload: &Value,
 ) -> Result<String, ChatError> {
     let room = parse_room(payload.get("room").unwrap_or(payload))?;
-    chat.limited(chat.room_changes.allows(&user.id), socket, user.id)?;
+    Chat::limited(chat.room_changes.allows(&user.id))?;
     let rooms = chat.limits.rooms_per_socket;
     if room != GENERAL && !chat.quotas.take_room(socket.id, &room, rooms) {
         return Err(ChatError::TooManyRooms);
@@ -760,7 +770,11 @@ async fn on_leave<A: Adapter>(
 ) {
     turn.wait().await;
     let payload = payload.unwrap_or(Value::Null);
-    answer(ack, leave_room(&io, &socket, &chat, &user, payload).await);
+    answer(
+        &socket,
+        ack,
+        leave_room(&io, &socket, &chat, &user, payload).await,
+    );
 }
 
 async fn leave_room<A: Adapter>(
@@ -774,7 +788,7 @@ async fn leave_room<A: Adapter>(
     if room == GENERAL {
         return Err(ChatError::CannotLeaveGeneral);
     }
-    chat.limited(chat.room_changes.allows(&user.id), socket, user.id)?;
+    Chat::limited(chat.room_changes.allows(&user.id))?;
     socket.leave(room.clone());
     chat.quotas.give_back_room(socket.id, &room);
     if chat.presence.leave(socket.id, &room) {
@@ -797,6 +811,7 @@ async fn on_typing<A: Adapter>(
 ) {
     turn.wait().await;
     answer(
+        &socket,
         ack,
         tell_typing(&socket, &chat, &user, payload.unwrap_or(Value::Null)).await,
     );
@@ -812,7 +827,7 @@ async fn tell_typing<A: Adapter>(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.limited(chat.typing_limiter.allows(&user.id), socket, user.id)?;
+    Chat::limited(chat.typing_limiter.allows(&user.id))?;
     let event = json!({ "room": room, "user": user });
     // `to` (unlike `within`) leaves the sender out: you know you are typing.
     broadcast("typing", socket.to(room).emit("typing", &event)).await;
@@ -959,7 +974,7 @@ async fn on_presence_page<A: Adapter>(
     let payload = payload.unwrap_or(Value::Null);
     match next_presence_page(&socket, &chat, &user, &payload) {
         Ok(page) => drop(ack.send(&*page)),
-        Err(error) => answer(ack, Err(error)),
+        Err(error) => answer(&socket, ack, Err(error)),
     }
 }
 
@@ -974,7 +989,7 @@ fn next_presence_page<A: Adapter>(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.limited(chat.page_limiter.allows(&user.id), socket, user.id)?;
+    Chat::limited(chat.page_limiter.allows(&user.id))?;
     let page = chat.presence.page(&room, Some(after), chat.presence_page);
     page.map_err(|_| ChatError::Internal)
 }

@@ -182,6 +182,9 @@ pub struct RoomContext {
     pub store: Messages,
     /// How they reach the room's sockets.
     pub fanout: Fanout,
+    /// The most messages the room keeps (`ROOM_HISTORY_CAP`): memory holds no
+    /// more than the database does.
+    pub history_cap: i64,
 }
 
 impl std::fmt::Debug for RoomContext {
@@ -624,7 +627,8 @@ impl Room {
     /// memory.
     async fn load(&mut self) -> Result<(), sqlx::Error> {
         let store = &self.context.store;
-        let newest = store.newest(&self.name, 0, i64::MAX, RECENT as i64).await?;
+        let keep = (RECENT as i64).min(self.context.history_cap);
+        let newest = store.newest(&self.name, 0, i64::MAX, keep).await?;
         let oldest_kept = newest.messages.first().map_or(0, |message| message.id);
         self.broadcast_upto = newest.messages.last().map_or(0, |message| message.id);
         self.recent_from = if newest.truncated { oldest_kept - 1 } else { 0 };
@@ -655,9 +659,16 @@ impl Room {
     fn remember(&mut self, messages: &[ChatMessage]) {
         self.newest_history = None;
         self.recent.extend(messages.iter().cloned());
-        // Forget in chunks, so that most messages cost no move of the others.
-        if self.recent.len() >= 2 * RECENT {
-            let forget = self.recent.len() - RECENT;
+        // Forget in chunks, so that most messages cost no move of the others;
+        // beyond the room's cap at once (the database no longer has them).
+        let cap = usize::try_from(self.context.history_cap).unwrap_or(usize::MAX);
+        let (most, keep) = if cap < RECENT {
+            (cap, cap)
+        } else {
+            (2 * RECENT - 1, RECENT)
+        };
+        if self.recent.len() > most {
+            let forget = self.recent.len() - keep;
             self.recent_from = self.recent[forget - 1].id;
             self.recent.drain(..forget);
         }

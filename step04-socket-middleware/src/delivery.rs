@@ -92,6 +92,20 @@ pub fn send_to_each<A, T>(
         send(&socket, event, data);
     }
 }
+
+/// [`send`] of each of `items`, in order; whether all of them were queued
+/// (a catch-up: the messages a client missed).
+pub fn send_all<A, T>(
+    socket: &SocketRef<A>,
+    event: &'static str,
+    items: &[T],
+) -> bool
+where
+    A: Adapter,
+    T: Serialize,
+{
+    items.iter().all(|item| send(socket, event, item))
+}
 // ANCHOR_END: send_to_each
 
 // ANCHOR: answer
@@ -109,8 +123,9 @@ where
 }
 
 /// Acknowledges with `reply`, or with `{"error": "..."}` saying why the event
-/// was refused; the connection stays up. (A client that asked for no
-/// acknowledgement gets nothing.)
+/// was refused; the connection stays up, but every refusal is a strike (see
+/// [`Strikes::count_on`](crate::Strikes::count_on)). (A client that asked for
+/// no acknowledgement gets nothing, and is struck all the same.)
 pub fn answer<A, E>(
     socket: &SocketRef<A>,
     ack: AckSender<A>,
@@ -119,8 +134,10 @@ pub fn answer<A, E>(
     A: Adapter,
     E: Display,
 {
-    let reply =
-        reply.unwrap_or_else(|error| json!({ "error": error.to_string() }));
+    let reply = reply.unwrap_or_else(|error| {
+        crate::fair_use::strike(socket);
+        json!({ "error": error.to_string() })
+    });
     acknowledge(socket, ack, &reply);
 }
 // ANCHOR_END: answer

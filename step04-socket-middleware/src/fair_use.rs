@@ -5,19 +5,27 @@
 //! - [`RateLimit`]: `burst` at once, then so many a second, per key (a user
 //!   id, a room's name), counted by the [`governor`] crate as step 3's
 //!   throttles are (in Node.js: `rate-limiter-flexible`);
+//! - [`FairRoom`]: a room's pace shared by everyone in it, fairly;
+//! - [`Strikes`]: refused events, before a socket is cut off;
 //! - [`SocketCount`]: how many sockets each user has connected.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
+
+/// Why an event was refused: too many, too fast. (Like every refusal, a
+/// strike: see [`Strikes`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limited")]
+pub struct RateLimited;
 
 /// "As fast as anyone can": a rate no client reaches, so no limit at all.
 pub const UNLIMITED_RATE: f64 = 1e12;
@@ -63,6 +71,11 @@ impl<K: Hash + Eq + Clone> RateLimit<K> {
 
     // ANCHOR_END: rate_limit
     // ANCHOR: allows
+    /// [`RateLimit::allows`], for `?`: `Err(RateLimited)` if not.
+    pub fn check(&self, key: &K) -> Result<(), RateLimited> {
+        self.allows(key).then_some(()).ok_or(RateLimited)
+    }
+
     /// Whether `key` may go on now; if so, it is counted.
     pub fn allows(&self, key: &K) -> bool {
         let Some(counts) = &self.0 else { return true };
@@ -77,6 +90,11 @@ impl<K: Hash + Eq + Clone> RateLimit<K> {
             counts.tidy_at.store(next, Ordering::Relaxed);
         }
         allowed
+    }
+
+    /// Whether it never refuses.
+    pub fn is_unlimited(&self) -> bool {
+        self.0.is_none()
     }
 
     /// How many keys it remembers.
@@ -98,9 +116,13 @@ impl<K: Hash + Eq + Clone> fmt::Debug for RateLimit<K> {
 // ANCHOR: strikes
 /// Refused events per user, before the socket that keeps trying is cut off: a
 /// person refused now and then stays connected; a script sending far past its
-/// limits costs more to answer than it is worth.
+/// limits, or bad events, costs more to answer than it is worth.
 #[derive(Clone, Debug)]
 pub struct Strikes(RateLimit<i64>);
+
+/// In a socket's extensions: whose strikes its refusals are.
+#[derive(Clone, Debug)]
+struct StrikesOf(Strikes, i64);
 
 impl Strikes {
     /// At most `per_10s` refusals in ten seconds (as many at once).
@@ -109,26 +131,188 @@ impl Strikes {
         Strikes(RateLimit::new(per_10s, per_10s / 10.0))
     }
 
-    /// Whether `rate` lets `user_id` go on. If not, a strike, and past the
-    /// allowance `socket` is disconnected.
-    pub fn allows<A: Adapter>(
-        &self,
-        rate: &RateLimit<i64>,
-        socket: &SocketRef<A>,
-        user_id: i64,
-    ) -> bool {
-        if rate.allows(&user_id) {
-            return true;
-        }
+    /// From now on, every refusal [`answer`](crate::delivery::answer) sends
+    /// on `socket` is a strike of `user_id`: no handler can forget to count.
+    pub fn count_on<A: Adapter>(&self, socket: &SocketRef<A>, user_id: i64) {
+        socket.extensions.insert(StrikesOf(self.clone(), user_id));
+    }
+
+    /// One refusal of `user_id`; past the allowance, `socket` is
+    /// disconnected.
+    pub fn strike<A: Adapter>(&self, socket: &SocketRef<A>, user_id: i64) {
         if !self.0.allows(&user_id) {
             let sid = socket.id;
             tracing::warn!(user_id, %sid, "too many refusals: disconnecting");
             socket.clone().disconnect().ok();
         }
-        false
+    }
+}
+
+/// A strike for the user of `socket`, if [`Strikes::count_on`] names one.
+pub fn strike<A: Adapter>(socket: &SocketRef<A>) {
+    if let Some(StrikesOf(strikes, user_id)) = socket.extensions.get() {
+        strikes.strike(socket, user_id);
     }
 }
 // ANCHOR_END: strikes
+
+// ANCHOR: fair_room
+/// How far back a room remembers who sent what.
+pub const FAIR_SHARE_WINDOW: Duration = Duration::from_secs(10);
+
+/// A room's pace (`burst` at once, then `per_second`, from everyone together),
+/// shared fairly: a sender who sent at most a fair share of the room's rate
+/// in the last [`FAIR_SHARE_WINDOW`] (the rate divided by the number of
+/// senders then) gets in even when the pace is spent, and the senders above
+/// their share pay for it: they are refused until the pace has caught up.
+/// Twenty accounts flooding a room then crowd out nobody, and the room still
+/// carries its rate, no more.
+#[derive(Clone)]
+pub struct FairRoom {
+    burst: f64,
+    per_second: f64,
+    rooms: Arc<Mutex<Rooms>>,
+}
+
+/// Each room's senders, and at what size the quiet rooms are next forgotten.
+#[derive(Default)]
+struct Rooms {
+    senders: HashMap<String, Senders>,
+    tidy_at: usize,
+}
+
+/// Who a room accepted messages from in the window: each message (oldest
+/// first), and how many each sender has there; and how many it let in past
+/// its pace, which senders above their share pay back.
+#[derive(Default)]
+struct Senders {
+    accepted: VecDeque<(Instant, i64)>,
+    per_user: HashMap<i64, u32>,
+    owed: u32,
+    /// The pace, a token bucket on the same clock as the window.
+    tokens: f64,
+    updated: Option<Instant>,
+}
+// ANCHOR_END: fair_room
+
+impl FairRoom {
+    pub fn new(burst: f64, per_second: f64) -> Self {
+        let (burst, rooms) = (burst.max(1.0), Arc::default());
+        FairRoom {
+            burst,
+            per_second,
+            rooms,
+        }
+    }
+
+    /// Whether `user_id` may send to `room` now; if so, it is counted.
+    pub fn allows(&self, room: &str, user_id: i64) -> bool {
+        self.allows_at(room, user_id, Instant::now())
+    }
+
+    /// [`FairRoom::allows`], for `?`.
+    pub fn check(&self, room: &str, user_id: i64) -> Result<(), RateLimited> {
+        self.allows(room, user_id).then_some(()).ok_or(RateLimited)
+    }
+
+    // ANCHOR: fair_allows
+    /// [`FairRoom::allows`] at `now` (the window's clock; tests move it).
+    pub fn allows_at(&self, room: &str, user_id: i64, now: Instant) -> bool {
+        if self.per_second >= UNLIMITED_RATE {
+            return true;
+        }
+        let mut rooms =
+            self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = now.checked_sub(FAIR_SHARE_WINDOW);
+        let senders = rooms.senders.entry(room.to_owned()).or_default();
+        senders.forget_before(oldest);
+        let fair = senders.within_fair_share(user_id, self.per_second);
+        let paced = senders.take_token(now, self.burst, self.per_second);
+        let allowed = match (fair, paced) {
+            (true, paced) => {
+                // Past the pace, on credit: the room owes it to its pace.
+                senders.owed += u32::from(!paced);
+                true
+            }
+            // Above its share: the pace's next messages pay the debt first.
+            (false, true) if senders.owed > 0 => {
+                senders.owed -= 1;
+                false
+            }
+            (false, paced) => paced,
+        };
+        if allowed {
+            senders.accepted.push_back((now, user_id));
+            *senders.per_user.entry(user_id).or_insert(0) += 1;
+        }
+        // As for `RateLimit`: the quiet rooms go each time the table doubles.
+        if rooms.senders.len() >= rooms.tidy_at.max(FIRST_TIDY) {
+            rooms
+                .senders
+                .retain(|_, senders| senders.forget_before(oldest));
+            rooms.tidy_at = 2 * rooms.senders.len();
+        }
+        allowed
+    }
+    // ANCHOR_END: fair_allows
+}
+
+// ANCHOR: fair_share
+impl Senders {
+    /// Whether `user_id` sent at most its fair share of the window: the
+    /// room's messages in it, `per_second` × 10 s, divided among everyone who
+    /// sent (`user_id` included).
+    fn within_fair_share(&self, user_id: i64, per_second: f64) -> bool {
+        let mine = self.per_user.get(&user_id).copied().unwrap_or(0);
+        let senders = self.per_user.len() + usize::from(mine == 0);
+        let window = per_second * FAIR_SHARE_WINDOW.as_secs_f64();
+        f64::from(mine) <= window / senders as f64
+    }
+
+    /// Takes one of the room's tokens, if it has one: `burst` at most, and
+    /// `per_second` more each second.
+    fn take_token(
+        &mut self,
+        now: Instant,
+        burst: f64,
+        per_second: f64,
+    ) -> bool {
+        let since = |then| now.saturating_duration_since(then).as_secs_f64();
+        let elapsed = self.updated.map_or(f64::INFINITY, since);
+        self.tokens = (self.tokens + elapsed * per_second).min(burst);
+        self.updated = Some(now);
+        let taken = self.tokens >= 1.0;
+        self.tokens -= f64::from(u8::from(taken));
+        taken
+    }
+
+    // ANCHOR_END: fair_share
+    /// Forgets what was accepted before `oldest`; whether anything is left.
+    fn forget_before(&mut self, oldest: Option<Instant>) -> bool {
+        while let Some(&(at, user_id)) = self.accepted.front() {
+            if oldest.is_none_or(|oldest| at >= oldest) {
+                break;
+            }
+            self.accepted.pop_front();
+            if let Some(count) = self.per_user.get_mut(&user_id) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_user.remove(&user_id);
+                }
+            }
+        }
+        !self.accepted.is_empty()
+    }
+}
+
+impl fmt::Debug for FairRoom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per_second = self.per_second;
+        f.debug_struct("FairRoom")
+            .field("per_second", &per_second)
+            .finish()
+    }
+}
 
 // ANCHOR: socket_count
 /// How many sockets each user has connected, checked and counted under one
@@ -256,5 +440,66 @@ mod tests {
         assert!(count.admit(7, 2).is_some());
         drop(third);
         assert!(count.admit(8, 0).is_none(), "a limit of zero admits nobody");
+    }
+
+    #[test]
+    fn a_flooded_room_still_takes_a_quiet_sender_and_refuses_the_flooders() {
+        // The chat's default room: 60 at once, then 30 a second, so 300
+        // messages in a 10-second window.
+        let room = FairRoom::new(60.0, 30.0);
+        let start = Instant::now();
+        let (mut flooded, mut refused, mut quiet) = (0, 0, Vec::new());
+        // 10 s: 20 accounts each at 5 a second, a person every 3 s.
+        for tick in 0..50 {
+            let at = start + Duration::from_millis(200 * tick);
+            for flooder in 1..=20 {
+                match room.allows_at("general", flooder, at) {
+                    true => flooded += 1,
+                    false => refused += 1,
+                }
+            }
+            if tick % 15 == 0 {
+                quiet.push(room.allows_at("general", 99, at));
+            }
+        }
+        assert_eq!(quiet, [true; 4], "the person is never refused");
+        // The burst, then at most a fair share each (300 / 21 senders); and
+        // what the person sent was paid for by the flood, not added to it.
+        assert!(
+            flooded <= 60 + 20 * 15,
+            "{flooded} flooded messages went in"
+        );
+        let carried = flooded + 4;
+        assert!(carried <= 60 + 300, "{carried} in 10 s: more than its pace");
+        assert!(refused >= 600, "only {refused} of 1,000 refused");
+        // Ten seconds later the window has forgotten them.
+        let later = start + Duration::from_secs(21);
+        assert!(room.allows_at("general", 1, later));
+    }
+
+    #[test]
+    fn each_room_has_its_own_share_and_quiet_rooms_are_forgotten() {
+        let room = FairRoom::new(1.0, 0.001); // one, then nothing for ages
+        let start = Instant::now();
+        assert!(room.allows_at("a", 1, start));
+        assert!(!room.allows_at("a", 1, start), "past its share of 0.01");
+        assert!(room.allows_at("b", 1, start), "another room, another pace");
+        // "a", "b", these: one short of the first tidying.
+        for n in 0..FIRST_TIDY - 3 {
+            room.allows_at(&format!("room{n}"), 1, start);
+        }
+        let later = start + FAIR_SHARE_WINDOW + Duration::from_secs(1);
+        room.allows_at("new", 2, later);
+        let rooms = room.rooms.lock().map(|r| r.senders.len());
+        let kept = rooms.unwrap_or(0);
+        assert_eq!(kept, 1, "only the room that spoke in the window");
+    }
+
+    #[test]
+    fn an_unlimited_room_counts_nobody() {
+        let room = FairRoom::new(UNLIMITED_RATE, UNLIMITED_RATE);
+        assert!((0..1000).all(|n| room.allows("general", n)));
+        let rooms = room.rooms.lock().map(|r| r.senders.is_empty());
+        assert!(rooms.unwrap_or(false));
     }
 }

@@ -13,13 +13,15 @@
 //!   socketioxide allocates a connection, and [`limits`]: how big and how slow
 //!   a client may be; [`fair_use`]: how much one user may ask, counted (step 5
 //!   chooses the numbers); [`text`]: text fit to show other people;
-//!   [`delivery`]: sending to one socket without losing a packet in silence.
+//!   [`delivery`]: sending to one socket without losing a packet in silence;
+//!   [`chores`]: work a handler notes for later, off its hot path.
 //!
 //! Everything else is reused: step 2's session layer, step 3's passport module
 //! and routes, step 1's `serve`. (The chapter "JWT vs session" and its crate,
 //! `jwt-vs-session`, admit sockets by a signed token instead, with
 //! [`http_routes`], [`register_handlers`] and [`around_sockets`] from here.)
 
+pub mod chores;
 pub mod delivery;
 pub mod fair_use;
 pub mod handshake;
@@ -51,8 +53,10 @@ use step03_passport_like_auth::{
 };
 use tower_sessions::{MemoryStore, SessionStore};
 
+pub use chores::Chores;
 pub use fair_use::{
-    RateLimit, SocketCount, SocketSlot, Strikes, UNLIMITED_RATE,
+    FairRoom, RateLimit, RateLimited, SocketCount, SocketSlot, Strikes,
+    UNLIMITED_RATE,
 };
 pub use handshake::{SOCKET_IO_PATH, identify_user, require_login_to_connect};
 pub use in_order::InOrder;
@@ -65,6 +69,14 @@ pub use origin::{
     cors_layer,
 };
 pub use socket_auth::{SocketSession, Unauthorized, authenticate_socket};
+
+/// Locks `mutex`, poisoned or not: the tables behind this crate's locks are
+/// sound after any panic (no update is left half-done), so they stay usable.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// How often a live socket re-reads its session from the store, unless told
 /// otherwise: the longest a socket can outlive a session that ended without a

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use socketioxide::extract::SocketRef;
 use step02_sessions::BackgroundTasks;
-use step04_socket_middleware::{RateLimit, SocketCount, Strikes};
+use step04_socket_middleware::{Chores, FairRoom, RateLimit, SocketCount};
+use step04_socket_middleware::{RateLimited, Strikes};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::ChatConfig;
@@ -29,8 +29,8 @@ pub enum ChatError {
     Input(#[from] InputError),
     #[error("you have not joined this room")]
     NotInRoom,
-    #[error("rate limited")]
-    RateLimited,
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited), // a strike, as every refusal
     #[error("too many rooms: leave one first")]
     TooManyRooms,
     #[error("you cannot leave general")]
@@ -70,6 +70,7 @@ pub(crate) struct Chat {
     /// Catch-ups reading the database at once.
     pub(crate) catch_ups: Arc<Semaphore>,
     pub(crate) tasks: BackgroundTasks,
+    pub(crate) retention: Chores, // rooms past `ROOM_HISTORY_CAP`, maybe
 }
 // ANCHOR_END: chat_state
 
@@ -77,11 +78,11 @@ pub(crate) struct Chat {
 #[derive(Clone)]
 pub(crate) struct Rates {
     pub(crate) messages: RateLimit<i64>,
-    pub(crate) room_messages: RateLimit<String>,
+    pub(crate) room_messages: FairRoom,
     pub(crate) typing: RateLimit<i64>,
     pub(crate) pages: RateLimit<i64>,
     pub(crate) room_changes: RateLimit<i64>,
-    strikes: Strikes,
+    pub(crate) strikes: Strikes,
 }
 
 impl Chat {
@@ -96,12 +97,17 @@ impl Chat {
             (limits.room_messages_per_second, limits.room_changes_per_second);
         let rates = Rates {
             messages: per_user(f64::from(rate.burst), rate.per_second),
-            room_messages: RateLimit::new(room * 2.0, room),
+            room_messages: FairRoom::new(room * 2.0, room),
             typing: per_user(5.0, 2.0),
             pages: per_user(20.0, 10.0),
             room_changes: RateLimit::new(changes * 5.0, changes),
             strikes: Strikes::new(limits.refusals_per_10s),
         };
+        let (store, cap) = (messages.clone(), limits.room_history_cap);
+        let tasks = BackgroundTasks::default();
+        // Rooms noted as they grow are trimmed, off the senders' way.
+        let retention =
+            Chores::start(&tasks, move |r| store.clone().trim(r, cap));
         Chat {
             messages,
             deliveries: Arc::default(),
@@ -113,24 +119,8 @@ impl Chat {
             // Each catch-up reads up to 1,050 rows: a flood of reconnections
             // must not take every connection of the pool.
             catch_ups: Arc::new(Semaphore::new(2)),
-            tasks: BackgroundTasks::default(),
+            tasks,
+            retention,
         }
     }
-
-    // ANCHOR: limited
-    /// `Ok` if `rate` lets `user_id` go on; otherwise `RateLimited`. A person
-    /// refused now and then stays connected; a socket that keeps sending far
-    /// past its limit (`refusals_per_10s`) is disconnected.
-    pub(crate) fn check(
-        &self,
-        rate: &RateLimit<i64>,
-        socket: &SocketRef,
-        user_id: i64,
-    ) -> Result<(), ChatError> {
-        match self.rates.strikes.allows(rate, socket, user_id) {
-            true => Ok(()),
-            false => Err(ChatError::RateLimited),
-        }
-    }
-    // ANCHOR_END: limited
 }

@@ -84,7 +84,7 @@ impl ChatConfig {
 }
 
 /// `RATE_LIMITS`, `MAX_SOCKETS_PER_USER`, `MAX_ROOMS_PER_SOCKET`,
-/// `ROOM_MESSAGES_PER_SECOND`. (Step 3 reads the same switch.)
+/// `ROOM_MESSAGES_PER_SECOND`, `ROOM_HISTORY_CAP` (step 3: `RATE_LIMITS`).
 fn limits_from_env() -> Result<ChatLimits, ConfigError> {
     if !rate_limits_on() {
         tracing::warn!("RATE_LIMITS=off: every chat limit is OFF");
@@ -97,6 +97,7 @@ fn limits_from_env() -> Result<ChatLimits, ConfigError> {
         sockets_per_user: positive("MAX_SOCKETS_PER_USER", d.sockets_per_user)?,
         rooms_per_socket: positive("MAX_ROOMS_PER_SOCKET", d.rooms_per_socket)?,
         room_messages_per_second: per_room,
+        room_history_cap: positive("ROOM_HISTORY_CAP", d.room_history_cap)?,
         ..d
     })
 }

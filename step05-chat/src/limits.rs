@@ -20,6 +20,8 @@ pub struct ChatLimits {
     /// Refused events in ten seconds before a socket is disconnected: a person
     /// is refused a few times and stays; a script is cut off.
     pub refusals_per_10s: u32,
+    /// `ROOM_HISTORY_CAP`: messages a room keeps; older ones are deleted.
+    pub room_history_cap: i64,
 }
 
 impl Default for ChatLimits {
@@ -31,6 +33,7 @@ impl Default for ChatLimits {
             room_messages_per_second: 30.0,
             room_changes_per_second: 2.0,
             refusals_per_10s: 200,
+            room_history_cap: 10_000,
         }
     }
 }
@@ -46,6 +49,7 @@ impl ChatLimits {
             room_messages_per_second: f64::INFINITY,
             room_changes_per_second: f64::INFINITY,
             refusals_per_10s: u32::MAX,
+            room_history_cap: i64::MAX,
         }
     }
 }

@@ -130,7 +130,10 @@ impl MessageStore {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let truncated = rows.len() as i64 > limit;
+        // Or some were deleted (`trim`): the client is told so.
+        let trimmed = sqlx::query_scalar::<_, i64>(TRIMMED).bind(room);
+        let trimmed = trimmed.fetch_optional(&self.pool).await?.unwrap_or(0);
+        let truncated = rows.len() as i64 > limit || after < trimmed;
         rows.truncate(limit as usize);
         let messages = rows.into_iter().rev().map(from_row).collect();
         Ok(Page { messages, truncated })
@@ -138,7 +141,30 @@ impl MessageStore {
 }
 // ANCHOR_END: newest
 
+// ANCHOR: trim
+/// Up to which id a room's messages were deleted (a trigger keeps it).
+const TRIMMED: &str = "SELECT deleted_upto FROM room_trims WHERE room = ?";
+/// Deletes the 200 oldest messages of a room beyond its newest `cap`.
+const TRIM: &str = "DELETE FROM messages WHERE id IN (SELECT id FROM messages
+    WHERE room = ?1 AND id <= (SELECT id FROM messages WHERE room = ?1
+    ORDER BY id DESC LIMIT 1 OFFSET ?2) ORDER BY id LIMIT 200)";
+
 impl MessageStore {
+    /// Deletes the messages of `room` older than its newest `cap` (none if
+    /// `i64::MAX`), 200 at a time: short writes, between which the senders'
+    /// messages go in.
+    pub async fn trim(self, room: String, cap: i64) {
+        let mut more = cap < i64::MAX;
+        while more {
+            let batch = sqlx::query(TRIM).bind(&room).bind(cap);
+            match batch.execute(&self.writer).await {
+                Ok(done) => more = done.rows_affected() > 0,
+                Err(error) => return tracing::error!(%error, %room, "trim"),
+            }
+        }
+    }
+    // ANCHOR_END: trim
+
     /// For several messages in one transaction ("The chat under load").
     pub fn writer(&self) -> &SqlitePool {
         &self.writer

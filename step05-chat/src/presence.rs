@@ -8,15 +8,15 @@
 //! opening at once make one event, not ten.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
-use step04_socket_middleware::InOrder;
 use step04_socket_middleware::delivery::{self, answer};
+use step04_socket_middleware::{InOrder, lock};
 
 use crate::chat::{Chat, ChatError};
 use crate::handlers::has_joined;
@@ -44,10 +44,6 @@ struct CountedIn(Vec<String>);
 /// The rooms `socket` is counted in.
 pub(crate) fn counted_rooms(socket: &SocketRef) -> Vec<String> {
     socket.extensions.get::<CountedIn>().unwrap_or_default().0
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // ANCHOR: announce
@@ -183,7 +179,7 @@ fn next_page(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.check(&chat.rates.pages, socket, user.id)?;
+    chat.rates.pages.check(&user.id)?;
     let online = lock(&chat.presence.online);
     let (users, none) = (online.get(&room), Online::new());
     Ok(page(users.unwrap_or(&none), &room, Some(after), chat.presence_page))

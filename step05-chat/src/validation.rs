@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 use step04_socket_middleware::text::{
-    TextError, shows_something, without_bidi_controls,
+    TextError, short_string, shows_something, without_bidi_controls,
 };
 
 use crate::chat::GENERAL as DEFAULT_ROOM;
@@ -61,17 +61,6 @@ pub fn parse_room(value: &Value) -> Result<String, InputError> {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
     };
     short_string(value, MAX_ROOM_CHARS, allowed).ok_or(InputError::InvalidRoom)
-}
-
-/// `value`, if it is a string of 1 to `max` characters, each `allowed`.
-fn short_string(
-    value: &Value,
-    max: usize,
-    allowed: fn(char) -> bool,
-) -> Option<String> {
-    let text = value.as_str()?;
-    let fits = !text.is_empty() && text.len() <= max;
-    (fits && text.chars().all(allowed)).then(|| text.to_owned())
 }
 
 // ANCHOR: parse_chat_message
@@ -154,7 +143,7 @@ mod tests {
                 InputError::Text(TextError::NothingVisible),
             ),
             (
-                format!("Z{}", "\u{0301}".repeat(5)),
+                format!("Z{}", "\u{0301}".repeat(9)),
                 InputError::Text(TextError::NothingVisible),
             ),
             (

@@ -92,8 +92,10 @@ async fn five_hundred_joins_at_once_never_put_a_socket_in_more_than_its_rooms()
 {
     let app = spawn_app_with(Options {
         limits: Some(ChatLimits {
-            // This test is about the room count alone.
+            // This test is about the room count alone: neither the pace of
+            // joins nor the 480 refusals (each a strike) may cut in.
             room_changes_per_second: 1e6,
+            refusals_per_10s: 1_000,
             ..ChatLimits::default()
         }),
         ..Default::default()
@@ -330,4 +332,208 @@ async fn a_binary_event_closes_the_connection_unanswered() {
         }
     });
     assert!(closed.await.is_ok(), "still open 5 s after a binary event");
+
+/// What happened while `flooders` accounts, each at its own limit of 5
+/// messages a second, flooded `general` and a person sent `messages` there,
+/// one every `every`: the person's acknowledgements, and how many of the
+/// flood's messages the room took and refused.
+async fn person_in_a_flood(
+    app: &support::TestApp,
+    flooders: usize,
+    messages: usize,
+    every: Duration,
+) -> (Vec<Value>, usize, usize) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let mut sockets = Vec::new();
+    for n in 0..flooders {
+        let cookie = app.register(&format!("flooder{n}")).await;
+        sockets.push(app.connected(&cookie).await.0);
+    }
+    let (person, _) = app.connected(&app.register("person").await).await;
+    let (done, took, refused) = (
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let (done, took, refused) = (&done, &took, &refused);
+    let tick = Duration::from_millis(200); // each flooder's own limit
+    let flood = sockets.iter().enumerate().map(|(n, socket)| async move {
+        // Spread over the 200 ms, as independent scripts would be.
+        let start = tokio::time::Instant::now() + tick / 20 * n as u32;
+        let mut pace = tokio::time::interval_at(start, tick);
+        while !done.load(Relaxed) {
+            pace.tick().await;
+            let ack = say(socket, json!("flood")).await;
+            match ack["ok"] == true {
+                true => took.fetch_add(1, Relaxed),
+                false => refused.fetch_add(1, Relaxed),
+            };
+        }
+    });
+    let talk = async {
+        // Once the room is saturated: the flood is being refused.
+        assert!(eventually(|| async { refused.load(Relaxed) > 0 }).await);
+        let mut acks = Vec::new();
+        let mut pace = tokio::time::interval(every);
+        for n in 0..messages {
+            pace.tick().await;
+            acks.push(say(&person, json!(format!("hello {n}"))).await);
+        }
+        done.store(true, Relaxed);
+        acks
+    };
+    let (acks, _) = tokio::join!(talk, futures_util::future::join_all(flood));
+    (acks, took.load(Relaxed), refused.load(Relaxed))
+}
+
+/// Issue 23's case: 20 free accounts, each within its own limit, keep
+/// `general` at its 30 messages a second; a person's messages still go in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_s_messages_go_into_a_room_flooded_by_20_accounts() {
+    let app = spawn_app().await;
+    let every = Duration::from_millis(700);
+    let (acks, took, refused) = person_in_a_flood(&app, 20, 6, every).await;
+    let refused_to_the_person: Vec<&Value> =
+        acks.iter().filter(|ack| ack["ok"] != true).collect();
+    assert!(
+        refused_to_the_person.is_empty(),
+        "{refused_to_the_person:?}"
+    );
+    assert!(refused > 0 && took > 0, "took {took}, refused {refused}");
+}
+
+/// The figure of the chapter "Before it faces the Internet": the share of a
+/// person's messages refused in a room flooded by 20 accounts, over 30 s.
+/// `cargo test -p step05-chat --test limits -- --ignored --nocapture figure`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 30-second measurement, for the book"]
+async fn figure_a_person_s_share_refused_in_a_flooded_room() {
+    let app = spawn_app().await;
+    let every = Duration::from_secs(1);
+    let (acks, took, refused) = person_in_a_flood(&app, 20, 30, every).await;
+    let lost = acks.iter().filter(|ack| ack["ok"] != true).count();
+    println!(
+        "the person: {lost} of {} refused ({:.0} %); the flood: {took} \
+         taken, {refused} refused",
+        acks.len(),
+        100.0 * lost as f64 / acks.len() as f64
+    );
+    assert_eq!(acks.len(), 30);
+}
+
+/// An account that keeps a room saturated is refused, and each refusal is a
+/// strike: it is cut off like any other abuser. The person beside it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_keeps_a_room_saturated_is_disconnected() {
+    let app = spawn_app_with(Options {
+        limits: Some(ChatLimits {
+            room_messages_per_second: 1.0, // 10 messages in 10 s, shared
+            refusals_per_10s: 10,
+            ..ChatLimits::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (flooder, _) = app.connected(&app.register("flooder").await).await;
+    let (person, _) = app.connected(&app.register("person").await).await;
+    assert_eq!(say(&person, json!("hello")).await["ok"], true);
+    // Five a second, within its own limit (20 at once, then 5 a second),
+    // far past the room's: refused, again and again, until cut off.
+    let flood = async {
+        let mut pace = tokio::time::interval(Duration::from_secs(1));
+        for _ in 0..20 {
+            pace.tick().await;
+            let burst = (0..5).map(|_| json!(["flood"])).collect();
+            flooder.emit_many("chat message", burst).await;
+        }
+    };
+    tokio::select! {
+        _ = flooder.next_named("disconnect") => {}
+        () = flood => panic!("20 s of refusals, and still connected"),
+    }
+    assert_eq!(say(&person, json!("still here")).await["ok"], true);
+}
+
+/// Refusals that are not rate limits count too: a socket sending event after
+/// invalid event is cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_events_count_toward_the_disconnect() {
+    let app = spawn_app_with(Options {
+        limits: Some(ChatLimits {
+            refusals_per_10s: 10,
+            ..ChatLimits::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (socket, _) = app.connected(&app.register("mallory").await).await;
+    let invalid = [
+        ("typing", json!([{ "room": "not-joined" }])),
+        ("join", json!(["Not A Room!"])),
+        ("chat message", json!([{ "text": "\u{3164}" }])),
+        ("chat message", json!([{ "room": "general", "text": 5 }])),
+    ];
+    for (event, args) in invalid.iter().cycle().take(12) {
+        socket.emit(event, args.clone()).await;
+    }
+    socket.next_named("disconnect").await;
+}
+
+/// Retention: a room keeps its newest `ROOM_HISTORY_CAP` messages. What is
+/// kept is still served in order; a client whose last seen message was
+/// deleted is told `truncated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_a_room_at_its_cap_and_says_truncated_past_it() {
+    let app = spawn_app_with(Options {
+        limits: Some(ChatLimits {
+            room_history_cap: 5,
+            ..ChatLimits::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (alice, _) = app.connected(&app.register("alice").await).await;
+    let join = json!([{ "room": "rust" }]);
+    assert_eq!(alice.emit_with_ack("join", join).await["ok"], true);
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let sent = json!({ "room": "rust", "text": format!("m{n}") });
+        ids.push(say(&alice, sent).await["id"].as_i64().expect("an id"));
+    }
+    let url = support::database_url(&app.database);
+    let db = sqlx::SqlitePool::connect(&url).await.expect("the database");
+    let kept = || async {
+        let sql = "SELECT COUNT(*) FROM messages WHERE room = 'rust'";
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&db)
+            .await
+            .unwrap_or(-1)
+    };
+    assert!(eventually(|| async { kept().await == 5 }).await);
+
+    let (bob, _) = app.connected(&app.register("bob").await).await;
+    // Back from the first message: gone, and said so; the 5 kept follow.
+    let back = json!([{ "room": "rust", "serverOffset": ids[0] }]);
+    let reply = bob.emit_with_ack("join", back).await;
+    assert_eq!(
+        (&reply["truncated"], &reply["history"]),
+        (&json!(true), &json!([]))
+    );
+    for n in 7..12 {
+        let message = bob.next_named("chat message").await;
+        assert_eq!(message.data()["text"], format!("m{n}"));
+    }
+    // Back from a kept message: nothing missing.
+    let (carol, _) = app.connected(&app.register("carol").await).await;
+    let back = json!([{ "room": "rust", "serverOffset": ids[9] }]);
+    let reply = carol.emit_with_ack("join", back).await;
+    assert_eq!(reply["truncated"], false, "{reply}");
+    let texts: Vec<&Value> = reply["history"]
+        .as_array()
+        .iter()
+        .flat_map(|h| *h)
+        .map(|m| &m["text"])
+        .collect();
+    assert_eq!(texts, [&json!("m7"), &json!("m8"), &json!("m9")]);
+    assert_eq!(kept().await, 5, "still at its cap");
 }

@@ -15,7 +15,7 @@ import { Quotas, UNLIMITED_RATE } from "./limits.js";
 import { log } from "./log.js";
 import { HISTORY_LIMIT } from "./messages.js";
 import { Presence } from "./presence.js";
-import { RateLimiter, nowSeconds } from "./rate-limit.js";
+import { FairRoom, RateLimiter, nowSeconds } from "./rate-limit.js";
 import {
   InputError,
   parseAfter,
@@ -62,29 +62,44 @@ export class Chat {
     this.typingLimiter = limits.enabled ? new RateLimiter(5, 2) : unlimited();
     this.pageLimiter = limits.enabled ? new RateLimiter(20, 10) : unlimited();
     const roomRate = limits.roomMessagesPerSecond;
-    this.roomLimiter = new RateLimiter(roomRate * 2, roomRate);
+    this.roomLimiter = new FairRoom(roomRate * 2, roomRate);
     const changes = limits.roomChangesPerSecond;
     this.roomChanges = new RateLimiter(changes * 5, changes);
     const refusals = limits.refusalsPer10s;
     this.refusals = new RateLimiter(refusals, refusals / 10);
+    // Rooms that may have grown past their cap, trimmed a pass a second.
+    this.retention = new Set();
+    if (Number.isFinite(limits.roomHistoryCap)) {
+      this.trimming = setInterval(() => this.trimRooms(), 1000);
+      this.trimming.unref();
+    }
     // Buckets of users gone quiet are dropped now and then.
     this.housekeeping = setInterval(() => this.forgetIdle(), 60_000);
     this.housekeeping.unref();
   }
 
   /**
-   * Nothing if `allowed`; otherwise `rate limited`, counted against the
-   * user. A socket that keeps sending far past its limit is disconnected:
-   * answering it costs more than it is worth.
+   * Nothing if `allowed`; otherwise `rate limited`. Like every refusal, it
+   * is a strike when `answer` sends it.
    */
-  limited(allowed, socket, userId) {
-    if (allowed) return;
-    if (!this.refusals.check(userId)) {
-      log.warn(`too many refused events from ${userId}: disconnecting`);
+  limited(allowed) {
+    if (!allowed) throw new ChatError(RATE_LIMITED);
+  }
+
+  // ANCHOR: strike
+  /**
+   * One refused event of the socket's user: a person refused now and then
+   * stays; a socket that keeps sending what is refused (past
+   * `refusalsPer10s` in ten seconds) is disconnected.
+   */
+  strike(socket) {
+    const { user } = socket.data;
+    if (!this.refusals.check(user.id)) {
+      log.warn(`too many refused events from ${user.id}: disconnecting`);
       socket.disconnect();
     }
-    throw new ChatError(RATE_LIMITED);
   }
+  // ANCHOR_END: strike
 
   forgetIdle() {
     const now = nowSeconds();
@@ -100,7 +115,28 @@ export class Chat {
     }
   }
 
+  // ANCHOR: retention
+  /**
+   * Trims each room noted since the last pass to its newest
+   * `roomHistoryCap` messages, 200 at a time, a turn of the event loop apart:
+   * the senders' events are handled in between.
+   */
+  trimRooms() {
+    const [rooms, cap] = [[...this.retention], this.limits.roomHistoryCap];
+    this.retention.clear();
+    const next = () => {
+      if (this.closed || rooms.length === 0) return;
+      const deleted = this.messages.trim(rooms.at(-1), cap);
+      if (deleted === 0) rooms.pop(); // at its cap
+      setImmediate(next);
+    };
+    next();
+  }
+  // ANCHOR_END: retention
+
   close() {
+    this.closed = true;
+    clearInterval(this.trimming);
     clearInterval(this.housekeeping);
   }
 }
@@ -128,11 +164,13 @@ export function onConnect(chat, socket) {
   const { user } = socket.data;
   socket.on("chat message", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    ack(answer(() => sendMessage(chat, socket, user, payload)));
+    const send = () => sendMessage(chat, socket, user, payload);
+    ack(answer(chat, socket, send));
   });
   socket.on("join", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    const entry = answer(() => joinRoom(chat, socket, user, payload));
+    const join = () => joinRoom(chat, socket, user, payload);
+    const entry = answer(chat, socket, join);
     if (!entry.ok) {
       ack(entry);
       return;
@@ -146,15 +184,18 @@ export function onConnect(chat, socket) {
   });
   socket.on("leave", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    ack(answer(() => leaveRoom(chat, socket, user, payload)));
+    const leave = () => leaveRoom(chat, socket, user, payload);
+    ack(answer(chat, socket, leave));
   });
   socket.on("typing", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    ack(answer(() => tellTyping(chat, socket, user, payload)));
+    const tell = () => tellTyping(chat, socket, user, payload);
+    ack(answer(chat, socket, tell));
   });
   socket.on("presence page", (...args) => {
     const [payload, ack] = payloadAndAck(args);
-    ack(answer(() => nextPresencePage(chat, socket, user, payload)));
+    const page = () => nextPresencePage(chat, socket, user, payload);
+    ack(answer(chat, socket, page));
   });
   socket.on("disconnect", () => onDisconnect(chat, socket));
 
@@ -210,11 +251,15 @@ function payloadAndAck(args) {
   return [args.length > 0 ? args[0] : null, ack];
 }
 
-/** The handler's answer, or `{error}`; unexpected errors are logged. */
-function answer(handle) {
+/**
+ * The handler's answer, or `{error}`: a refusal, and a strike (every refusal
+ * counts, whatever its reason). Unexpected errors are logged.
+ */
+function answer(chat, socket, handle) {
   try {
     return handle();
   } catch (error) {
+    chat.strike(socket);
     if (error instanceof ChatError || error instanceof InputError) {
       return { error: error.message };
     }
@@ -273,9 +318,11 @@ function replay(delivery, socket, missed) {
 function sendMessage(chat, socket, user, payload) {
   const outgoing = parseChatMessage(payload);
   if (!hasJoined(socket, outgoing.room)) throw new ChatError(NOT_IN_ROOM);
+  // The room's pace, shared fairly among the people talking in it.
   const allowed =
-    chat.limiter.check(user.id) && chat.roomLimiter.check(outgoing.room);
-  chat.limited(allowed, socket, user.id);
+    chat.limiter.check(user.id) &&
+    chat.roomLimiter.check(outgoing.room, user.id);
+  chat.limited(allowed);
   // The author is the socket's user, from the session. Whatever "user" the
   // payload claimed was never even read.
   const { fresh, message } = chat.messages.insert(
@@ -285,7 +332,10 @@ function sendMessage(chat, socket, user, payload) {
     outgoing.clientOffset,
   );
   // A retry of a stored message is acknowledged again, not sent again.
-  if (fresh) chat.delivery.toRoom(message.room, "chat message", message);
+  if (fresh) {
+    chat.delivery.toRoom(message.room, "chat message", message);
+    chat.retention.add(message.room); // trimmed later, if need be
+  }
   return { ok: true, id: message.id };
 }
 // ANCHOR_END: chat_message
@@ -305,7 +355,7 @@ function joinRoom(chat, socket, user, payload) {
   const named = payload !== null && typeof payload === "object";
   const asked = named && Object.hasOwn(payload, "room");
   const room = parseRoom(asked ? payload.room : payload);
-  chat.limited(chat.roomChanges.check(user.id), socket, user.id);
+  chat.limited(chat.roomChanges.check(user.id));
   const max = chat.limits.roomsPerSocket;
   if (room !== GENERAL && !chat.quotas.takeRoom(socket.id, room, max)) {
     throw new ChatError(TOO_MANY_ROOMS);
@@ -331,7 +381,7 @@ function parseOffset(value) {
 function leaveRoom(chat, socket, user, payload) {
   const room = parseRoom(payload);
   if (room === GENERAL) throw new ChatError(CANNOT_LEAVE_GENERAL);
-  chat.limited(chat.roomChanges.check(user.id), socket, user.id);
+  chat.limited(chat.roomChanges.check(user.id));
   socket.leave(room);
   chat.quotas.giveBackRoom(socket.id, room);
   if (chat.presence.leave(socket.id, room)) broadcastPresence(chat, room);
@@ -342,7 +392,7 @@ function leaveRoom(chat, socket, user, payload) {
 function tellTyping(chat, socket, user, payload) {
   const room = parseRoom(payload?.room);
   if (!hasJoined(socket, room)) throw new ChatError(NOT_IN_ROOM);
-  chat.limited(chat.typingLimiter.check(user.id), socket, user.id);
+  chat.limited(chat.typingLimiter.check(user.id));
   // `socket.to` (unlike `io.to`) leaves the sender out.
   socket.to(room).emit("typing", { room, user });
   return { ok: true };
@@ -353,7 +403,7 @@ function nextPresencePage(chat, socket, user, payload) {
   const room = parseRoom(payload?.room);
   const after = parseAfter(payload?.after);
   if (!hasJoined(socket, room)) throw new ChatError(NOT_IN_ROOM);
-  chat.limited(chat.pageLimiter.check(user.id), socket, user.id);
+  chat.limited(chat.pageLimiter.check(user.id));
   return chat.presence.page(room, after, chat.presencePage);
 }
 

@@ -149,6 +149,7 @@ function limitsFromEnv(env) {
     roomChangesPerSecond:
       test.roomChangesPerSecond ?? DEFAULT_LIMITS.roomChangesPerSecond,
     refusalsPer10s: test.refusalsPer10s ?? DEFAULT_LIMITS.refusalsPer10s,
+    roomHistoryCap: Math.trunc(positive("ROOM_HISTORY_CAP", 10_000)),
   };
 }
 

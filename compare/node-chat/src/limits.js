@@ -14,6 +14,7 @@ export const DEFAULT_LIMITS = Object.freeze({
   roomMessagesPerSecond: 30, // ROOM_MESSAGES_PER_SECOND, burst twice that
   roomChangesPerSecond: 2, // joins and leaves per user, burst five times
   refusalsPer10s: 200, // refused events before the socket is disconnected
+  roomHistoryCap: 10_000, // ROOM_HISTORY_CAP: messages a room keeps
 });
 
 /** "As fast as anyone can": finite, so the arithmetic stays ordinary. */
@@ -27,6 +28,7 @@ export const NO_LIMITS = Object.freeze({
   roomMessagesPerSecond: UNLIMITED_RATE,
   roomChangesPerSecond: UNLIMITED_RATE,
   refusalsPer10s: UNLIMITED_RATE,
+  roomHistoryCap: Infinity,
 });
 
 // ANCHOR: quotas

@@ -28,6 +28,18 @@ export class MessageStore {
       lastId: db
         .prepare("SELECT COALESCE(MAX(id), 0) FROM messages WHERE room = ?")
         .pluck(),
+      // Up to which id the room's messages were deleted (a trigger of
+      // step 5's migration 0004 keeps it).
+      trimmed: db
+        .prepare("SELECT deleted_upto FROM room_trims WHERE room = ?")
+        .pluck(),
+      // The 200 oldest messages of a room beyond its newest `cap`.
+      trim: db.prepare(
+        `DELETE FROM messages WHERE id IN (SELECT id FROM messages
+           WHERE room = @room AND id <= (SELECT id FROM messages
+             WHERE room = @room ORDER BY id DESC LIMIT 1 OFFSET @cap)
+           ORDER BY id LIMIT 200)`,
+      ),
       newest: db.prepare(
         `${SELECT} WHERE m.room = ? AND m.id > ? AND m.id <= ?
          ORDER BY m.id DESC LIMIT ?`,
@@ -67,9 +79,19 @@ export class MessageStore {
   newest(room, after, upto, limit) {
     const take = Math.max(0, limit); // SQLite reads -1 as "no limit"
     const rows = this.statements.newest.all(room, after, upto, take + 1);
-    const truncated = rows.length > take;
+    // Or some were deleted (`trim`): the client is told so.
+    const trimmed = this.statements.trimmed.get(room) ?? 0;
+    const truncated = rows.length > take || after < trimmed;
     const messages = rows.slice(0, take).reverse().map(fromRow);
     return { messages, truncated };
+  }
+
+  /**
+   * Deletes up to 200 messages of `room` older than its newest `cap`; how
+   * many it deleted (0: the room is at its cap).
+   */
+  trim(room, cap) {
+    return this.statements.trim.run({ room, cap }).changes;
   }
 }
 

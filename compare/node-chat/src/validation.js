@@ -13,8 +13,8 @@ export const DEFAULT_ROOM = "general";
 export const MAX_ROOM_CHARS = 32;
 /** The longest message, in characters (code points), not UTF-16 units. */
 export const MAX_TEXT_CHARS = 1000;
-/** The most combining marks (accents) allowed on one character. */
-export const MAX_COMBINING_MARKS = 4;
+/** The most marks (accents, vowel signs) one grapheme may carry. */
+export const MAX_MARKS_PER_GRAPHEME = 8;
 /** The longest `clientOffset`. */
 export const MAX_CLIENT_OFFSET_CHARS = 64;
 
@@ -40,16 +40,22 @@ const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
 // Rust's `trim()`: Unicode White_Space at both ends. (JavaScript's own
 // `trim()` also removes U+FEFF, which is not White_Space.)
 const EDGE_SPACE = /^\p{White_Space}+|\p{White_Space}+$/gu;
-const SPACE = /^\p{White_Space}$/u;
 const CONTROL = /^\p{Cc}$/u;
-// Zero-width spaces and joiners, word joiner, BOM, LRM/RLM, soft hyphen.
-const INVISIBLE = /^[\u200B-\u200F\u2060-\u2064\uFEFF\u00AD]$/u;
-// The blocks that hold nearly every combining mark.
-const COMBINING = new RegExp(
-  "^[\u0300-\u036F\u0483-\u0489\u1AB0-\u1AFF" +
-    "\u1DC0-\u1DFF\u20D0-\u20FF\uFE20-\uFE2F]$",
+// ANCHOR: shows
+// What puts no ink on the screen, by Unicode properties: white space, the
+// "default ignorable" (fillers, joiners, tags, direction marks), marks that
+// need a letter to sit on, format characters; and U+2800, the blank Braille
+// pattern, a symbol by its category that no property tells apart.
+const INVISIBLE = new RegExp(
+  "^[\\p{White_Space}\\p{Default_Ignorable_Code_Point}" +
+    "\\p{Mn}\\p{Me}\\p{Cf}\\u2800]$",
   "u",
 );
+const MARK = /\p{M}/gu; // Mn, Mc, Me
+// Graphemes: what a reader sees as one character (step 4's
+// `unicode-segmentation`).
+const GRAPHEMES = new Intl.Segmenter("en", { granularity: "grapheme" });
+// ANCHOR_END: shows
 
 /** A room name: a string of 1 to 32 of `a-z 0-9 _ -`. */
 export function parseRoom(value) {
@@ -108,8 +114,8 @@ function parseClientOffset(value) {
 
 /**
  * Removes bidirectional overrides, trims, then checks what a reader will
- * see: 1 to 1000 characters, no control characters but new lines, something
- * visible, and no more than four accents piled on one character.
+ * see: 1 to 1000 characters, no control characters but new lines, and at
+ * least one grapheme that shows something, none under more than eight marks.
  */
 export function parseText(raw) {
   // A lone surrogate is not text: Rust's JSON parser refuses the whole
@@ -123,19 +129,14 @@ export function parseText(raw) {
   if (chars.some((c) => c !== "\n" && CONTROL.test(c))) {
     throw new InputError(CONTROL_CHARACTERS);
   }
+  // ANCHOR: graphemes
   let visible = false;
-  let marksInARow = 0;
-  for (const c of chars) {
-    if (COMBINING.test(c)) {
-      marksInARow += 1;
-      if (marksInARow > MAX_COMBINING_MARKS) {
-        throw new InputError(NOTHING_VISIBLE);
-      }
-    } else {
-      marksInARow = 0;
-      visible ||= !SPACE.test(c) && !INVISIBLE.test(c);
-    }
+  for (const { segment } of GRAPHEMES.segment(text)) {
+    const marks = segment.match(MARK)?.length ?? 0;
+    if (marks > MAX_MARKS_PER_GRAPHEME) throw new InputError(NOTHING_VISIBLE);
+    visible ||= [...segment].some((c) => !INVISIBLE.test(c));
   }
+  // ANCHOR_END: graphemes
   if (!visible) throw new InputError(NOTHING_VISIBLE);
   return text;
 }

@@ -42,10 +42,9 @@ async fn send_message(
     if !has_joined(socket, &outgoing.room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.check(&chat.rates.messages, socket, user.id)?;
-    if !chat.rates.room_messages.allows(&outgoing.room) {
-        return Err(ChatError::RateLimited); // the room's pace, not the user's
-    }
+    chat.rates.messages.check(&user.id)?;
+    // The room's pace, shared fairly among the people talking in it.
+    chat.rates.room_messages.check(&outgoing.room, user.id)?;
     // The author is the socket's user. Whatever "user" the payload claimed
     // was never even parsed.
     let message = NewMessage {
@@ -60,6 +59,7 @@ async fn send_message(
             // `delivery`: a socket too slow to take it is resynchronised).
             let members = socket.within(message.room.clone()).sockets();
             delivery::send_to_each(members, "chat message", &message);
+            chat.retention.note(&message.room); // trimmed later, if need be
             Ok(message)
         }
         // A retry of a stored message: acknowledged again, not sent again.
@@ -95,7 +95,7 @@ fn tell_typing(
     if !has_joined(socket, &room) {
         return Err(ChatError::NotInRoom);
     }
-    chat.check(&chat.rates.typing, socket, user.id)?;
+    chat.rates.typing.check(&user.id)?;
     let event = json!({ "room": room, "user": user });
     // `to` (unlike `within`) leaves the sender out: you know you are typing.
     delivery::send_to_each(socket.to(room).sockets(), "typing", &event);

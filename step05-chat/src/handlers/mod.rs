@@ -51,6 +51,7 @@ pub(crate) async fn admit_socket(
     // Given back by `on_disconnect`, or dropped with a socket that never
     // connected.
     socket.extensions.insert(Arc::new(slot));
+    chat.rates.strikes.count_on(&socket, user.id); // every refusal counts
     Ok(())
 }
 // ANCHOR_END: admit_socket

@@ -8,7 +8,7 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
 use step04_socket_middleware::InOrder;
-use step04_socket_middleware::delivery::{self, answer};
+use step04_socket_middleware::delivery::{self, answer, send_all};
 
 use crate::chat::{CATCH_UP_LIMIT, Chat, ChatError, GENERAL};
 use crate::messages::{HISTORY_LIMIT, Page};
@@ -58,7 +58,8 @@ pub(crate) async fn enter_general(
     let history = json!({
         "room": GENERAL, "messages": messages, "truncated": truncated
     });
-    if !delivery::send(socket, "history", &history) || !replay(socket, &missed)
+    if !delivery::send(socket, "history", &history)
+        || !send_all(socket, "chat message", &missed.messages)
     {
         return Ok(()); // gone, or resynchronising
     }
@@ -67,17 +68,10 @@ pub(crate) async fn enter_general(
     let after = upto.max(offset.unwrap_or(0));
     let since = chat.messages.newest(GENERAL, after, i64::MAX, CATCH_UP_LIMIT);
     let since = since.await?;
-    if replay(socket, &since) {
+    if send_all(socket, "chat message", &since.messages) {
         announce_presence(io, socket, chat, user, GENERAL);
     }
     Ok(())
-}
-
-/// Sends each message of `page`; whether all of them were queued.
-fn replay(socket: &SocketRef, page: &Page) -> bool {
-    page.messages
-        .iter()
-        .all(|message| delivery::send(socket, "chat message", message))
 }
 // ANCHOR_END: catch_up_send
 
@@ -100,8 +94,8 @@ pub(crate) async fn on_join(
         Ok(room) => room,
         Err(error) => return answer(&socket, ack, Err(ChatError::from(error))),
     };
-    if let Err(error) = chat.check(&chat.rates.room_changes, &socket, user.id) {
-        return answer(&socket, ack, Err(error));
+    if let Err(error) = chat.rates.room_changes.check(&user.id) {
+        return answer(&socket, ack, Err(ChatError::from(error)));
     }
     // Checked and done in one turn of the lock, as `leave` is: a `leave`
     // racing this `join` finds the socket either not in yet, or all in; and
@@ -123,7 +117,9 @@ pub(crate) async fn on_join(
         "ok": true, "room": room, "history": history.messages,
         "truncated": missed.truncated,
     });
-    if delivery::acknowledge(&socket, ack, &reply) && replay(&socket, &missed) {
+    if delivery::acknowledge(&socket, ack, &reply)
+        && send_all(&socket, "chat message", &missed.messages)
+    {
         announce_presence(&io, &socket, &chat, &user, &room);
     }
 }
@@ -171,7 +167,7 @@ async fn leave_room(
     if room == GENERAL {
         return Err(ChatError::CannotLeaveGeneral);
     }
-    chat.check(&chat.rates.room_changes, socket, user.id)?;
+    chat.rates.room_changes.check(&user.id)?;
     let _turn = chat.deliveries.lock().await;
     if socket.rooms().iter().any(|joined| *joined == room) {
         socket.leave(room.clone());

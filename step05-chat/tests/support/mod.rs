@@ -334,6 +334,8 @@ fn node_env(
             test["roomChangesPerSecond"] =
                 json!(limits.room_changes_per_second);
             test["refusalsPer10s"] = json!(limits.refusals_per_10s);
+            let cap = limits.room_history_cap.to_string();
+            env.push(("ROOM_HISTORY_CAP", cap));
         }
         None => {}
     }
