@@ -144,12 +144,13 @@ impl Chat {
         // Rooms noted as they grow are trimmed, off the rooms' tasks (step 5's
         // `MessageStore::trim`), to the cap `with_limits` sets.
         let history_cap = Arc::new(AtomicI64::new(i64::MAX));
+        let messages: Messages = messages.into();
         let (store, cap) = (messages.clone(), history_cap.clone());
         let retention = Chores::start(&tasks, move |room| {
             store.clone().trim(room, cap.load(Ordering::Relaxed))
         });
         Chat {
-            messages: messages.into(),
+            messages,
             presence: Presence::default(),
             limiter,
             typing_limiter: RateLimit::new(5.0, 2.0),
@@ -269,6 +270,7 @@ impl Chat {
         let context = RoomContext {
             store: self.messages.clone(),
             fanout: fanout_to(namespace, false),
+            history_cap: self.history_cap.load(Ordering::Relaxed),
         };
         let sequencers = &self.sequencers;
         if messages.is_empty() && here.clone().sockets().is_empty() {

@@ -56,6 +56,12 @@ pub trait MessageLog: Send + Sync + std::fmt::Debug + 'static {
     /// processes here; step 5's table has no one to tell.
     fn delivered(&self, _room: &str, _after: i64, _messages: &Arc<[ChatMessage]>) {}
 
+    /// Deletes `room`'s oldest messages beyond the newest `cap` (retention,
+    /// `ROOM_HISTORY_CAP`). A log without retention keeps everything.
+    fn trim<'a>(&'a self, _room: &'a str, _cap: i64) -> LogFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
     /// Whether other processes write to this log, and this process's room
     /// sequencers deliver their messages too (step 5's table: no).
     fn shared(&self) -> bool {
@@ -108,6 +114,11 @@ impl Messages {
     pub fn delivered(&self, room: &str, after: i64, messages: &Arc<[ChatMessage]>) {
         self.0.delivered(room, after, messages);
     }
+
+    /// See [`MessageLog::trim`].
+    pub async fn trim(self, room: String, cap: i64) {
+        self.0.trim(&room, cap).await;
+    }
 }
 
 impl From<MessageStore> for Messages {
@@ -118,6 +129,10 @@ impl From<MessageStore> for Messages {
 
 /// Step 5's table: this process is its only writer.
 impl MessageLog for MessageStore {
+    fn trim<'a>(&'a self, room: &'a str, cap: i64) -> LogFuture<'a, ()> {
+        Box::pin(self.clone().trim(room.to_owned(), cap))
+    }
+
     fn insert_batch<'a>(
         &'a self,
         room: &'a str,

@@ -960,6 +960,7 @@ mod tests {
         let context = RoomContext {
             store: MessageStore::new(pool).into(),
             fanout: Arc::new(|_, _| Box::pin(std::future::pending())),
+            history_cap: i64::MAX,
         };
         let sequencers = Sequencers::new(BackgroundTasks::default());
         let user = User {

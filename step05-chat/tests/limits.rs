@@ -332,6 +332,7 @@ async fn a_binary_event_closes_the_connection_unanswered() {
         }
     });
     assert!(closed.await.is_ok(), "still open 5 s after a binary event");
+}
 
 /// What happened while `flooders` accounts, each at its own limit of 5
 /// messages a second, flooded `general` and a person sent `messages` there,
