@@ -127,8 +127,13 @@ const MAX_LISTING_WIDTH: usize = 80;
 /// run must never change, not even in a comment (sqlx stores its checksum and
 /// refuses to start when the file differs), so its lines stay as released.
 /// Chapter 5 says so where it shows them.
+/// And the console sessions under `transcripts/`: what a program prints, as it
+/// prints it (a log line, a cookie), compared with the program by its crate's
+/// `tests/transcripts.rs`; wrapped, they would no longer be what the reader's
+/// terminal shows.
 fn keeps_its_width(path: &str) -> bool {
-    path.contains("/migrations/") && path.ends_with(".sql")
+    (path.contains("/migrations/") && path.ends_with(".sql"))
+        || path.starts_with("transcripts/")
 }
 
 /// The lines mdBook shows for a selector of `source`, as mdBook 0.5 takes them:

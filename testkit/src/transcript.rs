@@ -1,0 +1,536 @@
+//! The book's console sessions, played against the real program.
+//!
+//! A "Run it" block of the book is a file under `book/src/transcripts/`, which the chapter
+//! shows with `{{#include}}` (as the Rust Book shows its generated output listings). A file is
+//! a console session: lines that start with `$ ` are commands (continued by a trailing `\`, or
+//! until a `for ... do` reaches its `done`), and the lines after a command are what it prints.
+//!
+//! [`Session::play`] runs each command for real and compares what it prints with the file:
+//! - `$ [NAME=value ...] cargo run -p CRATE` starts the crate's binary (built by the same
+//!   `cargo test`) on a free port, with only the environment the command names, and its output
+//!   is what the server printed at startup (stdout and stderr in the order they came);
+//! - any other command runs in `bash`, in a scratch folder of its own (for `jar.txt`), with the
+//!   book's port replaced by the server's; its output is what it writes to stdout.
+//!
+//! Values that change from run to run are replaced before the comparison by the ones the book
+//! shows: the port, the log's timestamps, cookie values, HTTP dates (and whatever a test adds
+//! with [`Session::normalise`]). Anything else that differs fails the test with both versions;
+//! `UPDATE_TRANSCRIPTS=1` rewrites the file instead, for a change the book should follow (read
+//! the prose around it afterwards: the file is only the block).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The port the book's transcripts show when the command sets none.
+pub const BOOK_PORT: u16 = 3000;
+
+/// How long a command or a server's startup may take before the test gives up on it.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The folder of the transcripts: `book/src/transcripts`.
+pub fn transcripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../book/src/transcripts")
+}
+
+/// Whether this run rewrites the transcripts instead of comparing them.
+fn updating() -> bool {
+    std::env::var("UPDATE_TRANSCRIPTS").is_ok_and(|value| value == "1")
+}
+
+/// One command of a transcript and the lines it printed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The command as the book shows it, continuation lines included, without the `$ `.
+    pub command: String,
+    /// Its output, one entry a line.
+    pub output: Vec<String>,
+}
+
+/// Reads a console session: see the module's documentation.
+pub fn parse(text: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut open_command = false;
+    for line in text.lines() {
+        if open_command {
+            let step = steps.last_mut().expect("a command is open");
+            step.command.push('\n');
+            step.command.push_str(line);
+            open_command = continues(&step.command);
+        } else if let Some(command) = line.strip_prefix("$ ") {
+            steps.push(Step {
+                command: command.to_string(),
+                output: Vec::new(),
+            });
+            open_command = continues(command);
+        } else if let Some(step) = steps.last_mut() {
+            step.output.push(line.to_string());
+        }
+    }
+    steps
+}
+
+/// Whether a command goes on to the next line: a trailing `\`, or a loop not yet closed.
+fn continues(command: &str) -> bool {
+    let words = || command.split(|c: char| c.is_whitespace() || c == ';');
+    let opened = words().filter(|word| *word == "do").count();
+    let closed = words().filter(|word| *word == "done").count();
+    command.trim_end().ends_with('\\') || opened > closed
+}
+
+/// Writes a session in the form [`parse`] reads.
+pub fn render(steps: &[Step]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        text.push_str("$ ");
+        text.push_str(&step.command);
+        text.push('\n');
+        for line in &step.output {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// A line-by-line replacement applied to what the program printed.
+type Normaliser = Box<dyn Fn(&str) -> String>;
+
+/// A server started the way a transcript says, and the commands played against it.
+pub struct Session {
+    /// `(package, binary)`: what `cargo run -p package` runs.
+    binaries: Vec<(String, PathBuf)>,
+    normalisers: Vec<Normaliser>,
+    /// Header names (lower case) that the commands' outputs leave out, as the book says.
+    omitted_headers: Vec<String>,
+    server: Option<Server>,
+    /// The scratch folder the commands run in (and the server, so that no `.env` is read).
+    dir: PathBuf,
+}
+
+struct Server {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    /// The port it listens on, and the one the book shows for it.
+    port: u16,
+    shown_port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The child is ours; a failed kill means it has already exited.
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Session {
+    /// A session whose `cargo run -p package` runs `binary` (pass
+    /// `env!("CARGO_BIN_EXE_name")`).
+    pub fn new(package: &str, binary: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "transcript-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        Self {
+            binaries: vec![(package.to_string(), PathBuf::from(binary))],
+            normalisers: Vec::new(),
+            omitted_headers: Vec::new(),
+            server: None,
+            dir,
+        }
+    }
+
+    /// Also replaces, in every line the program prints, what `normalise` replaces: for a value
+    /// of the test's own that changes from run to run.
+    pub fn normalise(mut self, normalise: impl Fn(&str) -> String + 'static) -> Self {
+        self.normalisers.push(Box::new(normalise));
+        self
+    }
+
+    /// Leaves the response headers `names` out of what `curl -i` prints, as the chapter says it
+    /// does ("abridged to ..."): every other header is shown, so a new one shows up.
+    pub fn omit_headers(mut self, names: &[&str]) -> Self {
+        self.omitted_headers = names.iter().map(|name| name.to_lowercase()).collect();
+        self
+    }
+
+    /// Starts the server as `cargo run` would with `env` (as the prose asks, without a
+    /// transcript of its own), and waits until it has said where it listens.
+    pub fn start(&mut self, env: &[(&str, &str)]) {
+        let package = self.binaries[0].0.clone();
+        self.start_server(&package, env, None);
+    }
+
+    /// Plays the transcript `name` (relative to `book/src/transcripts`) and compares what the
+    /// program printed with it, or rewrites it with `UPDATE_TRANSCRIPTS=1`.
+    pub fn play(&mut self, name: &str) {
+        let path = transcripts_dir().join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (a transcript the book shows)", path.display()));
+        let expected = parse(&text);
+        assert!(!expected.is_empty(), "{}: no `$ ` command in it", path.display());
+        let mut actual = Vec::new();
+        for step in &expected {
+            let output = match cargo_run(&step.command) {
+                Some((package, env)) => {
+                    self.start_server(&package, &env_pairs(&env), Some(step.output.len()))
+                }
+                None => self.run(&step.command),
+            };
+            actual.push(Step {
+                command: step.command.clone(),
+                output,
+            });
+        }
+        let actual_text = render(&actual);
+        if actual_text == text {
+            return;
+        }
+        if updating() {
+            std::fs::write(&path, &actual_text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            eprintln!("rewrote {}", path.display());
+            return;
+        }
+        panic!(
+            "{} is not what the program prints.\n--- the book shows:\n{text}\n--- the program \
+             printed:\n{actual_text}\n(If the program is right, `UPDATE_TRANSCRIPTS=1 cargo test` \
+             rewrites the file; then read the chapter's text around it.)",
+            path.display()
+        );
+    }
+
+    fn start_server(
+        &mut self,
+        package: &str,
+        env: &[(&str, &str)],
+        expected_lines: Option<usize>,
+    ) -> Vec<String> {
+        self.server = None;
+        let binary = self
+            .binaries
+            .iter()
+            .find(|(name, _)| name == package)
+            .map(|(_, binary)| binary.clone())
+            .unwrap_or_else(|| panic!("this session cannot run `cargo run -p {package}`"));
+        let shown_port = env
+            .iter()
+            .find(|(name, _)| *name == "PORT")
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(BOOK_PORT);
+        let (reader, writer) = std::io::pipe().expect("a pipe for the server's output");
+        let mut command = Command::new(&binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .env("PORT", "0")
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().expect("a second end of the pipe"))
+            .stderr(writer);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        // The parent's copies of the writing end went with `command`: once the child exits,
+        // the reader sees the end of the output.
+        drop(command);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                collected
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        let printed = |lines: &Arc<Mutex<Vec<String>>>| {
+            lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        };
+        let started = Instant::now();
+        // The startup is complete once it has said where it listens, has printed as many lines
+        // as the book shows (if the book shows it), and has then been quiet for half a second,
+        // so that a line more than the book shows is seen too.
+        let mut quiet_since = (Instant::now(), 0);
+        loop {
+            let now = printed(&lines);
+            if now.len() != quiet_since.1 {
+                quiet_since = (Instant::now(), now.len());
+            }
+            let has_port = now
+                .iter()
+                .any(|line| listening_port(&strip_ansi(line)).is_some());
+            let complete = match expected_lines {
+                Some(count) if !updating() => now.len() >= count,
+                _ => true,
+            };
+            let done = has_port
+                && complete
+                && quiet_since.0.elapsed() > Duration::from_millis(500);
+            if done || started.elapsed() > DEADLINE {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = printed(&lines);
+        let port = output
+            .iter()
+            .find_map(|line| listening_port(&strip_ansi(line)))
+            .unwrap_or_else(|| panic!("the server said no address:\n{}", output.join("\n")));
+        self.server = Some(Server {
+            child,
+            lines,
+            port,
+            shown_port,
+        });
+        output.iter().map(|line| self.normalised(line)).collect()
+    }
+
+    /// Runs a shell command against the server and returns what it printed.
+    fn run(&self, command: &str) -> Vec<String> {
+        let server = self
+            .server
+            .as_ref()
+            .expect("a transcript starts its server before it sends it anything");
+        let command = command.replace(
+            &format!("127.0.0.1:{}", server.shown_port),
+            &format!("127.0.0.1:{}", server.port),
+        );
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("bash: {e}"));
+        // What the terminal shows: CRLF as a line break, a last line without its newline
+        // (curl's bodies) on a line of its own, no spaces at the ends of lines.
+        String::from_utf8_lossy(&output.stdout)
+            .replace("\r\n", "\n")
+            .lines()
+            .filter(|line| !self.is_omitted_header(line))
+            .map(|line| self.normalised(line.trim_end()))
+            .collect()
+    }
+
+    fn is_omitted_header(&self, line: &str) -> bool {
+        line.split_once(':').is_some_and(|(name, _)| {
+            self.omitted_headers.contains(&name.to_lowercase())
+        })
+    }
+
+    /// What the server printed after its startup, normalised: for a test that shows a log line.
+    pub fn server_log(&self) -> Vec<String> {
+        let server = self.server.as_ref().expect("a started server");
+        let lines = server.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().map(|line| self.normalised(line)).collect()
+    }
+
+    fn normalised(&self, line: &str) -> String {
+        let mut line = without_timestamp(&strip_ansi(line));
+        if let Some(server) = &self.server {
+            for host in ["127.0.0.1", "localhost"] {
+                line = line.replace(
+                    &format!("{host}:{}", server.port),
+                    &format!("{host}:{}", server.shown_port),
+                );
+            }
+        }
+        line = http_dates(&line);
+        line = session_cookies(&line);
+        for normalise in &self.normalisers {
+            line = normalise(&line);
+        }
+        line
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("binaries", &self.binaries)
+            .field("omitted_headers", &self.omitted_headers)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.server = None;
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+/// `[NAME=value ...] cargo run -p PACKAGE`: the package and the environment.
+fn cargo_run(command: &str) -> Option<(String, Vec<(String, String)>)> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let at = words.iter().position(|word| *word == "cargo")?;
+    let env = words[..at]
+        .iter()
+        .map(|word| {
+            let (name, value) = word.split_once('=')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    match &words[at..] {
+        ["cargo", "run", "-p", package] => Some((package.to_string(), env)),
+        _ => None,
+    }
+}
+
+fn env_pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+}
+
+/// The port of the first `http://host:port` in a line.
+fn listening_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("http://")? + "http://".len()..];
+    let authority = rest.split('/').next()?;
+    authority.rsplit_once(':')?.1.parse().ok()
+}
+
+/// The line without its colour codes (`ESC [ ... letter`).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A log line without the timestamp `tracing` starts it with (`2026-12-06T12:40:00.123456Z `),
+/// as the book shows log lines.
+fn without_timestamp(line: &str) -> String {
+    let bytes = line.as_bytes();
+    let looks_like_one = bytes.len() > 21
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[10] == b'T';
+    match (looks_like_one, line.find("Z ")) {
+        (true, Some(end)) if end < 32 => line[end + 2..].to_string(),
+        _ => line.to_string(),
+    }
+}
+
+/// The date the book shows wherever HTTP shows a date (`Wed, 26 Nov 2025 07:11:20 GMT`).
+pub const BOOK_HTTP_DATE: &str = "Wed, 26 Nov 2025 07:11:20 GMT";
+
+/// Every HTTP date of the line (`Sun, 06 Dec 2026 12:40:00 GMT`) replaced by the book's.
+fn http_dates(line: &str) -> String {
+    const DAYS: [&str; 7] = ["Mon, ", "Tue, ", "Wed, ", "Thu, ", "Fri, ", "Sat, ", "Sun, "];
+    let mut out = line.to_string();
+    let mut from = 0;
+    while let Some((at, _)) = DAYS
+        .iter()
+        .filter_map(|day| out[from..].find(day).map(|at| (from + at, day)))
+        .min()
+    {
+        let end = at + BOOK_HTTP_DATE.len();
+        let is_date = out.get(at..end).is_some_and(|date| {
+            date.ends_with(" GMT") && date.as_bytes()[7] == b' ' && date.as_bytes()[19] == b':'
+        });
+        if is_date {
+            out.replace_range(at..end, BOOK_HTTP_DATE);
+        }
+        from = at + 1;
+    }
+    out
+}
+
+/// The session cookie's value the book shows: a signature (base64, with its `=`) followed by
+/// the session id (22 characters of URL-safe base64).
+pub const BOOK_SESSION_COOKIE: &str =
+    "LSojAaDYh+o0yId2yQXBpaPZ5IoHGZ/rJIrq/C9E/Qo=DJhQCDgSjBDYJwzofKf9NQ";
+
+/// A signed session cookie `id=<signature>=<id>` replaced by the book's, when it has the shape
+/// of one (anything else stays, so that a change of shape shows).
+fn session_cookies(line: &str) -> String {
+    let Some(start) = line.find("id=").map(|at| at + 3) else {
+        return line.to_string();
+    };
+    let end = line[start..]
+        .find([';', ' ', '\t'])
+        .map_or(line.len(), |at| start + at);
+    let value = &line[start..end];
+    let is_signed_id = value.len() == BOOK_SESSION_COOKIE.len()
+        && value.as_bytes()[43] == b'='
+        && value[..43]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
+        && value[44..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    match is_signed_id {
+        true => format!("{}{BOOK_SESSION_COOKIE}{}", &line[..start], &line[end..]),
+        false => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_read_as_commands_and_their_output() {
+        let text = "$ cargo run -p step03\nstep03 is running\n$ curl -i \\\n  -d x http://a\n\
+                    HTTP/1.1 200 OK\n\n{}\n$ for i in 1 2; do\n  curl x\ndone\n401 401\n";
+        let steps = parse(text);
+        assert_eq!(
+            steps.iter().map(|s| s.command.as_str()).collect::<Vec<_>>(),
+            ["cargo run -p step03", "curl -i \\\n  -d x http://a", "for i in 1 2; do\n  curl x\ndone"]
+        );
+        assert_eq!(steps[1].output, ["HTTP/1.1 200 OK", "", "{}"]);
+        assert_eq!(render(&steps), text);
+    }
+
+    #[test]
+    fn cargo_run_is_recognised_with_its_environment() {
+        assert_eq!(
+            cargo_run("RATE_LIMITS=off cargo run -p step03-passport-like-auth"),
+            Some((
+                "step03-passport-like-auth".to_string(),
+                vec![("RATE_LIMITS".to_string(), "off".to_string())]
+            ))
+        );
+        assert_eq!(cargo_run("curl http://127.0.0.1:3000/"), None);
+    }
+
+    #[test]
+    fn run_to_run_values_become_the_books() {
+        assert_eq!(
+            without_timestamp(&strip_ansi(
+                "\u{1b}[2m2026-12-06T12:40:00.123456Z\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m x: y"
+            )),
+            " WARN x: y"
+        );
+        assert_eq!(
+            http_dates("set-cookie: id=; Path=/; Max-Age=0; Expires=Sun, 06 Dec 2026 12:40:00 GMT"),
+            format!("set-cookie: id=; Path=/; Max-Age=0; Expires={BOOK_HTTP_DATE}")
+        );
+        let cookie = format!("set-cookie: id={}={}; HttpOnly", "a+/".repeat(14) + "b", "c-_".repeat(7) + "d");
+        assert_eq!(
+            session_cookies(&cookie),
+            format!("set-cookie: id={BOOK_SESSION_COOKIE}; HttpOnly")
+        );
+        assert_eq!(session_cookies("set-cookie: id=short; x"), "set-cookie: id=short; x");
+        assert_eq!(listening_port("open http://127.0.0.1:41234/login"), Some(41234));
+    }
+}
