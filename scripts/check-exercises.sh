@@ -14,6 +14,11 @@
 # numbers, which would make the book's listing wider). The check exN_... is run in a
 # scratch copy of the repository with solutions/exN-*.patch applied; the working tree is
 # never touched. The patched code must also compile without a warning: the book shows it.
+# With the patch still applied, the tests of the patched crate and of every crate that
+# depends on it (`cargo tree -i`, dev-dependencies included) must pass too, in one
+# `cargo test --no-fail-fast` per patch: a solution that breaks another test is not done
+# ("How to do the exercises"). A patch whose exercise legitimately changes a test changes
+# that test in the same patch, and the chapter's task names it.
 #
 #   bash scripts/check-exercises.sh                 # every crate with exercises
 #   bash scripts/check-exercises.sh step01-http-vs-socket
@@ -66,9 +71,23 @@ check_with_patch() { # crate target test patch log
   (cd "$scratch" && cargo test -q -p "$crate" --test "$target" -- --ignored --exact "$test") \
     >>"$log" 2>&1
   status=$?
+  if [ "$status" -eq 0 ]; then
+    # Every other test of the crate and of its dependants, with the patch still applied.
+    local packages=() dependant
+    for dependant in $(dependants_of "$crate"); do packages+=(-p "$dependant"); done
+    echo "--- the tests of ${packages[*]}" >>"$log"
+    (cd "$scratch" && cargo test -q --no-fail-fast "${packages[@]}") >>"$log" 2>&1 || status=3
+  fi
   GIT_CEILING_DIRECTORIES=$(dirname "$scratch") git -C "$scratch" apply -R "$repo/$patch" ||
     { echo "error: could not take $patch back out of $scratch: delete that folder" >&2; exit 2; }
   return "$status"
+}
+
+# The workspace crates whose tests a change to crate $1 can break: $1 itself, and every crate
+# that depends on it, directly or through another, as a dependency or a dev-dependency.
+dependants_of() {
+  cargo tree -q -i "$1" -e normal,build,dev --prefix none |
+    sed -n 's|^\([^ ]*\) v[^ ]* (/.*|\1|p' | sort -u
 }
 
 # Cargo gives a workspace crate's build the same name whichever folder the workspace is in,
@@ -139,15 +158,27 @@ for check in "${to_patch[@]}"; do
   if [ ${#patches[@]} -ne 1 ] || [ ! -f "${patches[0]}" ]; then
     echo "FAIL $crate::$test: not exactly one $crate/solutions/${test%%_*}-*.patch"
     failures=$((failures + 1))
-  elif ! check_with_patch "$crate" "$target" "$test" "${patches[0]}" "$log"; then
+    continue
+  fi
+  started=$SECONDS
+  check_with_patch "$crate" "$target" "$test" "${patches[0]}" "$log"
+  status=$?
+  took=$((SECONDS - started))
+  if [ "$status" -eq 1 ]; then
     echo "FAIL $crate::$test fails with ${patches[0]} applied (log: $log)"
+    failures=$((failures + 1))
+  elif [ "$status" -eq 3 ]; then
+    echo "FAIL ${patches[0]} breaks tests of $(dependants_of "$crate" | tr '\n' ' ')(log: $log):"
+    # cargo names each failing test under "failures:", and each test binary that failed.
+    grep -E '^    [A-Za-z0-9_:]+$|^error: test failed' "$log" | sed 's/^/       /'
     failures=$((failures + 1))
   elif grep -qE '^ *--> ' "$log"; then
     # A diagnostic with a place in a passing build is a warning.
     echo "FAIL $crate::$test: the code with ${patches[0]} applied compiles with a warning (log: $log)"
     failures=$((failures + 1))
   else
-    echo "ok   $crate::$test (fails on the starter, passes with ${patches[0]##*/})"
+    echo "ok   $crate::$test (fails on the starter, passes with ${patches[0]##*/};" \
+      "the tests of $(dependants_of "$crate" | tr '\n' ' ' | sed 's/ $//') pass with it, ${took}s)"
     passed=$((passed + 1))
   fi
 done

@@ -21,7 +21,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -165,7 +165,11 @@ impl Session {
     /// transcript of its own), and waits until it has said where it listens.
     pub fn start(&mut self, env: &[(&str, &str)]) {
         let package = self.binaries[0].0.clone();
-        self.start_server(&package, env, None);
+        let prefix: Vec<String> = env
+            .iter()
+            .map(|(name, value)| format!("{name}='{value}'"))
+            .collect();
+        self.start_server(&package, &prefix.join(" "), None);
     }
 
     /// Plays the transcript `name` (relative to `book/src/transcripts`) and compares what the
@@ -179,8 +183,8 @@ impl Session {
         let mut actual = Vec::new();
         for step in &expected {
             let output = match cargo_run(&step.command) {
-                Some((package, env)) => {
-                    self.start_server(&package, &env_pairs(&env), Some(step.output.len()))
+                Some((package, env_prefix)) => {
+                    self.start_server(&package, &env_prefix, Some(step.output.len()))
                 }
                 None => self.run(&step.command),
             };
@@ -210,7 +214,7 @@ impl Session {
     fn start_server(
         &mut self,
         package: &str,
-        env: &[(&str, &str)],
+        env_prefix: &str,
         expected_lines: Option<usize>,
     ) -> Vec<String> {
         self.server = None;
@@ -220,18 +224,22 @@ impl Session {
             .find(|(name, _)| name == package)
             .map(|(_, binary)| binary.clone())
             .unwrap_or_else(|| panic!("this session cannot run `cargo run -p {package}`"));
-        let shown_port = env
-            .iter()
-            .find(|(name, _)| *name == "PORT")
-            .and_then(|(_, port)| port.parse().ok())
+        let shown_port = env_prefix
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("PORT="))
+            .and_then(|port| port.parse().ok())
             .unwrap_or(BOOK_PORT);
         let (reader, writer) = std::io::pipe().expect("a pipe for the server's output");
-        let mut command = Command::new(&binary);
+        // bash reads the command's own `NAME=value` words (quotes, `$(...)`), then becomes
+        // the binary (`exec`), so that killing the child stops the server. Only the
+        // environment the command names reaches it, and a port the OS picks.
+        let mut command = Command::new("bash");
         command
+            .arg("-c")
+            .arg(format!("{env_prefix} PORT=0 exec \"$0\""))
+            .arg(&binary)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(env.iter().copied())
-            .env("PORT", "0")
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(writer.try_clone().expect("a second end of the pipe"))
@@ -243,7 +251,8 @@ impl Session {
         // the reader sees the end of the output.
         drop(command);
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let collected = Arc::clone(&lines);
+        let ended = Arc::new(AtomicBool::new(false));
+        let (collected, reader_ended) = (Arc::clone(&lines), Arc::clone(&ended));
         std::thread::spawn(move || {
             for line in BufReader::new(reader).lines().map_while(Result::ok) {
                 collected
@@ -251,6 +260,7 @@ impl Session {
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(line);
             }
+            reader_ended.store(true, Ordering::SeqCst);
         });
         let printed = |lines: &Arc<Mutex<Vec<String>>>| {
             lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -258,9 +268,11 @@ impl Session {
         let started = Instant::now();
         // The startup is complete once it has said where it listens, has printed as many lines
         // as the book shows (if the book shows it), and has then been quiet for half a second,
-        // so that a line more than the book shows is seen too.
+        // so that a line more than the book shows is seen too; or once the program has ended
+        // (a configuration it refuses).
         let mut quiet_since = (Instant::now(), 0);
         loop {
+            let has_ended = ended.load(Ordering::SeqCst);
             let now = printed(&lines);
             if now.len() != quiet_since.1 {
                 quiet_since = (Instant::now(), now.len());
@@ -275,7 +287,7 @@ impl Session {
             let done = has_port
                 && complete
                 && quiet_since.0.elapsed() > Duration::from_millis(500);
-            if done || started.elapsed() > DEADLINE {
+            if done || has_ended || started.elapsed() > DEADLINE {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -283,14 +295,21 @@ impl Session {
         let output = printed(&lines);
         let port = output
             .iter()
-            .find_map(|line| listening_port(&strip_ansi(line)))
-            .unwrap_or_else(|| panic!("the server said no address:\n{}", output.join("\n")));
-        self.server = Some(Server {
+            .find_map(|line| listening_port(&strip_ansi(line)));
+        let mut server = Server {
             child,
             lines,
-            port,
+            port: port.unwrap_or(0),
             shown_port,
-        });
+        };
+        match port {
+            Some(_) => self.server = Some(server),
+            None => {
+                // It stopped (or never said where it listens): nothing to send requests to.
+                server.child.kill().ok();
+                server.child.wait().ok();
+            }
+        }
         output.iter().map(|line| self.normalised(line)).collect()
     }
 
@@ -300,10 +319,13 @@ impl Session {
             .server
             .as_ref()
             .expect("a transcript starts its server before it sends it anything");
-        let command = command.replace(
-            &format!("127.0.0.1:{}", server.shown_port),
-            &format!("127.0.0.1:{}", server.port),
-        );
+        let mut command = command.to_string();
+        for host in ["127.0.0.1", "localhost"] {
+            command = command.replace(
+                &format!("{host}:{}", server.shown_port),
+                &format!("{host}:{}", server.port),
+            );
+        }
         let output = Command::new("bash")
             .arg("-c")
             .arg(&command)
@@ -370,25 +392,17 @@ impl Drop for Session {
     }
 }
 
-/// `[NAME=value ...] cargo run -p PACKAGE`: the package and the environment.
-fn cargo_run(command: &str) -> Option<(String, Vec<(String, String)>)> {
-    let words: Vec<&str> = command.split_whitespace().collect();
-    let at = words.iter().position(|word| *word == "cargo")?;
-    let env = words[..at]
-        .iter()
-        .map(|word| {
-            let (name, value) = word.split_once('=')?;
-            Some((name.to_string(), value.to_string()))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    match &words[at..] {
-        ["cargo", "run", "-p", package] => Some((package.to_string(), env)),
-        _ => None,
-    }
-}
-
-fn env_pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+/// `[NAME=value ...] cargo run -p PACKAGE`: the package, and the words before `cargo`.
+fn cargo_run(command: &str) -> Option<(String, String)> {
+    let at = command.find("cargo run -p ")?;
+    let (prefix, rest) = command.split_at(at);
+    let package = rest.strip_prefix("cargo run -p ")?.trim();
+    let is_plain = !prefix.contains(['|', ';', '&', '\n'])
+        && !package.is_empty()
+        && package
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    is_plain.then(|| (package.to_string(), prefix.trim().to_string()))
 }
 
 /// The port of the first `http://host:port` in a line.
@@ -507,10 +521,14 @@ mod tests {
             cargo_run("RATE_LIMITS=off cargo run -p step03-passport-like-auth"),
             Some((
                 "step03-passport-like-auth".to_string(),
-                vec![("RATE_LIMITS".to_string(), "off".to_string())]
+                "RATE_LIMITS=off".to_string()
             ))
         );
         assert_eq!(cargo_run("curl http://127.0.0.1:3000/"), None);
+        assert_eq!(
+            cargo_run("bash -c 'ulimit -n 1024; cargo run -p step01-http-vs-socket'"),
+            None
+        );
     }
 
     #[test]
