@@ -65,6 +65,34 @@ fn token_as_in_the_chapter(line: &str) -> String {
     )
 }
 
+/// The payload of the token `POST /token` answers in the chapter's "Run it".
+fn payload_of_the_run_its_token() -> String {
+    let path = testkit::transcript::transcripts_dir().join("jwt-vs-session/token.console");
+    let text = std::fs::read_to_string(&path).expect("the token transcript");
+    let token = text
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a token in the transcript");
+    token.split('.').nth(1).expect("a payload").to_string()
+}
+
+/// "What a JWT is" decodes the middle part of a token: the very one "Run it" shows (its
+/// claims are the program's, in the program's order), decoded by `base64 -d`.
+#[test]
+fn the_jwt_chapter_decodes_the_claims_of_its_own_token() {
+    let text = std::fs::read_to_string(
+        testkit::transcript::transcripts_dir().join("jwt-vs-session/decode-claims.console"),
+    )
+    .expect("the decoding transcript");
+    assert!(
+        text.contains(&format!("echo {}== |", payload_of_the_run_its_token())),
+        "the decoded token is not the one \"Run it\" shows:\n{text}"
+    );
+    Session::new("jwt-vs-session", env!("CARGO_BIN_EXE_jwt-vs-session"))
+        .play("jwt-vs-session/decode-claims.console");
+}
+
 #[test]
 fn the_jwt_chapter_run_it() {
     let mut session = Session::new("jwt-vs-session", env!("CARGO_BIN_EXE_jwt-vs-session"))
