@@ -67,7 +67,8 @@ fn token_as_in_the_chapter(line: &str) -> String {
 
 /// The payload of the token `POST /token` answers in the chapter's "Run it".
 fn payload_of_the_run_its_token() -> String {
-    let path = testkit::transcript::transcripts_dir().join("jwt-vs-session/token.console");
+    let path = testkit::transcript::transcripts_dir()
+        .join("jwt-vs-session/token.console");
     let text = std::fs::read_to_string(&path).expect("the token transcript");
     let token = text
         .split("\"token\":\"")
@@ -82,7 +83,8 @@ fn payload_of_the_run_its_token() -> String {
 #[test]
 fn the_jwt_chapter_decodes_the_claims_of_its_own_token() {
     let text = std::fs::read_to_string(
-        testkit::transcript::transcripts_dir().join("jwt-vs-session/decode-claims.console"),
+        testkit::transcript::transcripts_dir()
+            .join("jwt-vs-session/decode-claims.console"),
     )
     .expect("the decoding transcript");
     assert!(
@@ -95,9 +97,10 @@ fn the_jwt_chapter_decodes_the_claims_of_its_own_token() {
 
 #[test]
 fn the_jwt_chapter_run_it() {
-    let mut session = Session::new("jwt-vs-session", env!("CARGO_BIN_EXE_jwt-vs-session"))
-        .omit_headers(LEFT_OUT)
-        .normalise(token_as_in_the_chapter);
+    let mut session =
+        Session::new("jwt-vs-session", env!("CARGO_BIN_EXE_jwt-vs-session"))
+            .omit_headers(LEFT_OUT)
+            .normalise(token_as_in_the_chapter);
     session.play("jwt-vs-session/run-it.console");
     session.play("jwt-vs-session/token.console");
 }

@@ -5,7 +5,6 @@
 
 use testkit::transcript::Session;
 
-
 /// The headers chapter 2 says its `curl -i` outputs leave out: chapter 1's security headers.
 const LEFT_OUT: &[&str] = &[
     "content-security-policy",

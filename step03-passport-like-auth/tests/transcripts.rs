@@ -21,10 +21,15 @@ const LEFT_OUT: &[&str] = &[
 /// The time a throttled login is told to wait, rounded up to the second, depends on how long
 /// the five failures took (60 after a quick loop, 59 on a slow machine): shown as 60.
 fn retry_after_as_after_a_quick_loop(line: &str) -> String {
-    for (before, after) in [("retry-after: ", ""), ("try again in ", " seconds")] {
+    for (before, after) in
+        [("retry-after: ", ""), ("try again in ", " seconds")]
+    {
         if let Some(at) = line.find(before) {
             let start = at + before.len();
-            let digits = line[start..].chars().take_while(char::is_ascii_digit).count();
+            let digits = line[start..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .count();
             let rest = &line[start + digits..];
             let seconds: u32 = line[start..start + digits].parse().unwrap_or(0);
             if (55..=60).contains(&seconds) && rest.starts_with(after) {
@@ -48,6 +53,21 @@ fn chapter_3_run_it() {
     session.play("step03/login.console");
     session.play("step03/failures.console");
     session.play("step03/logout.console");
+
+    // The login chapter's claim about this very server: "On the server of chapter 3's
+    // "Run it", the same loop prints `401 401 401 401 429`" (its wrong password for alice
+    // was the first failure of the five).
+    let throttle_loop = testkit::transcript::parse(
+        &std::fs::read_to_string(
+            testkit::transcript::transcripts_dir()
+                .join("before-the-internet-login/throttle.console"),
+        )
+        .expect("the throttle transcript"),
+    );
+    assert_eq!(
+        session.send(&throttle_loop[0].command),
+        ["401 401 401 401 429"]
+    );
 }
 
 #[test]

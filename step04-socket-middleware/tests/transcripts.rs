@@ -5,7 +5,6 @@
 
 use testkit::transcript::Session;
 
-
 fn session() -> Session {
     Session::new(
         "step04-socket-middleware",

@@ -179,7 +179,11 @@ impl Session {
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (a transcript the book shows)", path.display()));
         let expected = parse(&text);
-        assert!(!expected.is_empty(), "{}: no `$ ` command in it", path.display());
+        assert!(
+            !expected.is_empty(),
+            "{}: no `$ ` command in it",
+            path.display()
+        );
         let mut actual = Vec::new();
         for step in &expected {
             let output = match cargo_run(&step.command) {
@@ -284,9 +288,7 @@ impl Session {
                 Some(count) if !updating() => now.len() >= count,
                 _ => true,
             };
-            let done = has_port
-                && complete
-                && quiet_since.0.elapsed() > Duration::from_millis(500);
+            let done = has_port && complete && quiet_since.0.elapsed() > Duration::from_millis(500);
             if done || has_ended || started.elapsed() > DEADLINE {
                 break;
             }
@@ -343,16 +345,57 @@ impl Session {
     }
 
     fn is_omitted_header(&self, line: &str) -> bool {
-        line.split_once(':').is_some_and(|(name, _)| {
-            self.omitted_headers.contains(&name.to_lowercase())
-        })
+        line.split_once(':')
+            .is_some_and(|(name, _)| self.omitted_headers.contains(&name.to_lowercase()))
     }
 
-    /// What the server printed after its startup, normalised: for a test that shows a log line.
-    pub fn server_log(&self) -> Vec<String> {
+    /// Runs `command` in bash against the server, as a reader would in another terminal,
+    /// without showing it in any transcript (to make the server log what a log excerpt
+    /// shows); returns what it printed.
+    pub fn send(&self, command: &str) -> Vec<String> {
+        self.run(command)
+    }
+
+    /// Compares the log excerpt `name` (relative to `book/src/transcripts`: log lines as the
+    /// book shows them, without a command) with the lines the server has printed that
+    /// `is_shown` picks, normalised, waiting until it has printed as many as the file has.
+    /// `UPDATE_TRANSCRIPTS=1` rewrites the file with the first line picked (or as many as the
+    /// file had).
+    pub fn check_log(&self, name: &str, is_shown: impl Fn(&str) -> bool) {
+        let path = transcripts_dir().join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let wanted = text.lines().count().max(1);
         let server = self.server.as_ref().expect("a started server");
-        let lines = server.lines.lock().unwrap_or_else(PoisonError::into_inner);
-        lines.iter().map(|line| self.normalised(line)).collect()
+        let started = Instant::now();
+        let picked = loop {
+            let picked: Vec<String> = {
+                let lines = server.lines.lock().unwrap_or_else(PoisonError::into_inner);
+                lines
+                    .iter()
+                    .map(|line| self.normalised(line))
+                    .filter(|line| is_shown(line))
+                    .take(wanted)
+                    .collect()
+            };
+            if picked.len() >= wanted || started.elapsed() > DEADLINE {
+                break picked;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let actual: String = picked.iter().map(|line| format!("{line}\n")).collect();
+        if actual == text {
+            return;
+        }
+        if updating() && !actual.is_empty() {
+            std::fs::write(&path, &actual).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            return;
+        }
+        panic!(
+            "{} is not what the server logs.\n--- the book shows:\n{text}\n--- the server \
+             logged:\n{actual}\n(If the program is right, `UPDATE_TRANSCRIPTS=1 cargo test` \
+             rewrites the file; then read the chapter's text around it.)",
+            path.display()
+        );
     }
 
     fn normalised(&self, line: &str) -> String {
@@ -448,7 +491,9 @@ pub const BOOK_HTTP_DATE: &str = "Wed, 26 Nov 2025 07:11:20 GMT";
 
 /// Every HTTP date of the line (`Sun, 06 Dec 2026 12:40:00 GMT`) replaced by the book's.
 fn http_dates(line: &str) -> String {
-    const DAYS: [&str; 7] = ["Mon, ", "Tue, ", "Wed, ", "Thu, ", "Fri, ", "Sat, ", "Sun, "];
+    const DAYS: [&str; 7] = [
+        "Mon, ", "Tue, ", "Wed, ", "Thu, ", "Fri, ", "Sat, ", "Sun, ",
+    ];
     let mut out = line.to_string();
     let mut from = 0;
     while let Some((at, _)) = DAYS
@@ -508,7 +553,11 @@ mod tests {
         let steps = parse(text);
         assert_eq!(
             steps.iter().map(|s| s.command.as_str()).collect::<Vec<_>>(),
-            ["cargo run -p step03", "curl -i \\\n  -d x http://a", "for i in 1 2; do\n  curl x\ndone"]
+            [
+                "cargo run -p step03",
+                "curl -i \\\n  -d x http://a",
+                "for i in 1 2; do\n  curl x\ndone"
+            ]
         );
         assert_eq!(steps[1].output, ["HTTP/1.1 200 OK", "", "{}"]);
         assert_eq!(render(&steps), text);
@@ -542,12 +591,22 @@ mod tests {
             http_dates("set-cookie: id=; Path=/; Max-Age=0; Expires=Sun, 06 Dec 2026 12:40:00 GMT"),
             format!("set-cookie: id=; Path=/; Max-Age=0; Expires={BOOK_HTTP_DATE}")
         );
-        let cookie = format!("set-cookie: id={}={}; HttpOnly", "a+/".repeat(14) + "b", "c-_".repeat(7) + "d");
+        let cookie = format!(
+            "set-cookie: id={}={}; HttpOnly",
+            "a+/".repeat(14) + "b",
+            "c-_".repeat(7) + "d"
+        );
         assert_eq!(
             session_cookies(&cookie),
             format!("set-cookie: id={BOOK_SESSION_COOKIE}; HttpOnly")
         );
-        assert_eq!(session_cookies("set-cookie: id=short; x"), "set-cookie: id=short; x");
-        assert_eq!(listening_port("open http://127.0.0.1:41234/login"), Some(41234));
+        assert_eq!(
+            session_cookies("set-cookie: id=short; x"),
+            "set-cookie: id=short; x"
+        );
+        assert_eq!(
+            listening_port("open http://127.0.0.1:41234/login"),
+            Some(41234)
+        );
     }
 }

@@ -135,8 +135,7 @@ const MAX_LISTING_WIDTH: usize = 80;
 /// `tests/transcripts.rs`; wrapped, they would no longer be what the reader's
 /// terminal shows.
 fn keeps_its_width(path: &str) -> bool {
-    (path.contains("/migrations/") && path.ends_with(".sql"))
-        || path.starts_with("transcripts/")
+    (path.contains("/migrations/") && path.ends_with(".sql")) || path.starts_with("transcripts/")
 }
 
 /// The lines mdBook shows for a selector of `source`, as mdBook 0.5 takes them:
