@@ -5,7 +5,7 @@
 use testkit::transcript::Session;
 
 #[test]
-fn the_chat_under_load_run_it() {
+fn transcript_the_chat_under_load_run_it() {
     Session::new("chat-under-load", env!("CARGO_BIN_EXE_chat-under-load"))
         .play("chat-under-load/run-it.console");
 }

@@ -81,7 +81,7 @@ fn payload_of_the_run_its_token() -> String {
 /// "What a JWT is" decodes the middle part of a token: the very one "Run it" shows (its
 /// claims are the program's, in the program's order), decoded by `base64 -d`.
 #[test]
-fn the_jwt_chapter_decodes_the_claims_of_its_own_token() {
+fn transcript_the_jwt_chapter_decodes_the_claims_of_its_own_token() {
     let text = std::fs::read_to_string(
         testkit::transcript::transcripts_dir()
             .join("jwt-vs-session/decode-claims.console"),
@@ -96,7 +96,7 @@ fn the_jwt_chapter_decodes_the_claims_of_its_own_token() {
 }
 
 #[test]
-fn the_jwt_chapter_run_it() {
+fn transcript_the_jwt_chapter_run_it() {
     let mut session =
         Session::new("jwt-vs-session", env!("CARGO_BIN_EXE_jwt-vs-session"))
             .omit_headers(LEFT_OUT)

@@ -41,12 +41,12 @@ curl -s -X POST -H 'Content-Type: text/plain' \
 "#;
 
 #[test]
-fn chapter_1_run_it() {
+fn transcript_chapter_1_run_it() {
     session().play("step01/run-it.console");
 }
 
 #[test]
-fn before_the_internet_what_to_try_the_security_headers() {
+fn transcript_before_the_internet_what_to_try_the_security_headers() {
     let mut session = session();
     // "Start the server (`cargo run -p step01-http-vs-socket`), then:"
     session.start(&[]);
@@ -54,7 +54,7 @@ fn before_the_internet_what_to_try_the_security_headers() {
 }
 
 #[test]
-fn chapter_1_each_connection_is_logged() {
+fn transcript_chapter_1_each_connection_is_logged() {
     let mut session = session();
     session.start(&[]);
     session.send(CONNECT_AND_PING);
@@ -64,7 +64,7 @@ fn chapter_1_each_connection_is_logged() {
 }
 
 #[test]
-fn chapter_1_debug_shows_each_packet_received() {
+fn transcript_chapter_1_debug_shows_each_packet_received() {
     let mut session = session();
     session.start(&[("RUST_LOG", "debug")]);
     session.send(CONNECT_AND_PING);

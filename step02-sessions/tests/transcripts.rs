@@ -19,13 +19,13 @@ fn session() -> Session {
 }
 
 #[test]
-fn chapter_2_run_it() {
+fn transcript_chapter_2_run_it() {
     let mut session = session();
     session.play("step02/run-it.console");
     session.play("step02/visit.console");
 }
 
 #[test]
-fn chapter_2_a_bad_configuration() {
+fn transcript_chapter_2_a_bad_configuration() {
     session().play("step02/bad-secret.console");
 }

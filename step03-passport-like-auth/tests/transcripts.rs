@@ -47,7 +47,7 @@ fn session() -> Session {
 }
 
 #[test]
-fn chapter_3_run_it() {
+fn transcript_chapter_3_run_it() {
     let mut session = session();
     session.play("step03/run-it.console");
     session.play("step03/login.console");
@@ -71,7 +71,7 @@ fn chapter_3_run_it() {
 }
 
 #[test]
-fn the_login_chapter_what_to_try_the_throttle_and_the_body_limit() {
+fn transcript_the_login_chapter_what_to_try_the_throttle_and_the_body_limit() {
     let mut session = session();
     // "Start chapter 3's server afresh".
     session.start(&[]);
@@ -80,7 +80,7 @@ fn the_login_chapter_what_to_try_the_throttle_and_the_body_limit() {
 }
 
 #[test]
-fn the_login_chapter_what_to_try_a_trusted_proxy() {
+fn transcript_the_login_chapter_what_to_try_a_trusted_proxy() {
     let mut session = session();
     session.play("before-the-internet-login/trusted-proxy.console");
     // "Restart with `TRUSTED_PROXY=127.0.0.1` alone".

@@ -13,12 +13,12 @@ fn session() -> Session {
 }
 
 #[test]
-fn chapter_4_run_it() {
+fn transcript_chapter_4_run_it() {
     session().play("step04/run-it.console");
 }
 
 #[test]
-fn chapter_4_exercise_4_registers_mallory() {
+fn transcript_chapter_4_exercise_4_registers_mallory() {
     let mut session = session();
     // "Register her with curl", on the server of "Run it".
     session.start(&[]);

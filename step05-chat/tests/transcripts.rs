@@ -6,7 +6,7 @@
 use testkit::transcript::Session;
 
 #[test]
-fn chapter_5_starts_the_chat() {
+fn transcript_chapter_5_starts_the_chat() {
     Session::new("step05-chat", env!("CARGO_BIN_EXE_step05-chat"))
         .play("step05/run-it.console");
 }
