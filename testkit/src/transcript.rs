@@ -106,7 +106,11 @@ pub struct Session {
     normalisers: Vec<Normaliser>,
     /// Header names (lower case) that the commands' outputs leave out, as the book says.
     omitted_headers: Vec<String>,
+    /// `NAME=value` words every `cargo run` of the session gets, as `export` gives them.
+    exported: String,
     server: Option<Server>,
+    /// Servers started with a trailing `&`, which keep running while the next one starts.
+    background: Vec<Server>,
     /// The scratch folder the commands run in (and the server, so that no `.env` is read).
     dir: PathBuf,
 }
@@ -142,7 +146,9 @@ impl Session {
             binaries: vec![(package.to_string(), PathBuf::from(binary))],
             normalisers: Vec::new(),
             omitted_headers: Vec::new(),
+            exported: String::new(),
             server: None,
+            background: Vec::new(),
             dir,
         }
     }
@@ -151,6 +157,15 @@ impl Session {
     /// of the test's own that changes from run to run.
     pub fn normalise(mut self, normalise: impl Fn(&str) -> String + 'static) -> Self {
         self.normalisers.push(Box::new(normalise));
+        self
+    }
+
+    /// Gives every server of the session the environment `env`, as `export NAME=value`
+    /// commands earlier in the chapter do.
+    pub fn export(mut self, env: &[(&str, &str)]) -> Self {
+        for (name, value) in env {
+            self.exported.push_str(&format!(" {name}='{value}'"));
+        }
         self
     }
 
@@ -188,7 +203,14 @@ impl Session {
         for step in &expected {
             let output = match cargo_run(&step.command) {
                 Some((package, env_prefix)) => {
-                    self.start_server(&package, &env_prefix, Some(step.output.len()))
+                    if step.command.trim_end().ends_with('&') {
+                        // `... &`: the server before it runs on (a second node, say); the
+                        // commands after it talk to the new one.
+                        self.background.extend(self.server.take());
+                        self.start_server(&package, &env_prefix, Some(step.output.len()))
+                    } else {
+                        self.start_server(&package, &env_prefix, Some(step.output.len()))
+                    }
                 }
                 None => self.run(&step.command),
             };
@@ -240,7 +262,7 @@ impl Session {
         let mut command = Command::new("bash");
         command
             .arg("-c")
-            .arg(format!("{env_prefix} PORT=0 exec \"$0\""))
+            .arg(format!("{} {env_prefix} PORT=0 exec \"$0\"", self.exported))
             .arg(&binary)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -430,6 +452,7 @@ impl std::fmt::Debug for Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.server = None;
+        self.background.clear();
         std::fs::remove_dir_all(&self.dir).ok();
     }
 }
@@ -439,6 +462,7 @@ fn cargo_run(command: &str) -> Option<(String, String)> {
     let at = command.find("cargo run -p ")?;
     let (prefix, rest) = command.split_at(at);
     let package = rest.strip_prefix("cargo run -p ")?.trim();
+    let package = package.strip_suffix('&').unwrap_or(package).trim();
     let is_plain = !prefix.contains(['|', ';', '&', '\n'])
         && !package.is_empty()
         && package
