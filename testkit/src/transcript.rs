@@ -349,16 +349,10 @@ impl Session {
                 );
             }
         }
-        let output = Command::new("bash")
-            .arg("-c")
-            .arg(&command)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("bash: {e}"));
+        let stdout = run_with_deadline(&command, &self.dir);
         // What the terminal shows: CRLF as a line break, a last line without its newline
         // (curl's bodies) on a line of its own, no spaces at the ends of lines.
-        String::from_utf8_lossy(&output.stdout)
+        String::from_utf8_lossy(&stdout)
             .replace("\r\n", "\n")
             .lines()
             .filter(|line| !self.is_omitted_header(line))
@@ -455,6 +449,42 @@ impl Drop for Session {
         self.background.clear();
         std::fs::remove_dir_all(&self.dir).ok();
     }
+}
+
+/// What `command` writes to stdout, run by bash in `dir`. A command still running after
+/// `DEADLINE` (a request the server never answers) is killed, with its children (its own
+/// process group), and fails the test rather than hanging it.
+fn run_with_deadline(command: &str, dir: &Path) -> Vec<u8> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("bash: {e}"));
+    let mut stdout = child.stdout.take().expect("a piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stdout.read_to_end(&mut bytes).ok();
+        bytes
+    });
+    let started = Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if started.elapsed() > DEADLINE {
+            Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status()
+                .ok();
+            child.wait().ok();
+            panic!("`{command}` still ran after {DEADLINE:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    reader.join().unwrap_or_default()
 }
 
 /// `[NAME=value ...] cargo run -p PACKAGE`: the package, and the words before `cargo`.
