@@ -15,6 +15,8 @@
 //! # }
 //! ```
 
+pub mod transcript;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

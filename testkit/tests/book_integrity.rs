@@ -11,7 +11,10 @@
 //! - in the chapters of `CHAPTERS_WITH_THE_LISTING_RULE`, no listing is longer than 40 lines
 //!   or wider than the book's 80-column code block (issue 12);
 //! - every stated reading time is close to a careful read's, and every chapter beyond the
-//!   chat (`SUMMARY.md`'s part of that name) reads in 90 minutes at most (issue 19).
+//!   chat (`SUMMARY.md`'s part of that name) reads in 90 minutes at most (issue 19);
+//! - every console session that shows what a command prints is a transcript under
+//!   `transcripts/`, which a crate's `tests/transcripts.rs` plays against the program, or is
+//!   in `NOT_PLAYED` with the reason no test can play it (issue 21).
 
 use std::path::{Path, PathBuf};
 
@@ -127,8 +130,12 @@ const MAX_LISTING_WIDTH: usize = 80;
 /// run must never change, not even in a comment (sqlx stores its checksum and
 /// refuses to start when the file differs), so its lines stay as released.
 /// Chapter 5 says so where it shows them.
+/// And the console sessions under `transcripts/`: what a program prints, as it
+/// prints it (a log line, a cookie), compared with the program by its crate's
+/// `tests/transcripts.rs`; wrapped, they would no longer be what the reader's
+/// terminal shows.
 fn keeps_its_width(path: &str) -> bool {
-    path.contains("/migrations/") && path.ends_with(".sql")
+    (path.contains("/migrations/") && path.ends_with(".sql")) || path.starts_with("transcripts/")
 }
 
 /// The lines mdBook shows for a selector of `source`, as mdBook 0.5 takes them:
@@ -859,4 +866,135 @@ fn reading_times_are_read_and_measured_as_a_reader_would() {
     let measured = reading_minutes(&chapter);
     std::fs::remove_dir_all(&dir).ok();
     assert!((measured - expected).abs() < 1e-9, "{measured} minutes");
+}
+
+// ---------------------------------------------------------------- transcripts
+
+/// Console sessions that show output and are not played by a test, each with the reason:
+/// (chapter, the block's first line, why). Everything else a `console` block shows a command
+/// print is a file under `transcripts/`.
+const NOT_PLAYED: &[(&str, &str, &str)] = &[
+    (
+        "before-the-internet.md",
+        "$ (cd testkit/js && npm ci)",
+        "installs from npm (the Internet); the line it shows is played in step01/run-it",
+    ),
+    (
+        "before-the-internet.md",
+        "$ bash -c 'ulimit -n 1024; cargo run -p step01-http-vs-socket'",
+        "an 11-second flood of 1,100 connections whose figures are timings",
+    ),
+    (
+        "rust-for-node-developers.md",
+        "$ cargo build -p step01-http-vs-socket --example primer",
+        "compiler errors of a handler broken on purpose (abridged, as the text says)",
+    ),
+    (
+        "step02-sessions.md",
+        "$ sqlite3 data/step02.db 'select id, expiry_date from tower_sessions'",
+        "needs the sqlite3 tool, which the tests do not",
+    ),
+    (
+        "rust-and-node.md",
+        "$ cargo test -p step05-chat --test twin -- --include-ignored",
+        "the outcome of a test run: that test itself is what it shows",
+    ),
+    (
+        "teachers-guide.md",
+        "$ HOST=0.0.0.0 cargo run -p step05-chat",
+        "a teacher's note, abridged to the one line it is about",
+    ),
+    (
+        "teachers-guide/step05.md",
+        "$ curl -s -w ' HTTP %{http_code}\\n' -H 'content-type: application/json' \\",
+        "the output of the chat with a line removed on purpose (a teacher's demonstration)",
+    ),
+];
+
+/// The `console` blocks of a Markdown text that show output: their first line, if any of
+/// their lines is neither a `$ ` command, nor the continuation of one, nor an include.
+fn console_blocks_with_output(markdown: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut lines = markdown.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```console" {
+            continue;
+        }
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|line| !line.trim().starts_with("```"))
+            .map(str::trim)
+            .collect();
+        let has_commands = block.iter().any(|line| line.starts_with("$ "));
+        let mut continued = false;
+        let mut open_loops = 0_i32; // `do`s not yet `done` in the current command
+        let mut shows_output = false;
+        for line in &block {
+            if line.starts_with("$ ") {
+                open_loops = 0;
+            }
+            let is_command = line.starts_with("$ ") || continued;
+            for word in line.split(|c: char| c.is_whitespace() || c == ';') {
+                match word {
+                    "do" => open_loops += 1,
+                    "done" => open_loops -= 1,
+                    _ => {}
+                }
+            }
+            continued = is_command && (line.ends_with('\\') || open_loops > 0);
+            if !is_command && !line.is_empty() && !line.starts_with("{{#include") {
+                shows_output = true;
+            }
+        }
+        if has_commands && shows_output {
+            found.push(block.first().copied().unwrap_or_default().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_console_session_that_shows_output_is_a_played_transcript() {
+    let src = book_src();
+    let mut problems = Vec::new();
+    let mut not_played_seen = Vec::new();
+    for chapter in markdown_files(&src) {
+        let name = chapter
+            .strip_prefix(&src)
+            .expect("under book/src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&chapter).expect("read chapter");
+        for first_line in console_blocks_with_output(&text) {
+            match NOT_PLAYED
+                .iter()
+                .find(|(file, line, _)| *file == name && first_line.starts_with(line))
+            {
+                Some(entry) => not_played_seen.push(entry),
+                None => problems.push(format!(
+                    "{name}: the console block that starts `{first_line}` shows output that no \
+                     test compares with the program: move it to book/src/transcripts/ and play \
+                     it in the crate's tests/transcripts.rs (or add it to NOT_PLAYED, with why)"
+                )),
+            }
+        }
+    }
+    for entry in NOT_PLAYED {
+        if !not_played_seen.contains(&entry) {
+            problems.push(format!(
+                "NOT_PLAYED lists `{}` in {}, which no longer shows it",
+                entry.1, entry.0
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_console_block_with_output_is_found_and_one_with_commands_only_is_not() {
+    let markdown = "```console\n$ curl -i \\\n    http://x\nHTTP/1.1 200 OK\n```\n\n\
+                    ```console\n$ for i in 1 2; do\n  curl x\ndone\n```\n\n\
+                    ```console\n{{#include transcripts/a.console}}\n```\n\n\
+                    ```console\ncargo test -p x\n```\n";
+    assert_eq!(console_blocks_with_output(markdown), ["$ curl -i \\"]);
 }
