@@ -23,7 +23,9 @@
 # that test in the same patch, and the chapter's task names it. That is most of the time a
 # run takes (a patch to step 1 runs nearly every test of the workspace): measured on a busy
 # machine, 10 minutes for a step-4 patch, under 1 for a JWT one. EXERCISE_DEPENDANTS=own
-# runs the patched crate's own tests only, for a quicker look.
+# runs the patched crate's own tests only, for a quicker look; EXERCISE_DEPENDANTS=none only
+# the check (what CI runs for now: the full run takes about two hours, and step 3's ex1-ex4
+# and step 4's ex1 and ex3 still break other tests, listed in the issue on what a learner sees).
 #
 #   bash scripts/check-exercises.sh                 # every crate with exercises
 #   bash scripts/check-exercises.sh step01-http-vs-socket
@@ -84,7 +86,7 @@ check_with_patch() { # crate target test patch log
   (cd "$scratch" && cargo test -q -p "$crate" --test "$target" -- --ignored --exact "$test") \
     >>"$log" 2>&1
   status=$?
-  if [ "$status" -eq 0 ]; then
+  if [ "$status" -eq 0 ] && [ "${EXERCISE_DEPENDANTS:-all}" != none ]; then
     # Every other test of the crate and of its dependants, with the patch still applied.
     local packages=() dependant
     for dependant in $(tested_with "$crate"); do packages+=(-p "$dependant"); done
@@ -110,6 +112,7 @@ dependants_of() {
 tested_with() {
   case "${EXERCISE_DEPENDANTS:-all}" in
     own) echo "$1" ;;
+    none) ;;
     *) dependants_of "$1" ;;
   esac
 }
