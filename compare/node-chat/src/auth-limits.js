@@ -1,5 +1,6 @@
-// Throttles on /login and /register: tries per client address and per
-// username. (step03-passport-like-auth/src/limits.rs)
+// Throttles on /login and /register: tries per client address; failed logins
+// per (username, address), with a larger allowance per username that every
+// address new to that username shares. (step03-passport-like-auth/src/limits.rs)
 //
 // A refusal is `429 {"error": "Too many attempts: try again in N seconds"}`
 // with `Retry-After: N`, sent before any password is hashed.
@@ -14,10 +15,14 @@ import { RateLimiter, nowSeconds } from "./rate-limit.js";
 export const DEFAULT_AUTH_LIMITS = Object.freeze({
   enabled: true,
   loginPerAddressPerMinute: 60, // LOGIN_ATTEMPTS_PER_ADDRESS
-  loginFailuresPerUsername: 5, // LOGIN_FAILURES_PER_USERNAME
+  loginFailuresPerUsername: 5, // LOGIN_FAILURES_PER_USERNAME (per address)
+  loginFailuresPerUsernameAnyAddress: 100, // an hour: LOGIN_FAILURES_PER_USERNAME_ANY_ADDRESS
   loginFailureDelaySecs: 60, // LOGIN_FAILURE_DELAY_SECS
   registrationsPerAddressPerHour: 50, // REGISTRATIONS_PER_ADDRESS
 });
+
+/** How long a (username, address) that logged in stays known: a month. */
+const KNOWN_FOR_SECS = 30 * 24 * 3600;
 
 /** How often the throttle forgets the keys it no longer holds anything on. */
 export const FORGET_IDLE_EVERY_MS = 60_000;
@@ -30,11 +35,18 @@ export class AuthThrottle {
     this.forgetting = null;
     const perMinute = limits.loginPerAddressPerMinute;
     this.logins = new RateLimiter(perMinute, perMinute / 60);
-    // Five failures in a row, then one more try per delay.
+    // Per (username, address): five failures in a row, then one more try
+    // per delay. Someone guessing from elsewhere cannot lock the owner out.
     this.failures = new RateLimiter(
       limits.loginFailuresPerUsername,
       1 / limits.loginFailureDelaySecs,
     );
+    // Per username, shared by every address it has not logged in from: a
+    // botnet, one guess per address, slows down too.
+    const anyAddress = limits.loginFailuresPerUsernameAnyAddress;
+    this.anyAddress = new RateLimiter(anyAddress, anyAddress / 3600);
+    /** @type {Map<string, number>} pair -> when it last logged in, in s */
+    this.known = new Map();
     const perHour = limits.registrationsPerAddressPerHour;
     this.registrations = new RateLimiter(perHour, perHour / 3600);
   }
@@ -47,12 +59,22 @@ export class AuthThrottle {
     if (!this.enabled) return;
     const now = this.clock();
     refuseIfEmpty(this.logins, addressKey(address), now);
-    refuseIfEmpty(this.failures, usernameKey(username), now);
+    const pair = pairKey(username, address);
+    refuseIfEmpty(this.failures, pair, now);
+    const known = this.known.get(pair);
+    if (known !== undefined && now - known < KNOWN_FOR_SECS) return;
+    refuseIfEmpty(this.anyAddress, usernameKey(username), now);
   }
 
-  /** The password was right: this username starts again, full budget. */
-  loginSucceeded(username) {
-    this.failures.forget(usernameKey(username));
+  /**
+   * The password was right: this pair starts again, full budget, and is
+   * known from now on. The username's shared allowance is not handed back:
+   * that would give a botnet a fresh one at each of the owner's logins.
+   */
+  loginSucceeded(address, username) {
+    const pair = pairKey(username, address);
+    this.failures.forget(pair);
+    this.known.set(pair, this.clock());
   }
 
   registrationAttempt(address) {
@@ -64,6 +86,9 @@ export class AuthThrottle {
   forgetIdle() {
     const now = this.clock();
     for (const limiter of this.limiters()) limiter.forgetIdle(now);
+    for (const [pair, at] of this.known) {
+      if (now - at >= KNOWN_FOR_SECS) this.known.delete(pair);
+    }
   }
 
   /**
@@ -84,11 +109,12 @@ export class AuthThrottle {
 
   /** How many keys the throttle remembers, all limiters together. */
   keys() {
-    return this.limiters().reduce((sum, l) => sum + l.buckets.size, 0);
+    const counted = this.limiters().reduce((sum, l) => sum + l.buckets.size, 0);
+    return counted + this.known.size;
   }
 
   limiters() {
-    return [this.logins, this.failures, this.registrations];
+    return [this.logins, this.failures, this.anyAddress, this.registrations];
   }
 }
 
@@ -102,6 +128,11 @@ function refuseIfEmpty(limiter, key, now) {
     ).retryAfter(seconds);
   }
   limiter.check(key, now);
+}
+
+/** One key per (username, address). */
+function pairKey(username, address) {
+  return `${usernameKey(username)}\u0000${addressKey(address)}`;
 }
 
 /** By canonical name, cut short: a megabyte of name costs what a name does. */

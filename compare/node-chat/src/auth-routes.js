@@ -43,7 +43,7 @@ export function authRoutes(parts) {
     const user = await authenticate(passport, req, res);
     // Same status, same body for an unknown user and a wrong password.
     if (!user) throw new ApiError(401, INVALID_CREDENTIALS);
-    throttle.loginSucceeded(username);
+    throttle.loginSucceeded(req.ip, username);
     await logIn(req, user, onLogout);
     log.info(`logged in ${user.username} (${user.id})`);
     res.json(user);
@@ -92,7 +92,7 @@ export function authRoutes(parts) {
     const hash = users.findCredentials(username)?.passwordHash;
     const matches = hash && (await hashes.verify(hash, currentPassword));
     if (!matches) throw new ApiError(401, INVALID_CREDENTIALS);
-    throttle.loginSucceeded(username);
+    throttle.loginSucceeded(req.ip, username);
     checkPassword(newPassword);
     const epoch = users.endSessions(id, await hashes.hash(newPassword));
     if (epoch === null) throw ApiError.unauthorized(); // deleted meanwhile

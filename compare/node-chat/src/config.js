@@ -104,6 +104,11 @@ export function chatConfigFromEnv(env) {
       enabled: limits.enabled,
       loginPerAddressPerMinute: number(env, "LOGIN_ATTEMPTS_PER_ADDRESS", 60),
       loginFailuresPerUsername: number(env, "LOGIN_FAILURES_PER_USERNAME", 5),
+      loginFailuresPerUsernameAnyAddress: number(
+        env,
+        "LOGIN_FAILURES_PER_USERNAME_ANY_ADDRESS",
+        100,
+      ),
       loginFailureDelaySecs: number(env, "LOGIN_FAILURE_DELAY_SECS", 60),
       registrationsPerAddressPerHour: number(
         env,
