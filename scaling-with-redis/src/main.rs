@@ -34,7 +34,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .rsplit('@')
         .next()
         .and_then(|rest| rest.split('?').next());
-    tracing::info!(database = database.unwrap_or_default(), "starting a node");
+    tracing::info!(database = %database.unwrap_or_default(), "starting a node");
     let node = scaling_with_redis::build(config, &redis_url).await?;
     println!("This node is running: open http://{addr}/ (Ctrl-C to stop)");
 
