@@ -7,10 +7,9 @@ use sqlx::SqlitePool;
 use tower_sessions_sqlx_store::SqliteStore;
 
 // ANCHOR: open_database
-/// Opens (or creates) the database at `database_url`, e.g.
-/// `sqlite://data/chat.db` (with step 2's settings: WAL, a busy timeout), and
-/// brings its tables up to date. Safe on every start: migrations that already
-/// ran are skipped.
+/// Opens (or creates) the database at `database_url` with step 2's settings,
+/// and brings its tables up to date. Safe on every start: migrations that
+/// already ran are skipped.
 pub async fn open_database(
     database_url: &str,
 ) -> Result<SqlitePool, sqlx::Error> {
@@ -21,8 +20,7 @@ pub async fn open_database(
     Ok(pool)
 }
 
-/// The tower-sessions store for this database (its table is created by
-/// [`open_database`]).
+/// The tower-sessions store for this database ([`open_database`] makes it).
 pub fn session_store(pool: &SqlitePool) -> SqliteStore {
     SqliteStore::new(pool.clone())
 }
