@@ -129,6 +129,7 @@ pub fn socket_io_builder<S: SessionStore + Clone>(
         .with_state(SessionWatch {
             store: Arc::new(session_store.clone()),
             every: sockets.session_recheck,
+            lifetime: config.sessions.absolute_lifetime,
         })
 }
 
@@ -175,7 +176,7 @@ pub async fn on_connect<A: Adapter>(
     auth: TryData<chat::HandshakeAuth>,
     State(watch): State<SessionWatch>,
 ) {
-    let watching = watch_session(socket.clone(), watch.store, watch.every);
+    let watching = watch_session(socket.clone(), watch);
     chat.tasks().spawn(watching);
     chat::on_connect(io, socket, user, chat, auth).await;
 }

@@ -33,6 +33,7 @@ use step01_http_vs_socket::now_ms;
 use time::Duration;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
+use tower_sessions::session::Record;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{
     Expiry, Session, SessionManagerLayer, SessionStore, session,
@@ -354,11 +355,20 @@ pub async fn outlived(
     session: &Session,
     lifetime: Duration,
 ) -> Result<bool, session::Error> {
-    let Some(started_at) = session.get::<u64>(STARTED_AT_KEY).await? else {
-        return Ok(false);
-    };
+    let started_at = session.get::<u64>(STARTED_AT_KEY).await?;
+    Ok(started_at.is_some_and(|at| older_than(at, lifetime)))
+}
+
+/// [`outlived`] for a session read straight from the store, as a socket's
+/// session watch reads it (it has no request, so no [`Session`]).
+pub fn record_outlived(record: &Record, lifetime: Duration) -> bool {
+    let started_at = record.data.get(STARTED_AT_KEY).and_then(|at| at.as_u64());
+    started_at.is_some_and(|at| older_than(at, lifetime))
+}
+
+fn older_than(started_at: u64, lifetime: Duration) -> bool {
     let age = i128::from(now_ms()) - i128::from(started_at);
-    Ok(age >= lifetime.whole_milliseconds())
+    age >= lifetime.whole_milliseconds()
 }
 // ANCHOR_END: absolute_lifetime
 

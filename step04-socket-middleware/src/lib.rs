@@ -122,16 +122,22 @@ impl SocketSettings {
 
     /// A Socket.IO builder with these settings: the limits applied, the
     /// allowed origins ([`check_origin`]'s state) and the session watch's
-    /// [`SessionWatch`] over `store`.
+    /// [`SessionWatch`] over `store`, with the lifetime of `sessions`.
     pub fn io_builder<S: SessionStore + Clone>(
         &self,
         store: &S,
+        sessions: &SessionConfig,
     ) -> socketioxide::SocketIoBuilder {
         let store = Arc::new(store.clone());
         let every = self.session_recheck;
+        let lifetime = sessions.absolute_lifetime;
         (self.limits.apply(SocketIo::builder()))
             .with_state(self.allowed_origins.clone())
-            .with_state(SessionWatch { store, every })
+            .with_state(SessionWatch {
+                store,
+                every,
+                lifetime,
+            })
     }
 }
 
@@ -200,12 +206,13 @@ impl Demo {
 }
 
 /// What the connect handler needs to watch a socket's session (see
-/// [`watch_session`]): the store to ask, and how often. Socket.IO state, shared
-/// with step 5.
+/// [`watch_session`]): the store to ask, how often, and the sessions' absolute
+/// lifetime. Socket.IO state, shared with step 5.
 #[derive(Debug, Clone)]
 pub struct SessionWatch {
     pub store: Arc<dyn SessionStore>,
     pub every: Duration,
+    pub lifetime: time::Duration,
 }
 
 // ANCHOR: app
@@ -228,6 +235,7 @@ where
         .with_state(SessionWatch {
             store: Arc::new(store.clone()),
             every: settings.session_recheck,
+            lifetime: sessions.absolute_lifetime,
         })
         .build_layer();
     // ANCHOR_END: app
@@ -357,7 +365,7 @@ async fn on_connect(
     State(watch): State<SessionWatch>,
 ) {
     socket.emit("welcome", &user).ok();
-    tokio::spawn(watch_session(socket, watch.store, watch.every));
+    tokio::spawn(watch_session(socket, watch));
 }
 // ANCHOR_END: on_connect
 

@@ -12,16 +12,16 @@
 //!   shorter means sooner, and more store reads.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
+use step02_sessions::record_outlived;
 use step03_passport_like_auth::{LogoutEvent, LogoutScope};
 use tokio_util::sync::CancellationToken;
-use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
 
+use crate::SessionWatch;
 use crate::fair_use::SocketSlot;
 use crate::socket_auth::SocketSession;
 
@@ -102,20 +102,19 @@ fn follow_session<A: Adapter>(
 // ANCHOR_END: follow_session
 
 // ANCHOR: watch_session
-/// Re-reads the socket's session from the store every `every`, and disconnects
-/// the socket once the session is gone (expired, destroyed, or deleted behind
-/// our back). It runs until then, or until the socket closes: spawn it, on
+/// Re-reads the socket's session from the store every `watch.every`, and
+/// disconnects the socket once the session is gone (expired, destroyed, or
+/// deleted behind our back) or older than `watch.lifetime`. It runs until then, or until the socket closes: spawn it, on
 /// whatever owns the server's tasks.
 pub async fn watch_session<A: Adapter>(
     socket: SocketRef<A>,
-    store: Arc<dyn SessionStore>,
-    every: Duration,
+    watch: SessionWatch,
 ) {
     // Ends at the first tick after the socket closed, or at once if its
     // disconnect handler calls `let_go` (holding a closed socket holds its
     // queue).
     let closed = closed_signal(&socket);
-    let mut ticks = tokio::time::interval(every);
+    let mut ticks = tokio::time::interval(watch.every);
     ticks.tick().await; // immediate: the handshake just checked the session
     // Gone twice in a row, not once: a password change deletes the old id a
     // moment before the socket learns the new one (`follow_session`).
@@ -129,7 +128,12 @@ pub async fn watch_session<A: Adapter>(
         let Some(SocketSession(id)) = socket.extensions.get() else {
             return; // not an authenticated socket: nothing to watch
         };
-        match store.load(&id).await {
+        match watch.store.load(&id).await {
+            // Used every minute or not, a login older than the absolute
+            // lifetime ends here too, not at the next page load.
+            Ok(Some(record)) if record_outlived(&record, watch.lifetime) => {
+                return end_session(socket);
+            }
             Ok(Some(_)) => missing = false,
             Ok(None) if !missing => missing = true,
             Ok(None) => return end_session(socket),

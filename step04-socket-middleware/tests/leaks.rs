@@ -8,7 +8,9 @@ use serde_json::json;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use step01_http_vs_socket::serve;
-use step04_socket_middleware::{SocketSession, let_go, watch_session};
+use step04_socket_middleware::{
+    SessionWatch, SocketSession, let_go, watch_session,
+};
 use testkit::JsClient;
 use tower_sessions::session::Id;
 use tower_sessions::{MemoryStore, SessionStore};
@@ -27,8 +29,12 @@ async fn a_closed_socket_s_session_watch_ends_at_once_not_at_its_next_look() {
         // What `authenticate_socket` records for a logged-in socket.
         socket.extensions.insert(SocketSession(Id::default()));
         socket.on_disconnect(async |socket: SocketRef| let_go(&socket));
-        let every = Duration::from_secs(30);
-        tokio::spawn(watch_session(socket, watched.clone(), every));
+        let watch = SessionWatch {
+            store: watched.clone(),
+            every: Duration::from_secs(30),
+            lifetime: step02_sessions::DEFAULT_ABSOLUTE_LIFETIME,
+        };
+        tokio::spawn(watch_session(socket, watch));
     });
     let baseline = Arc::strong_count(&store); // this test's, and the handler's
     let address = testkit::spawn_server(|listener, _| {

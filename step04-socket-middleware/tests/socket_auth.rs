@@ -28,6 +28,7 @@ struct TestApp {
 
 struct Options {
     max_age: time::Duration,
+    absolute_lifetime: time::Duration,
     session_recheck: Duration,
 }
 
@@ -35,6 +36,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             max_age: time::Duration::days(30),
+            absolute_lifetime: step02_sessions::DEFAULT_ABSOLUTE_LIFETIME,
             session_recheck: SESSION_RECHECK,
         }
     }
@@ -45,15 +47,17 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_with(options: Options) -> TestApp {
-    let passport = Passport::new(MemoryUserStore::default());
+    let passport = Passport::new(MemoryUserStore::default())
+        .with_absolute_lifetime(options.absolute_lifetime);
     for name in ["alice", "bob"] {
         passport
             .register(name, PASSWORD)
             .await
             .expect("register a test user");
     }
-    let sessions =
-        SessionConfig::with_key(Key::generate()).max_age(options.max_age);
+    let sessions = SessionConfig::with_key(Key::generate())
+        .max_age(options.max_age)
+        .absolute_lifetime(options.absolute_lifetime);
     let address = testkit::spawn_server(|listener, address| {
         let origins =
             AllowedOrigins::for_port(address.port(), Some(TRUSTED_FRONT_END));
@@ -389,6 +393,7 @@ async fn a_live_socket_notices_when_its_session_expires() {
     let app = spawn_app_with(Options {
         max_age: time::Duration::seconds(3),
         session_recheck: Duration::from_millis(200),
+        ..Options::default()
     })
     .await;
     // The session's clock starts at the login, so the handshake must follow it
@@ -539,4 +544,47 @@ async fn a_password_change_keeps_this_sessions_sockets_under_its_new_id() {
     assert_eq!(app.logout(&renewed).await, 204);
     let disconnect = kept.next_named("disconnect").await;
     assert_eq!(disconnect.raw["reason"], "io server disconnect");
+}
+
+/// A socket kept busy never makes an HTTP request, so nothing over HTTP ends
+/// its session when the absolute lifetime is up: the session watch must.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_open_past_the_absolute_lifetime_is_ended_by_its_watch() {
+    let app = spawn_app_with(Options {
+        absolute_lifetime: time::Duration::seconds(2),
+        session_recheck: Duration::from_millis(100),
+        ..Options::default()
+    })
+    .await;
+    let cookie = app.login("alice").await;
+    let socket = app.socket(Some(&cookie), None, json!({})).await;
+    socket.expect_connect().await;
+    let me = socket.emit_with_ack("whoami", json!([])).await;
+    assert_eq!(me["username"], "alice");
+
+    // Busy all along: a `whoami` every 200 ms until the server ends it.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let ended = socket
+                .try_next_named("session ended", Duration::from_millis(200))
+                .await;
+            if ended.is_some() {
+                break;
+            }
+            socket.emit("whoami", json!([])).await;
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the socket outlived its session by 8 s");
+    let disconnect = socket.next_named("disconnect").await;
+    assert_eq!(disconnect.raw["reason"], "io server disconnect");
+    // And over HTTP the session is gone too.
+    let response = app
+        .http
+        .get(app.url("/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("GET /me");
+    assert_eq!(response.status(), 401);
 }

@@ -71,10 +71,11 @@ pub async fn build(config: ChatConfig) -> Result<ChatServer, BuildError> {
     step02_sessions::spawn_expired_session_cleanup(&tasks, sessions.clone());
     // ANCHOR_END: build
     // ANCHOR: build_socket_io
-    let (socket_layer, io) = (config.sockets.io_builder(&sessions))
-        .max_buffer_size(config.socket_buffer)
-        .with_state(chat)
-        .build_layer();
+    let (socket_layer, io) =
+        (config.sockets.io_builder(&sessions, &config.sessions))
+            .max_buffer_size(config.socket_buffer)
+            .with_state(chat)
+            .build_layer();
     // ANCHOR: chat_namespace
     // Chapter 4's chain (origin first, then the session's user), then at most
     // so many sockets per user, then the event handlers, then `on_connect`.

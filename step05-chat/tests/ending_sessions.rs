@@ -193,3 +193,25 @@ async fn a_session_in_constant_use_ends_at_its_absolute_lifetime() {
     let socket = app.socket(Some(&cookie), json!({})).await;
     socket.expect_connect_error().await;
 }
+
+/// A socket makes no HTTP request once it is open, so no request ends its
+/// session at the lifetime: the session watch must, at its next look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_open_past_the_absolute_lifetime_is_disconnected() {
+    let app = spawn_app_with(Options {
+        absolute_lifetime_secs: Some(2),
+        session_recheck: Some(Duration::from_millis(100)),
+        ..Options::default()
+    })
+    .await;
+    let cookie = app.register("alice").await;
+    let socket = app.socket(Some(&cookie), json!({})).await;
+    socket.expect_connect().await;
+
+    let ended = socket
+        .try_next_named("session ended", Duration::from_secs(10))
+        .await;
+    assert!(ended.is_some(), "the socket outlived a 2 s login by 8 s");
+    assert_disconnected_by_the_server(&socket, "past its lifetime").await;
+    assert_eq!(app.me_status(&cookie).await, 401);
+}

@@ -165,7 +165,8 @@ export function build(config, httpServer) {
   io.use(auth.authenticateSocket);
   io.use(admitSocket(chat));
   io.on("connection", (socket) => {
-    auth.watchSession(socket, store, config.sessions.recheckMs);
+    const { recheckMs, absoluteLifetimeMs } = config.sessions;
+    auth.watchSession(socket, store, recheckMs, absoluteLifetimeMs);
     onConnect(chat, socket);
   });
   // ANCHOR_END: socket_chain

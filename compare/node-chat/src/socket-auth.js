@@ -186,17 +186,22 @@ export function disconnectOnLogout(io) {
 }
 
 /**
- * A session can also end without a logout (it expires, or is deleted): the
- * socket re-reads it every `everyMs` and leaves once it is gone.
+ * A session can also end without a logout (it expires, or is deleted, or its
+ * login is older than `lifetimeMs`): the socket re-reads it every `everyMs`
+ * and leaves once it is gone. An open socket makes no HTTP request, so no
+ * `deserializeUser` would notice the absolute lifetime for it.
  */
-export function watchSession(socket, store, everyMs) {
+export function watchSession(socket, store, everyMs, lifetimeMs) {
   // Gone twice in a row, not once: a password change deletes the old id a
   // moment before the socket learns the new one (`follow`).
   let missing = false;
   const timer = setInterval(() => {
     store.get(socket.data.sessionId, (error, session) => {
       if (error) return log.warn("could not re-check a session:", error);
-      if (session || !missing) {
+      const outlived =
+        session?.startedAt !== undefined &&
+        Date.now() - session.startedAt >= lifetimeMs;
+      if ((session && !outlived) || (!session && !missing)) {
         missing = !session;
         return;
       }

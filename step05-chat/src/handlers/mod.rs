@@ -68,7 +68,7 @@ pub(crate) async fn on_connect(
     TryData(auth): TryData<Value>,
     State(watch): State<SessionWatch>,
 ) {
-    let watching = watch_session(socket.clone(), watch.store, watch.every);
+    let watching = watch_session(socket.clone(), watch);
     chat.tasks.spawn(watching);
     let offset = auth.ok().and_then(|auth| auth["serverOffset"].as_i64());
     let entered = rooms::enter_general(&io, &socket, &chat, &user, offset);
