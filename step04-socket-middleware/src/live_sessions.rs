@@ -104,15 +104,13 @@ fn follow_session<A: Adapter>(
 // ANCHOR: watch_session
 /// Re-reads the socket's session from the store every `watch.every`, and
 /// disconnects the socket once the session is gone (expired, destroyed, or
-/// deleted behind our back) or older than `watch.lifetime`. It runs until then, or until the socket closes: spawn it, on
-/// whatever owns the server's tasks.
+/// deleted behind our back) or its login is older than `watch.lifetime`.
+/// Spawn it, on whatever owns the server's tasks. It ends then, or when the
+/// socket closes (at once if the disconnect handler calls `let_go`).
 pub async fn watch_session<A: Adapter>(
     socket: SocketRef<A>,
     watch: SessionWatch,
 ) {
-    // Ends at the first tick after the socket closed, or at once if its
-    // disconnect handler calls `let_go` (holding a closed socket holds its
-    // queue).
     let closed = closed_signal(&socket);
     let mut ticks = tokio::time::interval(watch.every);
     ticks.tick().await; // immediate: the handshake just checked the session
@@ -129,8 +127,7 @@ pub async fn watch_session<A: Adapter>(
             return; // not an authenticated socket: nothing to watch
         };
         match watch.store.load(&id).await {
-            // Used every minute or not, a login older than the absolute
-            // lifetime ends here too, not at the next page load.
+            // Busy or not: an open socket makes no HTTP request to refuse.
             Ok(Some(record)) if record_outlived(&record, watch.lifetime) => {
                 return end_session(socket);
             }
