@@ -269,6 +269,47 @@ async fn a_victim_logs_in_while_another_address_guesses_her_password() {
 }
 // ANCHOR_END: victim_test
 
+/// The issue's probe, in real time, for the chapter "Before it faces the
+/// Internet: the login": one wrong password a second from another address for
+/// 130 s, and the owner's right password every 10 s. It used to refuse 12 of
+/// her 13 logins. `cargo test -p step03-passport-like-auth --test limits --
+/// --ignored --nocapture figure`
+#[tokio::test]
+#[ignore = "a 130-second measurement, for the book"]
+async fn figure_the_owner_s_logins_refused_while_another_address_guesses() {
+    let app =
+        Arc::new(spawn_app(cheap_params(), behind_a_trusted_proxy()).await);
+    let guesser = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let mut pace = tokio::time::interval(Duration::from_secs(1));
+            let mut refused = 0;
+            for _ in 0..130 {
+                pace.tick().await;
+                let guess =
+                    login_from(&app, "203.0.113.6", "alice", "guess-guess");
+                refused += usize::from(guess.await.status() == 429);
+            }
+            refused
+        })
+    };
+    let mut pace = tokio::time::interval(Duration::from_secs(10));
+    let mut statuses = Vec::new();
+    for _ in 0..13 {
+        pace.tick().await;
+        let login =
+            login_from(&app, "198.51.100.7", "alice", DEMO_PASSWORD).await;
+        statuses.push(login.status().as_u16());
+    }
+    let guesses_refused = guesser.await.expect("guesser");
+    let refused = statuses.iter().filter(|&&status| status == 429).count();
+    println!(
+        "the owner: {refused} of 13 logins refused {statuses:?}; \
+         the guesser: {guesses_refused} of 130 tries refused"
+    );
+    assert_eq!(statuses.len(), 13);
+}
+
 #[tokio::test]
 async fn a_botnet_spends_the_username_allowance_but_not_the_victims_address() {
     let limits = AuthLimits {

@@ -480,6 +480,107 @@ async fn invalid_events_count_toward_the_disconnect() {
     socket.next_named("disconnect").await;
 }
 
+/// The figure of the chapter "The chat under load": how many invalid events
+/// a socket gets answered, with the default limits, before it is cut off. The
+/// issue's probe had 74,000 a second answered for ever.
+/// `cargo test -p step05-chat --test limits -- --ignored --nocapture figure`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, for the book"]
+async fn figure_invalid_events_answered_before_the_cut() {
+    let app = spawn_app().await;
+    let (socket, _) = app.connected(&app.register("mallory").await).await;
+    let started = Instant::now();
+    let mut answered = 0;
+    let cut = loop {
+        let burst = (0..50).map(|_| json!(["Not A Room!"])).collect();
+        let acks = socket.emit_many("join", burst).await;
+        answered += acks.iter().filter(|ack| ack["error"].is_string()).count();
+        let wait = Duration::from_millis(10);
+        if socket.try_next_named("disconnect", wait).await.is_some() {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+    };
+    println!(
+        "invalid joins answered: {answered}; cut off: {cut}, after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(cut, "still connected after 60 s of invalid events");
+}
+
+/// The figure of the chapter "The chat under load": what one room costs on
+/// disk with the default `ROOM_HISTORY_CAP`, however much is sent. The issue's
+/// probe had history growing for ever (1.8 GB a day from one account). Rate
+/// limits off, so that a day's worth takes seconds: step 5 only (the others'
+/// `RATE_LIMITS=off` lifts the cap too).
+/// `cargo test -p step05-chat --test limits -- --ignored --nocapture figure`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement of a few minutes, for the book"]
+async fn figure_a_room_s_size_on_disk_under_retention() {
+    let app = spawn_app_with(Options {
+        limits: Some(ChatLimits {
+            room_history_cap: ChatLimits::default().room_history_cap,
+            ..ChatLimits::off()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let cap = ChatLimits::default().room_history_cap;
+    let (alice, _) = app.connected(&app.register("alice").await).await;
+    let url = support::database_url(&app.database);
+    let db = sqlx::SqlitePool::connect(&url).await.expect("the database");
+    let kept = || async {
+        let sql = "SELECT COUNT(*) FROM messages WHERE room = 'general'";
+        let count = sqlx::query_scalar::<_, i64>(sql).fetch_one(&db).await;
+        count.unwrap_or(-1)
+    };
+    // A message of 200 characters, about what a chat line is at most.
+    let text = "retention ".repeat(20);
+    for round in 1..=3 {
+        for _ in 0..15 {
+            let burst = (0..1_000)
+                .map(|_| json!([{ "room": "general", "text": text }]))
+                .collect();
+            let acks = alice.emit_many("chat message", burst).await;
+            let refused = acks.iter().find(|ack| ack["ok"] != true);
+            assert!(refused.is_none(), "{refused:?}");
+        }
+        let trimmed = eventually_within(Duration::from_secs(120), || async {
+            kept().await == cap
+        });
+        assert!(trimmed.await, "the room is still over its cap");
+        let bytes: u64 = std::fs::read_dir(app.database.path())
+            .expect("the database's directory")
+            .map(|entry| entry.expect("an entry").metadata().map(|m| m.len()))
+            .map(|len| len.expect("a size"))
+            .sum();
+        println!(
+            "after {}k messages: {} kept, chat.db and its WAL {:.1} MB",
+            round * 15,
+            kept().await,
+            bytes as f64 / 1e6
+        );
+    }
+}
+
+/// Asks `check` every 100 ms until it says yes, for at most `wait`.
+async fn eventually_within<F, Fut>(wait: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + wait;
+    while !check().await {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
+}
+
 /// Retention: a room keeps its newest `ROOM_HISTORY_CAP` messages. What is
 /// kept is still served in order; a client whose last seen message was
 /// deleted is told `truncated`.
