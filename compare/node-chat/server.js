@@ -10,6 +10,7 @@ import "./src/dotenv.js"; // first: the modules below read the environment
 import http from "node:http";
 
 import { build } from "./src/app.js";
+import { limitConnectionsPerAddress } from "./src/per-address.js";
 import {
   ConfigError,
   chatConfigFromEnv,
@@ -26,6 +27,10 @@ function main() {
     requestTimeout: server.requestTimeoutMs,
   });
   httpServer.maxConnections = server.maxConnections;
+  // One address, one share of them; TRUSTED_PROXY decides which address.
+  const { trustedProxies } = config.authLimits;
+  const perAddress = server.maxConnectionsPerAddress;
+  limitConnectionsPerAddress(httpServer, perAddress, trustedProxies);
   httpServer.keepAliveTimeout = server.headerReadTimeoutMs;
   // The Express app, then Socket.IO on the same server, then listen.
   const chat = build(config, httpServer);

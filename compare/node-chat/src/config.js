@@ -93,6 +93,11 @@ export function chatConfigFromEnv(env) {
     },
     server: {
       maxConnections: number(env, "MAX_CONNECTIONS", 16_384),
+      maxConnectionsPerAddress: number(
+        env,
+        "MAX_CONNECTIONS_PER_ADDRESS",
+        1024,
+      ),
       headerReadTimeoutMs: 1000 * number(env, "HEADER_READ_TIMEOUT_SECS", 10),
       requestTimeoutMs: 1000 * number(env, "REQUEST_TIMEOUT_SECS", 60),
     },
