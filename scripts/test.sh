@@ -29,6 +29,26 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
 
+# The twin's package.json asks for a supported Node.js LTS (`engines`: 22.12 or later); a
+# distribution's own may be older (Debian 12 has 18, some images 20, which left support in
+# April 2026). Then Node.js 24 comes from the npm registry (the package `node`, the official
+# build) into .tools/node, first on PATH for this run: the twin, its native SQLite module and
+# the test client all run on it.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+              process.exit(a > 22 || (a === 22 && b >= 12) ? 0 : 1)'; then
+  tools="$PWD/.tools/node"
+  if [ ! -x "$tools/node_modules/node/bin/node" ]; then
+    echo "==> Node.js $(node --version) is past support: installing Node.js 24 into .tools/node"
+    npm install --prefix "$tools" --no-audit --no-fund --no-save node@24 2>&1 | grep -v "^npm warn"
+  fi
+  export PATH="$tools/node_modules/node/bin:$PATH"
+  # Its headers, should better-sqlite3 have no prebuilt binary for this machine and need
+  # compiling (node-gyp would download them otherwise).
+  headers=$(ls -d "$tools"/node_modules/node/node_modules/node-*/include/node | head -n 1)
+  export npm_config_nodedir="${headers%/include/node}"
+  echo "    (Node.js $(node --version) from .tools/node)"
+fi
+
 if ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
   echo "==> installing Chromium (headless browser tests)"
   apt_install chromium
@@ -87,10 +107,12 @@ CHAT_SERVER=chat-under-load cargo test -p step05-chat --test chat --test deliver
 # plays one scenario against both servers and compares every answer
 # (step05-chat/tests/twin.rs, ignored by a plain `cargo test`).
 twin=compare/node-chat
+abi=$(node -p process.versions.modules) # the native modules' ABI: one per Node.js major
 if [ ! -f "$twin/node_modules/.package-lock.json" ] ||
-   [ "$twin/package-lock.json" -nt "$twin/node_modules/.package-lock.json" ]; then
-  echo "==> installing the Node twin's packages (npm ci; compiles better-sqlite3)"
-  (cd "$twin" && npm ci --no-audit --no-fund)
+   [ "$twin/package-lock.json" -nt "$twin/node_modules/.package-lock.json" ] ||
+   [ "$(cat "$twin/node_modules/.node-abi" 2>/dev/null)" != "$abi" ]; then
+  echo "==> installing the Node twin's packages (npm ci)"
+  (cd "$twin" && npm ci --no-audit --no-fund && echo "$abi" > node_modules/.node-abi)
 fi
 # The twin's own tests, with Node's test runner: what only the twin can get wrong
 # (passport-local's query-string fallback, express-session behind a proxy, its throttle's

@@ -207,9 +207,15 @@ where
     }
 }
 
-/// The twin's folder, `compare/node-chat`.
+/// The twin's folder, `compare/node-chat`, or `NODE_CHAT_DIR`: another copy of
+/// the twin (a branch being worked on) under these same tests.
 pub fn node_chat_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../compare/node-chat")
+    match std::env::var_os("NODE_CHAT_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../compare/node-chat")
+        }
+    }
 }
 
 /// Starts `node compare/node-chat/server.js` on a free loopback port (`PORT=0`;
@@ -260,7 +266,15 @@ pub async fn spawn_node_app(options: Options) -> TestApp {
     })
     .await;
     let Ok(Some(address)) = started else {
-        panic!("the Node twin did not start (its error, if any, is above)");
+        let exited = tokio::time::timeout(Duration::from_secs(1), child.wait());
+        let status = exited.await.ok().and_then(Result::ok);
+        panic!(
+            "the Node twin did not start ({status:?}; its error, if any, is \
+             above). A crash with no message is often its SQLite module built \
+             for another Node.js: scripts/test.sh builds it for the Node.js it \
+             runs, which is .tools/node/node_modules/node/bin/node when the \
+             system's is older than 22.12"
+        );
     };
     // Keep reading, so that a full pipe never blocks the server.
     tokio::spawn(
