@@ -72,3 +72,31 @@ fn transcript_chapter_1_debug_shows_each_packet_received() {
         line.contains("received message") && line.contains("ping")
     });
 }
+
+#[test]
+fn transcript_chapter_1_parser_trace_shows_both_directions() {
+    let mut session = session().normalise(server_time_as_in_the_book);
+    session.start(&[("RUST_LOG", "info,socketioxide::parser=trace")]);
+    session.send(CONNECT_AND_PING);
+    // The ping decoded and its acknowledgement encoded; the ticks, sent every
+    // second, come before or after them, so they are left out of the file.
+    session.check_log("step01/parser-trace.log", |line| {
+        let step = ["payload decoded", "packet encoded"];
+        step.iter().any(|step| line.contains(step))
+            && line.contains("client_time_ms")
+    });
+}
+
+/// The server's clock, in an acknowledgement: the book writes `...`.
+fn server_time_as_in_the_book(line: &str) -> String {
+    const KEY: &str = r#"server_time_ms\":"#;
+    match line.find(KEY) {
+        Some(at) => {
+            let start = at + KEY.len();
+            let digits = line[start..].chars().take_while(char::is_ascii_digit);
+            let end = start + digits.count();
+            format!("{}...{}", &line[..start], &line[end..])
+        }
+        None => line.to_string(),
+    }
+}

@@ -23,6 +23,7 @@ fn transcript_chapter_2_run_it() {
     let mut session = session();
     session.play("step02/run-it.console");
     session.play("step02/visit.console");
+    session.play("step02/dead-cookie.console");
 }
 
 #[test]
