@@ -21,19 +21,25 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub mod feed;
 pub mod postgres;
+mod shared_rate_limit;
 
 use axum::Router;
 use chat_under_load::log::Messages;
-use chat_under_load::{Chat, chat_connect_handler, passport_and_chat, router, socket_io_builder};
+use chat_under_load::{
+    Chat, admit_socket, on_connect, passport_and_chat, register_chat_handlers, router,
+    socket_io_builder,
+};
 use postgres::{PgMessageLog, PgUserStore};
+use shared_rate_limit::SharedRateLimit;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
+use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::drivers::fred::{FredDriver, FredError};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use step02_sessions::BackgroundTasks;
 use step03_passport_like_auth::{Passport, UserStore};
-use step04_socket_middleware::RateLimit;
+use step04_socket_middleware::{RateLimit, authenticate_socket, check_origin};
 use step05_chat::{BuildError, ChatConfig, db};
 use tokio::sync::mpsc;
 use tower_sessions_redis_store::RedisStore;
@@ -201,15 +207,22 @@ async fn assemble<U: UserStore>(
     chat: Chat,
     redis: RedisParts,
 ) -> Result<(Router, SocketIo<ClusterAdapter>), NodeError> {
+    let shared_limit = SharedRateLimit::new(redis.sessions.clone(), &config.rate_limit);
     let session_store = RedisStore::new(redis.sessions);
     let (socket_layer, io) = socket_io_builder(config, chat, &session_store)
+        .with_state(shared_limit)
         .with_adapter::<ClusterAdapter>(redis.adapter)
         .build_layer();
-    // Step 5's chain, now over the Redis adapter: the same handlers. A remote adapter
-    // subscribes to its Redis channels before the node may accept sockets.
-    io.ns("/", chat_connect_handler())
-        .await
-        .map_err(redis_error)?;
+    // Step 5's chain written out, to add a middleware after `register_chat_handlers`
+    // (`.with(b)` runs `b` first), whose `chat message` handler replaces step 5's. A remote
+    // adapter subscribes to its Redis channels before the node may accept sockets.
+    let chain = on_connect
+        .with(shared_rate_limit::register_chat_message)
+        .with(register_chat_handlers)
+        .with(admit_socket)
+        .with(authenticate_socket)
+        .with(check_origin);
+    io.ns("/", chain).await.map_err(redis_error)?;
     let router = router(passport, config, session_store, socket_layer, io.clone());
     Ok((router, io))
 }

@@ -40,12 +40,18 @@ struct Cluster {
 }
 
 async fn spawn_cluster() -> Cluster {
+    spawn_cluster_with(None).await
+}
+
+/// [`spawn_cluster`] with a message rate (burst, per second) as in `Options`.
+async fn spawn_cluster_with(rate_limit: Option<(u32, f64)>) -> Cluster {
     let redis = RedisServer::start().await;
     let database = Arc::new(tempfile::tempdir().expect("temp dir"));
     let key = Key::generate();
     let node = || Options {
         database: Some(database.clone()),
         key: Some(key.clone()),
+        rate_limit,
         ..Options::default()
     };
     let a = spawn_node(&redis.url, node()).await;
@@ -239,3 +245,30 @@ async fn a_node_can_be_stopped_while_redis_is_down() {
     a.stop().await;
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+// ANCHOR: shared_limit_test
+/// A user's message rate is counted in Redis: a tab on each node does not double it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_s_rate_limit_holds_across_nodes() {
+    // 5 messages and (almost) no refill, one every 100 s: the count does not
+    // depend on how fast this machine is.
+    let Cluster { a, b, _redis } = spawn_cluster_with(Some((5, 0.01))).await;
+    let alice = a.register("alice").await;
+    let (on_a, _) = a.connected(&alice).await;
+    let (on_b, _) = b.connected(&alice).await;
+    let mut accepted = Vec::new();
+    for n in 1..=6 {
+        for (node, socket) in [("A", &on_a), ("B", &on_b)] {
+            let ack = say(socket, json!(format!("{n} via {node}"))).await;
+            match ack["ok"] == true {
+                true => accepted.push(format!("{n} via {node}")),
+                false => assert_eq!(ack, json!({ "error": "rate limited" })),
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 5, "accepted: {accepted:?}");
+    // Per user: bob, on node B, has his own.
+    let (bob, _) = b.connected(&b.register("bob").await).await;
+    assert_eq!(say(&bob, json!("bob")).await["ok"], true);
+}
+// ANCHOR_END: shared_limit_test

@@ -156,35 +156,33 @@ async fn ex2_online_across_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "exercise check: run it with --ignored, see the chapter"]
-async fn ex3_shared_rate_limit() {
-    // A limit of 5 messages and (almost) no refill, one token every 100 s, so the count does
-    // not depend on how fast this machine is.
-    let Cluster { a, b, _redis } = spawn_cluster(Some((5, 0.01))).await;
-
-    // Alice has a tab on each node, and sends from both in turn.
-    let alice = a.register("alice").await;
-    let (on_a, _) = a.connected(&alice).await;
-    let (on_b, _) = b.connected(&alice).await;
-    let mut accepted = Vec::new();
-    for n in 1..=6 {
-        for (node, socket) in [("A", &on_a), ("B", &on_b)] {
-            let ack = say(socket, json!(format!("{n} via {node}"))).await;
-            if ack["ok"] == true {
-                accepted.push(format!("{n} via {node}"));
-            } else {
-                assert_eq!(ack, json!({ "error": "rate limited" }), "{n} via {node}");
+async fn ex3_one_login_throttle_for_the_whole_cluster() {
+    // The default: 60 logins a minute from one address. This test's 70 come
+    // from one address (127.0.0.1), in turn through each node, each for a name
+    // of its own, so that only the per-address count can refuse them.
+    let Cluster { a, b, _redis } = spawn_cluster(None).await;
+    let mut answered = 0;
+    let mut refused = Vec::new();
+    for n in 1..=35 {
+        for (node, app) in [("A", &a), ("B", &b)] {
+            let login =
+                json!({ "username": format!("nobody{n}{node}"), "password": "wrong password" });
+            let response = app.post_json("/login", None, login).await;
+            match response.status().as_u16() {
+                401 => answered += 1,
+                429 => {
+                    let retry_after = response.headers().get("retry-after").cloned();
+                    assert!(retry_after.is_some(), "a 429 says when to come back");
+                    refused.push(format!("{n} via {node}"));
+                }
+                status => panic!("login {n} via {node}: {status}"),
             }
         }
     }
     assert_eq!(
-        accepted.len(),
-        5,
-        "alice's limit is 5 messages whichever nodes she sends them through; \
-         accepted: {accepted:?}"
+        (answered, refused.len()),
+        (60, 10),
+        "one address gets 60 logins a minute from the whole cluster, not 60 per node; \
+         refused: {refused:?}"
     );
-
-    // The limit is per user: bob, on node B, has his own.
-    let (bob, _) = b.connected(&b.register("bob").await).await;
-    let ack = say(&bob, json!("bob is not alice")).await;
-    assert_eq!(ack["ok"], true, "bob's first message: {ack}");
 }
