@@ -207,7 +207,8 @@ async fn assemble<U: UserStore>(
     chat: Chat,
     redis: RedisParts,
 ) -> Result<(Router, SocketIo<ClusterAdapter>), NodeError> {
-    let shared_limit = SharedRateLimit::new(redis.sessions.clone(), &config.rate_limit);
+    let (rate, enabled) = (&config.rate_limit, config.limits.enabled);
+    let shared_limit = SharedRateLimit::new(redis.sessions.clone(), rate, enabled);
     let session_store = RedisStore::new(redis.sessions);
     let (socket_layer, io) = socket_io_builder(config, chat, &session_store)
         .with_state(shared_limit)

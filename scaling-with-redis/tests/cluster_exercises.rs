@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Options, TestApp, say};
+use support::{Options, TestApp};
 use testkit::{DEFAULT_WAIT, JsSocket, RedisServer};
 use tower_sessions::cookie::Key;
 
