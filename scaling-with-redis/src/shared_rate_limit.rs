@@ -41,6 +41,7 @@ impl SharedRateLimit {
         }
     }
 
+    // ANCHOR: check
     /// Counts one message of `user_id`; whether it is within the limit.
     async fn check(&self, user_id: i64) -> Result<bool, RedisError> {
         let key = format!("rate:{user_id}");
@@ -57,6 +58,7 @@ impl SharedRateLimit {
         let (count, _expire_set): (i64, i64) = pipeline.all().await?;
         Ok(count <= self.burst)
     }
+    // ANCHOR_END: check
 
     /// [`Self::check`], for a handler: while Redis cannot answer, the message is let through
     /// and only the node's own limiter applies. Refusing every message would turn a Redis
