@@ -147,6 +147,21 @@ const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.text, m.ts
     FROM messages m JOIN users u ON u.id = m.user_id";
 type Row = (i64, String, i64, String, String, i64);
 
+/// Up to which id the room's messages were deleted by retention (0: none).
+const TRIMMED: &str = "SELECT COALESCE((SELECT deleted_upto FROM room_heads WHERE room = $1), 0)";
+
+/// Deletes the 200 oldest messages of room `$1` beyond its newest `$2`, notes the newest id
+/// deleted in the room's row, and counts what it deleted.
+const TRIM: &str = "WITH doomed AS (
+        SELECT id FROM messages WHERE room = $1 AND id <= (
+            SELECT id FROM messages WHERE room = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)
+        ORDER BY id LIMIT 200),
+    deleted AS (DELETE FROM messages WHERE id IN (SELECT id FROM doomed) RETURNING id),
+    noted AS (UPDATE room_heads
+        SET deleted_upto = GREATEST(deleted_upto, (SELECT MAX(id) FROM deleted))
+        WHERE room = $1 AND EXISTS (SELECT 1 FROM deleted))
+    SELECT COUNT(*) FROM deleted";
+
 fn from_row((id, room, user_id, username, text, ts): Row) -> ChatMessage {
     ChatMessage {
         id,
@@ -204,7 +219,11 @@ impl MessageLog for PgMessageLog {
                 .bind(limit + 1)
                 .fetch_all(&self.pool)
                 .await?;
-            let truncated = rows.len() as i64 > limit;
+            let trimmed: i64 = sqlx::query_scalar(TRIMMED)
+                .bind(room)
+                .fetch_one(&self.pool)
+                .await?;
+            let truncated = rows.len() as i64 > limit || after < trimmed;
             rows.truncate(limit as usize);
             let messages = rows.into_iter().rev().map(from_row).collect();
             Ok(Page {
@@ -228,6 +247,24 @@ impl MessageLog for PgMessageLog {
     fn shared(&self) -> bool {
         true
     }
+
+    // ANCHOR: trim
+    /// Retention: deletes `room`'s oldest messages beyond its newest `cap`, 200 per statement
+    /// (short, between the senders' transactions), and moves the room's `deleted_upto` in the
+    /// same statement.
+    fn trim<'a>(&'a self, room: &'a str, cap: i64) -> LogFuture<'a, ()> {
+        Box::pin(async move {
+            let mut more = cap < i64::MAX;
+            while more {
+                let batch = sqlx::query_scalar::<_, i64>(TRIM).bind(room).bind(cap);
+                match batch.fetch_one(&self.pool).await {
+                    Ok(deleted) => more = deleted > 0,
+                    Err(error) => return tracing::error!(%error, %room, "trim"),
+                }
+            }
+        })
+    }
+    // ANCHOR_END: trim
 
     fn delivered(&self, room: &str, after: i64, messages: &Arc<[ChatMessage]>) {
         let delivered = Delivered {

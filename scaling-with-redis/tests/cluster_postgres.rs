@@ -106,6 +106,11 @@ struct Node {
 
 impl Node {
     async fn start(redis_url: &str, database_url: &str) -> Node {
+        Node::start_with(redis_url, database_url, &[]).await
+    }
+
+    /// [`Node::start`], with `env` added last (so it may override).
+    async fn start_with(redis_url: &str, database_url: &str, env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_scaling-with-redis"))
             .env_clear()
@@ -119,6 +124,7 @@ impl Node {
             // The tests send fast on purpose.
             .env("RATE_LIMITS", "off")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -459,4 +465,45 @@ async fn logging_out_everywhere_on_one_node_ends_the_sessions_made_on_another() 
     assert!(ended.status().is_success(), "{}", ended.status());
     // The session epoch lives in PostgreSQL: node B sees it moved.
     assert_eq!(me(&b, &on_b).await, 401);
+}
+
+/// Retention on PostgreSQL, as in step 5: a room keeps its newest `ROOM_HISTORY_CAP` messages,
+/// and a client coming back from a deleted one is told `truncated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_a_room_at_its_cap_on_postgres_and_says_truncated_past_it() {
+    let redis = RedisServer::start().await;
+    let database = fresh_database().await;
+    let capped = [("RATE_LIMITS", "on"), ("ROOM_HISTORY_CAP", "5")];
+    let a = Node::start_with(&redis.url, &database, &capped).await;
+    let b = Node::start_with(&redis.url, &database, &capped).await;
+    let js = JsClient::start().await;
+    let (alice, _) = a.socket(&js, &a.session("alice").await, json!({})).await;
+    let ids = send_many(&alice, "alice", "general", 12).await;
+
+    let db = sqlx::PgPool::connect(&database)
+        .await
+        .expect("the database");
+    let count = "SELECT COUNT(*) FROM messages WHERE room = 'general'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let kept: i64 = sqlx::query_scalar(count)
+            .fetch_one(&db)
+            .await
+            .expect("count");
+        if kept == 5 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {kept} kept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // On the other node, back from the first message: gone, and said so; the 5 kept follow.
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    let back = json!({ "serverOffset": sorted[0] });
+    let (bob, welcome) = b.socket(&js, &b.session("bob").await, back).await;
+    assert_eq!(welcome["truncated"], true, "{welcome}");
+    let kept: HashSet<i64> = sorted[7..].iter().copied().collect();
+    let seen = read_until(&bob, &kept, Vec::new()).await;
+    assert_eq!(seen, sorted[7..], "the 5 kept, in order, once");
 }
