@@ -11,11 +11,12 @@
 // 5's per-room sequencer task exists to guarantee, the event loop gives here.
 // The price is that each of those steps holds up every other socket.
 
-import { Quotas, UNLIMITED_RATE } from "./limits.js";
+import { UNLIMITED_RATE } from "./limits.js";
 import { log } from "./log.js";
 import { HISTORY_LIMIT } from "./messages.js";
 import { Presence } from "./presence.js";
 import { FairRoom, RateLimiter, nowSeconds } from "./rate-limit.js";
+import { userRoom } from "./socket-auth.js";
 import {
   InputError,
   parseAfter,
@@ -52,7 +53,6 @@ export class Chat {
     this.delivery = delivery;
     this.presence = new Presence();
     this.presencePage = presencePage; // users per page of an online list
-    this.quotas = new Quotas();
     this.presenceDue = new Set(); // rooms about to be told who is there
     this.catchUps = new OneAtATime();
     const [burst, perSecond] = rateLimit;
@@ -142,17 +142,20 @@ export class Chat {
 }
 
 // ANCHOR: admit_socket
-/** `io.use()`: at most `MAX_SOCKETS_PER_USER` sockets per user. */
+/**
+ * `io.use()`: at most `MAX_SOCKETS_PER_USER` sockets per user. They are
+ * counted by the room `user:<id>`, which `authenticateSocket` put this one
+ * in; a refused socket leaves its rooms with the refusal.
+ */
 export function admitSocket(chat) {
   return (socket, next) => {
     const { user } = socket.data;
-    const max = chat.limits.socketsPerUser;
-    if (!chat.quotas.admit(user.id, socket.id, max)) {
+    const { rooms } = socket.nsp.adapter;
+    const sockets = rooms.get(userRoom(user.id))?.size ?? 0;
+    if (sockets > chat.limits.socketsPerUser) {
       log.info(`refused a socket of ${user.username}: too many`);
       return next(new ChatError(TOO_MANY_SOCKETS));
     }
-    // A client gone before its CONNECT completes never fires "disconnect".
-    socket.conn.once("close", () => chat.quotas.release(socket.id));
     next();
   };
 }
@@ -356,10 +359,8 @@ function joinRoom(chat, socket, user, payload) {
   const asked = named && Object.hasOwn(payload, "room");
   const room = parseRoom(asked ? payload.room : payload);
   chat.limited(chat.roomChanges.check(user.id));
-  const max = chat.limits.roomsPerSocket;
-  if (room !== GENERAL && !chat.quotas.takeRoom(socket.id, room, max)) {
-    throw new ChatError(TOO_MANY_ROOMS);
-  }
+  const full = roomsBesidesGeneral(socket) >= chat.limits.roomsPerSocket;
+  if (full && !hasJoined(socket, room)) throw new ChatError(TOO_MANY_ROOMS);
   const offset = asked ? parseOffset(payload.serverOffset) : null;
   const upto = chat.messages.lastId(room);
   const { history, missed } = readEntry(chat.messages, room, offset, upto);
@@ -370,6 +371,17 @@ function joinRoom(chat, socket, user, payload) {
     truncated: missed.truncated,
     missed: missed.messages,
   };
+}
+
+/**
+ * How many chat rooms `socket` is in, general aside. The rooms the server
+ * puts every socket in, its own id's and `session:`/`user:`, are not chat
+ * rooms (no room name has a colon).
+ */
+function roomsBesidesGeneral(socket) {
+  const chatRoom = (room) =>
+    room !== GENERAL && room !== socket.id && !room.includes(":");
+  return [...socket.rooms].filter(chatRoom).length;
 }
 
 /** The id of the last message a client saw: an integer, or null (none). */
@@ -383,7 +395,6 @@ function leaveRoom(chat, socket, user, payload) {
   if (room === GENERAL) throw new ChatError(CANNOT_LEAVE_GENERAL);
   chat.limited(chat.roomChanges.check(user.id));
   socket.leave(room);
-  chat.quotas.giveBackRoom(socket.id, room);
   if (chat.presence.leave(socket.id, room)) broadcastPresence(chat, room);
   return { ok: true };
 }
@@ -409,7 +420,6 @@ function nextPresencePage(chat, socket, user, payload) {
 
 /** A socket went away: rooms that lost their user's last socket are told. */
 function onDisconnect(chat, socket) {
-  chat.quotas.release(socket.id);
   for (const room of chat.presence.disconnect(socket.id)) {
     broadcastPresence(chat, room);
   }
