@@ -1,3 +1,4 @@
+// @ts-check
 // How much one user, one socket and one room may ask of the server.
 // (step05-chat/src/limits.rs)
 //
@@ -9,6 +10,13 @@
 // The counts come from Socket.IO's rooms (chat.js): a user's sockets are the
 // `user:<id>` room, a socket's rooms are `socket.rooms`. (Step 5 counts a
 // user's sockets in a map of its own, `chat.sockets`.)
+
+/**
+ * @typedef {{ enabled: boolean, socketsPerUser: number,
+ *   roomsPerSocket: number, roomMessagesPerSecond: number,
+ *   roomChangesPerSecond: number, refusalsPer10s: number,
+ *   roomHistoryCap: number }} ChatLimits
+ */
 
 /** What `cargo run` and `node server.js` use without settings. */
 export const DEFAULT_LIMITS = Object.freeze({
