@@ -113,9 +113,10 @@ export function createChat(parts) {
   function onConnection(socket) {
     const user = /** @type {User} */ (socket.data.user);
 
+    // ANCHOR: chat_message
     /**
-     * `event`'s handler: the ack is `handle`'s answer, or `{error}`, which is
-     * a refusal and a strike (whatever its reason).
+     * `socket.on(event)`, whose ack is `handle`'s answer, or `{error}`: a
+     * refusal, and a strike (whatever its reason).
      * @param {string} event
      * @param {Handler} handle
      */
@@ -125,7 +126,6 @@ export function createChat(parts) {
         ack(answer(socket, () => handle(payload)));
       });
 
-    // ANCHOR: chat_message
     /** `chat message`: store it, send it to the room (sender included), ack. */
     on("chat message", (payload) => {
       const { room, text, clientOffset } = parseChatMessage(payload);
@@ -229,7 +229,7 @@ export function createChat(parts) {
     // ANCHOR: on_connect
     const serverOffset = parseOffset(socket.handshake.auth?.serverOffset);
     // Each catch-up waits its turn: a thousand reconnections at once must
-    // not hold up everybody else's messages (step 5's CONCURRENT_CATCH_UPS).
+    // not hold up everybody else's messages (step 5 reads two at a time).
     catchUps.push(() => {
       if (!socket.connected) return; // gone while waiting: nothing to send
       // A `join "general"` sent while this waited has sent the history and
