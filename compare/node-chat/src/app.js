@@ -14,9 +14,10 @@
 //   socket-auth.js       step04 origin.rs, handshake.rs, socket_auth.rs,
 //                        live_sessions.rs
 //   security-headers.js  step01 security_headers.rs
-//   messages.js, validation.js, rate-limit.js, limits.js, presence.js,
-//   delivery.js, chat.js step05's modules of the same names
-// step05's sequencer.rs has no twin: see chat.js.
+//   rate-limit.js        step04 fair_use.rs; delivery.js: step04 delivery.rs
+//   chat.js              step05 chat.rs and handlers/
+//   messages.js, validation.js, limits.js, presence.js
+//                        step05's modules of the same names
 
 import { readFileSync } from "node:fs";
 
@@ -30,7 +31,7 @@ import { jsonErrors } from "./api.js";
 /** @import { chatConfigFromEnv } from "./config.js" */
 import { AuthThrottle } from "./auth-limits.js";
 import { authRoutes } from "./auth-routes.js";
-import { Chat, admitSocket, onConnect } from "./chat.js";
+import { createChat } from "./chat.js";
 import { openDatabase } from "./db.js";
 import { Delivery } from "./delivery.js";
 import { HashPool } from "./hashing.js";
@@ -117,7 +118,7 @@ export function build(config, httpServer) {
     parser: textOnlyParser,
   });
   const onLogout = auth.disconnectOnLogout(io);
-  const chat = new Chat({
+  const chat = createChat({
     messages: new MessageStore(db),
     rateLimit: config.rateLimit,
     limits: config.limits,
@@ -156,18 +157,18 @@ export function build(config, httpServer) {
   // same headers and Origin rule as the routes, then session, user and the
   // 401, on the handshake only (Socket.IO's Passport example). A socket can
   // only come over such a connection, so `io.use()` need not check the
-  // Origin again: it attaches `socket.user`, then takes a place in the quota.
+  // Origin again: it attaches `socket.user`, then counts the user's sockets.
   io.engine.use(securityHeaders());
   io.engine.use(auth.checkRequestOrigin(origins));
   io.engine.use(auth.onlyForHandshake(sessions));
   io.engine.use(auth.onlyForHandshake(passport.session()));
   io.engine.use(auth.onlyForHandshake(auth.requireLoginToConnect));
   io.use(auth.authenticateSocket);
-  io.use(admitSocket(chat));
+  io.use(chat.admitSocket);
   io.on("connection", (socket) => {
     const { recheckMs, absoluteLifetimeMs } = config.sessions;
     auth.watchSession(socket, store, recheckMs, absoluteLifetimeMs);
-    onConnect(chat, socket);
+    chat.onConnection(socket);
   });
   // ANCHOR_END: socket_chain
 

@@ -1,6 +1,6 @@
 // @ts-check
 // Sending to sockets that may be too slow, without losing anything.
-// (step05-chat/src/delivery.rs)
+// (step04-socket-middleware/src/delivery.rs)
 //
 // Node's Socket.IO never refuses a packet: what a client has not read yet
 // waits in its Engine.IO connection's `writeBuffer`, which grows for as long

@@ -1,3 +1,4 @@
+// @ts-check
 // How much one user, one socket and one room may ask of the server.
 // (step05-chat/src/limits.rs)
 //
@@ -5,6 +6,17 @@
 // free, and a script with one can open a thousand sockets or join and leave
 // rooms ten thousand times a second. Each limit is a setting whose default a
 // class of 40 never reaches; `RATE_LIMITS=off` lifts them all (load tests).
+//
+// The counts come from Socket.IO's rooms (chat.js): a user's sockets are the
+// `user:<id>` room, a socket's rooms are `socket.rooms`. (Step 5 counts a
+// user's sockets in a map of its own, `chat.sockets`.)
+
+/**
+ * @typedef {{ enabled: boolean, socketsPerUser: number,
+ *   roomsPerSocket: number, roomMessagesPerSecond: number,
+ *   roomChangesPerSecond: number, refusalsPer10s: number,
+ *   roomHistoryCap: number }} ChatLimits
+ */
 
 /** What `cargo run` and `node server.js` use without settings. */
 export const DEFAULT_LIMITS = Object.freeze({
@@ -30,55 +42,3 @@ export const NO_LIMITS = Object.freeze({
   refusalsPer10s: UNLIMITED_RATE,
   roomHistoryCap: Infinity,
 });
-
-// ANCHOR: quotas
-/**
- * What each socket holds: a place among its user's sockets, and its rooms.
- * Node runs one handler at a time, so "check, then take" cannot be cut in
- * two by another join: step 5 needs a lock for that, here it comes free.
- */
-export class Quotas {
-  users = new Map(); // user id -> Set of socket ids
-  sockets = new Map(); // socket id -> { userId, rooms: Set }
-
-  /** Takes a place for `socketId` if its user has fewer than `max`. */
-  admit(userId, socketId, max) {
-    let sockets = this.users.get(userId);
-    if (sockets === undefined) {
-      sockets = new Set();
-      this.users.set(userId, sockets);
-    }
-    if (sockets.size >= max && !sockets.has(socketId)) return false;
-    sockets.add(socketId);
-    if (!this.sockets.has(socketId)) {
-      this.sockets.set(socketId, { userId, rooms: new Set() });
-    }
-    return true;
-  }
-
-  /** Takes a place for `room` if the socket holds fewer than `max`. */
-  takeRoom(socketId, room, max) {
-    const held = this.sockets.get(socketId);
-    if (held === undefined) return false; // not admitted, or gone
-    if (held.rooms.has(room)) return true;
-    if (held.rooms.size >= max) return false;
-    held.rooms.add(room);
-    return true;
-  }
-
-  /** Gives back the place of `room` (a leave, or a join that failed). */
-  giveBackRoom(socketId, room) {
-    this.sockets.get(socketId)?.rooms.delete(room);
-  }
-
-  /** Gives back everything `socketId` held. Safe to call twice. */
-  release(socketId) {
-    const held = this.sockets.get(socketId);
-    if (held === undefined) return;
-    this.sockets.delete(socketId);
-    const sockets = this.users.get(held.userId);
-    sockets?.delete(socketId);
-    if (sockets?.size === 0) this.users.delete(held.userId);
-  }
-}
-// ANCHOR_END: quotas

@@ -1,11 +1,13 @@
+// @ts-check
 // A token bucket per key (a user id, a room, an address).
-// (step05-chat/src/rate_limit.rs)
+// (step04-socket-middleware/src/fair_use.rs: `RateLimit`, `FairRoom`)
 //
 // Each key holds up to `burst` tokens; every event takes one, and tokens come
 // back at `perSecond`. A person typing never notices; a loop is cut down to
 // `perSecond` events a second. In a Node app this is often the npm package
 // `rate-limiter-flexible`; its counters are windows, not buckets, so the twin
-// keeps step 5's arithmetic, which is short enough to read.
+// keeps the token bucket of step 4 (the `governor` crate's), short enough
+// to read.
 
 export class RateLimiter {
   /** `burst` events at once, then `perSecond` more every second. */
