@@ -54,9 +54,11 @@ if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
 as_server_user "$bin_dir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 \
   --no-instructions >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
 # fsync off: the data is thrown away; a test run must not wait for the disk on every commit.
+# A measurement sets POSTGRES_FSYNC=on, so that a commit costs what it costs in production
+# (and what step 5's SQLite, synchronous=FULL, pays).
 # Connections: several nodes per test, a few tests at once, 16 connections per node at most.
 as_server_user "$bin_dir/pg_ctl" -D "$data" -l "$dir/server.log" -w \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" \
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=400" \
   start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 
 export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port"

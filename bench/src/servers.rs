@@ -83,17 +83,23 @@ impl Launcher {
         let binary = sibling_binary(chat.binary())?;
         let database = setup.data.path().join("chat.db");
         let (dir, secret) = (setup.data.path().to_owned(), setup.session_secret.clone());
-        let redis_url = match chat {
-            Chat::ClusterNode { redis_url } => Some(redis_url.to_owned()),
-            Chat::Step05 | Chat::Step05OneThread | Chat::UnderLoad => None,
+        let (redis_url, database_url) = match chat {
+            Chat::ClusterNode {
+                redis_url,
+                database_url,
+            } => (Some(redis_url.to_owned()), database_url.map(str::to_owned)),
+            Chat::Step05 | Chat::Step05OneThread | Chat::UnderLoad => (None, None),
         };
+        // The nodes' shared SQLite file, unless a database server is given.
+        let database_url =
+            database_url.unwrap_or_else(|| format!("sqlite://{}", database.display()));
         // Tokio's `#[tokio::main]` runtime reads it: one worker thread, as many cores as
         // Node's one event loop uses for JavaScript.
         let one_thread = matches!(chat, Chat::Step05OneThread);
         Ok(Launcher::new(move || {
             let mut command = Command::new(&binary);
             command
-                .env("DATABASE_URL", format!("sqlite://{}", database.display()))
+                .env("DATABASE_URL", &database_url)
                 .env("SESSION_SECRET", &secret)
                 .env("RATE_LIMITS", "off")
                 // `SERVER_RUST_LOG=step05_chat=info loadgen ...` shows the server's log (on
@@ -169,6 +175,9 @@ pub enum Chat<'a> {
     ClusterNode {
         /// The Redis server every node of the cluster uses.
         redis_url: &'a str,
+        /// The PostgreSQL database every node uses (`postgres://...`), or `None` for the
+        /// setup's SQLite file (nodes on one machine).
+        database_url: Option<&'a str>,
     },
 }
 
@@ -242,6 +251,25 @@ pub fn check_node_chat() -> Result<(), String> {
 }
 
 /// Runs `command` with `PORT` set to `port`, and waits until that port accepts.
+/// Waits until the server at `addr` answers `GET /`: built (its database migrated), not only
+/// listening.
+pub async fn wait_until_serving(addr: SocketAddr) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let answer = http.get(format!("http://{addr}/")).send().await;
+        if answer.is_ok_and(|answer| answer.status().is_success()) {
+            return Ok(());
+        }
+        if started.elapsed() > STARTUP_TIMEOUT {
+            return Err(format!(
+                "{addr} did not answer GET / within {STARTUP_TIMEOUT:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn start(mut command: Command, port: u16) -> Result<ServerProcess, String> {
     let program = command
         .as_std()

@@ -33,20 +33,25 @@ use std::time::Duration;
 use bench::servers::{self, ChatSetup, Launcher, ProcessServer, ServerProcess, StopSignal};
 use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,step05-1thread,chat-under-load,node,cluster] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
+const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,step05-1thread,chat-under-load,node,cluster,cluster-pg1,cluster-pg2,cluster-pg3] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
 
 /// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
 /// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
-/// step 5's Node.js twin, and two nodes of the Redis cluster.
+/// step 5's Node.js twin, and two nodes of the Redis cluster on one SQLite file.
 /// `step05-1thread` is step 5 on one Tokio worker thread, beside the Node twin's one event
-/// loop.
-const TARGETS: [&str; 6] = [
+/// loop. `cluster-pgN` is N nodes (1, 2 or 3) on PostgreSQL: run the load generator beside
+/// one (`bash scripts/with-postgres.sh cargo run ...`, or `TEST_POSTGRES_URL` set), each
+/// target in a fresh database of its own.
+const TARGETS: [&str; 9] = [
     "floor",
     "step05",
     "step05-1thread",
     "chat-under-load",
     "node",
     "cluster",
+    "cluster-pg1",
+    "cluster-pg2",
+    "cluster-pg3",
 ];
 
 /// The targets run when `--targets` is not given: what the chapter on the chat under load
@@ -351,14 +356,32 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
         }
         "chat-under-load" => vec![servers::start_chat(&setup, servers::Chat::UnderLoad).await?],
         "node" => vec![servers::start_node(&setup).await?],
-        _ => {
+        cluster => {
             let server = redis.insert(testkit::RedisServer::start().await);
+            let (nodes, database_url) = match cluster.strip_prefix("cluster-pg") {
+                Some(nodes) => {
+                    let nodes = nodes
+                        .parse()
+                        .map_err(|_| format!("{cluster}: no such target"))?;
+                    (nodes, Some(fresh_postgres_database(cluster)?))
+                }
+                None => (2, None),
+            };
             let node = servers::Chat::ClusterNode {
                 redis_url: &server.url,
+                database_url: database_url.as_deref(),
             };
-            let node_a = servers::start_chat(&setup, node).await?;
-            let node_b = servers::start_chat(&setup, node).await?;
-            vec![node_a, node_b]
+            let mut processes = Vec::with_capacity(nodes);
+            for _ in 0..nodes {
+                let process = servers::start_chat(&setup, node).await?;
+                // A node listens before it has run its migrations; the next one, started
+                // meanwhile on the same SQLite file, would run them too, and fail
+                // ("table users already exists"). SQLite's migrations take no lock
+                // (PostgreSQL's do).
+                servers::wait_until_serving(process.addr).await?;
+                processes.push(process);
+            }
+            processes
         }
     };
     let login = target != "floor";
@@ -507,12 +530,40 @@ fn check_open_files(workload: &Workload) -> Result<(), String> {
     }
 }
 
+/// A database of its own for `target` on the PostgreSQL at `TEST_POSTGRES_URL` (made with
+/// `psql`, which comes with PostgreSQL): its URL.
+fn fresh_postgres_database(target: &str) -> Result<String, String> {
+    let server = std::env::var("TEST_POSTGRES_URL")
+        .map_err(|_| format!("{target} needs TEST_POSTGRES_URL"))?;
+    let name = format!(
+        "loadgen_{}_{}",
+        std::process::id(),
+        target.replace('-', "_")
+    );
+    let created = std::process::Command::new("psql")
+        .args(["-X", "-q", "-d", &format!("{server}/postgres")])
+        .args(["-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .map_err(|error| format!("{target}: cannot run psql: {error}"))?;
+    if !created.status.success() {
+        let error = String::from_utf8_lossy(&created.stderr);
+        return Err(format!("{target}: CREATE DATABASE {name}: {error}"));
+    }
+    Ok(format!("{server}/{name}"))
+}
+
 /// The binary that serves `target`, if it is a Rust chat.
 fn chat_binary(target: &str) -> Option<&'static str> {
     match target {
         "step05" | "step05-1thread" => Some(servers::Chat::Step05.binary()),
         "chat-under-load" => Some(servers::Chat::UnderLoad.binary()),
-        "cluster" => Some(servers::Chat::ClusterNode { redis_url: "" }.binary()),
+        cluster if cluster.starts_with("cluster") => {
+            let node = servers::Chat::ClusterNode {
+                redis_url: "",
+                database_url: None,
+            };
+            Some(node.binary())
+        }
         _ => None,
     }
 }
@@ -535,7 +586,13 @@ fn check_binaries(targets: &[String]) -> Result<(), String> {
             chat => chat_binary(chat).unwrap_or(chat),
         };
         servers::sibling_binary(binary)?;
-        if target == "cluster"
+        if target.starts_with("cluster-pg") && std::env::var_os("TEST_POSTGRES_URL").is_none() {
+            return Err(format!(
+                "{target} needs a PostgreSQL: run `bash scripts/with-postgres.sh cargo run \
+                 --release -p bench --bin loadgen -- ...`, or set TEST_POSTGRES_URL"
+            ));
+        }
+        if target.starts_with("cluster")
             && std::process::Command::new("redis-server")
                 .arg("--version")
                 .output()
