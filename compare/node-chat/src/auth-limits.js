@@ -1,3 +1,4 @@
+// @ts-check
 // Throttles on /login and /register: tries per client address; failed logins
 // per (username, address), with a larger allowance per username that every
 // address new to that username shares. (step03-passport-like-auth/src/limits.rs)

@@ -1,3 +1,4 @@
+// @ts-check
 // The JSON routes of the HTTP contract: POST /register, /login, /logout,
 // GET /me, and the routes that end sessions: POST /logout-everywhere,
 // /password. (step03-passport-like-auth/src/routes.rs)
@@ -111,7 +112,7 @@ export function authRoutes(parts) {
 /** `req.session.destroy()` as a promise. */
 function destroy(req) {
   return new Promise((resolve, reject) => {
-    req.session.destroy((error) => (error ? reject(error) : resolve()));
+    req.session.destroy((error) => (error ? reject(error) : resolve(undefined)));
   });
 }
 
@@ -125,7 +126,7 @@ function keepLoginUnderNewId(req, epoch) {
     req.session.regenerate((error) => {
       if (error) return reject(error);
       Object.assign(req.session, { passport, startedAt, epoch });
-      resolve();
+      resolve(undefined);
     });
   });
 }
@@ -155,6 +156,6 @@ function authenticate(passport, req, res) {
 function logIn(req, user, onLogout) {
   onLogout(req.sessionID);
   return new Promise((resolve, reject) => {
-    req.login(user, (error) => (error ? reject(error) : resolve()));
+    req.login(user, (error) => (error ? reject(error) : resolve(undefined)));
   });
 }

@@ -1,10 +1,12 @@
+// @ts-check
 // One SQLite file for everything that must survive a restart: users,
 // messages and sessions. (step05-chat/src/db.rs)
 //
 // better-sqlite3 is synchronous: a query runs to its end before anything else
 // in the process does. That costs the event loop the query's time, and buys
-// what step 5 builds a sequencer task for: no other handler can run between
-// "stored" and "broadcast", or between "read the history" and "joined".
+// what step 5 takes its `deliveries` lock for (and "The chat under load" a
+// task per room): no other handler can run between "stored" and "broadcast",
+// or between "read the history" and "joined".
 
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";

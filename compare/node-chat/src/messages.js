@@ -1,3 +1,4 @@
+// @ts-check
 // Chat messages: what the wire carries, and the table that remembers them.
 // (step05-chat/src/messages.rs)
 //

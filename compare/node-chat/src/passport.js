@@ -1,3 +1,4 @@
+// @ts-check
 // Passport, configured: the local strategy, serializeUser, deserializeUser.
 // (step03-passport-like-auth/src/passport.rs, which writes each of these
 // out by hand under the same names)

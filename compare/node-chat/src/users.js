@@ -1,3 +1,4 @@
+// @ts-check
 // Users in SQLite. (step05-chat/src/users.rs, over step03's UserStore)
 //
 // Passport asks three questions of a user store: who has this id, what are

@@ -1,3 +1,4 @@
+// @ts-check
 // Turning what a client sent into values the server can trust.
 // (step05-chat/src/validation.rs)
 //
