@@ -24,6 +24,12 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
 }
 
+# jemalloc, which chat-under-load runs on, is C built with `make` by its -sys crate.
+if ! command -v make >/dev/null; then
+  echo "==> installing make (jemalloc's build)"
+  apt_install make
+fi
+
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "==> installing Node.js and npm"
   apt_install nodejs npm
