@@ -8,19 +8,13 @@
 // catch-up that then ran anyway would send them all a second time.
 
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
 
 import Database from "better-sqlite3";
+// The official client, at the version the Rust contract tests drive.
+import { io } from "socket.io-client";
 
 import { startTwin } from "./support.js";
-
-// The official client, from the testkit that the Rust contract tests use.
-const require = createRequire(
-  new URL("../../../testkit/js/package.json", import.meta.url),
-);
-/** @type {typeof import("socket.io-client").io} */
-const io = require("socket.io-client").io;
 
 /** Messages in general before anyone connects. */
 const STORED = 1000;
