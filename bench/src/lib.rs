@@ -18,6 +18,7 @@
 
 pub mod chart;
 pub mod client;
+pub mod flood;
 pub mod floor;
 pub mod procfs;
 pub mod restart;
