@@ -282,3 +282,16 @@ impl Trim {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flood_is_found_by_its_name_and_no_other() {
+        for flood in [Flood::Headers, Flood::CatchUp, Flood::Rooms] {
+            assert_eq!(Flood::parse(flood.name()), Some(flood));
+        }
+        assert_eq!(Flood::parse("reconnect"), None);
+    }
+}

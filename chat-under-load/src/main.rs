@@ -8,11 +8,11 @@ use step01_http_vs_socket::{
 };
 use step05_chat::config::ChatConfig;
 
-// ANCHOR: allocator
 // jemalloc, not glibc's malloc: after a flood (a thousand sockets catching up
-// at once), glibc keeps the freed memory in its arenas, jemalloc's background
+// at once), glibc keeps the freed memory in its arenas; jemalloc's background
 // thread gives it back to the system within seconds. Measured in the chapter
 // "The chat under load"; `--no-default-features` builds with glibc's.
+// ANCHOR: allocator
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
