@@ -83,16 +83,19 @@ pub struct FloodReport {
 }
 
 /// Floods the server at `addr` (process `pid`) with `connections` connections, all at once,
-/// closes them, waits `settle`, and reads its memory along the way. With `trim`, then has the
-/// server call `malloc_trim(0)` and reads it once more.
+/// closes them, waits `settle`, and reads its memory along the way; `rounds` times over, so
+/// that a second round shows whether the server reuses what it kept or keeps growing. With
+/// `trim`, then has the server call `malloc_trim(0)` and reads it once more. One report per
+/// round.
 pub async fn run_flood(
     addr: SocketAddr,
     pid: u32,
     flood: Flood,
     connections: usize,
     settle: Duration,
+    rounds: usize,
     trim: Option<&Trim>,
-) -> Result<FloodReport, String> {
+) -> Result<Vec<FloodReport>, String> {
     let cookie = match flood {
         Flood::Headers => None,
         Flood::CatchUp | Flood::Rooms => Some(prepare_chat(addr).await?),
@@ -100,38 +103,42 @@ pub async fn run_flood(
     // Let what the preparation allocated settle before "before" is read.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = || procfs::rss_kib(&[pid]).ok_or("the server's memory cannot be read");
-    let before_kib = rss()?;
-    let peak = Arc::new(AtomicU64::new(before_kib));
-    let flooding = Arc::new(AtomicBool::new(true));
-    let sampler = tokio::spawn(sample_peak(pid, peak.clone(), flooding.clone()));
-    let started = Instant::now();
-    let completed = match flood {
-        Flood::Headers => flood_headers(addr, connections).await,
-        Flood::CatchUp | Flood::Rooms => {
-            let cookie = cookie.as_deref().unwrap_or_default();
-            flood_sockets(addr, cookie, flood, connections).await
-        }
-    };
-    let took = started.elapsed();
-    flooding.store(false, Ordering::Relaxed);
-    sampler.await.map_err(|error| error.to_string())?;
-    tokio::time::sleep(settle).await;
-    let after_kib = rss()?;
-    let trimmed_kib = match trim {
-        Some(trim) => {
-            trim.trim(pid).await?;
-            Some(rss()?)
-        }
-        None => None,
-    };
-    Ok(FloodReport {
-        before_kib,
-        peak_kib: peak.load(Ordering::Relaxed).max(after_kib),
-        after_kib,
-        trimmed_kib,
-        took,
-        completed,
-    })
+    let mut reports = Vec::new();
+    for round in 1..=rounds {
+        let before_kib = rss()?;
+        let peak = Arc::new(AtomicU64::new(before_kib));
+        let flooding = Arc::new(AtomicBool::new(true));
+        let sampler = tokio::spawn(sample_peak(pid, peak.clone(), flooding.clone()));
+        let started = Instant::now();
+        let completed = match flood {
+            Flood::Headers => flood_headers(addr, connections).await,
+            Flood::CatchUp | Flood::Rooms => {
+                let cookie = cookie.as_deref().unwrap_or_default();
+                flood_sockets(addr, cookie, flood, connections).await
+            }
+        };
+        let took = started.elapsed();
+        flooding.store(false, Ordering::Relaxed);
+        sampler.await.map_err(|error| error.to_string())?;
+        tokio::time::sleep(settle).await;
+        let after_kib = rss()?;
+        let trimmed_kib = match trim {
+            Some(trim) if round == rounds => {
+                trim.trim(pid).await?;
+                Some(rss()?)
+            }
+            _ => None,
+        };
+        reports.push(FloodReport {
+            before_kib,
+            peak_kib: peak.load(Ordering::Relaxed).max(after_kib),
+            after_kib,
+            trimmed_kib,
+            took,
+            completed,
+        });
+    }
+    Ok(reports)
 }
 
 /// Registers the flood's user and stores [`CATCH_UP_MESSAGES`] in `general`; returns the

@@ -29,13 +29,16 @@ async fn spawn_step05() -> (SocketAddr, tempfile::TempDir) {
 async fn small_flood(flood: Flood) {
     let (addr, _data) = spawn_step05().await;
     // The server is in this process: its memory is ours.
-    let report = run_flood(addr, std::process::id(), flood, 10, Duration::ZERO, None)
+    let reports = run_flood(addr, std::process::id(), flood, 10, Duration::ZERO, 2, None)
         .await
         .expect("the flood runs");
-    assert_eq!(report.completed, 10, "{flood:?}: {report:?}");
-    assert!(report.before_kib > 0, "{report:?}");
-    assert!(report.peak_kib >= report.before_kib, "{report:?}");
-    assert_eq!(report.trimmed_kib, None);
+    assert_eq!(reports.len(), 2, "one report per round");
+    for report in reports {
+        assert_eq!(report.completed, 10, "{flood:?}: {report:?}");
+        assert!(report.before_kib > 0, "{report:?}");
+        assert!(report.peak_kib >= report.before_kib, "{report:?}");
+        assert_eq!(report.trimmed_kib, None);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

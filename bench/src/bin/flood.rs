@@ -5,6 +5,7 @@
 //! target/release/flood                                 # every flood, both chats, 1,000 connections
 //! target/release/flood --floods catch-up --targets step05 --trim
 //! MALLOC_ARENA_MAX=2 target/release/flood --floods catch-up
+//! target/release/flood --floods catch-up --rounds 3   # the same flood again on the same server
 //! ```
 //!
 //! Each target and flood gets a fresh server process (every throttle off, as for `loadgen`).
@@ -21,7 +22,7 @@ use std::time::Duration;
 use bench::flood::{Flood, FloodReport, Trim, run_flood};
 use bench::servers::{self, Chat, ChatSetup, Launcher};
 
-const USAGE: &str = "usage: flood [--targets step05,chat-under-load] [--floods headers,catch-up,rooms] [--connections N] [--settle SECONDS] [--trim]";
+const USAGE: &str = "usage: flood [--targets step05,chat-under-load] [--floods headers,catch-up,rooms] [--connections N] [--settle SECONDS] [--rounds N] [--trim]";
 
 /// The glibc settings that change what `free` gives back: shown with the results.
 const MALLOC_SETTINGS: [&str; 3] = [
@@ -35,6 +36,7 @@ struct Args {
     floods: Vec<Flood>,
     connections: usize,
     settle: Duration,
+    rounds: usize,
     trim: bool,
 }
 
@@ -47,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         floods: vec![Flood::Headers, Flood::CatchUp, Flood::Rooms],
         connections: 1_000,
         settle: Duration::from_secs(30),
+        rounds: 1,
         trim: false,
     };
     let mut words = std::env::args().skip(1);
@@ -89,6 +92,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--connections" => args.connections = number()? as usize,
             "--settle" => args.settle = Duration::from_secs(number()?),
+            "--rounds" => args.rounds = number()?.max(1) as usize,
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -125,10 +129,10 @@ async fn run() -> Result<(), String> {
     };
     println!();
     println!(
-        "| Server | Flood | Before | Peak | {} s after | Kept | After malloc_trim | Completed |",
+        "| Server | Flood | Round | Before | Peak | {} s after | Kept | After malloc_trim | Completed |",
         args.settle.as_secs()
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, chat) in &args.targets {
         for flood in &args.floods {
             eprintln!("{name}: {} flood...", flood.name());
@@ -141,17 +145,20 @@ async fn run() -> Result<(), String> {
             }
             let server = launcher.start().await?;
             let trim = preload.as_ref().map(|_| &trim);
-            let report = run_flood(
+            let reports = run_flood(
                 server.addr,
                 server.pid,
                 *flood,
                 args.connections,
                 args.settle,
+                args.rounds,
                 trim,
             )
             .await;
             server.kill().await;
-            println!("{}", row(name, *flood, args.connections, &report?));
+            for (round, report) in (1..).zip(&reports?) {
+                println!("{}", row(name, *flood, round, args.connections, report));
+            }
         }
     }
     Ok(())
@@ -182,11 +189,11 @@ fn none_if_empty(text: &str) -> &str {
 }
 
 /// One line of the table, memory in MB (10^6 bytes, as `ps` and the issue count).
-fn row(name: &str, flood: Flood, connections: usize, report: &FloodReport) -> String {
+fn row(name: &str, flood: Flood, round: usize, connections: usize, report: &FloodReport) -> String {
     let mb = |kib: u64| format!("{:.0} MB", kib as f64 * 1024.0 / 1e6);
     let kept = report.after_kib.saturating_sub(report.before_kib);
     format!(
-        "| {name} | {} | {} | {} | {} | +{} | {} | {} of {connections} in {:.1} s |",
+        "| {name} | {} | {round} | {} | {} | {} | +{} | {} | {} of {connections} in {:.1} s |",
         flood.name(),
         mb(report.before_kib),
         mb(report.peak_kib),
