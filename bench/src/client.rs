@@ -172,6 +172,11 @@ impl Connection {
         .await
     }
 
+    /// Sends `42<ack_id>["join","<room>"]`; `room` goes in as it is, like `text` above.
+    pub async fn join(&mut self, ack_id: u64, room: &str) -> Result<(), ClientError> {
+        self.send(format!(r#"42{ack_id}["join","{room}"]"#)).await
+    }
+
     /// Closes the connection politely.
     pub async fn close(mut self) {
         self.ws.close(None).await.ok();

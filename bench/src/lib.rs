@@ -11,6 +11,8 @@
 //! - [`workload`]: users, tabs and senders; connects, sends, counts and times every delivery.
 //! - [`restart`]: the restart scenario, a reconnect storm: the server stopped and started
 //!   again in the middle of the sending; every socket back, caught up, nothing lost.
+//! - [`flood`]: a thousand connections at once (unfinished heads, catch-ups, room joins), and
+//!   the server's memory before, at the peak and after: what it gives back (`flood` binary).
 //! - [`procfs`]: a server process's memory and CPU time, from `/proc`.
 //! - [`servers`]: the servers under test, each started as its own process.
 //! - [`table`]: the report as a Markdown table.
@@ -18,6 +20,7 @@
 
 pub mod chart;
 pub mod client;
+pub mod flood;
 pub mod floor;
 pub mod procfs;
 pub mod restart;

@@ -144,6 +144,17 @@ impl Launcher {
         })
     }
 
+    /// The same server with one more environment variable (`LD_PRELOAD`, `MALLOC_*`...).
+    pub fn with_env(self, name: &str, value: impl Into<std::ffi::OsString>) -> Self {
+        let (name, value) = (name.to_owned(), value.into());
+        let command = self.command;
+        Launcher::new(move || {
+            let mut command = command();
+            command.env(&name, &value);
+            command
+        })
+    }
+
     fn new(command: impl Fn() -> Command + Send + Sync + 'static) -> Self {
         Launcher {
             command: Box::new(command),
