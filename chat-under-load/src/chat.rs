@@ -669,6 +669,13 @@ async fn on_join<A: Adapter>(
         Ok(room) => room,
         Err(error) => return answer(&socket, ack, Err(error)),
     };
+    // Still entering `general` (the connect's entry, queued in the room's task),
+    // which sends the history and what was missed, once: a second entry would
+    // send them again.
+    if room == GENERAL && !socket.rooms().iter().any(|joined| *joined == room) {
+        let entering = json!({ "ok": true, "room": room, "history": [] });
+        return answer(&socket, ack, Ok(entering));
+    }
     let offset = payload["serverOffset"].as_i64(); // not an integer: none
     let greeting = Greeting::Join(ack);
     if let Err(error) = enter_room(&socket, &chat, &room, offset, greeting).await {

@@ -20,8 +20,7 @@ impl SqliteUserStore {
 }
 
 // ANCHOR: sqlite_user_store
-// `async fn` here satisfies the trait's `impl Future + Send`: the compiler
-// checks that each future is `Send`.
+// `async fn` meets the trait's `impl Future + Send`: the compiler checks it.
 impl UserStore for SqliteUserStore {
     async fn find_with_epoch(
         &self,
@@ -41,8 +40,7 @@ impl UserStore for SqliteUserStore {
         &self,
         username: &str,
     ) -> Result<Option<(User, String)>, StoreError> {
-        // No `lower(...)` needed: the column is COLLATE NOCASE, so `=` already
-        // ignores case.
+        // No `lower(...)`: the column is COLLATE NOCASE, `=` ignores case.
         let row: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT id, username, password_hash FROM users WHERE username = ?",
         )
@@ -61,8 +59,7 @@ impl UserStore for SqliteUserStore {
         password_hash: &str,
     ) -> Result<User, CreateUserError> {
         // No "SELECT first, then INSERT": two registrations could both pass the
-        // SELECT. The UNIQUE constraint makes the database the one place that
-        // decides, atomically.
+        // SELECT. The UNIQUE constraint makes the database decide, atomically.
         let inserted = sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, created_at) \
              VALUES (?, ?, ?) RETURNING id",

@@ -4,9 +4,11 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use step05_chat::limits::ChatLimits;
 use support::{
     Options, TestApp, assert_silent, eventually, say, spawn_app_with,
 };
@@ -400,4 +402,68 @@ async fn tabs_closed_as_they_open_during_a_flood_leave_no_ghost() {
             "round {round}: ghost still online after {opened} closed tabs"
         );
     }
+}
+
+/// A client may send `join "general"` the instant it connects, while its
+/// connect's own entry into `general` (history, then what it missed) still
+/// waits its turn behind other catch-ups. Both used to send the missed
+/// messages: each came twice. Step 5 whatever `CHAT_SERVER` says: the others
+/// enter a socket too fast for a test to hold that window open (the twin has
+/// its own test, `compare/node-chat/test/catch-up.test.js`; chat-under-load
+/// has step 5's guard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_of_general_while_the_connect_catch_up_waits_shows_each_message_once()
+ {
+    let options = Options {
+        rate_limit: Some((1_000_000, 1e6)),
+        limits: Some(ChatLimits {
+            room_messages_per_second: 1e6,
+            refusals_per_10s: 1_000_000,
+            ..ChatLimits::default()
+        }),
+        ..Default::default()
+    };
+    let app = support::spawn_app_built_by(step05_chat::build, options).await;
+    let cookie = app.register("alice").await;
+    let (writer, _) = app.connected(&cookie).await;
+    let burst = (0..1_000)
+        .map(|n| json!([{ "room": "general", "text": format!("m{n}") }]))
+        .collect();
+    let acks = writer.emit_many("chat message", burst).await;
+    let ids: Vec<i64> =
+        acks.iter().filter_map(|ack| ack["id"].as_i64()).collect();
+    assert_eq!(ids.len(), 1_000, "every message stored");
+    // 120 tabs of six other users come back from nothing: 120 catch-ups of
+    // 1,000 messages each queue ahead of the client's.
+    let from_nothing = json!({ "auth": { "serverOffset": 0 } });
+    let mut cookies = Vec::new();
+    for user in ["bob", "carol", "dave", "erin", "frank", "grace"] {
+        cookies.push(app.register(user).await);
+    }
+    let opening = cookies.iter().flat_map(|cookie| {
+        (0..20).map(|_| app.socket(Some(cookie), from_nothing.clone()))
+    });
+    let _ahead = futures_util::future::join_all(opening).await;
+    let seen = ids[994];
+    let client = app
+        .socket(Some(&cookie), json!({ "auth": { "serverOffset": seen } }))
+        .await;
+    let join = json!([{ "room": "general", "serverOffset": seen }]);
+    client.emit_with_ack("join", join).await;
+    let no_wait = Duration::ZERO;
+    let entered_first = client.try_next_named("history", no_wait).await;
+    assert!(
+        entered_first.is_none(),
+        "the catch-up ran before the join: this test needs more queued ahead"
+    );
+    client.next_named("history").await;
+    let mut shown: HashMap<i64, usize> = HashMap::new();
+    let quiet = Duration::from_secs(2);
+    while let Some(event) = client.try_next_named("chat message", quiet).await {
+        let id = event.data()["id"].as_i64().expect("an id");
+        *shown.entry(id).or_default() += 1;
+    }
+    let expected: HashMap<i64, usize> =
+        ids[995..].iter().map(|&id| (id, 1)).collect();
+    assert_eq!(shown, expected, "each missed message once");
 }

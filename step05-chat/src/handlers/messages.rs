@@ -45,8 +45,7 @@ async fn send_message(
     chat.rates.messages.check(&user.id)?;
     // The room's pace, shared fairly among the people talking in it.
     chat.rates.room_messages.check(&outgoing.room, user.id)?;
-    // The author is the socket's user. Whatever "user" the payload claimed
-    // was never even parsed.
+    // The author is the socket's user: a "user" in the payload is not read.
     let message = NewMessage {
         user: user.clone(),
         text: outgoing.text,

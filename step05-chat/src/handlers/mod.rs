@@ -48,8 +48,7 @@ pub(crate) async fn admit_socket(
         tracing::info!(user = %user.username, "refused a socket: too many");
         return Err(ChatError::TooManySockets);
     };
-    // Given back by `on_disconnect`, or dropped with a socket that never
-    // connected.
+    // Given back by `on_disconnect`, or dropped with a never-connected socket.
     socket.extensions.insert(Arc::new(slot));
     chat.rates.strikes.count_on(&socket, user.id); // every refusal counts
     Ok(())

@@ -94,6 +94,11 @@ pub(crate) async fn on_join(
         Ok(room) => room,
         Err(error) => return answer(&socket, ack, Err(ChatError::from(error))),
     };
+    // Still entering `general` (`on_connect`), which sends it all, once.
+    if room == GENERAL && !socket.rooms().iter().any(|joined| *joined == room) {
+        let entering = json!({ "ok": true, "room": room, "history": [] });
+        return answer(&socket, ack, Ok::<_, ChatError>(entering));
+    }
     if let Err(error) = chat.rates.room_changes.check(&user.id) {
         return answer(&socket, ack, Err(ChatError::from(error)));
     }
