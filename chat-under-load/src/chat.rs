@@ -567,7 +567,11 @@ async fn on_chat_message<A: Adapter>(
 
 /// Acknowledges with `ok` as it is, or with `{"error": "..."}`: a refusal,
 /// and a strike against the socket's user (see `Strikes::count_on`).
-fn answer<A: Adapter>(socket: &SocketRef<A>, ack: AckSender<A>, result: Result<Value, ChatError>) {
+pub fn answer<A: Adapter>(
+    socket: &SocketRef<A>,
+    ack: AckSender<A>,
+    result: Result<Value, ChatError>,
+) {
     let reply = result.unwrap_or_else(|error| {
         step04_socket_middleware::fair_use::strike(socket);
         json!({ "error": error.to_string() })

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use chat_under_load::Chat;
-use chat_under_load::chat::{ChatError, send_message};
+use chat_under_load::chat::{ChatError, answer, send_message};
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use step03_passport_like_auth::User;
@@ -110,8 +110,7 @@ async fn on_chat_message(
     } else {
         Err(ChatError::RateLimited)
     };
-    let reply = sent
-        .map(|message| json!({ "ok": true, "id": message.id }))
-        .unwrap_or_else(|error| json!({ "error": error.to_string() }));
-    ack.send(&reply).ok();
+    // As step 5's handler answers: a refusal is a strike, like any other.
+    let reply = sent.map(|message| json!({ "ok": true, "id": message.id }));
+    answer(&socket, ack, reply);
 }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use step05_chat::limits::ChatLimits;
 use step05_chat::validation::MAX_TEXT_CHARS;
 use support::{
     Options, TestApp, assert_silent, eventually, say, spawn_app_with,
@@ -423,15 +422,7 @@ async fn tabs_closed_as_they_open_during_a_flood_leave_no_ghost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_of_general_while_the_connect_catch_up_waits_shows_each_message_once()
  {
-    let options = Options {
-        rate_limit: Some((1_000_000, 1e6)),
-        limits: Some(ChatLimits {
-            room_messages_per_second: 1e6,
-            refusals_per_10s: 1_000_000,
-            ..ChatLimits::default()
-        }),
-        ..Default::default()
-    };
+    let options = Options::every_rate_lifted();
     let app = support::spawn_app_built_by(step05_chat::build, options).await;
     let cookie = app.register("alice").await;
     let (writer, _) = app.connected(&cookie).await;

@@ -518,16 +518,7 @@ async fn figure_invalid_events_answered_before_the_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement of a minute or two, for the book"]
 async fn figure_a_room_s_size_on_disk_under_retention() {
-    let app = spawn_app_with(Options {
-        rate_limit: Some((1_000_000, 1e6)),
-        limits: Some(ChatLimits {
-            room_messages_per_second: 1e6,
-            refusals_per_10s: 1_000_000,
-            ..ChatLimits::default()
-        }),
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(Options::every_rate_lifted()).await;
     let cap = ChatLimits::default().room_history_cap;
     let (alice, _) = app.connected(&app.register("alice").await).await;
     let url = support::database_url(&app.database);

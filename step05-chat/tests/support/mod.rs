@@ -100,6 +100,23 @@ pub struct Options {
     pub session_recheck: Option<Duration>,
 }
 
+impl Options {
+    /// Every rate lifted (a user's, a room's, the refusals before a cut), the
+    /// other limits as by default: for a test that sends thousands of
+    /// messages quickly.
+    pub fn every_rate_lifted() -> Self {
+        Options {
+            rate_limit: Some((1_000_000, 1e6)),
+            limits: Some(step05_chat::limits::ChatLimits {
+                room_messages_per_second: 1e6,
+                refusals_per_10s: 1_000_000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
