@@ -6,7 +6,7 @@
 //! payload: a message is always signed by the session, which is the whole point
 //! of authenticating the socket.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -902,9 +902,6 @@ async fn announce_presence<A: Adapter>(
 /// [`PRESENCE_EVERY`] are gathered into one `presence change` (who came, who
 /// went), sent to each socket.
 async fn broadcast_presence<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
-    if chat.through_adapter {
-        return broadcast_presence_list(io, chat, room).await;
-    }
     // Gathered: the first change schedules the announcement, later ones join
     // it.
     let newly_due = lock(&chat.presence_due).insert(room.to_owned());
@@ -953,23 +950,31 @@ async fn send_presence_change<A: Adapter>(io: SocketIo<A>, chat: Chat, room: Str
 }
 // ANCHOR_END: send_presence_change
 
-// ANCHOR: presence_through_adapter
-/// [`broadcast_presence`] through an adapter (chapter "Scaling out with
-/// Redis"): several processes, each of which knows only its own sockets, so
-/// each sends the first page of its own list to the room, at once.
-async fn broadcast_presence_list<A: Adapter>(io: &SocketIo<A>, chat: &Chat, room: &str) {
-    chat.presence.take_change(room);
-    let Ok(page) = chat.presence.page(room, None, chat.presence_page) else {
-        return; // users and room names always serialise
-    };
-    // `io.of("/")`, not `io.within(..)`, which panics once the server has
-    // closed.
-    if let Some(namespace) = io.of("/") {
-        let emit = namespace.within(room.to_owned()).emit("presence", &*page);
-        broadcast("presence", emit).await;
+// ANCHOR: presence_elsewhere
+impl Chat {
+    /// The same chat as one node of a cluster: its presence table also lists
+    /// the users online through the other nodes, which the node tells it with
+    /// [`Chat::presence_elsewhere`] (chapter "Scaling out with Redis").
+    pub fn with_shared_presence(mut self) -> Self {
+        self.presence = Presence::shared();
+        self
+    }
+
+    /// Who is online in `room` through the other nodes of a cluster: this
+    /// node's sockets in the room hear who came and went, as a `presence
+    /// change`, like any other.
+    pub async fn presence_elsewhere<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        room: &str,
+        users: BTreeMap<i64, User>,
+    ) {
+        if self.presence.set_elsewhere(room, users) {
+            broadcast_presence(io, self, room).await;
+        }
     }
 }
-// ANCHOR_END: presence_through_adapter
+// ANCHOR_END: presence_elsewhere
 
 // ANCHOR: presence_page
 /// `presence page`: the next page of a room's online list, for a reader who

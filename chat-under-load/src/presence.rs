@@ -11,10 +11,17 @@
 //! hears only the changes ([`PresenceChange`]). Sending the whole list, on
 //! every entry or on every change, is what a room of 500 users and 10,000
 //! sockets cannot afford: see [`Presence::page`].
+//!
+//! On a node of a cluster (chapter "Scaling out with Redis"), the table also
+//! holds who is online in each room through the *other* nodes
+//! ([`Presence::set_elsewhere`]): the list a socket sees is both, each user
+//! once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
 
 use serde::Serialize;
 use socketioxide::socket::Sid;
@@ -43,6 +50,9 @@ pub const PRESENCE_PAGE: usize = 50;
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
     inner: Arc<Mutex<Table>>,
+    /// On a node of a cluster, wakes the task that copies this process's own
+    /// users to the other nodes (see [`Presence::shared`]).
+    own_changed: Option<Arc<Notify>>,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +66,12 @@ struct Table {
     changes: HashMap<String, BTreeMap<i64, (User, bool)>>,
     /// room → its first page, serialised, until its users change
     first_pages: HashMap<String, Arc<Encoded>>,
+    /// room → user id → user, online in the room through other nodes of a
+    /// cluster (empty in a process on its own)
+    elsewhere: HashMap<String, BTreeMap<i64, User>>,
+    /// The rooms whose own users (in `rooms`) changed since
+    /// [`Presence::take_own_changes`]; kept only by a shared table.
+    own_changes: Option<BTreeSet<String>>,
 }
 
 // ANCHOR: presence
@@ -86,10 +102,17 @@ impl Presence {
         let users = table.rooms.entry(room.to_owned()).or_default();
         let (_, count) = users.entry(user.id).or_insert_with(|| (user.clone(), 0));
         *count += 1;
-        let came = *count == 1;
+        if *count > 1 {
+            return false;
+        }
+        table.own_change(room);
+        // Online through another node already: the list does not change.
+        let came = !table.is_elsewhere(room, user.id);
         if came {
             table.note(room, user, true);
         }
+        drop(table);
+        self.wake_mirror();
         came
     }
 }
@@ -108,7 +131,10 @@ impl Presence {
             return false;
         }
         let user_id = user.id;
-        table.uncount(room, user_id)
+        let changed = table.uncount(room, user_id);
+        drop(table);
+        self.wake_mirror();
+        changed
     }
 
     /// Forgets `socket` everywhere. Returns the rooms whose set of users
@@ -123,6 +149,8 @@ impl Presence {
             .filter(|room| table.uncount(room, user.id))
             .collect();
         changed.sort();
+        drop(table);
+        self.wake_mirror();
         changed
     }
 }
@@ -139,7 +167,7 @@ impl Presence {
             room: room.to_owned(),
             joined: joined.into_iter().map(|(user, _)| user).collect(),
             left: left.into_iter().map(|(user, _)| user).collect(),
-            online: table.rooms.get(room).map_or(0, BTreeMap::len),
+            online: table.online(room),
         })
     }
 }
@@ -176,7 +204,8 @@ impl Presence {
         let page = Arc::new(Encoded::new(&page)?);
         // Only for a room with someone in it: the cache must not keep every
         // name ever asked.
-        if after.is_none() && table.rooms.contains_key(room) {
+        let listed = table.rooms.contains_key(room) || table.elsewhere.contains_key(room);
+        if after.is_none() && listed {
             table.first_pages.insert(room.to_owned(), page.clone());
         }
         Ok(page)
@@ -206,32 +235,160 @@ impl Table {
         after: Option<i64>,
         size: usize,
     ) -> PresencePage<'a> {
-        let users = self.rooms.get(room);
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut next = users
-            .into_iter()
-            .flat_map(|users| users.range((from, Bound::Unbounded)))
-            .map(|(_, (user, _))| user);
+        let here = self.rooms.get(room).into_iter().flat_map(|users| {
+            let next = users.range((from, Bound::Unbounded));
+            next.map(|(id, (user, _))| (*id, user))
+        });
+        let elsewhere = self.elsewhere.get(room).into_iter().flat_map(|users| {
+            let next = users.range((from, Bound::Unbounded));
+            next.map(|(id, user)| (*id, user))
+        });
+        let mut next = by_id_once(here, elsewhere);
         PresencePage {
             room,
             users: next.by_ref().take(size).collect(),
-            online: users.map_or(0, BTreeMap::len),
+            online: self.online(room),
             more: next.next().is_some(),
         }
     }
 }
+
+/// The users of two lists ordered by id, in order of id, each once.
+fn by_id_once<'a>(
+    a: impl Iterator<Item = (i64, &'a User)>,
+    b: impl Iterator<Item = (i64, &'a User)>,
+) -> impl Iterator<Item = &'a User> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let next = match (a.peek(), b.peek()) {
+            (Some((x, _)), Some((y, _))) if x == y => {
+                b.next();
+                a.next()
+            }
+            (Some((x, _)), Some((y, _))) if x > y => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        };
+        next.map(|(_, user)| user)
+    })
+}
 // ANCHOR_END: presence_page_users
+
+// ANCHOR: presence_elsewhere
+impl Presence {
+    /// A table for one node of a cluster: [`Self::own_changed`] wakes whoever
+    /// copies this node's own users to the other nodes, and
+    /// [`Self::take_own_changes`] says what to copy.
+    pub fn shared() -> Self {
+        let table = Table {
+            own_changes: Some(BTreeSet::new()),
+            ..Table::default()
+        };
+        Presence {
+            inner: Arc::new(Mutex::new(table)),
+            own_changed: Some(Arc::default()),
+        }
+    }
+
+    /// Sets who is online in `room` through the other nodes. Returns whether
+    /// the room's list changed; the change (who came, who went) is taken with
+    /// the others by [`Self::take_change`].
+    pub fn set_elsewhere(&self, room: &str, users: BTreeMap<i64, User>) -> bool {
+        let mut table = self.lock();
+        if !table.rooms.contains_key(room) {
+            return false; // nobody here is shown the room's list
+        }
+        let before = match users.is_empty() {
+            true => table.elsewhere.remove(room),
+            false => table.elsewhere.insert(room.to_owned(), users),
+        };
+        let before = before.unwrap_or_default();
+        let now = table.elsewhere.get(room);
+        let here = table.rooms.get(room);
+        let listed_here = |id: &i64| here.is_some_and(|users| users.contains_key(id));
+        let went = before
+            .iter()
+            .filter(|(id, _)| !now.is_some_and(|now| now.contains_key(id)));
+        let came = now
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| !before.contains_key(id));
+        let changes: Vec<(User, bool)> = (went.map(|(_, user)| (user.clone(), false)))
+            .chain(came.map(|(_, user)| (user.clone(), true)))
+            .filter(|(user, _)| !listed_here(&user.id))
+            .collect();
+        for (user, online) in &changes {
+            table.note(room, user, *online);
+        }
+        !changes.is_empty()
+    }
+
+    /// Waits until this process's own users of some room change (for ever on
+    /// a table that is not [`Self::shared`]).
+    pub async fn own_changed(&self) {
+        match &self.own_changed {
+            Some(notify) => notify.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The rooms whose own users changed since the last call, each with its
+    /// own users now.
+    pub fn take_own_changes(&self) -> Vec<(String, Vec<User>)> {
+        let mut table = self.lock();
+        let rooms = table.own_changes.as_mut().map(std::mem::take);
+        let rooms = rooms.unwrap_or_default();
+        rooms
+            .into_iter()
+            .map(|room| {
+                let users = table.own_users(&room);
+                (room, users)
+            })
+            .collect()
+    }
+
+    /// Every room this process has users in, with those users.
+    pub fn own_rooms(&self) -> Vec<(String, Vec<User>)> {
+        let table = self.lock();
+        let rooms = table.rooms.keys();
+        rooms
+            .map(|room| (room.clone(), table.own_users(room)))
+            .collect()
+    }
+
+    /// Whether this process has a user in `room`.
+    pub fn has_own(&self, room: &str) -> bool {
+        self.lock().rooms.contains_key(room)
+    }
+
+    fn wake_mirror(&self) {
+        if let Some(notify) = &self.own_changed {
+            notify.notify_one();
+        }
+    }
+}
+// ANCHOR_END: presence_elsewhere
+
+impl Table {
+    fn own_users(&self, room: &str) -> Vec<User> {
+        let users = self.rooms.get(room).into_iter().flat_map(BTreeMap::values);
+        users.map(|(user, _)| user.clone()).collect()
+    }
+}
 
 #[cfg(test)]
 impl Presence {
     /// The users online in `room`, each once, ordered by id (what the tests
     /// compare pages and changes with).
     pub fn users_in(&self, room: &str) -> Vec<User> {
-        self.lock()
-            .rooms
-            .get(room)
-            .map(|users| users.values().map(|(user, _)| user.clone()).collect())
-            .unwrap_or_default()
+        let table = self.lock();
+        table
+            .page_after(room, None, usize::MAX)
+            .users
+            .into_iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -244,7 +401,9 @@ impl Presence {
 }
 
 impl Table {
-    /// One socket of `user_id` fewer in `room`; true if that was the last one.
+    /// One socket of `user_id` fewer in `room`; true if the room's list
+    /// changed (that was their last socket here, and they are not online
+    /// through another node).
     fn uncount(&mut self, room: &str, user_id: i64) -> bool {
         let Some(users) = self.rooms.get_mut(room) else {
             return false;
@@ -256,15 +415,49 @@ impl Table {
             }
             None => false,
         };
-        if gone {
-            if let Some((user, _)) = users.remove(&user_id) {
-                self.note(room, &user, false);
-            }
-            if self.rooms.get(room).is_some_and(BTreeMap::is_empty) {
-                self.rooms.remove(room); // empty rooms must not pile up
-            }
+        if !gone {
+            return false;
         }
-        gone
+        let user = users.remove(&user_id);
+        if self.rooms.get(room).is_some_and(BTreeMap::is_empty) {
+            self.rooms.remove(room); // empty rooms must not pile up
+            // Nobody here is shown the room's list any more.
+            self.elsewhere.remove(room);
+        }
+        self.own_change(room);
+        // Still online through another node: the list does not change.
+        match user {
+            Some((user, _)) if !self.is_elsewhere(room, user_id) => {
+                self.note(room, &user, false);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// How many users `room` lists: this process's and the other nodes', each
+    /// once.
+    fn online(&self, room: &str) -> usize {
+        let here = self.rooms.get(room);
+        let elsewhere = self.elsewhere.get(room).into_iter().flatten();
+        let only_elsewhere = elsewhere
+            .filter(|(id, _)| !here.is_some_and(|users| users.contains_key(id)))
+            .count();
+        here.map_or(0, BTreeMap::len) + only_elsewhere
+    }
+
+    fn is_elsewhere(&self, room: &str, user_id: i64) -> bool {
+        self.elsewhere
+            .get(room)
+            .is_some_and(|users| users.contains_key(&user_id))
+    }
+
+    /// Remembers, in a shared table, that this process's own users of `room`
+    /// changed.
+    fn own_change(&mut self, room: &str) {
+        if let Some(rooms) = &mut self.own_changes {
+            rooms.insert(room.to_owned());
+        }
     }
 
     /// Remembers that `user` came (`online`) or went in `room`, until the
@@ -404,6 +597,90 @@ mod tests {
             .collect();
         seen.extend(newcomers);
         assert_eq!(seen, presence.users_in("general"));
+    }
+
+    #[test]
+    fn a_user_online_here_and_elsewhere_is_listed_once_and_leaves_once() {
+        let presence = Presence::shared();
+        let (amy, bob, cy) = (user(1, "amy"), user(2, "bob"), user(3, "cy"));
+        let tab = Sid::new();
+        assert!(presence.join(tab, &amy, "general", || true));
+        assert!(presence.join(Sid::new(), &cy, "general", || true));
+        presence.take_change("general");
+        // Another node has Amy (a second tab) and Bob.
+        let elsewhere = BTreeMap::from([(1, amy.clone()), (2, bob.clone())]);
+        assert!(presence.set_elsewhere("general", elsewhere));
+        let change = presence.take_change("general").expect("Bob came");
+        assert_eq!((change.joined, change.online), (vec![bob.clone()], 3));
+        let everyone = vec![amy.clone(), bob.clone(), cy.clone()];
+        assert_eq!(presence.users_in("general"), everyone);
+
+        // Amy's tab here closes: she is still online on the other node.
+        assert!(presence.disconnect(tab).is_empty());
+        assert_eq!(presence.take_change("general"), None);
+        // The other node dies: Amy and Bob are gone.
+        assert!(presence.set_elsewhere("general", BTreeMap::new()));
+        let change = presence.take_change("general").expect("both went");
+        assert_eq!((change.left, change.online), (vec![amy, bob], 1));
+        assert_eq!(presence.users_in("general"), vec![cy]);
+    }
+
+    #[test]
+    fn a_room_nobody_here_is_in_keeps_no_list_from_elsewhere() {
+        let presence = Presence::shared();
+        let elsewhere = BTreeMap::from([(2, user(2, "bob"))]);
+        assert!(!presence.set_elsewhere("rust", elsewhere.clone()));
+        let tab = Sid::new();
+        presence.join(tab, &user(1, "amy"), "rust", || true);
+        assert!(presence.set_elsewhere("rust", elsewhere));
+        presence.disconnect(tab);
+        assert_eq!(
+            presence.users_in("rust"),
+            vec![],
+            "forgotten with the last one here"
+        );
+    }
+
+    #[test]
+    fn a_shared_table_reports_its_own_rooms_changes_once() {
+        let presence = Presence::shared();
+        let (amy, tab) = (user(1, "amy"), Sid::new());
+        presence.join(tab, &amy, "general", || true);
+        presence.join(Sid::new(), &amy, "general", || true); // a second tab
+        let changes = presence.take_own_changes();
+        assert_eq!(changes, vec![("general".to_owned(), vec![amy.clone()])]);
+        assert!(presence.take_own_changes().is_empty(), "taken once");
+        presence.disconnect(tab);
+        assert!(
+            presence.take_own_changes().is_empty(),
+            "her other tab is here"
+        );
+        assert!(Presence::default().take_own_changes().is_empty());
+    }
+
+    #[test]
+    fn pages_merge_this_node_s_users_and_the_others_by_id() {
+        let presence = Presence::shared();
+        presence.join(Sid::new(), &user(2, "bob"), "general", || true);
+        presence.join(Sid::new(), &user(4, "dan"), "general", || true);
+        let elsewhere = [user(1, "amy"), user(2, "bob"), user(3, "cy")];
+        let elsewhere = elsewhere.into_iter().map(|user| (user.id, user)).collect();
+        presence.set_elsewhere("general", elsewhere);
+        let page = parsed_page(&presence, None, 3);
+        let names: Vec<_> = page["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .map(|user| user["username"].as_str().expect("a name"))
+            .collect();
+        assert_eq!(names, ["amy", "bob", "cy"]);
+        assert_eq!(
+            (page["online"].as_u64(), page["more"].as_bool()),
+            (Some(4), Some(true))
+        );
+        let page = parsed_page(&presence, Some(3), 3);
+        assert_eq!(page["users"][0]["username"], "dan");
+        assert_eq!(page["more"], false);
     }
 
     /// A page as the client would parse it.

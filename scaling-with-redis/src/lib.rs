@@ -21,6 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub mod feed;
 pub mod postgres;
+pub mod presence;
 mod shared_rate_limit;
 
 use axum::Router;
@@ -194,7 +195,7 @@ pub async fn build(config: ChatConfig, redis_url: &str) -> Result<Node, NodeErro
         .map_err(BuildError::from)?;
     let (passport, chat) = passport_and_chat(&config, pool);
     // Each node broadcasts its new messages through the adapter.
-    let chat = chat.broadcast_through_adapter();
+    let chat = chat.broadcast_through_adapter().with_shared_presence();
     let (router, io) = assemble(&config, passport, chat.clone(), redis).await?;
     let tasks = chat.tasks().clone();
     Ok(Node { router, io, tasks })
@@ -209,8 +210,9 @@ async fn assemble<U: UserStore>(
 ) -> Result<(Router, SocketIo<ClusterAdapter>), NodeError> {
     let (rate, enabled) = (&config.rate_limit, config.limits.enabled);
     let shared_limit = SharedRateLimit::new(redis.sessions.clone(), rate, enabled);
+    let presence_writer = redis.sessions.clone();
     let session_store = RedisStore::new(redis.sessions);
-    let (socket_layer, io) = socket_io_builder(config, chat, &session_store)
+    let (socket_layer, io) = socket_io_builder(config, chat.clone(), &session_store)
         .with_state(shared_limit)
         .with_adapter::<ClusterAdapter>(redis.adapter)
         .build_layer();
@@ -224,6 +226,15 @@ async fn assemble<U: UserStore>(
         .with(authenticate_socket)
         .with(check_origin);
     io.ns("/", chain).await.map_err(redis_error)?;
+    // Presence across the cluster (see [`presence`]).
+    let (tasks, node) = (chat.tasks().clone(), feed::node_id());
+    tasks.spawn(presence::mirror(
+        node,
+        presence_writer.clone(),
+        chat.clone(),
+    ));
+    let reader = presence::listen(node, redis.presence, presence_writer, chat, io.clone());
+    tasks.spawn(reader);
     let router = router(passport, config, session_store, socket_layer, io.clone());
     Ok((router, io))
 }
@@ -248,7 +259,8 @@ async fn build_on_postgres(config: ChatConfig, redis: RedisParts) -> Result<Node
     );
     let chat = Chat::new(Messages::new(log), rate)
         .with_limits(config.limits.clone())
-        .with_presence_page(config.presence_page);
+        .with_presence_page(config.presence_page)
+        .with_shared_presence();
 
     let (publisher, subscriber) = (redis.sessions.clone(), redis.notices.clone());
     let (router, io) = assemble(&config, passport, chat.clone(), redis).await?;
@@ -281,6 +293,8 @@ struct RedisParts {
     adapter: RedisAdapterCtr<ResubscribingDriver>,
     /// A subscriber connection for the other nodes' notices (on PostgreSQL, see [`feed`]).
     notices: SubscriberClient,
+    /// A subscriber connection for the rooms whose presence changed (see [`presence`]).
+    presence: SubscriberClient,
 }
 
 /// Connects to Redis for sessions and for the adapter.
@@ -317,11 +331,15 @@ async fn connect(redis_url: &str) -> Result<RedisParts, NodeError> {
         .set_policy(reconnect())
         .build_subscriber_client()
         .map_err(redis_error)?;
-    let notices = Builder::from_config(subscriber_config)
-        .set_policy(reconnect())
-        .build_subscriber_client()
-        .map_err(redis_error)?;
+    let subscriber_client = || {
+        Builder::from_config(subscriber_config.clone())
+            .set_policy(reconnect())
+            .build_subscriber_client()
+            .map_err(redis_error)
+    };
+    let (notices, presence) = (subscriber_client()?, subscriber_client()?);
     notices.init().await.map_err(redis_error)?;
+    presence.init().await.map_err(redis_error)?;
     let driver = ResubscribingDriver::new(subscriber)
         .await
         .map_err(redis_error)?;
@@ -330,6 +348,7 @@ async fn connect(redis_url: &str) -> Result<RedisParts, NodeError> {
         sessions,
         adapter,
         notices,
+        presence,
     })
 }
 // ANCHOR_END: connect

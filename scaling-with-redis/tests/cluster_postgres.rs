@@ -3,16 +3,19 @@
 //! across nodes. Needs `TEST_POSTGRES_URL` (`bash scripts/test.sh` starts a throw-away
 //! PostgreSQL through `scripts/with-postgres.sh`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use scaling_with_redis::presence::DEAD_NODE_GONE_WITHIN;
+
 use serde_json::{Value, json};
 use testkit::{JsClient, JsSocket, RedisServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::time::Instant;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -374,6 +377,109 @@ async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once_in_every_roo
     }
 }
 // ANCHOR_END: killed_node_test
+
+/// What one socket shows of `general`'s online list: the names, and the count the server
+/// gave with them, from the `presence` and `presence change` events it received, in order.
+#[derive(Debug, Default)]
+struct OnlineList {
+    names: BTreeSet<String>,
+    online: Option<u64>,
+}
+
+impl OnlineList {
+    fn apply(&mut self, event: &testkit::Event) {
+        let data = event.data();
+        if data["room"] != "general" {
+            return;
+        }
+        let names = |key: &str| -> Vec<String> {
+            let users = data[key].as_array().cloned().unwrap_or_default();
+            let names = users.iter().filter_map(|user| user["username"].as_str());
+            names.map(str::to_owned).collect()
+        };
+        match event.name.as_str() {
+            "presence" => self.names = names("users").into_iter().collect(),
+            "presence change" => {
+                for name in names("left") {
+                    self.names.remove(&name);
+                }
+                self.names.extend(names("joined"));
+            }
+            _ => return,
+        }
+        self.online = data["online"].as_u64();
+    }
+
+    /// Reads `socket`'s events until it shows exactly `expected` (with the count to match),
+    /// or panics at `deadline`.
+    async fn wait_for(
+        &mut self,
+        who: &str,
+        socket: &JsSocket,
+        expected: &[&str],
+        deadline: Instant,
+    ) {
+        let expected: BTreeSet<String> = expected.iter().map(|name| name.to_string()).collect();
+        loop {
+            let shown = self.names == expected && self.online == Some(expected.len() as u64);
+            if shown {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{who} shows {:?} (online: {:?}), not {expected:?}",
+                self.names,
+                self.online
+            );
+            for event in socket.drain(Duration::from_millis(100)).await {
+                self.apply(&event);
+            }
+        }
+    }
+}
+
+// ANCHOR: presence_test
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_one_list_on_every_node_and_drops_a_killed_node_s_users_within_the_bound() {
+    let redis = RedisServer::start().await;
+    let database = fresh_database().await;
+    let a = Node::start(&redis.url, &database).await;
+    let b = Node::start(&redis.url, &database).await;
+    let c = Node::start(&redis.url, &database).await;
+    let js = JsClient::start().await;
+    let (alice, _) = a.socket(&js, &a.session("alice").await, json!({})).await;
+    let (bob, _) = b.socket(&js, &b.session("bob").await, json!({})).await;
+    let (carol, _) = c.socket(&js, &c.session("carol").await, json!({})).await;
+    // Dave has a tab on node A and one on node C: listed once.
+    let dave_cookie = a.session("dave").await;
+    let (dave_on_a, _) = a.socket(&js, &dave_cookie, json!({})).await;
+    let (dave_on_c, _) = c.socket(&js, &dave_cookie, json!({})).await;
+    let sockets = [
+        ("alice", &alice),
+        ("bob", &bob),
+        ("carol", &carol),
+        ("dave on A", &dave_on_a),
+        ("dave on C", &dave_on_c),
+    ];
+    let mut lists: Vec<OnlineList> = sockets.iter().map(|_| OnlineList::default()).collect();
+    let everyone = ["alice", "bob", "carol", "dave"];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for ((who, socket), list) in sockets.iter().zip(&mut lists) {
+        list.wait_for(who, socket, &everyone, deadline).await;
+    }
+
+    // Node C is killed: no goodbye. Carol leaves every list within the stated bound; Dave,
+    // still on node A, stays.
+    c.kill().await;
+    let deadline = Instant::now() + DEAD_NODE_GONE_WITHIN;
+    let survivors = ["alice", "bob", "dave"];
+    for (index, ((who, socket), list)) in sockets.iter().zip(&mut lists).enumerate() {
+        if [0, 1, 3].contains(&index) {
+            list.wait_for(who, socket, &survivors, deadline).await;
+        }
+    }
+}
+// ANCHOR_END: presence_test
 
 /// A `chat message` event's room and id.
 fn room_and_id(event: &testkit::Event) -> (String, i64) {
