@@ -21,6 +21,11 @@
 //!
 //! As in the normal run, at most [`CONNECTS_IN_FLIGHT`] handshakes are in flight at once: the
 //! back-off spreads the storm, this bound keeps the listen backlog from overflowing.
+//!
+//! A cluster's run is the node-kill scenario: the sockets are spread over the nodes, and one
+//! node is stopped and *not* started again ([`Restart::stays_down`]). Its sockets reconnect to
+//! the next node, as a load balancer that checks its nodes' health would send them; the
+//! others never left, and count as back at the instant of the stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +49,10 @@ pub trait Restart {
     fn stop(&mut self, signal: StopSignal) -> impl Future<Output = Result<(), String>> + Send;
     /// Starts it again, same address, same database, same secret; done when it accepts.
     fn start(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    /// The node that `stop` stops for good (a cluster's), if any: `start` leaves it down.
+    fn stays_down(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 /// A reconnection back-off: the first wait, doubled at each failed attempt up to `max`, each
@@ -208,6 +217,8 @@ struct Shared {
     acked_at: Vec<AtomicU64>,
     /// When the stop began, µs since `epoch` (`u64::MAX` before).
     stopped_at: AtomicU64,
+    /// The node stopped for good ([`Restart::stays_down`]).
+    gone: Option<SocketAddr>,
     /// Senders with nothing left to send.
     senders_done: AtomicUsize,
     /// Sockets back and holding every acknowledged message (in [`Phase::Checking`]).
@@ -247,13 +258,11 @@ pub async fn run_restart<S: Restart>(
     server: &mut S,
 ) -> Result<RestartReport, RunError> {
     workload.validate().map_err(RunError::Workload)?;
-    let [node] = target.nodes.as_slice() else {
-        return Err(RunError::Workload(
-            "the restart scenario restarts one server".into(),
-        ));
+    let Some(first_node) = target.nodes.first() else {
+        return Err(RunError::Workload("no server to restart".into()));
     };
     let cookies = if target.login {
-        register_users(*node, workload.users).await?
+        register_users(*first_node, workload.users).await?
     } else {
         vec![None; workload.users]
     };
@@ -266,6 +275,7 @@ pub async fn run_restart<S: Restart>(
             .map(|_| AtomicU64::new(0))
             .collect(),
         stopped_at: AtomicU64::new(u64::MAX),
+        gone: server.stays_down(),
         senders_done: AtomicUsize::new(0),
         complete: AtomicUsize::new(0),
         progress: Notify::new(),
@@ -280,8 +290,12 @@ pub async fn run_restart<S: Restart>(
         for tab in 0..workload.tabs {
             let (set_phase, phase) = watch::channel(Phase::Connecting);
             phases.push(set_phase);
+            // Spread over the nodes; on reconnection, the next one that is up.
+            let mut nodes = target.nodes.clone();
+            let home = tasks.len() % nodes.len();
+            nodes.rotate_left(home);
             let plan = SocketPlan {
-                node: *node,
+                nodes,
                 cookie: cookie.clone(),
                 sender: (tab == 0 && user < workload.senders).then_some(user),
                 phase,
@@ -427,7 +441,8 @@ fn rate(times_ms: &[u64]) -> f64 {
 /// run's phases.
 #[derive(Debug)]
 struct SocketPlan {
-    node: SocketAddr,
+    /// Its node first, then the others, in the order it would try them.
+    nodes: Vec<SocketAddr>,
     cookie: Option<String>,
     sender: Option<usize>,
     phase: watch::Receiver<Phase>,
@@ -470,6 +485,9 @@ struct Inbox {
     last_id: Option<i64>,
     /// When the current connection was opened, µs since the epoch.
     opened_us: u64,
+    /// Whether its node is one that stays up (in a cluster's run): if it never lost its
+    /// connection, it is back at the instant of the stop.
+    survives: bool,
     outcome: Outcome,
 }
 
@@ -479,6 +497,7 @@ impl Inbox {
             held: vec![Held::default(); total_messages],
             last_id: None,
             opened_us: 0,
+            survives: false,
             outcome: Outcome::default(),
         }
     }
@@ -526,15 +545,24 @@ impl Inbox {
 
     /// Back after the stop, and (if the target replays) holding every acknowledged message.
     fn is_complete(&self, shared: &Shared) -> bool {
-        self.outcome.back_ms.is_some()
+        self.back_ms(shared).is_some()
             && (!shared.replays
                 || (0..self.held.len())
                     .all(|index| self.held[index].at_ms != 0 || !shared.is_acked(index)))
     }
 
+    /// When the socket was back: its first `history` after the stop, or, on a node that
+    /// stayed up, the stop itself if it never lost its connection.
+    fn back_ms(&self, shared: &Shared) -> Option<u64> {
+        let stopped_ms = shared.stopped_at.load(Ordering::Acquire) / 1000;
+        let never_left = self.survives && self.outcome.disconnects == 0;
+        self.outcome.back_ms.or(never_left.then_some(stopped_ms))
+    }
+
     /// The socket's outcome, once every acknowledgement is in.
     fn finish(mut self, shared: &Shared) -> Outcome {
         let stopped_us = shared.stopped_at.load(Ordering::Acquire);
+        self.outcome.back_ms = self.back_ms(shared);
         let mut caught_up = self.outcome.back_ms;
         for (index, held) in self.held.iter().enumerate() {
             if !shared.is_acked(index) {
@@ -680,10 +708,11 @@ async fn run_socket(
 ) -> Outcome {
     let workload = &shared.workload;
     let mut inbox = Inbox::new(workload.total_messages());
+    inbox.survives = Some(plan.nodes[0]) != shared.gone && shared.gone.is_some();
     let mut outbox = plan.sender.map(Outbox::new);
     let first = {
         let _permit = shared.connects.acquire().await;
-        let connect = Connection::connect(plan.node, plan.cookie.as_deref(), None);
+        let connect = Connection::connect(plan.nodes[0], plan.cookie.as_deref(), None);
         tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .unwrap_or(Err(ClientError::Closed))
@@ -799,7 +828,8 @@ async fn reconnect(
             true => Some(last_id.unwrap_or(0)),
             false => last_id,
         };
-        let connect = Connection::connect(plan.node, plan.cookie.as_deref(), offset);
+        let node = plan.nodes.iter().find(|node| Some(**node) != shared.gone);
+        let connect = Connection::connect(*node?, plan.cookie.as_deref(), offset);
         if let Ok(Ok(connection)) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             return Some(connection);
         }

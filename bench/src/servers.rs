@@ -435,6 +435,57 @@ impl crate::restart::Restart for ProcessServer {
     }
 }
 
+/// The nodes of a cluster, for the node-kill scenario: `stop` stops the first node, for good;
+/// the others carry on, and take its sockets when they reconnect.
+#[derive(Debug)]
+pub struct ClusterNodes {
+    nodes: Vec<ServerProcess>,
+    first: SocketAddr,
+}
+
+impl ClusterNodes {
+    /// The cluster of `nodes` (started): at least two, or nobody is left to reconnect to.
+    pub fn new(nodes: Vec<ServerProcess>) -> Result<Self, String> {
+        match nodes.as_slice() {
+            [first, _, ..] => Ok(ClusterNodes {
+                first: first.addr,
+                nodes,
+            }),
+            _ => Err("killing a node needs a cluster of two nodes or more".into()),
+        }
+    }
+
+    /// Where the nodes listen, the one `stop` stops first.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        let others = self.nodes.iter().map(|node| node.addr);
+        let others = others.filter(|addr| *addr != self.first);
+        std::iter::once(self.first).chain(others).collect()
+    }
+
+    /// Stops every node still running, at once.
+    pub async fn kill(self) {
+        for node in self.nodes {
+            node.kill().await;
+        }
+    }
+}
+
+impl crate::restart::Restart for ClusterNodes {
+    async fn stop(&mut self, signal: StopSignal) -> Result<(), String> {
+        let position = self.nodes.iter().position(|node| node.addr == self.first);
+        let first = position.ok_or("the first node is already stopped")?;
+        self.nodes.remove(first).stop(signal).await
+    }
+
+    async fn start(&mut self) -> Result<(), String> {
+        Ok(()) // the survivors are already serving
+    }
+
+    fn stays_down(&self) -> Option<SocketAddr> {
+        Some(self.first)
+    }
+}
+
 /// A port the OS says is free. (Another process could take it before the server binds it; on
 /// a test machine that is rare, and the start then fails with a clear message.)
 fn free_port() -> std::io::Result<u16> {

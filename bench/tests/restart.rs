@@ -177,3 +177,55 @@ async fn step05_loses_nothing_and_repeats_nothing_through_a_restart() {
     let (back, caught_up) = (report.back_ms_all, report.caught_up_ms_all);
     assert!(caught_up.is_some_and(|caught_up| back.is_some_and(|back| caught_up >= back)));
 }
+
+/// Two servers as the nodes of a cluster, for the node-kill scenario: `stop` stops the first
+/// for good.
+struct TwoNodes {
+    first: InProcess,
+    second: InProcess,
+}
+
+impl Restart for TwoNodes {
+    async fn stop(&mut self, signal: StopSignal) -> Result<(), String> {
+        self.first.stop(signal).await
+    }
+
+    async fn start(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn stays_down(&self) -> Option<SocketAddr> {
+        Some(self.first.addr)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_sockets_move_to_the_other_node_and_the_others_stay() {
+    let mut nodes = TwoNodes {
+        first: InProcess::launch(Kind::Floor).await,
+        second: InProcess::launch(Kind::Floor).await,
+    };
+    let target = Target {
+        name: "two floors".into(),
+        nodes: vec![nodes.first.addr, nodes.second.addr],
+        login: false,
+        pids: Vec::new(),
+    };
+    let report = bench::run_restart(&workload(), &plan(), &target, &mut nodes)
+        .await
+        .expect("run");
+    let sockets = workload().sockets();
+    assert_eq!(report.sockets_back, sockets, "{report:?}");
+    assert!(report.back_ms_all.is_some(), "{report:?}");
+    // The first node's half, each dropped once, came back on the second on their first try.
+    assert_eq!(report.disconnects, sockets / 2, "{report:?}");
+    assert_eq!(report.failed_attempts, 0, "{report:?}");
+    assert_eq!(
+        nodes
+            .second
+            .running
+            .as_ref()
+            .map(|(_, io)| io.sockets().len()),
+        Some(sockets)
+    );
+}

@@ -30,7 +30,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bench::servers::{self, ChatSetup, Launcher, ProcessServer, ServerProcess, StopSignal};
+use bench::servers::{
+    self, ChatSetup, ClusterNodes, Launcher, ProcessServer, ServerProcess, StopSignal,
+};
 use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
 const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,step05-1thread,chat-under-load,node,cluster,cluster-pg1,cluster-pg2,cluster-pg3] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
@@ -65,13 +67,17 @@ const IDLE_SETTLE: Duration = Duration::from_secs(1);
 /// Open files the load generator needs beyond one per socket (stdio, HTTP, the runtime...).
 const SPARE_FILES: u64 = 256;
 
-/// What the restart scenario can restart: one process (not a cluster).
-const RESTART_TARGETS: [&str; 5] = [
+/// What the restart scenario can restart: one process, or, for a cluster, kill one node of
+/// (the node-kill scenario: the node stays down, its sockets move to the others).
+const RESTART_TARGETS: [&str; 8] = [
     "floor",
     "step05",
     "step05-1thread",
     "chat-under-load",
     "node",
+    "cluster",
+    "cluster-pg2",
+    "cluster-pg3",
 ];
 
 /// The restart scenario's senders, unless `--senders` says otherwise: 10 users sending 20
@@ -180,7 +186,7 @@ fn parse_args() -> Result<Args, String> {
             .find(|target| !RESTART_TARGETS.contains(&target.as_str()))
         {
             return Err(format!(
-                "the restart scenario restarts one process: {other:?} is not one of {}",
+                "the restart scenario restarts one process or kills a node of two or more: {other:?} is not one of {}",
                 RESTART_TARGETS.join(", ")
             ));
         }
@@ -356,33 +362,7 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
         }
         "chat-under-load" => vec![servers::start_chat(&setup, servers::Chat::UnderLoad).await?],
         "node" => vec![servers::start_node(&setup).await?],
-        cluster => {
-            let server = redis.insert(testkit::RedisServer::start().await);
-            let (nodes, database_url) = match cluster.strip_prefix("cluster-pg") {
-                Some(nodes) => {
-                    let nodes = nodes
-                        .parse()
-                        .map_err(|_| format!("{cluster}: no such target"))?;
-                    (nodes, Some(fresh_postgres_database(cluster)?))
-                }
-                None => (2, None),
-            };
-            let node = servers::Chat::ClusterNode {
-                redis_url: &server.url,
-                database_url: database_url.as_deref(),
-            };
-            let mut processes = Vec::with_capacity(nodes);
-            for _ in 0..nodes {
-                let process = servers::start_chat(&setup, node).await?;
-                // A node listens before it has run its migrations; the next one, started
-                // meanwhile on the same SQLite file, would run them too, and fail
-                // ("table users already exists"). SQLite's migrations take no lock
-                // (PostgreSQL's do).
-                servers::wait_until_serving(process.addr).await?;
-                processes.push(process);
-            }
-            processes
-        }
+        cluster => start_cluster(cluster, &setup, &mut redis).await?,
     };
     let login = target != "floor";
     let pids: Vec<u32> = processes.iter().map(|process| process.pid).collect();
@@ -436,7 +416,7 @@ async fn run_restarts(
         ..RestartPlan::new(StopSignal::Term)
     };
     println!(
-        "restart: stopped {:.1} s after the first send, then started again on the same port and database; sockets reconnect with socket.io-client's back-off ({:?} doubling to {:?}, ± {:.0} %), at most {} handshakes in flight; a message is sent again after {:?} without an acknowledgement; the run ends when every message is acknowledged and every socket is back with every acknowledged message, or {:?} after the server listens again (or after the last send, if later)",
+        "restart: stopped {:.1} s after the first send, then started again on the same port and database (a cluster: its first node stopped for good, its sockets reconnecting to the next node, the others staying); sockets reconnect with socket.io-client's back-off ({:?} doubling to {:?}, ± {:.0} %), at most {} handshakes in flight; a message is sent again after {:?} without an acknowledgement; the run ends when every message is acknowledged and every socket is back with every acknowledged message, or {:?} after the server listens again (or after the last send, if later)",
         plan.stop_after.as_secs_f64(),
         plan.backoff.first,
         plan.backoff.max,
@@ -485,6 +465,40 @@ async fn run_restarts(
     Ok(())
 }
 
+/// Starts the nodes of `cluster` (`cluster`: two on one SQLite file; `cluster-pgN`: N on
+/// PostgreSQL), beside a Redis of their own, kept in `redis` (dropping it stops Redis).
+async fn start_cluster(
+    cluster: &str,
+    setup: &ChatSetup,
+    redis: &mut Option<testkit::RedisServer>,
+) -> Result<Vec<ServerProcess>, String> {
+    let server = redis.insert(testkit::RedisServer::start().await);
+    let (nodes, database_url) = match cluster.strip_prefix("cluster-pg") {
+        Some(nodes) => {
+            let nodes = nodes
+                .parse()
+                .map_err(|_| format!("{cluster}: no such target"))?;
+            (nodes, Some(fresh_postgres_database(cluster)?))
+        }
+        None => (2, None),
+    };
+    let node = servers::Chat::ClusterNode {
+        redis_url: &server.url,
+        database_url: database_url.as_deref(),
+    };
+    let mut processes = Vec::with_capacity(nodes);
+    for _ in 0..nodes {
+        let process = servers::start_chat(setup, node).await?;
+        // A node listens before it has run its migrations; the next one, started
+        // meanwhile on the same SQLite file, would run them too, and fail
+        // ("table users already exists"). SQLite's migrations take no lock
+        // (PostgreSQL's do).
+        servers::wait_until_serving(process.addr).await?;
+        processes.push(process);
+    }
+    Ok(processes)
+}
+
 /// Starts `target`'s server, runs the restart scenario, stops it.
 async fn measure_restart(
     target: &str,
@@ -492,6 +506,25 @@ async fn measure_restart(
     plan: &RestartPlan,
 ) -> Result<RestartReport, String> {
     let setup = ChatSetup::new().map_err(|error| format!("temporary folder: {error}"))?;
+    if target.starts_with("cluster") {
+        let mut redis = None;
+        let mut cluster = ClusterNodes::new(start_cluster(target, &setup, &mut redis).await?)?;
+        let report = bench::run_restart(
+            workload,
+            plan,
+            &Target {
+                name: target.to_owned(),
+                nodes: cluster.addrs(),
+                login: true,
+                pids: Vec::new(),
+            },
+            &mut cluster,
+        )
+        .await
+        .map_err(|error| format!("{target}: {error}"));
+        cluster.kill().await;
+        return report;
+    }
     let launcher = match target {
         "floor" => Launcher::floor()?,
         "step05" => Launcher::chat(&setup, servers::Chat::Step05)?,
