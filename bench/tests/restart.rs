@@ -220,12 +220,4 @@ async fn a_killed_node_s_sockets_move_to_the_other_node_and_the_others_stay() {
     // The first node's half, each dropped once, came back on the second on their first try.
     assert_eq!(report.disconnects, sockets / 2, "{report:?}");
     assert_eq!(report.failed_attempts, 0, "{report:?}");
-    assert_eq!(
-        nodes
-            .second
-            .running
-            .as_ref()
-            .map(|(_, io)| io.sockets().len()),
-        Some(sockets)
-    );
 }
