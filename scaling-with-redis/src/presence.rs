@@ -25,7 +25,7 @@ use step03_passport_like_auth::User;
 use tokio::sync::broadcast::error::RecvError;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
 use tower_sessions_redis_store::fred::interfaces::{
-    EventInterface, KeysInterface, PubsubInterface, SetsInterface,
+    EventInterface, KeysInterface, PubsubInterface, SetsInterface, TransactionInterface,
 };
 use tower_sessions_redis_store::fred::prelude::{Error as RedisError, Pool};
 use tower_sessions_redis_store::fred::types::{Message, Value};
@@ -72,8 +72,10 @@ fn expiry_ms() -> i64 {
 /// Copies this node's own users of each room to Redis as they change, and refreshes its keys
 /// every [`REFRESH_EVERY`] for as long as the node lives.
 pub async fn mirror(node: u64, redis: Pool, chat: Chat) {
-    // What this node has written: room → its members there.
+    // What this node has written: room → its members there; and the rooms whose last write
+    // failed, which Redis may hold in any state until they are written again whole.
     let mut copied: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut unsure: HashSet<String> = HashSet::new();
     let mut every = tokio::time::interval(REFRESH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -82,16 +84,29 @@ pub async fn mirror(node: u64, redis: Pool, chat: Chat) {
                 for (room, users) in chat.presence.take_own_changes() {
                     let now: HashSet<String> = users.iter().map(member).collect();
                     let before = copied.remove(&room).unwrap_or_default();
-                    if let Err(error) = copy(&redis, node, &room, &before, &now).await {
-                        // Written again at the next refresh, which finds the set out of date.
-                        tracing::warn!(%error, room, "could not copy presence to Redis");
-                    }
+                    let copying = match unsure.contains(&room) {
+                        true => rewrite(&redis, node, &room, &now).await,
+                        false => copy(&redis, node, &room, &before, &now).await,
+                    };
+                    match copying {
+                        Ok(()) => unsure.remove(&room),
+                        Err(error) => {
+                            tracing::warn!(%error, room, "could not copy presence to Redis");
+                            unsure.insert(room.clone())
+                        }
+                    };
                     if !now.is_empty() {
                         copied.insert(room, now);
                     }
                 }
             }
             _ = every.tick() => {
+                for room in unsure.clone() {
+                    let members = copied.get(&room).cloned().unwrap_or_default();
+                    if rewrite(&redis, node, &room, &members).await.is_ok() {
+                        unsure.remove(&room);
+                    }
+                }
                 if let Err(error) = refresh(&redis, node, &copied).await {
                     tracing::warn!(%error, "could not refresh presence in Redis");
                 }
@@ -108,27 +123,27 @@ async fn copy(
     before: &HashSet<String>,
     now: &HashSet<String>,
 ) -> Result<(), RedisError> {
-    let key = users_key(room, node);
-    let pipeline = redis.next().pipeline();
     if now.is_empty() {
-        let () = pipeline.del(&key).await?;
-        let () = pipeline.srem(nodes_key(room), node_name(node)).await?;
-        let () = pipeline.spublish(CHANNEL, room).await?;
-        let _: Value = pipeline.all().await?;
-        return Ok(());
+        return rewrite(redis, node, room, now).await;
     }
+    let (key, nodes) = (users_key(room, node), nodes_key(room));
     // Only the difference is written: a room of 10,000 users changes one at a time.
-    let went: Vec<String> = before.difference(now).cloned().collect();
     let came: Vec<String> = now.difference(before).cloned().collect();
+    let went: Vec<String> = before.difference(now).cloned().collect();
+    let pipeline = redis.next().pipeline();
     let () = pipeline.exists(&key).await?;
-    if !went.is_empty() {
-        let () = pipeline.srem(&key, went).await?;
-    }
+    // Added before removed: the set is never empty on the way (a reader would take this
+    // node off the room).
     if !came.is_empty() {
         let () = pipeline.sadd(&key, came).await?;
     }
+    if !went.is_empty() {
+        let () = pipeline.srem(&key, went).await?;
+    }
     let () = pipeline.pexpire(&key, expiry_ms(), None).await?;
-    add_to_room(&pipeline, node, room).await?;
+    let () = pipeline.sadd(&nodes, node_name(node)).await?;
+    let () = pipeline.pexpire(&nodes, expiry_ms(), None).await?;
+    let () = pipeline.spublish(CHANNEL, room).await?;
     let answers: Vec<Value> = pipeline.all().await?;
     let existed = answers.first() == Some(&Value::Integer(1));
     if !existed && !before.is_empty() {
@@ -139,35 +154,28 @@ async fn copy(
     Ok(())
 }
 
-/// Writes `node`'s set of `room` whole.
+/// Writes `node`'s set of `room` whole, in one transaction (a reader never sees it half
+/// written), and tells the other nodes.
 async fn rewrite(
     redis: &Pool,
     node: u64,
     room: &str,
     members: &HashSet<String>,
 ) -> Result<(), RedisError> {
-    let key = users_key(room, node);
-    let pipeline = redis.next().pipeline();
-    let () = pipeline
-        .sadd(&key, members.iter().cloned().collect::<Vec<_>>())
-        .await?;
-    let () = pipeline.pexpire(&key, expiry_ms(), None).await?;
-    add_to_room(&pipeline, node, room).await?;
-    let _: Value = pipeline.all().await?;
-    Ok(())
-}
-
-/// Queues: `node` has users in `room`, and the others should read it again.
-async fn add_to_room(
-    pipeline: &tower_sessions_redis_store::fred::clients::Pipeline<
-        tower_sessions_redis_store::fred::clients::Client,
-    >,
-    node: u64,
-    room: &str,
-) -> Result<(), RedisError> {
-    let () = pipeline.sadd(nodes_key(room), node_name(node)).await?;
-    let () = pipeline.pexpire(nodes_key(room), expiry_ms(), None).await?;
-    let () = pipeline.spublish(CHANNEL, room).await?;
+    let (key, nodes) = (users_key(room, node), nodes_key(room));
+    let transaction = redis.next().multi();
+    let () = transaction.del(&key).await?;
+    if members.is_empty() {
+        let () = transaction.srem(&nodes, node_name(node)).await?;
+    } else {
+        let members: Vec<String> = members.iter().cloned().collect();
+        let () = transaction.sadd(&key, members).await?;
+        let () = transaction.pexpire(&key, expiry_ms(), None).await?;
+        let () = transaction.sadd(&nodes, node_name(node)).await?;
+        let () = transaction.pexpire(&nodes, expiry_ms(), None).await?;
+    }
+    let _: Value = transaction.exec(true).await?;
+    let _: i64 = redis.next().spublish(CHANNEL, room).await?;
     Ok(())
 }
 
