@@ -16,6 +16,24 @@ fn rss_kib_of(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// `pid` and the processes it started (a Node.js cluster's primary and its workers), from
+/// the parent ids in `/proc/<pid>/stat`.
+pub fn with_children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![pid];
+    };
+    let children = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| parent_of(*child) == Some(pid));
+    std::iter::once(pid).chain(children).collect()
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: the state, then the parent's id.
+    stat.get(stat.rfind(')')? + 1..)?.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// TCP segments with data sent so far on the established connections from local `port`
 /// (`data_segs_out` in `ss -ti`), summed: how many pieces a server's bytes went out in. Each
 /// one wakes the client up and costs it a read. `None` without `ss` (iproute2).

@@ -35,21 +35,23 @@ use bench::servers::{
 };
 use bench::{Report, RestartPlan, RestartReport, Target, Workload, chart, procfs, table};
 
-const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,step05-1thread,chat-under-load,node,cluster,cluster-pg1,cluster-pg2,cluster-pg3] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
+const USAGE: &str = "usage: loadgen [--scenario load|restart] [--users N] [--tabs N] [--senders N] [--messages N] [--rate PER_SECOND] [--drain SECONDS] [--targets floor,step05,step05-1thread,chat-under-load,node,node-cluster,cluster,cluster-pg1,cluster-pg2,cluster-pg3] [--chart PATH]\n       restart only: [--signal term,kill] [--stop-after SECONDS] [--patience SECONDS] [--empty-offset zero|none]";
 
 /// Every target this load generator knows: the floor (a bare socketioxide server), step 5's
 /// chat, the chat under load (step 5 with the delivery machinery of the chapter of that name),
 /// step 5's Node.js twin, and two nodes of the Redis cluster on one SQLite file.
 /// `step05-1thread` is step 5 on one Tokio worker thread, beside the Node twin's one event
-/// loop. `cluster-pgN` is N nodes (1, 2 or 3) on PostgreSQL: run the load generator beside
+/// loop, and `node-cluster` is the twin on both cores (`WORKERS=2`: a primary and two
+/// workers, memory and CPU counted over all three). `cluster-pgN` is N nodes (1, 2 or 3) on PostgreSQL: run the load generator beside
 /// one (`bash scripts/with-postgres.sh cargo run ...`, or `TEST_POSTGRES_URL` set), each
 /// target in a fresh database of its own.
-const TARGETS: [&str; 9] = [
+const TARGETS: [&str; 10] = [
     "floor",
     "step05",
     "step05-1thread",
     "chat-under-load",
     "node",
+    "node-cluster",
     "cluster",
     "cluster-pg1",
     "cluster-pg2",
@@ -257,7 +259,7 @@ async fn run() -> Result<(), String> {
         workload.senders as f64 * workload.rate * workload.sockets() as f64,
     );
 
-    if args.targets.iter().any(|target| target == "node") {
+    if args.targets.iter().any(|target| target.starts_with("node")) {
         let version = servers::node_version().unwrap_or_else(|| "unknown".into());
         println!("node: {version}, NODE_ENV=production");
     }
@@ -309,6 +311,9 @@ async fn run() -> Result<(), String> {
     }
     if let (Some(one_thread), Some(node)) = (named("step05-1thread"), named("node")) {
         println!("{}", table::versus(one_thread, node));
+    }
+    if let (Some(step05), Some(node)) = (named("step05"), named("node-cluster")) {
+        println!("{}", table::versus(step05, node));
     }
     if let (Some(under_load), Some(step05)) = (named("chat-under-load"), named("step05")) {
         println!("{}", table::versus(under_load, step05));
@@ -362,10 +367,16 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
         }
         "chat-under-load" => vec![servers::start_chat(&setup, servers::Chat::UnderLoad).await?],
         "node" => vec![servers::start_node(&setup).await?],
+        // The twin on every core: a primary and two workers (compare/node-chat, `WORKERS`).
+        "node-cluster" => {
+            let twin = Launcher::node(&setup).with_env("WORKERS", "2");
+            vec![twin.start().await?]
+        }
         cluster => start_cluster(cluster, &setup, &mut redis).await?,
     };
     let login = target != "floor";
-    let pids: Vec<u32> = processes.iter().map(|process| process.pid).collect();
+    let pids = processes.iter().map(|process| process.pid);
+    let pids: Vec<u32> = pids.flat_map(procfs::with_children).collect();
     // One process: its cold start and its memory at idle. (Not for a cluster's two.)
     let mut cold = None;
     if let [process] = processes.as_slice() {
@@ -612,7 +623,7 @@ fn check_binaries(targets: &[String]) -> Result<(), String> {
     for target in targets {
         let binary = match target.as_str() {
             "floor" => "floor",
-            "node" => {
+            "node" | "node-cluster" => {
                 servers::check_node_chat()?;
                 continue;
             }

@@ -370,6 +370,11 @@ fn node_env(
         }
         None => {}
     }
+    // The twin on several cores (`WORKERS`, compare/node-chat's README): the
+    // same contract, run again by scripts/test.sh with NODE_CHAT_WORKERS=2.
+    if let Ok(workers) = std::env::var("NODE_CHAT_WORKERS") {
+        env.push(("WORKERS", workers));
+    }
     // The twin takes test settings (a cheap hash) only from a test run.
     env.push(("NODE_ENV", "test".to_owned()));
     env.push(("NODE_CHAT_TEST_SETTINGS", test.to_string()));
