@@ -81,8 +81,10 @@ export function runPrimary(config, { host, port }, workers, started) {
   // http.Server; it only listens for `connection`.)
   const server = net.createServer();
   countConnections(server, config);
+  // Round-robin: "least-connection" counts the connections each worker
+  // announces, and `bindToThisWorker` announces each one twice.
   setupSticky(/** @type {http.Server} */ (/** @type {unknown} */ (server)), {
-    loadBalancingMethod: "least-connection",
+    loadBalancingMethod: "round-robin",
   });
 
   let stopping = false;
@@ -156,17 +158,26 @@ function answerWorkers(state) {
     /** @type {Reply} */
     let reply;
     try {
+      // `sync`: nothing to do; its answer says that everything the worker
+      // sent before it was read.
+      if (method === "sync") throw new Sync();
       if (!methods.has(method)) throw new Error(`no method ${method}`);
       const call = /** @type {(...args: unknown[]) => unknown} */ (
         /** @type {any} */ (state)[method]
       );
       reply = { type: "shared:reply", id, result: call.apply(state, args) };
     } catch (error) {
-      reply = { type: "shared:reply", id, error: refusal(error) };
+      reply =
+        error instanceof Sync
+          ? { type: "shared:reply", id, result: true }
+          : { type: "shared:reply", id, error: refusal(error) };
     }
     if (worker.isConnected()) worker.send(reply, ignoreClosed);
   });
 }
+
+/** The answer to `sync`. */
+class Sync extends Error {}
 
 /**
  * A refusal as plain data, to be thrown again in the worker.
@@ -239,9 +250,10 @@ export function runWorker(config) {
   httpServer.keepAliveTimeout = server.headerReadTimeoutMs;
   const address = JSON.parse(process.env[LISTENING_ON] ?? "null");
   config.allowedOrigins.listeningOn(address, config.extraOrigins);
-  const shared = sharedFromPrimary();
+  const { shared, sync } = sharedFromPrimary();
   const chat = build(config, httpServer, { shared, adapter: createAdapter() });
   setupWorker(chat.io); // connections from the primary
+  bindToThisWorker(chat.io.engine, sync);
   process.on("message", (/** @type {any} */ message) => {
     if (message?.type === "shared:published") chat.onPublished(message.event);
   });
@@ -260,11 +272,33 @@ export function runWorker(config) {
 // ANCHOR_END: worker
 
 /**
+ * Sticky sends a long-polling client's requests to the worker that opened
+ * its Engine.IO connection, once that worker has told the primary the
+ * connection's id; but it tells it after the handshake's answer is sent,
+ * and a quick client's next request (its CONNECT) could reach the primary
+ * first, go to another worker, and get `400 Session ID unknown`. So the id
+ * is announced before the handshake is answered, and the answer waits for
+ * the primary to have read it (`sync`).
+ * @param {import("socket.io").Server["engine"]} engine
+ * @param {() => Promise<unknown>} sync
+ */
+function bindToThisWorker(engine, sync) {
+  const generateId = engine.generateId.bind(engine);
+  engine.generateId = async (req) => {
+    const id = await generateId(req);
+    process.send?.({ type: "sticky:connection", data: id }, ignoreClosed);
+    await sync();
+    return id;
+  };
+}
+
+/**
  * The shared state as seen from a worker: each method sends a call to the
  * primary and resolves with its answer (or rejects with its refusal).
  * Answers come back in the order of the calls, on the same channel as the
  * published events: a sender hears its message, then its acknowledgement.
- * @returns {Shared}
+ * `sync()` resolves once the primary has read everything sent before it.
+ * @returns {{ shared: Shared, sync: () => Promise<unknown> }}
  */
 function sharedFromPrimary() {
   let lastId = 0;
@@ -300,7 +334,10 @@ function sharedFromPrimary() {
       (/** @type {unknown[]} */ ...args) => call(method, args),
     ]),
   );
-  return /** @type {Shared} */ (/** @type {unknown} */ (shared));
+  return {
+    shared: /** @type {Shared} */ (/** @type {unknown} */ (shared)),
+    sync: () => call("sync", []),
+  };
 }
 
 /**
