@@ -78,8 +78,10 @@ export function runPrimary(config, { host, port }, workers, started) {
 
   // A plain TCP server: the primary reads no HTTP itself, sticky only
   // peeks at the first request's line for the `sid`. (Its types ask for an
-  // http.Server; it only listens for `connection`.)
-  const server = net.createServer();
+  // http.Server; it only listens for `connection`.) Half-open, like an
+  // http.Server: a client that shuts its side after its request still
+  // gets the answer that the primary passes on.
+  const server = net.createServer({ allowHalfOpen: true });
   countConnections(server, config);
   // Round-robin: "least-connection" counts the connections each worker
   // announces, and `bindToThisWorker` announces each one twice.
@@ -220,8 +222,13 @@ function countConnections(server, config) {
     config.authLimits.trustedProxies,
   );
   server.on("connection", (socket) => {
+    // A client gone mid-request (a reset, a write after it closed) is
+    // the end of that connection, not of the primary: without a listener,
+    // an 'error' would be thrown.
+    socket.on("error", () => socket.destroy());
     const address = socket.remoteAddress;
     if (!budget.take(address)) {
+      log.warn(`refused a connection from ${address}: too many open`);
       socket.destroy();
       return;
     }
