@@ -332,7 +332,9 @@ function sharedFromPrimary() {
       process.send?.(message, undefined, {}, (error) => {
         if (!error) return;
         waiting.delete(id);
-        reject(error);
+        // The primary is gone, and this worker exits with it (cluster ends
+        // a worker whose channel closed): nothing is waiting for an answer.
+        if (process.connected) reject(error);
       });
     });
   const shared = Object.fromEntries(
