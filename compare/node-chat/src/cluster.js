@@ -273,7 +273,9 @@ export function runWorker(config) {
       () => process.exit(1),
     );
   };
-  process.once("SIGINT", stop);
+  // Ctrl-C reaches the whole process group: the primary stops the workers
+  // (SIGTERM), so that it sees each exit as asked for, not as a crash.
+  process.on("SIGINT", () => {});
   process.once("SIGTERM", stop);
 }
 // ANCHOR_END: worker
