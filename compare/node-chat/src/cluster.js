@@ -154,32 +154,33 @@ export function runPrimary(config, { host, port }, workers, started) {
 function answerWorkers(state) {
   /** @type {Set<string>} */
   const methods = new Set(SHARED_METHODS);
+  /**
+   * @param {string} method
+   * @param {unknown[]} args
+   */
+  const run = (method, args) => {
+    // `sync`: nothing to do; its answer says that everything the worker
+    // sent before it was read.
+    if (method === "sync") return true;
+    if (!methods.has(method)) throw new Error(`no method ${method}`);
+    const call = /** @type {(...args: unknown[]) => unknown} */ (
+      /** @type {any} */ (state)[method]
+    );
+    return call.apply(state, args);
+  };
   cluster.on("message", (worker, /** @type {Call} */ message) => {
     if (message?.type !== "shared:call") return;
     const { id, method, args } = message;
     /** @type {Reply} */
     let reply;
     try {
-      // `sync`: nothing to do; its answer says that everything the worker
-      // sent before it was read.
-      if (method === "sync") throw new Sync();
-      if (!methods.has(method)) throw new Error(`no method ${method}`);
-      const call = /** @type {(...args: unknown[]) => unknown} */ (
-        /** @type {any} */ (state)[method]
-      );
-      reply = { type: "shared:reply", id, result: call.apply(state, args) };
+      reply = { type: "shared:reply", id, result: run(method, args) };
     } catch (error) {
-      reply =
-        error instanceof Sync
-          ? { type: "shared:reply", id, result: true }
-          : { type: "shared:reply", id, error: refusal(error) };
+      reply = { type: "shared:reply", id, error: refusal(error) };
     }
     if (worker.isConnected()) worker.send(reply, ignoreClosed);
   });
 }
-
-/** The answer to `sync`. */
-class Sync extends Error {}
 
 /**
  * A refusal as plain data, to be thrown again in the worker.
