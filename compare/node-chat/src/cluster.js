@@ -236,7 +236,8 @@ function countConnections(server, config) {
     socket.once("close", () => budget.giveBack(address));
     // A client that sends nothing is closed, as a worker would close it
     // (HEADER_READ_TIMEOUT_SECS); a handed-over socket takes no timeout along.
-    socket.setTimeout(config.server.headerReadTimeoutMs, () => socket.destroy());
+    const { headerReadTimeoutMs } = config.server;
+    socket.setTimeout(headerReadTimeoutMs, () => socket.destroy());
   });
   cluster.on("message", (worker, message) => {
     if (message?.type === "worker:closed") budget.giveBack(message.address);
@@ -312,7 +313,8 @@ function bindToThisWorker(engine, sync) {
  */
 function sharedFromPrimary() {
   let lastId = 0;
-  /** @type {Map<number, { resolve: (value: any) => void, reject: (error: Error) => void }>} */
+  /** @type {Map<number, { resolve: (value: any) => void,
+   *   reject: (error: Error) => void }>} the calls not answered yet */
   const waiting = new Map();
   process.on("message", (/** @type {Reply} */ message) => {
     if (message?.type !== "shared:reply") return;

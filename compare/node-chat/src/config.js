@@ -58,7 +58,8 @@ export function workersFromEnv(env) {
   const workers = Number(value);
   if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
     throw new ConfigError(
-      `WORKERS must be a number from 1 to 1024, or auto, got ${JSON.stringify(value)}`,
+      "WORKERS must be a number from 1 to 1024, or auto, " +
+        `got ${JSON.stringify(value)}`,
     );
   }
   if (workers > 1 && sqlitePathIsMemory(env.DATABASE_URL)) {

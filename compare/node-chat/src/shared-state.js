@@ -119,8 +119,9 @@ export class SharedState {
    * @returns {{ ok: true, id: number }}
    */
   storeMessage(room, user, text, clientOffset) {
+    const { rates } = this;
     const allowed =
-      this.rates.messages.check(user.id) && this.rates.room.check(room, user.id);
+      rates.messages.check(user.id) && rates.room.check(room, user.id);
     limited(allowed);
     const stored = this.messages.insert(room, user, text, clientOffset);
     if (stored.fresh) {

@@ -61,8 +61,11 @@ function connected(cookie) {
     reconnection: false,
     forceNew: true,
   });
-  histories.set(socket, new Promise((resolve) => socket.once("history", resolve)));
-  presences.set(socket, new Promise((resolve) => socket.once("presence", resolve)));
+  /** @param {string} event */
+  const first = (event) =>
+    new Promise((resolve) => socket.once(event, resolve));
+  histories.set(socket, first("history"));
+  presences.set(socket, first("presence"));
   return new Promise((resolve, reject) => {
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (error) => {
@@ -72,11 +75,13 @@ function connected(cookie) {
   });
 }
 
-test("senders on both workers: every socket gets each message once, in id order", async () => {
+test("senders on both workers: each message once, in id order", async () => {
   const SENDERS = 4;
   const EACH = 50;
   const cookies = [];
-  for (let n = 0; n < SENDERS; n += 1) cookies.push(await register(`sender${n}`));
+  for (let n = 0; n < SENDERS; n += 1) {
+    cookies.push(await register(`sender${n}`));
+  }
   // One after the other, with no request in between: the two workers in turn.
   /** @type {Socket[]} */
   const sockets = [];
@@ -99,7 +104,8 @@ test("senders on both workers: every socket gets each message once, in id order"
       }),
     ),
   );
-  const ids = (await Promise.all(acks)).map((ack) => ack.id).sort((a, b) => a - b);
+  const answers = await Promise.all(acks);
+  const ids = answers.map((ack) => ack.id).sort((a, b) => a - b);
   assert.equal(new Set(ids).size, SENDERS * EACH, "each message its own id");
 
   const everything = () => seen.every((got) => got.length >= ids.length);
@@ -124,7 +130,7 @@ test("a user's sockets are counted once for the whole server", async () => {
   for (const tab of tabs) tab.close();
 });
 
-test("two tabs on two workers: online once, and gone when both are", async () => {
+test("two tabs on two workers: online once, gone when both are", async () => {
   const cookie = await register("twotabs");
   const watcher = await connected(await register("watcher"));
   /** @type {any[]} */
@@ -139,13 +145,15 @@ test("two tabs on two workers: online once, and gone when both are", async () =>
     room: "general",
     after: 0,
   });
-  const named = page.users.filter((/** @type {any} */ u) => u.username === "twotabs");
-  assert.equal(named.length, 1, "listed once");
+  /** @param {{ username: string }[]} users @param {string} username */
+  const has = (users, username) =>
+    users.filter((user) => user.username === username).length;
+  assert.equal(has(page.users, "twotabs"), 1, "listed once");
   assert.equal(page.online, page.users.length, "a user counted twice");
 
   /** @param {string} list @param {string} username */
   const told = (list, username) => () =>
-    changes.some((c) => c[list].some((/** @type {any} */ u) => u.username === username));
+    changes.some((change) => has(change[list], username) > 0);
   const left = told("left", "twotabs");
   first.close();
   // Someone who comes after the first tab closed: by the time the watcher
