@@ -71,8 +71,9 @@ function main() {
  * @param {number} workers
  */
 function runCluster(config, listen, workers) {
-  const stop = runPrimary(config, listen, workers, (address) => {
-    announce(address, `, ${workers} workers`);
+  const stop = runPrimary(config, listen, workers, {
+    started: (address) => announce(address, `, ${workers} workers`),
+    fail,
   });
   process.once("SIGINT", () => stop());
   process.once("SIGTERM", () => stop());

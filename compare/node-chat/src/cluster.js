@@ -55,14 +55,17 @@ const LISTENING_ON = "NODE_CHAT_LISTENING_ON";
 // ANCHOR: primary
 /**
  * The primary: the shared state, the listening socket, the workers. Calls
- * `started(address)` once every worker is ready for requests; returns a
- * `stop()` that ends the workers, then itself.
+ * `started(address)` once every worker is ready for requests, `fail(error)`
+ * if it cannot listen; returns a `stop()` that ends the workers, then
+ * itself.
  * @param {ChatConfig} config
  * @param {{ host: string, port: number }} listen
  * @param {number} workers
- * @param {(address: net.AddressInfo) => void} started
+ * @param {{ started: (address: net.AddressInfo) => void,
+ *   fail: (error: Error) => void }} callbacks
  */
-export function runPrimary(config, { host, port }, workers, started) {
+export function runPrimary(config, { host, port }, workers, callbacks) {
+  const { started, fail } = callbacks;
   // The migrations run here, once, before any worker opens the file.
   const db = openDatabase(config.databaseUrl);
   const state = new SharedState({
@@ -109,9 +112,7 @@ export function runPrimary(config, { host, port }, workers, started) {
     );
     stop(code || 1);
   });
-  server.once("error", (error) => {
-    throw error;
-  });
+  server.once("error", fail);
   // Sticky passes the bytes of a request with a body over IPC, as Buffers:
   // JSON would turn them into arrays of numbers; V8's serializer keeps them.
   cluster.setupPrimary({ serialization: "advanced" });
