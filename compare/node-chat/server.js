@@ -7,20 +7,29 @@
 
 import "./src/dotenv.js"; // first: the modules below read the environment
 
+import cluster from "node:cluster";
 import http from "node:http";
 
 import { build } from "./src/app.js";
+import { runPrimary, runWorker } from "./src/cluster.js";
 import { limitConnectionsPerAddress } from "./src/per-address.js";
 import {
   ConfigError,
   chatConfigFromEnv,
   listenAddressFromEnv,
+  workersFromEnv,
 } from "./src/config.js";
 
 // ANCHOR: main
 function main() {
-  const { host, port } = listenAddressFromEnv(process.env);
+  const listen = listenAddressFromEnv(process.env);
   const config = chatConfigFromEnv(process.env);
+  // WORKERS=2: a primary and two workers (src/cluster.js); by default, one
+  // process, as below.
+  const workers = workersFromEnv(process.env);
+  if (cluster.isWorker) return runWorker(config);
+  if (workers > 1) return runCluster(config, listen, workers);
+  const { host, port } = listen;
   const { server } = config;
   const httpServer = http.createServer({
     headersTimeout: server.headerReadTimeoutMs,
@@ -41,8 +50,7 @@ function main() {
     );
     // With PORT=0 the port is known only now, before any request is read.
     config.allowedOrigins.listeningOn(address, config.extraOrigins);
-    console.log(`The chat is running: open ${url(address)}`);
-    console.log("(Ctrl-C to stop)");
+    announce(address);
   });
   // Close every socket first: an open WebSocket would otherwise keep the
   // server waiting for as long as the tab stays open.
@@ -54,6 +62,31 @@ function main() {
   process.once("SIGTERM", stop);
 }
 // ANCHOR_END: main
+
+/**
+ * The primary of a cluster: it announces the chat once every worker is
+ * ready to take requests.
+ * @param {ReturnType<typeof chatConfigFromEnv>} config
+ * @param {{ host: string, port: number }} listen
+ * @param {number} workers
+ */
+function runCluster(config, listen, workers) {
+  const stop = runPrimary(config, listen, workers, {
+    started: (address) => announce(address, `, ${workers} workers`),
+    fail,
+  });
+  process.once("SIGINT", () => stop());
+  process.once("SIGTERM", () => stop());
+}
+
+/**
+ * The line the tests (and the reader) wait for.
+ * @param {import("node:net").AddressInfo} address
+ */
+function announce(address, workers = "") {
+  console.log(`The chat is running: open ${url(address)}`);
+  console.log(`(Ctrl-C to stop${workers})`);
+}
 
 /** @param {import("node:net").AddressInfo} address */
 function url({ address, port }) {

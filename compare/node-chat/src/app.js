@@ -16,8 +16,10 @@
 //   security-headers.js  step01 security_headers.rs
 //   rate-limit.js        step04 fair_use.rs; delivery.js: step04 delivery.rs
 //   chat.js              step05 chat.rs and handlers/
+//   shared-state.js      step05 chat.rs's `Chat`: what every socket shares
 //   messages.js, validation.js, limits.js, presence.js
 //                        step05's modules of the same names
+//   cluster.js           (none: step 5 uses every core in one process)
 
 import { readFileSync } from "node:fs";
 
@@ -39,6 +41,7 @@ import { MessageStore } from "./messages.js";
 import { createPassport } from "./passport.js";
 import { pagePolicy, securityHeaders } from "./security-headers.js";
 import { SqliteSessionStore } from "./session-store.js";
+import { SharedState } from "./shared-state.js";
 import * as auth from "./socket-auth.js";
 import { UserStore } from "./users.js";
 
@@ -65,17 +68,29 @@ const textOnlyParser = {
 };
 
 /**
+ * In a worker of a cluster (cluster.js): the primary's shared state, and
+ * the Socket.IO adapter that reaches the other workers' sockets.
+ * @typedef {{ shared: import("./shared-state.js").Shared,
+ *   adapter: import("socket.io").ServerOptions["adapter"] }} FromPrimary
+ */
+
+/**
  * Builds the chat on `httpServer` (not listening yet): the Express app for
  * its requests, then Socket.IO on its upgrades and /socket.io/ requests.
- * Returns the Socket.IO server and a `close()` for a graceful shutdown.
+ * Alone (`fromPrimary` null), the process keeps the shared state itself.
+ * Returns the Socket.IO server, `onPublished` for what the shared state
+ * publishes, and a `close()` for a graceful shutdown.
  * @param {ChatConfig} config
  * @param {import("node:http").Server} httpServer
- * @returns {{ io: Server, close: () => Promise<void> }}
+ * @param {FromPrimary | null} [fromPrimary]
+ * @returns {{ io: Server, onPublished: (event: any) => void,
+ *   close: () => Promise<void> }}
  */
-export function build(config, httpServer) {
+export function build(config, httpServer, fromPrimary = null) {
   const db = openDatabase(config.databaseUrl);
   const store = new SqliteSessionStore(db);
   const users = new UserStore(db);
+  const messages = new MessageStore(db);
   const { authLimits } = config;
   const hashes = new HashPool(
     config.hashing,
@@ -116,14 +131,27 @@ export function build(config, httpServer) {
     maxHttpBufferSize: config.sockets.maxMessageBytes,
     connectTimeout: config.sockets.connectTimeoutMs,
     parser: textOnlyParser,
+    ...(fromPrimary && { adapter: fromPrimary.adapter }),
   });
   const onLogout = auth.disconnectOnLogout(io);
+  // Alone, this process keeps what every socket shares; what it publishes
+  // comes straight back to its own chat.
+  const state = fromPrimary
+    ? null
+    : new SharedState({
+        messages,
+        rateLimit: config.rateLimit,
+        limits: config.limits,
+        presencePage: config.presencePage,
+        throttle: new AuthThrottle(authLimits),
+        publish: (event) => chat.onPublished(event),
+      });
+  const shared = fromPrimary?.shared ?? /** @type {SharedState} */ (state);
   const chat = createChat({
-    messages: new MessageStore(db),
-    rateLimit: config.rateLimit,
+    messages,
+    shared,
     limits: config.limits,
     delivery: new Delivery(io, config.socketBuffer),
-    presencePage: config.presencePage,
   });
 
   app.set("trust proxy", authLimits.trustedProxies);
@@ -137,14 +165,12 @@ export function build(config, httpServer) {
     res.set("Content-Security-Policy", pagePolicy(PAGE));
     res.type("html").send(PAGE);
   });
-  const throttle = new AuthThrottle(authLimits);
-  throttle.forgetIdleEvery();
   app.use(
     authRoutes({
       users,
       hashes,
       passport,
-      throttle,
+      throttle: shared,
       onLogout,
       cookieName: config.sessions.cookieName,
     }),
@@ -174,11 +200,11 @@ export function build(config, httpServer) {
 
   return {
     io,
+    onPublished: chat.onPublished,
     /** Closes every socket, then the server and the database. */
     async close() {
       await io.close();
-      throttle.stop();
-      chat.close();
+      state?.close();
       store.close();
       db.close();
     },

@@ -21,6 +21,8 @@ export const INVALID_CREDENTIALS = "Invalid username or password";
  * disconnects the sockets opened with it; `onLogout.everywhere(userId,
  * except)` disconnects a user's, and `onLogout.follow(from, to)` moves a
  * session's sockets to its new id. `cookieName` is the session's.
+ * `throttle` is the login throttle of the whole server (shared-state.js):
+ * in a cluster it answers from the primary process, hence the `await`s.
  */
 export function authRoutes(parts) {
   const { users, hashes, passport, throttle, onLogout, cookieName } = parts;
@@ -29,7 +31,7 @@ export function authRoutes(parts) {
 
   router.post("/register", body, async (req, res) => {
     const { username, password } = credentials(req.body);
-    throttle.registrationAttempt(req.ip);
+    await throttle.registrationAttempt(req.ip);
     const user = await register(users, hashes, username, password);
     await logIn(req, user, onLogout);
     log.info(`registered ${user.username} (${user.id})`);
@@ -40,11 +42,11 @@ export function authRoutes(parts) {
   router.post("/login", body, async (req, res) => {
     const { username } = credentials(req.body);
     // Before the password is checked: a throttled guess costs no Argon2.
-    throttle.loginAttempt(req.ip, username);
+    await throttle.loginAttempt(req.ip, username);
     const user = await authenticate(passport, req, res);
     // Same status, same body for an unknown user and a wrong password.
     if (!user) throw new ApiError(401, INVALID_CREDENTIALS);
-    throttle.loginSucceeded(req.ip, username);
+    await throttle.loginSucceeded(req.ip, username);
     await logIn(req, user, onLogout);
     log.info(`logged in ${user.username} (${user.id})`);
     res.json(user);
@@ -89,11 +91,11 @@ export function authRoutes(parts) {
       throw new ApiError(400, message);
     }
     const { id, username } = req.user;
-    throttle.loginAttempt(req.ip, username);
+    await throttle.loginAttempt(req.ip, username);
     const hash = users.findCredentials(username)?.passwordHash;
     const matches = hash && (await hashes.verify(hash, currentPassword));
     if (!matches) throw new ApiError(401, INVALID_CREDENTIALS);
-    throttle.loginSucceeded(req.ip, username);
+    await throttle.loginSucceeded(req.ip, username);
     checkPassword(newPassword);
     const epoch = users.endSessions(id, await hashes.hash(newPassword));
     if (epoch === null) throw ApiError.unauthorized(); // deleted meanwhile

@@ -2,30 +2,33 @@
 // The chat itself: what happens on each Socket.IO event.
 // (step05-chat/src/chat.rs and handlers/)
 //
-// `createChat()` keeps what every socket shares (the message store, the
-// limiters, who is online) in its closure, and hands app.js the two
-// functions Socket.IO calls: `admitSocket` for `io.use()` and
-// `onConnection` for `io.on("connection")`. Each socket's handlers are
-// registered there and close over that socket and its user, as in Socket.IO's
-// own guide ("Application structure"). Step 5 passes the same state to each
-// handler as `State<Chat>` instead.
+// `createChat()` keeps this process's side of the chat in its closure (its
+// sockets, the catch-up queue) and hands app.js the three functions that
+// Socket.IO and the shared state call: `admitSocket` for `io.use()`,
+// `onConnection` for `io.on("connection")`, and `onPublished` for what every
+// process must hear (a stored message, a change of who is online). Each
+// socket's handlers are registered in `onConnection` and close over that
+// socket and its user, as in Socket.IO's own guide ("Application
+// structure"). Step 5 passes the same state to each handler as
+// `State<Chat>` instead.
+//
+// What all sockets share (the limits, who is online, the numbering of the
+// messages) is `shared` (shared-state.js): the state itself in a single
+// process, the primary's over IPC in a cluster (cluster.js). So a handler
+// awaits it, and each socket's events run one after the other, in the
+// order they arrived (`inOrder`), as they did when nothing was awaited.
 //
 // Every handler can rely on one thing: `authenticateSocket` ran first, so
 // `socket.data.user` is the user of the session, the `socket.user` of the
 // Node.js walkthrough. No handler ever reads a user from a client's payload.
 //
-// Node runs one handler at a time, and better-sqlite3 answers before the
-// handler goes on. So "store, then broadcast, then acknowledge" and "read the
-// history, then join the room" each happen with nothing in between: what step
-// 5's lock on deliveries exists to guarantee, the event loop gives here.
-// The price is that each of those steps holds up every other socket.
+// Messages reach this process's sockets through `onPublished` only, in the
+// order of their ids, and "read the history, then join the room" happens in
+// one synchronous run, with nothing awaited in between: what step 5's lock
+// on deliveries exists to guarantee, the event loop gives here.
 
-import { UNLIMITED_RATE } from "./limits.js";
 import { log } from "./log.js";
 import { HISTORY_LIMIT } from "./messages.js";
-import { Presence } from "./presence.js";
-import { FairRoom, RateLimiter, nowSeconds } from "./rate-limit.js";
-import { userRoom } from "./socket-auth.js";
 import {
   InputError,
   parseAfter,
@@ -39,68 +42,70 @@ import {
  * @typedef {import("./messages.js").MessageStore} MessageStore
  * @typedef {import("./delivery.js").Delivery} Delivery
  * @typedef {import("./limits.js").ChatLimits} Limits
- * @typedef {(payload: any) => object} Handler an event's work; its answer
+ * @typedef {import("./shared-state.js").Shared} Shared
+ * @typedef {import("./shared-state.js").Published} Published
+ * @typedef {(payload: any) => Promise<object> | object} Handler an event's
+ *   work; its answer
  */
 
 /** The room every socket is in, and cannot leave. */
 export const GENERAL = "general";
 /** At most this many missed messages are replayed on reconnection. */
 export const CATCH_UP_LIMIT = 1000;
-/** Presence changes in a room are gathered this long, then told once. */
-const PRESENCE_EVERY_MS = 100;
 
 // ANCHOR: chat_error
 /** Why an event was refused: the text goes back in the ack, `{error}`. */
 export class ChatError extends Error {}
 
 const NOT_IN_ROOM = "you have not joined this room";
-const RATE_LIMITED = "rate limited";
+export const RATE_LIMITED = "rate limited";
 const TOO_MANY_ROOMS = "too many rooms: leave one first";
 const CANNOT_LEAVE_GENERAL = "you cannot leave general";
-const TOO_MANY_SOCKETS = "too many connections: close another tab first";
+export const TOO_MANY_SOCKETS = "too many connections: close another tab first";
 /** Logged in full on the server, never sent to the client. */
 const INTERNAL = "internal error";
 // ANCHOR_END: chat_error
 
 /**
- * The chat, over its parts: `rateLimit` is the message rate, `[burst,
- * perSecond]`; `presencePage`, the users per page of an online list.
- * @param {{ messages: MessageStore, rateLimit: number[], limits: Limits,
- *   delivery: Delivery, presencePage: number }} parts
+ * The chat of this process, over its parts: `messages` is read here (the
+ * history, what a client missed); `shared` stores them and keeps the rest.
+ * @param {{ messages: MessageStore, shared: Shared, limits: Limits,
+ *   delivery: Delivery }} parts
  */
 export function createChat(parts) {
-  const { messages, rateLimit, limits, delivery, presencePage } = parts;
-  const presence = new Presence();
-  const rates = rateLimiters(rateLimit, limits);
+  const { messages, shared, limits, delivery } = parts;
   const catchUps = new OneAtATime();
-  const presenceDue = new Set(); // rooms about to be told who is there
-  const retention = new Set(); // rooms that may have grown past their cap
-  let closed = false;
-  const timers = [
-    // Buckets of users gone quiet are dropped now and then.
-    setInterval(() => forgetIdle(rates), 60_000),
-  ];
-  if (Number.isFinite(limits.roomHistoryCap)) {
-    timers.push(setInterval(trimRooms, 1000)); // a pass a second
-  }
-  for (const timer of timers) timer.unref();
+  // The newest id published to this process: every message up to it has
+  // been sent to the sockets in its room here, every later one will be.
+  // (Read now, before any socket: none can be in a room yet.)
+  let delivered = messages.maxId();
 
   // ANCHOR: admit_socket
   /**
    * `io.use()`: at most `MAX_SOCKETS_PER_USER` sockets per user, counted by
-   * the room `user:<id>` that `authenticateSocket` put this one in (a
-   * refused socket leaves its rooms with the refusal).
+   * the shared state for the whole server. The place is given back when the
+   * socket disconnects, or when its connection closes before it could
+   * connect (a socket dropped while being admitted).
    * @param {Socket} socket
    * @param {(error?: Error) => void} next
    */
-  function admitSocket(socket, next) {
+  async function admitSocket(socket, next) {
     const { user } = socket.data;
-    const { rooms } = socket.nsp.adapter;
-    const sockets = rooms.get(userRoom(user.id))?.size ?? 0;
-    if (sockets > limits.socketsPerUser) {
-      log.info(`refused a socket of ${user.username}: too many`);
-      return next(new ChatError(TOO_MANY_SOCKETS));
+    try {
+      await shared.admitSocket(socket.id, user.id);
+    } catch (error) {
+      log.info(`refused a socket of ${user.username}: ${error.message}`);
+      return next(error instanceof ChatError ? error : new Error(INTERNAL));
     }
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      settle(shared.releaseSocket(socket.id));
+    };
+    socket.once("disconnect", release);
+    socket.conn.once("close", release);
+    if (socket.conn.readyState === "closed") release();
     next();
   }
   // ANCHOR_END: admit_socket
@@ -112,6 +117,7 @@ export function createChat(parts) {
    */
   function onConnection(socket) {
     const user = /** @type {User} */ (socket.data.user);
+    const inOrder = oneAfterAnother();
 
     // ANCHOR: chat_message
     /**
@@ -123,26 +129,19 @@ export function createChat(parts) {
     const on = (event, handle) =>
       socket.on(event, (...args) => {
         const [payload, ack] = payloadAndAck(args);
-        ack(answer(socket, () => handle(payload)));
+        inOrder(async () => ack(await answer(socket, () => handle(payload))));
       });
 
     /** `chat message`: store it, send it to the room (sender included), ack. */
     on("chat message", (payload) => {
       const { room, text, clientOffset } = parseChatMessage(payload);
       if (!hasJoined(socket, room)) throw new ChatError(NOT_IN_ROOM);
-      // The room's pace, shared fairly among the people talking in it.
-      const allowed =
-        rates.messages.check(user.id) && rates.room.check(room, user.id);
-      limited(allowed);
-      // The author is the socket's user, from the session. Whatever "user"
-      // the payload claimed was never even read.
-      const stored = messages.insert(room, user, text, clientOffset);
-      // A retry of a stored message is acknowledged again, not sent again.
-      if (stored.fresh) {
-        delivery.toRoom(room, "chat message", stored.message);
-        retention.add(room); // trimmed later, if need be
-      }
-      return { ok: true, id: stored.message.id };
+      // The user's rate and the room's pace, shared fairly among the people
+      // talking in it; then the message is numbered, stored and sent to the
+      // room everywhere (`onPublished`), and only then acknowledged. The
+      // author is the socket's user, from the session. Whatever "user" the
+      // payload claimed was never even read.
+      return shared.storeMessage(room, user, text, clientOffset);
     });
     // ANCHOR_END: chat_message
 
@@ -151,61 +150,57 @@ export function createChat(parts) {
     // history up to that message; what came after it follows, then the join.
     socket.on("join", (...args) => {
       const [payload, ack] = payloadAndAck(args);
-      const entry = answer(socket, () => enterRoom(payload));
-      if (!entry.ok) {
-        ack(entry); // {error}
-        return;
+      inOrder(async () => {
+        const entry = await answer(socket, () => enterRoom(payload));
+        if (!entry.ok) return ack(entry); // {error}
+        await announcePresence(socket, entry.room);
+      });
+
+      /**
+       * Checks that the socket may enter the room `payload` names, then, in
+       * one synchronous run: the ack with the history, the missed messages,
+       * the join.
+       * @param {any} payload
+       */
+      async function enterRoom(payload) {
+        const named = payload !== null && typeof payload === "object";
+        const asked = named && Object.hasOwn(payload, "room");
+        const room = parseRoom(asked ? payload.room : payload);
+        const offset = asked ? parseOffset(payload.serverOffset) : null;
+        const lastId = await shared.enterRoom(user.id, room);
+        const full = roomsBesidesGeneral(socket) >= limits.roomsPerSocket;
+        if (full && !hasJoined(socket, room)) {
+          throw new ChatError(TOO_MANY_ROOMS);
+        }
+        const { history, missed } = readEntry(room, offset, lastId);
+        ack({
+          ok: true,
+          room,
+          history: history.messages,
+          truncated: missed.truncated,
+        });
+        if (replay(socket, missed.messages)) socket.join(room);
+        return { ok: true, room };
       }
-      const { missed, ...reply } = entry;
-      // The ack, the missed messages, the join: one run, nothing in between.
-      ack(reply);
-      if (!replay(socket, missed)) return;
-      socket.join(reply.room);
-      announcePresence(socket, reply.room);
     });
 
-    /**
-     * The room `payload` names, if the socket may enter it, and what it is
-     * shown there: the ack's `history`, then the `missed` messages.
-     * @param {any} payload
-     */
-    function enterRoom(payload) {
-      const named = payload !== null && typeof payload === "object";
-      const asked = named && Object.hasOwn(payload, "room");
-      const room = parseRoom(asked ? payload.room : payload);
-      limited(rates.roomChanges.check(user.id));
-      const full = roomsBesidesGeneral(socket) >= limits.roomsPerSocket;
-      if (full && !hasJoined(socket, room)) {
-        throw new ChatError(TOO_MANY_ROOMS);
-      }
-      const offset = asked ? parseOffset(payload.serverOffset) : null;
-      const upto = messages.lastId(room);
-      const { history, missed } = readEntry(room, offset, upto);
-      return {
-        ok: true,
-        room,
-        history: history.messages,
-        truncated: missed.truncated,
-        missed: missed.messages,
-      };
-    }
-
     /** `leave`: leaving a room one is not in is not an error. */
-    on("leave", (payload) => {
+    on("leave", async (payload) => {
       const room = parseRoom(payload);
       if (room === GENERAL) throw new ChatError(CANNOT_LEAVE_GENERAL);
-      limited(rates.roomChanges.check(user.id));
+      await shared.take("roomChanges", user.id);
       socket.leave(room);
-      if (presence.leave(socket.id, room)) broadcastPresence(room);
+      await shared.leavePresence(socket.id, room);
       return { ok: true };
     });
 
     /** `typing`: tell the *others* in the room; rate-limited, a broadcast. */
-    on("typing", (payload) => {
+    on("typing", async (payload) => {
       const room = parseRoom(payload?.room);
       if (!hasJoined(socket, room)) throw new ChatError(NOT_IN_ROOM);
-      limited(rates.typing.check(user.id));
-      // `socket.to` (unlike `io.to`) leaves the sender out.
+      await shared.take("typing", user.id);
+      // `socket.to` (unlike `io.to`) leaves the sender out; through the
+      // cluster adapter it reaches the room's sockets in every process.
       socket.to(room).emit("typing", { room, user });
       return { ok: true };
     });
@@ -215,29 +210,22 @@ export function createChat(parts) {
       const room = parseRoom(payload?.room);
       const after = parseAfter(payload?.after);
       if (!hasJoined(socket, room)) throw new ChatError(NOT_IN_ROOM);
-      limited(rates.pages.check(user.id));
-      return presence.page(room, after, presencePage);
-    });
-
-    // Rooms that lost their user's last socket are told.
-    socket.on("disconnect", () => {
-      for (const room of presence.disconnect(socket.id)) {
-        broadcastPresence(room);
-      }
+      return shared.presencePageFor(user.id, room, after);
     });
 
     // ANCHOR: on_connect
     const serverOffset = parseOffset(socket.handshake.auth?.serverOffset);
     // Each catch-up waits its turn: a thousand reconnections at once must
     // not hold up everybody else's messages (step 5 reads two at a time).
-    catchUps.push(() => {
+    catchUps.push(async () => {
       if (!socket.connected) return; // gone while waiting: nothing to send
+      const lastId = await shared.lastId(GENERAL);
       // A `join "general"` sent while this waited has sent the history and
       // the missed messages already: a second catch-up would repeat them.
-      if (socket.rooms.has(GENERAL)) return;
-      const replayed = enterGeneral(socket, serverOffset);
+      if (!socket.connected || socket.rooms.has(GENERAL)) return;
+      const replayed = enterGeneral(socket, serverOffset, lastId);
       log.info(`${user.username} joined general (${replayed} replayed)`);
-      announcePresence(socket, GENERAL);
+      inOrder(() => announcePresence(socket, GENERAL));
     });
     // ANCHOR_END: on_connect
   }
@@ -246,14 +234,14 @@ export function createChat(parts) {
   /**
    * Sends `history`, then each message after `serverOffset` as a `chat
    * message`, in order, then puts the socket in general. One synchronous
-   * run: no message can be stored between the reads and the join, so each
-   * one arrives exactly once, in the replay or live.
+   * run: no message can be published between the reads and the join, so
+   * each one arrives exactly once, in the replay or live.
    * @param {Socket} socket
    * @param {number | null} serverOffset
+   * @param {number} lastId general's newest id, from the shared state
    */
-  function enterGeneral(socket, serverOffset) {
-    const upto = messages.lastId(GENERAL);
-    const { history, missed } = readEntry(GENERAL, serverOffset, upto);
+  function enterGeneral(socket, serverOffset, lastId) {
+    const { history, missed } = readEntry(GENERAL, serverOffset, lastId);
     const event = {
       room: GENERAL,
       messages: history.messages,
@@ -268,13 +256,17 @@ export function createChat(parts) {
   /**
    * What a socket entering `room` is shown: the history up to `offset` (the
    * last message the client saw there), and the messages after `offset` up
-   * to `upto`, the newest CATCH_UP_LIMIT of them (`truncated` if there were
-   * more).
+   * to the room's newest, the newest CATCH_UP_LIMIT of them (`truncated` if
+   * there were more). The room's newest is `lastId`, as the shared state
+   * answered, or a later message published here since: every message up to
+   * `delivered` went to the room here before this socket joins it, every
+   * later one will reach it live.
    * @param {string} room
    * @param {number | null} offset
-   * @param {number} upto
+   * @param {number} lastId
    */
-  function readEntry(room, offset, upto) {
+  function readEntry(room, offset, lastId) {
+    const upto = Math.max(lastId, delivered);
     const shown = Math.min(offset ?? upto, upto);
     const history = messages.newest(room, 0, shown, HISTORY_LIMIT);
     const missed =
@@ -297,17 +289,33 @@ export function createChat(parts) {
   // ANCHOR_END: catch_up
 
   /**
+   * What every process hears from the shared state, in the order it
+   * happened: a stored message goes to this process's sockets in its room;
+   * so does a change of who is online.
+   * @param {Published} event
+   */
+  function onPublished(event) {
+    if (event.type === "stored") {
+      const { message } = event;
+      delivered = Math.max(delivered, message.id);
+      delivery.toRoom(message.room, "chat message", message);
+    } else {
+      delivery.toRoom(event.room, "presence change", event.change);
+    }
+  }
+
+  /**
    * The handler's answer, or `{error}`: a refusal, and a strike. Unexpected
    * errors are logged.
    * @param {Socket} socket
-   * @param {() => object} handle
-   * @returns {any}
+   * @param {() => Promise<object> | object} handle
+   * @returns {Promise<any>}
    */
-  function answer(socket, handle) {
+  async function answer(socket, handle) {
     try {
-      return handle();
+      return await handle();
     } catch (error) {
-      strike(socket);
+      await strike(socket);
       if (error instanceof ChatError || error instanceof InputError) {
         return { error: error.message };
       }
@@ -323,9 +331,9 @@ export function createChat(parts) {
    * `refusalsPer10s` in ten seconds) is disconnected.
    * @param {Socket} socket
    */
-  function strike(socket) {
+  async function strike(socket) {
     const { user } = socket.data;
-    if (!rates.refusals.check(user.id)) {
+    if (!(await shared.strike(user.id))) {
       log.warn(`too many refused events from ${user.id}: disconnecting`);
       socket.disconnect();
     }
@@ -338,109 +346,53 @@ export function createChat(parts) {
    * @param {Socket} socket
    * @param {string} room
    */
-  function announcePresence(socket, room) {
+  async function announcePresence(socket, room) {
     if (!socket.connected) return; // closed while being set up: no ghost
-    const came = presence.join(socket.id, socket.data.user, room);
-    const page = presence.page(room, undefined, presencePage);
-    delivery.toSocket(socket, "presence", page);
-    if (came) broadcastPresence(room);
+    const page = await shared.enterPresence(socket.id, socket.data.user, room);
+    if (page) delivery.toSocket(socket, "presence", page);
   }
 
-  /**
-   * Gathered: the first change schedules the announcement, later ones join.
-   * @param {string} room
-   */
-  function broadcastPresence(room) {
-    if (presenceDue.has(room)) return;
-    presenceDue.add(room);
-    setTimeout(() => {
-      presenceDue.delete(room);
-      const change = presence.takeChange(room);
-      if (change) delivery.toRoom(room, "presence change", change);
-    }, PRESENCE_EVERY_MS);
-  }
+  return { admitSocket, onConnection, onPublished };
+}
 
-  // ANCHOR: retention
-  /**
-   * Trims each room noted since the last pass to its newest
-   * `roomHistoryCap` messages, 200 at a time, a turn of the event loop
-   * apart: the senders' events are handled in between.
-   */
-  function trimRooms() {
-    const rooms = [...retention];
-    retention.clear();
-    const next = () => {
-      if (closed || rooms.length === 0) return;
-      const room = /** @type {string} */ (rooms.at(-1));
-      const deleted = messages.trim(room, limits.roomHistoryCap);
-      if (deleted === 0) rooms.pop(); // at its cap
-      setImmediate(next);
-    };
-    next();
-  }
-  // ANCHOR_END: retention
 
-  return {
-    admitSocket,
-    onConnection,
-    /** Stops the timers (the sockets are io's to close). */
-    close() {
-      closed = true;
-      for (const timer of timers) clearInterval(timer);
-    },
+/**
+ * A queue of one socket's events: each job starts when the one before it
+ * has finished, so that a socket's `join` is done before its next `chat
+ * message` is read, even when the shared state answers later (a cluster).
+ * A job's failure is logged; the next one runs all the same.
+ * @returns {(job: () => unknown) => void}
+ */
+function oneAfterAnother() {
+  /** @type {Promise<unknown>} */
+  let last = Promise.resolve();
+  return (job) => {
+    last = last.then(job).catch((error) => {
+      log.error("a socket's event failed:", error);
+    });
   };
 }
 
 /**
- * The limiters: messages per user, then per room shared fairly among its
- * talkers; joins and leaves, typing, online-list pages; refused events.
- * @param {number[]} rateLimit `[burst, perSecond]` of messages
- * @param {Limits} limits
+ * Waits for `work` in the background; a failure is logged.
+ * @param {unknown} work
  */
-function rateLimiters([burst, perSecond], limits) {
-  const unlimited = () => new RateLimiter(2 ** 32 - 1, UNLIMITED_RATE);
-  const on = limits.enabled;
-  const roomRate = limits.roomMessagesPerSecond;
-  const changes = limits.roomChangesPerSecond;
-  const refusals = limits.refusalsPer10s;
-  return {
-    messages: on ? new RateLimiter(burst, perSecond) : unlimited(),
-    typing: on ? new RateLimiter(5, 2) : unlimited(),
-    pages: on ? new RateLimiter(20, 10) : unlimited(),
-    room: new FairRoom(roomRate * 2, roomRate),
-    roomChanges: new RateLimiter(changes * 5, changes),
-    refusals: new RateLimiter(refusals, refusals / 10),
-  };
-}
-
-/**
- * Drops the buckets of keys gone quiet.
- * @param {ReturnType<typeof rateLimiters>} rates
- */
-function forgetIdle(rates) {
-  const now = nowSeconds();
-  for (const limiter of Object.values(rates)) limiter.forgetIdle(now);
-}
-
-/**
- * Nothing if `allowed`; otherwise `rate limited`, a refusal like any other.
- * @param {boolean} allowed
- */
-function limited(allowed) {
-  if (!allowed) throw new ChatError(RATE_LIMITED);
+function settle(work) {
+  Promise.resolve(work).catch((error) => log.error("failed:", error));
 }
 
 /**
  * Runs jobs one at a time, a turn of the event loop apart, so that the
  * events that arrived meanwhile (other people's messages) are handled in
- * between. A job itself runs to its end without a pause.
+ * between. A job runs to its end (what it awaits included) before the next
+ * one starts.
  */
 class OneAtATime {
-  /** @type {Array<() => void>} */
+  /** @type {Array<() => unknown>} */
   waiting = [];
   running = false;
 
-  /** @param {() => void} job */
+  /** @param {() => unknown} job */
   push(job) {
     this.waiting.push(job);
     if (this.running) return;
@@ -448,14 +400,14 @@ class OneAtATime {
     setImmediate(() => this.next());
   }
 
-  next() {
+  async next() {
     const job = this.waiting.shift();
     if (job === undefined) {
       this.running = false;
       return;
     }
     try {
-      job();
+      await job();
     } catch (error) {
       log.error("could not send the history:", error);
     }

@@ -8,6 +8,7 @@
 
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 
 import { DEFAULT_AUTH_LIMITS } from "./auth-limits.js";
 import { DEFAULT_HASHING } from "./hashing.js";
@@ -45,6 +46,37 @@ export function listenAddressFromEnv(env) {
 }
 
 /**
+ * How many processes serve the chat, from WORKERS: 1 (the default) is one
+ * process; n > 1 is a primary and n workers (cluster.js); `auto`, one
+ * worker per core (`os.availableParallelism()`).
+ * @param {Env} env
+ */
+export function workersFromEnv(env) {
+  const value = env.WORKERS ?? "";
+  if (value === "") return 1;
+  if (value === "auto") return availableParallelism();
+  const workers = Number(value);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
+    throw new ConfigError(
+      "WORKERS must be a number from 1 to 1024, or auto, " +
+        `got ${JSON.stringify(value)}`,
+    );
+  }
+  if (workers > 1 && sqlitePathIsMemory(env.DATABASE_URL)) {
+    throw new ConfigError(
+      "WORKERS above 1 needs a database file: each process would have a " +
+        "sqlite::memory: database of its own",
+    );
+  }
+  return workers;
+}
+
+/** @param {string | undefined} databaseUrl */
+function sqlitePathIsMemory(databaseUrl) {
+  return /^sqlite:(\/\/)?:memory:/.test(databaseUrl ?? "");
+}
+
+/**
  * Everything `build` needs. The allowed origins are filled in once the
  * server listens (`allowedOrigins.listeningOn`): they name its port.
  * @param {Env} env
@@ -52,7 +84,8 @@ export function listenAddressFromEnv(env) {
 export function chatConfigFromEnv(env) {
   if (env.REDIS_URL) {
     throw new ConfigError(
-      "REDIS_URL is set, but the Node twin runs as a single process only",
+      "REDIS_URL is set, but the Node twin shares its state through its " +
+        "own primary process (WORKERS), not Redis",
     );
   }
   const limits = limitsFromEnv(env);

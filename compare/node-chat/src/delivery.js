@@ -37,9 +37,13 @@ export class Delivery {
   }
 
   // ANCHOR: deliver
-  /** Sends `event` to everybody in `room`, encoded once for all. */
+  /**
+   * Sends `event` to everybody in `room` in this process, encoded once for
+   * all (`local`: in a cluster, each process hears every message and sends
+   * it to its own sockets).
+   */
   toRoom(room, event, data) {
-    this.io.to(room).emit(event, data);
+    this.io.local.to(room).emit(event, data);
     this.rooms.add(room);
     this.checkSoon();
   }

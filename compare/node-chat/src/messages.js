@@ -8,6 +8,12 @@
 // `user` is whoever the server authenticated on the socket, never something
 // the client said. `ts` is milliseconds since the epoch, `Date.now()`.
 
+/**
+ * @typedef {{ id: number, room: string,
+ *   user: { id: number, username: string }, text: string, ts: number }}
+ *   Message
+ */
+
 /** How many messages a client gets when it joins a room. */
 export const HISTORY_LIMIT = 50;
 
@@ -29,6 +35,7 @@ export class MessageStore {
       lastId: db
         .prepare("SELECT COALESCE(MAX(id), 0) FROM messages WHERE room = ?")
         .pluck(),
+      maxId: db.prepare("SELECT COALESCE(MAX(id), 0) FROM messages").pluck(),
       // Up to which id the room's messages were deleted (a trigger of
       // step 5's migration 0004 keeps it).
       trimmed: db
@@ -71,6 +78,11 @@ export class MessageStore {
   /** The id of the newest message of `room`, or 0. */
   lastId(room) {
     return this.statements.lastId.get(room);
+  }
+
+  /** The id of the newest message of any room, or 0. */
+  maxId() {
+    return this.statements.maxId.get();
   }
 
   /**

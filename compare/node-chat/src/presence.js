@@ -8,6 +8,12 @@
 // the list (`page`: the first users by id, and how many are online in all);
 // the room then hears only who came and who went (`takeChange`).
 
+/**
+ * @typedef {{ room: string, joined: object[], left: object[],
+ *   online: number }} PresenceChange who came and went, and how many are
+ *   online now
+ */
+
 export class Presence {
   rooms = new Map(); // room -> Map(user id -> { user, count })
   sockets = new Map(); // socket id -> { user, rooms: Set }

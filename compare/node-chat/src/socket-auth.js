@@ -139,7 +139,6 @@ export function authenticateSocket(socket, next) {
   }
   socket.join([sessionRoom(sessionID), userRoom(user.id)]);
   socket.data.user = user; // socket.user of the walkthrough
-  socket.data.sessionId = sessionID;
   next();
 }
 // ANCHOR_END: authenticate_socket
@@ -147,6 +146,16 @@ export function authenticateSocket(socket, next) {
 /** The room every socket of one session joins. */
 export function sessionRoom(sessionId) {
   return `session:${sessionId}`;
+}
+
+/**
+ * The id of the session `socket` belongs to now: its newest session room
+ * (`follow` joins the new one before it leaves the old one).
+ * @param {import("socket.io").Socket} socket
+ */
+function sessionOf(socket) {
+  const rooms = [...socket.rooms].filter((room) => room.startsWith("session:"));
+  return (rooms.at(-1) ?? "session:").slice("session:".length);
 }
 
 /** The room every socket of one user joins, whatever the session. */
@@ -169,18 +178,13 @@ export function disconnectOnLogout(io) {
   };
   /**
    * The sockets of session `from` now belong to session `to` (its new id
-   * after a password change): they change rooms, and their session watch
-   * reads the new id.
+   * after a password change): they change rooms, in every process (the
+   * cluster adapter passes the order on), and their session watch reads
+   * the new id from their rooms.
    */
   hook.follow = (from, to) => {
-    const namespace = io.of("/");
-    for (const id of namespace.adapter.rooms.get(sessionRoom(from)) ?? []) {
-      const socket = namespace.sockets.get(id);
-      if (socket === undefined) continue;
-      socket.data.sessionId = to;
-      socket.join(sessionRoom(to));
-      socket.leave(sessionRoom(from));
-    }
+    io.in(sessionRoom(from)).socketsJoin(sessionRoom(to));
+    io.in(sessionRoom(from)).socketsLeave(sessionRoom(from));
   };
   return hook;
 }
@@ -196,7 +200,7 @@ export function watchSession(socket, store, everyMs, lifetimeMs) {
   // moment before the socket learns the new one (`follow`).
   let missing = false;
   const timer = setInterval(() => {
-    store.get(socket.data.sessionId, (error, session) => {
+    store.get(sessionOf(socket), (error, session) => {
       if (error) return log.warn("could not re-check a session:", error);
       const outlived =
         session?.startedAt !== undefined &&

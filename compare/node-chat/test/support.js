@@ -40,6 +40,8 @@ export function startTwin(env = {}) {
       NODE_CHAT_TEST_SETTINGS: JSON.stringify({
         hashing: { memoryCost: 8, timeCost: 1, parallelism: 1 },
       }),
+      // `WORKERS=2 npm test`: every test against a primary and 2 workers.
+      ...(process.env.WORKERS && { WORKERS: process.env.WORKERS }),
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
