@@ -130,3 +130,9 @@ echo "==> the Node twin's own tests and type check (npm test, npm run typecheck 
 echo "==> the step 5 contract against the Node twin (CHAT_SERVER=node)"
 CHAT_SERVER=node cargo test -p step05-chat --test chat --test delivery --test limits \
   --test browser --test ending_sessions --test twin -- --include-ignored
+# The twin on both cores (WORKERS=2: a primary and two workers, compare/node-chat's README):
+# its own tests, then the same contract again.
+echo "==> the Node twin on two workers (WORKERS=2 npm test; NODE_CHAT_WORKERS=2, the contract)"
+(cd "$twin" && WORKERS=2 npm test)
+NODE_CHAT_WORKERS=2 CHAT_SERVER=node cargo test -p step05-chat --test chat --test delivery \
+  --test limits --test browser --test ending_sessions --test twin -- --include-ignored
