@@ -375,8 +375,12 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
         cluster => start_cluster(cluster, &setup, &mut redis).await?,
     };
     let login = target != "floor";
-    let pids = processes.iter().map(|process| process.pid);
-    let pids: Vec<u32> = pids.flat_map(procfs::with_children).collect();
+    // Each process, and those it started (the twin's workers, which a primary that listens
+    // first may start after the port is open: read once a socket has been served).
+    let pids = || -> Vec<u32> {
+        let pids = processes.iter().map(|process| process.pid);
+        pids.flat_map(procfs::with_children).collect()
+    };
     // One process: its cold start and its memory at idle. (Not for a cluster's two.)
     let mut cold = None;
     if let [process] = processes.as_slice() {
@@ -385,7 +389,7 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
             .map_err(|error| format!("{target}: cold start: {error}"))?;
         let cold_start_ms = process.started.elapsed().as_secs_f64() * 1000.0;
         tokio::time::sleep(IDLE_SETTLE).await;
-        let idle_mib = procfs::rss_kib(&pids).map(|kib| kib as f64 / 1024.0);
+        let idle_mib = procfs::rss_kib(&pids()).map(|kib| kib as f64 / 1024.0);
         cold = Some((cold_start_ms, idle_mib));
     }
     let report = bench::run(
@@ -394,7 +398,7 @@ async fn measure(target: &str, workload: &Workload) -> Result<Report, String> {
             name: target.to_owned(),
             nodes: processes.iter().map(|process| process.addr).collect(),
             login,
-            pids,
+            pids: pids(),
         },
     )
     .await
