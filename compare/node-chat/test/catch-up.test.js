@@ -18,8 +18,11 @@ import { startTwin } from "./support.js";
 
 /** Messages in general before anyone connects. */
 const STORED = 1000;
-/** Sockets whose catch-ups (each of STORED messages) queue in front. */
-const AHEAD = 20;
+/**
+ * Sockets whose catch-ups (each of STORED messages) queue in front: 20 for
+ * each worker (`WORKERS=2 npm test`), which share the connections out.
+ */
+const AHEAD = 20 * Math.max(1, Number(process.env.WORKERS) || 1);
 /** The last message our client saw: it missed the newest few. */
 const SEEN = STORED - 5;
 
