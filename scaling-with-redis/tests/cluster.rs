@@ -10,9 +10,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use scaling_with_redis::presence::REFRESH_EVERY;
 use serde_json::{Value, json};
 use support::{Options, TestApp, say};
-use testkit::RedisServer;
+use testkit::{OnlineList, RedisServer};
+use tokio::time::Instant;
 use tower_sessions::cookie::Key;
 
 /// A node of the cluster behind `redis_url`, on a free port.
@@ -231,6 +233,41 @@ async fn a_redis_outage_degrades_the_cluster_and_a_restart_heals_it() {
     let (_, history) = cluster.b.connected(&cluster.b.login("bob").await).await;
     let texts = support::history_texts(&history);
     assert!(texts.contains(&"during the outage"), "{texts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_list_heals_after_redis_comes_back_empty() {
+    // An hour between session looks, as in the outage test: Redis comes back
+    // without the sessions.
+    let mut cluster = spawn_cluster_with(None, Some(Duration::from_secs(3600))).await;
+    let cookie = cluster.a.register("alice").await;
+    let (alice, _) = cluster.a.connected(&cookie).await;
+    let (_bob, _) = cluster.b.connected(&cluster.b.register("bob").await).await;
+    let mut list = OnlineList::default();
+    let soon = || Instant::now() + Duration::from_secs(10);
+    list.wait_for("alice", &alice, &["alice", "bob"], soon())
+        .await;
+
+    // Redis restarts empty: both nodes' copies of their users are gone. Node B
+    // writes its whole set again (at its next refresh, or when Carol comes),
+    // so Bob comes back beside her, and stays.
+    cluster._redis.restart().await;
+    let (_carol, _) = cluster
+        .b
+        .connected(&cluster.b.register("carol").await)
+        .await;
+    let everyone = ["alice", "bob", "carol"];
+    list.wait_for("alice", &alice, &everyone, soon()).await;
+    for event in alice.drain(REFRESH_EVERY * 2).await {
+        list.apply(&event);
+    }
+    list.wait_for(
+        "alice, two refreshes later",
+        &alice,
+        &everyone,
+        Instant::now(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

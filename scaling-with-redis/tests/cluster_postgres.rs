@@ -3,7 +3,7 @@
 //! across nodes. Needs `TEST_POSTGRES_URL` (`bash scripts/test.sh` starts a throw-away
 //! PostgreSQL through `scripts/with-postgres.sh`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,7 +12,7 @@ use std::time::Duration;
 use scaling_with_redis::presence::DEAD_NODE_GONE_WITHIN;
 
 use serde_json::{Value, json};
-use testkit::{JsClient, JsSocket, RedisServer};
+use testkit::{JsClient, JsSocket, OnlineList, RedisServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -377,66 +377,6 @@ async fn a_socket_moving_from_a_killed_node_catches_up_exactly_once_in_every_roo
     }
 }
 // ANCHOR_END: killed_node_test
-
-/// What one socket shows of `general`'s online list: the names, and the count the server
-/// gave with them, from the `presence` and `presence change` events it received, in order.
-#[derive(Debug, Default)]
-struct OnlineList {
-    names: BTreeSet<String>,
-    online: Option<u64>,
-}
-
-impl OnlineList {
-    fn apply(&mut self, event: &testkit::Event) {
-        let data = event.data();
-        if data["room"] != "general" {
-            return;
-        }
-        let names = |key: &str| -> Vec<String> {
-            let users = data[key].as_array().cloned().unwrap_or_default();
-            let names = users.iter().filter_map(|user| user["username"].as_str());
-            names.map(str::to_owned).collect()
-        };
-        match event.name.as_str() {
-            "presence" => self.names = names("users").into_iter().collect(),
-            "presence change" => {
-                for name in names("left") {
-                    self.names.remove(&name);
-                }
-                self.names.extend(names("joined"));
-            }
-            _ => return,
-        }
-        self.online = data["online"].as_u64();
-    }
-
-    /// Reads `socket`'s events until it shows exactly `expected` (with the count to match),
-    /// or panics at `deadline`.
-    async fn wait_for(
-        &mut self,
-        who: &str,
-        socket: &JsSocket,
-        expected: &[&str],
-        deadline: Instant,
-    ) {
-        let expected: BTreeSet<String> = expected.iter().map(|name| name.to_string()).collect();
-        loop {
-            let shown = self.names == expected && self.online == Some(expected.len() as u64);
-            if shown {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{who} shows {:?} (online: {:?}), not {expected:?}",
-                self.names,
-                self.online
-            );
-            for event in socket.drain(Duration::from_millis(100)).await {
-                self.apply(&event);
-            }
-        }
-    }
-}
 
 // ANCHOR: presence_test
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,10 @@
 //! # }
 //! ```
 
+mod presence;
 pub mod transcript;
+
+pub use presence::OnlineList;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
