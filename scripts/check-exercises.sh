@@ -22,7 +22,7 @@
 # ("How to do the exercises"). A patch whose exercise legitimately changes a test changes
 # that test in the same patch, and the chapter's task names it. That is most of the time a
 # run takes (a patch to step 1 runs nearly every test of the workspace): measured on the
-# book's 2-core machine, 5 to 7 minutes for a patch to step 1 or 2, 10 for a step-4 patch on
+# book's 2-core machine, 4 to 7 minutes for a patch to step 1 or 2, 10 for a step-4 patch on
 # a busy machine, under 1 for a JWT one. EXERCISE_DEPENDANTS=own runs the patched crate's own
 # tests only, for a quicker look; EXERCISE_DEPENDANTS=none only the check (what CI runs: the
 # full run of every patch takes about two hours). Every patch of every crate has passed the
