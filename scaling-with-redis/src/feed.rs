@@ -9,10 +9,8 @@
 //! it: `read_gap`). And once a second each node asks the database for the newest id of each
 //! room it serves, which brings in the tail no notice announced.
 
-use std::collections::BTreeSet;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_under_load::Chat;
@@ -23,7 +21,7 @@ use sqlx::PgPool;
 use step05_chat::messages::ChatMessage;
 use tokio::sync::mpsc;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
-use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterface};
+use tower_sessions_redis_store::fred::interfaces::PubsubInterface;
 use tower_sessions_redis_store::fred::prelude::Pool;
 use tower_sessions_redis_store::fred::types::Message;
 
@@ -85,16 +83,10 @@ pub async fn publish(node: u64, redis: Pool, mut delivered: mpsc::Receiver<Deliv
 /// node's sockets in order, once. Subscribes again after each reconnection to Redis (as the
 /// adapter's driver does); what was published meanwhile, the sweep finds.
 pub async fn listen<A: Adapter>(node: u64, client: SubscriberClient, chat: Chat, io: SocketIo<A>) {
-    let channels = Arc::new(Mutex::new(BTreeSet::from([CHANNEL.to_owned()])));
-    let resubscribing = crate::resubscribe_after_reconnections(client.clone(), channels);
-    let notices = client.message_rx();
-    if let Err(error) = client.ssubscribe(CHANNEL).await {
-        tracing::error!(%error, "could not subscribe to the notices: sweeping only");
-    }
-    tokio::select! {
-        () = resubscribing => {}
-        () = hand_over(node, notices, chat, io) => {}
-    }
+    crate::follow_channel(client, CHANNEL, |notices| {
+        hand_over(node, notices, chat, io)
+    })
+    .await;
 }
 
 /// [`listen`]'s loop: each notice to its room's sequencer.

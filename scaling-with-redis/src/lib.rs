@@ -49,7 +49,7 @@ use tower_sessions_redis_store::fred::interfaces::{EventInterface, PubsubInterfa
 use tower_sessions_redis_store::fred::prelude::{
     Builder, ClientLike, Config, PerformanceConfig, Pool, ReconnectPolicy,
 };
-use tower_sessions_redis_store::fred::types::RespVersion;
+use tower_sessions_redis_store::fred::types::{Message, RespVersion};
 
 /// The Socket.IO adapter of a cluster node: socketioxide's Redis adapter, over `fred`.
 pub type ClusterAdapter = CustomRedisAdapter<Emitter, ResubscribingDriver>;
@@ -138,6 +138,27 @@ impl Driver for ResubscribingDriver {
     }
 }
 // ANCHOR_END: resubscribing_driver
+
+/// Subscribes `client` to `channel` (sharded pub/sub, as the adapter's driver does), again
+/// after each reconnection to Redis, and hands its messages to `read` until it ends. A node's
+/// own channels (the notices of [`feed`] and of [`presence`]) are hints that a periodic pass
+/// makes up for: a failed subscription is logged, not fatal.
+pub(crate) async fn follow_channel<F: std::future::Future<Output = ()>>(
+    client: SubscriberClient,
+    channel: &str,
+    read: impl FnOnce(tokio::sync::broadcast::Receiver<Message>) -> F,
+) {
+    let channels = Arc::new(Mutex::new(BTreeSet::from([channel.to_owned()])));
+    let resubscribing = resubscribe_after_reconnections(client.clone(), channels);
+    let messages = client.message_rx();
+    if let Err(error) = client.ssubscribe(channel).await {
+        tracing::error!(%error, channel, "could not subscribe: the periodic pass alone reads");
+    }
+    tokio::select! {
+        () = resubscribing => {}
+        () = read(messages) => {}
+    }
+}
 
 impl std::fmt::Debug for ResubscribingDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

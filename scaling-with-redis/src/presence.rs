@@ -15,7 +15,6 @@
 //! (Redis pub/sub forgets) is made up for.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_under_load::Chat;
@@ -25,7 +24,7 @@ use step03_passport_like_auth::User;
 use tokio::sync::broadcast::error::RecvError;
 use tower_sessions_redis_store::fred::clients::SubscriberClient;
 use tower_sessions_redis_store::fred::interfaces::{
-    EventInterface, KeysInterface, PubsubInterface, SetsInterface, TransactionInterface,
+    KeysInterface, PubsubInterface, SetsInterface, TransactionInterface,
 };
 use tower_sessions_redis_store::fred::prelude::{Error as RedisError, Pool};
 use tower_sessions_redis_store::fred::types::{Message, Value};
@@ -224,16 +223,8 @@ pub async fn listen<A: Adapter>(
     chat: Chat,
     io: SocketIo<A>,
 ) {
-    let channels = Arc::new(Mutex::new(BTreeSet::from([CHANNEL.to_owned()])));
-    let resubscribing = crate::resubscribe_after_reconnections(client.clone(), channels);
-    let notices = client.message_rx();
-    if let Err(error) = client.ssubscribe(CHANNEL).await {
-        tracing::error!(%error, "could not subscribe to presence notices: refreshing only");
-    }
-    tokio::select! {
-        () = resubscribing => {}
-        () = read_rooms(node, notices, &redis, &chat, &io) => {}
-    }
+    let read = |notices| async move { read_rooms(node, notices, &redis, &chat, &io).await };
+    crate::follow_channel(client, CHANNEL, read).await;
 }
 
 /// [`listen`]'s loop: the rooms named since the last pass (or, every [`REFRESH_EVERY`],
